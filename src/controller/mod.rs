@@ -1,0 +1,9 @@
+//! Turning desired configuration (the custom resources) into what the provider reads.
+//!
+//! [`reconcile`] holds the pure functions that both worlds share: resource (+ its Secret)
+//! in, record and actions out. [`manifests`] is the folder source used by `portcullis dev`;
+//! the Kubernetes source and leader election come with the controller.
+
+pub mod folder;
+pub mod manifests;
+pub mod reconcile;

@@ -1,0 +1,424 @@
+//! Pure reconcile functions shared by the controller and the manifests folder: a resource
+//! and the Secret it refers to in, the record to store and the actions to take out.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use url::Url;
+
+use super::manifests::DEFAULT_NAMESPACE;
+use crate::crd::{GrantType, OidcClient, OidcUser, SigningAlgorithm, SigningKey, TokenEndpointAuthMethod};
+use crate::model::{ClientRecord, UserRecord};
+use crate::protocol::scope::Scope;
+use crate::secrets::{self, SecretError};
+
+/// Secret key holding the client id.
+pub const CLIENT_ID_KEY: &str = "clientId";
+/// Secret key holding the client secret.
+pub const CLIENT_SECRET_KEY: &str = "clientSecret";
+/// Longest access-token lifetime a client may configure.
+pub const MAX_ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// A resource that cannot be reconciled, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind} {namespace}/{name}: {problem}")]
+pub struct ReconcileError {
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+    pub problem: Problem,
+}
+
+/// What is wrong with a resource.
+#[derive(Debug, thiserror::Error)]
+pub enum Problem {
+    #[error("Secret {secret} has no key `{key}`")]
+    MissingSecretKey { secret: String, key: String },
+    #[error("Secret {0} not found")]
+    MissingSecret(String),
+    #[error("Secret {secret} key `{key}` is not UTF-8")]
+    NotUtf8 { secret: String, key: String },
+    #[error("spec.clientId `{spec}` differs from `{secret}` in the credentials Secret")]
+    ConflictingClientId { spec: String, secret: String },
+    #[error("invalid client id `{0}`: use 1 to 255 printable ASCII characters")]
+    InvalidClientId(String),
+    #[error("a public client (tokenEndpointAuthMethod: none) cannot have a client secret")]
+    PublicClientWithSecret,
+    #[error("a public client (tokenEndpointAuthMethod: none) cannot use the client_credentials grant")]
+    PublicClientCredentials,
+    #[error("the authorization_code grant needs at least one redirect URI")]
+    NoRedirectUri,
+    #[error("{field}: `{uri}` is not an absolute URI without a fragment (RFC 6749 §3.1.2)")]
+    InvalidUri { field: &'static str, uri: String },
+    #[error("spec.scopes: {0}")]
+    InvalidScope(String),
+    #[error("{field}: `{value}` is not a duration between 1s and {max}")]
+    InvalidDuration { field: &'static str, value: String, max: &'static str },
+    #[error("the password hash is not an argon2id PHC string (make one with `portcullis hash-password`)")]
+    InvalidPasswordHash,
+    #[error("spec.username must not be empty")]
+    EmptyUsername,
+    #[error("spec.rsaBits must be 2048, 3072 or 4096")]
+    InvalidRsaBits,
+    #[error("{0}")]
+    Secret(#[from] SecretError),
+}
+
+fn error(kind: &'static str, meta: &impl ResourceExt, problem: Problem) -> ReconcileError {
+    ReconcileError {
+        kind,
+        namespace: meta.namespace().unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
+        name: meta.name_any(),
+        problem,
+    }
+}
+
+/// Reads a key of a Secret, preferring `stringData` as the API server does on write.
+pub fn secret_value(secret: &Secret, key: &str) -> Result<Option<String>, Problem> {
+    if let Some(value) = secret.string_data.as_ref().and_then(|d| d.get(key)) {
+        return Ok(Some(value.clone()));
+    }
+    match secret.data.as_ref().and_then(|d| d.get(key)) {
+        None => Ok(None),
+        Some(bytes) => String::from_utf8(bytes.0.clone()).map(Some).map_err(|_| Problem::NotUtf8 {
+            secret: secret.metadata.name.clone().unwrap_or_default(),
+            key: key.to_owned(),
+        }),
+    }
+}
+
+/// The name of a client's credentials Secret.
+pub fn credentials_secret_name(client: &OidcClient) -> String {
+    client.spec.secret_name.clone().unwrap_or_else(|| format!("{}-credentials", client.name_any()))
+}
+
+/// Credentials generated for a confidential client whose Secret has none: the controller
+/// writes them to the Secret, `portcullis dev` prints them once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratedCredentials {
+    pub namespace: String,
+    pub secret_name: String,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+/// The outcome of reconciling a client.
+#[derive(Debug, Clone)]
+pub struct ClientPlan {
+    pub record: ClientRecord,
+    pub generated: Option<GeneratedCredentials>,
+}
+
+/// Reconciles an `OidcClient` and its credentials Secret (if it exists) into a record.
+pub fn plan_client(client: &OidcClient, credentials: Option<&Secret>) -> Result<ClientPlan, ReconcileError> {
+    let fail = |problem| error("OidcClient", client, problem);
+    let spec = &client.spec;
+    let secret_id = credentials.map(|s| secret_value(s, CLIENT_ID_KEY)).transpose().map_err(fail)?.flatten();
+    let client_id = match (&spec.client_id, secret_id) {
+        (Some(spec_id), Some(secret_id)) if *spec_id != secret_id => {
+            return Err(fail(Problem::ConflictingClientId { spec: spec_id.clone(), secret: secret_id }));
+        }
+        (Some(spec_id), _) => spec_id.clone(),
+        (None, Some(secret_id)) => secret_id,
+        (None, None) => client.name_any(),
+    };
+    if client_id.is_empty() || client_id.len() > 255 || !client_id.bytes().all(|b| (0x20..=0x7E).contains(&b)) {
+        return Err(fail(Problem::InvalidClientId(client_id)));
+    }
+    let secret = credentials
+        .map(|s| secret_value(s, CLIENT_SECRET_KEY))
+        .transpose()
+        .map_err(fail)?
+        .flatten()
+        .filter(|s| !s.is_empty());
+    let public = spec.token_endpoint_auth_method == TokenEndpointAuthMethod::None;
+    if public && secret.is_some() {
+        return Err(fail(Problem::PublicClientWithSecret));
+    }
+    if public && spec.grant_types.contains(&GrantType::ClientCredentials) {
+        return Err(fail(Problem::PublicClientCredentials));
+    }
+    if spec.grant_types.contains(&GrantType::AuthorizationCode) && spec.redirect_uris.is_empty() {
+        return Err(fail(Problem::NoRedirectUri));
+    }
+    for uri in &spec.redirect_uris {
+        check_uri("spec.redirectUris", uri).map_err(fail)?;
+    }
+    for uri in &spec.post_logout_redirect_uris {
+        check_uri("spec.postLogoutRedirectUris", uri).map_err(fail)?;
+    }
+    let scopes =
+        Scope::parse(&spec.scopes.join(" ")).map_err(|e| fail(Problem::InvalidScope(e.description.into_owned())))?;
+    let access_token_ttl = spec
+        .access_token_lifetime
+        .as_deref()
+        .map(|value| parse_duration("spec.accessTokenLifetime", value, MAX_ACCESS_TOKEN_LIFETIME, "24h"))
+        .transpose()
+        .map_err(fail)?;
+
+    let (secret_hash, generated) = if public {
+        (None, None)
+    } else {
+        match secret {
+            Some(secret) => (Some(secrets::hash(&secret).map_err(|e| fail(e.into()))?), None),
+            None => {
+                let client_secret = secrets::generate_client_secret().map_err(|e| fail(e.into()))?;
+                let hash = secrets::hash(&client_secret).map_err(|e| fail(e.into()))?;
+                let generated = GeneratedCredentials {
+                    namespace: client.namespace().unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
+                    secret_name: credentials_secret_name(client),
+                    client_id: client_id.clone(),
+                    client_secret,
+                };
+                (Some(hash), Some(generated))
+            }
+        }
+    };
+    let record = ClientRecord {
+        client_id,
+        client_name: spec.client_name.clone(),
+        secret_hash,
+        auth_method: spec.token_endpoint_auth_method,
+        redirect_uris: spec.redirect_uris.clone(),
+        post_logout_redirect_uris: spec.post_logout_redirect_uris.clone(),
+        grant_types: spec.grant_types.clone(),
+        scopes,
+        roles: spec.roles.clone(),
+        audience: spec.audience.clone(),
+        access_token_ttl: access_token_ttl.map(|d| d.as_secs()),
+        require_pkce: spec.require_pkce || public,
+        skip_consent: spec.skip_consent,
+    };
+    Ok(ClientPlan { record, generated })
+}
+
+/// RFC 6749 §3.1.2: a redirection endpoint URI is absolute and has no fragment.
+fn check_uri(field: &'static str, uri: &str) -> Result<(), Problem> {
+    match Url::parse(uri) {
+        Ok(url) if url.fragment().is_none() && !uri.contains('#') => Ok(()),
+        _ => Err(Problem::InvalidUri { field, uri: uri.to_owned() }),
+    }
+}
+
+fn parse_duration(
+    field: &'static str,
+    value: &str,
+    max: Duration,
+    max_text: &'static str,
+) -> Result<Duration, Problem> {
+    match humantime::parse_duration(value) {
+        Ok(d) if d >= Duration::from_secs(1) && d <= max => Ok(d),
+        _ => Err(Problem::InvalidDuration { field, value: value.to_owned(), max: max_text }),
+    }
+}
+
+/// Reconciles an `OidcUser` and its password Secret into a directory record.
+pub fn plan_user(user: &OidcUser, password_secret: Option<&Secret>) -> Result<UserRecord, ReconcileError> {
+    let fail = |problem| error("OidcUser", user, problem);
+    let spec = &user.spec;
+    if spec.username.trim().is_empty() {
+        return Err(fail(Problem::EmptyUsername));
+    }
+    let reference = &spec.password_secret_ref;
+    let secret = password_secret.ok_or_else(|| fail(Problem::MissingSecret(reference.name.clone())))?;
+    let password_hash = secret_value(secret, &reference.key).map_err(fail)?.ok_or_else(|| {
+        fail(Problem::MissingSecretKey { secret: reference.name.clone(), key: reference.key.clone() })
+    })?;
+    let password_hash = password_hash.trim().to_owned();
+    if !secrets::is_argon2id_phc(&password_hash) {
+        return Err(fail(Problem::InvalidPasswordHash));
+    }
+    Ok(UserRecord {
+        subject: spec.subject.clone().unwrap_or_else(|| spec.username.clone()),
+        username: spec.username.clone(),
+        email: spec.email.clone(),
+        email_verified: spec.email_verified,
+        name: spec.name.clone(),
+        given_name: spec.given_name.clone(),
+        family_name: spec.family_name.clone(),
+        groups: spec.groups.clone(),
+        roles: spec.roles.clone(),
+        client_roles: spec.client_roles.clone(),
+        password_hash,
+        disabled: spec.disabled,
+    })
+}
+
+/// Default time a key signs before the next one takes over.
+pub const DEFAULT_ROTATION_PERIOD: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// What a `SigningKey` asks for, validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyPlan {
+    pub algorithm: SigningAlgorithm,
+    pub rsa_bits: Option<u32>,
+    pub rotation_period: Duration,
+}
+
+/// Validates a `SigningKey`.
+pub fn plan_signing_key(key: &SigningKey) -> Result<KeyPlan, ReconcileError> {
+    let fail = |problem| error("SigningKey", key, problem);
+    let spec = &key.spec;
+    if let Some(bits) = spec.rsa_bits
+        && !matches!(bits, 2048 | 3072 | 4096)
+    {
+        return Err(fail(Problem::InvalidRsaBits));
+    }
+    let rotation_period = spec
+        .rotation_period
+        .as_deref()
+        .map(|value| parse_duration("spec.rotationPeriod", value, Duration::from_secs(366 * 24 * 3600), "366d"))
+        .transpose()
+        .map_err(fail)?
+        .unwrap_or(DEFAULT_ROTATION_PERIOD);
+    Ok(KeyPlan { algorithm: spec.algorithm, rsa_bits: spec.rsa_bits, rotation_period })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    use super::*;
+    use crate::crd::{OidcClientSpec, OidcUserSpec, SecretKeyRef, SigningKeySpec};
+
+    fn meta(name: &str) -> ObjectMeta {
+        ObjectMeta { name: Some(name.into()), namespace: Some("team".into()), ..Default::default() }
+    }
+
+    fn client(f: impl FnOnce(&mut OidcClientSpec)) -> OidcClient {
+        let mut spec: OidcClientSpec =
+            serde_json::from_value(serde_json::json!({"redirectUris": ["https://app.example/cb"]})).unwrap();
+        f(&mut spec);
+        OidcClient { metadata: meta("app"), spec, status: None }
+    }
+
+    fn secret(pairs: &[(&str, &str)]) -> Secret {
+        let data: BTreeMap<String, String> = pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        Secret { metadata: meta("app-credentials"), string_data: Some(data), ..Default::default() }
+    }
+
+    #[test]
+    fn client_id_defaults_to_the_resource_name_then_secret_then_spec() {
+        assert_eq!(plan_client(&client(|_| {}), None).unwrap().record.client_id, "app");
+        let s = secret(&[("clientId", "from-secret"), ("clientSecret", "x")]);
+        assert_eq!(plan_client(&client(|_| {}), Some(&s)).unwrap().record.client_id, "from-secret");
+        let err = plan_client(&client(|c| c.client_id = Some("spec".into())), Some(&s)).unwrap_err();
+        assert!(matches!(err.problem, Problem::ConflictingClientId { .. }));
+        assert_eq!(
+            err.to_string(),
+            "OidcClient team/app: spec.clientId `spec` differs from `from-secret` in the credentials Secret"
+        );
+    }
+
+    #[test]
+    fn secret_from_the_credentials_secret_is_stored_hashed() {
+        let plan = plan_client(&client(|_| {}), Some(&secret(&[("clientSecret", "s3cret")]))).unwrap();
+        let hash = plan.record.secret_hash.unwrap();
+        assert!(plan.generated.is_none());
+        assert!(!hash.contains("s3cret"));
+        assert!(secrets::verify("s3cret", &hash));
+    }
+
+    #[test]
+    fn confidential_client_without_secret_gets_a_generated_one() {
+        let plan = plan_client(&client(|_| {}), None).unwrap();
+        let generated = plan.generated.unwrap();
+        assert_eq!((generated.namespace.as_str(), generated.secret_name.as_str()), ("team", "app-credentials"));
+        assert!(secrets::verify(&generated.client_secret, &plan.record.secret_hash.unwrap()));
+    }
+
+    #[test]
+    fn public_client_has_no_secret_requires_pkce_and_no_client_credentials() {
+        let public = |c: &mut OidcClientSpec| c.token_endpoint_auth_method = TokenEndpointAuthMethod::None;
+        let plan = plan_client(&client(public), None).unwrap();
+        assert!(plan.record.secret_hash.is_none() && plan.generated.is_none() && plan.record.require_pkce);
+        let err = plan_client(&client(public), Some(&secret(&[("clientSecret", "x")]))).unwrap_err();
+        assert!(matches!(err.problem, Problem::PublicClientWithSecret));
+        let err = plan_client(
+            &client(|c| {
+                public(c);
+                c.grant_types = vec![GrantType::ClientCredentials];
+            }),
+            None,
+        )
+        .unwrap_err();
+        assert!(matches!(err.problem, Problem::PublicClientCredentials));
+    }
+
+    #[test]
+    fn rfc6749_3_1_2_redirect_uris_are_absolute_without_fragment() {
+        for bad in ["/relative", "https://app.example/cb#frag", "not a uri"] {
+            let err = plan_client(&client(|c| c.redirect_uris = vec![bad.into()]), None).unwrap_err();
+            assert!(matches!(err.problem, Problem::InvalidUri { .. }), "{bad}");
+        }
+        let err = plan_client(&client(|c| c.redirect_uris.clear()), None).unwrap_err();
+        assert!(matches!(err.problem, Problem::NoRedirectUri));
+        let machine = client(|c| {
+            c.redirect_uris.clear();
+            c.grant_types = vec![GrantType::ClientCredentials];
+        });
+        assert!(plan_client(&machine, None).is_ok());
+    }
+
+    #[test]
+    fn access_token_lifetime_is_parsed_and_bounded() {
+        let plan = plan_client(&client(|c| c.access_token_lifetime = Some("15m".into())), None).unwrap();
+        assert_eq!(plan.record.access_token_ttl, Some(900));
+        for bad in ["0s", "25h", "soon"] {
+            assert!(plan_client(&client(|c| c.access_token_lifetime = Some(bad.into())), None).is_err(), "{bad}");
+        }
+    }
+
+    fn user(secret_ref_key: &str) -> OidcUser {
+        let spec = OidcUserSpec {
+            username: "alice".into(),
+            subject: None,
+            email: Some("alice@example.com".into()),
+            email_verified: true,
+            name: None,
+            given_name: None,
+            family_name: None,
+            groups: vec![],
+            roles: vec![],
+            client_roles: BTreeMap::new(),
+            password_secret_ref: SecretKeyRef { name: "alice-password".into(), key: secret_ref_key.into() },
+            disabled: false,
+        };
+        OidcUser { metadata: meta("alice"), spec, status: None }
+    }
+
+    #[test]
+    fn user_needs_an_argon2id_hash_in_its_secret() {
+        let hash = secrets::hash("pw").unwrap();
+        let record = plan_user(&user("passwordHash"), Some(&secret(&[("passwordHash", &hash)]))).unwrap();
+        assert_eq!((record.subject.as_str(), record.password_hash.as_str()), ("alice", hash.as_str()));
+        assert!(matches!(plan_user(&user("passwordHash"), None).unwrap_err().problem, Problem::MissingSecret(_)));
+        assert!(matches!(
+            plan_user(&user("other"), Some(&secret(&[("passwordHash", &hash)]))).unwrap_err().problem,
+            Problem::MissingSecretKey { .. }
+        ));
+        assert!(matches!(
+            plan_user(&user("passwordHash"), Some(&secret(&[("passwordHash", "plain")]))).unwrap_err().problem,
+            Problem::InvalidPasswordHash
+        ));
+    }
+
+    #[test]
+    fn signing_key_plan_validates_size_and_rotation() {
+        let key = |rsa_bits, rotation: &str| SigningKey {
+            metadata: meta("main"),
+            spec: SigningKeySpec {
+                algorithm: SigningAlgorithm::RS256,
+                rotation_period: Some(rotation.into()),
+                rsa_bits,
+            },
+            status: None,
+        };
+        assert_eq!(plan_signing_key(&key(None, "720h")).unwrap().rotation_period, Duration::from_secs(720 * 3600));
+        assert!(matches!(plan_signing_key(&key(Some(1024), "720h")).unwrap_err().problem, Problem::InvalidRsaBits));
+        assert!(plan_signing_key(&key(None, "forever")).is_err());
+    }
+}

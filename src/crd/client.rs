@@ -1,0 +1,142 @@
+// kube's derive repeats `type_` across printcolumns by design; clippy mistakes it for a duplicate.
+#![allow(clippy::duplicated_attributes)]
+
+use std::fmt;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// An application that may obtain tokens from Portcullis.
+///
+/// Field names follow RFC 7591 client metadata, in camelCase.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "portcullis.dev",
+    version = "v1alpha1",
+    kind = "OidcClient",
+    namespaced,
+    status = "OidcClientStatus",
+    shortname = "oidcc",
+    category = "portcullis",
+    doc = "An OAuth 2.0 / OpenID Connect client (relying party) of Portcullis.",
+    printcolumn(name = "Client ID", type_ = "string", json_path = ".status.clientId"),
+    printcolumn(name = "Auth", type_ = "string", json_path = ".spec.tokenEndpointAuthMethod"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct OidcClientSpec {
+    /// The `client_id`. Defaults to the `clientId` key of the credentials Secret, then to `metadata.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Human-readable name shown on the login and consent pages (RFC 7591 `client_name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+    /// Exact redirect URIs the client may use (RFC 7591 `redirect_uris`); compared by exact string match.
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// Exact URIs the client may be sent to after logout (RP-Initiated Logout `post_logout_redirect_uris`).
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// OAuth 2.0 grant types the client may use (RFC 7591 `grant_types`).
+    #[serde(default = "default_grant_types")]
+    pub grant_types: Vec<GrantType>,
+    /// Scopes the client may request; a request for more is narrowed to these.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// How the client authenticates at the token, introspection and revocation endpoints
+    /// (RFC 7591 `token_endpoint_auth_method`); `none` makes it a public client.
+    #[serde(default)]
+    pub token_endpoint_auth_method: TokenEndpointAuthMethod,
+    /// Secret holding the credentials (keys `clientId`, `clientSecret`). Defaults to `<metadata.name>-credentials`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+    /// Roles this client defines; users' `clientRoles` for this client are limited to these.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Audiences (`aud`) put into this client's access tokens. Defaults to the client id.
+    #[serde(default)]
+    pub audience: Vec<String>,
+    /// Lifetime of access tokens issued to this client, e.g. `15m` or `1h`. Defaults to the provider's setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_lifetime: Option<String>,
+    /// Require PKCE (RFC 7636) even though the client is confidential. Public clients always require it.
+    #[serde(default)]
+    pub require_pkce: bool,
+    /// Skip the consent page for this (first-party) client.
+    #[serde(default)]
+    pub skip_consent: bool,
+}
+
+fn default_grant_types() -> Vec<GrantType> {
+    vec![GrantType::AuthorizationCode]
+}
+
+/// What the controller observed when it last reconciled the client.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OidcClientStatus {
+    /// The effective client id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The generation last reconciled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Standard conditions; `Ready` says whether the client is usable.
+    #[serde(default)]
+    pub conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+}
+
+/// OAuth 2.0 grant types Portcullis implements (RFC 7591 §2 names).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    /// RFC 6749 §4.1.
+    AuthorizationCode,
+    /// RFC 6749 §6.
+    RefreshToken,
+    /// RFC 6749 §4.4.
+    ClientCredentials,
+}
+
+impl GrantType {
+    /// The wire name used in requests and metadata.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::RefreshToken => "refresh_token",
+            GrantType::ClientCredentials => "client_credentials",
+        }
+    }
+}
+
+impl fmt::Display for GrantType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Client authentication methods (RFC 7591 §2 `token_endpoint_auth_method`).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenEndpointAuthMethod {
+    /// HTTP Basic with the form-encoded id and secret (RFC 6749 §2.3.1).
+    #[default]
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body (RFC 6749 §2.3.1).
+    ClientSecretPost,
+    /// A public client: no secret (RFC 7591 §2).
+    None,
+}
+
+impl TokenEndpointAuthMethod {
+    /// The wire name used in metadata.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenEndpointAuthMethod::ClientSecretBasic => "client_secret_basic",
+            TokenEndpointAuthMethod::ClientSecretPost => "client_secret_post",
+            TokenEndpointAuthMethod::None => "none",
+        }
+    }
+}

@@ -1,0 +1,79 @@
+// kube's derive repeats `type_` across printcolumns by design; clippy mistakes it for a duplicate.
+#![allow(clippy::duplicated_attributes)]
+
+use std::fmt;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A signing key for ID tokens and access tokens, rotated by the controller.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "portcullis.dev",
+    version = "v1alpha1",
+    kind = "SigningKey",
+    namespaced,
+    status = "SigningKeyStatus",
+    shortname = "sk",
+    category = "portcullis",
+    doc = "A token signing key; its public part is published in the JWKS.",
+    printcolumn(name = "Algorithm", type_ = "string", json_path = ".spec.algorithm"),
+    printcolumn(name = "Active Kid", type_ = "string", json_path = ".status.activeKid"),
+    printcolumn(name = "Next Rotation", type_ = "date", json_path = ".status.nextRotation"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct SigningKeySpec {
+    /// JWS algorithm (RFC 7518): RS256 (RSA 2048+), ES256 (P-256) or EdDSA (Ed25519).
+    pub algorithm: SigningAlgorithm,
+    /// How long a key signs before the next one takes over, e.g. `720h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_period: Option<String>,
+    /// RSA modulus size in bits (2048, 3072 or 4096); ignored for other algorithms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rsa_bits: Option<u32>,
+}
+
+/// What the controller observed when it last reconciled the key.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SigningKeyStatus {
+    /// The key id (`kid`) currently signing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_kid: Option<String>,
+    /// When the next rotation is due (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_rotation: Option<String>,
+    /// The generation last reconciled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// JWS signature algorithms Portcullis signs with (RFC 7518 §3.1, RFC 8037).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum SigningAlgorithm {
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    RS256,
+    /// ECDSA P-256 with SHA-256.
+    ES256,
+    /// Ed25519 (RFC 8037).
+    EdDSA,
+}
+
+impl SigningAlgorithm {
+    /// The `alg` header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlgorithm::RS256 => "RS256",
+            SigningAlgorithm::ES256 => "ES256",
+            SigningAlgorithm::EdDSA => "EdDSA",
+        }
+    }
+}
+
+impl fmt::Display for SigningAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,175 @@
+//! `portcullis dev`: the whole provider in one process, on the in-memory store, configured
+//! from a manifests folder (or the embedded examples).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use url::Url;
+
+use crate::clock::Clock;
+use crate::controller::folder::{self, ApplyError};
+use crate::controller::manifests::{ManifestError, ManifestSet};
+use crate::controller::reconcile::GeneratedCredentials;
+use crate::provider::{self, Provider, ProviderConfig};
+use crate::store::MemoryStore;
+
+/// The example manifests compiled into the binary, used when no folder is given.
+pub const EMBEDDED_EXAMPLES: &[(&str, &str)] = &[
+    ("<embedded>/clients.yaml", include_str!("../deploy/examples/clients.yaml")),
+    ("<embedded>/users.yaml", include_str!("../deploy/examples/users.yaml")),
+    ("<embedded>/signing-keys.yaml", include_str!("../deploy/examples/signing-keys.yaml")),
+];
+
+/// How often expired entries are purged from the in-memory store.
+const PURGE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Why `dev` could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    #[error("invalid --issuer `{0}`: it must be an http or https URL without query, fragment or credentials")]
+    Issuer(String),
+    #[error("loading manifests: {0}")]
+    Manifests(#[from] ManifestError),
+    #[error("applying manifests: {0}")]
+    Apply(Box<ApplyError>),
+    #[error("serializing the discovery document: {0}")]
+    Discovery(#[from] serde_json::Error),
+    #[error("listening on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("serving: {0}")]
+    Serve(std::io::Error),
+}
+
+impl From<ApplyError> for DevError {
+    fn from(error: ApplyError) -> Self {
+        Self::Apply(Box::new(error))
+    }
+}
+
+/// What `dev` is started with.
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    pub issuer: String,
+    /// A manifests folder; `None` uses [`EMBEDDED_EXAMPLES`].
+    pub manifests: Option<PathBuf>,
+    pub access_token_ttl: Duration,
+}
+
+/// OIDC Discovery §3 / RFC 8414 §2: the issuer is an URL with no query or fragment. It is
+/// kept exactly as given, since relying parties compare it as a string.
+pub fn validate_issuer(issuer: &str) -> Result<(), DevError> {
+    let url = Url::parse(issuer).map_err(|_| DevError::Issuer(issuer.to_owned()))?;
+    let valid = matches!(url.scheme(), "http" | "https")
+        && url.host().is_some()
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && !issuer.contains(['?', '#']);
+    if valid { Ok(()) } else { Err(DevError::Issuer(issuer.to_owned())) }
+}
+
+/// A provider ready to serve, and the client secrets generated while building it.
+pub struct DevProvider {
+    pub provider: Arc<Provider>,
+    pub generated: Vec<GeneratedCredentials>,
+}
+
+/// Loads the manifests, applies them to a fresh in-memory store and builds the provider.
+pub async fn build(options: &DevOptions) -> Result<DevProvider, DevError> {
+    validate_issuer(&options.issuer)?;
+    let set = match &options.manifests {
+        Some(dir) => ManifestSet::load_dir(dir)?,
+        None => ManifestSet::load_texts(EMBEDDED_EXAMPLES)?,
+    };
+    let clock = Clock::system();
+    let store = Arc::new(MemoryStore::new(clock.clone()));
+    let applied = folder::apply(&set, store.as_ref()).await?;
+    let purged = Arc::downgrade(&store);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PURGE_INTERVAL);
+        loop {
+            tick.tick().await;
+            match purged.upgrade() {
+                Some(store) => store.purge_expired(),
+                None => break,
+            }
+        }
+    });
+    let config =
+        ProviderConfig { issuer: options.issuer.clone(), access_token_ttl: options.access_token_ttl.as_secs() };
+    let keys = Arc::new(ArcSwap::from_pointee(applied.keyring));
+    let provider = Arc::new(Provider::new(config, store, keys, clock)?);
+    Ok(DevProvider { provider, generated: applied.generated })
+}
+
+/// Binds the address.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, DevError> {
+    TcpListener::bind(addr).await.map_err(|source| DevError::Listen { addr, source })
+}
+
+/// Serves until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    provider: Arc<Provider>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), DevError> {
+    axum::serve(listener, provider::app(provider)).with_graceful_shutdown(shutdown).await.map_err(DevError::Serve)
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oidc_discovery_3_issuer_has_no_query_or_fragment() {
+        for good in ["http://127.0.0.1:8080", "https://id.example", "https://id.example/tenant/"] {
+            assert!(validate_issuer(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "id.example",
+            "ftp://id.example",
+            "https://id.example/?a=b",
+            "https://id.example#x",
+            "https://u:p@id.example",
+            "https://id.example/?",
+        ] {
+            assert!(validate_issuer(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn embedded_examples_load() {
+        let set = ManifestSet::load_texts(EMBEDDED_EXAMPLES).unwrap();
+        assert!(!set.clients.is_empty() && !set.users.is_empty() && !set.signing_keys.is_empty());
+    }
+}

@@ -1,0 +1,232 @@
+//! The keyring: every published key, the active signer per algorithm, and the JWKS
+//! document serialized once per change of the key set.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use jsonwebtoken::{Validation, decode, decode_header};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::Jwk;
+use super::jws::{self, JwtType, VerifyError};
+use super::pair::{KeyError, KeyPair};
+use crate::crd::SigningAlgorithm;
+
+/// Where a key is in its life: it signs (`Active`), is published ahead of taking over
+/// (`Next`), or is published only so tokens it signed still verify (`Retired`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPhase {
+    Active,
+    Next,
+    Retired,
+}
+
+/// An immutable set of keys; a new set replaces the whole keyring atomically.
+#[derive(Debug)]
+pub struct Keyring {
+    keys: HashMap<String, (Arc<KeyPair>, KeyPhase)>,
+    active: HashMap<SigningAlgorithm, Arc<KeyPair>>,
+    default_algorithm: Option<SigningAlgorithm>,
+    jwks: Bytes,
+}
+
+/// The keyring shared by every request; swapped without locks when keys change.
+pub type SharedKeyring = Arc<ArcSwap<Keyring>>;
+
+#[derive(Serialize)]
+struct JwkSet<'a> {
+    keys: Vec<&'a Jwk>,
+}
+
+impl Keyring {
+    /// Builds a keyring. RS256 is the default signer when present (OIDC Core §15.1 makes it
+    /// the one algorithm every relying party supports); otherwise the first active key's.
+    pub fn new(keys: Vec<(KeyPair, KeyPhase)>) -> Result<Self, KeyError> {
+        let mut by_kid = HashMap::new();
+        let mut active = HashMap::new();
+        let mut order = Vec::new();
+        for (key, phase) in keys {
+            let key = Arc::new(key);
+            if phase == KeyPhase::Active {
+                active.entry(key.algorithm()).or_insert_with(|| Arc::clone(&key));
+                order.push(key.algorithm());
+            }
+            by_kid.insert(key.kid().to_owned(), (key, phase));
+        }
+        let default_algorithm = if active.contains_key(&SigningAlgorithm::RS256) {
+            Some(SigningAlgorithm::RS256)
+        } else {
+            order.first().copied()
+        };
+        let mut published: Vec<&Jwk> = by_kid.values().map(|(key, _)| key.jwk()).collect();
+        published.sort_by(|a, b| a.kid.cmp(&b.kid));
+        let jwks = Bytes::from(serde_json::to_vec(&JwkSet { keys: published })?);
+        Ok(Self { keys: by_kid, active, default_algorithm, jwks })
+    }
+
+    /// The serialized JWKS (RFC 7517 §5), public parts only.
+    pub fn jwks_json(&self) -> Bytes {
+        self.jwks.clone()
+    }
+
+    /// Algorithms that currently have an active signer.
+    pub fn algorithms(&self) -> Vec<SigningAlgorithm> {
+        self.active.keys().copied().collect()
+    }
+
+    /// The active signer for an algorithm, or the default signer.
+    pub fn signer(&self, algorithm: Option<SigningAlgorithm>) -> Option<&Arc<KeyPair>> {
+        self.active.get(&algorithm.or(self.default_algorithm)?)
+    }
+
+    /// Signs claims with the active key of the algorithm (or the default).
+    pub fn sign<T: Serialize>(
+        &self,
+        algorithm: Option<SigningAlgorithm>,
+        typ: JwtType,
+        claims: &T,
+    ) -> Result<String, KeyError> {
+        let key = self.signer(algorithm).ok_or(KeyError::Signing)?;
+        jws::sign(key, typ, claims)
+    }
+
+    /// Verifies a token we signed: known `kid`, expected `typ`, the key's own algorithm,
+    /// a valid signature, our issuer and an unexpired `exp` (no leeway).
+    pub fn verify<T: DeserializeOwned>(&self, token: &str, typ: JwtType, issuer: &str) -> Result<T, VerifyError> {
+        let header = decode_header(token)?;
+        let (key, _) = header.kid.as_deref().and_then(|kid| self.keys.get(kid)).ok_or(VerifyError::UnknownKey)?;
+        if !typ.matches(header.typ.as_deref()) {
+            return Err(VerifyError::WrongType);
+        }
+        let mut validation = Validation::new(key.jsonwebtoken_algorithm());
+        validation.leeway = 0;
+        validation.validate_aud = false;
+        validation.set_issuer(&[issuer]);
+        validation.set_required_spec_claims(&["exp", "iss", "iat"]);
+        Ok(decode::<T>(token, key.decoding_key(), &validation)?.claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Claims {
+        iss: String,
+        exp: u64,
+        iat: u64,
+        sub: String,
+    }
+
+    fn now() -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    }
+
+    fn claims(exp: u64) -> Claims {
+        Claims { iss: "https://id.example".into(), exp, iat: now(), sub: "s".into() }
+    }
+
+    fn ring(algorithms: &[SigningAlgorithm]) -> Keyring {
+        let keys = algorithms.iter().map(|a| (KeyPair::generate(*a, None).unwrap().0, KeyPhase::Active)).collect();
+        Keyring::new(keys).unwrap()
+    }
+
+    #[test]
+    fn every_algorithm_signs_and_verifies() {
+        let ring = ring(&[SigningAlgorithm::RS256, SigningAlgorithm::ES256, SigningAlgorithm::EdDSA]);
+        for alg in [SigningAlgorithm::RS256, SigningAlgorithm::ES256, SigningAlgorithm::EdDSA] {
+            let token = ring.sign(Some(alg), JwtType::AccessToken, &claims(now() + 60)).unwrap();
+            let verified: Claims = ring.verify(&token, JwtType::AccessToken, "https://id.example").unwrap();
+            assert_eq!(verified, claims(now() + 60), "{alg}");
+        }
+    }
+
+    #[test]
+    fn rs256_is_the_default_signer() {
+        let ring = ring(&[SigningAlgorithm::ES256, SigningAlgorithm::RS256]);
+        assert_eq!(ring.signer(None).unwrap().algorithm(), SigningAlgorithm::RS256);
+    }
+
+    #[test]
+    fn rfc9068_2_1_access_token_header_has_typ_at_jwt_and_kid() {
+        let ring = ring(&[SigningAlgorithm::RS256]);
+        let token = ring.sign(None, JwtType::AccessToken, &claims(now() + 60)).unwrap();
+        let header: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+        assert_eq!(header["typ"], "at+jwt");
+        assert_eq!(header["alg"], "RS256");
+        assert_eq!(header["kid"], ring.signer(None).unwrap().kid());
+    }
+
+    #[test]
+    fn rfc9068_4_token_of_another_type_is_refused() {
+        let ring = ring(&[SigningAlgorithm::RS256]);
+        let id_token = ring.sign(None, JwtType::Jwt, &claims(now() + 60)).unwrap();
+        assert!(matches!(
+            ring.verify::<Claims>(&id_token, JwtType::AccessToken, "https://id.example"),
+            Err(VerifyError::WrongType)
+        ));
+    }
+
+    #[test]
+    fn expired_token_and_foreign_issuer_are_refused() {
+        let ring = ring(&[SigningAlgorithm::RS256]);
+        let expired = ring.sign(None, JwtType::AccessToken, &claims(now() - 1)).unwrap();
+        assert!(ring.verify::<Claims>(&expired, JwtType::AccessToken, "https://id.example").is_err());
+        let token = ring.sign(None, JwtType::AccessToken, &claims(now() + 60)).unwrap();
+        assert!(ring.verify::<Claims>(&token, JwtType::AccessToken, "https://other.example").is_err());
+    }
+
+    #[test]
+    fn tampered_signature_and_unknown_key_are_refused() {
+        let ring_a = ring(&[SigningAlgorithm::ES256]);
+        let ring_b = ring(&[SigningAlgorithm::ES256]);
+        let token = ring_a.sign(None, JwtType::AccessToken, &claims(now() + 60)).unwrap();
+        assert!(matches!(
+            ring_b.verify::<Claims>(&token, JwtType::AccessToken, "https://id.example"),
+            Err(VerifyError::UnknownKey)
+        ));
+        let (signing_input, signature) = token.rsplit_once('.').unwrap();
+        let mut bytes = URL_SAFE_NO_PAD.decode(signature).unwrap();
+        bytes[0] ^= 1;
+        let tampered = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(bytes));
+        assert!(ring_a.verify::<Claims>(&tampered, JwtType::AccessToken, "https://id.example").is_err());
+    }
+
+    #[test]
+    fn alg_none_is_refused() {
+        let ring = ring(&[SigningAlgorithm::RS256]);
+        let kid = ring.signer(None).unwrap().kid().to_owned();
+        let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","typ":"at+jwt","kid":"{kid}"}}"#));
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(now() + 60)).unwrap());
+        assert!(
+            ring.verify::<Claims>(&format!("{header}.{payload}."), JwtType::AccessToken, "https://id.example").is_err()
+        );
+    }
+
+    #[test]
+    fn jwks_publishes_every_phase_and_no_private_members() {
+        let (active, _) = KeyPair::generate(SigningAlgorithm::RS256, None).unwrap();
+        let (retired, _) = KeyPair::generate(SigningAlgorithm::ES256, None).unwrap();
+        let ring = Keyring::new(vec![(active, KeyPhase::Active), (retired, KeyPhase::Retired)]).unwrap();
+        let jwks: serde_json::Value = serde_json::from_slice(&ring.jwks_json()).unwrap();
+        let keys = jwks["keys"].as_array().unwrap();
+        assert_eq!(keys.len(), 2);
+        for key in keys {
+            for private in ["d", "p", "q", "dp", "dq", "qi"] {
+                assert!(key.get(private).is_none(), "{private} published");
+            }
+        }
+        assert_eq!(ring.algorithms(), vec![SigningAlgorithm::RS256]);
+    }
+}

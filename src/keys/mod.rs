@@ -1,0 +1,15 @@
+//! Signing keys: generation, the keyring (active signer + published set), compact JWS
+//! signing with cached key pairs, verification and the JWKS document.
+//!
+//! Private key material lives only inside [`KeyPair`], whose `Debug` shows the `kid` and
+//! algorithm and nothing else.
+
+mod jwk;
+mod jws;
+mod keyring;
+mod pair;
+
+pub use jwk::Jwk;
+pub use jws::{JwtType, VerifyError};
+pub use keyring::{KeyPhase, Keyring, SharedKeyring};
+pub use pair::{KeyError, KeyPair};

@@ -1,0 +1,154 @@
+//! The `portcullis` command line.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use portcullis::dev::{self, DevOptions};
+use portcullis::telemetry::{self, LogFormat};
+use portcullis::{crd, secrets};
+
+#[derive(Parser)]
+#[command(name = "portcullis", version, about = "A Kubernetes-native OpenID Connect provider")]
+struct Cli {
+    /// Log line format (logs go to stderr; filter with RUST_LOG).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the provider on an in-memory store, configured from a folder of manifests.
+    Dev(DevArgs),
+    /// Run a stateless provider replica backed by Redis (not available yet).
+    Serve(Unavailable),
+    /// Run the Kubernetes controller (not available yet).
+    Controller(Unavailable),
+    /// Print the CustomResourceDefinitions as YAML.
+    Crds,
+    /// Read a password from stdin and print its argon2id PHC hash, for an OidcUser's Secret.
+    HashPassword,
+}
+
+#[derive(Args)]
+struct DevArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Issuer identifier, exactly as relying parties will see it. Defaults to http://LISTEN.
+    #[arg(long)]
+    issuer: Option<String>,
+    /// Folder of OidcClient, OidcUser, SigningKey and Secret manifests. Defaults to the
+    /// examples built into the binary.
+    #[arg(long)]
+    manifests: Option<PathBuf>,
+    /// Default access-token lifetime, e.g. 15m or 1h.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    access_token_ttl: Duration,
+}
+
+/// Accepts any arguments so that the message below is what the user sees.
+#[derive(Args)]
+struct Unavailable {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    _args: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    match cli.command {
+        Command::Dev(args) => run_dev(args),
+        Command::Serve(_) => unavailable("serve", "the Redis store"),
+        Command::Controller(_) => unavailable("controller", "the Kubernetes controller"),
+        Command::Crds => print_crds(),
+        Command::HashPassword => hash_password(),
+    }
+}
+
+fn unavailable(command: &str, missing: &str) -> ExitCode {
+    eprintln!(
+        "portcullis {command}: not available in this version: it needs {missing}, which is not built yet. Use `portcullis dev`."
+    );
+    ExitCode::from(2)
+}
+
+fn run_dev(args: DevArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("portcullis dev: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = DevOptions {
+        issuer: args.issuer.unwrap_or_else(|| format!("http://{}", args.listen)),
+        manifests: args.manifests,
+        access_token_ttl: args.access_token_ttl,
+    };
+    let result = runtime.block_on(async {
+        let built = dev::build(&options).await?;
+        for generated in &built.generated {
+            println!(
+                "Generated a secret for client `{}` (Secret {}/{} has none): {}",
+                generated.client_id, generated.namespace, generated.secret_name, generated.client_secret
+            );
+        }
+        let listener = dev::bind(args.listen).await?;
+        let source =
+            options.manifests.as_ref().map_or_else(|| "the embedded examples".to_owned(), |p| p.display().to_string());
+        println!(
+            "Portcullis dev listening on http://{} (issuer {}, manifests from {source})",
+            args.listen, options.issuer
+        );
+        dev::serve(listener, built.provider, dev::shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("portcullis dev: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_crds() -> ExitCode {
+    match crd::definitions_yaml() {
+        Ok(yaml) => {
+            print!("{yaml}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("portcullis crds: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn hash_password() -> ExitCode {
+    let mut input = String::new();
+    if let Err(error) = std::io::stdin().read_to_string(&mut input) {
+        eprintln!("portcullis hash-password: cannot read stdin: {error}");
+        return ExitCode::FAILURE;
+    }
+    let password = input.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&input);
+    if password.is_empty() {
+        eprintln!("portcullis hash-password: the password read from stdin is empty");
+        return ExitCode::FAILURE;
+    }
+    match secrets::hash(password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("portcullis hash-password: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

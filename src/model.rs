@@ -1,0 +1,59 @@
+//! Records the controller writes and the provider reads: the client registry and the user
+//! directory. They are plain data so every store can persist them as they are.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::crd::{GrantType, TokenEndpointAuthMethod};
+use crate::protocol::scope::Scope;
+
+/// A registered client, as the provider needs it at request time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientRecord {
+    pub client_id: String,
+    pub client_name: Option<String>,
+    /// Argon2id PHC string of the client secret; `None` for public clients.
+    pub secret_hash: Option<String>,
+    pub auth_method: TokenEndpointAuthMethod,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<GrantType>,
+    pub scopes: Scope,
+    pub roles: Vec<String>,
+    pub audience: Vec<String>,
+    /// Access-token lifetime in seconds, overriding the provider default.
+    pub access_token_ttl: Option<u64>,
+    pub require_pkce: bool,
+    pub skip_consent: bool,
+}
+
+impl ClientRecord {
+    /// Whether the client may use this grant type (RFC 7591 `grant_types`).
+    pub fn allows_grant(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+
+    /// The audiences of this client's access tokens: configured ones, else the client itself.
+    pub fn token_audience(&self) -> Vec<String> {
+        if self.audience.is_empty() { vec![self.client_id.clone()] } else { self.audience.clone() }
+    }
+}
+
+/// A user who can log in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub subject: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub groups: Vec<String>,
+    pub roles: Vec<String>,
+    pub client_roles: BTreeMap<String, Vec<String>>,
+    /// Argon2id PHC string of the password.
+    pub password_hash: String,
+    pub disabled: bool,
+}

@@ -1,0 +1,153 @@
+//! Client authentication at the token, introspection and revocation endpoints
+//! (RFC 6749 §2.3.1, OIDC Core §9).
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use super::OAuthError;
+use super::form::{FormParams, decode_component};
+use crate::crd::TokenEndpointAuthMethod;
+
+/// The credentials a request presented, and the method it used to present them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresentedClient {
+    pub client_id: String,
+    pub secret: Option<String>,
+    pub method: TokenEndpointAuthMethod,
+}
+
+/// Reads the client's credentials from the `Authorization` header and the form body.
+///
+/// RFC 6749 §2.3.1: with HTTP Basic, the id and secret are form-encoded before base64, so
+/// they are form-decoded here; credentials in the body are `client_id` + `client_secret`.
+/// RFC 6749 §2.3: a client must not use more than one authentication method per request.
+pub fn presented_client(authorization: Option<&str>, form: &FormParams) -> Result<PresentedClient, OAuthError> {
+    let body_id = form.get("client_id")?;
+    let body_secret = form.get("client_secret")?;
+    if let Some(header) = authorization {
+        let (id, secret) = parse_basic(header)?;
+        if body_secret.is_some() {
+            return Err(OAuthError::invalid_request("the client used more than one authentication method"));
+        }
+        if body_id.is_some_and(|body_id| body_id != id) {
+            return Err(OAuthError::invalid_request("client_id does not match the Authorization header"));
+        }
+        return Ok(PresentedClient {
+            client_id: id,
+            secret: Some(secret),
+            method: TokenEndpointAuthMethod::ClientSecretBasic,
+        });
+    }
+    let Some(client_id) = body_id else {
+        return Err(OAuthError::invalid_client("client authentication is required"));
+    };
+    let (secret, method) = match body_secret {
+        Some(secret) => (Some(secret.to_owned()), TokenEndpointAuthMethod::ClientSecretPost),
+        None => (None, TokenEndpointAuthMethod::None),
+    };
+    Ok(PresentedClient { client_id: client_id.to_owned(), secret, method })
+}
+
+/// Parses `Basic base64(urlencode(id):urlencode(secret))`.
+fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
+    let malformed = || OAuthError::invalid_client("malformed HTTP Basic credentials");
+    let (scheme, encoded) = header.trim().split_once(' ').ok_or_else(malformed)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(OAuthError::invalid_client("unsupported authentication scheme; use HTTP Basic"));
+    }
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
+    let colon = decoded.iter().position(|b| *b == b':').ok_or_else(malformed)?;
+    let id = decode_component(&decoded[..colon]).map_err(|_| malformed())?;
+    let secret = decode_component(&decoded[colon + 1..]).map_err(|_| malformed())?;
+    if id.is_empty() {
+        return Err(malformed());
+    }
+    Ok((id, secret))
+}
+
+/// OIDC Core §9: the client must authenticate with the method it registered.
+pub fn check_method(registered: TokenEndpointAuthMethod, presented: &PresentedClient) -> Result<(), OAuthError> {
+    if registered == presented.method {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_client(format!("the client must authenticate with {}", registered.as_str())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ErrorCode;
+
+    fn form(body: &str) -> FormParams {
+        FormParams::parse(body.as_bytes()).unwrap()
+    }
+
+    fn basic(credentials: &str) -> String {
+        format!("Basic {}", STANDARD.encode(credentials))
+    }
+
+    #[test]
+    fn rfc6749_2_3_1_basic_credentials_are_form_decoded() {
+        let header = basic("my%3Aclient:p%40ss+word");
+        let client = presented_client(Some(&header), &form("")).unwrap();
+        assert_eq!(client.client_id, "my:client");
+        assert_eq!(client.secret.as_deref(), Some("p@ss word"));
+        assert_eq!(client.method, TokenEndpointAuthMethod::ClientSecretBasic);
+    }
+
+    #[test]
+    fn rfc6749_2_3_1_body_credentials_are_client_secret_post() {
+        let client = presented_client(None, &form("client_id=app&client_secret=s")).unwrap();
+        assert_eq!(client.method, TokenEndpointAuthMethod::ClientSecretPost);
+        assert_eq!(client.secret.as_deref(), Some("s"));
+    }
+
+    #[test]
+    fn client_id_alone_is_a_public_client() {
+        let client = presented_client(None, &form("client_id=spa")).unwrap();
+        assert_eq!(client.method, TokenEndpointAuthMethod::None);
+        assert_eq!(client.secret, None);
+    }
+
+    #[test]
+    fn rfc6749_2_3_more_than_one_method_is_invalid_request() {
+        let header = basic("app:s");
+        let err = presented_client(Some(&header), &form("client_secret=s")).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidRequest);
+    }
+
+    #[test]
+    fn body_client_id_must_match_basic() {
+        let header = basic("app:s");
+        assert_eq!(
+            presented_client(Some(&header), &form("client_id=other")).unwrap_err().code,
+            ErrorCode::InvalidRequest
+        );
+        assert!(presented_client(Some(&header), &form("client_id=app")).is_ok());
+    }
+
+    #[test]
+    fn missing_credentials_are_invalid_client() {
+        assert_eq!(presented_client(None, &form("")).unwrap_err().code, ErrorCode::InvalidClient);
+    }
+
+    #[test]
+    fn malformed_basic_is_invalid_client() {
+        for header in ["Basic !!!", "Basic", "Bearer abc", &basic("no-colon"), &basic(":secret")] {
+            assert_eq!(
+                presented_client(Some(header), &form("")).unwrap_err().code,
+                ErrorCode::InvalidClient,
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn oidc_core_9_registered_method_must_be_used() {
+        let post = presented_client(None, &form("client_id=app&client_secret=s")).unwrap();
+        assert!(check_method(TokenEndpointAuthMethod::ClientSecretPost, &post).is_ok());
+        let err = check_method(TokenEndpointAuthMethod::ClientSecretBasic, &post).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidClient);
+    }
+}

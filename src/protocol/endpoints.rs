@@ -1,0 +1,10 @@
+//! Endpoint paths, shared by the router and the discovery document so they cannot disagree.
+
+pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";
+pub const OAUTH_AUTHORIZATION_SERVER: &str = "/.well-known/oauth-authorization-server";
+pub const JWKS: &str = "/jwks.json";
+pub const WELL_KNOWN_JWKS: &str = "/.well-known/jwks.json";
+pub const TOKEN: &str = "/token";
+pub const INTROSPECT: &str = "/introspect";
+pub const REVOKE: &str = "/revoke";
+pub const HEALTH: &str = "/health";

@@ -1,0 +1,16 @@
+//! Pure OAuth 2.0 / OpenID Connect rules: typed requests in, typed decisions out.
+//!
+//! Nothing here performs I/O or knows about HTTP frameworks, Redis or Kubernetes; time is
+//! passed in as `now` (seconds since the Unix epoch) so tests pin and advance the clock.
+
+pub mod claims;
+pub mod client_auth;
+pub mod discovery;
+pub mod endpoints;
+pub mod error;
+pub mod form;
+pub mod introspection;
+pub mod scope;
+pub mod token;
+
+pub use error::{ErrorCode, OAuthError};

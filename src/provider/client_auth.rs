@@ -1,0 +1,48 @@
+//! Authenticating the calling client: the first stage of the token, introspection and
+//! revocation pipelines.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, header};
+
+use super::Provider;
+use super::error::ProtocolError;
+use crate::model::ClientRecord;
+use crate::protocol::OAuthError;
+use crate::protocol::client_auth::{check_method, presented_client};
+use crate::protocol::form::FormParams;
+
+/// One message for every failure, so responses do not tell which client ids exist.
+const FAILED: &str = "client authentication failed";
+
+/// Identifies and authenticates the client (RFC 6749 §2.3.1). Public clients are identified
+/// by `client_id` alone; callers decide whether that is enough.
+pub async fn authenticate_client(
+    provider: &Provider,
+    headers: &HeaderMap,
+    form: &FormParams,
+) -> Result<Arc<ClientRecord>, ProtocolError> {
+    let authorization = match headers.get(header::AUTHORIZATION) {
+        Some(value) => Some(value.to_str().map_err(|_| OAuthError::invalid_client("malformed Authorization header"))?),
+        None => None,
+    };
+    let presented = presented_client(authorization, form)?;
+    let client =
+        provider.store.client(&presented.client_id).await?.ok_or_else(|| OAuthError::invalid_client(FAILED))?;
+    check_method(client.auth_method, &presented)?;
+    let (Some(secret), Some(hash)) = (presented.secret, client.secret_hash.clone()) else {
+        return if client.secret_hash.is_none() { Ok(client) } else { Err(OAuthError::invalid_client(FAILED).into()) };
+    };
+    let verified = match provider.secrets.check_memo(&client.client_id, &secret, &hash) {
+        Some(verified) => verified,
+        None => {
+            let verifier = Arc::clone(&provider.secrets);
+            let client_id = client.client_id.clone();
+            // Argon2 takes milliseconds of CPU: keep it off the async workers.
+            tokio::task::spawn_blocking(move || verifier.verify_and_remember(&client_id, &secret, &hash))
+                .await
+                .map_err(|_| OAuthError::server_error())?
+        }
+    };
+    if verified { Ok(client) } else { Err(OAuthError::invalid_client(FAILED).into()) }
+}

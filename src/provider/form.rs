@@ -1,0 +1,40 @@
+//! The form-body extractor of the token, introspection and revocation endpoints. Its
+//! rejections are protocol errors, so a malformed request gets an RFC 6749 body, not a
+//! framework default.
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Request};
+use axum::http::header;
+
+use super::error::ProtocolError;
+use crate::protocol::OAuthError;
+use crate::protocol::form::FormParams;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// An `application/x-www-form-urlencoded` body, strictly parsed.
+pub struct OAuthForm(pub FormParams);
+
+impl<S: Send + Sync> FromRequest<S> for OAuthForm {
+    type Rejection = ProtocolError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let is_form = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        if !is_form {
+            return Err(
+                OAuthError::invalid_request("the request body must be application/x-www-form-urlencoded").into()
+            );
+        }
+        let body: Body = request.into_body();
+        let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+            .await
+            .map_err(|_| OAuthError::invalid_request(format!("the request body exceeds {MAX_BODY_BYTES} bytes")))?;
+        Ok(Self(FormParams::parse(&bytes)?))
+    }
+}

@@ -1,0 +1,42 @@
+//! Token introspection (RFC 7662).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+
+use super::Provider;
+use super::client_auth::authenticate_client;
+use super::error::ProtocolError;
+use super::form::OAuthForm;
+use super::token::no_store;
+use crate::crd::TokenEndpointAuthMethod;
+use crate::keys::JwtType;
+use crate::protocol::OAuthError;
+use crate::protocol::claims::AccessTokenClaims;
+use crate::protocol::introspection::{IntrospectionResponse, introspect_access_token};
+
+/// RFC 7662 §2.1: an authenticated client asks about a token; `token_type_hint` is only a
+/// hint and every token kind is looked up anyway.
+pub async fn introspect(
+    State(provider): State<Arc<Provider>>,
+    headers: HeaderMap,
+    OAuthForm(form): OAuthForm,
+) -> Result<Response, ProtocolError> {
+    let client = authenticate_client(&provider, &headers, &form).await?;
+    if client.auth_method == TokenEndpointAuthMethod::None {
+        return Err(OAuthError::invalid_client("public clients cannot use token introspection").into());
+    }
+    let token = form.require("token")?;
+    let response =
+        match provider.keys.load().verify::<AccessTokenClaims>(token, JwtType::AccessToken, &provider.config.issuer) {
+            Ok(claims) => {
+                let revoked = provider.store.is_token_revoked(&claims.jti).await?;
+                introspect_access_token(claims, revoked, &client.client_id, provider.clock.now())
+            }
+            Err(_) => IntrospectionResponse::inactive(),
+        };
+    Ok(no_store(Json(response)))
+}

@@ -1,0 +1,70 @@
+//! The token endpoint (RFC 6749 §3.2): client authentication, then one stage per grant.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+use super::Provider;
+use super::client_auth::authenticate_client;
+use super::error::ProtocolError;
+use super::form::OAuthForm;
+use crate::crd::TokenEndpointAuthMethod;
+use crate::keys::JwtType;
+use crate::model::ClientRecord;
+use crate::protocol::OAuthError;
+use crate::protocol::scope::Scope;
+use crate::protocol::token::{self, GrantRequest, TokenResponse};
+use crate::secrets;
+
+/// Bytes of randomness in a token id (`jti`).
+const JTI_BYTES: usize = 16;
+
+pub async fn token(
+    State(provider): State<Arc<Provider>>,
+    headers: HeaderMap,
+    OAuthForm(form): OAuthForm,
+) -> Result<Response, ProtocolError> {
+    let client = authenticate_client(&provider, &headers, &form).await?;
+    let grant = token::parse_grant_request(&form)?;
+    token::check_grant_allowed(&client, grant.grant_type())?;
+    let response = match grant {
+        GrantRequest::ClientCredentials { scope } => client_credentials(&provider, &client, scope.as_ref())?,
+    };
+    Ok(no_store(Json(response)))
+}
+
+/// RFC 6749 §4.4: one signature, no store write.
+fn client_credentials(
+    provider: &Provider,
+    client: &ClientRecord,
+    requested: Option<&Scope>,
+) -> Result<TokenResponse, ProtocolError> {
+    if client.auth_method == TokenEndpointAuthMethod::None {
+        return Err(OAuthError::unauthorized_client("public clients cannot use the client_credentials grant").into());
+    }
+    let scope = token::client_credentials_scope(client, requested)?;
+    let now = provider.clock.now();
+    let jti = secrets::random_token(JTI_BYTES)?;
+    let grant = token::client_credentials_token(
+        &provider.config.issuer,
+        client,
+        &scope,
+        jti,
+        now,
+        provider.config.access_token_ttl,
+    );
+    let access_token = provider.keys.load().sign(None, JwtType::AccessToken, &grant.claims)?;
+    Ok(TokenResponse { access_token, token_type: "Bearer", expires_in: grant.expires_in, scope: grant.claims.scope })
+}
+
+/// RFC 6749 §5.1: responses carrying tokens must not be cached.
+pub fn no_store(body: impl IntoResponse) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}

@@ -1,0 +1,149 @@
+//! Hashing and checking of client secrets and user passwords, and random values.
+//!
+//! Both are stored as argon2id PHC strings. Checking a client secret with argon2 on every
+//! token request would make the hash the hot path, so a secret verified once is remembered
+//! in process memory as a SHA-256 digest, bound to the exact stored hash it was checked
+//! against: later requests compare digests in constant time, and a changed secret (a new
+//! PHC string) is verified with argon2 again.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Argon2, PasswordHash};
+use aws_lc_rs::digest;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use subtle::ConstantTimeEq;
+
+/// Failures hashing a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("hashing failed: {0}")]
+    Hash(String),
+    #[error("the system random number generator failed")]
+    Random,
+}
+
+/// Hashes a password or client secret as an argon2id PHC string with a random salt.
+pub fn hash(secret: &str) -> Result<String, SecretError> {
+    Argon2::default()
+        .hash_password(secret.as_bytes())
+        .map(|hash| hash.to_string())
+        .map_err(|e| SecretError::Hash(e.to_string()))
+}
+
+/// Whether `phc` is a well-formed argon2id PHC string.
+pub fn is_argon2id_phc(phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|hash| hash.algorithm.as_str() == "argon2id")
+}
+
+/// Checks a secret against an argon2id PHC string (constant time inside argon2).
+pub fn verify(secret: &str, phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|hash| Argon2::default().verify_password(secret.as_bytes(), &hash).is_ok())
+}
+
+/// `n` random bytes from the system CSPRNG, base64url-encoded.
+pub fn random_token(n: usize) -> Result<String, SecretError> {
+    let mut bytes = vec![0u8; n];
+    SystemRandom::new().fill(&mut bytes).map_err(|_| SecretError::Random)?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// A new client secret: 256 bits of randomness.
+pub fn generate_client_secret() -> Result<String, SecretError> {
+    random_token(32)
+}
+
+/// Most clients whose verified secret is remembered; the memo is cleared when full.
+const MEMO_CAPACITY: usize = 10_000;
+
+/// Remembers secrets already verified with argon2, per client.
+#[derive(Debug, Default)]
+pub struct ClientSecretVerifier {
+    memo: RwLock<HashMap<String, (String, [u8; 32])>>,
+}
+
+impl ClientSecretVerifier {
+    /// Whether `secret` matches the client's stored `phc`, running argon2 on a memo miss.
+    pub fn verify(&self, client_id: &str, secret: &str, phc: &str) -> bool {
+        self.check_memo(client_id, secret, phc).unwrap_or_else(|| self.verify_and_remember(client_id, secret, phc))
+    }
+
+    /// The fast path: `Some(answer)` when this client's current hash was verified before.
+    pub fn check_memo(&self, client_id: &str, secret: &str, phc: &str) -> Option<bool> {
+        let memo = self.memo.read().ok()?;
+        let (known_phc, digest) = memo.get(client_id)?;
+        (known_phc == phc).then(|| bool::from(digest.ct_eq(&sha256(secret))))
+    }
+
+    /// The slow path: argon2, and on success remember the secret's digest.
+    pub fn verify_and_remember(&self, client_id: &str, secret: &str, phc: &str) -> bool {
+        if !verify(secret, phc) {
+            return false;
+        }
+        if let Ok(mut memo) = self.memo.write() {
+            if memo.len() >= MEMO_CAPACITY {
+                memo.clear();
+            }
+            memo.insert(client_id.to_owned(), (phc.to_owned(), sha256(secret)));
+        }
+        true
+    }
+}
+
+fn sha256(value: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest::digest(&digest::SHA256, value.as_bytes()).as_ref());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_salted_argon2id_and_verify() {
+        let a = hash("correct horse").unwrap();
+        let b = hash("correct horse").unwrap();
+        assert_ne!(a, b);
+        assert!(a.starts_with("$argon2id$"));
+        assert!(is_argon2id_phc(&a));
+        assert!(verify("correct horse", &a));
+        assert!(!verify("wrong", &a));
+        assert!(!verify("correct horse", "not a hash"));
+    }
+
+    #[test]
+    fn only_argon2id_phc_strings_are_accepted() {
+        assert!(!is_argon2id_phc("plaintext"));
+        assert!(!is_argon2id_phc("$argon2i$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$dGVzdA"));
+    }
+
+    #[test]
+    fn memo_accepts_the_right_secret_and_refuses_others() {
+        let verifier = ClientSecretVerifier::default();
+        let phc = hash("s3cret").unwrap();
+        assert!(!verifier.verify("app", "wrong", &phc));
+        assert!(verifier.verify("app", "s3cret", &phc));
+        assert!(verifier.verify("app", "s3cret", &phc));
+        assert!(!verifier.verify("app", "wrong", &phc));
+    }
+
+    #[test]
+    fn memo_is_bound_to_the_stored_hash() {
+        let verifier = ClientSecretVerifier::default();
+        let old = hash("old").unwrap();
+        assert!(verifier.verify("app", "old", &old));
+        let new = hash("new").unwrap();
+        assert!(!verifier.verify("app", "old", &new));
+        assert!(verifier.verify("app", "new", &new));
+    }
+
+    #[test]
+    fn random_tokens_differ() {
+        assert_ne!(random_token(16).unwrap(), random_token(16).unwrap());
+        assert_eq!(generate_client_secret().unwrap().len(), 43);
+    }
+}
