@@ -86,12 +86,14 @@ fn run_dev(args: DevArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let options = DevOptions {
-        issuer: args.issuer.unwrap_or_else(|| format!("http://{}", args.listen)),
-        manifests: args.manifests,
-        access_token_ttl: args.access_token_ttl,
-    };
     let result = runtime.block_on(async {
+        let listener = dev::bind(args.listen).await?;
+        let address = listener.local_addr().map_err(|source| dev::DevError::Listen { addr: args.listen, source })?;
+        let options = DevOptions {
+            issuer: args.issuer.unwrap_or_else(|| format!("http://{address}")),
+            manifests: args.manifests,
+            access_token_ttl: args.access_token_ttl,
+        };
         let built = dev::build(&options).await?;
         for generated in &built.generated {
             println!(
@@ -99,13 +101,9 @@ fn run_dev(args: DevArgs) -> ExitCode {
                 generated.client_id, generated.namespace, generated.secret_name, generated.client_secret
             );
         }
-        let listener = dev::bind(args.listen).await?;
         let source =
             options.manifests.as_ref().map_or_else(|| "the embedded examples".to_owned(), |p| p.display().to_string());
-        println!(
-            "Portcullis dev listening on http://{} (issuer {}, manifests from {source})",
-            args.listen, options.issuer
-        );
+        println!("Portcullis dev listening on http://{address} (issuer {}, manifests from {source})", options.issuer);
         dev::serve(listener, built.provider, dev::shutdown_signal()).await
     });
     match result {
