@@ -3,14 +3,19 @@
 //! Nothing here performs I/O or knows about HTTP frameworks, Redis or Kubernetes; time is
 //! passed in as `now` (seconds since the Unix epoch) so tests pin and advance the clock.
 
+pub mod authorize;
 pub mod claims;
 pub mod client_auth;
 pub mod discovery;
 pub mod endpoints;
 pub mod error;
 pub mod form;
+pub mod id_token;
 pub mod introspection;
+pub mod pkce;
+pub mod redirect;
 pub mod scope;
 pub mod token;
+pub mod userinfo;
 
 pub use error::{ErrorCode, OAuthError};

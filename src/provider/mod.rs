@@ -7,6 +7,7 @@ mod form;
 mod headers;
 mod introspect;
 mod metadata;
+mod pages;
 mod revoke;
 mod token;
 

@@ -1,0 +1,278 @@
+//! Redirection endpoints (RFC 6749 §3.1.2): which `redirect_uri` a request may use, and
+//! how responses are appended to it (RFC 6749 §4.1.2, §4.1.2.1; RFC 9207 §2).
+//!
+//! A redirect URI that is missing or not registered is never redirected to: the error is
+//! shown to the user on an error page (RFC 6749 §4.1.2.1, RFC 9700 §4.1.3).
+
+use url::form_urlencoded;
+
+use super::OAuthError;
+use crate::model::ClientRecord;
+
+/// Why a request's redirect URI cannot be used. These errors must be rendered on an error
+/// page, never sent to the (unverified) redirect URI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RedirectUriError {
+    /// `redirect_uri` was omitted where it is required.
+    #[error("redirect_uri is required")]
+    Missing,
+    /// `redirect_uri` is not one of the client's registered URIs.
+    #[error("redirect_uri is not registered for this client")]
+    NotRegistered,
+}
+
+impl RedirectUriError {
+    /// Text for the error page (RFC 6749 §4.1.2.1: inform the resource owner).
+    pub fn description(self) -> &'static str {
+        match self {
+            RedirectUriError::Missing => "redirect_uri is required",
+            RedirectUriError::NotRegistered => "redirect_uri is not registered for this client",
+        }
+    }
+}
+
+impl From<RedirectUriError> for OAuthError {
+    fn from(err: RedirectUriError) -> Self {
+        OAuthError::invalid_request(err.description())
+    }
+}
+
+/// RFC 9700 §4.1.3 and RFC 6749 §3.1.2.3: a redirect URI is accepted only if it equals a
+/// registered one character for character — no prefix matching, no normalisation, no case
+/// folding, no wildcard.
+pub fn is_registered(client: &ClientRecord, redirect_uri: &str) -> bool {
+    client.redirect_uris.iter().any(|registered| registered == redirect_uri)
+}
+
+/// RFC 6749 §3.1.2.3 and OIDC Core §3.1.2.1: the redirect URI an authorization request
+/// will be answered at.
+///
+/// An omitted `redirect_uri` is allowed by RFC 6749 only when the client has exactly one
+/// registered URI; OpenID Connect requests (`openid` in scope) must always send it.
+pub fn resolve_redirect_uri(
+    client: &ClientRecord,
+    requested: Option<&str>,
+    openid: bool,
+) -> Result<String, RedirectUriError> {
+    match requested {
+        Some(uri) if is_registered(client, uri) => Ok(uri.to_owned()),
+        Some(_) => Err(RedirectUriError::NotRegistered),
+        None if openid => Err(RedirectUriError::Missing),
+        None => match client.redirect_uris.as_slice() {
+            [only] => Ok(only.clone()),
+            _ => Err(RedirectUriError::Missing),
+        },
+    }
+}
+
+/// RFC 6749 §3.1.2 and §4.1.2: adds `params` to the query component of `redirect_uri`,
+/// keeping any query it already has (which "MUST be retained") and encoding the values as
+/// `application/x-www-form-urlencoded` (RFC 6749 Appendix B).
+///
+/// The URI is otherwise left exactly as registered, so custom schemes and unusual but
+/// registered spellings survive. A fragment, which RFC 6749 §3.1.2 forbids anyway, stays
+/// after the query.
+pub fn append_query(redirect_uri: &str, params: &[(&str, &str)]) -> String {
+    let (base, fragment) = match redirect_uri.split_once('#') {
+        Some((base, fragment)) => (base, Some(fragment)),
+        None => (redirect_uri, None),
+    };
+    let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
+    let mut out = String::with_capacity(redirect_uri.len() + encoded.len() + 2);
+    out.push_str(base);
+    if !encoded.is_empty() {
+        match base.find('?') {
+            None => out.push('?'),
+            Some(i) if i + 1 == base.len() || base.ends_with('&') => {}
+            Some(_) => out.push('&'),
+        }
+        out.push_str(&encoded);
+    }
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
+}
+
+/// RFC 6749 §4.1.2.1 and RFC 9207 §2: the redirect carrying an authorization error, with
+/// `error`, `error_description`, the client's `state` (when it sent one) and `iss`.
+///
+/// Only call this with a redirect URI already verified for the client.
+pub fn error_redirect(redirect_uri: &str, error: &OAuthError, state: Option<&str>, issuer: &str) -> String {
+    let mut params = vec![("error", error.code.as_str()), ("error_description", error.description.as_ref())];
+    if let Some(state) = state {
+        params.push(("state", state));
+    }
+    params.push(("iss", issuer));
+    append_query(redirect_uri, &params)
+}
+
+/// RFC 6749 §4.1.2 and RFC 9207 §2: the redirect carrying an authorization code, with the
+/// client's `state` (when it sent one) and `iss`.
+pub fn code_redirect(redirect_uri: &str, code: &str, state: Option<&str>, issuer: &str) -> String {
+    let mut params = vec![("code", code)];
+    if let Some(state) = state {
+        params.push(("state", state));
+    }
+    params.push(("iss", issuer));
+    append_query(redirect_uri, &params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{GrantType, TokenEndpointAuthMethod};
+    use crate::protocol::ErrorCode;
+    use crate::protocol::scope::Scope;
+
+    fn client(uris: &[&str]) -> ClientRecord {
+        ClientRecord {
+            client_id: "app".into(),
+            client_name: None,
+            secret_hash: None,
+            auth_method: TokenEndpointAuthMethod::None,
+            redirect_uris: uris.iter().map(|u| (*u).to_owned()).collect(),
+            post_logout_redirect_uris: vec![],
+            grant_types: vec![GrantType::AuthorizationCode],
+            scopes: Scope::parse("openid").unwrap(),
+            roles: vec![],
+            audience: vec![],
+            access_token_ttl: None,
+            require_pkce: true,
+            skip_consent: false,
+        }
+    }
+
+    #[test]
+    fn rfc9700_4_1_3_exact_match_is_registered() {
+        let c = client(&["https://app.example/cb", "http://127.0.0.1:8080/cb"]);
+        assert!(is_registered(&c, "https://app.example/cb"));
+        assert!(is_registered(&c, "http://127.0.0.1:8080/cb"));
+    }
+
+    #[test]
+    fn rfc9700_4_1_3_no_prefix_normalisation_or_case_folding() {
+        let c = client(&["https://app.example/cb"]);
+        for near_miss in [
+            "https://app.example/cb/",
+            "https://app.example/cb/evil",
+            "https://app.example/cb?x=1",
+            "https://app.example/cb#x",
+            "https://APP.example/cb",
+            "HTTPS://app.example/cb",
+            "https://app.example:443/cb",
+            "https://app.example/%63b",
+            "https://app.example/./cb",
+            "https://app.example.evil/cb",
+            "https://app.example/c",
+            "",
+        ] {
+            assert!(!is_registered(&c, near_miss), "{near_miss}");
+        }
+    }
+
+    #[test]
+    fn rfc6749_3_1_2_3_registered_uri_is_used() {
+        let c = client(&["https://a.example/cb", "https://b.example/cb"]);
+        assert_eq!(resolve_redirect_uri(&c, Some("https://b.example/cb"), true).unwrap(), "https://b.example/cb");
+    }
+
+    #[test]
+    fn rfc6749_3_1_2_3_unregistered_uri_is_refused() {
+        let c = client(&["https://a.example/cb"]);
+        let err = resolve_redirect_uri(&c, Some("https://evil.example/cb"), false).unwrap_err();
+        assert_eq!(err, RedirectUriError::NotRegistered);
+        assert_eq!(err.description(), "redirect_uri is not registered for this client");
+    }
+
+    #[test]
+    fn rfc6749_3_1_2_3_omitted_uri_defaults_to_the_only_registered_one() {
+        let c = client(&["https://a.example/cb"]);
+        assert_eq!(resolve_redirect_uri(&c, None, false).unwrap(), "https://a.example/cb");
+    }
+
+    #[test]
+    fn rfc6749_3_1_2_3_omitted_uri_with_several_registered_is_missing() {
+        let c = client(&["https://a.example/cb", "https://b.example/cb"]);
+        assert_eq!(resolve_redirect_uri(&c, None, false), Err(RedirectUriError::Missing));
+        assert_eq!(resolve_redirect_uri(&client(&[]), None, false), Err(RedirectUriError::Missing));
+    }
+
+    #[test]
+    fn oidc_core_3_1_2_1_redirect_uri_is_required_for_openid_requests() {
+        let c = client(&["https://a.example/cb"]);
+        let err = resolve_redirect_uri(&c, None, true).unwrap_err();
+        assert_eq!(err, RedirectUriError::Missing);
+        assert_eq!(err.description(), "redirect_uri is required");
+    }
+
+    #[test]
+    fn redirect_uri_errors_become_invalid_request_for_the_error_page() {
+        let err = OAuthError::from(RedirectUriError::NotRegistered);
+        assert_eq!(err.code, ErrorCode::InvalidRequest);
+        assert_eq!(err.description, "redirect_uri is not registered for this client");
+    }
+
+    #[test]
+    fn rfc6749_4_1_2_parameters_are_added_as_a_query() {
+        assert_eq!(append_query("https://a.example/cb", &[("code", "abc")]), "https://a.example/cb?code=abc");
+    }
+
+    #[test]
+    fn rfc6749_3_1_2_existing_query_is_retained() {
+        assert_eq!(append_query("https://a.example/cb?x=1", &[("code", "c")]), "https://a.example/cb?x=1&code=c");
+        assert_eq!(append_query("https://a.example/cb?", &[("code", "c")]), "https://a.example/cb?code=c");
+        assert_eq!(append_query("https://a.example/cb?x=1&", &[("code", "c")]), "https://a.example/cb?x=1&code=c");
+    }
+
+    #[test]
+    fn rfc6749_appendix_b_values_are_form_urlencoded() {
+        let uri = append_query("https://a.example/cb", &[("state", "a b&c=d/é?#+")]);
+        assert_eq!(uri, "https://a.example/cb?state=a+b%26c%3Dd%2F%C3%A9%3F%23%2B");
+        let query = url::Url::parse(&uri).unwrap();
+        let pairs: Vec<_> = query.query_pairs().collect();
+        assert_eq!(pairs, [("state".into(), "a b&c=d/é?#+".into())]);
+    }
+
+    #[test]
+    fn rfc6749_3_1_2_fragment_stays_after_the_query() {
+        assert_eq!(append_query("https://a.example/cb#f", &[("code", "c")]), "https://a.example/cb?code=c#f");
+    }
+
+    #[test]
+    fn custom_scheme_and_loopback_uris_are_kept_verbatim() {
+        assert_eq!(append_query("com.example.app:/cb", &[("code", "c")]), "com.example.app:/cb?code=c");
+        assert_eq!(append_query("http://[::1]:53000/", &[("code", "c")]), "http://[::1]:53000/?code=c");
+    }
+
+    #[test]
+    fn no_parameters_leaves_the_uri_unchanged() {
+        assert_eq!(append_query("https://a.example/cb?x=1", &[]), "https://a.example/cb?x=1");
+    }
+
+    #[test]
+    fn rfc6749_4_1_2_and_rfc9207_2_code_redirect_carries_code_state_and_iss() {
+        let uri = code_redirect("https://a.example/cb", "c0de", Some("xyz"), "https://id.example");
+        assert_eq!(uri, "https://a.example/cb?code=c0de&state=xyz&iss=https%3A%2F%2Fid.example");
+    }
+
+    #[test]
+    fn rfc6749_4_1_2_state_is_omitted_when_the_client_sent_none() {
+        let uri = code_redirect("https://a.example/cb", "c0de", None, "https://id.example");
+        assert_eq!(uri, "https://a.example/cb?code=c0de&iss=https%3A%2F%2Fid.example");
+    }
+
+    #[test]
+    fn rfc6749_4_1_2_1_and_rfc9207_2_error_redirect_carries_error_state_and_iss() {
+        let err = OAuthError::invalid_scope("scope must include openid");
+        let uri = error_redirect("https://a.example/cb?x=1", &err, Some("s t"), "https://id.example");
+        assert_eq!(
+            uri,
+            "https://a.example/cb?x=1&error=invalid_scope&error_description=scope+must+include+openid\
+             &state=s+t&iss=https%3A%2F%2Fid.example"
+        );
+        let without_state = error_redirect("https://a.example/cb", &err, None, "https://id.example");
+        assert!(!without_state.contains("state="));
+    }
+}

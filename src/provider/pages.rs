@@ -1,0 +1,429 @@
+//! The HTML pages a person sees: login, consent, logout and errors.
+//!
+//! Templates live in `templates/` (askama, auto-escaped); the one stylesheet lives in
+//! `assets/portcullis.css`. Pages carry no script and no inline style, so they work under a
+//! strict Content-Security-Policy.
+
+// Until the login, consent and logout handlers call into this module.
+#![cfg_attr(not(test), allow(dead_code))]
+
+use askama::Template;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// The policy every page is served with. Handlers whose form posts to another origin (a
+/// `form_post` response, a logout redirect) widen `form-action` themselves.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The stylesheet, compiled into the binary.
+pub const STYLESHEET: &str = include_str!("../../assets/portcullis.css");
+
+/// The sign-in form.
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage<'a> {
+    pub stylesheet: &'a str,
+    pub action: &'a str,
+    pub client_name: &'a str,
+    pub interaction: &'a str,
+    pub csrf_token: &'a str,
+    /// Prefilled after a failed attempt; empty on first display.
+    pub username: &'a str,
+    pub error: Option<&'a str>,
+}
+
+/// The consent form: what the client asks for, allow or deny.
+#[derive(Template)]
+#[template(path = "consent.html")]
+pub struct ConsentPage<'a> {
+    pub stylesheet: &'a str,
+    pub action: &'a str,
+    pub client_name: &'a str,
+    pub username: &'a str,
+    pub scopes: Vec<ScopeLine<'a>>,
+    pub interaction: &'a str,
+    pub csrf_token: &'a str,
+}
+
+/// One requested scope, described in plain words.
+pub struct ScopeLine<'a> {
+    pub name: &'a str,
+    pub description: &'a str,
+}
+
+/// An error shown to the person, for when there is nowhere safe to redirect it.
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage<'a> {
+    pub stylesheet: &'a str,
+    pub title: &'a str,
+    pub description: &'a str,
+}
+
+/// OIDC RP-Initiated Logout: the confirmation asked before signing out.
+#[derive(Template)]
+#[template(path = "logout.html")]
+pub struct LogoutPage<'a> {
+    pub stylesheet: &'a str,
+    pub action: &'a str,
+    pub csrf_token: &'a str,
+    pub client_id: Option<&'a str>,
+    pub post_logout_redirect_uri: Option<&'a str>,
+    pub state: Option<&'a str>,
+    pub client_name: Option<&'a str>,
+}
+
+/// Shown after logout when there is no redirect to follow.
+#[derive(Template)]
+#[template(path = "logged_out.html")]
+pub struct LoggedOutPage<'a> {
+    pub stylesheet: &'a str,
+}
+
+/// Renders `page` as an uncacheable HTML response under [`CONTENT_SECURITY_POLICY`].
+/// A rendering failure is logged and answered as a plain-text 500.
+pub fn render<T: Template>(status: StatusCode, page: &T) -> Response {
+    match page.render() {
+        Ok(html) => (
+            status,
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
+                (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY)),
+                (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                (header::PRAGMA, HeaderValue::from_static("no-cache")),
+            ],
+            html,
+        )
+            .into_response(),
+        Err(error) => {
+            tracing::error!(%error, "rendering a page failed");
+            plain_server_error()
+        }
+    }
+}
+
+fn plain_server_error() -> Response {
+    let headers: [(HeaderName, HeaderValue); 2] = [
+        (header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8")),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+    ];
+    (StatusCode::INTERNAL_SERVER_ERROR, headers, "internal server error\n").into_response()
+}
+
+/// Serves the stylesheet of every page.
+pub async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400")),
+        ],
+        STYLESHEET,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt;
+
+    use super::*;
+
+    const CSS: &str = "/assets/portcullis.css";
+    const XSS: &str = "<script>alert(1)</script>";
+    /// askama 0.16 escapes `<` and `>` as numeric references, not `&lt;` / `&gt;`.
+    const XSS_ESCAPED: &str = "&#60;script&#62;alert(1)&#60;/script&#62;";
+
+    fn login<'a>(username: &'a str, error: Option<&'a str>) -> LoginPage<'a> {
+        LoginPage {
+            stylesheet: CSS,
+            action: "/login",
+            client_name: "Grafana",
+            interaction: "int-123",
+            csrf_token: "csrf-456",
+            username,
+            error,
+        }
+    }
+
+    fn consent(client_name: &str) -> ConsentPage<'_> {
+        ConsentPage {
+            stylesheet: CSS,
+            action: "/consent",
+            client_name,
+            username: "alice",
+            scopes: vec![
+                ScopeLine { name: "openid", description: "Know who you are" },
+                ScopeLine { name: "email", description: "See your email address" },
+            ],
+            interaction: "int-123",
+            csrf_token: "csrf-456",
+        }
+    }
+
+    fn logout(client_name: Option<&str>) -> LogoutPage<'_> {
+        LogoutPage {
+            stylesheet: CSS,
+            action: "/logout",
+            csrf_token: "csrf-456",
+            client_id: Some("grafana"),
+            post_logout_redirect_uri: Some("https://grafana.example/?a=1&b=2"),
+            state: Some("st\"ate"),
+            client_name,
+        }
+    }
+
+    /// Every page, rendered, with its name.
+    fn all_pages() -> Vec<(&'static str, String)> {
+        vec![
+            ("login", login("", None).render().expect("login renders")),
+            ("login with error", login("alice", Some("Wrong username or password.")).render().expect("renders")),
+            ("consent", consent("Grafana").render().expect("consent renders")),
+            (
+                "error",
+                ErrorPage { stylesheet: CSS, title: "Unknown client", description: "No such client." }
+                    .render()
+                    .expect("error renders"),
+            ),
+            ("logout", logout(Some("Grafana")).render().expect("logout renders")),
+            (
+                "logout bare",
+                LogoutPage {
+                    stylesheet: CSS,
+                    action: "/logout",
+                    csrf_token: "c",
+                    client_id: None,
+                    post_logout_redirect_uri: None,
+                    state: None,
+                    client_name: None,
+                }
+                .render()
+                .expect("renders"),
+            ),
+            ("logged out", LoggedOutPage { stylesheet: CSS }.render().expect("logged out renders")),
+        ]
+    }
+
+    /// Whether `html` holds something shaped like ` onclick=`.
+    fn has_event_handler(html: &str) -> bool {
+        html.match_indices(" on").any(|(at, _)| {
+            let rest = &html[at + 3..];
+            let name_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+            name_len > 0 && rest[name_len..].starts_with('=')
+        })
+    }
+
+    #[test]
+    fn every_page_is_a_complete_accessible_document() {
+        for (name, html) in all_pages() {
+            assert!(html.starts_with("<!doctype html>"), "{name}: doctype");
+            assert!(html.contains(r#"<html lang="en">"#), "{name}: lang");
+            assert!(html.contains(r#"<meta name="viewport""#), "{name}: viewport");
+            assert!(html.contains(r#"<meta name="referrer" content="no-referrer">"#), "{name}: referrer");
+            assert!(html.contains("<title>") && html.contains("Portcullis</title>"), "{name}: title");
+            assert!(html.contains(r#"<link rel="stylesheet" href="/assets/portcullis.css">"#), "{name}: stylesheet");
+            assert!(html.contains("<main>"), "{name}: main");
+            assert_eq!(html.matches("<h1>").count(), 1, "{name}: exactly one h1");
+        }
+    }
+
+    #[test]
+    fn no_page_has_script_or_inline_style() {
+        for (name, html) in all_pages() {
+            let lower = html.to_ascii_lowercase();
+            assert!(!lower.contains("<script"), "{name}: script element");
+            assert!(!lower.contains("style="), "{name}: style attribute");
+            assert!(!lower.contains("<style"), "{name}: style element");
+            assert!(!has_event_handler(&lower), "{name}: event handler attribute");
+            assert!(!lower.contains("javascript:"), "{name}: javascript url");
+            assert!(!lower.contains("http://") && !lower.contains("//cdn"), "{name}: external asset");
+        }
+    }
+
+    #[test]
+    fn login_has_the_expected_fields() {
+        let html = login("", None).render().expect("renders");
+        assert!(html.contains(r#"<form method="post" action="/login">"#));
+        assert!(html.contains(r#"<input type="hidden" name="interaction" value="int-123">"#));
+        assert!(html.contains(r#"<input type="hidden" name="csrf_token" value="csrf-456">"#));
+        assert!(html.contains(r#"name="username""#));
+        assert!(html.contains(r#"name="password""#));
+        assert!(html.contains(r#"<label for="username">"#) && html.contains(r#"id="username""#));
+        assert!(html.contains(r#"<label for="password">"#) && html.contains(r#"id="password""#));
+        assert!(html.contains(r#"autocomplete="username""#));
+        assert!(html.contains(r#"autocomplete="current-password""#));
+        assert_eq!(html.matches("required").count(), 2);
+        assert!(html.contains(r#"<button type="submit" class="button primary full">Sign in</button>"#));
+        assert!(!html.contains(r#"role="alert""#));
+        assert!(!html.contains("aria-describedby"));
+        // The empty username field takes the focus.
+        let username_input = html.split(r#"id="username""#).nth(1).expect("username input");
+        let username_input = username_input.split('>').next().expect("tag end");
+        assert!(username_input.contains("autofocus"));
+        assert_eq!(html.matches("autofocus").count(), 1);
+    }
+
+    #[test]
+    fn login_error_is_announced_and_linked() {
+        let html = login("alice", Some("Wrong username or password.")).render().expect("renders");
+        assert!(html.contains(r#"<p id="login-error" class="error" role="alert">Wrong username or password.</p>"#));
+        assert_eq!(html.matches(r#"aria-describedby="login-error""#).count(), 2);
+        assert!(html.contains(r#"value="alice""#));
+        // With the username known, the password field takes the focus.
+        let password_input = html.split(r#"id="password""#).nth(1).expect("password input");
+        let password_input = password_input.split('>').next().expect("tag end");
+        assert!(password_input.contains("autofocus"));
+        assert_eq!(html.matches("autofocus").count(), 1);
+    }
+
+    #[test]
+    fn login_escapes_user_controlled_strings() {
+        let page = LoginPage {
+            client_name: XSS,
+            username: "\"><script>alert(1)</script>",
+            error: Some(XSS),
+            interaction: "\" autofocus onfocus=\"alert(1)",
+            ..login("", None)
+        };
+        let html = page.render().expect("renders");
+        assert!(!html.contains("<script"));
+        assert!(html.contains(XSS_ESCAPED));
+        assert!(!html.contains(r#"" onfocus=""#));
+        assert!(html.contains("&#34;") || html.contains("&quot;"));
+    }
+
+    #[test]
+    fn consent_lists_scopes_and_both_decisions() {
+        let html = consent("Grafana").render().expect("renders");
+        assert!(html.contains(r#"<form method="post" action="/consent">"#));
+        assert!(html.contains(r#"name="interaction" value="int-123""#));
+        assert!(html.contains(r#"name="csrf_token" value="csrf-456""#));
+        assert!(html.contains("<strong>Grafana</strong> wants to:"));
+        assert!(html.contains("Signed in as <strong>alice</strong>"));
+        assert!(html.contains("Know who you are <small>openid</small>"));
+        assert!(html.contains("See your email address <small>email</small>"));
+        assert!(html.contains(r#"name="decision" value="allow""#));
+        assert!(html.contains(r#"name="decision" value="deny""#));
+        assert!(html.contains(">Allow</button>") && html.contains(">Deny</button>"));
+    }
+
+    #[test]
+    fn consent_escapes_user_controlled_strings() {
+        let mut page = consent(XSS);
+        page.username = XSS;
+        page.scopes = vec![ScopeLine { name: XSS, description: XSS }];
+        let html = page.render().expect("renders");
+        assert!(!html.contains("<script"));
+        assert_eq!(html.matches(XSS_ESCAPED).count(), 4);
+    }
+
+    #[test]
+    fn error_page_shows_title_and_escaped_description() {
+        let html = ErrorPage { stylesheet: CSS, title: XSS, description: XSS }.render().expect("renders");
+        assert!(!html.contains("<script"));
+        assert!(html.contains(&format!("<h1>{XSS_ESCAPED}</h1>")));
+        assert!(html.contains(&format!(r#"<p class="error" role="alert">{XSS_ESCAPED}</p>"#)));
+    }
+
+    #[test]
+    fn logout_carries_the_request_parameters() {
+        let html = logout(Some("Grafana")).render().expect("renders");
+        assert!(html.contains("Sign out of Portcullis?"));
+        assert!(html.contains("<strong>Grafana</strong>"));
+        assert!(html.contains(r#"<form method="post" action="/logout">"#));
+        assert!(html.contains(r#"<input type="hidden" name="csrf_token" value="csrf-456">"#));
+        assert!(html.contains(r#"<input type="hidden" name="client_id" value="grafana">"#));
+        assert!(html.contains(r#"name="post_logout_redirect_uri" value="https://grafana.example/?a=1&#38;b=2""#));
+        assert!(html.contains(r#"name="state" value="st&#34;ate""#));
+        assert!(html.contains(r#"name="decision" value="logout" class="button primary">Sign out</button>"#));
+        assert!(html.contains(r#"name="decision" value="cancel" class="button secondary">Stay signed in</button>"#));
+    }
+
+    #[test]
+    fn logout_omits_absent_parameters() {
+        let page = LogoutPage { client_id: None, post_logout_redirect_uri: None, state: None, ..logout(None) };
+        let html = page.render().expect("renders");
+        assert!(html.contains(r#"name="csrf_token""#));
+        assert!(!html.contains(r#"name="client_id""#));
+        assert!(!html.contains(r#"name="post_logout_redirect_uri""#));
+        assert!(!html.contains(r#"name="state""#));
+        assert!(!html.contains("<strong>"));
+    }
+
+    #[test]
+    fn logout_escapes_client_name() {
+        let html = logout(Some(XSS)).render().expect("renders");
+        assert!(!html.contains("<script"));
+        assert!(html.contains(XSS_ESCAPED));
+    }
+
+    #[test]
+    fn logged_out_page_says_so() {
+        let html = LoggedOutPage { stylesheet: CSS }.render().expect("renders");
+        assert!(html.contains("<h1>You are signed out.</h1>"));
+    }
+
+    #[test]
+    fn stylesheet_href_is_escaped() {
+        let html = LoggedOutPage { stylesheet: "/x\"><script>" }.render().expect("renders");
+        assert!(!html.contains("<script"));
+    }
+
+    async fn body(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+        String::from_utf8(bytes.to_vec()).expect("utf-8")
+    }
+
+    #[tokio::test]
+    async fn render_sets_security_headers() {
+        let response = render(StatusCode::BAD_REQUEST, &login("", None));
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let headers = response.headers();
+        assert_eq!(headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        assert_eq!(
+            headers[header::CONTENT_SECURITY_POLICY],
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        );
+        assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+        assert_eq!(headers[header::PRAGMA], "no-cache");
+        let html = body(response).await;
+        assert!(html.starts_with("<!doctype html>"));
+        assert!(html.contains(r#"name="password""#));
+    }
+
+    /// A value whose formatting fails, to make rendering fail.
+    struct Broken;
+
+    impl fmt::Display for Broken {
+        fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+            Err(fmt::Error)
+        }
+    }
+
+    #[derive(Template)]
+    #[template(source = "<p>{{ value }}</p>", ext = "html")]
+    struct BrokenPage {
+        value: Broken,
+    }
+
+    #[tokio::test]
+    async fn render_failure_is_a_plain_500() {
+        let response = render(StatusCode::OK, &BrokenPage { value: Broken });
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "text/plain; charset=utf-8");
+        assert_eq!(body(response).await, "internal server error\n");
+    }
+
+    #[tokio::test]
+    async fn stylesheet_is_served_as_css() {
+        let response = stylesheet().await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "text/css; charset=utf-8");
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "public, max-age=86400");
+        let css = body(response).await;
+        assert!(css.contains("prefers-color-scheme: dark"));
+        assert!(css.contains(".error"));
+        assert!(!css.contains("@import") && !css.contains("url("), "no external assets");
+    }
+}
