@@ -57,3 +57,63 @@ pub struct UserRecord {
     pub password_hash: String,
     pub disabled: bool,
 }
+
+/// An SSO session: the browser's proof that a user authenticated at `auth_time`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub id: String,
+    pub subject: String,
+    pub auth_time: u64,
+    /// CSRF token of forms that act on the session (logout confirmation).
+    pub csrf_token: String,
+}
+
+/// A browser interaction in progress: an authorization request waiting for the user to
+/// log in and/or consent, bound to one browser and one CSRF token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interaction {
+    pub id: String,
+    pub browser_id: String,
+    pub csrf_token: String,
+    pub request: crate::protocol::authorize::AuthorizationRequest,
+    /// Set once the user has authenticated during (or before) this interaction.
+    pub subject: Option<String>,
+    pub auth_time: Option<u64>,
+    pub session_id: Option<String>,
+}
+
+/// What an authorization code stands for (RFC 6749 §4.1.2, OIDC Core §3.1.3.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationCode {
+    pub grant_id: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: Scope,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub subject: String,
+    pub auth_time: u64,
+    pub session_id: String,
+}
+
+/// A grant: what one user allowed one client, shared by every token issued from one
+/// authorization code. Revoking it kills the whole token family.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub id: String,
+    pub client_id: String,
+    pub subject: String,
+    pub scope: Scope,
+    pub auth_time: u64,
+    pub session_id: String,
+    pub expires_at: u64,
+}
+
+/// A refresh token, stored under the hash of its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshToken {
+    pub grant_id: String,
+    pub client_id: String,
+    pub scope: Scope,
+    pub expires_at: u64,
+}

@@ -1,20 +1,106 @@
 //! The in-memory store of `portcullis dev`: one process, nothing persisted.
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 
-use super::{Store, StoreError};
+use super::{Consumed, Store, StoreError};
 use crate::clock::Clock;
-use crate::model::{ClientRecord, UserRecord};
+use crate::model::{AuthorizationCode, ClientRecord, Grant, Interaction, RefreshToken, Session, UserRecord};
+use crate::protocol::scope::Scope;
+
+/// A map whose entries vanish at their expiry (checked on read, purged periodically).
+struct Expiring<T> {
+    entries: RwLock<HashMap<String, (T, u64)>>,
+}
+
+impl<T: Clone> Expiring<T> {
+    fn new() -> Self {
+        Self { entries: RwLock::new(HashMap::new()) }
+    }
+
+    fn put(&self, key: &str, value: T, expires_at: u64, now: u64) {
+        if expires_at > now {
+            write(&self.entries).insert(key.to_owned(), (value, expires_at));
+        }
+    }
+
+    fn get(&self, key: &str, now: u64) -> Option<T> {
+        read(&self.entries).get(key).filter(|(_, expires_at)| *expires_at > now).map(|(value, _)| value.clone())
+    }
+
+    fn delete(&self, key: &str) {
+        write(&self.entries).remove(key);
+    }
+
+    /// Applies `f` to the live entry (or `None`) under the write lock: the atomic step of
+    /// consume and counter operations.
+    fn update<R>(&self, key: &str, now: u64, f: impl FnOnce(Option<&mut (T, u64)>) -> R) -> R {
+        let mut entries = write(&self.entries);
+        if entries.get(key).is_some_and(|(_, expires_at)| *expires_at <= now) {
+            entries.remove(key);
+        }
+        f(entries.get_mut(key))
+    }
+
+    fn purge(&self, now: u64) {
+        write(&self.entries).retain(|_, (_, expires_at)| *expires_at > now);
+    }
+}
+
+impl Expiring<u32> {
+    /// Adds one to a counter, starting it at 1 with the given expiry when absent.
+    fn increment(&self, key: &str, expires_at: u64, now: u64) -> u32 {
+        let mut entries = write(&self.entries);
+        let entry = entries.entry(key.to_owned()).or_insert((0, expires_at));
+        if entry.1 <= now {
+            *entry = (0, expires_at);
+        }
+        entry.0 = entry.0.saturating_add(1);
+        entry.0
+    }
+}
+
+/// A single-use value and whether it has been used.
+#[derive(Clone)]
+struct Once<T> {
+    value: T,
+    used: bool,
+}
+
+fn consume<T: Clone>(table: &Expiring<Once<T>>, key: &str, now: u64) -> Consumed<T> {
+    table.update(key, now, |entry| match entry {
+        None => Consumed::Unknown,
+        Some((once, _)) if once.used => Consumed::Reused(once.value.clone()),
+        Some((once, _)) => {
+            once.used = true;
+            Consumed::Fresh(once.value.clone())
+        }
+    })
+}
+
+fn peek<T: Clone>(table: &Expiring<Once<T>>, key: &str, now: u64) -> Consumed<T> {
+    match table.get(key, now) {
+        None => Consumed::Unknown,
+        Some(once) if once.used => Consumed::Reused(once.value),
+        Some(once) => Consumed::Fresh(once.value),
+    }
+}
 
 /// Maps behind locks that are never held across an `.await`.
 pub struct MemoryStore {
     clock: Clock,
     clients: RwLock<HashMap<String, Arc<ClientRecord>>>,
     users: RwLock<Users>,
-    revoked: RwLock<HashMap<String, u64>>,
+    revoked: Expiring<()>,
+    sessions: Expiring<Session>,
+    interactions: Expiring<Interaction>,
+    codes: Expiring<Once<AuthorizationCode>>,
+    refresh_tokens: Expiring<Once<RefreshToken>>,
+    grants: Expiring<Grant>,
+    consents: Expiring<Scope>,
+    login_failures: Expiring<u32>,
 }
 
 #[derive(Default)]
@@ -25,22 +111,45 @@ struct Users {
 
 impl MemoryStore {
     pub fn new(clock: Clock) -> Self {
-        Self { clock, clients: RwLock::default(), users: RwLock::default(), revoked: RwLock::default() }
+        Self {
+            clock,
+            clients: RwLock::default(),
+            users: RwLock::default(),
+            revoked: Expiring::new(),
+            sessions: Expiring::new(),
+            interactions: Expiring::new(),
+            codes: Expiring::new(),
+            refresh_tokens: Expiring::new(),
+            grants: Expiring::new(),
+            consents: Expiring::new(),
+            login_failures: Expiring::new(),
+        }
     }
 
     /// Drops expired entries so memory stays bounded by what is live; run periodically.
     pub fn purge_expired(&self) {
         let now = self.clock.now();
-        write(&self.revoked).retain(|_, expires_at| *expires_at > now);
+        self.revoked.purge(now);
+        self.sessions.purge(now);
+        self.interactions.purge(now);
+        self.codes.purge(now);
+        self.refresh_tokens.purge(now);
+        self.grants.purge(now);
+        self.consents.purge(now);
+        self.login_failures.purge(now);
     }
 }
 
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn consent_key(subject: &str, client_id: &str) -> String {
+    format!("{}:{subject}:{client_id}", subject.len())
 }
 
 #[async_trait]
@@ -94,14 +203,104 @@ impl Store for MemoryStore {
     }
 
     async fn revoke_token(&self, jti: &str, expires_at: u64) -> Result<(), StoreError> {
-        if expires_at > self.clock.now() {
-            write(&self.revoked).insert(jti.to_owned(), expires_at);
-        }
+        self.revoked.put(jti, (), expires_at, self.clock.now());
         Ok(())
     }
 
     async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-        let now = self.clock.now();
-        Ok(read(&self.revoked).get(jti).is_some_and(|expires_at| *expires_at > now))
+        Ok(self.revoked.get(jti, self.clock.now()).is_some())
+    }
+
+    async fn put_session(&self, session: &Session, expires_at: u64) -> Result<(), StoreError> {
+        self.sessions.put(&session.id, session.clone(), expires_at, self.clock.now());
+        Ok(())
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        Ok(self.sessions.get(id, self.clock.now()))
+    }
+
+    async fn delete_session(&self, id: &str) -> Result<(), StoreError> {
+        self.sessions.delete(id);
+        Ok(())
+    }
+
+    async fn put_interaction(&self, interaction: &Interaction, expires_at: u64) -> Result<(), StoreError> {
+        self.interactions.put(&interaction.id, interaction.clone(), expires_at, self.clock.now());
+        Ok(())
+    }
+
+    async fn interaction(&self, id: &str) -> Result<Option<Interaction>, StoreError> {
+        Ok(self.interactions.get(id, self.clock.now()))
+    }
+
+    async fn delete_interaction(&self, id: &str) -> Result<(), StoreError> {
+        self.interactions.delete(id);
+        Ok(())
+    }
+
+    async fn put_code(&self, code_hash: &str, code: &AuthorizationCode, expires_at: u64) -> Result<(), StoreError> {
+        self.codes.put(code_hash, Once { value: code.clone(), used: false }, expires_at, self.clock.now());
+        Ok(())
+    }
+
+    async fn consume_code(&self, code_hash: &str) -> Result<Consumed<AuthorizationCode>, StoreError> {
+        Ok(consume(&self.codes, code_hash, self.clock.now()))
+    }
+
+    async fn put_refresh_token(&self, token_hash: &str, token: &RefreshToken) -> Result<(), StoreError> {
+        let once = Once { value: token.clone(), used: false };
+        self.refresh_tokens.put(token_hash, once, token.expires_at, self.clock.now());
+        Ok(())
+    }
+
+    async fn consume_refresh_token(&self, token_hash: &str) -> Result<Consumed<RefreshToken>, StoreError> {
+        Ok(consume(&self.refresh_tokens, token_hash, self.clock.now()))
+    }
+
+    async fn peek_refresh_token(&self, token_hash: &str) -> Result<Consumed<RefreshToken>, StoreError> {
+        Ok(peek(&self.refresh_tokens, token_hash, self.clock.now()))
+    }
+
+    async fn put_grant(&self, grant: &Grant) -> Result<(), StoreError> {
+        self.grants.put(&grant.id, grant.clone(), grant.expires_at, self.clock.now());
+        Ok(())
+    }
+
+    async fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError> {
+        Ok(self.grants.get(id, self.clock.now()))
+    }
+
+    async fn revoke_grant(&self, id: &str) -> Result<(), StoreError> {
+        self.grants.delete(id);
+        Ok(())
+    }
+
+    async fn put_consent(
+        &self,
+        subject: &str,
+        client_id: &str,
+        scope: &Scope,
+        expires_at: u64,
+    ) -> Result<(), StoreError> {
+        self.consents.put(&consent_key(subject, client_id), scope.clone(), expires_at, self.clock.now());
+        Ok(())
+    }
+
+    async fn consent(&self, subject: &str, client_id: &str) -> Result<Option<Scope>, StoreError> {
+        Ok(self.consents.get(&consent_key(subject, client_id), self.clock.now()))
+    }
+
+    async fn record_login_failure(&self, key: &str, expires_at: u64) -> Result<u32, StoreError> {
+        Ok(self.login_failures.increment(key, expires_at, self.clock.now()))
+    }
+
+    async fn login_failures(&self, key: &str) -> Result<u32, StoreError> {
+        Ok(self.login_failures.get(key, self.clock.now()).unwrap_or(0))
+    }
+
+    async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
+        self.login_failures.delete(key);
+        Ok(())
     }
 }

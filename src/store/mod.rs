@@ -1,8 +1,10 @@
 //! Where state lives: the client registry and user directory the controller writes, and
 //! every piece of short-lived state the provider needs, each with its expiry.
 //!
-//! One trait, small operations per model (upsert, find, delete, deny-list with TTL); the
-//! in-memory and Redis implementations pass the same contract suite (`tests/store_contract.rs`).
+//! One trait, small operations per model (upsert with expiry, find, atomic consume,
+//! delete); the in-memory and Redis implementations pass the same contract suite
+//! (`tests/store_contract.rs`). Times are seconds since the Unix epoch; an entry whose
+//! `expires_at` has passed is gone.
 
 mod memory;
 
@@ -12,7 +14,8 @@ use async_trait::async_trait;
 
 pub use memory::MemoryStore;
 
-use crate::model::{ClientRecord, UserRecord};
+use crate::model::{AuthorizationCode, ClientRecord, Grant, Interaction, RefreshToken, Session, UserRecord};
+use crate::protocol::scope::Scope;
 
 /// Store failures. The provider answers them with `temporarily_unavailable` or
 /// `server_error` and logs the detail.
@@ -24,7 +27,18 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// Everything stateful goes through this trait. Times are seconds since the Unix epoch.
+/// The outcome of consuming a single-use value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Consumed<T> {
+    /// First use: the value, now marked used.
+    Fresh(T),
+    /// Used before: a replay. The value is returned so its grant can be revoked.
+    Reused(T),
+    /// Never stored, or expired.
+    Unknown,
+}
+
+/// Everything stateful goes through this trait.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Inserts or replaces a client.
@@ -49,4 +63,49 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_token(&self, jti: &str, expires_at: u64) -> Result<(), StoreError>;
     /// Whether a token id is on the deny-list.
     async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
+
+    /// Stores an SSO session until `expires_at`.
+    async fn put_session(&self, session: &Session, expires_at: u64) -> Result<(), StoreError>;
+    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError>;
+    /// Ends a session, for every replica at once.
+    async fn delete_session(&self, id: &str) -> Result<(), StoreError>;
+
+    /// Stores a browser interaction until `expires_at`.
+    async fn put_interaction(&self, interaction: &Interaction, expires_at: u64) -> Result<(), StoreError>;
+    async fn interaction(&self, id: &str) -> Result<Option<Interaction>, StoreError>;
+    async fn delete_interaction(&self, id: &str) -> Result<(), StoreError>;
+
+    /// Stores an authorization code under the hash of its value.
+    async fn put_code(&self, code_hash: &str, code: &AuthorizationCode, expires_at: u64) -> Result<(), StoreError>;
+    /// Atomically marks a code used; exactly one caller ever gets [`Consumed::Fresh`].
+    async fn consume_code(&self, code_hash: &str) -> Result<Consumed<AuthorizationCode>, StoreError>;
+
+    /// Stores a refresh token under the hash of its value.
+    async fn put_refresh_token(&self, token_hash: &str, token: &RefreshToken) -> Result<(), StoreError>;
+    /// Atomically marks a refresh token used (rotation); exactly one caller gets `Fresh`.
+    async fn consume_refresh_token(&self, token_hash: &str) -> Result<Consumed<RefreshToken>, StoreError>;
+    /// Reads a refresh token without using it; `Reused` means already rotated out.
+    async fn peek_refresh_token(&self, token_hash: &str) -> Result<Consumed<RefreshToken>, StoreError>;
+
+    /// Stores a grant until its `expires_at`.
+    async fn put_grant(&self, grant: &Grant) -> Result<(), StoreError>;
+    async fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError>;
+    /// Revokes a grant: every token issued from it stops being valid.
+    async fn revoke_grant(&self, id: &str) -> Result<(), StoreError>;
+
+    /// Remembers that a user consented to scopes for a client.
+    async fn put_consent(
+        &self,
+        subject: &str,
+        client_id: &str,
+        scope: &Scope,
+        expires_at: u64,
+    ) -> Result<(), StoreError>;
+    async fn consent(&self, subject: &str, client_id: &str) -> Result<Option<Scope>, StoreError>;
+
+    /// Counts a failed login for a throttle key within a window ending at `expires_at`
+    /// (the window starts with the first failure); returns the count so far.
+    async fn record_login_failure(&self, key: &str, expires_at: u64) -> Result<u32, StoreError>;
+    async fn login_failures(&self, key: &str) -> Result<u32, StoreError>;
+    async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError>;
 }
