@@ -57,6 +57,8 @@ pub struct DevOptions {
     /// A manifests folder; `None` uses [`EMBEDDED_EXAMPLES`].
     pub manifests: Option<PathBuf>,
     pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub session_ttl: Duration,
 }
 
 /// OIDC Discovery §3 / RFC 8414 §2: the issuer is an URL with no query or fragment. It is
@@ -100,8 +102,12 @@ pub async fn build(options: &DevOptions) -> Result<DevProvider, DevError> {
             }
         }
     });
-    let config =
-        ProviderConfig { issuer: options.issuer.clone(), access_token_ttl: options.access_token_ttl.as_secs() };
+    let config = ProviderConfig {
+        issuer: options.issuer.clone(),
+        access_token_ttl: options.access_token_ttl.as_secs(),
+        refresh_token_ttl: options.refresh_token_ttl.as_secs(),
+        session_ttl: options.session_ttl.as_secs(),
+    };
     let keys = Arc::new(ArcSwap::from_pointee(applied.keyring));
     let provider = Arc::new(Provider::new(config, store, keys, clock)?);
     Ok(DevProvider { provider, generated: applied.generated })
@@ -118,7 +124,8 @@ pub async fn serve(
     provider: Arc<Provider>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), DevError> {
-    axum::serve(listener, provider::app(provider)).with_graceful_shutdown(shutdown).await.map_err(DevError::Serve)
+    let app = provider::app(provider).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(DevError::Serve)
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -50,6 +50,13 @@ struct DevArgs {
     /// Default access-token lifetime, e.g. 15m or 1h.
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     access_token_ttl: Duration,
+    /// Lifetime of a refresh-token family (how long a user stays signed in to an app
+    /// with offline_access without logging in again).
+    #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+    refresh_token_ttl: Duration,
+    /// Lifetime of the single sign-on session.
+    #[arg(long, default_value = "12h", value_parser = humantime::parse_duration)]
+    session_ttl: Duration,
 }
 
 /// Accepts any arguments so that the message below is what the user sees.
@@ -93,6 +100,8 @@ fn run_dev(args: DevArgs) -> ExitCode {
             issuer: args.issuer.unwrap_or_else(|| format!("http://{address}")),
             manifests: args.manifests,
             access_token_ttl: args.access_token_ttl,
+            refresh_token_ttl: args.refresh_token_ttl,
+            session_ttl: args.session_ttl,
         };
         let built = dev::build(&options).await?;
         for generated in &built.generated {

@@ -61,7 +61,10 @@ pub struct UserRecord {
 /// An SSO session: the browser's proof that a user authenticated at `auth_time`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
+    /// The secret cookie value; never sent anywhere else.
     pub id: String,
+    /// The public session id, released as the `sid` claim.
+    pub sid: String,
     pub subject: String,
     pub auth_time: u64,
     /// CSRF token of forms that act on the session (logout confirmation).
@@ -107,6 +110,9 @@ pub struct Grant {
     pub auth_time: u64,
     pub session_id: String,
     pub expires_at: u64,
+    /// `(jti, exp)` of the access tokens issued under this grant, so revoking the grant
+    /// puts them on the deny-list.
+    pub access_tokens: Vec<(String, u64)>,
 }
 
 /// A refresh token, stored under the hash of its value.

@@ -51,6 +51,12 @@ pub fn random_token(n: usize) -> Result<String, SecretError> {
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// The SHA-256 of a high-entropy token (code, refresh token), base64url: the key it is
+/// stored under, so a store dump reveals no usable token.
+pub fn token_digest(token: &str) -> String {
+    URL_SAFE_NO_PAD.encode(sha256(token))
+}
+
 /// A new client secret: 256 bits of randomness.
 pub fn generate_client_secret() -> Result<String, SecretError> {
     random_token(32)

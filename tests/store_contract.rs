@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use portcullis::clock::Clock;
 use portcullis::crd::{GrantType, TokenEndpointAuthMethod};
-use portcullis::model::{ClientRecord, UserRecord};
+use portcullis::model::{AuthorizationCode, ClientRecord, Grant, RefreshToken, Session, UserRecord};
 use portcullis::protocol::scope::Scope;
-use portcullis::store::{MemoryStore, Store};
+use portcullis::store::{Consumed, MemoryStore, Store};
 
 fn client(id: &str) -> ClientRecord {
     ClientRecord {
@@ -83,12 +83,122 @@ async fn revoked_tokens_stay_denied_until_they_expire(store: &dyn Store, now: &A
     assert!(!store.is_token_revoked("jti-1").await.unwrap(), "the entry lives exactly as long as the token");
 }
 
-#[tokio::test]
+fn code(grant_id: &str) -> AuthorizationCode {
+    AuthorizationCode {
+        grant_id: grant_id.into(),
+        client_id: "a".into(),
+        redirect_uri: "https://app.example/cb".into(),
+        scope: Scope::parse("openid").unwrap(),
+        nonce: Some("n".into()),
+        code_challenge: None,
+        subject: "sub-1".into(),
+        auth_time: 1,
+        session_id: "sid".into(),
+    }
+}
+
+async fn codes_are_consumed_exactly_once(store: &dyn Store, now: &AtomicU64) {
+    let t = now.load(Ordering::SeqCst);
+    store.put_code("h1", &code("g1"), t + 60).await.unwrap();
+    assert_eq!(store.consume_code("h1").await.unwrap(), Consumed::Fresh(code("g1")));
+    assert_eq!(store.consume_code("h1").await.unwrap(), Consumed::Reused(code("g1")), "a replay is recognised");
+    assert_eq!(store.consume_code("unknown").await.unwrap(), Consumed::Unknown);
+    store.put_code("h2", &code("g2"), t + 60).await.unwrap();
+    now.store(t + 60, Ordering::SeqCst);
+    assert_eq!(store.consume_code("h2").await.unwrap(), Consumed::Unknown, "expired codes are gone");
+}
+
+async fn refresh_tokens_can_be_peeked_and_consumed_once(store: &dyn Store, now: &AtomicU64) {
+    let t = now.load(Ordering::SeqCst);
+    let token = RefreshToken {
+        grant_id: "g".into(),
+        client_id: "a".into(),
+        scope: Scope::parse("openid").unwrap(),
+        expires_at: t + 100,
+    };
+    store.put_refresh_token("r1", &token).await.unwrap();
+    assert_eq!(store.peek_refresh_token("r1").await.unwrap(), Consumed::Fresh(token.clone()), "peeking uses nothing");
+    assert_eq!(store.consume_refresh_token("r1").await.unwrap(), Consumed::Fresh(token.clone()));
+    assert_eq!(store.peek_refresh_token("r1").await.unwrap(), Consumed::Reused(token.clone()));
+    assert_eq!(store.consume_refresh_token("r1").await.unwrap(), Consumed::Reused(token));
+}
+
+async fn concurrent_consumers_get_one_fresh_code(store: Arc<dyn Store>, now: &AtomicU64) {
+    store.put_code("race", &code("g"), now.load(Ordering::SeqCst) + 60).await.unwrap();
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.consume_code("race").await.unwrap() })
+        })
+        .collect();
+    let mut fresh = 0;
+    for task in tasks {
+        if matches!(task.await.unwrap(), Consumed::Fresh(_)) {
+            fresh += 1;
+        }
+    }
+    assert_eq!(fresh, 1);
+}
+
+async fn grants_sessions_and_consents_expire_and_can_be_removed(store: &dyn Store, now: &AtomicU64) {
+    let t = now.load(Ordering::SeqCst);
+    let grant = Grant {
+        id: "g".into(),
+        client_id: "a".into(),
+        subject: "s".into(),
+        scope: Scope::parse("openid").unwrap(),
+        auth_time: t,
+        session_id: "sid".into(),
+        expires_at: t + 10,
+        access_tokens: vec![("jti".into(), t + 5)],
+    };
+    store.put_grant(&grant).await.unwrap();
+    assert_eq!(store.grant("g").await.unwrap(), Some(grant));
+    store.revoke_grant("g").await.unwrap();
+    assert_eq!(store.grant("g").await.unwrap(), None);
+
+    let session =
+        Session { id: "secret".into(), sid: "sid".into(), subject: "s".into(), auth_time: t, csrf_token: "c".into() };
+    store.put_session(&session, t + 10).await.unwrap();
+    assert_eq!(store.session("secret").await.unwrap(), Some(session));
+    store.delete_session("secret").await.unwrap();
+    assert_eq!(store.session("secret").await.unwrap(), None);
+
+    let scope = Scope::parse("openid profile").unwrap();
+    store.put_consent("s", "a", &scope, t + 10).await.unwrap();
+    assert_eq!(store.consent("s", "a").await.unwrap(), Some(scope));
+    assert_eq!(store.consent("s", "b").await.unwrap(), None, "consent is per client");
+    assert_eq!(store.consent("a", "s").await.unwrap(), None);
+    now.store(t + 10, Ordering::SeqCst);
+    assert_eq!(store.consent("s", "a").await.unwrap(), None, "consent expires");
+}
+
+async fn login_failures_count_within_their_window(store: &dyn Store, now: &AtomicU64) {
+    let t = now.load(Ordering::SeqCst);
+    assert_eq!(store.login_failures("user:alice").await.unwrap(), 0);
+    assert_eq!(store.record_login_failure("user:alice", t + 10).await.unwrap(), 1);
+    assert_eq!(store.record_login_failure("user:alice", t + 10).await.unwrap(), 2);
+    assert_eq!(store.login_failures("user:alice").await.unwrap(), 2);
+    store.clear_login_failures("user:alice").await.unwrap();
+    assert_eq!(store.login_failures("user:alice").await.unwrap(), 0);
+    store.record_login_failure("user:bob", t + 10).await.unwrap();
+    now.store(t + 10, Ordering::SeqCst);
+    assert_eq!(store.login_failures("user:bob").await.unwrap(), 0, "the window ends");
+    assert_eq!(store.record_login_failure("user:bob", t + 20).await.unwrap(), 1, "a new window starts at 1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_store_keeps_the_contract() {
     let now = Arc::new(AtomicU64::new(1_000_000));
     let store = MemoryStore::new(Clock::manual(Arc::clone(&now)));
     clients_are_upserted_found_listed_and_deleted(&store).await;
     users_are_found_by_username_and_subject(&store).await;
     revoked_tokens_stay_denied_until_they_expire(&store, &now).await;
+    codes_are_consumed_exactly_once(&store, &now).await;
+    refresh_tokens_can_be_peeked_and_consumed_once(&store, &now).await;
+    grants_sessions_and_consents_expire_and_can_be_removed(&store, &now).await;
+    login_failures_count_within_their_window(&store, &now).await;
     store.purge_expired();
+    let shared: Arc<dyn Store> = Arc::new(store);
+    concurrent_consumers_get_one_fresh_code(shared, &now).await;
 }

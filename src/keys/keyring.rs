@@ -96,6 +96,23 @@ impl Keyring {
     /// Verifies a token we signed: known `kid`, expected `typ`, the key's own algorithm,
     /// a valid signature, our issuer and an unexpired `exp` (no leeway).
     pub fn verify<T: DeserializeOwned>(&self, token: &str, typ: JwtType, issuer: &str) -> Result<T, VerifyError> {
+        self.verify_with(token, typ, issuer, true)
+    }
+
+    /// Verifies an ID token sent back to us as a hint (OIDC Core §3.1.2.1 `id_token_hint`,
+    /// RP-Initiated Logout §2): like [`Keyring::verify`], but an expired token is accepted,
+    /// as the specifications allow.
+    pub fn verify_hint<T: DeserializeOwned>(&self, token: &str, issuer: &str) -> Result<T, VerifyError> {
+        self.verify_with(token, JwtType::Jwt, issuer, false)
+    }
+
+    fn verify_with<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        typ: JwtType,
+        issuer: &str,
+        check_expiry: bool,
+    ) -> Result<T, VerifyError> {
         let header = decode_header(token)?;
         let (key, _) = header.kid.as_deref().and_then(|kid| self.keys.get(kid)).ok_or(VerifyError::UnknownKey)?;
         if !typ.matches(header.typ.as_deref()) {
@@ -104,6 +121,7 @@ impl Keyring {
         let mut validation = Validation::new(key.jsonwebtoken_algorithm());
         validation.leeway = 0;
         validation.validate_aud = false;
+        validation.validate_exp = check_expiry;
         validation.set_issuer(&[issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "iat"]);
         Ok(decode::<T>(token, key.decoding_key(), &validation)?.claims)
@@ -185,6 +203,16 @@ mod tests {
         assert!(ring.verify::<Claims>(&expired, JwtType::AccessToken, "https://id.example").is_err());
         let token = ring.sign(None, JwtType::AccessToken, &claims(now() + 60)).unwrap();
         assert!(ring.verify::<Claims>(&token, JwtType::AccessToken, "https://other.example").is_err());
+    }
+
+    #[test]
+    fn expired_id_token_is_accepted_as_a_hint_only() {
+        let ring = ring(&[SigningAlgorithm::RS256]);
+        let expired = ring.sign(None, JwtType::Jwt, &claims(now() - 10)).unwrap();
+        assert!(ring.verify::<Claims>(&expired, JwtType::Jwt, "https://id.example").is_err());
+        assert!(ring.verify_hint::<Claims>(&expired, "https://id.example").is_ok());
+        let access_token = ring.sign(None, JwtType::AccessToken, &claims(now() + 60)).unwrap();
+        assert!(matches!(ring.verify_hint::<Claims>(&access_token, "https://id.example"), Err(VerifyError::WrongType)));
     }
 
     #[test]

@@ -7,49 +7,96 @@ use serde::Serialize;
 use super::endpoints;
 use crate::crd::SigningAlgorithm;
 
-/// Client authentication methods accepted wherever a client authenticates.
+/// Client authentication methods accepted wherever a confidential client authenticates.
 pub const CLIENT_AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post"];
+/// At the token endpoint public clients identify themselves with `client_id` alone.
+pub const TOKEN_ENDPOINT_AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none"];
+/// Scopes with a defined meaning here; clients may also be allowed scopes of their own.
+pub const SCOPES: &[&str] = &["openid", "profile", "email", "roles", "offline_access"];
+/// Claims the UserInfo endpoint and ID tokens can release.
+pub const CLAIMS: &[&str] = &[
+    "sub",
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "at_hash",
+    "sid",
+    "name",
+    "given_name",
+    "family_name",
+    "preferred_username",
+    "email",
+    "email_verified",
+    "groups",
+    "realm_access",
+    "resource_access",
+];
 
 /// The provider metadata document, served at both well-known locations.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProviderMetadata {
     pub issuer: String,
-    pub jwks_uri: String,
+    pub authorization_endpoint: String,
     pub token_endpoint: String,
+    pub userinfo_endpoint: String,
+    pub jwks_uri: String,
+    pub end_session_endpoint: String,
     pub introspection_endpoint: String,
     pub revocation_endpoint: String,
-    pub grant_types_supported: Vec<&'static str>,
-    pub response_types_supported: Vec<&'static str>,
+    pub scopes_supported: &'static [&'static str],
+    pub response_types_supported: &'static [&'static str],
+    pub response_modes_supported: &'static [&'static str],
+    pub grant_types_supported: &'static [&'static str],
+    pub subject_types_supported: &'static [&'static str],
+    pub id_token_signing_alg_values_supported: Vec<&'static str>,
     pub token_endpoint_auth_methods_supported: &'static [&'static str],
     pub introspection_endpoint_auth_methods_supported: &'static [&'static str],
     pub revocation_endpoint_auth_methods_supported: &'static [&'static str],
-    pub subject_types_supported: Vec<&'static str>,
-    pub id_token_signing_alg_values_supported: Vec<&'static str>,
+    pub code_challenge_methods_supported: &'static [&'static str],
+    pub claims_supported: &'static [&'static str],
+    pub prompt_values_supported: &'static [&'static str],
+    pub claims_parameter_supported: bool,
+    pub request_parameter_supported: bool,
+    pub request_uri_parameter_supported: bool,
+    /// RFC 9207 §3: authorization responses carry `iss`.
+    pub authorization_response_iss_parameter_supported: bool,
 }
 
-/// Builds the metadata for an issuer whose keys use the given algorithms.
+/// Builds the metadata for an issuer whose ID tokens are signed with `id_token_algorithm`.
 ///
 /// `issuer` must be exactly the configured issuer (OIDC Discovery §4.3): endpoint URLs are
 /// the issuer with the path appended, so a trailing slash is not doubled.
-pub fn metadata(issuer: &str, algorithms: &[SigningAlgorithm]) -> ProviderMetadata {
+pub fn metadata(issuer: &str, id_token_algorithm: Option<SigningAlgorithm>) -> ProviderMetadata {
     let base = issuer.trim_end_matches('/');
     let url = |path: &str| format!("{base}{path}");
-    let mut algs: Vec<&'static str> = algorithms.iter().map(|a| a.as_str()).collect();
-    algs.sort_unstable();
-    algs.dedup();
     ProviderMetadata {
         issuer: issuer.to_owned(),
-        jwks_uri: url(endpoints::JWKS),
+        authorization_endpoint: url(endpoints::AUTHORIZE),
         token_endpoint: url(endpoints::TOKEN),
+        userinfo_endpoint: url(endpoints::USERINFO),
+        jwks_uri: url(endpoints::JWKS),
+        end_session_endpoint: url(endpoints::LOGOUT),
         introspection_endpoint: url(endpoints::INTROSPECT),
         revocation_endpoint: url(endpoints::REVOKE),
-        grant_types_supported: vec!["client_credentials"],
-        response_types_supported: vec![],
-        token_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+        scopes_supported: SCOPES,
+        response_types_supported: &["code"],
+        response_modes_supported: &["query"],
+        grant_types_supported: &["authorization_code", "refresh_token", "client_credentials"],
+        subject_types_supported: &["public"],
+        id_token_signing_alg_values_supported: id_token_algorithm.map(SigningAlgorithm::as_str).into_iter().collect(),
+        token_endpoint_auth_methods_supported: TOKEN_ENDPOINT_AUTH_METHODS,
         introspection_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
-        revocation_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
-        subject_types_supported: vec!["public"],
-        id_token_signing_alg_values_supported: algs,
+        revocation_endpoint_auth_methods_supported: TOKEN_ENDPOINT_AUTH_METHODS,
+        code_challenge_methods_supported: &["S256"],
+        claims_supported: CLAIMS,
+        prompt_values_supported: &["none", "login", "consent", "select_account"],
+        claims_parameter_supported: false,
+        request_parameter_supported: false,
+        request_uri_parameter_supported: false,
+        authorization_response_iss_parameter_supported: true,
     }
 }
 
@@ -59,7 +106,7 @@ mod tests {
 
     #[test]
     fn oidc_discovery_4_3_issuer_is_exactly_the_configured_value() {
-        let doc = metadata("https://id.example/tenant", &[SigningAlgorithm::RS256]);
+        let doc = metadata("https://id.example/tenant", Some(SigningAlgorithm::RS256));
         assert_eq!(doc.issuer, "https://id.example/tenant");
         assert_eq!(doc.token_endpoint, "https://id.example/tenant/token");
         assert_eq!(doc.jwks_uri, "https://id.example/tenant/jwks.json");
@@ -67,17 +114,22 @@ mod tests {
 
     #[test]
     fn trailing_slash_issuer_does_not_double_slashes() {
-        let doc = metadata("https://id.example/", &[SigningAlgorithm::RS256]);
+        let doc = metadata("https://id.example/", Some(SigningAlgorithm::RS256));
         assert_eq!(doc.issuer, "https://id.example/");
         assert_eq!(doc.introspection_endpoint, "https://id.example/introspect");
     }
 
     #[test]
-    fn signing_algorithms_come_from_the_keys() {
-        let doc = metadata(
-            "https://id.example",
-            &[SigningAlgorithm::ES256, SigningAlgorithm::RS256, SigningAlgorithm::RS256],
-        );
-        assert_eq!(doc.id_token_signing_alg_values_supported, vec!["ES256", "RS256"]);
+    fn id_token_algorithm_is_the_one_that_signs() {
+        let doc = metadata("https://id.example", Some(SigningAlgorithm::ES256));
+        assert_eq!(doc.id_token_signing_alg_values_supported, vec!["ES256"]);
+    }
+
+    #[test]
+    fn rfc7636_and_rfc9207_capabilities_are_advertised() {
+        let doc = metadata("https://id.example", Some(SigningAlgorithm::RS256));
+        assert_eq!(doc.code_challenge_methods_supported, ["S256"]);
+        assert!(doc.authorization_response_iss_parameter_supported);
+        assert_eq!(doc.response_types_supported, ["code"]);
     }
 }

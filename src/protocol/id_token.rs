@@ -31,6 +31,10 @@ pub struct IdTokenClaims {
     /// Authorized party (OIDC Core §2): the client the token was issued to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub azp: Option<String>,
+    /// The user's claims released by the granted scopes (OIDC Core §5.4), as relying
+    /// parties such as Authlib read them from the ID token without calling UserInfo.
+    #[serde(flatten)]
+    pub user: serde_json::Map<String, serde_json::Value>,
 }
 
 /// OIDC Core §3.1.3.6 `at_hash`: the base64url encoding of the left-most half of the hash
@@ -62,6 +66,7 @@ mod tests {
             at_hash: None,
             sid: None,
             azp: None,
+            user: serde_json::Map::new(),
         }
     }
 
@@ -113,6 +118,7 @@ mod tests {
             at_hash: Some("77QmUPtjPfzWtF2AnpK9RQ".into()),
             sid: Some("s1".into()),
             azp: Some("app".into()),
+            user: serde_json::Map::new(),
             ..claims()
         };
         let json = serde_json::to_string(&full).unwrap();

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::claims::{AccessTokenClaims, Audience};
+use crate::model::{Grant, RefreshToken};
 
 /// RFC 7662 §2.2 response. An inactive token reveals nothing but `active: false`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -18,13 +19,18 @@ pub struct ActiveTokenDetails {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     pub client_id: String,
-    pub token_type: &'static str,
+    /// `Bearer` for access tokens; refresh tokens have no token type (RFC 6749 §7.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
     pub exp: u64,
-    pub iat: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
     pub sub: String,
-    pub aud: Audience,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<Audience>,
     pub iss: String,
-    pub jti: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
 }
 
 impl IntrospectionResponse {
@@ -55,13 +61,43 @@ pub fn introspect_access_token(
         details: Some(ActiveTokenDetails {
             scope: claims.scope,
             client_id: claims.client_id,
-            token_type: "Bearer",
+            token_type: Some("Bearer"),
             exp: claims.exp,
-            iat: claims.iat,
+            iat: Some(claims.iat),
             sub: claims.sub,
-            aud: claims.aud,
+            aud: Some(claims.aud),
             iss: claims.iss,
-            jti: claims.jti,
+            jti: Some(claims.jti),
+        }),
+    }
+}
+
+/// RFC 7662 §2.2 for a refresh token: active while unused, unexpired, its grant alive, and
+/// only for the client it was issued to.
+pub fn introspect_refresh_token(
+    token: &RefreshToken,
+    grant: Option<&Grant>,
+    rotated_out: bool,
+    caller: &str,
+    issuer: &str,
+    now: u64,
+) -> IntrospectionResponse {
+    let Some(grant) = grant else { return IntrospectionResponse::inactive() };
+    if rotated_out || token.expires_at <= now || token.client_id != caller {
+        return IntrospectionResponse::inactive();
+    }
+    IntrospectionResponse {
+        active: true,
+        details: Some(ActiveTokenDetails {
+            scope: Some(token.scope.to_string()),
+            client_id: token.client_id.clone(),
+            token_type: None,
+            exp: token.expires_at,
+            iat: None,
+            sub: grant.subject.clone(),
+            aud: None,
+            iss: issuer.to_owned(),
+            jti: None,
         }),
     }
 }
@@ -80,6 +116,7 @@ mod tests {
             jti: "j".into(),
             client_id: "batch-job".into(),
             scope: Some("read".into()),
+            auth_time: None,
         }
     }
 
@@ -111,5 +148,43 @@ mod tests {
     fn rfc7662_4_only_the_owner_or_an_audience_may_inspect() {
         assert!(introspect_access_token(claims(), false, "api", 1500).active);
         assert!(!introspect_access_token(claims(), false, "someone-else", 1500).active);
+    }
+
+    fn refresh() -> (RefreshToken, Grant) {
+        let scope = crate::protocol::scope::Scope::parse("openid offline_access").unwrap();
+        let token =
+            RefreshToken { grant_id: "g".into(), client_id: "webapp".into(), scope: scope.clone(), expires_at: 2000 };
+        let grant = Grant {
+            id: "g".into(),
+            client_id: "webapp".into(),
+            subject: "alice".into(),
+            scope,
+            auth_time: 900,
+            session_id: "s".into(),
+            expires_at: 2000,
+            access_tokens: vec![],
+        };
+        (token, grant)
+    }
+
+    #[test]
+    fn rfc7662_2_2_live_refresh_token_is_active_for_its_client() {
+        let (token, grant) = refresh();
+        let json =
+            serde_json::to_value(introspect_refresh_token(&token, Some(&grant), false, "webapp", "https://id", 1500))
+                .unwrap();
+        assert_eq!(json["active"], true);
+        assert_eq!(json["sub"], "alice");
+        assert_eq!(json["scope"], "offline_access openid");
+        assert!(json.get("token_type").is_none());
+    }
+
+    #[test]
+    fn rfc7662_2_2_rotated_revoked_expired_or_foreign_refresh_token_is_inactive() {
+        let (token, grant) = refresh();
+        assert!(!introspect_refresh_token(&token, Some(&grant), true, "webapp", "i", 1500).active);
+        assert!(!introspect_refresh_token(&token, None, false, "webapp", "i", 1500).active);
+        assert!(!introspect_refresh_token(&token, Some(&grant), false, "webapp", "i", 2000).active);
+        assert!(!introspect_refresh_token(&token, Some(&grant), false, "other", "i", 1500).active);
     }
 }

@@ -49,6 +49,11 @@ impl Scope {
         Scope(self.0.intersection(&other.0).cloned().collect())
     }
 
+    /// The tokens present in either set.
+    pub fn union(&self, other: &Scope) -> Scope {
+        Scope(self.0.union(&other.0).cloned().collect())
+    }
+
     /// The set without the given tokens.
     pub fn without(&self, tokens: &[&str]) -> Scope {
         Scope(self.0.iter().filter(|t| !tokens.contains(&t.as_str())).cloned().collect())

@@ -5,14 +5,19 @@ use serde::Serialize;
 
 use super::claims::{AccessTokenClaims, Audience};
 use super::form::FormParams;
+use super::pkce;
 use super::scope::{self, Scope};
 use super::{ErrorCode, OAuthError};
 use crate::crd::GrantType;
-use crate::model::ClientRecord;
+use crate::model::{AuthorizationCode, ClientRecord, Grant};
 
 /// A token request, typed by grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GrantRequest {
+    /// RFC 6749 §4.1.3.
+    AuthorizationCode { code: String, redirect_uri: Option<String>, code_verifier: Option<String> },
+    /// RFC 6749 §6.
+    RefreshToken { refresh_token: String, scope: Option<Scope> },
     /// RFC 6749 §4.4.2.
     ClientCredentials { scope: Option<Scope> },
 }
@@ -20,18 +25,27 @@ pub enum GrantRequest {
 impl GrantRequest {
     pub fn grant_type(&self) -> GrantType {
         match self {
+            GrantRequest::AuthorizationCode { .. } => GrantType::AuthorizationCode,
+            GrantRequest::RefreshToken { .. } => GrantType::RefreshToken,
             GrantRequest::ClientCredentials { .. } => GrantType::ClientCredentials,
         }
     }
 }
 
-/// Reads `grant_type` and the parameters of that grant (RFC 6749 §4.4.2).
+/// Reads `grant_type` and the parameters of that grant (RFC 6749 §4.1.3, §4.4.2, §6).
 pub fn parse_grant_request(form: &FormParams) -> Result<GrantRequest, OAuthError> {
+    let owned = |name: &str| form.get(name).map(|v| v.map(str::to_owned));
+    let scope = || form.get("scope")?.map(Scope::parse).transpose();
     match form.require("grant_type")? {
-        "client_credentials" => {
-            let scope = form.get("scope")?.map(Scope::parse).transpose()?;
-            Ok(GrantRequest::ClientCredentials { scope })
+        "authorization_code" => Ok(GrantRequest::AuthorizationCode {
+            code: form.require("code")?.to_owned(),
+            redirect_uri: owned("redirect_uri")?,
+            code_verifier: owned("code_verifier")?,
+        }),
+        "refresh_token" => {
+            Ok(GrantRequest::RefreshToken { refresh_token: form.require("refresh_token")?.to_owned(), scope: scope()? })
         }
+        "client_credentials" => Ok(GrantRequest::ClientCredentials { scope: scope()? }),
         _ => Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "the grant type is not supported by this server")),
     }
 }
@@ -80,11 +94,55 @@ pub fn client_credentials_token(
         jti,
         client_id: client.client_id.clone(),
         scope: (!scope.is_empty()).then(|| scope.to_string()),
+        auth_time: None,
     };
     AccessTokenGrant { claims, expires_in }
 }
 
-/// The successful token response (RFC 6749 §5.1).
+/// RFC 6749 §4.1.3 and RFC 7636 §4.6: a consumed code is only good for the client it was
+/// issued to, with the very redirect URI of the authorization request and, when a PKCE
+/// challenge was sent, the matching verifier.
+pub fn check_code(
+    code: &AuthorizationCode,
+    client_id: &str,
+    redirect_uri: Option<&str>,
+    code_verifier: Option<&str>,
+) -> Result<(), OAuthError> {
+    if code.client_id != client_id {
+        return Err(OAuthError::invalid_grant("the code was issued to another client"));
+    }
+    if redirect_uri != Some(code.redirect_uri.as_str()) {
+        return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
+    }
+    pkce::verify(code_verifier, code.code_challenge.as_deref())
+}
+
+/// RFC 6749 §6: a refreshed token's scope may be narrowed, never widened.
+pub fn refresh_scope(requested: Option<&Scope>, granted: &Scope) -> Result<Scope, OAuthError> {
+    match requested {
+        None => Ok(granted.clone()),
+        Some(requested) if requested.is_subset(granted) && !requested.is_empty() => Ok(requested.clone()),
+        Some(_) => Err(OAuthError::invalid_scope("the requested scope exceeds the scope originally granted")),
+    }
+}
+
+/// RFC 9068 §2.2 claims for a token a user's grant authorizes.
+pub fn user_access_token(
+    issuer: &str,
+    client: &ClientRecord,
+    grant: &Grant,
+    scope: &Scope,
+    jti: String,
+    now: u64,
+    default_ttl: u64,
+) -> AccessTokenGrant {
+    let mut token = client_credentials_token(issuer, client, scope, jti, now, default_ttl);
+    token.claims.sub = grant.subject.clone();
+    token.claims.auth_time = Some(grant.auth_time);
+    token
+}
+
+/// The successful token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenResponse {
     pub access_token: String,
@@ -92,6 +150,10 @@ pub struct TokenResponse {
     pub expires_in: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
 }
 
 #[cfg(test)]
@@ -128,7 +190,7 @@ mod tests {
 
     #[test]
     fn rfc6749_5_2_unknown_grant_type_is_unsupported_grant_type() {
-        for grant in ["password", "implicit", "urn:ietf:params:oauth:grant-type:device_code"] {
+        for grant in ["password", "implicit", "urn:ietf:params:oauth:grant-type:device_code", "Authorization_Code"] {
             assert_eq!(parse(&format!("grant_type={grant}")).unwrap_err().code, ErrorCode::UnsupportedGrantType);
         }
     }
@@ -136,8 +198,8 @@ mod tests {
     #[test]
     fn rfc6749_4_4_2_client_credentials_reads_optional_scope() {
         assert_eq!(parse("grant_type=client_credentials").unwrap(), GrantRequest::ClientCredentials { scope: None });
-        let GrantRequest::ClientCredentials { scope } = parse("grant_type=client_credentials&scope=b+a").unwrap();
-        assert_eq!(scope.unwrap().to_string(), "a b");
+        let parsed = parse("grant_type=client_credentials&scope=b+a").unwrap();
+        assert_eq!(parsed, GrantRequest::ClientCredentials { scope: Some(Scope::parse("a b").unwrap()) });
     }
 
     #[test]
@@ -183,5 +245,70 @@ mod tests {
         let grant = client_credentials_token("https://id.example", &c, &Scope::default(), "j2".into(), 1000, 300);
         assert_eq!((grant.claims.exp, grant.claims.scope), (1060, None));
         assert_eq!(grant.claims.aud, Audience(vec!["https://api.example".into()]));
+    }
+
+    fn code() -> AuthorizationCode {
+        AuthorizationCode {
+            grant_id: "g".into(),
+            client_id: "webapp".into(),
+            redirect_uri: "https://app.example/cb".into(),
+            scope: Scope::parse("openid").unwrap(),
+            nonce: None,
+            code_challenge: Some(pkce::s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk")),
+            subject: "alice".into(),
+            auth_time: 1,
+            session_id: "s".into(),
+        }
+    }
+
+    #[test]
+    fn rfc6749_4_1_3_code_grant_reads_code_redirect_uri_and_verifier() {
+        let parsed =
+            parse("grant_type=authorization_code&code=c&redirect_uri=https%3A%2F%2Fa%2Fcb&code_verifier=v").unwrap();
+        let expected = GrantRequest::AuthorizationCode {
+            code: "c".into(),
+            redirect_uri: Some("https://a/cb".into()),
+            code_verifier: Some("v".into()),
+        };
+        assert_eq!(parsed, expected);
+        assert_eq!(parse("grant_type=authorization_code").unwrap_err().code, ErrorCode::InvalidRequest);
+    }
+
+    #[test]
+    fn rfc6749_6_refresh_grant_reads_token_and_scope() {
+        assert_eq!(
+            parse("grant_type=refresh_token&refresh_token=r&scope=openid").unwrap(),
+            GrantRequest::RefreshToken { refresh_token: "r".into(), scope: Some(Scope::parse("openid").unwrap()) }
+        );
+        assert_eq!(parse("grant_type=refresh_token").unwrap_err().code, ErrorCode::InvalidRequest);
+    }
+
+    #[test]
+    fn rfc6749_4_1_3_code_is_bound_to_client_and_redirect_uri() {
+        let verifier = Some("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+        assert!(check_code(&code(), "webapp", Some("https://app.example/cb"), verifier).is_ok());
+        let other_client = check_code(&code(), "other", Some("https://app.example/cb"), verifier).unwrap_err();
+        assert_eq!(other_client.code, ErrorCode::InvalidGrant);
+        for uri in [None, Some("https://app.example/cb/"), Some("https://app.example/other")] {
+            assert_eq!(check_code(&code(), "webapp", uri, verifier).unwrap_err().code, ErrorCode::InvalidGrant);
+        }
+    }
+
+    #[test]
+    fn rfc7636_4_6_code_needs_the_matching_verifier() {
+        let wrong = check_code(&code(), "webapp", Some("https://app.example/cb"), Some(&"a".repeat(43))).unwrap_err();
+        assert_eq!(wrong.code, ErrorCode::InvalidGrant);
+        let missing = check_code(&code(), "webapp", Some("https://app.example/cb"), None).unwrap_err();
+        assert_eq!(missing.code, ErrorCode::InvalidGrant);
+    }
+
+    #[test]
+    fn rfc6749_6_refresh_scope_may_narrow_but_not_widen() {
+        let granted = Scope::parse("openid profile offline_access").unwrap();
+        assert_eq!(refresh_scope(None, &granted).unwrap(), granted);
+        let narrowed = Scope::parse("openid").unwrap();
+        assert_eq!(refresh_scope(Some(&narrowed), &granted).unwrap(), narrowed);
+        let wider = Scope::parse("openid email").unwrap();
+        assert_eq!(refresh_scope(Some(&wider), &granted).unwrap_err().code, ErrorCode::InvalidScope);
     }
 }

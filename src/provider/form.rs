@@ -20,21 +20,24 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
     type Rejection = ProtocolError;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let is_form = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
-        if !is_form {
-            return Err(
-                OAuthError::invalid_request("the request body must be application/x-www-form-urlencoded").into()
-            );
-        }
-        let body: Body = request.into_body();
-        let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-            .await
-            .map_err(|_| OAuthError::invalid_request(format!("the request body exceeds {MAX_BODY_BYTES} bytes")))?;
-        Ok(Self(FormParams::parse(&bytes)?))
+        Ok(Self(read_form(request).await?))
     }
+}
+
+/// Reads and strictly parses an `application/x-www-form-urlencoded` body.
+pub async fn read_form(request: Request) -> Result<FormParams, OAuthError> {
+    let is_form = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Err(OAuthError::invalid_request("the request body must be application/x-www-form-urlencoded"));
+    }
+    let body: Body = request.into_body();
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| OAuthError::invalid_request(format!("the request body exceeds {MAX_BODY_BYTES} bytes")))?;
+    FormParams::parse(&bytes)
 }

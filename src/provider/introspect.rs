@@ -16,10 +16,12 @@ use crate::crd::TokenEndpointAuthMethod;
 use crate::keys::JwtType;
 use crate::protocol::OAuthError;
 use crate::protocol::claims::AccessTokenClaims;
-use crate::protocol::introspection::{IntrospectionResponse, introspect_access_token};
+use crate::protocol::introspection::{IntrospectionResponse, introspect_access_token, introspect_refresh_token};
+use crate::secrets;
+use crate::store::Consumed;
 
 /// RFC 7662 §2.1: an authenticated client asks about a token; `token_type_hint` is only a
-/// hint and every token kind is looked up anyway.
+/// hint and every token kind (JWT access token, refresh token) is looked up anyway.
 pub async fn introspect(
     State(provider): State<Arc<Provider>>,
     headers: HeaderMap,
@@ -30,13 +32,28 @@ pub async fn introspect(
         return Err(OAuthError::invalid_client("public clients cannot use token introspection").into());
     }
     let token = form.require("token")?;
-    let response =
-        match provider.keys.load().verify::<AccessTokenClaims>(token, JwtType::AccessToken, &provider.config.issuer) {
-            Ok(claims) => {
-                let revoked = provider.store.is_token_revoked(&claims.jti).await?;
-                introspect_access_token(claims, revoked, &client.client_id, provider.clock.now())
+    let now = provider.clock.now();
+    let verified =
+        provider.keys.load().verify::<AccessTokenClaims>(token, JwtType::AccessToken, &provider.config.issuer);
+    let response = match verified {
+        Ok(claims) => {
+            let revoked = provider.store.is_token_revoked(&claims.jti).await?;
+            introspect_access_token(claims, revoked, &client.client_id, now)
+        }
+        Err(_) => match provider.store.peek_refresh_token(&secrets::token_digest(token)).await? {
+            Consumed::Fresh(refresh) => {
+                let grant = provider.store.grant(&refresh.grant_id).await?;
+                introspect_refresh_token(
+                    &refresh,
+                    grant.as_ref(),
+                    false,
+                    &client.client_id,
+                    &provider.config.issuer,
+                    now,
+                )
             }
-            Err(_) => IntrospectionResponse::inactive(),
-        };
+            Consumed::Reused(_) | Consumed::Unknown => IntrospectionResponse::inactive(),
+        },
+    };
     Ok(no_store(Json(response)))
 }

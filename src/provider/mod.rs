@@ -1,15 +1,22 @@
 //! The HTTP face of Portcullis: an axum router whose handlers are thin stages over the
 //! pure rules in [`crate::protocol`].
 
+mod authorize;
+mod browser;
 mod client_auth;
 mod error;
 mod form;
 mod headers;
+mod interaction;
 mod introspect;
+mod logout;
 mod metadata;
 mod pages;
+mod respond;
 mod revoke;
 mod token;
+mod user_grants;
+mod userinfo;
 
 use std::sync::Arc;
 
@@ -26,13 +33,51 @@ use crate::protocol::endpoints as path;
 use crate::secrets::ClientSecretVerifier;
 use crate::store::Store;
 
-/// Settings of the provider that do not change while it runs.
+/// Settings of the provider that do not change while it runs. Lifetimes are in seconds.
 #[derive(Debug, Clone)]
 pub struct ProviderConfig {
     /// The issuer identifier, exactly as configured (`--issuer`).
     pub issuer: String,
-    /// Default access-token lifetime in seconds.
+    /// Default access-token (and ID token) lifetime.
     pub access_token_ttl: u64,
+    /// Lifetime of a refresh-token family: the longest a grant lives without a new login.
+    pub refresh_token_ttl: u64,
+    /// Lifetime of an SSO session.
+    pub session_ttl: u64,
+}
+
+/// Authorization codes live this long (OIDC Core §3.1.3.1 asks for a short lifetime).
+pub const CODE_TTL: u64 = 60;
+/// A login or consent page may be answered within this time.
+pub const INTERACTION_TTL: u64 = 600;
+/// Consent is remembered this long.
+pub const CONSENT_TTL: u64 = 365 * 24 * 3600;
+
+impl ProviderConfig {
+    /// The issuer's path without a trailing slash, `""` at the root: the prefix of every
+    /// URL the browser sees.
+    pub fn path_prefix(&self) -> &str {
+        let after_scheme = self.issuer.split_once("://").map_or("", |(_, rest)| rest);
+        after_scheme.find('/').map_or("", |i| after_scheme[i..].trim_end_matches('/'))
+    }
+
+    /// The cookie path: the issuer's path, or `/`.
+    pub fn base_path(&self) -> &str {
+        match self.path_prefix() {
+            "" => "/",
+            prefix => prefix,
+        }
+    }
+
+    /// Cookies are `Secure` whenever the issuer is https.
+    pub fn secure_cookies(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+
+    /// A path on this provider as the browser sees it.
+    pub fn browser_path(&self, path: &str) -> String {
+        format!("{}{path}", self.path_prefix())
+    }
 }
 
 /// Shared state of every request.
@@ -53,8 +98,8 @@ impl Provider {
         keys: SharedKeyring,
         clock: Clock,
     ) -> Result<Self, serde_json::Error> {
-        let algorithms = keys.load().algorithms();
-        let discovery = Bytes::from(serde_json::to_vec(&discovery::metadata(&config.issuer, &algorithms))?);
+        let id_token_algorithm = keys.load().signer(None).map(|key| key.algorithm());
+        let discovery = Bytes::from(serde_json::to_vec(&discovery::metadata(&config.issuer, id_token_algorithm))?);
         Ok(Self { config, store, keys, clock, secrets: Arc::default(), discovery })
     }
 }
@@ -66,6 +111,12 @@ pub fn app(provider: Arc<Provider>) -> Router {
         .route(path::OAUTH_AUTHORIZATION_SERVER, get(metadata::discovery))
         .route(path::JWKS, get(metadata::jwks))
         .route(path::WELL_KNOWN_JWKS, get(metadata::jwks))
+        .route(path::AUTHORIZE, get(authorize::authorize).post(authorize::authorize))
+        .route(path::LOGIN, post(interaction::login))
+        .route(path::CONSENT, post(interaction::consent))
+        .route(path::USERINFO, get(userinfo::userinfo).post(userinfo::userinfo))
+        .route(path::LOGOUT, get(logout::logout).post(logout::logout))
+        .route(path::STYLESHEET, get(pages::stylesheet))
         .route(path::TOKEN, post(token::token).fallback(metadata::post_only))
         .route(path::INTROSPECT, post(introspect::introspect).fallback(metadata::post_only))
         .route(path::REVOKE, post(revoke::revoke).fallback(metadata::post_only))

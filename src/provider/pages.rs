@@ -4,9 +4,6 @@
 //! `assets/portcullis.css`. Pages carry no script and no inline style, so they work under a
 //! strict Content-Security-Policy.
 
-// Until the login, consent and logout handlers call into this module.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use askama::Template;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -83,12 +80,38 @@ pub struct LoggedOutPage<'a> {
 /// Renders `page` as an uncacheable HTML response under [`CONTENT_SECURITY_POLICY`].
 /// A rendering failure is logged and answered as a plain-text 500.
 pub fn render<T: Template>(status: StatusCode, page: &T) -> Response {
+    render_with_policy(status, page, HeaderValue::from_static(CONTENT_SECURITY_POLICY))
+}
+
+/// Like [`render`], for a page whose form submission ends in a redirect to `target` (the
+/// client's redirect URI): browsers apply `form-action` to the redirect too, so the
+/// target's origin (or, for a private-use scheme, the scheme) is allowed as well.
+pub fn render_with_form_target<T: Template>(status: StatusCode, page: &T, target: &str) -> Response {
+    let policy = form_action_source(target)
+        .map(|source| CONTENT_SECURITY_POLICY.replace("form-action 'self'", &format!("form-action 'self' {source}")))
+        .and_then(|policy| HeaderValue::from_str(&policy).ok())
+        .unwrap_or_else(|| HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    render_with_policy(status, page, policy)
+}
+
+/// The CSP source expression for a URI: `scheme://host[:port]`, or `scheme:` for URIs
+/// without a host.
+fn form_action_source(uri: &str) -> Option<String> {
+    let url = url::Url::parse(uri).ok()?;
+    let source = match url.host_str() {
+        Some(_) => url.origin().ascii_serialization(),
+        None => format!("{}:", url.scheme()),
+    };
+    source.bytes().all(|b| b.is_ascii_graphic() && b != b';' && b != b',').then_some(source)
+}
+
+fn render_with_policy<T: Template>(status: StatusCode, page: &T, policy: HeaderValue) -> Response {
     match page.render() {
         Ok(html) => (
             status,
             [
                 (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
-                (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY)),
+                (header::CONTENT_SECURITY_POLICY, policy),
                 (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
                 (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
                 (header::PRAGMA, HeaderValue::from_static("no-cache")),
@@ -121,6 +144,23 @@ pub async fn stylesheet() -> Response {
         STYLESHEET,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod form_target_tests {
+    use super::*;
+
+    #[test]
+    fn csp_form_action_allows_the_redirect_target_origin_only() {
+        assert_eq!(form_action_source("https://app.example:8443/cb?x=1").as_deref(), Some("https://app.example:8443"));
+        assert_eq!(form_action_source("com.example.app:/cb").as_deref(), Some("com.example.app:"));
+        assert_eq!(form_action_source("not a uri"), None);
+        let page = LoggedOutPage { stylesheet: "/assets/portcullis.css" };
+        let response = render_with_form_target(StatusCode::OK, &page, "http://127.0.0.1:9000/callback");
+        let policy = response.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(policy.contains("form-action 'self' http://127.0.0.1:9000;"), "{policy}");
+        assert!(policy.contains("frame-ancestors 'none'"));
+    }
 }
 
 #[cfg(test)]

@@ -11,13 +11,16 @@ use super::client_auth::authenticate_client;
 use super::error::ProtocolError;
 use super::form::OAuthForm;
 use super::token::no_store;
+use super::user_grants::revoke_grant;
 use crate::keys::JwtType;
 use crate::protocol::OAuthError;
 use crate::protocol::claims::AccessTokenClaims;
+use crate::secrets;
+use crate::store::Consumed;
 
 /// RFC 7009 §2.1: the client revokes a token issued to it. A JWT access token goes on the
-/// deny-list until it would have expired anyway. RFC 7009 §2.2: an invalid, expired or
-/// unknown token is answered with 200 like a revoked one.
+/// deny-list until it would have expired anyway; a refresh token takes its whole grant.
+/// RFC 7009 §2.2: an invalid, expired or unknown token is answered with 200.
 pub async fn revoke(
     State(provider): State<Arc<Provider>>,
     headers: HeaderMap,
@@ -25,13 +28,22 @@ pub async fn revoke(
 ) -> Result<Response, ProtocolError> {
     let client = authenticate_client(&provider, &headers, &form).await?;
     let token = form.require("token")?;
-    if let Ok(claims) =
-        provider.keys.load().verify::<AccessTokenClaims>(token, JwtType::AccessToken, &provider.config.issuer)
-    {
+    let not_yours = || OAuthError::unauthorized_client("the token was not issued to this client");
+    let verified =
+        provider.keys.load().verify::<AccessTokenClaims>(token, JwtType::AccessToken, &provider.config.issuer);
+    if let Ok(claims) = verified {
         if claims.client_id != client.client_id {
-            return Err(OAuthError::unauthorized_client("the token was not issued to this client").into());
+            return Err(not_yours().into());
         }
         provider.store.revoke_token(&claims.jti, claims.exp).await?;
+    } else if let Consumed::Fresh(refresh) | Consumed::Reused(refresh) =
+        provider.store.peek_refresh_token(&secrets::token_digest(token)).await?
+    {
+        if refresh.client_id != client.client_id {
+            return Err(not_yours().into());
+        }
+        // RFC 7009 §2.1: revoking a refresh token revokes the grant's access tokens too.
+        revoke_grant(&provider, &refresh.grant_id).await?;
     }
     Ok(no_store(()))
 }

@@ -11,6 +11,7 @@ use super::Provider;
 use super::client_auth::authenticate_client;
 use super::error::ProtocolError;
 use super::form::OAuthForm;
+use super::user_grants;
 use crate::crd::TokenEndpointAuthMethod;
 use crate::keys::JwtType;
 use crate::model::ClientRecord;
@@ -31,6 +32,19 @@ pub async fn token(
     let grant = token::parse_grant_request(&form)?;
     token::check_grant_allowed(&client, grant.grant_type())?;
     let response = match grant {
+        GrantRequest::AuthorizationCode { code, redirect_uri, code_verifier } => {
+            user_grants::authorization_code(
+                &provider,
+                &client,
+                &code,
+                redirect_uri.as_deref(),
+                code_verifier.as_deref(),
+            )
+            .await?
+        }
+        GrantRequest::RefreshToken { refresh_token, scope } => {
+            user_grants::refresh_token(&provider, &client, &refresh_token, scope.as_ref()).await?
+        }
         GrantRequest::ClientCredentials { scope } => client_credentials(&provider, &client, scope.as_ref())?,
     };
     Ok(no_store(Json(response)))
@@ -57,7 +71,14 @@ fn client_credentials(
         provider.config.access_token_ttl,
     );
     let access_token = provider.keys.load().sign(None, JwtType::AccessToken, &grant.claims)?;
-    Ok(TokenResponse { access_token, token_type: "Bearer", expires_in: grant.expires_in, scope: grant.claims.scope })
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: grant.expires_in,
+        scope: grant.claims.scope,
+        refresh_token: None,
+        id_token: None,
+    })
 }
 
 /// RFC 6749 §5.1: responses carrying tokens must not be cached.

@@ -16,20 +16,35 @@ async fn oidc_discovery_4_3_issuer_equals_the_configured_issuer_exactly() {
     assert_eq!(doc["token_endpoint"], server.url("/token"));
     assert_eq!(doc["introspection_endpoint"], server.url("/introspect"));
     assert_eq!(doc["revocation_endpoint"], server.url("/revoke"));
+    assert_eq!(doc["authorization_endpoint"], server.url("/authorize"));
+    assert_eq!(doc["userinfo_endpoint"], server.url("/userinfo"));
+    assert_eq!(doc["end_session_endpoint"], server.url("/logout"));
 }
 
 #[tokio::test]
 async fn oidc_discovery_3_metadata_lists_what_is_implemented() {
+    use serde_json::json;
     let server = TestServer::start().await;
     let doc: Value =
         server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
-    assert!(doc["grant_types_supported"].as_array().unwrap().contains(&"client_credentials".into()));
+    assert_eq!(doc["grant_types_supported"], json!(["authorization_code", "refresh_token", "client_credentials"]));
+    assert_eq!(doc["response_types_supported"], json!(["code"]));
+    assert_eq!(doc["response_modes_supported"], json!(["query"]));
+    let methods = json!(["client_secret_basic", "client_secret_post", "none"]);
+    assert_eq!(doc["token_endpoint_auth_methods_supported"], methods);
     assert_eq!(
-        doc["token_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post"])
+        doc["introspection_endpoint_auth_methods_supported"],
+        json!(["client_secret_basic", "client_secret_post"])
     );
-    assert_eq!(doc["subject_types_supported"], serde_json::json!(["public"]));
-    assert_eq!(doc["id_token_signing_alg_values_supported"], serde_json::json!(["ES256", "EdDSA", "RS256"]));
+    assert_eq!(doc["subject_types_supported"], json!(["public"]));
+    assert_eq!(doc["id_token_signing_alg_values_supported"], json!(["RS256"]), "the algorithm that signs ID tokens");
+    assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]), "RFC 7636: plain is not supported");
+    assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
+    assert_eq!(doc["request_parameter_supported"], false);
+    assert_eq!(doc["request_uri_parameter_supported"], false);
+    for scope in ["openid", "profile", "email", "roles", "offline_access"] {
+        assert!(doc["scopes_supported"].as_array().unwrap().contains(&scope.into()), "{scope}");
+    }
 }
 
 #[tokio::test]

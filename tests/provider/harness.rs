@@ -30,6 +30,8 @@ impl TestServer {
             issuer: base.clone(),
             manifests: Some(fixtures()),
             access_token_ttl: Duration::from_secs(3600),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            session_ttl: Duration::from_secs(12 * 3600),
         };
         let built = dev::build(&options).await.unwrap();
         let generated = built.generated.iter().map(|g| (g.client_id.clone(), g.client_secret.clone())).collect();
@@ -74,4 +76,134 @@ pub async fn assert_oauth_error(response: reqwest::Response, status: u16, error:
     assert_eq!(body["error"], error, "{body}");
     assert!(body["error_description"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
     body
+}
+
+/// The webapp fixture client's registered redirect URI.
+pub const WEBAPP_REDIRECT: &str = "http://127.0.0.1:9000/callback";
+pub const SPA_REDIRECT: &str = "http://127.0.0.1:9001/callback";
+
+/// A browser: keeps cookies, does not follow redirects.
+pub struct Browser {
+    pub http: reqwest::Client,
+    base: String,
+}
+
+/// A PKCE pair (RFC 7636 §4.1–4.2), computed here independently of the provider.
+pub struct Pkce {
+    pub verifier: String,
+    pub challenge: String,
+}
+
+impl Pkce {
+    pub fn new(seed: &str) -> Self {
+        let verifier = format!("{seed}-{}", "v".repeat(43));
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+        Self { challenge: URL_SAFE_NO_PAD.encode(digest.as_ref()), verifier }
+    }
+}
+
+impl Browser {
+    pub fn new(server: &TestServer) -> Self {
+        let http =
+            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build().unwrap();
+        Self { http, base: server.base.clone() }
+    }
+
+    pub async fn authorize(&self, params: &[(&str, &str)]) -> reqwest::Response {
+        self.http.get(format!("{}/authorize", self.base)).query(params).send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http.post(format!("{}{path}", self.base)).form(form).send().await.unwrap()
+    }
+
+    /// Submits the login form of `page` (the HTML of a login page).
+    pub async fn login(&self, page: &str, username: &str, password: &str) -> reqwest::Response {
+        let (interaction, csrf) = (hidden(page, "interaction"), hidden(page, "csrf_token"));
+        let form = [
+            ("interaction", interaction.as_str()),
+            ("csrf_token", csrf.as_str()),
+            ("username", username),
+            ("password", password),
+        ];
+        self.post("/login", &form).await
+    }
+
+    /// Submits the consent form of `page` with `decision` (`allow` or `deny`).
+    pub async fn consent(&self, page: &str, decision: &str) -> reqwest::Response {
+        let (interaction, csrf) = (hidden(page, "interaction"), hidden(page, "csrf_token"));
+        self.post("/consent", &[("interaction", &interaction), ("csrf_token", &csrf), ("decision", decision)]).await
+    }
+
+    /// Logs alice in through the pages and consents (or rides the existing session):
+    /// returns the redirect to the client.
+    pub async fn sign_in(&self, params: &[(&str, &str)]) -> reqwest::Response {
+        let page = self.authorize(params).await;
+        if page.status() == 302 {
+            return page;
+        }
+        assert_eq!(page.status(), 200, "expected the login page");
+        let after_login = self.login(&page.text().await.unwrap(), "alice", "alice-password").await;
+        if after_login.status() == 303 {
+            return after_login;
+        }
+        assert_eq!(after_login.status(), 200, "expected the consent page");
+        self.consent(&after_login.text().await.unwrap(), "allow").await
+    }
+}
+
+/// The `value` of the hidden input named `name` in a page.
+pub fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.find(&marker).unwrap_or_else(|| panic!("no hidden field {name} in {page}")) + marker.len();
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
+/// A query parameter of a redirect's `Location`.
+pub fn location_param(response: &reqwest::Response, name: &str) -> Option<String> {
+    let location = response.headers().get("location")?.to_str().unwrap();
+    let url = reqwest::Url::parse(location).unwrap();
+    url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+/// The redirect target without its query.
+pub fn location_base(response: &reqwest::Response) -> String {
+    let location = response.headers()["location"].to_str().unwrap();
+    location.split('?').next().unwrap().to_owned()
+}
+
+/// Standard parameters of a webapp authorization request.
+pub fn webapp_request<'a>(scope: &'a str, state: &'a str, nonce: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("client_id", "webapp"),
+        ("redirect_uri", WEBAPP_REDIRECT),
+        ("response_type", "code"),
+        ("scope", scope),
+        ("state", state),
+        ("nonce", nonce),
+    ]
+}
+
+impl TestServer {
+    /// Exchanges a webapp code at the token endpoint.
+    pub async fn exchange(&self, code: &str, extra: &[(&str, &str)]) -> reqwest::Response {
+        let mut form = vec![("grant_type", "authorization_code"), ("code", code), ("redirect_uri", WEBAPP_REDIRECT)];
+        form.extend_from_slice(extra);
+        self.post_basic("/token", "webapp", "webapp-secret", &form).await
+    }
+
+    /// Full webapp login with `scope`; returns the token response body.
+    pub async fn webapp_tokens(&self, browser: &Browser, scope: &str) -> Value {
+        let redirect = browser.sign_in(&webapp_request(scope, "st", "n-0S6_WzA2Mj")).await;
+        let code = location_param(&redirect, "code").expect("a code");
+        let response = self.exchange(&code, &[]).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    pub async fn introspect_active(&self, token: &str) -> bool {
+        let response = self.post_basic("/introspect", "webapp", "webapp-secret", &[("token", token)]).await;
+        let body: Value = response.json().await.unwrap();
+        body["active"].as_bool().unwrap()
+    }
 }

@@ -1,9 +1,13 @@
 //! Integration tests over real HTTP against an in-process `dev` provider, grouped by
 //! specification.
 
+mod authorize;
+mod code_grant;
 mod discovery;
 mod harness;
 mod introspection;
+mod logout;
 mod malformed;
 mod revocation;
 mod token;
+mod userinfo;

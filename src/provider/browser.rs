@@ -1,0 +1,72 @@
+//! What a browser carries: the SSO session cookie and the browser-binding cookie that ties
+//! an interaction (and so its CSRF token) to the browser that started it.
+
+use std::net::SocketAddr;
+
+use axum::http::{HeaderMap, HeaderValue, header};
+use cookie::{Cookie, SameSite};
+use subtle::ConstantTimeEq;
+
+use super::Provider;
+use super::error::ProtocolError;
+use crate::model::{Session, UserRecord};
+
+/// The SSO session cookie; its value is the session's secret id.
+pub const SESSION_COOKIE: &str = "portcullis_session";
+/// The browser-binding cookie; interactions remember it.
+pub const BROWSER_COOKIE: &str = "portcullis_browser";
+
+/// The value of a request cookie.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+}
+
+/// A `Set-Cookie` value: `HttpOnly`, `SameSite=Lax`, scoped to the issuer's path, and
+/// `Secure` whenever the issuer is https. `max_age` of `None` makes a browser-session cookie.
+pub fn set_cookie(provider: &Provider, name: &str, value: &str, max_age: Option<u64>) -> Option<HeaderValue> {
+    let mut builder = Cookie::build((name, value))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(provider.config.secure_cookies())
+        .path(provider.config.base_path().to_owned());
+    if let Some(seconds) = max_age {
+        builder = builder.max_age(cookie::time::Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX)));
+    }
+    HeaderValue::from_str(&builder.build().to_string()).ok()
+}
+
+/// A `Set-Cookie` value that deletes the cookie.
+pub fn clear_cookie(provider: &Provider, name: &str) -> Option<HeaderValue> {
+    set_cookie(provider, name, "", Some(0))
+}
+
+/// The live session of this browser and its user, if any: the cookie names a session that
+/// has not ended, whose user still exists and is not disabled.
+pub async fn current_session(
+    provider: &Provider,
+    headers: &HeaderMap,
+) -> Result<Option<(Session, std::sync::Arc<UserRecord>)>, ProtocolError> {
+    let Some(id) = cookie(headers, SESSION_COOKIE) else { return Ok(None) };
+    let Some(session) = provider.store.session(&id).await? else { return Ok(None) };
+    match provider.store.user_by_subject(&session.subject).await? {
+        Some(user) if !user.disabled => Ok(Some((session, user))),
+        _ => Ok(None),
+    }
+}
+
+/// Constant-time comparison of a submitted token with the expected one.
+pub fn tokens_match(submitted: &str, expected: &str) -> bool {
+    bool::from(submitted.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+/// The client address used for login throttling (the TCP peer).
+pub fn client_ip(peer: SocketAddr) -> String {
+    peer.ip().to_string()
+}

@@ -1,0 +1,154 @@
+//! RP-Initiated Logout 1.0 (`end_session_endpoint`): ends the SSO session everywhere and
+//! sends the browser to a registered `post_logout_redirect_uri` — never anywhere else.
+
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::authorize::{PageResult, store_failed};
+use super::browser::{self, SESSION_COOKIE};
+use super::pages::{self, LoggedOutPage, LogoutPage};
+use super::respond::{Page, error_page, redirect, unavailable, with_cookies};
+use super::{Provider, form};
+use crate::model::Session;
+use crate::protocol::endpoints;
+use crate::protocol::form::FormParams;
+use crate::protocol::id_token::IdTokenClaims;
+use crate::protocol::redirect::append_query;
+
+/// `GET` or `POST /logout` (RP-Initiated Logout §2), and the confirmation form's `POST`.
+pub async fn logout(State(provider): State<Arc<Provider>>, RawQuery(query): RawQuery, request: Request) -> Response {
+    let headers = request.headers().clone();
+    let params = if request.method() == Method::POST {
+        form::read_form(request).await
+    } else {
+        FormParams::parse(query.unwrap_or_default().as_bytes())
+    };
+    let params = match params {
+        Ok(params) => params,
+        Err(error) => return error_page(&provider, StatusCode::BAD_REQUEST, "Invalid request", &error.description),
+    };
+    handle(&provider, &headers, &params).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The validated logout request.
+struct LogoutRequest {
+    hint: Option<IdTokenClaims>,
+    client_id: Option<String>,
+    client_name: Option<String>,
+    /// Set only when registered for the client, so it is always safe to redirect to.
+    redirect_uri: Option<String>,
+    state: Option<String>,
+}
+
+async fn handle(provider: &Provider, headers: &HeaderMap, params: &FormParams) -> PageResult {
+    let request = validate(provider, params).await?;
+    let session = browser::current_session(provider, headers).await.map_err(|_| unavailable(provider))?.map(|(s, _)| s);
+    let Some(session) = session else {
+        return Ok(finish(provider, &request));
+    };
+    match params.get("decision").ok().flatten() {
+        Some("logout") => {
+            let submitted = params.get("csrf_token").ok().flatten().unwrap_or("");
+            if !browser::tokens_match(submitted, &session.csrf_token) {
+                return Err(error_page(
+                    provider,
+                    StatusCode::FORBIDDEN,
+                    "Request refused",
+                    "The form could not be verified.",
+                )
+                .into());
+            }
+            end_session(provider, &session, &request).await
+        }
+        Some(_) => {
+            Err(error_page(provider, StatusCode::OK, "You are still signed in", "You can close this page.").into())
+        }
+        None if hint_matches(request.hint.as_ref(), &session) => end_session(provider, &session, &request).await,
+        None => Ok(confirmation(provider, &session, &request)),
+    }
+}
+
+/// RP-Initiated Logout §2–§3: the hint must be one of our ID tokens (expired is fine); a
+/// `client_id` must agree with it; the redirect URI counts only when registered exactly.
+async fn validate(provider: &Provider, params: &FormParams) -> Result<LogoutRequest, Page> {
+    let bad = |description: &str| error_page(provider, StatusCode::BAD_REQUEST, "Invalid logout request", description);
+    let field =
+        |name: &str| params.get(name).map(|v| v.map(str::to_owned)).map_err(|e| Page::from(bad(&e.description)));
+    let hint = match field("id_token_hint")? {
+        Some(token) => Some(
+            provider
+                .keys
+                .load()
+                .verify_hint::<IdTokenClaims>(&token, &provider.config.issuer)
+                .map_err(|_| bad("The id_token_hint is not an ID token issued by this provider."))?,
+        ),
+        None => None,
+    };
+    let hinted_client = hint.as_ref().and_then(|h| h.aud.0.first().cloned());
+    let client_id = match (field("client_id")?, hinted_client) {
+        (Some(given), Some(hinted)) if given != hinted => {
+            return Err(bad("client_id does not match the id_token_hint.").into());
+        }
+        (given, hinted) => given.or(hinted),
+    };
+    let client = match &client_id {
+        Some(id) => provider.store.client(id).await.map_err(|e| store_failed(provider, e))?,
+        None => None,
+    };
+    let redirect_uri = field("post_logout_redirect_uri")?
+        .filter(|uri| client.as_ref().is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri)));
+    Ok(LogoutRequest {
+        hint,
+        client_name: client.as_ref().map(|c| c.client_name.clone().unwrap_or_else(|| c.client_id.clone())),
+        client_id: client.map(|c| c.client_id.clone()),
+        redirect_uri,
+        state: field("state")?,
+    })
+}
+
+/// A hint for this very session's user lets the logout happen without asking.
+fn hint_matches(hint: Option<&IdTokenClaims>, session: &Session) -> bool {
+    hint.is_some_and(|h| h.sub == session.subject && h.sid.as_deref().is_none_or(|sid| sid == session.sid))
+}
+
+async fn end_session(provider: &Provider, session: &Session, request: &LogoutRequest) -> PageResult {
+    provider.store.delete_session(&session.id).await.map_err(|e| store_failed(provider, e))?;
+    tracing::info!(subject = %session.subject, "session ended by logout");
+    let cookie = browser::clear_cookie(provider, SESSION_COOKIE);
+    Ok(with_cookies(finish(provider, request), [cookie]))
+}
+
+/// Back to the registered redirect URI with `state`, or the signed-out page.
+fn finish(provider: &Provider, request: &LogoutRequest) -> Response {
+    match &request.redirect_uri {
+        Some(uri) => {
+            let params: Vec<(&str, &str)> = request.state.as_deref().map(|s| ("state", s)).into_iter().collect();
+            redirect(provider, StatusCode::SEE_OTHER, &append_query(uri, &params))
+        }
+        None => {
+            let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
+            pages::render(StatusCode::OK, &LoggedOutPage { stylesheet: &stylesheet })
+        }
+    }
+}
+
+fn confirmation(provider: &Provider, session: &Session, request: &LogoutRequest) -> Response {
+    let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
+    let action = provider.config.browser_path(endpoints::LOGOUT);
+    let page = LogoutPage {
+        stylesheet: &stylesheet,
+        action: &action,
+        csrf_token: &session.csrf_token,
+        client_id: request.client_id.as_deref(),
+        post_logout_redirect_uri: request.redirect_uri.as_deref(),
+        state: request.state.as_deref(),
+        client_name: request.client_name.as_deref(),
+    };
+    match &request.redirect_uri {
+        Some(uri) => pages::render_with_form_target(StatusCode::OK, &page, uri),
+        None => pages::render(StatusCode::OK, &page),
+    }
+}

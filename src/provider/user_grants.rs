@@ -1,0 +1,206 @@
+//! The grants that act for a user: `authorization_code` (RFC 6749 §4.1.3, OIDC Core
+//! §3.1.3) and `refresh_token` with rotation and reuse detection (RFC 6749 §6, RFC 9700
+//! §4.14.2), and the issuance of access, ID and refresh tokens they share.
+
+use super::Provider;
+use super::error::ProtocolError;
+use crate::crd::GrantType;
+use crate::keys::JwtType;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::model::{ClientRecord, Grant, RefreshToken, UserRecord};
+use crate::protocol::OAuthError;
+use crate::protocol::claims::Audience;
+use crate::protocol::id_token::{IdTokenClaims, at_hash};
+use crate::protocol::scope::Scope;
+use crate::protocol::token::{self, TokenResponse};
+use crate::protocol::userinfo::user_claims;
+use crate::secrets;
+use crate::store::Consumed;
+
+/// Bytes of randomness in token ids and refresh tokens.
+const JTI_BYTES: usize = 16;
+const REFRESH_TOKEN_BYTES: usize = 32;
+
+/// OIDC Core §3.1.3.2: exchanges a code once. A second use revokes every token issued from
+/// the first (RFC 6749 §4.1.2) — the revocation is kept although the request fails.
+pub async fn authorization_code(
+    provider: &Provider,
+    client: &ClientRecord,
+    code: &str,
+    redirect_uri: Option<&str>,
+    code_verifier: Option<&str>,
+) -> Result<TokenResponse, ProtocolError> {
+    let code = match provider.store.consume_code(&secrets::token_digest(code)).await? {
+        Consumed::Fresh(code) => code,
+        Consumed::Reused(code) => {
+            revoke_grant(provider, &code.grant_id).await?;
+            tracing::warn!(client_id = %client.client_id, "authorization code reused; its grant is revoked");
+            return Err(OAuthError::invalid_grant("the authorization code was already used").into());
+        }
+        Consumed::Unknown => {
+            return Err(OAuthError::invalid_grant("the authorization code is invalid or expired").into());
+        }
+    };
+    token::check_code(&code, &client.client_id, redirect_uri, code_verifier)?;
+    let user = require_active_user(provider, &code.subject).await?;
+    let refresh = issues_refresh_tokens(client, &code.scope);
+    let now = provider.clock.now();
+    let lifetime = if refresh { provider.config.refresh_token_ttl } else { provider.config.access_token_ttl };
+    let mut grant = Grant {
+        id: code.grant_id,
+        client_id: client.client_id.clone(),
+        subject: code.subject,
+        scope: code.scope.clone(),
+        auth_time: code.auth_time,
+        session_id: code.session_id,
+        expires_at: now + lifetime,
+        access_tokens: Vec::new(),
+    };
+    let refresh_scope = refresh.then_some(&code.scope);
+    issue(provider, client, &user, &mut grant, &code.scope, code.nonce, refresh_scope).await
+}
+
+/// RFC 6749 §6 with rotation: the presented refresh token dies, a new one of the same scope
+/// is issued, and presenting a rotated-out token revokes the whole family (RFC 9700
+/// §4.14.2). Refresh tokens are bound to their client.
+pub async fn refresh_token(
+    provider: &Provider,
+    client: &ClientRecord,
+    presented: &str,
+    requested: Option<&Scope>,
+) -> Result<TokenResponse, ProtocolError> {
+    let digest = secrets::token_digest(presented);
+    let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
+    // Checks that need no state change come before the token is used up, so a request
+    // refused for its client or scope does not burn a valid token.
+    match provider.store.peek_refresh_token(&digest).await? {
+        Consumed::Fresh(token) | Consumed::Reused(token) if token.client_id != client.client_id => {
+            return Err(OAuthError::invalid_grant("the refresh token was issued to another client").into());
+        }
+        Consumed::Fresh(token) => {
+            token::refresh_scope(requested, &token.scope)?;
+        }
+        Consumed::Reused(_) => {}
+        Consumed::Unknown => return Err(invalid().into()),
+    }
+    let token = match provider.store.consume_refresh_token(&digest).await? {
+        Consumed::Fresh(token) => token,
+        Consumed::Reused(token) => {
+            revoke_grant(provider, &token.grant_id).await?;
+            tracing::warn!(client_id = %client.client_id, "refresh token reused; its grant is revoked");
+            return Err(OAuthError::invalid_grant("the refresh token was already used; the grant is revoked").into());
+        }
+        Consumed::Unknown => return Err(invalid().into()),
+    };
+    let mut grant = provider.store.grant(&token.grant_id).await?.ok_or_else(invalid)?;
+    let Ok(user) = require_active_user(provider, &grant.subject).await else {
+        revoke_grant(provider, &grant.id).await?;
+        return Err(invalid().into());
+    };
+    let scope = token::refresh_scope(requested, &token.scope)?;
+    issue(provider, client, &user, &mut grant, &scope, None, Some(&token.scope)).await
+}
+
+/// OIDC Core §11: refresh tokens only with `offline_access`, for clients allowed the grant.
+fn issues_refresh_tokens(client: &ClientRecord, scope: &Scope) -> bool {
+    scope.contains("offline_access") && client.allows_grant(GrantType::RefreshToken)
+}
+
+async fn require_active_user(provider: &Provider, subject: &str) -> Result<Arc<UserRecord>, ProtocolError> {
+    match provider.store.user_by_subject(subject).await? {
+        Some(user) if !user.disabled => Ok(user),
+        _ => Err(OAuthError::invalid_grant("the user no longer exists or is disabled").into()),
+    }
+}
+
+/// Revokes a grant: its access tokens go on the deny-list and its refresh tokens stop
+/// working (they need the grant).
+pub async fn revoke_grant(provider: &Provider, grant_id: &str) -> Result<(), ProtocolError> {
+    if let Some(grant) = provider.store.grant(grant_id).await? {
+        for (jti, expires_at) in &grant.access_tokens {
+            provider.store.revoke_token(jti, *expires_at).await?;
+        }
+    }
+    provider.store.revoke_grant(grant_id).await?;
+    Ok(())
+}
+
+/// Issues an access token, an ID token (with `openid`) and, when `refresh_scope` is set, a
+/// new refresh token of that scope; records the access token in the grant first, so a later
+/// revocation reaches it.
+async fn issue(
+    provider: &Provider,
+    client: &ClientRecord,
+    user: &UserRecord,
+    grant: &mut Grant,
+    scope: &Scope,
+    nonce: Option<String>,
+    refresh_scope: Option<&Scope>,
+) -> Result<TokenResponse, ProtocolError> {
+    let now = provider.clock.now();
+    let issuer = &provider.config.issuer;
+    let access = token::user_access_token(
+        issuer,
+        client,
+        grant,
+        scope,
+        secrets::random_token(JTI_BYTES)?,
+        now,
+        provider.config.access_token_ttl,
+    );
+    let keys = provider.keys.load();
+    let access_token = keys.sign(None, JwtType::AccessToken, &access.claims)?;
+    let id_token = match keys.signer(None) {
+        Some(signer) if scope.contains("openid") => {
+            let claims = IdTokenClaims {
+                iss: issuer.clone(),
+                sub: grant.subject.clone(),
+                aud: Audience(vec![client.client_id.clone()]),
+                exp: now + access.expires_in,
+                iat: now,
+                auth_time: grant.auth_time,
+                nonce,
+                at_hash: Some(at_hash(&access_token, signer.algorithm())),
+                sid: Some(grant.session_id.clone()),
+                azp: None,
+                user: without_sub(user_claims(user, client, scope)),
+            };
+            Some(keys.sign(None, JwtType::Jwt, &claims)?)
+        }
+        _ => None,
+    };
+    grant.access_tokens.retain(|(_, expires_at)| *expires_at > now);
+    grant.access_tokens.push((access.claims.jti.clone(), access.claims.exp));
+    provider.store.put_grant(grant).await?;
+    let refresh_token = match refresh_scope {
+        Some(refresh_scope) => {
+            let value = secrets::random_token(REFRESH_TOKEN_BYTES)?;
+            let record = RefreshToken {
+                grant_id: grant.id.clone(),
+                client_id: client.client_id.clone(),
+                scope: refresh_scope.clone(),
+                expires_at: grant.expires_at,
+            };
+            provider.store.put_refresh_token(&secrets::token_digest(&value), &record).await?;
+            Some(value)
+        }
+        None => None,
+    };
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: access.expires_in,
+        scope: access.claims.scope,
+        refresh_token,
+        id_token,
+    })
+}
+
+/// The user's claims without `sub`, which the ID token carries already.
+fn without_sub(mut claims: Map<String, Value>) -> Map<String, Value> {
+    claims.remove("sub");
+    claims
+}

@@ -1,0 +1,117 @@
+//! OIDC Core §5.3 UserInfo with RFC 6750 bearer tokens, and the Keycloak-compatible claims.
+
+use serde_json::Value;
+
+use crate::harness::{Browser, TestServer, jwt_part};
+
+async fn access_token(server: &TestServer, scope: &str) -> (String, Value) {
+    let tokens = server.webapp_tokens(&Browser::new(server), scope).await;
+    (tokens["access_token"].as_str().unwrap().to_owned(), tokens)
+}
+
+#[tokio::test]
+async fn rfc6750_2_1_userinfo_with_bearer_header_get_and_post() {
+    let server = TestServer::start().await;
+    let (token, tokens) = access_token(&server, "openid").await;
+    let get = server.http.get(server.url("/userinfo")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(get.status(), 200);
+    assert_eq!(get.headers()["cache-control"], "no-store");
+    let claims: Value = get.json().await.unwrap();
+    assert_eq!(claims["sub"], jwt_part(tokens["id_token"].as_str().unwrap(), 1)["sub"], "sub equals the ID token's");
+    let post = server.http.post(server.url("/userinfo")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(post.status(), 200);
+}
+
+#[tokio::test]
+async fn rfc6750_2_2_userinfo_with_access_token_in_the_form_body() {
+    let server = TestServer::start().await;
+    let (token, _) = access_token(&server, "openid").await;
+    let response =
+        server.http.post(server.url("/userinfo")).form(&[("access_token", token.as_str())]).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let both = server
+        .http
+        .post(server.url("/userinfo"))
+        .bearer_auth(&token)
+        .form(&[("access_token", token.as_str())])
+        .send()
+        .await;
+    assert_eq!(both.unwrap().status(), 400, "RFC 6750 §2: one method only");
+}
+
+#[tokio::test]
+async fn rfc6750_3_1_missing_token_is_401_with_a_bare_bearer_challenge() {
+    let server = TestServer::start().await;
+    let response = server.http.get(server.url("/userinfo")).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer realm=\"portcullis\"");
+}
+
+#[tokio::test]
+async fn rfc6750_3_1_bad_expired_or_revoked_token_is_invalid_token() {
+    let server = TestServer::start().await;
+    let (token, _) = access_token(&server, "openid").await;
+    let tampered = format!("{token}x");
+    for bad in ["garbage", tampered.as_str()] {
+        let response = server.http.get(server.url("/userinfo")).bearer_auth(bad).send().await.unwrap();
+        assert_eq!(response.status(), 401);
+        let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+        assert!(challenge.starts_with("Bearer ") && challenge.contains("error=\"invalid_token\""), "{challenge}");
+    }
+    server.post_basic("/revoke", "webapp", "webapp-secret", &[("token", token.as_str())]).await;
+    let revoked = server.http.get(server.url("/userinfo")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(revoked.status(), 401);
+}
+
+#[tokio::test]
+async fn oidc_core_5_3_client_credentials_token_has_no_userinfo() {
+    let server = TestServer::start().await;
+    let token = server.m2m_token().await;
+    let response = server.http.get(server.url("/userinfo")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(response.status(), 403);
+    assert!(response.headers()["www-authenticate"].to_str().unwrap().contains("insufficient_scope"));
+}
+
+#[tokio::test]
+async fn oidc_core_5_4_claims_are_released_per_scope() {
+    let server = TestServer::start().await;
+    let (token, _) = access_token(&server, "openid").await;
+    let claims: Value =
+        server.http.get(server.url("/userinfo")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(claims, serde_json::json!({"sub": "alice"}));
+    let (token, _) = access_token(&server, "openid profile email").await;
+    let claims: Value =
+        server.http.get(server.url("/userinfo")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(claims["preferred_username"], "alice");
+    assert_eq!(claims["name"], "Alice Liddell");
+    assert_eq!(claims["given_name"], "Alice");
+    assert_eq!(claims["family_name"], "Liddell");
+    assert_eq!(claims["email"], "alice@example.com");
+    assert_eq!(claims["email_verified"], true);
+    assert!(claims.get("resource_access").is_none(), "roles only with the roles scope");
+}
+
+#[tokio::test]
+async fn keycloak_compatible_roles_claims_with_the_roles_scope() {
+    let server = TestServer::start().await;
+    let (token, _) = access_token(&server, "openid roles").await;
+    let claims: Value =
+        server.http.get(server.url("/userinfo")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        claims["resource_access"],
+        serde_json::json!({"webapp": {"roles": ["admin", "viewer"]}}),
+        "only roles the client declares"
+    );
+    assert_eq!(claims["realm_access"], serde_json::json!({"roles": ["staff"]}));
+    assert_eq!(claims["groups"], serde_json::json!(["engineering"]));
+}
+
+#[tokio::test]
+async fn id_token_carries_the_scoped_user_claims_for_relying_parties_that_read_it() {
+    let server = TestServer::start().await;
+    let (_, tokens) = access_token(&server, "openid profile roles").await;
+    let claims = jwt_part(tokens["id_token"].as_str().unwrap(), 1);
+    assert_eq!(claims["preferred_username"], "alice");
+    assert_eq!(claims["resource_access"]["webapp"]["roles"], serde_json::json!(["admin", "viewer"]));
+    assert!(claims.get("email").is_none(), "email was not granted");
+}
