@@ -40,6 +40,28 @@ impl ClientRecord {
     }
 }
 
+#[cfg(test)]
+impl ClientRecord {
+    /// A public authorization-code client for unit tests, to adjust with struct update syntax.
+    pub fn fixture(client_id: &str, redirect_uris: &[&str], scopes: &str) -> Self {
+        ClientRecord {
+            client_id: client_id.into(),
+            client_name: None,
+            secret_hash: None,
+            auth_method: TokenEndpointAuthMethod::None,
+            redirect_uris: redirect_uris.iter().map(|u| (*u).to_owned()).collect(),
+            post_logout_redirect_uris: vec![],
+            grant_types: vec![GrantType::AuthorizationCode],
+            scopes: Scope::parse(scopes).unwrap_or_default(),
+            roles: vec![],
+            audience: vec![],
+            access_token_ttl: None,
+            require_pkce: true,
+            skip_consent: false,
+        }
+    }
+}
+
 /// A user who can log in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserRecord {

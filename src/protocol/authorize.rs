@@ -258,28 +258,13 @@ pub fn interaction_error_for_prompt_none(needs_login: bool, needs_consent: bool)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::TokenEndpointAuthMethod;
 
     const CB: &str = "https://app.example/cb";
     const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
     const PKCE: &str = "code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256";
 
     fn client() -> ClientRecord {
-        ClientRecord {
-            client_id: "app".into(),
-            client_name: None,
-            secret_hash: None,
-            auth_method: TokenEndpointAuthMethod::None,
-            redirect_uris: vec![CB.into()],
-            post_logout_redirect_uris: vec![],
-            grant_types: vec![GrantType::AuthorizationCode],
-            scopes: Scope::parse("openid profile email").unwrap(),
-            roles: vec![],
-            audience: vec![],
-            access_token_ttl: None,
-            require_pkce: true,
-            skip_consent: false,
-        }
+        ClientRecord::fixture("app", &[CB], "openid profile email")
     }
 
     fn parse(body: &str) -> FormParams {

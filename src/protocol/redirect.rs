@@ -122,26 +122,10 @@ pub fn code_redirect(redirect_uri: &str, code: &str, state: Option<&str>, issuer
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{GrantType, TokenEndpointAuthMethod};
     use crate::protocol::ErrorCode;
-    use crate::protocol::scope::Scope;
 
     fn client(uris: &[&str]) -> ClientRecord {
-        ClientRecord {
-            client_id: "app".into(),
-            client_name: None,
-            secret_hash: None,
-            auth_method: TokenEndpointAuthMethod::None,
-            redirect_uris: uris.iter().map(|u| (*u).to_owned()).collect(),
-            post_logout_redirect_uris: vec![],
-            grant_types: vec![GrantType::AuthorizationCode],
-            scopes: Scope::parse("openid").unwrap(),
-            roles: vec![],
-            audience: vec![],
-            access_token_ttl: None,
-            require_pkce: true,
-            skip_consent: false,
-        }
+        ClientRecord::fixture("app", uris, "openid")
     }
 
     #[test]

@@ -163,19 +163,10 @@ mod tests {
 
     fn client(grants: &[GrantType], scopes: &str) -> ClientRecord {
         ClientRecord {
-            client_id: "batch-job".into(),
-            client_name: None,
-            secret_hash: None,
             auth_method: TokenEndpointAuthMethod::ClientSecretBasic,
-            redirect_uris: vec![],
-            post_logout_redirect_uris: vec![],
             grant_types: grants.to_vec(),
-            scopes: Scope::parse(scopes).unwrap(),
-            roles: vec![],
-            audience: vec![],
-            access_token_ttl: None,
             require_pkce: false,
-            skip_consent: false,
+            ..ClientRecord::fixture("batch-job", &[], scopes)
         }
     }
 

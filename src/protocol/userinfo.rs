@@ -78,7 +78,6 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::crd::{GrantType, TokenEndpointAuthMethod};
 
     fn user() -> UserRecord {
         UserRecord {
@@ -102,19 +101,8 @@ mod tests {
 
     fn client() -> ClientRecord {
         ClientRecord {
-            client_id: "app".into(),
-            client_name: None,
-            secret_hash: None,
-            auth_method: TokenEndpointAuthMethod::None,
-            redirect_uris: vec![],
-            post_logout_redirect_uris: vec![],
-            grant_types: vec![GrantType::AuthorizationCode],
-            scopes: Scope::parse("openid profile email roles").unwrap(),
             roles: vec!["admin".into(), "viewer".into(), "auditor".into()],
-            audience: vec![],
-            access_token_ttl: None,
-            require_pkce: true,
-            skip_consent: false,
+            ..ClientRecord::fixture("app", &[], "openid profile email roles")
         }
     }
 

@@ -13,7 +13,7 @@ use super::authorize::{
     store_failed,
 };
 use super::browser::{self, BROWSER_COOKIE, SESSION_COOKIE};
-use super::respond::{Page, error_page, with_cookies};
+use super::respond::{Page, error_page, form_refused, with_cookies};
 use super::{CONSENT_TTL, INTERACTION_TTL, Provider, form};
 use crate::model::{ClientRecord, Interaction, Session};
 use crate::protocol::form::FormParams;
@@ -80,13 +80,7 @@ async fn verified_interaction(
 ) -> Result<(Interaction, Arc<ClientRecord>), Page> {
     let field = |name| form.get(name).ok().flatten();
     let (Some(id), Some(csrf_token)) = (field("interaction"), field("csrf_token")) else {
-        return Err(error_page(
-            provider,
-            StatusCode::FORBIDDEN,
-            "Request refused",
-            "The form could not be verified. Go back to the application and try again.",
-        )
-        .into());
+        return Err(form_refused(provider).into());
     };
     let interaction = provider
         .store
@@ -97,13 +91,7 @@ async fn verified_interaction(
     let same_browser =
         browser::cookie(headers, BROWSER_COOKIE).is_some_and(|b| browser::tokens_match(&b, &interaction.browser_id));
     if !same_browser || !browser::tokens_match(csrf_token, &interaction.csrf_token) {
-        return Err(error_page(
-            provider,
-            StatusCode::FORBIDDEN,
-            "Request refused",
-            "The form could not be verified. Go back to the application and try again.",
-        )
-        .into());
+        return Err(form_refused(provider).into());
     }
     let client = provider
         .store

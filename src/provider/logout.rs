@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use super::authorize::{PageResult, store_failed};
 use super::browser::{self, SESSION_COOKIE};
 use super::pages::{self, LoggedOutPage, LogoutPage};
-use super::respond::{Page, error_page, redirect, unavailable, with_cookies};
+use super::respond::{Page, error_page, form_refused, redirect, unavailable, with_cookies};
 use super::{Provider, form};
 use crate::model::Session;
 use crate::protocol::endpoints;
@@ -53,13 +53,7 @@ async fn handle(provider: &Provider, headers: &HeaderMap, params: &FormParams) -
         Some("logout") => {
             let submitted = params.get("csrf_token").ok().flatten().unwrap_or("");
             if !browser::tokens_match(submitted, &session.csrf_token) {
-                return Err(error_page(
-                    provider,
-                    StatusCode::FORBIDDEN,
-                    "Request refused",
-                    "The form could not be verified.",
-                )
-                .into());
+                return Err(form_refused(provider).into());
             }
             end_session(provider, &session, &request).await
         }

@@ -35,6 +35,16 @@ pub fn error_page(provider: &Provider, status: StatusCode, title: &str, descript
     pages::render(status, &ErrorPage { stylesheet: &stylesheet, title, description })
 }
 
+/// A form whose CSRF token (or browser binding) does not check out.
+pub fn form_refused(provider: &Provider) -> Response {
+    error_page(
+        provider,
+        StatusCode::FORBIDDEN,
+        "Request refused",
+        "The form could not be verified. Go back to the application and try again.",
+    )
+}
+
 /// Adds `Set-Cookie` headers to a response.
 pub fn with_cookies(mut response: Response, cookies: impl IntoIterator<Item = Option<HeaderValue>>) -> Response {
     for cookie in cookies.into_iter().flatten() {
