@@ -205,8 +205,10 @@ pub fn consent_page(
 ) -> Response {
     let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
     let action = provider.config.browser_path(endpoints::CONSENT);
-    let descriptions: Vec<(&str, String)> =
+    let mut descriptions: Vec<(&str, String)> =
         interaction.request.scope.iter().map(|scope| (scope, userinfo::describe_scope(scope))).collect();
+    // Signing in comes first; the rest stay in their stable order.
+    descriptions.sort_by_key(|(scope, _)| *scope != "openid");
     let page = ConsentPage {
         stylesheet: &stylesheet,
         action: &action,

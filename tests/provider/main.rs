@@ -5,6 +5,7 @@ mod authorize;
 mod code_grant;
 mod discovery;
 mod harness;
+mod hot_path;
 mod introspection;
 mod logout;
 mod malformed;
