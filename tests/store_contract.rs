@@ -1,15 +1,47 @@
 //! The contract every `Store` implementation must keep. Each check is a function over
-//! `&dyn Store`, so the Redis store runs the very same suite.
+//! `&dyn Store` and a [`Time`], so the Redis store runs the very same suite.
 
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use portcullis::clock::Clock;
 use portcullis::crd::{GrantType, TokenEndpointAuthMethod};
 use portcullis::model::{AuthorizationCode, ClientRecord, Grant, RefreshToken, Session, UserRecord};
 use portcullis::protocol::scope::Scope;
-use portcullis::store::{Consumed, MemoryStore, Store};
+use portcullis::store::{Consumed, MemoryStore, RedisConfig, RedisStore, Store, StoreError};
+
+/// How a check lets time pass. Expiries in the checks are two seconds away so that waiting
+/// them out for real stays cheap, yet an entry checked right after writing is still live
+/// (`now` is whole seconds, so a real expiry is between one and two seconds away).
+enum Time {
+    /// The memory store reads this counter; passing time is a jump.
+    Manual(Arc<AtomicU64>),
+    /// Redis expires keys by its own clock; passing time is a sleep.
+    Real,
+}
+
+impl Time {
+    fn now(&self) -> u64 {
+        match self {
+            Time::Manual(now) => now.load(Ordering::SeqCst),
+            Time::Real => Clock::system().now(),
+        }
+    }
+
+    async fn advance(&self, seconds: u64) {
+        match self {
+            Time::Manual(now) => {
+                now.fetch_add(seconds, Ordering::SeqCst);
+            }
+            Time::Real => tokio::time::sleep(Duration::from_secs(seconds) + Duration::from_millis(100)).await,
+        }
+    }
+}
 
 fn client(id: &str) -> ClientRecord {
     ClientRecord {
@@ -70,16 +102,22 @@ async fn users_are_found_by_username_and_subject(store: &dyn Store) {
     store.delete_user("alice").await.unwrap();
     assert!(store.user_by_username("alice").await.unwrap().is_none());
     assert!(store.user_by_subject("sub-2").await.unwrap().is_none());
+    store.put_user(user("ann", "s-1")).await.unwrap();
+    store.put_user(user("ben", "s-2")).await.unwrap();
+    store.put_user(user("ann", "s-2")).await.unwrap();
+    store.put_user(user("ben", "s-1")).await.unwrap();
+    assert_eq!(store.user_by_subject("s-1").await.unwrap().unwrap().username, "ben", "swapped subjects resolve");
+    assert_eq!(store.user_by_subject("s-2").await.unwrap().unwrap().username, "ann");
 }
 
-async fn revoked_tokens_stay_denied_until_they_expire(store: &dyn Store, now: &AtomicU64) {
-    let t = now.load(Ordering::SeqCst);
-    store.revoke_token("jti-1", t + 10).await.unwrap();
+async fn revoked_tokens_stay_denied_until_they_expire(store: &dyn Store, time: &Time) {
+    let t = time.now();
+    store.revoke_token("jti-1", t + 2).await.unwrap();
     store.revoke_token("jti-old", t).await.unwrap();
     assert!(store.is_token_revoked("jti-1").await.unwrap());
     assert!(!store.is_token_revoked("jti-2").await.unwrap());
     assert!(!store.is_token_revoked("jti-old").await.unwrap(), "an already expired token needs no entry");
-    now.store(t + 10, Ordering::SeqCst);
+    time.advance(2).await;
     assert!(!store.is_token_revoked("jti-1").await.unwrap(), "the entry lives exactly as long as the token");
 }
 
@@ -97,19 +135,19 @@ fn code(grant_id: &str) -> AuthorizationCode {
     }
 }
 
-async fn codes_are_consumed_exactly_once(store: &dyn Store, now: &AtomicU64) {
-    let t = now.load(Ordering::SeqCst);
+async fn codes_are_consumed_exactly_once(store: &dyn Store, time: &Time) {
+    let t = time.now();
     store.put_code("h1", &code("g1"), t + 60).await.unwrap();
     assert_eq!(store.consume_code("h1").await.unwrap(), Consumed::Fresh(code("g1")));
     assert_eq!(store.consume_code("h1").await.unwrap(), Consumed::Reused(code("g1")), "a replay is recognised");
     assert_eq!(store.consume_code("unknown").await.unwrap(), Consumed::Unknown);
-    store.put_code("h2", &code("g2"), t + 60).await.unwrap();
-    now.store(t + 60, Ordering::SeqCst);
+    store.put_code("h2", &code("g2"), t + 2).await.unwrap();
+    time.advance(2).await;
     assert_eq!(store.consume_code("h2").await.unwrap(), Consumed::Unknown, "expired codes are gone");
 }
 
-async fn refresh_tokens_can_be_peeked_and_consumed_once(store: &dyn Store, now: &AtomicU64) {
-    let t = now.load(Ordering::SeqCst);
+async fn refresh_tokens_can_be_peeked_and_consumed_once(store: &dyn Store, time: &Time) {
+    let t = time.now();
     let token = RefreshToken {
         grant_id: "g".into(),
         client_id: "a".into(),
@@ -123,8 +161,8 @@ async fn refresh_tokens_can_be_peeked_and_consumed_once(store: &dyn Store, now: 
     assert_eq!(store.consume_refresh_token("r1").await.unwrap(), Consumed::Reused(token));
 }
 
-async fn concurrent_consumers_get_one_fresh_code(store: Arc<dyn Store>, now: &AtomicU64) {
-    store.put_code("race", &code("g"), now.load(Ordering::SeqCst) + 60).await.unwrap();
+async fn concurrent_consumers_get_one_fresh_code(store: Arc<dyn Store>, time: &Time) {
+    store.put_code("race", &code("g"), time.now() + 60).await.unwrap();
     let tasks: Vec<_> = (0..16)
         .map(|_| {
             let store = Arc::clone(&store);
@@ -140,8 +178,8 @@ async fn concurrent_consumers_get_one_fresh_code(store: Arc<dyn Store>, now: &At
     assert_eq!(fresh, 1);
 }
 
-async fn grants_sessions_and_consents_expire_and_can_be_removed(store: &dyn Store, now: &AtomicU64) {
-    let t = now.load(Ordering::SeqCst);
+async fn grants_sessions_and_consents_expire_and_can_be_removed(store: &dyn Store, time: &Time) {
+    let t = time.now();
     let grant = Grant {
         id: "g".into(),
         client_id: "a".into(),
@@ -165,24 +203,24 @@ async fn grants_sessions_and_consents_expire_and_can_be_removed(store: &dyn Stor
     assert_eq!(store.session("secret").await.unwrap(), None);
 
     let scope = Scope::parse("openid profile").unwrap();
-    store.put_consent("s", "a", &scope, t + 10).await.unwrap();
+    store.put_consent("s", "a", &scope, t + 2).await.unwrap();
     assert_eq!(store.consent("s", "a").await.unwrap(), Some(scope));
     assert_eq!(store.consent("s", "b").await.unwrap(), None, "consent is per client");
     assert_eq!(store.consent("a", "s").await.unwrap(), None);
-    now.store(t + 10, Ordering::SeqCst);
+    time.advance(2).await;
     assert_eq!(store.consent("s", "a").await.unwrap(), None, "consent expires");
 }
 
-async fn login_failures_count_within_their_window(store: &dyn Store, now: &AtomicU64) {
-    let t = now.load(Ordering::SeqCst);
+async fn login_failures_count_within_their_window(store: &dyn Store, time: &Time) {
+    let t = time.now();
     assert_eq!(store.login_failures("user:alice").await.unwrap(), 0);
     assert_eq!(store.record_login_failure("user:alice", t + 10).await.unwrap(), 1);
     assert_eq!(store.record_login_failure("user:alice", t + 10).await.unwrap(), 2);
     assert_eq!(store.login_failures("user:alice").await.unwrap(), 2);
     store.clear_login_failures("user:alice").await.unwrap();
     assert_eq!(store.login_failures("user:alice").await.unwrap(), 0);
-    store.record_login_failure("user:bob", t + 10).await.unwrap();
-    now.store(t + 10, Ordering::SeqCst);
+    store.record_login_failure("user:bob", t + 2).await.unwrap();
+    time.advance(2).await;
     assert_eq!(store.login_failures("user:bob").await.unwrap(), 0, "the window ends");
     assert_eq!(store.record_login_failure("user:bob", t + 20).await.unwrap(), 1, "a new window starts at 1");
 }
@@ -191,14 +229,92 @@ async fn login_failures_count_within_their_window(store: &dyn Store, now: &Atomi
 async fn memory_store_keeps_the_contract() {
     let now = Arc::new(AtomicU64::new(1_000_000));
     let store = MemoryStore::new(Clock::manual(Arc::clone(&now)));
+    let time = Time::Manual(now);
     clients_are_upserted_found_listed_and_deleted(&store).await;
     users_are_found_by_username_and_subject(&store).await;
-    revoked_tokens_stay_denied_until_they_expire(&store, &now).await;
-    codes_are_consumed_exactly_once(&store, &now).await;
-    refresh_tokens_can_be_peeked_and_consumed_once(&store, &now).await;
-    grants_sessions_and_consents_expire_and_can_be_removed(&store, &now).await;
-    login_failures_count_within_their_window(&store, &now).await;
+    revoked_tokens_stay_denied_until_they_expire(&store, &time).await;
+    codes_are_consumed_exactly_once(&store, &time).await;
+    refresh_tokens_can_be_peeked_and_consumed_once(&store, &time).await;
+    grants_sessions_and_consents_expire_and_can_be_removed(&store, &time).await;
+    login_failures_count_within_their_window(&store, &time).await;
     store.purge_expired();
     let shared: Arc<dyn Store> = Arc::new(store);
-    concurrent_consumers_get_one_fresh_code(shared, &now).await;
+    concurrent_consumers_get_one_fresh_code(shared, &time).await;
+}
+
+/// A throwaway `redis-server` on a free loopback port, killed when dropped.
+struct RedisServer {
+    child: Child,
+    port: u16,
+}
+
+const REDIS_PASSWORD: &str = "contract-secret";
+
+impl RedisServer {
+    /// Panics rather than skip when `redis-server` is missing: a skipped contract passes
+    /// silently. `scripts/test` installs it.
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--requirepass", REDIS_PASSWORD])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed to run the Redis store contract (scripts/test installs it)");
+        let server = RedisServer { child, port };
+        server.wait_until_it_answers();
+        server
+    }
+
+    fn wait_until_it_answers(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let mut reply = [0; 1];
+                // Any reply, `-NOAUTH` included, means it serves commands.
+                if stream.write_all(b"PING\r\n").and_then(|()| stream.read_exact(&mut reply)).is_ok() {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not answer on port {} within 10 s", self.port);
+    }
+
+    fn url(&self, password: &str) -> String {
+        format!("redis://default:{password}@127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_store_keeps_the_contract() {
+    let server = RedisServer::start();
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let config = RedisConfig {
+        key_prefix: format!("contract-{}-{nanos}", std::process::id()),
+        ..RedisConfig::new(server.url(REDIS_PASSWORD))
+    };
+    let wrong_password = RedisConfig { url: server.url("wrong"), ..config.clone() };
+    assert!(
+        matches!(RedisStore::connect(wrong_password).await, Err(StoreError::Unavailable(_))),
+        "refused credentials fail the connect"
+    );
+    let store = RedisStore::connect(config).await.unwrap();
+    let time = Time::Real;
+    clients_are_upserted_found_listed_and_deleted(&store).await;
+    users_are_found_by_username_and_subject(&store).await;
+    revoked_tokens_stay_denied_until_they_expire(&store, &time).await;
+    codes_are_consumed_exactly_once(&store, &time).await;
+    refresh_tokens_can_be_peeked_and_consumed_once(&store, &time).await;
+    grants_sessions_and_consents_expire_and_can_be_removed(&store, &time).await;
+    login_failures_count_within_their_window(&store, &time).await;
+    let shared: Arc<dyn Store> = Arc::new(store);
+    concurrent_consumers_get_one_fresh_code(shared, &time).await;
 }

@@ -176,9 +176,13 @@ impl Store for MemoryStore {
 
     async fn put_user(&self, user: UserRecord) -> Result<(), StoreError> {
         let mut users = write(&self.users);
+        // Drop the old subject's entry only while it still names this user: another user
+        // may have taken that subject since.
         if let Some(previous) = users.by_username.get(&user.username) {
             let previous_subject = previous.subject.clone();
-            users.username_by_subject.remove(&previous_subject);
+            if users.username_by_subject.get(&previous_subject) == Some(&user.username) {
+                users.username_by_subject.remove(&previous_subject);
+            }
         }
         users.username_by_subject.insert(user.subject.clone(), user.username.clone());
         users.by_username.insert(user.username.clone(), Arc::new(user));

@@ -5,14 +5,19 @@
 //! delete); the in-memory and Redis implementations pass the same contract suite
 //! (`tests/store_contract.rs`). Times are seconds since the Unix epoch; an entry whose
 //! `expires_at` has passed is gone.
+//!
+//! [`MemoryStore`] serves `portcullis dev`; [`RedisStore`] is shared by the replicas of
+//! `portcullis serve` (its module documents the key layout).
 
 mod memory;
+mod redis;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 pub use memory::MemoryStore;
+pub use redis::{RedisConfig, RedisStore};
 
 use crate::model::{AuthorizationCode, ClientRecord, Grant, Interaction, RefreshToken, Session, UserRecord};
 use crate::protocol::scope::Scope;
