@@ -139,7 +139,8 @@ async fn codes_are_consumed_exactly_once(store: &dyn Store, time: &Time) {
     let t = time.now();
     store.put_code("h1", &code("g1"), t + 60).await.unwrap();
     assert_eq!(store.consume_code("h1").await.unwrap(), Consumed::Fresh(code("g1")));
-    assert_eq!(store.consume_code("h1").await.unwrap(), Consumed::Reused(code("g1")), "a replay is recognised");
+    let replay = store.consume_code("h1").await.unwrap();
+    assert!(used_since(&replay, &code("g1"), t), "a replay is recognised, with the time of first use: {replay:?}");
     assert_eq!(store.consume_code("unknown").await.unwrap(), Consumed::Unknown);
     store.put_code("h2", &code("g2"), t + 2).await.unwrap();
     time.advance(2).await;
@@ -157,8 +158,20 @@ async fn refresh_tokens_can_be_peeked_and_consumed_once(store: &dyn Store, time:
     store.put_refresh_token("r1", &token).await.unwrap();
     assert_eq!(store.peek_refresh_token("r1").await.unwrap(), Consumed::Fresh(token.clone()), "peeking uses nothing");
     assert_eq!(store.consume_refresh_token("r1").await.unwrap(), Consumed::Fresh(token.clone()));
-    assert_eq!(store.peek_refresh_token("r1").await.unwrap(), Consumed::Reused(token.clone()));
-    assert_eq!(store.consume_refresh_token("r1").await.unwrap(), Consumed::Reused(token));
+    assert!(used_since(&store.peek_refresh_token("r1").await.unwrap(), &token, t));
+    assert!(used_since(&store.consume_refresh_token("r1").await.unwrap(), &token, t));
+}
+
+/// Whether `consumed` is a reuse of `value` first used at or after `since` (and not in the future).
+fn used_since<T: PartialEq>(consumed: &Consumed<T>, value: &T, since: u64) -> bool {
+    matches!(consumed, Consumed::Reused(v, used_at) if v == value && *used_at >= since && *used_at <= since + 1)
+}
+
+async fn claims_keep_the_first_value(store: &dyn Store) {
+    assert_eq!(store.claim("client-secret:a", "first").await.unwrap(), "first");
+    assert_eq!(store.claim("client-secret:a", "second").await.unwrap(), "first", "a later claim gets the kept value");
+    assert_eq!(store.claim("client-secret:b", "other").await.unwrap(), "other");
+    store.ping().await.unwrap();
 }
 
 async fn concurrent_consumers_get_one_fresh_code(store: Arc<dyn Store>, time: &Time) {
@@ -235,6 +248,7 @@ async fn memory_store_keeps_the_contract() {
     revoked_tokens_stay_denied_until_they_expire(&store, &time).await;
     codes_are_consumed_exactly_once(&store, &time).await;
     refresh_tokens_can_be_peeked_and_consumed_once(&store, &time).await;
+    claims_keep_the_first_value(&store).await;
     grants_sessions_and_consents_expire_and_can_be_removed(&store, &time).await;
     login_failures_count_within_their_window(&store, &time).await;
     store.purge_expired();
@@ -313,6 +327,7 @@ async fn redis_store_keeps_the_contract() {
     revoked_tokens_stay_denied_until_they_expire(&store, &time).await;
     codes_are_consumed_exactly_once(&store, &time).await;
     refresh_tokens_can_be_peeked_and_consumed_once(&store, &time).await;
+    claims_keep_the_first_value(&store).await;
     grants_sessions_and_consents_expire_and_can_be_removed(&store, &time).await;
     login_failures_count_within_their_window(&store, &time).await;
     let shared: Arc<dyn Store> = Arc::new(store);

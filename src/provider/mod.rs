@@ -25,6 +25,7 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 
 pub use error::ProtocolError;
+pub use user_grants::REFRESH_RACE_GRACE;
 
 use crate::clock::Clock;
 use crate::keys::SharedKeyring;

@@ -36,7 +36,7 @@ pub async fn revoke(
             return Err(not_yours().into());
         }
         provider.store.revoke_token(&claims.jti, claims.exp).await?;
-    } else if let Consumed::Fresh(refresh) | Consumed::Reused(refresh) =
+    } else if let Consumed::Fresh(refresh) | Consumed::Reused(refresh, _) =
         provider.store.peek_refresh_token(&secrets::token_digest(token)).await?
     {
         if refresh.client_id != client.client_id {

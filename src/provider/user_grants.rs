@@ -20,6 +20,12 @@ use crate::protocol::userinfo::user_claims;
 use crate::secrets;
 use crate::store::Consumed;
 
+/// A rotated-out refresh token presented within this many seconds of its first use is
+/// taken for a concurrent request of the same client (two tabs, a retry), refused without
+/// revoking the family; later it is a replay and revokes the whole family (RFC 9700
+/// §4.14.2).
+pub const REFRESH_RACE_GRACE: u64 = 2;
+
 /// Bytes of randomness in token ids and refresh tokens.
 const JTI_BYTES: usize = 16;
 const REFRESH_TOKEN_BYTES: usize = 32;
@@ -35,7 +41,7 @@ pub async fn authorization_code(
 ) -> Result<TokenResponse, ProtocolError> {
     let code = match provider.store.consume_code(&secrets::token_digest(code)).await? {
         Consumed::Fresh(code) => code,
-        Consumed::Reused(code) => {
+        Consumed::Reused(code, _) => {
             revoke_grant(provider, &code.grant_id).await?;
             tracing::warn!(client_id = %client.client_id, "authorization code reused; its grant is revoked");
             return Err(OAuthError::invalid_grant("the authorization code was already used").into());
@@ -77,18 +83,21 @@ pub async fn refresh_token(
     // Checks that need no state change come before the token is used up, so a request
     // refused for its client or scope does not burn a valid token.
     match provider.store.peek_refresh_token(&digest).await? {
-        Consumed::Fresh(token) | Consumed::Reused(token) if token.client_id != client.client_id => {
+        Consumed::Fresh(token) | Consumed::Reused(token, _) if token.client_id != client.client_id => {
             return Err(OAuthError::invalid_grant("the refresh token was issued to another client").into());
         }
         Consumed::Fresh(token) => {
             token::refresh_scope(requested, &token.scope)?;
         }
-        Consumed::Reused(_) => {}
+        Consumed::Reused(..) => {}
         Consumed::Unknown => return Err(invalid().into()),
     }
     let token = match provider.store.consume_refresh_token(&digest).await? {
         Consumed::Fresh(token) => token,
-        Consumed::Reused(token) => {
+        Consumed::Reused(_, used_at) if provider.clock.now().saturating_sub(used_at) <= REFRESH_RACE_GRACE => {
+            return Err(OAuthError::invalid_grant("the refresh token was just used by a concurrent request").into());
+        }
+        Consumed::Reused(token, _) => {
             revoke_grant(provider, &token.grant_id).await?;
             tracing::warn!(client_id = %client.client_id, "refresh token reused; its grant is revoked");
             return Err(OAuthError::invalid_grant("the refresh token was already used; the grant is revoked").into());

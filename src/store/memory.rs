@@ -62,19 +62,19 @@ impl Expiring<u32> {
     }
 }
 
-/// A single-use value and whether it has been used.
+/// A single-use value and when it was used.
 #[derive(Clone)]
 struct Once<T> {
     value: T,
-    used: bool,
+    used_at: Option<u64>,
 }
 
 fn consume<T: Clone>(table: &Expiring<Once<T>>, key: &str, now: u64) -> Consumed<T> {
     table.update(key, now, |entry| match entry {
         None => Consumed::Unknown,
-        Some((once, _)) if once.used => Consumed::Reused(once.value.clone()),
+        Some((Once { value, used_at: Some(used_at) }, _)) => Consumed::Reused(value.clone(), *used_at),
         Some((once, _)) => {
-            once.used = true;
+            once.used_at = Some(now);
             Consumed::Fresh(once.value.clone())
         }
     })
@@ -83,7 +83,7 @@ fn consume<T: Clone>(table: &Expiring<Once<T>>, key: &str, now: u64) -> Consumed
 fn peek<T: Clone>(table: &Expiring<Once<T>>, key: &str, now: u64) -> Consumed<T> {
     match table.get(key, now) {
         None => Consumed::Unknown,
-        Some(once) if once.used => Consumed::Reused(once.value),
+        Some(Once { value, used_at: Some(used_at) }) => Consumed::Reused(value, used_at),
         Some(once) => Consumed::Fresh(once.value),
     }
 }
@@ -101,6 +101,7 @@ pub struct MemoryStore {
     grants: Expiring<Grant>,
     consents: Expiring<Scope>,
     login_failures: Expiring<u32>,
+    claims: RwLock<HashMap<String, String>>,
 }
 
 #[derive(Default)]
@@ -123,6 +124,7 @@ impl MemoryStore {
             grants: Expiring::new(),
             consents: Expiring::new(),
             login_failures: Expiring::new(),
+            claims: RwLock::default(),
         }
     }
 
@@ -244,7 +246,7 @@ impl Store for MemoryStore {
     }
 
     async fn put_code(&self, code_hash: &str, code: &AuthorizationCode, expires_at: u64) -> Result<(), StoreError> {
-        self.codes.put(code_hash, Once { value: code.clone(), used: false }, expires_at, self.clock.now());
+        self.codes.put(code_hash, Once { value: code.clone(), used_at: None }, expires_at, self.clock.now());
         Ok(())
     }
 
@@ -253,7 +255,7 @@ impl Store for MemoryStore {
     }
 
     async fn put_refresh_token(&self, token_hash: &str, token: &RefreshToken) -> Result<(), StoreError> {
-        let once = Once { value: token.clone(), used: false };
+        let once = Once { value: token.clone(), used_at: None };
         self.refresh_tokens.put(token_hash, once, token.expires_at, self.clock.now());
         Ok(())
     }
@@ -293,6 +295,14 @@ impl Store for MemoryStore {
 
     async fn consent(&self, subject: &str, client_id: &str) -> Result<Option<Scope>, StoreError> {
         Ok(self.consents.get(&consent_key(subject, client_id), self.clock.now()))
+    }
+
+    async fn claim(&self, name: &str, value: &str) -> Result<String, StoreError> {
+        Ok(write(&self.claims).entry(name.to_owned()).or_insert_with(|| value.to_owned()).clone())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 
     async fn record_login_failure(&self, key: &str, expires_at: u64) -> Result<u32, StoreError> {

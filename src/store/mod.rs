@@ -37,8 +37,9 @@ pub enum StoreError {
 pub enum Consumed<T> {
     /// First use: the value, now marked used.
     Fresh(T),
-    /// Used before: a replay. The value is returned so its grant can be revoked.
-    Reused(T),
+    /// Used before, at the given time: a replay (or a concurrent use). The value is
+    /// returned so its grant can be revoked.
+    Reused(T, u64),
     /// Never stored, or expired.
     Unknown,
 }
@@ -107,6 +108,14 @@ pub trait Store: Send + Sync + 'static {
         expires_at: u64,
     ) -> Result<(), StoreError>;
     async fn consent(&self, subject: &str, client_id: &str) -> Result<Option<Scope>, StoreError>;
+
+    /// Keeps `value` under `name` unless a value is kept there already, and returns the
+    /// kept one: replicas starting together agree on one generated client secret or
+    /// signing key this way.
+    async fn claim(&self, name: &str, value: &str) -> Result<String, StoreError>;
+
+    /// Whether the store answers (readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
 
     /// Counts a failed login for a throttle key within a window ending at `expires_at`
     /// (the window starts with the first failure); returns the count so far.

@@ -3,6 +3,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use portcullis::provider::REFRESH_RACE_GRACE;
 use serde_json::Value;
 
 use crate::harness::{
@@ -185,9 +186,25 @@ async fn rfc9700_4_14_2_reusing_a_rotated_refresh_token_revokes_the_family() {
     let rotated: Value = refresh(&server, first, &[]).await.json().await.unwrap();
     let second = rotated["refresh_token"].as_str().unwrap();
     let latest_access = rotated["access_token"].as_str().unwrap();
+    // Past the grace period for concurrent requests, a replay is a replay.
+    tokio::time::sleep(std::time::Duration::from_millis(REFRESH_RACE_GRACE * 1000 + 1100)).await;
     assert_oauth_error(refresh(&server, first, &[]).await, 400, "invalid_grant").await;
     assert_oauth_error(refresh(&server, second, &[]).await, 400, "invalid_grant").await;
     assert!(!server.introspect_active(latest_access).await, "access tokens of the family are revoked too");
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_with_one_token_let_one_win_without_killing_the_family() {
+    let server = TestServer::start().await;
+    let tokens = server.webapp_tokens(&Browser::new(&server), "openid offline_access").await;
+    let token = tokens["refresh_token"].as_str().unwrap();
+    let (a, b) = tokio::join!(refresh(&server, token, &[]), refresh(&server, token, &[]));
+    let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 400], "exactly one refresh wins");
+    let winner: Value = if a.status() == 200 { a.json().await.unwrap() } else { b.json().await.unwrap() };
+    let next = winner["refresh_token"].as_str().unwrap();
+    assert_eq!(refresh(&server, next, &[]).await.status(), 200, "the family lives on");
 }
 
 #[tokio::test]

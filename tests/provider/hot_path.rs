@@ -129,6 +129,13 @@ impl Store for CountingStore {
     async fn consent(&self, subject: &str, client_id: &str) -> Result<Option<Scope>, StoreError> {
         self.inner.consent(subject, client_id).await
     }
+    async fn claim(&self, name: &str, value: &str) -> Result<String, StoreError> {
+        self.wrote();
+        self.inner.claim(name, value).await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
     async fn record_login_failure(&self, key: &str, expires_at: u64) -> Result<u32, StoreError> {
         self.wrote();
         self.inner.record_login_failure(key, expires_at).await
