@@ -8,11 +8,11 @@
 pub mod clock;
 pub mod controller;
 pub mod crd;
-pub mod dev;
 pub mod keys;
 pub mod model;
 pub mod protocol;
 pub mod provider;
 pub mod secrets;
+pub mod server;
 pub mod store;
 pub mod telemetry;

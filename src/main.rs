@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use portcullis::dev::{self, DevOptions};
+use portcullis::server::{self, BuiltProvider, ServerError, ServerOptions};
+use portcullis::store::RedisConfig;
 use portcullis::telemetry::{self, LogFormat};
 use portcullis::{crd, secrets};
 
@@ -24,9 +25,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the provider on an in-memory store, configured from a folder of manifests.
-    Dev(DevArgs),
-    /// Run a stateless provider replica backed by Redis (not available yet).
-    Serve(Unavailable),
+    Dev(ProviderArgs),
+    /// Run a stateless provider replica; every replica sharing the Redis is interchangeable.
+    Serve(ServeArgs),
     /// Run the Kubernetes controller (not available yet).
     Controller(Unavailable),
     /// Print the CustomResourceDefinitions as YAML.
@@ -36,14 +37,14 @@ enum Command {
 }
 
 #[derive(Args)]
-struct DevArgs {
+struct ProviderArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Issuer identifier, exactly as relying parties will see it. Defaults to http://LISTEN.
     #[arg(long)]
     issuer: Option<String>,
-    /// Folder of OidcClient, OidcUser, SigningKey and Secret manifests. Defaults to the
+    /// Folder of OidcClient, OidcUser, SigningKey and Secret manifests. `dev` defaults to the
     /// examples built into the binary.
     #[arg(long)]
     manifests: Option<PathBuf>,
@@ -59,6 +60,24 @@ struct DevArgs {
     session_ttl: Duration,
 }
 
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    provider: ProviderArgs,
+    /// Redis holding all shared state: redis://[user:password@]host:port[/db] or rediss:// for TLS.
+    #[arg(long, env = "PORTCULLIS_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
+    /// First segment of every Redis key, so several installations can share one Redis.
+    #[arg(long, default_value = "portcullis")]
+    redis_key_prefix: String,
+    /// The longest a Redis command may take before the request is answered with 503.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    redis_timeout: Duration,
+    /// Read clients, users and keys from the Kubernetes API (not available yet).
+    #[arg(long)]
+    kubernetes: bool,
+}
+
 /// Accepts any arguments so that the message below is what the user sees.
 #[derive(Args)]
 struct Unavailable {
@@ -70,8 +89,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
     match cli.command {
-        Command::Dev(args) => run_dev(args),
-        Command::Serve(_) => unavailable("serve", "the Redis store"),
+        Command::Dev(args) => run("dev", args, None),
+        Command::Serve(args) => serve(args),
         Command::Controller(_) => unavailable("controller", "the Kubernetes controller"),
         Command::Crds => print_crds(),
         Command::HashPassword => hash_password(),
@@ -85,25 +104,50 @@ fn unavailable(command: &str, missing: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn run_dev(args: DevArgs) -> ExitCode {
+fn serve(args: ServeArgs) -> ExitCode {
+    if args.kubernetes {
+        return unavailable("serve --kubernetes", "the Kubernetes controller");
+    }
+    let Some(url) = args.redis_url else {
+        eprintln!(
+            "portcullis serve: --redis-url (or PORTCULLIS_REDIS_URL) is required: replicas share all state through Redis"
+        );
+        return ExitCode::from(2);
+    };
+    if args.provider.manifests.is_none() {
+        eprintln!(
+            "portcullis serve: --manifests DIR is required (reading from the cluster with --kubernetes comes with the controller)"
+        );
+        return ExitCode::from(2);
+    }
+    let redis = RedisConfig { url, key_prefix: args.redis_key_prefix, command_timeout: args.redis_timeout };
+    run("serve", args.provider, Some(redis))
+}
+
+/// Binds, builds the provider (in memory for `dev`, on Redis for `serve`) and serves until
+/// Ctrl-C or SIGTERM.
+fn run(command: &str, args: ProviderArgs, redis: Option<RedisConfig>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("portcullis dev: cannot start the async runtime: {error}");
+            eprintln!("portcullis {command}: cannot start the async runtime: {error}");
             return ExitCode::FAILURE;
         }
     };
     let result = runtime.block_on(async {
-        let listener = dev::bind(args.listen).await?;
-        let address = listener.local_addr().map_err(|source| dev::DevError::Listen { addr: args.listen, source })?;
-        let options = DevOptions {
+        let listener = server::bind(args.listen).await?;
+        let address = listener.local_addr().map_err(|source| ServerError::Listen { addr: args.listen, source })?;
+        let options = ServerOptions {
             issuer: args.issuer.unwrap_or_else(|| format!("http://{address}")),
             manifests: args.manifests,
             access_token_ttl: args.access_token_ttl,
             refresh_token_ttl: args.refresh_token_ttl,
             session_ttl: args.session_ttl,
         };
-        let built = dev::build(&options).await?;
+        let built: BuiltProvider = match redis {
+            Some(redis) => server::build_serve(&options, redis).await?,
+            None => server::build_dev(&options).await?,
+        };
         for generated in &built.generated {
             println!(
                 "Generated a secret for client `{}` (Secret {}/{} has none): {}",
@@ -112,13 +156,16 @@ fn run_dev(args: DevArgs) -> ExitCode {
         }
         let source =
             options.manifests.as_ref().map_or_else(|| "the embedded examples".to_owned(), |p| p.display().to_string());
-        println!("Portcullis dev listening on http://{address} (issuer {}, manifests from {source})", options.issuer);
-        dev::serve(listener, built.provider, dev::shutdown_signal()).await
+        println!(
+            "Portcullis {command} listening on http://{address} (issuer {}, manifests from {source})",
+            options.issuer
+        );
+        server::serve(listener, built.provider, server::shutdown_signal()).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("portcullis dev: {error}");
+            eprintln!("portcullis {command}: {error}");
             ExitCode::FAILURE
         }
     }

@@ -94,12 +94,39 @@ fn invalid_issuer_is_refused() {
 }
 
 #[test]
-fn serve_and_controller_say_they_are_not_available_and_fail() {
-    for command in [&["serve", "--redis-url", "redis://127.0.0.1:6379"][..], &["controller"][..]] {
+fn controller_and_serve_kubernetes_say_they_are_not_available_and_fail() {
+    for command in [&["serve", "--redis-url", "redis://127.0.0.1:1", "--kubernetes"][..], &["controller"][..]] {
         let output = portcullis().args(command).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{command:?}");
         assert!(String::from_utf8(output.stderr).unwrap().contains("not available in this version"));
     }
+}
+
+#[test]
+fn serve_requires_a_redis_url_and_manifests() {
+    let output = portcullis()
+        .args(["serve", "--manifests", "deploy/examples"])
+        .env_remove("PORTCULLIS_REDIS_URL")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8(output.stderr).unwrap().contains("--redis-url (or PORTCULLIS_REDIS_URL) is required"));
+    let output = portcullis().args(["serve", "--redis-url", "redis://127.0.0.1:1"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8(output.stderr).unwrap().contains("--manifests DIR is required"));
+}
+
+#[test]
+fn serve_fails_start_up_when_redis_is_unreachable() {
+    let output = portcullis()
+        .args(["serve", "--listen", "127.0.0.1:0", "--redis-url", "redis://127.0.0.1:1", "--manifests"])
+        .arg(repo("deploy/examples"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("connecting to Redis"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]

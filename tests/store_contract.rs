@@ -1,19 +1,20 @@
 //! The contract every `Store` implementation must keep. Each check is a function over
 //! `&dyn Store` and a [`Time`], so the Redis store runs the very same suite.
 
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use portcullis::clock::Clock;
 use portcullis::crd::{GrantType, TokenEndpointAuthMethod};
 use portcullis::model::{AuthorizationCode, ClientRecord, Grant, RefreshToken, Session, UserRecord};
 use portcullis::protocol::scope::Scope;
 use portcullis::store::{Consumed, MemoryStore, RedisConfig, RedisStore, Store, StoreError};
+use redis_server::RedisServer;
 
 /// How a check lets time pass. Expiries in the checks are two seconds away so that waiting
 /// them out for real stays cheap, yet an entry checked right after writing is still live
@@ -256,60 +257,11 @@ async fn memory_store_keeps_the_contract() {
     concurrent_consumers_get_one_fresh_code(shared, &time).await;
 }
 
-/// A throwaway `redis-server` on a free loopback port, killed when dropped.
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
 const REDIS_PASSWORD: &str = "contract-secret";
-
-impl RedisServer {
-    /// Panics rather than skip when `redis-server` is missing: a skipped contract passes
-    /// silently. `scripts/test` installs it.
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--requirepass", REDIS_PASSWORD])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed to run the Redis store contract (scripts/test installs it)");
-        let server = RedisServer { child, port };
-        server.wait_until_it_answers();
-        server
-    }
-
-    fn wait_until_it_answers(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) {
-                let mut reply = [0; 1];
-                // Any reply, `-NOAUTH` included, means it serves commands.
-                if stream.write_all(b"PING\r\n").and_then(|()| stream.read_exact(&mut reply)).is_ok() {
-                    return;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("redis-server did not answer on port {} within 10 s", self.port);
-    }
-
-    fn url(&self, password: &str) -> String {
-        format!("redis://default:{password}@127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_store_keeps_the_contract() {
-    let server = RedisServer::start();
+    let server = RedisServer::start(REDIS_PASSWORD);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
     let config = RedisConfig {
         key_prefix: format!("contract-{}-{nanos}", std::process::id()),

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use kube::ResourceExt;
 
 use super::manifests::{DEFAULT_NAMESPACE, ManifestSet, Origin};
@@ -54,8 +56,18 @@ pub async fn apply(set: &ManifestSet, store: &dyn Store) -> Result<Applied, Appl
                 client_id: plan.record.client_id,
             });
         }
-        generated.extend(plan.generated);
-        store.put_client(plan.record).await?;
+        let mut record = plan.record;
+        if let (Some(new), Some(hash)) = (plan.generated, record.secret_hash.as_deref()) {
+            // Replicas applying the same folder agree on the first generated secret.
+            let kept = store.claim(&format!("client-secret:{}", record.client_id), hash).await?;
+            if kept == hash {
+                generated.push(new);
+            } else {
+                tracing::info!(client_id = %record.client_id, "using the client secret generated earlier");
+                record.secret_hash = Some(kept);
+            }
+        }
+        store.put_client(record).await?;
     }
 
     let mut usernames: HashMap<String, Origin> = HashMap::new();
@@ -77,17 +89,43 @@ pub async fn apply(set: &ManifestSet, store: &dyn Store) -> Result<Applied, Appl
 
     let mut keys = Vec::new();
     for located in &set.signing_keys {
-        let plan = reconcile::plan_signing_key(&located.resource)
+        let key = &located.resource;
+        let plan = reconcile::plan_signing_key(key)
             .map_err(|source| ApplyError::Reconcile { origin: located.origin.clone(), source })?;
-        let (pair, _) = KeyPair::generate(plan.algorithm, plan.rsa_bits)
+        let namespace = key.namespace().unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+        let name =
+            format!("signing-key:{namespace}/{}:{}:{}", key.name_any(), plan.algorithm, plan.rsa_bits.unwrap_or(0));
+        let pair = shared_key(store, &name, plan.algorithm, plan.rsa_bits)
+            .await
             .map_err(|source| ApplyError::Key { origin: located.origin.clone(), source })?;
         keys.push((pair, KeyPhase::Active));
     }
     if keys.is_empty() {
-        tracing::info!("no SigningKey in the manifests; generating an RS256 key for this run");
-        let (pair, _) = KeyPair::generate(SigningAlgorithm::RS256, None).map_err(ApplyError::DefaultKey)?;
+        tracing::info!("no SigningKey in the manifests; using a default RS256 key");
+        let pair = shared_key(store, "signing-key:default:RS256", SigningAlgorithm::RS256, None)
+            .await
+            .map_err(ApplyError::DefaultKey)?;
         keys.push((pair, KeyPhase::Active));
     }
     let keyring = Keyring::new(keys).map_err(ApplyError::DefaultKey)?;
     Ok(Applied { generated, keyring })
+}
+
+/// A key pair every replica sharing the store agrees on: the first replica's generated key
+/// is kept in the store (as base64 PKCS#8) and the others load it. With the memory store
+/// this is simply a new key.
+async fn shared_key(
+    store: &dyn Store,
+    name: &str,
+    algorithm: SigningAlgorithm,
+    rsa_bits: Option<u32>,
+) -> Result<KeyPair, KeyError> {
+    let (candidate, pkcs8) = KeyPair::generate(algorithm, rsa_bits)?;
+    let encoded = STANDARD.encode(&pkcs8);
+    let kept = store.claim(name, &encoded).await.map_err(|e| KeyError::Store(e.to_string()))?;
+    if kept == encoded {
+        return Ok(candidate);
+    }
+    let pkcs8 = STANDARD.decode(kept).map_err(|_| KeyError::InvalidPrivateKey(algorithm))?;
+    KeyPair::from_pkcs8(algorithm, &pkcs8)
 }

@@ -28,6 +28,8 @@ pub enum KeyError {
     InvalidPrivateKey(SigningAlgorithm),
     #[error("signing failed")]
     Signing,
+    #[error("the shared key could not be read or kept: {0}")]
+    Store(String),
     #[error("claims could not be serialized: {0}")]
     Claims(#[from] serde_json::Error),
 }

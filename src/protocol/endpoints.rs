@@ -8,6 +8,7 @@ pub const TOKEN: &str = "/token";
 pub const INTROSPECT: &str = "/introspect";
 pub const REVOKE: &str = "/revoke";
 pub const HEALTH: &str = "/health";
+pub const READY: &str = "/ready";
 pub const AUTHORIZE: &str = "/authorize";
 pub const LOGIN: &str = "/login";
 pub const CONSENT: &str = "/consent";

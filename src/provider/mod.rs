@@ -122,6 +122,7 @@ pub fn app(provider: Arc<Provider>) -> Router {
         .route(path::INTROSPECT, post(introspect::introspect).fallback(metadata::post_only))
         .route(path::REVOKE, post(revoke::revoke).fallback(metadata::post_only))
         .route(path::HEALTH, get(metadata::health))
+        .route(path::READY, get(metadata::ready))
         .fallback(metadata::not_found)
         .with_state(provider);
     headers::apply(router)

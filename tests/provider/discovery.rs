@@ -109,3 +109,11 @@ async fn health_answers_while_the_process_is_alive() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), r#"{"status":"ok"}"#);
 }
+
+#[tokio::test]
+async fn ready_when_the_store_answers_and_a_key_is_loaded() {
+    let server = TestServer::start().await;
+    let response = server.http.get(server.url("/ready")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), r#"{"status":"ready"}"#);
+}

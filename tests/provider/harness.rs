@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use portcullis::dev::{self, DevOptions};
+use portcullis::server::{self, ServerOptions};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -24,19 +24,19 @@ pub fn fixtures() -> PathBuf {
 
 impl TestServer {
     pub async fn start() -> Self {
-        let listener = dev::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let options = DevOptions {
+        let options = ServerOptions {
             issuer: base.clone(),
             manifests: Some(fixtures()),
             access_token_ttl: Duration::from_secs(3600),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
             session_ttl: Duration::from_secs(12 * 3600),
         };
-        let built = dev::build(&options).await.unwrap();
+        let built = server::build_dev(&options).await.unwrap();
         let generated = built.generated.iter().map(|g| (g.client_id.clone(), g.client_secret.clone())).collect();
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(dev::serve(listener, built.provider, async {
+        tokio::spawn(server::serve(listener, built.provider, async {
             let _ = stopped.await;
         }));
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();

@@ -1,5 +1,6 @@
-//! `portcullis dev`: the whole provider in one process, on the in-memory store, configured
-//! from a manifests folder (or the embedded examples).
+//! Running the provider: `portcullis dev` (one process, the in-memory store) and
+//! `portcullis serve` (stateless replicas sharing a Redis store), both configured from a
+//! manifests folder (or, for `dev`, the embedded examples).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ use crate::controller::folder::{self, ApplyError};
 use crate::controller::manifests::{ManifestError, ManifestSet};
 use crate::controller::reconcile::GeneratedCredentials;
 use crate::provider::{self, Provider, ProviderConfig};
-use crate::store::MemoryStore;
+use crate::store::{MemoryStore, RedisConfig, RedisStore, Store, StoreError};
 
 /// The example manifests compiled into the binary, used when no folder is given.
 pub const EMBEDDED_EXAMPLES: &[(&str, &str)] = &[
@@ -27,15 +28,17 @@ pub const EMBEDDED_EXAMPLES: &[(&str, &str)] = &[
 /// How often expired entries are purged from the in-memory store.
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Why `dev` could not start.
+/// Why the provider could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum DevError {
+pub enum ServerError {
     #[error("invalid --issuer `{0}`: it must be an http or https URL without query, fragment or credentials")]
     Issuer(String),
     #[error("loading manifests: {0}")]
     Manifests(#[from] ManifestError),
     #[error("applying manifests: {0}")]
     Apply(Box<ApplyError>),
+    #[error("connecting to Redis: {0}")]
+    Redis(StoreError),
     #[error("serializing the discovery document: {0}")]
     Discovery(#[from] serde_json::Error),
     #[error("listening on {addr}: {source}")]
@@ -44,15 +47,15 @@ pub enum DevError {
     Serve(std::io::Error),
 }
 
-impl From<ApplyError> for DevError {
+impl From<ApplyError> for ServerError {
     fn from(error: ApplyError) -> Self {
         Self::Apply(Box::new(error))
     }
 }
 
-/// What `dev` is started with.
+/// What `dev` and `serve` are started with.
 #[derive(Debug, Clone)]
-pub struct DevOptions {
+pub struct ServerOptions {
     pub issuer: String,
     /// A manifests folder; `None` uses [`EMBEDDED_EXAMPLES`].
     pub manifests: Option<PathBuf>,
@@ -63,8 +66,8 @@ pub struct DevOptions {
 
 /// OIDC Discovery §3 / RFC 8414 §2: the issuer is an URL with no query or fragment. It is
 /// kept exactly as given, since relying parties compare it as a string.
-pub fn validate_issuer(issuer: &str) -> Result<(), DevError> {
-    let url = Url::parse(issuer).map_err(|_| DevError::Issuer(issuer.to_owned()))?;
+pub fn validate_issuer(issuer: &str) -> Result<(), ServerError> {
+    let url = Url::parse(issuer).map_err(|_| ServerError::Issuer(issuer.to_owned()))?;
     let valid = matches!(url.scheme(), "http" | "https")
         && url.host().is_some()
         && url.query().is_none()
@@ -72,25 +75,19 @@ pub fn validate_issuer(issuer: &str) -> Result<(), DevError> {
         && url.username().is_empty()
         && url.password().is_none()
         && !issuer.contains(['?', '#']);
-    if valid { Ok(()) } else { Err(DevError::Issuer(issuer.to_owned())) }
+    if valid { Ok(()) } else { Err(ServerError::Issuer(issuer.to_owned())) }
 }
 
 /// A provider ready to serve, and the client secrets generated while building it.
-pub struct DevProvider {
+pub struct BuiltProvider {
     pub provider: Arc<Provider>,
     pub generated: Vec<GeneratedCredentials>,
 }
 
-/// Loads the manifests, applies them to a fresh in-memory store and builds the provider.
-pub async fn build(options: &DevOptions) -> Result<DevProvider, DevError> {
-    validate_issuer(&options.issuer)?;
-    let set = match &options.manifests {
-        Some(dir) => ManifestSet::load_dir(dir)?,
-        None => ManifestSet::load_texts(EMBEDDED_EXAMPLES)?,
-    };
+/// `dev`: loads the manifests into a fresh in-memory store and builds the provider.
+pub async fn build_dev(options: &ServerOptions) -> Result<BuiltProvider, ServerError> {
     let clock = Clock::system();
     let store = Arc::new(MemoryStore::new(clock.clone()));
-    let applied = folder::apply(&set, store.as_ref()).await?;
     let purged = Arc::downgrade(&store);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(PURGE_INTERVAL);
@@ -102,6 +99,23 @@ pub async fn build(options: &DevOptions) -> Result<DevProvider, DevError> {
             }
         }
     });
+    build(options, store, clock).await
+}
+
+/// `serve`: connects to Redis, applies the manifests there (idempotently: every replica
+/// does it at start-up) and builds the provider.
+pub async fn build_serve(options: &ServerOptions, redis: RedisConfig) -> Result<BuiltProvider, ServerError> {
+    let store = Arc::new(RedisStore::connect(redis).await.map_err(ServerError::Redis)?);
+    build(options, store, Clock::system()).await
+}
+
+async fn build(options: &ServerOptions, store: Arc<dyn Store>, clock: Clock) -> Result<BuiltProvider, ServerError> {
+    validate_issuer(&options.issuer)?;
+    let set = match &options.manifests {
+        Some(dir) => ManifestSet::load_dir(dir)?,
+        None => ManifestSet::load_texts(EMBEDDED_EXAMPLES)?,
+    };
+    let applied = folder::apply(&set, store.as_ref()).await?;
     let config = ProviderConfig {
         issuer: options.issuer.clone(),
         access_token_ttl: options.access_token_ttl.as_secs(),
@@ -110,12 +124,12 @@ pub async fn build(options: &DevOptions) -> Result<DevProvider, DevError> {
     };
     let keys = Arc::new(ArcSwap::from_pointee(applied.keyring));
     let provider = Arc::new(Provider::new(config, store, keys, clock)?);
-    Ok(DevProvider { provider, generated: applied.generated })
+    Ok(BuiltProvider { provider, generated: applied.generated })
 }
 
 /// Binds the address.
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener, DevError> {
-    TcpListener::bind(addr).await.map_err(|source| DevError::Listen { addr, source })
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr).await.map_err(|source| ServerError::Listen { addr, source })
 }
 
 /// Serves until `shutdown` completes, then finishes in-flight requests.
@@ -123,9 +137,9 @@ pub async fn serve(
     listener: TcpListener,
     provider: Arc<Provider>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), DevError> {
+) -> Result<(), ServerError> {
     let app = provider::app(provider).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(DevError::Serve)
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(ServerError::Serve)
 }
 
 /// Completes on Ctrl-C or SIGTERM.

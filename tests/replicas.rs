@@ -1,0 +1,343 @@
+//! `portcullis serve` replicas sharing one real Redis: any step of any flow on any replica,
+//! races between replicas, every key with an expiry, and a Redis outage and recovery.
+
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use portcullis::crd::{GrantType, TokenEndpointAuthMethod};
+use portcullis::model::ClientRecord;
+use portcullis::protocol::scope::Scope;
+use portcullis::secrets;
+use portcullis::store::{RedisConfig, RedisStore, Store};
+use redis_server::RedisServer;
+use reqwest::Url;
+use serde_json::Value;
+
+const PASSWORD: &str = "replica-secret";
+const ISSUER: &str = "http://id.portcullis.test";
+const REDIRECT: &str = "http://127.0.0.1:9000/callback";
+
+/// A `portcullis serve` process, killed when dropped.
+struct Replica {
+    child: Child,
+    base: String,
+    /// Secrets this replica generated and printed.
+    generated: Vec<String>,
+}
+
+impl Replica {
+    fn start(redis: &RedisServer, prefix: &str) -> Self {
+        let manifests = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests");
+        let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--issuer", ISSUER, "--redis-timeout", "500ms"])
+            .args(["--redis-url", &redis.url(PASSWORD), "--redis-key-prefix", prefix, "--manifests"])
+            .arg(manifests)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Owned by the guard from here on, so a failed start still kills the process.
+        let mut replica = Replica { child, base: String::new(), generated: Vec::new() };
+        let stdout = BufReader::new(replica.child.stdout.take().unwrap());
+        for line in stdout.lines() {
+            let line = line.unwrap();
+            if let Some(secret) =
+                line.strip_prefix("Generated a secret for client `generated`").and_then(|l| l.rsplit(' ').next())
+            {
+                replica.generated.push(secret.to_owned());
+            }
+            if let Some(rest) = line.strip_prefix("Portcullis serve listening on ") {
+                replica.base = rest.split_whitespace().next().unwrap().to_owned();
+                return replica;
+            }
+        }
+        panic!("portcullis serve did not start");
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.find(&marker).unwrap() + marker.len();
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
+fn param(response: &reqwest::Response, name: &str) -> Option<String> {
+    let location = Url::parse(response.headers().get("location")?.to_str().unwrap()).unwrap();
+    location.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build().unwrap()
+}
+
+fn authorize_params(scope: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("client_id", "webapp"),
+        ("redirect_uri", REDIRECT),
+        ("response_type", "code"),
+        ("scope", scope),
+        ("state", "s"),
+    ]
+}
+
+/// Starts a login on `first`, posts the password to `second`, consents on `first`.
+async fn sign_in(browser: &reqwest::Client, first: &Replica, second: &Replica, scope: &str) -> String {
+    let page = browser.get(first.url("/authorize")).query(&authorize_params(scope)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    let form = [
+        ("interaction", hidden(&page, "interaction")),
+        ("csrf_token", hidden(&page, "csrf_token")),
+        ("username", "alice".into()),
+        ("password", "alice-password".into()),
+    ];
+    let consent = browser.post(second.url("/login")).form(&form).send().await.unwrap();
+    assert_eq!(consent.status(), 200, "the other replica knows the interaction");
+    let consent = consent.text().await.unwrap();
+    let form = [
+        ("interaction", hidden(&consent, "interaction")),
+        ("csrf_token", hidden(&consent, "csrf_token")),
+        ("decision", "allow".into()),
+    ];
+    let redirect = browser.post(first.url("/consent")).form(&form).send().await.unwrap();
+    assert_eq!(redirect.status(), 303);
+    assert_eq!(param(&redirect, "iss").as_deref(), Some(ISSUER));
+    param(&redirect, "code").unwrap()
+}
+
+async fn token(replica: &Replica, form: &[(&str, &str)]) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(replica.url("/token"))
+        .basic_auth("webapp", Some("webapp-secret"))
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn unique_prefix() -> String {
+    format!("replicas-{}", std::process::id())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_share_every_step_of_the_browser_flow() {
+    let redis = RedisServer::start(PASSWORD);
+    let prefix = unique_prefix();
+    let (a, b) = (Replica::start(&redis, &prefix), Replica::start(&redis, &prefix));
+    let browser = browser();
+
+    let code = sign_in(&browser, &a, &b, "openid profile offline_access").await;
+    let tokens: Value = token(&b, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id_token = tokens["id_token"].as_str().expect("tokens from the other replica").to_owned();
+    let refreshed: Value =
+        token(&a, &[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().unwrap())])
+            .await
+            .json()
+            .await
+            .unwrap();
+    let access_token = refreshed["access_token"].as_str().expect("refresh on the first replica");
+    let userinfo = reqwest::Client::new().get(b.url("/userinfo")).bearer_auth(access_token).send().await.unwrap();
+    assert_eq!(userinfo.status(), 200, "both replicas sign with the same keys");
+    assert_eq!(userinfo.json::<Value>().await.unwrap()["preferred_username"], "alice");
+
+    let logout = browser.get(a.url("/logout")).query(&[("id_token_hint", id_token.as_str())]).send().await.unwrap();
+    assert_eq!(logout.status(), 200);
+    let mut silent = authorize_params("openid");
+    silent.push(("prompt", "none"));
+    let after = browser.get(b.url("/authorize")).query(&silent).send().await.unwrap();
+    assert_eq!(param(&after, "error").as_deref(), Some("login_required"), "the session ended on every replica");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_agree_on_generated_secrets_and_redeem_a_raced_code_once() {
+    let redis = RedisServer::start(PASSWORD);
+    let prefix = unique_prefix();
+    let (a, b) = (Replica::start(&redis, &prefix), Replica::start(&redis, &prefix));
+    let printed: Vec<&String> = a.generated.iter().chain(&b.generated).collect();
+    assert_eq!(printed.len(), 1, "exactly one replica generated and printed the secret");
+    for replica in [&a, &b] {
+        let response = reqwest::Client::new()
+            .post(replica.url("/token"))
+            .basic_auth("generated", Some(printed[0].as_str()))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "the printed secret works on every replica");
+    }
+
+    let code = sign_in(&browser(), &a, &b, "openid").await;
+    let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT)];
+    let (first, second) = tokio::join!(token(&a, &form), token(&b, &form));
+    let mut statuses = [first.status().as_u16(), second.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 400], "a code raced on two replicas is redeemed exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_short_lived_key_the_flows_write_has_an_expiry() {
+    let redis = RedisServer::start(PASSWORD);
+    let prefix = unique_prefix();
+    let (a, b) = (Replica::start(&redis, &prefix), Replica::start(&redis, &prefix));
+    let browser = browser();
+    let code = sign_in(&browser, &a, &b, "openid offline_access").await;
+    let tokens: Value = token(&a, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let access_token = tokens["access_token"].as_str().unwrap();
+    reqwest::Client::new()
+        .post(b.url("/revoke"))
+        .basic_auth("webapp", Some("webapp-secret"))
+        .form(&[("token", access_token)])
+        .send()
+        .await
+        .unwrap();
+    let page = browser
+        .get(a.url("/authorize"))
+        .query(&[
+            ("client_id", "webapp"),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+            ("scope", "openid email"),
+            ("prompt", "login"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let page = page.text().await.unwrap();
+    let wrong = [
+        ("interaction", hidden(&page, "interaction")),
+        ("csrf_token", hidden(&page, "csrf_token")),
+        ("username", "alice".into()),
+        ("password", "wrong".into()),
+    ];
+    browser.post(b.url("/login")).form(&wrong).send().await.unwrap();
+
+    let keys = redis.cli(&["--scan", "--pattern", &format!("{prefix}:*")]);
+    let kinds = ["session", "interaction", "code", "refresh", "grant", "consent", "revoked", "loginfail"];
+    for kind in kinds {
+        assert!(
+            keys.iter().any(|k| k.starts_with(&format!("{prefix}:v1:{kind}:"))),
+            "the flows wrote a {kind} key: {keys:?}"
+        );
+    }
+    for key in &keys {
+        let ttl: i64 = redis.cli(&["TTL", key])[0].parse().unwrap();
+        let registry = key.contains("{clients}") || key.contains("{users}") || key.contains(":claimed:");
+        if registry {
+            assert_eq!(ttl, -1, "{key} is desired configuration and does not expire");
+        } else {
+            assert!(ttl > 0, "{key} has no expiry");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_outage_answers_503_and_not_ready_then_recovers_without_a_restart() {
+    let mut redis = RedisServer::start(PASSWORD);
+    let prefix = unique_prefix();
+    let a = Replica::start(&redis, &prefix);
+    let http = reqwest::Client::new();
+    let m2m = || {
+        http.post(a.url("/token"))
+            .basic_auth("m2m", Some("m2m-secret"))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    assert_eq!(m2m().await.unwrap().status(), 200);
+
+    redis.stop();
+    let started = Instant::now();
+    let down = m2m().await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "answered within the command timeout, took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(down.status(), 503);
+    assert_eq!(down.json::<Value>().await.unwrap()["error"], "temporarily_unavailable");
+    let ready = http.get(a.url("/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert_eq!(ready.json::<Value>().await.unwrap()["missing"], serde_json::json!(["store"]));
+    let login = http.get(a.url("/authorize")).query(&authorize_params("openid")).send().await.unwrap();
+    assert_eq!(login.status(), 503, "browser endpoints show an error page");
+    assert!(login.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    for path in ["/.well-known/openid-configuration", "/jwks.json", "/health"] {
+        assert_eq!(http.get(a.url(path)).send().await.unwrap().status(), 200, "{path} answers from memory");
+    }
+
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = http.get(a.url("/ready")).send().await.unwrap().status();
+        if ready == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not ready 30 s after Redis came back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(m2m().await.unwrap().status(), 200, "recovered without a restart, state intact");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_changed_in_the_registry_is_seen_by_every_replica_within_a_second() {
+    let redis = RedisServer::start(PASSWORD);
+    let prefix = unique_prefix();
+    let (a, b) = (Replica::start(&redis, &prefix), Replica::start(&redis, &prefix));
+    let store =
+        RedisStore::connect(RedisConfig { key_prefix: prefix.clone(), ..RedisConfig::new(redis.url(PASSWORD)) })
+            .await
+            .unwrap();
+    let http = reqwest::Client::new();
+    let issue = |replica: &Replica| {
+        http.post(replica.url("/token"))
+            .basic_auth("m2m", Some("m2m-secret"))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    assert_eq!(issue(&a).await.unwrap().json::<Value>().await.unwrap()["scope"], "reports:read reports:write");
+    store
+        .put_client(ClientRecord {
+            client_id: "m2m".into(),
+            client_name: None,
+            secret_hash: Some(secrets::hash("m2m-secret").unwrap()),
+            auth_method: TokenEndpointAuthMethod::ClientSecretBasic,
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+            grant_types: vec![GrantType::ClientCredentials],
+            scopes: Scope::parse("reports:read").unwrap(),
+            roles: vec![],
+            audience: vec![],
+            access_token_ttl: None,
+            require_pkce: false,
+            skip_consent: false,
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for replica in [&a, &b] {
+        assert_eq!(issue(replica).await.unwrap().json::<Value>().await.unwrap()["scope"], "reports:read");
+    }
+}

@@ -1,0 +1,88 @@
+//! A throwaway `redis-server` on a free loopback port, for the tests that need a real one.
+//! It panics rather than skip when `redis-server` is missing (a skipped suite would pass
+//! silently); `scripts/test` installs it.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct RedisServer {
+    child: Option<Child>,
+    pub port: u16,
+    password: String,
+    dir: PathBuf,
+}
+
+impl RedisServer {
+    /// Starts a server requiring `password`, persisting to an append-only file in a fresh
+    /// directory so that a restart keeps what it held.
+    pub fn start(password: &str) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let dir = std::env::temp_dir().join(format!("portcullis-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a data directory");
+        let mut server = RedisServer { child: None, port, password: password.to_owned(), dir };
+        server.restart();
+        server
+    }
+
+    /// (Re)starts the server process on the same port and data directory.
+    pub fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "yes", "--appendfsync", "always", "--requirepass", &self.password])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/test installs it)");
+        self.child = Some(child);
+        self.wait_until_it_answers();
+    }
+
+    /// Stops the server abruptly, as a crash or a network cut would.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn wait_until_it_answers(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let mut reply = [0; 1];
+                // Any reply, `-NOAUTH` included, means it serves commands.
+                if stream.write_all(b"PING\r\n").and_then(|()| stream.read_exact(&mut reply)).is_ok() {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not answer on port {} within 10 s", self.port);
+    }
+
+    pub fn url(&self, password: &str) -> String {
+        format!("redis://default:{password}@127.0.0.1:{}", self.port)
+    }
+
+    /// Runs `redis-cli` against this server and returns its output lines.
+    #[allow(dead_code)]
+    pub fn cli(&self, args: &[&str]) -> Vec<String> {
+        let output = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "--no-auth-warning", "-a", &self.password])
+            .args(args)
+            .output()
+            .expect("redis-cli comes with redis-server");
+        String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
