@@ -266,18 +266,27 @@ async fn redis_outage_answers_503_and_not_ready_then_recovers_without_a_restart(
             .form(&[("grant_type", "client_credentials")])
             .send()
     };
-    assert_eq!(m2m().await.unwrap().status(), 200);
+    let issued: Value = m2m().await.unwrap().json().await.unwrap();
+    let access_token = issued["access_token"].as_str().unwrap().to_owned();
+    let introspect = || {
+        http.post(a.url("/introspect"))
+            .basic_auth("m2m", Some("m2m-secret"))
+            .form(&[("token", access_token.as_str())])
+            .send()
+    };
+    assert_eq!(introspect().await.unwrap().status(), 200);
 
     redis.stop();
     let started = Instant::now();
-    let down = m2m().await.unwrap();
+    let down = introspect().await.unwrap();
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "answered within the command timeout, took {:?}",
         started.elapsed()
     );
-    assert_eq!(down.status(), 503);
+    assert_eq!(down.status(), 503, "the deny-list cannot be checked");
     assert_eq!(down.json::<Value>().await.unwrap()["error"], "temporarily_unavailable");
+    assert_eq!(m2m().await.unwrap().status(), 200, "issuing needs no Redis while the client is cached");
     let ready = http.get(a.url("/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
     assert_eq!(ready.json::<Value>().await.unwrap()["missing"], serde_json::json!(["store"]));
@@ -298,7 +307,8 @@ async fn redis_outage_answers_503_and_not_ready_then_recovers_without_a_restart(
         assert!(Instant::now() < deadline, "not ready 30 s after Redis came back");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(m2m().await.unwrap().status(), 200, "recovered without a restart, state intact");
+    let recovered: Value = introspect().await.unwrap().json().await.unwrap();
+    assert_eq!(recovered["active"], true, "recovered without a restart, state intact");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -9,6 +9,7 @@
 //! [`MemoryStore`] serves `portcullis dev`; [`RedisStore`] is shared by the replicas of
 //! `portcullis serve` (its module documents the key layout).
 
+mod cache;
 mod memory;
 mod redis;
 

@@ -44,15 +44,16 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fred::clients::Pool;
+use fred::clients::{Pool, SubscriberClient};
 use fred::error::{Error as RedisError, ErrorKind};
-use fred::interfaces::{ClientLike, KeysInterface, SetsInterface};
+use fred::interfaces::{ClientLike, EventInterface, KeysInterface, PubsubInterface, SetsInterface};
 use fred::types::config::{Config, ReconnectPolicy};
 use fred::types::scripts::Script;
 use fred::types::{Builder, Expiration, FromValue};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::cache::{Change, DirectoryCache};
 use super::{Consumed, Store, StoreError};
 use crate::clock::Clock;
 use crate::model::{AuthorizationCode, ClientRecord, Grant, Interaction, RefreshToken, Session, UserRecord};
@@ -170,6 +171,10 @@ pub struct RedisStore {
     pool: Pool,
     prefix: String,
     clock: Clock,
+    /// This replica's copy of the registry and directory (see [`super::cache`]).
+    cache: Arc<DirectoryCache>,
+    /// Receives the change announcements; kept so the subscription lives with the store.
+    _subscriber: SubscriberClient,
 }
 
 impl RedisStore {
@@ -178,13 +183,26 @@ impl RedisStore {
     pub async fn connect(config: RedisConfig) -> Result<Self, StoreError> {
         let redis = Config::from_url(&config.url)
             .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {}", e.details())))?;
-        let pool = Builder::from_config(redis)
+        let mut builder = Builder::from_config(redis);
+        builder
             .with_performance_config(|performance| performance.default_command_timeout = config.command_timeout)
-            .set_policy(ReconnectPolicy::new_exponential(0, 100, 10_000, 2))
-            .build_pool(POOL_SIZE)
-            .map_err(redis_error)?;
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 10_000, 2));
+        let pool = builder.build_pool(POOL_SIZE).map_err(redis_error)?;
         pool.init().await.map_err(redis_error)?;
-        Ok(Self { pool, prefix: config.key_prefix, clock: Clock::system() })
+        let cache = Arc::new(DirectoryCache::default());
+        let channel = changes_channel(&config.key_prefix);
+        let subscriber = builder.build_subscriber_client().map_err(redis_error)?;
+        subscriber.init().await.map_err(redis_error)?;
+        let _resubscribe = subscriber.manage_subscriptions();
+        subscriber.subscribe(channel.as_str()).await.map_err(redis_error)?;
+        forget_on_announcements(&subscriber, Arc::clone(&cache));
+        Ok(Self { pool, prefix: config.key_prefix, clock: Clock::system(), cache, _subscriber: subscriber })
+    }
+
+    /// Forgets the changed kind here and tells every other replica to do the same.
+    async fn announce(&self, change: Change) -> Result<(), StoreError> {
+        self.cache.forget(change);
+        self.pool.next().publish::<(), _, _>(changes_channel(&self.prefix), change.as_str()).await.map_err(redis_error)
     }
 
     fn key(&self, kind: &str, id: &str) -> String {
@@ -247,6 +265,36 @@ impl RedisStore {
     }
 }
 
+/// The pub/sub channel on which registry and directory changes are announced.
+fn changes_channel(prefix: &str) -> String {
+    format!("{prefix}:v1:changes")
+}
+
+/// Drops cached entries when a change is announced, and everything after the subscription
+/// reconnects, since announcements may have been missed meanwhile.
+fn forget_on_announcements(subscriber: &SubscriberClient, cache: Arc<DirectoryCache>) {
+    let mut messages = subscriber.message_rx();
+    let mut reconnects = subscriber.reconnect_rx();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                message = messages.recv() => match message {
+                    Ok(message) => match message.value.convert::<String>().ok().as_deref().and_then(Change::parse) {
+                        Some(change) => cache.forget(change),
+                        None => cache.forget_all(),
+                    },
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => cache.forget_all(),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+                reconnect = reconnects.recv() => match reconnect {
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => cache.forget_all(),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+            }
+        }
+    });
+}
+
 /// Lost connections, timeouts and refusals are `Unavailable`; replies that do not convert
 /// to what was asked for are `Corrupt`.
 fn redis_error(error: RedisError) -> StoreError {
@@ -289,16 +337,26 @@ impl Store for RedisStore {
     async fn put_client(&self, client: ClientRecord) -> Result<(), StoreError> {
         let keys = vec![self.key(CLIENT, &client.client_id), self.clients_key()];
         let json = encode(CLIENT, &client)?;
-        self.run(&PUT_CLIENT, keys, vec![json, client.client_id]).await
+        self.run::<()>(&PUT_CLIENT, keys, vec![json, client.client_id]).await?;
+        self.announce(Change::Clients).await
     }
 
     async fn client(&self, client_id: &str) -> Result<Option<Arc<ClientRecord>>, StoreError> {
-        Ok(self.get_json(CLIENT, client_id).await?.map(Arc::new))
+        if let Some(client) = self.cache.client(client_id) {
+            return Ok(Some(client));
+        }
+        let version = self.cache.clients_version();
+        let client = self.get_json(CLIENT, client_id).await?.map(Arc::new);
+        if let Some(client) = &client {
+            self.cache.remember_client(Arc::clone(client), version);
+        }
+        Ok(client)
     }
 
     async fn delete_client(&self, client_id: &str) -> Result<(), StoreError> {
         let keys = vec![self.key(CLIENT, client_id), self.clients_key()];
-        self.run(&DELETE_CLIENT, keys, vec![client_id.to_owned()]).await
+        self.run::<()>(&DELETE_CLIENT, keys, vec![client_id.to_owned()]).await?;
+        self.announce(Change::Clients).await
     }
 
     async fn client_ids(&self) -> Result<Vec<String>, StoreError> {
@@ -311,29 +369,47 @@ impl Store for RedisStore {
         let previous = self.stored_subject(&user.username).await?.unwrap_or_else(|| user.subject.clone());
         let keys = vec![self.key(USER, &user.username), self.key(SUBJECT, &user.subject), self.key(SUBJECT, &previous)];
         let json = encode(USER, &user)?;
-        self.run(&PUT_USER, keys, vec![json, user.username]).await
+        self.run::<()>(&PUT_USER, keys, vec![json, user.username]).await?;
+        self.announce(Change::Users).await
     }
 
     async fn user_by_username(&self, username: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
-        Ok(self.get_json(USER, username).await?.map(Arc::new))
+        if let Some(user) = self.cache.user_by_username(username) {
+            return Ok(Some(user));
+        }
+        let version = self.cache.users_version();
+        let user = self.get_json(USER, username).await?.map(Arc::new);
+        if let Some(user) = &user {
+            self.cache.remember_user(Arc::clone(user), version);
+        }
+        Ok(user)
     }
 
     /// Checks the user still has this subject, so an index entry left behind by a
     /// concurrent rename never resolves to the wrong person.
     async fn user_by_subject(&self, subject: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
+        if let Some(user) = self.cache.user_by_subject(subject) {
+            return Ok(Some(user));
+        }
+        let version = self.cache.users_version();
         let Some(username) = self.get_raw(SUBJECT, subject).await? else { return Ok(None) };
         let user: Option<UserRecord> = self.get_json(USER, &username).await?;
-        Ok(user.filter(|user| user.subject == subject).map(Arc::new))
+        let user = user.filter(|user| user.subject == subject).map(Arc::new);
+        if let Some(user) = &user {
+            self.cache.remember_user(Arc::clone(user), version);
+        }
+        Ok(user)
     }
 
     async fn delete_user(&self, username: &str) -> Result<(), StoreError> {
         match self.stored_subject(username).await? {
             Some(subject) => {
                 let keys = vec![self.key(USER, username), self.key(SUBJECT, &subject)];
-                self.run(&DELETE_USER, keys, vec![username.to_owned()]).await
+                self.run::<()>(&DELETE_USER, keys, vec![username.to_owned()]).await?;
             }
-            None => self.delete(USER, username).await,
+            None => self.delete(USER, username).await?,
         }
+        self.announce(Change::Users).await
     }
 
     async fn revoke_token(&self, jti: &str, expires_at: u64) -> Result<(), StoreError> {
