@@ -351,3 +351,55 @@ async fn a_client_changed_in_the_registry_is_seen_by_every_replica_within_a_seco
         assert_eq!(issue(replica).await.unwrap().json::<Value>().await.unwrap()["scope"], "reports:read");
     }
 }
+
+/// Redis commands served so far, by command, from `INFO commandstats`, leaving out the
+/// `INFO` and `AUTH` of the measuring `redis-cli` and connection upkeep (`PING`).
+fn commands_served(redis: &RedisServer) -> std::collections::BTreeMap<String, u64> {
+    redis
+        .cli(&["INFO", "commandstats"])
+        .iter()
+        .filter_map(|line| {
+            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = stats.split(',').find_map(|s| s.strip_prefix("calls="))?.parse().ok()?;
+            (!matches!(name, "info" | "ping" | "auth")).then(|| (name.to_owned(), calls))
+        })
+        .collect()
+}
+
+fn calls_between(
+    before: &std::collections::BTreeMap<String, u64>,
+    after: &std::collections::BTreeMap<String, u64>,
+) -> u64 {
+    after.iter().map(|(name, calls)| calls - before.get(name).copied().unwrap_or(0)).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hot_path_issuing_costs_no_redis_round_trip_and_validation_one() {
+    let redis = RedisServer::start(PASSWORD);
+    let a = Replica::start(&redis, &unique_prefix());
+    let http = reqwest::Client::new();
+    let issue = || {
+        http.post(a.url("/token"))
+            .basic_auth("m2m", Some("m2m-secret"))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    let warm: Value = issue().await.unwrap().json().await.unwrap();
+    let token = warm["access_token"].as_str().unwrap().to_owned();
+    let introspect = || {
+        http.post(a.url("/introspect")).basic_auth("m2m", Some("m2m-secret")).form(&[("token", token.as_str())]).send()
+    };
+    assert_eq!(introspect().await.unwrap().status(), 200);
+
+    let before = commands_served(&redis);
+    for _ in 0..20 {
+        assert_eq!(issue().await.unwrap().status(), 200);
+    }
+    let after_issuing = commands_served(&redis);
+    assert_eq!(calls_between(&before, &after_issuing), 0, "issuing: {before:?} -> {after_issuing:?}");
+    for _ in 0..10 {
+        assert_eq!(introspect().await.unwrap().json::<Value>().await.unwrap()["active"], true);
+    }
+    let after_validating = commands_served(&redis);
+    assert_eq!(calls_between(&after_issuing, &after_validating), 10, "one deny-list check per validation");
+}
