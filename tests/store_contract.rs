@@ -205,8 +205,13 @@ async fn grants_sessions_and_consents_expire_and_can_be_removed(store: &dyn Stor
         access_tokens: vec![("jti".into(), t + 5)],
     };
     store.put_grant(&grant).await.unwrap();
-    assert_eq!(store.grant("g").await.unwrap(), Some(grant));
+    assert_eq!(store.grant("g").await.unwrap(), Some(grant.clone()));
+    let updated = Grant { access_tokens: vec![("jti".into(), t + 5), ("jti-2".into(), t + 6)], ..grant.clone() };
+    assert!(store.update_grant(&updated).await.unwrap());
+    assert_eq!(store.grant("g").await.unwrap(), Some(updated.clone()));
     store.revoke_grant("g").await.unwrap();
+    assert_eq!(store.grant("g").await.unwrap(), None);
+    assert!(!store.update_grant(&updated).await.unwrap(), "a revoked grant is not brought back");
     assert_eq!(store.grant("g").await.unwrap(), None);
 
     let session =

@@ -11,7 +11,7 @@ use super::browser::{self, BROWSER_COOKIE};
 use super::pages::{self, ConsentPage, LoginPage, ScopeLine};
 use super::respond::{Page, error_page, redirect, unavailable, with_cookies};
 use super::{CODE_TTL, INTERACTION_TTL, Provider, form};
-use crate::model::{AuthorizationCode, ClientRecord, Interaction, Session, UserRecord};
+use crate::model::{AuthorizationCode, ClientRecord, Grant, Interaction, Session, UserRecord};
 use crate::protocol::authorize::{self, AuthorizationRequest};
 use crate::protocol::form::FormParams;
 use crate::protocol::id_token::IdTokenClaims;
@@ -59,6 +59,10 @@ async fn handle(provider: &Provider, headers: &HeaderMap, params: &FormParams) -
         .map_err(|e| redirect(provider, StatusCode::FOUND, &e.to_redirect(&provider.config.issuer)))?;
     decide(provider, headers, &client, request).await
 }
+
+/// A new grant outlives its code by this much, so an exchange at the code's last second
+/// still finds it.
+const GRANT_MARGIN: u64 = 10;
 
 /// Redirects an error to the client's verified redirect URI (RFC 6749 §4.1.2.1, RFC 9207).
 pub fn redirect_error(
@@ -244,6 +248,19 @@ pub async fn issue_code(
     };
     let now = provider.clock.now();
     let store_error = |e| store_failed(provider, e);
+    // The grant exists from the start, so a replayed code can always revoke it, however
+    // the replay races the first exchange (which only updates a grant that still exists).
+    let grant = Grant {
+        id: record.grant_id.clone(),
+        client_id: record.client_id.clone(),
+        subject: record.subject.clone(),
+        scope: record.scope.clone(),
+        auth_time: record.auth_time,
+        session_id: record.session_id.clone(),
+        expires_at: now + CODE_TTL + GRANT_MARGIN,
+        access_tokens: Vec::new(),
+    };
+    provider.store.put_grant(&grant).await.map_err(store_error)?;
     provider.store.put_code(&secrets::token_digest(&code), &record, now + CODE_TTL).await.map_err(store_error)?;
     if let Some(interaction) = finished {
         provider.store.delete_interaction(interaction).await.map_err(store_error)?;

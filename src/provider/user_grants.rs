@@ -183,7 +183,10 @@ async fn issue(
     };
     grant.access_tokens.retain(|(_, expires_at)| *expires_at > now);
     grant.access_tokens.push((access.claims.jti.clone(), access.claims.exp));
-    provider.store.put_grant(grant).await?;
+    // Revoked meanwhile (a replayed code or refresh token): nothing issued here leaves.
+    if !provider.store.update_grant(grant).await? {
+        return Err(OAuthError::invalid_grant("the grant was revoked").into());
+    }
     let refresh_token = match refresh_scope {
         Some(refresh_scope) => {
             let value = secrets::random_token(REFRESH_TOKEN_BYTES)?;

@@ -273,6 +273,17 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn update_grant(&self, grant: &Grant) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        Ok(self.grants.update(&grant.id, now, |entry| match entry {
+            Some(entry) if grant.expires_at > now => {
+                *entry = (grant.clone(), grant.expires_at);
+                true
+            }
+            _ => false,
+        }))
+    }
+
     async fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError> {
         Ok(self.grants.get(id, self.clock.now()))
     }

@@ -96,6 +96,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a grant until its `expires_at`.
     async fn put_grant(&self, grant: &Grant) -> Result<(), StoreError>;
+    /// Replaces a grant only while it still exists; `false` means it was revoked (or
+    /// expired) meanwhile and must not be brought back.
+    async fn update_grant(&self, grant: &Grant) -> Result<bool, StoreError>;
     async fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError>;
     /// Revokes a grant: every token issued from it stops being valid.
     async fn revoke_grant(&self, id: &str) -> Result<(), StoreError>;

@@ -49,7 +49,7 @@ use fred::error::{Error as RedisError, ErrorKind};
 use fred::interfaces::{ClientLike, EventInterface, KeysInterface, PubsubInterface, SetsInterface};
 use fred::types::config::{Config, ReconnectPolicy};
 use fred::types::scripts::Script;
-use fred::types::{Builder, Expiration, FromValue};
+use fred::types::{Builder, Expiration, FromValue, SetOptions};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -466,6 +466,20 @@ impl Store for RedisStore {
 
     async fn put_grant(&self, grant: &Grant) -> Result<(), StoreError> {
         self.put_json(GRANT, &grant.id, grant, grant.expires_at).await
+    }
+
+    async fn update_grant(&self, grant: &Grant) -> Result<bool, StoreError> {
+        if grant.expires_at <= self.clock.now() {
+            return Ok(false);
+        }
+        let expiry = Expiration::EXAT(i64::try_from(grant.expires_at).unwrap_or(i64::MAX));
+        let value = encode(GRANT, grant)?;
+        let written: Option<String> = self
+            .pool
+            .set(self.key(GRANT, &grant.id), value, Some(expiry), Some(SetOptions::XX), false)
+            .await
+            .map_err(redis_error)?;
+        Ok(written.is_some())
     }
 
     async fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError> {

@@ -109,6 +109,10 @@ impl Store for CountingStore {
         self.wrote();
         self.inner.put_grant(grant).await
     }
+    async fn update_grant(&self, grant: &Grant) -> Result<bool, StoreError> {
+        self.wrote();
+        self.inner.update_grant(grant).await
+    }
     async fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError> {
         self.inner.grant(id).await
     }
