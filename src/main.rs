@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use portcullis::protocol::scope::Scope;
+use portcullis::provider::RegistrationPolicy;
 use portcullis::server::{self, BuiltProvider, ServerError, ServerOptions};
 use portcullis::store::RedisConfig;
 use portcullis::telemetry::{self, LogFormat};
@@ -58,6 +60,23 @@ struct ProviderArgs {
     /// Lifetime of the single sign-on session.
     #[arg(long, default_value = "12h", value_parser = humantime::parse_duration)]
     session_ttl: Duration,
+    /// Who may register clients at /register (RFC 7591): open, token (needs
+    /// --registration-token) or disabled. Defaults to open for dev, disabled for serve.
+    #[arg(long, value_enum)]
+    registration: Option<RegistrationMode>,
+    /// The initial access token that `--registration token` requires.
+    #[arg(long, env = "PORTCULLIS_REGISTRATION_TOKEN", hide_env_values = true)]
+    registration_token: Option<String>,
+    /// The most a registered client may ask for (space-separated scopes).
+    #[arg(long, default_value = "openid profile email offline_access")]
+    registration_scopes: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RegistrationMode {
+    Open,
+    Token,
+    Disabled,
 }
 
 #[derive(Args)]
@@ -89,7 +108,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
     match cli.command {
-        Command::Dev(args) => run("dev", args, None),
+        Command::Dev(args) => run("dev", args, None, RegistrationMode::Open),
         Command::Serve(args) => serve(args),
         Command::Controller(_) => unavailable("controller", "the Kubernetes controller"),
         Command::Crds => print_crds(),
@@ -121,12 +140,37 @@ fn serve(args: ServeArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     let redis = RedisConfig { url, key_prefix: args.redis_key_prefix, command_timeout: args.redis_timeout };
-    run("serve", args.provider, Some(redis))
+    run("serve", args.provider, Some(redis), RegistrationMode::Disabled)
+}
+
+fn registration_policy(args: &ProviderArgs, default: RegistrationMode) -> Result<RegistrationPolicy, String> {
+    match (args.registration.unwrap_or(default), &args.registration_token) {
+        (RegistrationMode::Open, _) => Ok(RegistrationPolicy::Open),
+        (RegistrationMode::Disabled, _) => Ok(RegistrationPolicy::Disabled),
+        (RegistrationMode::Token, Some(token)) if !token.is_empty() => Ok(RegistrationPolicy::Token(token.clone())),
+        (RegistrationMode::Token, _) => {
+            Err("--registration token needs --registration-token (or PORTCULLIS_REGISTRATION_TOKEN)".into())
+        }
+    }
 }
 
 /// Binds, builds the provider (in memory for `dev`, on Redis for `serve`) and serves until
 /// Ctrl-C or SIGTERM.
-fn run(command: &str, args: ProviderArgs, redis: Option<RedisConfig>) -> ExitCode {
+fn run(command: &str, args: ProviderArgs, redis: Option<RedisConfig>, registration: RegistrationMode) -> ExitCode {
+    let registration = match registration_policy(&args, registration) {
+        Ok(policy) => policy,
+        Err(message) => {
+            eprintln!("portcullis {command}: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let registration_scopes = match Scope::parse(&args.registration_scopes) {
+        Ok(scopes) => scopes,
+        Err(error) => {
+            eprintln!("portcullis {command}: --registration-scopes: {}", error.description);
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -143,6 +187,8 @@ fn run(command: &str, args: ProviderArgs, redis: Option<RedisConfig>) -> ExitCod
             access_token_ttl: args.access_token_ttl,
             refresh_token_ttl: args.refresh_token_ttl,
             session_ttl: args.session_ttl,
+            registration,
+            registration_scopes,
         };
         let built: BuiltProvider = match redis {
             Some(redis) => server::build_serve(&options, redis).await?,

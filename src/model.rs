@@ -26,6 +26,20 @@ pub struct ClientRecord {
     pub access_token_ttl: Option<u64>,
     pub require_pkce: bool,
     pub skip_consent: bool,
+    /// Set for clients that registered themselves (RFC 7591); `None` for declared ones.
+    #[serde(default)]
+    pub registration: Option<Registration>,
+}
+
+/// What a dynamically registered client registered with, and how it manages that
+/// registration (RFC 7592).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Registration {
+    /// The validated metadata, echoed on reads.
+    pub metadata: crate::protocol::registration::ClientMetadata,
+    /// SHA-256 of the registration access token.
+    pub access_token_hash: String,
+    pub client_id_issued_at: u64,
 }
 
 impl ClientRecord {
@@ -58,6 +72,7 @@ impl ClientRecord {
             access_token_ttl: None,
             require_pkce: true,
             skip_consent: false,
+            registration: None,
         }
     }
 }

@@ -15,7 +15,8 @@ use crate::clock::Clock;
 use crate::controller::folder::{self, ApplyError};
 use crate::controller::manifests::{ManifestError, ManifestSet};
 use crate::controller::reconcile::GeneratedCredentials;
-use crate::provider::{self, Provider, ProviderConfig};
+use crate::protocol::scope::Scope;
+use crate::provider::{self, Provider, ProviderConfig, RegistrationPolicy};
 use crate::store::{MemoryStore, RedisConfig, RedisStore, Store, StoreError};
 
 /// The example manifests compiled into the binary, used when no folder is given.
@@ -62,6 +63,8 @@ pub struct ServerOptions {
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub session_ttl: Duration,
+    pub registration: RegistrationPolicy,
+    pub registration_scopes: Scope,
 }
 
 /// OIDC Discovery §3 / RFC 8414 §2: the issuer is an URL with no query or fragment. It is
@@ -121,6 +124,8 @@ async fn build(options: &ServerOptions, store: Arc<dyn Store>, clock: Clock) -> 
         access_token_ttl: options.access_token_ttl.as_secs(),
         refresh_token_ttl: options.refresh_token_ttl.as_secs(),
         session_ttl: options.session_ttl.as_secs(),
+        registration: options.registration.clone(),
+        registration_scopes: options.registration_scopes.clone(),
     };
     let keys = Arc::new(ArcSwap::from_pointee(applied.keyring));
     let provider = Arc::new(Provider::new(config, store, keys, clock)?);

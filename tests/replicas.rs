@@ -284,7 +284,7 @@ async fn every_short_lived_key_the_flows_write_has_an_expiry() {
     browser.post(b.url("/login")).form(&wrong).send().await.unwrap();
 
     let keys = redis.cli(&["--scan", "--pattern", &format!("{prefix}:*")]);
-    let kinds = ["session", "interaction", "code", "refresh", "grant", "consent", "revoked", "loginfail"];
+    let kinds = ["session", "interaction", "code", "refresh", "grant", "consent", "revoked", "counter"];
     for kind in kinds {
         assert!(
             keys.iter().any(|k| k.starts_with(&format!("{prefix}:v1:{kind}:"))),
@@ -391,6 +391,7 @@ async fn a_client_changed_in_the_registry_is_seen_by_every_replica_within_a_seco
             access_token_ttl: None,
             require_pkce: false,
             skip_consent: false,
+            registration: None,
         })
         .await
         .unwrap();

@@ -59,6 +59,7 @@ fn client(id: &str) -> ClientRecord {
         access_token_ttl: None,
         require_pkce: true,
         skip_consent: false,
+        registration: None,
     }
 }
 
@@ -209,8 +210,9 @@ async fn grants_sessions_and_consents_expire_and_can_be_removed(store: &dyn Stor
     let updated = Grant { access_tokens: vec![("jti".into(), t + 5), ("jti-2".into(), t + 6)], ..grant.clone() };
     assert!(store.update_grant(&updated).await.unwrap());
     assert_eq!(store.grant("g").await.unwrap(), Some(updated.clone()));
-    store.revoke_grant("g").await.unwrap();
+    assert_eq!(store.revoke_grant("g").await.unwrap(), Some(updated.clone()), "revoking hands over the tokens");
     assert_eq!(store.grant("g").await.unwrap(), None);
+    assert_eq!(store.revoke_grant("g").await.unwrap(), None);
     assert!(!store.update_grant(&updated).await.unwrap(), "a revoked grant is not brought back");
     assert_eq!(store.grant("g").await.unwrap(), None);
 
@@ -230,18 +232,18 @@ async fn grants_sessions_and_consents_expire_and_can_be_removed(store: &dyn Stor
     assert_eq!(store.consent("s", "a").await.unwrap(), None, "consent expires");
 }
 
-async fn login_failures_count_within_their_window(store: &dyn Store, time: &Time) {
+async fn counters_count_within_their_window(store: &dyn Store, time: &Time) {
     let t = time.now();
-    assert_eq!(store.login_failures("user:alice").await.unwrap(), 0);
-    assert_eq!(store.record_login_failure("user:alice", t + 10).await.unwrap(), 1);
-    assert_eq!(store.record_login_failure("user:alice", t + 10).await.unwrap(), 2);
-    assert_eq!(store.login_failures("user:alice").await.unwrap(), 2);
-    store.clear_login_failures("user:alice").await.unwrap();
-    assert_eq!(store.login_failures("user:alice").await.unwrap(), 0);
-    store.record_login_failure("user:bob", t + 2).await.unwrap();
+    assert_eq!(store.counter("user:alice").await.unwrap(), 0);
+    assert_eq!(store.increment_counter("user:alice", t + 10).await.unwrap(), 1);
+    assert_eq!(store.increment_counter("user:alice", t + 10).await.unwrap(), 2);
+    assert_eq!(store.counter("user:alice").await.unwrap(), 2);
+    store.clear_counter("user:alice").await.unwrap();
+    assert_eq!(store.counter("user:alice").await.unwrap(), 0);
+    store.increment_counter("user:bob", t + 2).await.unwrap();
     time.advance(2).await;
-    assert_eq!(store.login_failures("user:bob").await.unwrap(), 0, "the window ends");
-    assert_eq!(store.record_login_failure("user:bob", t + 20).await.unwrap(), 1, "a new window starts at 1");
+    assert_eq!(store.counter("user:bob").await.unwrap(), 0, "the window ends");
+    assert_eq!(store.increment_counter("user:bob", t + 20).await.unwrap(), 1, "a new window starts at 1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -256,7 +258,7 @@ async fn memory_store_keeps_the_contract() {
     refresh_tokens_can_be_peeked_and_consumed_once(&store, &time).await;
     claims_keep_the_first_value(&store).await;
     grants_sessions_and_consents_expire_and_can_be_removed(&store, &time).await;
-    login_failures_count_within_their_window(&store, &time).await;
+    counters_count_within_their_window(&store, &time).await;
     store.purge_expired();
     let shared: Arc<dyn Store> = Arc::new(store);
     concurrent_consumers_get_one_fresh_code(shared, &time).await;
@@ -286,7 +288,7 @@ async fn redis_store_keeps_the_contract() {
     refresh_tokens_can_be_peeked_and_consumed_once(&store, &time).await;
     claims_keep_the_first_value(&store).await;
     grants_sessions_and_consents_expire_and_can_be_removed(&store, &time).await;
-    login_failures_count_within_their_window(&store, &time).await;
+    counters_count_within_their_window(&store, &time).await;
     let shared: Arc<dyn Store> = Arc::new(store);
     concurrent_consumers_get_one_fresh_code(shared, &time).await;
 }

@@ -10,6 +10,7 @@ use url::Url;
 use super::manifests::DEFAULT_NAMESPACE;
 use crate::crd::{GrantType, OidcClient, OidcUser, SigningAlgorithm, SigningKey, TokenEndpointAuthMethod};
 use crate::model::{ClientRecord, UserRecord};
+use crate::protocol::registration::CLIENT_ID_PREFIX;
 use crate::protocol::scope::Scope;
 use crate::secrets::{self, SecretError};
 
@@ -43,6 +44,8 @@ pub enum Problem {
     ConflictingClientId { spec: String, secret: String },
     #[error("invalid client id `{0}`: use 1 to 255 printable ASCII characters")]
     InvalidClientId(String),
+    #[error("client id `{0}` starts with `dcr_`, which is reserved for dynamically registered clients")]
+    ReservedClientId(String),
     #[error("a public client (tokenEndpointAuthMethod: none) cannot have a client secret")]
     PublicClientWithSecret,
     #[error("a public client (tokenEndpointAuthMethod: none) cannot use the client_credentials grant")]
@@ -126,6 +129,9 @@ pub fn plan_client(client: &OidcClient, credentials: Option<&Secret>) -> Result<
     if client_id.is_empty() || client_id.len() > 255 || !client_id.bytes().all(|b| (0x20..=0x7E).contains(&b)) {
         return Err(fail(Problem::InvalidClientId(client_id)));
     }
+    if client_id.starts_with(CLIENT_ID_PREFIX) {
+        return Err(fail(Problem::ReservedClientId(client_id)));
+    }
     let secret = credentials
         .map(|s| secret_value(s, CLIENT_SECRET_KEY))
         .transpose()
@@ -189,6 +195,7 @@ pub fn plan_client(client: &OidcClient, credentials: Option<&Secret>) -> Result<
         access_token_ttl: access_token_ttl.map(|d| d.as_secs()),
         require_pkce: spec.require_pkce || public,
         skip_consent: spec.skip_consent,
+        registration: None,
     };
     Ok(ClientPlan { record, generated })
 }
@@ -311,6 +318,12 @@ mod tests {
             err.to_string(),
             "OidcClient team/app: spec.clientId `spec` differs from `from-secret` in the credentials Secret"
         );
+    }
+
+    #[test]
+    fn rfc7591_declared_clients_cannot_take_a_registered_client_id() {
+        let err = plan_client(&client(|c| c.client_id = Some("dcr_abc".into())), None).unwrap_err();
+        assert!(matches!(err.problem, Problem::ReservedClientId(_)));
     }
 
     #[test]

@@ -46,6 +46,9 @@ pub struct ProviderMetadata {
     pub end_session_endpoint: String,
     pub introspection_endpoint: String,
     pub revocation_endpoint: String,
+    /// RFC 7591 §3; absent when registration is disabled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration_endpoint: Option<String>,
     pub scopes_supported: &'static [&'static str],
     pub response_types_supported: &'static [&'static str],
     pub response_modes_supported: &'static [&'static str],
@@ -69,7 +72,7 @@ pub struct ProviderMetadata {
 ///
 /// `issuer` must be exactly the configured issuer (OIDC Discovery §4.3): endpoint URLs are
 /// the issuer with the path appended, so a trailing slash is not doubled.
-pub fn metadata(issuer: &str, id_token_algorithm: Option<SigningAlgorithm>) -> ProviderMetadata {
+pub fn metadata(issuer: &str, id_token_algorithm: Option<SigningAlgorithm>, registration: bool) -> ProviderMetadata {
     let base = issuer.trim_end_matches('/');
     let url = |path: &str| format!("{base}{path}");
     ProviderMetadata {
@@ -81,6 +84,7 @@ pub fn metadata(issuer: &str, id_token_algorithm: Option<SigningAlgorithm>) -> P
         end_session_endpoint: url(endpoints::LOGOUT),
         introspection_endpoint: url(endpoints::INTROSPECT),
         revocation_endpoint: url(endpoints::REVOKE),
+        registration_endpoint: registration.then(|| url(endpoints::REGISTER)),
         scopes_supported: SCOPES,
         response_types_supported: &["code"],
         response_modes_supported: &["query"],
@@ -106,7 +110,7 @@ mod tests {
 
     #[test]
     fn oidc_discovery_4_3_issuer_is_exactly_the_configured_value() {
-        let doc = metadata("https://id.example/tenant", Some(SigningAlgorithm::RS256));
+        let doc = metadata("https://id.example/tenant", Some(SigningAlgorithm::RS256), false);
         assert_eq!(doc.issuer, "https://id.example/tenant");
         assert_eq!(doc.token_endpoint, "https://id.example/tenant/token");
         assert_eq!(doc.jwks_uri, "https://id.example/tenant/jwks.json");
@@ -114,20 +118,27 @@ mod tests {
 
     #[test]
     fn trailing_slash_issuer_does_not_double_slashes() {
-        let doc = metadata("https://id.example/", Some(SigningAlgorithm::RS256));
+        let doc = metadata("https://id.example/", Some(SigningAlgorithm::RS256), false);
         assert_eq!(doc.issuer, "https://id.example/");
         assert_eq!(doc.introspection_endpoint, "https://id.example/introspect");
     }
 
     #[test]
+    fn rfc7591_registration_endpoint_is_advertised_only_when_enabled() {
+        assert_eq!(metadata("https://id.example", None, false).registration_endpoint, None);
+        let doc = metadata("https://id.example", None, true);
+        assert_eq!(doc.registration_endpoint.as_deref(), Some("https://id.example/register"));
+    }
+
+    #[test]
     fn id_token_algorithm_is_the_one_that_signs() {
-        let doc = metadata("https://id.example", Some(SigningAlgorithm::ES256));
+        let doc = metadata("https://id.example", Some(SigningAlgorithm::ES256), false);
         assert_eq!(doc.id_token_signing_alg_values_supported, vec!["ES256"]);
     }
 
     #[test]
     fn rfc7636_and_rfc9207_capabilities_are_advertised() {
-        let doc = metadata("https://id.example", Some(SigningAlgorithm::RS256));
+        let doc = metadata("https://id.example", Some(SigningAlgorithm::RS256), false);
         assert_eq!(doc.code_challenge_methods_supported, ["S256"]);
         assert!(doc.authorization_response_iss_parameter_supported);
         assert_eq!(doc.response_types_supported, ["code"]);

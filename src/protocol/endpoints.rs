@@ -14,4 +14,5 @@ pub const LOGIN: &str = "/login";
 pub const CONSENT: &str = "/consent";
 pub const USERINFO: &str = "/userinfo";
 pub const LOGOUT: &str = "/logout";
+pub const REGISTER: &str = "/register";
 pub const STYLESHEET: &str = "/assets/portcullis.css";

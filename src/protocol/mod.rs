@@ -14,6 +14,7 @@ pub mod id_token;
 pub mod introspection;
 pub mod pkce;
 pub mod redirect;
+pub mod registration;
 pub mod scope;
 pub mod token;
 pub mod userinfo;

@@ -121,8 +121,8 @@ async fn authenticate(
     let store_error = |e| store_failed(provider, e);
     let user_key = format!("user:{username}");
     let address_key = format!("address:{address}");
-    let throttled = provider.store.login_failures(&user_key).await.map_err(store_error)? >= MAX_FAILURES_PER_USER
-        || provider.store.login_failures(&address_key).await.map_err(store_error)? >= MAX_FAILURES_PER_ADDRESS;
+    let throttled = provider.store.counter(&user_key).await.map_err(store_error)? >= MAX_FAILURES_PER_USER
+        || provider.store.counter(&address_key).await.map_err(store_error)? >= MAX_FAILURES_PER_ADDRESS;
     if throttled {
         tracing::warn!(client_id = %client.client_id, "login throttled");
         return Ok(login_page(
@@ -141,13 +141,13 @@ async fn authenticate(
         Some(user) if password_ok && !user.disabled && !username.is_empty() => user,
         _ => {
             let now = provider.clock.now();
-            provider.store.record_login_failure(&user_key, now + THROTTLE_WINDOW).await.map_err(store_error)?;
-            provider.store.record_login_failure(&address_key, now + THROTTLE_WINDOW).await.map_err(store_error)?;
+            provider.store.increment_counter(&user_key, now + THROTTLE_WINDOW).await.map_err(store_error)?;
+            provider.store.increment_counter(&address_key, now + THROTTLE_WINDOW).await.map_err(store_error)?;
             tracing::info!(client_id = %client.client_id, "login failed");
             return Ok(login_page(provider, client, interaction, &username, Some(WRONG_CREDENTIALS), StatusCode::OK));
         }
     };
-    provider.store.clear_login_failures(&user_key).await.map_err(store_error)?;
+    provider.store.clear_counter(&user_key).await.map_err(store_error)?;
     let now = provider.clock.now();
     let session = Session {
         id: random(provider, 32)?,

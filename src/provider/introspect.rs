@@ -37,7 +37,9 @@ pub async fn introspect(
         provider.keys.load().verify::<AccessTokenClaims>(token, JwtType::AccessToken, &provider.config.issuer);
     let response = match verified {
         Ok(claims) => {
-            let revoked = provider.store.is_token_revoked(&claims.jti).await?;
+            // A deleted client's tokens die with it (RFC 7592 §2.3).
+            let revoked = provider.store.is_token_revoked(&claims.jti).await?
+                || provider.store.client(&claims.client_id).await?.is_none();
             introspect_access_token(claims, revoked, &client.client_id, now)
         }
         Err(_) => match provider.store.peek_refresh_token(&secrets::token_digest(token)).await? {

@@ -12,6 +12,7 @@ mod introspect;
 mod logout;
 mod metadata;
 mod pages;
+mod register;
 mod respond;
 mod revoke;
 mod token;
@@ -25,12 +26,14 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 
 pub use error::ProtocolError;
+pub use register::RegistrationPolicy;
 pub use user_grants::REFRESH_RACE_GRACE;
 
 use crate::clock::Clock;
 use crate::keys::SharedKeyring;
 use crate::protocol::discovery;
 use crate::protocol::endpoints as path;
+use crate::protocol::scope::Scope;
 use crate::secrets::ClientSecretVerifier;
 use crate::store::Store;
 
@@ -45,6 +48,10 @@ pub struct ProviderConfig {
     pub refresh_token_ttl: u64,
     /// Lifetime of an SSO session.
     pub session_ttl: u64,
+    /// Who may register clients dynamically (RFC 7591).
+    pub registration: RegistrationPolicy,
+    /// The most a dynamically registered client may ask for.
+    pub registration_scopes: Scope,
 }
 
 /// Authorization codes live this long (OIDC Core §3.1.3.1 asks for a short lifetime).
@@ -100,7 +107,9 @@ impl Provider {
         clock: Clock,
     ) -> Result<Self, serde_json::Error> {
         let id_token_algorithm = keys.load().signer(None).map(|key| key.algorithm());
-        let discovery = Bytes::from(serde_json::to_vec(&discovery::metadata(&config.issuer, id_token_algorithm))?);
+        let registration = config.registration != RegistrationPolicy::Disabled;
+        let discovery =
+            Bytes::from(serde_json::to_vec(&discovery::metadata(&config.issuer, id_token_algorithm, registration))?);
         Ok(Self { config, store, keys, clock, secrets: Arc::default(), discovery })
     }
 }
@@ -118,6 +127,11 @@ pub fn app(provider: Arc<Provider>) -> Router {
         .route(path::USERINFO, get(userinfo::userinfo).post(userinfo::userinfo))
         .route(path::LOGOUT, get(logout::logout).post(logout::logout))
         .route(path::STYLESHEET, get(pages::stylesheet))
+        .route(path::REGISTER, post(register::register).fallback(metadata::post_only))
+        .route(
+            &format!("{}/{{client_id}}", path::REGISTER),
+            get(register::read).put(register::update).delete(register::delete),
+        )
         .route(path::TOKEN, post(token::token).fallback(metadata::post_only))
         .route(path::INTROSPECT, post(introspect::introspect).fallback(metadata::post_only))
         .route(path::REVOKE, post(revoke::revoke).fallback(metadata::post_only))

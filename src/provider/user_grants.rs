@@ -128,12 +128,11 @@ async fn require_active_user(provider: &Provider, subject: &str) -> Result<Arc<U
 /// Revokes a grant: its access tokens go on the deny-list and its refresh tokens stop
 /// working (they need the grant).
 pub async fn revoke_grant(provider: &Provider, grant_id: &str) -> Result<(), ProtocolError> {
-    if let Some(grant) = provider.store.grant(grant_id).await? {
+    if let Some(grant) = provider.store.revoke_grant(grant_id).await? {
         for (jti, expires_at) in &grant.access_tokens {
             provider.store.revoke_token(jti, *expires_at).await?;
         }
     }
-    provider.store.revoke_grant(grant_id).await?;
     Ok(())
 }
 

@@ -100,7 +100,7 @@ pub struct MemoryStore {
     refresh_tokens: Expiring<Once<RefreshToken>>,
     grants: Expiring<Grant>,
     consents: Expiring<Scope>,
-    login_failures: Expiring<u32>,
+    counters: Expiring<u32>,
     claims: RwLock<HashMap<String, String>>,
 }
 
@@ -123,7 +123,7 @@ impl MemoryStore {
             refresh_tokens: Expiring::new(),
             grants: Expiring::new(),
             consents: Expiring::new(),
-            login_failures: Expiring::new(),
+            counters: Expiring::new(),
             claims: RwLock::default(),
         }
     }
@@ -138,7 +138,7 @@ impl MemoryStore {
         self.refresh_tokens.purge(now);
         self.grants.purge(now);
         self.consents.purge(now);
-        self.login_failures.purge(now);
+        self.counters.purge(now);
     }
 }
 
@@ -288,9 +288,9 @@ impl Store for MemoryStore {
         Ok(self.grants.get(id, self.clock.now()))
     }
 
-    async fn revoke_grant(&self, id: &str) -> Result<(), StoreError> {
-        self.grants.delete(id);
-        Ok(())
+    async fn revoke_grant(&self, id: &str) -> Result<Option<Grant>, StoreError> {
+        let now = self.clock.now();
+        Ok(write(&self.grants.entries).remove(id).filter(|(_, expires_at)| *expires_at > now).map(|(grant, _)| grant))
     }
 
     async fn put_consent(
@@ -316,16 +316,16 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn record_login_failure(&self, key: &str, expires_at: u64) -> Result<u32, StoreError> {
-        Ok(self.login_failures.increment(key, expires_at, self.clock.now()))
+    async fn increment_counter(&self, key: &str, expires_at: u64) -> Result<u32, StoreError> {
+        Ok(self.counters.increment(key, expires_at, self.clock.now()))
     }
 
-    async fn login_failures(&self, key: &str) -> Result<u32, StoreError> {
-        Ok(self.login_failures.get(key, self.clock.now()).unwrap_or(0))
+    async fn counter(&self, key: &str) -> Result<u32, StoreError> {
+        Ok(self.counters.get(key, self.clock.now()).unwrap_or(0))
     }
 
-    async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
-        self.login_failures.delete(key);
+    async fn clear_counter(&self, key: &str) -> Result<(), StoreError> {
+        self.counters.delete(key);
         Ok(())
     }
 }

@@ -100,8 +100,10 @@ pub trait Store: Send + Sync + 'static {
     /// expired) meanwhile and must not be brought back.
     async fn update_grant(&self, grant: &Grant) -> Result<bool, StoreError>;
     async fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError>;
-    /// Revokes a grant: every token issued from it stops being valid.
-    async fn revoke_grant(&self, id: &str) -> Result<(), StoreError>;
+    /// Removes a grant and returns what it held, in one atomic step: a concurrent
+    /// [`Store::update_grant`] either lands before (and its tokens are returned here) or
+    /// fails.
+    async fn revoke_grant(&self, id: &str) -> Result<Option<Grant>, StoreError>;
 
     /// Remembers that a user consented to scopes for a client.
     async fn put_consent(
@@ -121,9 +123,9 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the store answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// Counts a failed login for a throttle key within a window ending at `expires_at`
-    /// (the window starts with the first failure); returns the count so far.
-    async fn record_login_failure(&self, key: &str, expires_at: u64) -> Result<u32, StoreError>;
-    async fn login_failures(&self, key: &str) -> Result<u32, StoreError>;
-    async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError>;
+    /// Counts an event (a failed login, a registration) for a throttle key within a window
+    /// ending at `expires_at` (the window opens with the first event); returns the count.
+    async fn increment_counter(&self, key: &str, expires_at: u64) -> Result<u32, StoreError>;
+    async fn counter(&self, key: &str) -> Result<u32, StoreError>;
+    async fn clear_counter(&self, key: &str) -> Result<(), StoreError>;
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use portcullis::protocol::scope::Scope;
+use portcullis::provider::RegistrationPolicy;
 use portcullis::server::{self, ServerOptions};
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -24,6 +26,10 @@ pub fn fixtures() -> PathBuf {
 
 impl TestServer {
     pub async fn start() -> Self {
+        Self::start_with(RegistrationPolicy::Open).await
+    }
+
+    pub async fn start_with(registration: RegistrationPolicy) -> Self {
         let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let options = ServerOptions {
@@ -32,6 +38,8 @@ impl TestServer {
             access_token_ttl: Duration::from_secs(3600),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
             session_ttl: Duration::from_secs(12 * 3600),
+            registration,
+            registration_scopes: Scope::parse("openid profile email offline_access").unwrap(),
         };
         let built = server::build_dev(&options).await.unwrap();
         let generated = built.generated.iter().map(|g| (g.client_id.clone(), g.client_secret.clone())).collect();

@@ -11,7 +11,7 @@ use portcullis::crd::{GrantType, SigningAlgorithm, TokenEndpointAuthMethod};
 use portcullis::keys::{KeyPair, KeyPhase, Keyring};
 use portcullis::model::{AuthorizationCode, ClientRecord, Grant, Interaction, RefreshToken, Session, UserRecord};
 use portcullis::protocol::scope::Scope;
-use portcullis::provider::{Provider, ProviderConfig, app};
+use portcullis::provider::{Provider, ProviderConfig, RegistrationPolicy, app};
 use portcullis::secrets;
 use portcullis::store::{Consumed, MemoryStore, Store, StoreError};
 
@@ -116,7 +116,7 @@ impl Store for CountingStore {
     async fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError> {
         self.inner.grant(id).await
     }
-    async fn revoke_grant(&self, id: &str) -> Result<(), StoreError> {
+    async fn revoke_grant(&self, id: &str) -> Result<Option<Grant>, StoreError> {
         self.wrote();
         self.inner.revoke_grant(id).await
     }
@@ -140,16 +140,16 @@ impl Store for CountingStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }
-    async fn record_login_failure(&self, key: &str, expires_at: u64) -> Result<u32, StoreError> {
+    async fn increment_counter(&self, key: &str, expires_at: u64) -> Result<u32, StoreError> {
         self.wrote();
-        self.inner.record_login_failure(key, expires_at).await
+        self.inner.increment_counter(key, expires_at).await
     }
-    async fn login_failures(&self, key: &str) -> Result<u32, StoreError> {
-        self.inner.login_failures(key).await
+    async fn counter(&self, key: &str) -> Result<u32, StoreError> {
+        self.inner.counter(key).await
     }
-    async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
+    async fn clear_counter(&self, key: &str) -> Result<(), StoreError> {
         self.wrote();
-        self.inner.clear_login_failures(key).await
+        self.inner.clear_counter(key).await
     }
 }
 
@@ -171,6 +171,7 @@ async fn issuing_client_credentials_tokens_writes_nothing_to_the_store() {
             access_token_ttl: None,
             require_pkce: false,
             skip_consent: false,
+            registration: None,
         })
         .await
         .unwrap();
@@ -178,8 +179,14 @@ async fn issuing_client_credentials_tokens_writes_nothing_to_the_store() {
         Keyring::new(vec![(KeyPair::generate(SigningAlgorithm::ES256, None).unwrap().0, KeyPhase::Active)]).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let config =
-        ProviderConfig { issuer: base.clone(), access_token_ttl: 60, refresh_token_ttl: 3600, session_ttl: 3600 };
+    let config = ProviderConfig {
+        issuer: base.clone(),
+        access_token_ttl: 60,
+        refresh_token_ttl: 3600,
+        session_ttl: 3600,
+        registration: RegistrationPolicy::Disabled,
+        registration_scopes: Scope::default(),
+    };
     let shared: Arc<dyn Store> = store.clone();
     let provider = Provider::new(config, shared, Arc::new(ArcSwap::from_pointee(keyring)), Clock::system()).unwrap();
     tokio::spawn(async move { axum::serve(listener, app(Arc::new(provider))).await });

@@ -9,6 +9,7 @@ mod hot_path;
 mod introspection;
 mod logout;
 mod malformed;
+mod registration;
 mod revocation;
 mod token;
 mod userinfo;

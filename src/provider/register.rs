@@ -1,0 +1,314 @@
+//! Dynamic client registration (RFC 7591) and its management (RFC 7592), under the
+//! operator's policy: open, initial access token, or disabled.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::Provider;
+use super::browser::{client_ip, tokens_match};
+use super::form::MAX_BODY_BYTES;
+use super::token::no_store;
+use crate::crd::TokenEndpointAuthMethod;
+use crate::model::{ClientRecord, Registration};
+use crate::protocol::endpoints;
+use crate::protocol::registration::{
+    CLIENT_ID_PREFIX, ClientInformation, ClientMetadata, RegistrationError, RegistrationErrorCode, validate,
+};
+use crate::secrets;
+use crate::store::StoreError;
+
+/// Who may register clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistrationPolicy {
+    /// Anyone (rate-limited per address).
+    Open,
+    /// Whoever presents this initial access token (RFC 7591 §3).
+    Token(String),
+    /// Nobody: the endpoint answers 403 and is not advertised.
+    Disabled,
+}
+
+/// Registrations allowed per client address within [`RATE_WINDOW`] seconds.
+const RATE_LIMIT: u32 = 20;
+const RATE_WINDOW: u64 = 600;
+
+/// Errors of the registration endpoints, as JSON.
+enum Failure {
+    Invalid(RegistrationError),
+    /// RFC 6750 §3.1: missing or wrong (initial or registration) access token.
+    Unauthorized(&'static str),
+    Forbidden,
+    TooMany,
+    Unavailable,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    error_description: &'a str,
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let (status, error, description): (StatusCode, &str, String) = match &self {
+            Failure::Invalid(e) => (StatusCode::BAD_REQUEST, e.code.as_str(), e.description.clone()),
+            Failure::Unauthorized(d) => (StatusCode::UNAUTHORIZED, "invalid_token", (*d).to_owned()),
+            Failure::Forbidden => (StatusCode::FORBIDDEN, "access_denied", "client registration is disabled".into()),
+            Failure::TooMany => {
+                (StatusCode::TOO_MANY_REQUESTS, "temporarily_unavailable", "too many registrations, retry later".into())
+            }
+            Failure::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the service is temporarily unavailable".into(),
+            ),
+        };
+        let mut response = no_store((status, Json(ErrorBody { error, error_description: &description })));
+        if matches!(self, Failure::Unauthorized(_)) {
+            let challenge =
+                format!("Bearer realm=\"portcullis\", error=\"invalid_token\", error_description=\"{description}\"");
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+            }
+        }
+        if matches!(self, Failure::TooMany) {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("600"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        tracing::error!(%error, "store operation failed during registration");
+        Failure::Unavailable
+    }
+}
+
+fn invalid(description: &str) -> Failure {
+    Failure::Invalid(RegistrationError {
+        code: RegistrationErrorCode::InvalidClientMetadata,
+        description: description.to_owned(),
+    })
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The JSON body of a registration request, bounded and strictly typed.
+fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<serde_json::Map<String, serde_json::Value>, Failure> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(invalid("the request body must be application/json"));
+    }
+    if body.len() > MAX_BODY_BYTES {
+        return Err(invalid("the request body is too large"));
+    }
+    match serde_json::from_slice(body) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        _ => Err(invalid("the request body must be a JSON object")),
+    }
+}
+
+fn metadata_of(map: serde_json::Map<String, serde_json::Value>) -> Result<ClientMetadata, Failure> {
+    serde_json::from_value(serde_json::Value::Object(map))
+        .map_err(|e| invalid(&format!("malformed client metadata: {e}")))
+}
+
+/// `POST /register` (RFC 7591 §3).
+pub async fn register(
+    State(provider): State<Arc<Provider>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    create(&provider, peer, &headers, &body).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn create(provider: &Provider, peer: SocketAddr, headers: &HeaderMap, body: &Bytes) -> Result<Response, Failure> {
+    match &provider.config.registration {
+        RegistrationPolicy::Disabled => return Err(Failure::Forbidden),
+        RegistrationPolicy::Token(expected) => {
+            if !bearer(headers).is_some_and(|presented| tokens_match(presented, expected)) {
+                return Err(Failure::Unauthorized("a valid initial access token is required"));
+            }
+        }
+        RegistrationPolicy::Open => {}
+    }
+    let now = provider.clock.now();
+    let count = provider.store.increment_counter(&format!("register:{}", client_ip(peer)), now + RATE_WINDOW).await?;
+    if count > RATE_LIMIT {
+        return Err(Failure::TooMany);
+    }
+    let metadata = metadata_of(json_body(headers, body)?)?;
+    let client_id = format!("{CLIENT_ID_PREFIX}{}", secrets::random_token(16).map_err(|_| Failure::Unavailable)?);
+    let (record, secret, token) = build(provider, client_id, metadata, None, now).await?;
+    provider.store.put_client(record.clone()).await?;
+    tracing::info!(client_id = %record.client_id, "client registered");
+    let mut response = information(provider, &record, secret, Some(token)).into_response();
+    *response.status_mut() = StatusCode::CREATED;
+    Ok(response)
+}
+
+/// Validates metadata into a client record with a new registration access token; keeps
+/// the current secret when the client stays confidential, makes one when it becomes so.
+async fn build(
+    provider: &Provider,
+    client_id: String,
+    metadata: ClientMetadata,
+    current: Option<&ClientRecord>,
+    now: u64,
+) -> Result<(ClientRecord, Option<String>, String), Failure> {
+    let valid = validate(metadata, &provider.config.registration_scopes).map_err(Failure::Invalid)?;
+    let random = |n| secrets::random_token(n).map_err(|_| Failure::Unavailable);
+    let (secret, secret_hash) = match (valid.auth_method, current.and_then(|c| c.secret_hash.clone())) {
+        (TokenEndpointAuthMethod::None, _) => (None, None),
+        (_, Some(hash)) => (None, Some(hash)),
+        (_, None) => {
+            let secret = random(32)?;
+            let to_hash = secret.clone();
+            let hash = tokio::task::spawn_blocking(move || secrets::hash(&to_hash))
+                .await
+                .map_err(|_| Failure::Unavailable)?
+                .map_err(|_| Failure::Unavailable)?;
+            (Some(secret), Some(hash))
+        }
+    };
+    let token = random(32)?;
+    let issued_at = current.and_then(|c| c.registration.as_ref()).map_or(now, |r| r.client_id_issued_at);
+    let record = ClientRecord {
+        client_id,
+        client_name: valid.metadata.client_name.clone(),
+        secret_hash,
+        auth_method: valid.auth_method,
+        redirect_uris: valid.metadata.redirect_uris.clone(),
+        post_logout_redirect_uris: valid.metadata.post_logout_redirect_uris.clone(),
+        grant_types: valid.grant_types,
+        scopes: valid.scope,
+        roles: Vec::new(),
+        audience: Vec::new(),
+        access_token_ttl: None,
+        require_pkce: valid.auth_method == TokenEndpointAuthMethod::None,
+        skip_consent: false,
+        registration: Some(Registration {
+            metadata: valid.metadata,
+            access_token_hash: secrets::token_digest(&token),
+            client_id_issued_at: issued_at,
+        }),
+    };
+    Ok((record, secret, token))
+}
+
+/// RFC 7591 §3.2.1 / RFC 7592 §3: the client information response.
+fn information(provider: &Provider, record: &ClientRecord, secret: Option<String>, token: Option<String>) -> Response {
+    let registration = record.registration.as_ref();
+    let body = ClientInformation {
+        client_id: record.client_id.clone(),
+        client_secret_expires_at: record.secret_hash.as_ref().map(|_| 0),
+        client_secret: secret,
+        client_id_issued_at: registration.map_or(0, |r| r.client_id_issued_at),
+        registration_access_token: token,
+        registration_client_uri: registration_client_uri(provider, &record.client_id),
+        metadata: registration.map(|r| r.metadata.clone()).unwrap_or_default(),
+    };
+    no_store(Json(body))
+}
+
+fn registration_client_uri(provider: &Provider, client_id: &str) -> String {
+    let encoded: String = url::form_urlencoded::byte_serialize(client_id.as_bytes()).collect();
+    format!("{}{}/{encoded}", provider.config.issuer.trim_end_matches('/'), endpoints::REGISTER)
+}
+
+/// RFC 7592 §3: the registration access token authorizes management of its one client;
+/// a wrong token and an unknown client are answered alike.
+async fn managed(provider: &Provider, headers: &HeaderMap, client_id: &str) -> Result<Arc<ClientRecord>, Failure> {
+    let refused = Failure::Unauthorized("the registration access token is invalid");
+    let presented = bearer(headers).ok_or(Failure::Unauthorized("a registration access token is required"))?;
+    let client = provider.store.client(client_id).await?.ok_or(refused)?;
+    let matches = client
+        .registration
+        .as_ref()
+        .is_some_and(|r| tokens_match(&secrets::token_digest(presented), &r.access_token_hash));
+    if matches { Ok(client) } else { Err(Failure::Unauthorized("the registration access token is invalid")) }
+}
+
+/// `GET /register/{client_id}` (RFC 7592 §2.1). The secret is stored hashed, so it is not
+/// returned again.
+pub async fn read(
+    State(provider): State<Arc<Provider>>,
+    Path(client_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match managed(&provider, &headers, &client_id).await {
+        Ok(client) => information(&provider, &client, None, None),
+        Err(failure) => failure.into_response(),
+    }
+}
+
+/// `PUT /register/{client_id}` (RFC 7592 §2.2): replaces the metadata and rotates the
+/// registration access token.
+pub async fn update(
+    State(provider): State<Arc<Provider>>,
+    Path(client_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    replace(&provider, &client_id, &headers, &body).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn replace(provider: &Provider, client_id: &str, headers: &HeaderMap, body: &Bytes) -> Result<Response, Failure> {
+    let current = managed(provider, headers, client_id).await?;
+    let mut map = json_body(headers, body)?;
+    if map.remove("client_id").and_then(|v| v.as_str().map(str::to_owned)).as_deref() != Some(client_id) {
+        return Err(invalid("client_id must be included and match the registered client"));
+    }
+    if let Some(secret) = map.remove("client_secret") {
+        let matches = match (secret.as_str(), current.secret_hash.as_deref()) {
+            (Some(secret), Some(hash)) => provider.secrets.verify(client_id, secret, hash),
+            _ => false,
+        };
+        if !matches {
+            return Err(invalid("client_secret does not match the issued secret"));
+        }
+    }
+    for managed_field in
+        ["registration_access_token", "registration_client_uri", "client_id_issued_at", "client_secret_expires_at"]
+    {
+        map.remove(managed_field);
+    }
+    let (record, secret, token) =
+        build(provider, client_id.to_owned(), metadata_of(map)?, Some(&current), provider.clock.now()).await?;
+    provider.store.put_client(record.clone()).await?;
+    Ok(information(provider, &record, secret, Some(token)))
+}
+
+/// `DELETE /register/{client_id}` (RFC 7592 §2.3). The client's tokens die with it:
+/// introspection and UserInfo only accept tokens of clients that exist, and its refresh
+/// tokens need the client to authenticate.
+pub async fn delete(
+    State(provider): State<Arc<Provider>>,
+    Path(client_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let result = async {
+        managed(&provider, &headers, &client_id).await?;
+        provider.store.delete_client(&client_id).await?;
+        tracing::info!(client_id = %client_id, "client registration deleted");
+        Ok::<_, Failure>(no_store(StatusCode::NO_CONTENT))
+    };
+    result.await.unwrap_or_else(IntoResponse::into_response)
+}
