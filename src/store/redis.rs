@@ -59,6 +59,10 @@ use crate::clock::Clock;
 use crate::model::{AuthorizationCode, ClientRecord, Grant, Interaction, RefreshToken, Session, UserRecord};
 use crate::protocol::scope::Scope;
 
+/// The URL schemes of plain, TLS, Sentinel and Cluster deployments.
+const URL_SCHEMES: &[&str] =
+    &["redis", "rediss", "redis-sentinel", "rediss-sentinel", "redis-cluster", "rediss-cluster"];
+
 /// Connections per replica: commands are pipelined, so a few suffice.
 const POOL_SIZE: usize = 4;
 
@@ -181,6 +185,13 @@ impl RedisStore {
     /// Connects every connection of the pool, failing fast when Redis cannot be reached or
     /// refuses the credentials, so a misconfigured replica never becomes ready.
     pub async fn connect(config: RedisConfig) -> Result<Self, StoreError> {
+        let scheme = config.url.split_once("://").map_or("", |(scheme, _)| scheme);
+        if !URL_SCHEMES.contains(&scheme) {
+            return Err(StoreError::Unavailable(format!(
+                "invalid Redis URL: use one of the schemes {}",
+                URL_SCHEMES.join(", ")
+            )));
+        }
         let redis = Config::from_url(&config.url)
             .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {}", e.details())))?;
         let mut builder = Builder::from_config(redis);
@@ -534,4 +545,35 @@ impl Store for RedisStore {
 
 fn saturate(count: i64) -> u32 {
     u32::try_from(count.max(0)).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_url_forms_parse_with_the_compiled_features() {
+        for url in [
+            "redis://127.0.0.1:6379",
+            "redis://user:pass@127.0.0.1:6379/2",
+            "rediss://user:pass@redis.example:6380",
+            "redis-sentinel://user:pass@host:6379/0?sentinelServiceName=mymaster&node=host2:26379",
+            "redis-cluster://user:pass@host:30001?node=host2:30002&node=host3:30003",
+        ] {
+            assert!(Config::from_url(url).is_ok(), "{url}");
+        }
+    }
+
+    #[tokio::test]
+    async fn other_url_schemes_are_refused_before_connecting() {
+        let refused = RedisStore::connect(RedisConfig::new("http://127.0.0.1:6379")).await;
+        assert!(matches!(refused, Err(StoreError::Unavailable(message)) if message.contains("invalid Redis URL")));
+    }
+
+    #[test]
+    fn config_debug_hides_the_password() {
+        let config = RedisConfig::new("redis://user:hunter2@127.0.0.1:6379");
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2") && debug.contains("REDACTED"), "{debug}");
+    }
 }
