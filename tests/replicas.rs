@@ -1,6 +1,8 @@
 //! `portcullis serve` replicas sharing one real Redis: any step of any flow on any replica,
 //! races between replicas, every key with an expiry, and a Redis outage and recovery.
 
+#[path = "support/fixtures.rs"]
+mod fixtures;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
@@ -9,10 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use portcullis::crd::{GrantType, TokenEndpointAuthMethod};
-use portcullis::model::ClientRecord;
-use portcullis::protocol::scope::Scope;
-use portcullis::secrets;
+use fixtures::m2m_client;
 use portcullis::store::{RedisConfig, RedisStore, Store};
 use redis_server::RedisServer;
 use reqwest::Url;
@@ -376,25 +375,7 @@ async fn a_client_changed_in_the_registry_is_seen_by_every_replica_within_a_seco
             .send()
     };
     assert_eq!(issue(&a).await.unwrap().json::<Value>().await.unwrap()["scope"], "reports:read reports:write");
-    store
-        .put_client(ClientRecord {
-            client_id: "m2m".into(),
-            client_name: None,
-            secret_hash: Some(secrets::hash("m2m-secret").unwrap()),
-            auth_method: TokenEndpointAuthMethod::ClientSecretBasic,
-            redirect_uris: vec![],
-            post_logout_redirect_uris: vec![],
-            grant_types: vec![GrantType::ClientCredentials],
-            scopes: Scope::parse("reports:read").unwrap(),
-            roles: vec![],
-            audience: vec![],
-            access_token_ttl: None,
-            require_pkce: false,
-            skip_consent: false,
-            registration: None,
-        })
-        .await
-        .unwrap();
+    store.put_client(m2m_client("reports:read")).await.unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     for replica in [&a, &b] {
         assert_eq!(issue(replica).await.unwrap().json::<Value>().await.unwrap()["scope"], "reports:read");

@@ -246,22 +246,26 @@ async fn counters_count_within_their_window(store: &dyn Store, time: &Time) {
     assert_eq!(store.increment_counter("user:bob", t + 20).await.unwrap(), 1, "a new window starts at 1");
 }
 
+/// Every contract check, in order, against one store.
+async fn keeps_the_contract(store: &dyn Store, time: &Time) {
+    clients_are_upserted_found_listed_and_deleted(store).await;
+    users_are_found_by_username_and_subject(store).await;
+    revoked_tokens_stay_denied_until_they_expire(store, time).await;
+    codes_are_consumed_exactly_once(store, time).await;
+    refresh_tokens_can_be_peeked_and_consumed_once(store, time).await;
+    claims_keep_the_first_value(store).await;
+    grants_sessions_and_consents_expire_and_can_be_removed(store, time).await;
+    counters_count_within_their_window(store, time).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_store_keeps_the_contract() {
     let now = Arc::new(AtomicU64::new(1_000_000));
-    let store = MemoryStore::new(Clock::manual(Arc::clone(&now)));
+    let store = Arc::new(MemoryStore::new(Clock::manual(Arc::clone(&now))));
     let time = Time::Manual(now);
-    clients_are_upserted_found_listed_and_deleted(&store).await;
-    users_are_found_by_username_and_subject(&store).await;
-    revoked_tokens_stay_denied_until_they_expire(&store, &time).await;
-    codes_are_consumed_exactly_once(&store, &time).await;
-    refresh_tokens_can_be_peeked_and_consumed_once(&store, &time).await;
-    claims_keep_the_first_value(&store).await;
-    grants_sessions_and_consents_expire_and_can_be_removed(&store, &time).await;
-    counters_count_within_their_window(&store, &time).await;
+    keeps_the_contract(store.as_ref(), &time).await;
     store.purge_expired();
-    let shared: Arc<dyn Store> = Arc::new(store);
-    concurrent_consumers_get_one_fresh_code(shared, &time).await;
+    concurrent_consumers_get_one_fresh_code(store, &time).await;
 }
 
 const REDIS_PASSWORD: &str = "contract-secret";
@@ -279,16 +283,8 @@ async fn redis_store_keeps_the_contract() {
         matches!(RedisStore::connect(wrong_password).await, Err(StoreError::Unavailable(_))),
         "refused credentials fail the connect"
     );
-    let store = RedisStore::connect(config).await.unwrap();
+    let store: Arc<dyn Store> = Arc::new(RedisStore::connect(config).await.unwrap());
     let time = Time::Real;
-    clients_are_upserted_found_listed_and_deleted(&store).await;
-    users_are_found_by_username_and_subject(&store).await;
-    revoked_tokens_stay_denied_until_they_expire(&store, &time).await;
-    codes_are_consumed_exactly_once(&store, &time).await;
-    refresh_tokens_can_be_peeked_and_consumed_once(&store, &time).await;
-    claims_keep_the_first_value(&store).await;
-    grants_sessions_and_consents_expire_and_can_be_removed(&store, &time).await;
-    counters_count_within_their_window(&store, &time).await;
-    let shared: Arc<dyn Store> = Arc::new(store);
-    concurrent_consumers_get_one_fresh_code(shared, &time).await;
+    keeps_the_contract(store.as_ref(), &time).await;
+    concurrent_consumers_get_one_fresh_code(store, &time).await;
 }

@@ -4,15 +4,15 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::fixtures::m2m_client;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use portcullis::clock::Clock;
-use portcullis::crd::{GrantType, SigningAlgorithm, TokenEndpointAuthMethod};
+use portcullis::crd::SigningAlgorithm;
 use portcullis::keys::{KeyPair, KeyPhase, Keyring};
 use portcullis::model::{AuthorizationCode, ClientRecord, Grant, Interaction, RefreshToken, Session, UserRecord};
 use portcullis::protocol::scope::Scope;
 use portcullis::provider::{Provider, ProviderConfig, RegistrationPolicy, app};
-use portcullis::secrets;
 use portcullis::store::{Consumed, MemoryStore, Store, StoreError};
 
 /// Delegates to a memory store and counts every write.
@@ -156,25 +156,7 @@ impl Store for CountingStore {
 #[tokio::test]
 async fn issuing_client_credentials_tokens_writes_nothing_to_the_store() {
     let store = Arc::new(CountingStore { inner: MemoryStore::new(Clock::system()), writes: AtomicUsize::new(0) });
-    store
-        .put_client(ClientRecord {
-            client_id: "m2m".into(),
-            client_name: None,
-            secret_hash: Some(secrets::hash("m2m-secret").unwrap()),
-            auth_method: TokenEndpointAuthMethod::ClientSecretBasic,
-            redirect_uris: vec![],
-            post_logout_redirect_uris: vec![],
-            grant_types: vec![GrantType::ClientCredentials],
-            scopes: Scope::parse("api").unwrap(),
-            roles: vec![],
-            audience: vec![],
-            access_token_ttl: None,
-            require_pkce: false,
-            skip_consent: false,
-            registration: None,
-        })
-        .await
-        .unwrap();
+    store.put_client(m2m_client("api")).await.unwrap();
     let keyring =
         Keyring::new(vec![(KeyPair::generate(SigningAlgorithm::ES256, None).unwrap().0, KeyPhase::Active)]).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -4,6 +4,8 @@
 mod authorize;
 mod code_grant;
 mod discovery;
+#[path = "../support/fixtures.rs"]
+mod fixtures;
 mod harness;
 mod hot_path;
 mod introspection;
