@@ -72,11 +72,6 @@ pub struct ClientSecretVerifier {
 }
 
 impl ClientSecretVerifier {
-    /// Whether `secret` matches the client's stored `phc`, running argon2 on a memo miss.
-    pub fn verify(&self, client_id: &str, secret: &str, phc: &str) -> bool {
-        self.check_memo(client_id, secret, phc).unwrap_or_else(|| self.verify_and_remember(client_id, secret, phc))
-    }
-
     /// The fast path: `Some(answer)` when this client's current hash was verified before.
     pub fn check_memo(&self, client_id: &str, secret: &str, phc: &str) -> Option<bool> {
         let memo = self.memo.read().ok()?;
@@ -127,24 +122,32 @@ mod tests {
         assert!(!is_argon2id_phc("$argon2i$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$dGVzdA"));
     }
 
+    /// The memo first, argon2 on a miss: what the provider's client authentication does.
+    fn check(verifier: &ClientSecretVerifier, client_id: &str, secret: &str, phc: &str) -> bool {
+        verifier
+            .check_memo(client_id, secret, phc)
+            .unwrap_or_else(|| verifier.verify_and_remember(client_id, secret, phc))
+    }
+
     #[test]
     fn memo_accepts_the_right_secret_and_refuses_others() {
         let verifier = ClientSecretVerifier::default();
         let phc = hash("s3cret").unwrap();
-        assert!(!verifier.verify("app", "wrong", &phc));
-        assert!(verifier.verify("app", "s3cret", &phc));
-        assert!(verifier.verify("app", "s3cret", &phc));
-        assert!(!verifier.verify("app", "wrong", &phc));
+        assert!(!check(&verifier, "app", "wrong", &phc));
+        assert!(check(&verifier, "app", "s3cret", &phc));
+        assert_eq!(verifier.check_memo("app", "s3cret", &phc), Some(true), "answered from the memo now");
+        assert!(check(&verifier, "app", "s3cret", &phc));
+        assert!(!check(&verifier, "app", "wrong", &phc));
     }
 
     #[test]
     fn memo_is_bound_to_the_stored_hash() {
         let verifier = ClientSecretVerifier::default();
         let old = hash("old").unwrap();
-        assert!(verifier.verify("app", "old", &old));
+        assert!(check(&verifier, "app", "old", &old));
         let new = hash("new").unwrap();
-        assert!(!verifier.verify("app", "old", &new));
-        assert!(verifier.verify("app", "new", &new));
+        assert!(!check(&verifier, "app", "old", &new));
+        assert!(check(&verifier, "app", "new", &new));
     }
 
     #[test]

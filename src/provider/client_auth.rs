@@ -33,16 +33,28 @@ pub async fn authenticate_client(
     let (Some(secret), Some(hash)) = (presented.secret, client.secret_hash.clone()) else {
         return if client.secret_hash.is_none() { Ok(client) } else { Err(OAuthError::invalid_client(FAILED).into()) };
     };
-    let verified = match provider.secrets.check_memo(&client.client_id, &secret, &hash) {
-        Some(verified) => verified,
-        None => {
-            let verifier = Arc::clone(&provider.secrets);
-            let client_id = client.client_id.clone();
-            // Argon2 takes milliseconds of CPU: keep it off the async workers.
-            tokio::task::spawn_blocking(move || verifier.verify_and_remember(&client_id, &secret, &hash))
-                .await
-                .map_err(|_| OAuthError::server_error())?
-        }
-    };
-    if verified { Ok(client) } else { Err(OAuthError::invalid_client(FAILED).into()) }
+    if verify_secret(provider, &client.client_id, secret, hash).await? {
+        Ok(client)
+    } else {
+        Err(OAuthError::invalid_client(FAILED).into())
+    }
+}
+
+/// Checks a client secret against its stored hash: the in-memory digest when this client's
+/// current hash was verified before, argon2 otherwise — which takes milliseconds of CPU,
+/// so it runs off the async workers.
+pub async fn verify_secret(
+    provider: &Provider,
+    client_id: &str,
+    secret: String,
+    hash: String,
+) -> Result<bool, OAuthError> {
+    if let Some(verified) = provider.secrets.check_memo(client_id, &secret, &hash) {
+        return Ok(verified);
+    }
+    let verifier = Arc::clone(&provider.secrets);
+    let client_id = client_id.to_owned();
+    tokio::task::spawn_blocking(move || verifier.verify_and_remember(&client_id, &secret, &hash))
+        .await
+        .map_err(|_| OAuthError::server_error())
 }

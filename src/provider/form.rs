@@ -4,11 +4,14 @@
 
 use axum::body::Body;
 use axum::extract::{FromRequest, Request};
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 
 use super::error::ProtocolError;
 use crate::protocol::OAuthError;
 use crate::protocol::form::FormParams;
+
+/// The media type of OAuth form bodies.
+pub const FORM: &str = "application/x-www-form-urlencoded";
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -24,15 +27,18 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
     }
 }
 
-/// Reads and strictly parses an `application/x-www-form-urlencoded` body.
-pub async fn read_form(request: Request) -> Result<FormParams, OAuthError> {
-    let is_form = request
-        .headers()
+/// Whether the request's `Content-Type` is `media` (parameters such as `charset` allowed).
+pub fn has_media_type(headers: &HeaderMap, media: &str) -> bool {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
-    if !is_form {
+        .is_some_and(|sent| sent.trim().eq_ignore_ascii_case(media))
+}
+
+/// Reads and strictly parses an `application/x-www-form-urlencoded` body.
+pub async fn read_form(request: Request) -> Result<FormParams, OAuthError> {
+    if !has_media_type(request.headers(), FORM) {
         return Err(OAuthError::invalid_request("the request body must be application/x-www-form-urlencoded"));
     }
     let body: Body = request.into_body();

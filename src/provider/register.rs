@@ -13,8 +13,10 @@ use serde::Serialize;
 
 use super::Provider;
 use super::browser::{client_ip, tokens_match};
-use super::form::MAX_BODY_BYTES;
+use super::client_auth::verify_secret;
+use super::form::{MAX_BODY_BYTES, has_media_type};
 use super::token::no_store;
+use super::userinfo::bearer_header;
 use crate::crd::TokenEndpointAuthMethod;
 use crate::model::{ClientRecord, Registration};
 use crate::protocol::endpoints;
@@ -99,20 +101,14 @@ fn invalid(description: &str) -> Failure {
     })
 }
 
+/// The Bearer token of the request; a malformed header counts as none.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    bearer_header(headers).ok().flatten()
 }
 
 /// The JSON body of a registration request, bounded and strictly typed.
 fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<serde_json::Map<String, serde_json::Value>, Failure> {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
+    if !has_media_type(headers, "application/json") {
         return Err(invalid("the request body must be application/json"));
     }
     if body.len() > MAX_BODY_BYTES {
@@ -277,8 +273,10 @@ async fn replace(provider: &Provider, client_id: &str, headers: &HeaderMap, body
         return Err(invalid("client_id must be included and match the registered client"));
     }
     if let Some(secret) = map.remove("client_secret") {
-        let matches = match (secret.as_str(), current.secret_hash.as_deref()) {
-            (Some(secret), Some(hash)) => provider.secrets.verify(client_id, secret, hash),
+        let matches = match (secret.as_str(), current.secret_hash.clone()) {
+            (Some(secret), Some(hash)) => {
+                verify_secret(provider, client_id, secret.to_owned(), hash).await.map_err(|_| Failure::Unavailable)?
+            }
             _ => false,
         };
         if !matches {

@@ -4,12 +4,12 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::Provider;
-use super::form::read_form;
+use super::form::{FORM, has_media_type, read_form};
 use super::token::no_store;
 use crate::keys::JwtType;
 use crate::protocol::claims::AccessTokenClaims;
@@ -61,23 +61,22 @@ impl IntoResponse for BearerError {
 
 /// RFC 6750 §2.1 and §2.2: the token from `Authorization: Bearer` or, in a POST form body,
 /// `access_token` — never both.
-async fn bearer_token(request: Request) -> Result<String, BearerError> {
-    let header_token = match request.headers().get(header::AUTHORIZATION) {
-        Some(value) => {
-            let value = value.to_str().map_err(|_| BearerError::InvalidRequest("malformed Authorization header"))?;
-            match value.split_once(' ') {
-                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
-                    Some(token.trim().to_owned())
-                }
-                _ => return Err(BearerError::InvalidRequest("use the Bearer authentication scheme")),
-            }
+/// RFC 6750 §2.1: the token of an `Authorization: Bearer` header, if one is sent; any
+/// other or malformed `Authorization` header is an error.
+pub fn bearer_header(headers: &HeaderMap) -> Result<Option<&str>, BearerError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let value = value.to_str().map_err(|_| BearerError::InvalidRequest("malformed Authorization header"))?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            Ok(Some(token.trim()))
         }
-        None => None,
-    };
-    let has_form = request.method() == Method::POST
-        && request.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
-            v.to_str().is_ok_and(|v| v.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))
-        });
+        _ => Err(BearerError::InvalidRequest("use the Bearer authentication scheme")),
+    }
+}
+
+async fn bearer_token(request: Request) -> Result<String, BearerError> {
+    let header_token = bearer_header(request.headers())?.map(str::to_owned);
+    let has_form = request.method() == Method::POST && has_media_type(request.headers(), FORM);
     let body_token = if has_form {
         let form = read_form(request).await.map_err(|_| BearerError::InvalidRequest("malformed form body"))?;
         form.get("access_token")
