@@ -63,7 +63,7 @@ VALUE_SETS = {
     "cluster-wide": {"controller": {"watchNamespaces": ["*"]}},
     "namespace-list": {
         "controller": {"watchNamespaces": ["team-a", "team-b"]},
-        "redis": {"bundled": {"persistence": {"enabled": False}}},
+        "redis": {"bundled": {"persistence": {"enabled": False}, "existingSecret": "gitops-redis", "networkPolicy": {"enabled": False}}},
         "otlpEndpoint": "http://otel-collector.observability:4317",
         "extraEnv": [{"name": "TZ", "value": "UTC"}],
         "image": {"digest": "sha256:" + "ab" * 32},

@@ -223,6 +223,20 @@ def test_bundled_redis_password_is_generated_and_only_referenced():
     assert container["image"].startswith("redis:")
     assert ["--appendonly", "yes"] == container["args"][3:5]
     assert redis["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    policy = one(objects, "NetworkPolicy", "portcullis-redis")
+    assert policy["spec"]["podSelector"]["matchLabels"] == redis["spec"]["selector"]["matchLabels"]
+    allowed = [peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for peer in policy["spec"]["ingress"][0]["from"]]
+    assert allowed == ["provider", "controller"]
+
+
+def test_bundled_redis_can_use_an_existing_password_secret():
+    objects = render_objects(VALUE_SETS["namespace-list"])
+    assert not by_kind(objects, "Secret") and not by_kind(objects, "NetworkPolicy")
+    redis = one(objects, "StatefulSet", "portcullis-redis")
+    assert "volumeClaimTemplates" not in redis["spec"]
+    for container in (redis["spec"]["template"]["spec"]["containers"][0],
+                      one(objects, "Deployment", "portcullis-provider")["spec"]["template"]["spec"]["containers"][0]):
+        assert env_of(container)["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "gitops-redis", "key": "redis-password"}
 
 
 def test_external_redis_url_gets_its_credentials_from_the_secret():
@@ -373,3 +387,18 @@ def test_schema_forbids_unknown_keys_in_every_fixed_object():
             walk(node["items"], f"{path}[]")
 
     walk(schema, "values")
+
+
+def test_readme_documents_every_value():
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    whole_objects = {"resources", "podSecurityContext", "securityContext", "labels"}
+
+    def leaves(node, path):
+        if isinstance(node, dict) and node and path.rpartition(".")[2] not in whole_objects:
+            for key, child in node.items():
+                yield from leaves(child, f"{path}.{key}" if path else key)
+        else:
+            yield path
+
+    documented = set(re.findall(r"^\| `([A-Za-z.]+)` \|", (CHART / "README.md").read_text(), re.MULTILINE))
+    assert documented == set(leaves(values, ""))

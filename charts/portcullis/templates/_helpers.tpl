@@ -64,6 +64,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-redis" (include "portcullis.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* The Secret holding the bundled Redis's password (key redis-password). */}}
+{{- define "portcullis.redis.secretName" -}}
+{{- default (include "portcullis.redis.fullname" .) .Values.redis.bundled.existingSecret -}}
+{{- end -}}
+
 {{/* The issuer: the value, else https://<ingress host>, else the in-cluster Service URL. */}}
 {{- define "portcullis.issuer" -}}
 {{- if .Values.issuer -}}
@@ -123,7 +128,7 @@ from a Secret so that no password appears in the pod spec or in arguments), logs
 - name: REDIS_PASSWORD
   valueFrom:
     secretKeyRef:
-      name: {{ include "portcullis.redis.fullname" . }}
+      name: {{ include "portcullis.redis.secretName" . }}
       key: redis-password
 - name: PORTCULLIS_REDIS_URL
   value: {{ printf "redis://:$(REDIS_PASSWORD)@%s:6379/0" (include "portcullis.redis.fullname" .) | quote }}
