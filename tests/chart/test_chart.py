@@ -4,6 +4,8 @@ agreed RBAC, pod hardening, the values schema, and the wiring of every value set
 import base64
 import json
 import re
+import shutil
+import subprocess
 
 import pytest
 import yaml
@@ -81,6 +83,23 @@ def test_every_rendered_object_is_valid_for_kubernetes_1_33(value_set):
             validate_object(obj)
         except Exception as error:  # noqa: BLE001 - report which object failed, whatever the validator
             pytest.fail(f"{name}: {obj['kind']}/{obj['metadata']['name']}: {error}")
+
+
+def test_kubernetes_validate_cli_agrees_and_catches_a_broken_object(tmp_path):
+    """The same check through the kubernetes-validate command line, which must also fail on
+    an unknown field (so the strict schemas are really in use)."""
+    builtin = [o for o in render_objects({}) if o["apiVersion"].partition("/")[0] not in ("portcullis.dev",)]
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump_all(builtin))
+    command = [shutil.which("kubernetes-validate") or "kubernetes-validate", "--strict", "-k", "1.33.0", "--quiet"]
+    result = subprocess.run([*command, str(good)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    broken = one(builtin, "Deployment", "portcullis-provider")
+    broken["spec"]["template"]["spec"]["containers"][0]["securityContext"]["readOnlyRootFs"] = True
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(broken))
+    result = subprocess.run([*command, str(bad)], capture_output=True, text=True, check=False)
+    assert result.returncode != 0 and "readOnlyRootFs" in result.stdout + result.stderr, result.stdout
 
 
 def test_chart_crds_are_valid_and_identical_to_the_generated_ones():
@@ -290,6 +309,7 @@ def test_disruption_budgets_and_spread_across_nodes():
         deployment = one(objects, "Deployment", f"portcullis-{component}")
         assert deployment["spec"]["replicas"] == 2
         pdb = one(objects, "PodDisruptionBudget", f"portcullis-{component}")
+        assert pdb["spec"]["maxUnavailable"] == 1 and pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
         assert pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
         (spread,) = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
         assert spread["topologyKey"] == "kubernetes.io/hostname"
