@@ -2,6 +2,7 @@
 manifests (and only the good ones) pass our CRDs' openAPIV3Schemas under check-jsonschema."""
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -82,6 +83,23 @@ def test_bad_example_is_rejected_with_the_reason(example, tmp_path):
     result = check_jsonschema(schemas[document["kind"]], [instance])
     assert result.returncode == 1, result.stdout + result.stderr
     assert expected in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("example", sorted(BAD_EXAMPLES.glob("*.yaml")), ids=lambda p: p.stem)
+def test_bad_example_is_refused_by_portcullis_dev_too(example, tmp_path):
+    """The CRD schema and the manifest loader of `portcullis dev` must agree on what is wrong."""
+    binary = Path(os.environ.get("PORTCULLIS_BIN", ROOT / "target" / "debug" / "portcullis"))
+    assert binary.exists(), f"{binary} is missing: build it first (scripts/test does)"
+    shutil.copy(example, tmp_path)
+    try:
+        result = subprocess.run(
+            [str(binary), "dev", "--listen", "127.0.0.1:0", "--manifests", str(tmp_path)],
+            capture_output=True, text=True, timeout=30, check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"portcullis dev started on {example.name}")
+    assert result.returncode != 0
+    assert f"{example.name}, document 1" in result.stderr, result.stderr
 
 
 def test_crds_cover_exactly_our_three_kinds():
