@@ -206,6 +206,8 @@ def test_probes_use_health_and_ready_on_the_agreed_ports():
         assert ports[container["readinessProbe"]["httpGet"]["port"]] == port
         assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
         assert ports["metrics"] == 9090
+    (provider,) = one(objects, "Deployment", "portcullis-provider")["spec"]["template"]["spec"]["containers"]
+    assert provider["lifecycle"]["preStop"] == {"sleep": {"seconds": 5}}, "rollouts must not drop requests"
 
 
 def test_commands_follow_the_agreed_cli():
