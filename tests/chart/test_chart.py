@@ -295,7 +295,24 @@ def test_ingress_sets_the_issuer_and_tls():
     objects = render_objects(VALUE_SETS["ingress"])
     ingress = one(objects, "Ingress", "portcullis")
     assert ingress["spec"]["tls"] == [{"hosts": ["auth.example.com"], "secretName": "portcullis-tls"}]
-    assert ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"] == {"name": "portcullis", "port": {"name": "http"}}
+    paths = ingress["spec"]["rules"][0]["http"]["paths"]
+    assert {p["pathType"] for p in paths} == {"Prefix"}
+    assert all(p["backend"]["service"] == {"name": "portcullis", "port": {"name": "http"}} for p in paths)
+
+    def routed(path):
+        """Kubernetes Prefix matching: element-wise on '/'-separated segments."""
+        for prefix in (p["path"] for p in paths):
+            segments = prefix.rstrip("/").split("/")
+            if path.split("/")[: len(segments)] == segments:
+                return True
+        return False
+
+    endpoints = dict(re.findall(r'pub const (\w+): &str = "([^"]+)";', (ROOT / "src/protocol/endpoints.rs").read_text()))
+    internal = {"HEALTH", "READY"}
+    assert endpoints.keys() > internal
+    for name, path in endpoints.items():
+        assert routed(path) == (name not in internal), f"{name} {path}"
+    assert not routed("/metrics")
     provider = one(objects, "Deployment", "portcullis-provider")
     assert "--issuer=https://auth.example.com" in provider["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "replicas" not in provider["spec"], "the HPA owns the replica count"
