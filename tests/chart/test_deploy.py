@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploy_from_chart import DEPLOY, expected_files, namespace_object, portcullis_objects
+from copies import DEPLOY, expected_files, namespace_object, portcullis_objects
 from support import ROOT, crds, load_yaml_documents, validate_object, write_custom_resource_schemas
 
 EXAMPLES = ROOT / "deploy" / "examples"
@@ -106,9 +106,10 @@ def test_crds_cover_exactly_our_three_kinds():
     assert sorted(crds()) == ["OidcClient", "OidcUser", "SigningKey"]
 
 
-def test_deploy_base_is_generated_from_the_chart():
-    stale = [relative for relative, text in expected_files().items() if (DEPLOY / relative).read_text() != text]
-    assert not stale, f"regenerate with: target/chart-venv/bin/python tests/chart/deploy_from_chart.py --write ({stale})"
+def test_every_copy_is_up_to_date():
+    """Chart CRDs, deploy/base/ and the chart's dashboard are copies; none may drift."""
+    stale = [str(path.relative_to(ROOT)) for path, text in expected_files().items() if path.read_text() != text]
+    assert not stale, f"refresh with: target/chart-venv/bin/python tests/chart/copies.py --write ({stale})"
 
 
 def test_kustomize_renders_the_chart_defaults():

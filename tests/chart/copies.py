@@ -1,22 +1,28 @@
-"""Generates deploy/base/ from the chart's default rendering, so the kustomize base and the
-chart cannot drift apart (test_deploy.py fails when deploy/base/ is stale).
+"""The files that are copies of others, and how to bring them up to date:
 
-Regenerate with: target/chart-venv/bin/python tests/chart/deploy_from_chart.py --write
+- charts/portcullis/crds/portcullis.dev.yaml and deploy/base/crds.yaml: crds/portcullis.dev.yaml
+- charts/portcullis/files/grafana-dashboard.json: deploy/monitoring/grafana-dashboard.json (when it exists)
+- deploy/base/namespace.yaml and deploy/base/portcullis.yaml: the chart's default rendering
+
+The tests fail when any copy is stale. Refresh them all with:
+    target/chart-venv/bin/python tests/chart/copies.py --write
 """
 
 import argparse
 import sys
+from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
-from support import CRDS, ROOT, render  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from support import CHART, CRDS, ROOT, render  # noqa: E402
 
 DEPLOY = ROOT / "deploy"
+DASHBOARD = DEPLOY / "monitoring" / "grafana-dashboard.json"
 NAMESPACE = "portcullis"
 HEADER = (
     "# Generated from charts/portcullis (default values, release `portcullis`, namespace `portcullis`)\n"
-    "# by tests/chart/deploy_from_chart.py --write. Do not edit by hand: change the chart.\n"
+    "# by tests/chart/copies.py --write. Do not edit by hand: change the chart.\n"
 )
 
 
@@ -65,25 +71,29 @@ def portcullis_objects() -> list[dict]:
     return objects
 
 
-def expected_files() -> dict[str, str]:
+def expected_files() -> dict[Path, str]:
+    """Every copy, by path, with the content it must have."""
     dump = lambda docs: HEADER + yaml.safe_dump_all(docs, sort_keys=False, explicit_start=True)  # noqa: E731
-    return {
-        "base/namespace.yaml": dump([namespace_object()]),
-        "base/crds.yaml": CRDS.read_text(),
-        "base/portcullis.yaml": dump(portcullis_objects()),
+    files = {
+        CHART / "crds" / CRDS.name: CRDS.read_text(),
+        DEPLOY / "base" / "crds.yaml": CRDS.read_text(),
+        DEPLOY / "base" / "namespace.yaml": dump([namespace_object()]),
+        DEPLOY / "base" / "portcullis.yaml": dump(portcullis_objects()),
     }
+    if DASHBOARD.exists():
+        files[CHART / "files" / "grafana-dashboard.json"] = DASHBOARD.read_text()
+    return files
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--write", action="store_true", help="rewrite deploy/base/ (default: only report drift)")
+    parser.add_argument("--write", action="store_true", help="rewrite stale copies (default: only list them)")
     stale = []
     args = parser.parse_args()
-    for relative, text in expected_files().items():
-        path = DEPLOY / relative
+    for path, text in expected_files().items():
         if path.exists() and path.read_text() == text:
             continue
-        stale.append(relative)
+        stale.append(str(path.relative_to(ROOT)))
         if args.write:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
