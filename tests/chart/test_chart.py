@@ -3,14 +3,17 @@ agreed RBAC, pod hardening, the values schema, and the wiring of every value set
 
 import base64
 import json
+import os
 import re
 import shutil
+import socket
 import subprocess
-
-import pytest
-import yaml
+import time
 
 import helm_python as helm
+import jsonschema
+import pytest
+import yaml
 from support import (
     CHART,
     CRDS,
@@ -24,8 +27,6 @@ from support import (
     render_objects,
     validate_object,
 )
-
-import jsonschema
 
 # The RBAC the code may use (CONTRACT.md, "RBAC the code may use"): (apiGroup, resource, verb).
 CONTROLLER_RULES = (
@@ -247,6 +248,53 @@ def test_bundled_redis_password_is_generated_and_only_referenced():
     assert policy["spec"]["podSelector"]["matchLabels"] == redis["spec"]["selector"]["matchLabels"]
     allowed = [peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for peer in policy["spec"]["ingress"][0]["from"]]
     assert allowed == ["provider", "controller"]
+
+
+def test_bundled_redis_arguments_and_readiness_probe_work_on_a_real_redis(tmp_path):
+    """The StatefulSet's arguments start a real redis-server with a password, AOF and a
+    memory ceiling, and its readiness probe passes with the password and fails without."""
+    redis_server, redis_cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    assert redis_server and redis_cli, "redis-server and redis-cli are missing (scripts/test installs them)"
+    objects = render_objects({})
+    password = base64.b64decode(one(objects, "Secret", "portcullis-redis")["data"]["redis-password"]).decode()
+    (container,) = one(objects, "StatefulSet", "portcullis-redis")["spec"]["template"]["spec"]["containers"]
+    args = [password if a == "$(REDIS_PASSWORD)" else str(tmp_path) if a == "/data" else a for a in container["args"]]
+    assert args[0] == "redis-server"
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        port = probe_socket.getsockname()[1]
+    server = subprocess.Popen([redis_server, *args[1:], "--port", str(port), "--bind", "127.0.0.1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    probe = container["readinessProbe"]["exec"]["command"]
+    probe = [part.replace("redis-cli", f"redis-cli -p {port}") for part in probe]
+
+    def probe_passes(secret):
+        env = {"PATH": os.environ["PATH"], "REDISCLI_AUTH": secret}
+        return subprocess.run(probe, env=env, capture_output=True, check=False, timeout=10).returncode == 0
+
+    try:
+        deadline = time.monotonic() + 10
+        while not probe_passes(password):
+            assert time.monotonic() < deadline, "the readiness probe never passed"
+            time.sleep(0.1)
+        assert not probe_passes("wrong-password")
+
+        def config(name):
+            env = {"PATH": os.environ["PATH"], "REDISCLI_AUTH": password}
+            out = subprocess.run([redis_cli, "-p", str(port), "config", "get", name], env=env,
+                                 capture_output=True, text=True, check=True, timeout=10).stdout.split()
+            return out[1]
+
+        assert config("appendonly") == "yes"
+        assert config("maxmemory-policy") == "noeviction"
+        assert config("maxmemory") == str(128 * 1024 * 1024)
+        assert config("dir") == str(tmp_path)
+        anonymous = subprocess.run([redis_cli, "-p", str(port), "ping"], capture_output=True, text=True,
+                                   env={"PATH": os.environ["PATH"]}, check=False, timeout=10)
+        assert "NOAUTH" in anonymous.stdout + anonymous.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 def test_bundled_redis_can_use_an_existing_password_secret():
