@@ -419,6 +419,37 @@ def test_helm_test_fetches_discovery_and_jwks_through_the_service():
     assert '"issuer":"http://portcullis.auth.svc.cluster.local:8080"' in script
 
 
+def run_portcullis_dev(issuer):
+    """Starts `portcullis dev` on a free loopback port; returns (process, base URL)."""
+    binary = os.environ.get("PORTCULLIS_BIN", str(ROOT / "target" / "debug" / "portcullis"))
+    assert os.path.exists(binary), f"{binary} is missing: build it first (scripts/test does)"
+    process = subprocess.Popen([binary, "dev", "--listen", "127.0.0.1:0", "--issuer", issuer],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in process.stdout:
+        if line.startswith("Portcullis dev listening on"):
+            return process, line.split()[4]
+    process.kill()
+    pytest.fail("portcullis dev did not start")
+
+
+@pytest.mark.parametrize(("issuer", "passes"), [("http://portcullis.auth.svc.cluster.local:8080", True),
+                                                ("https://somewhere.else", False)])
+def test_helm_test_script_passes_against_a_real_provider_with_the_right_issuer(issuer, passes):
+    assert shutil.which("curl"), "curl is missing"
+    (pod,) = by_kind(render({})["portcullis/templates/tests/test-discovery.yaml"], "Pod")
+    shell, flags, script = pod["spec"]["containers"][0]["command"]
+    process, base = run_portcullis_dev(issuer)
+    try:
+        result = subprocess.run([shell, flags, script.replace("http://portcullis:8080", base)],
+                                capture_output=True, text=True, timeout=60, check=False)
+    finally:
+        process.kill()
+        process.wait()
+    assert (result.returncode == 0) == passes, result.stdout + result.stderr
+    if passes:
+        assert "discovery and JWKS OK" in result.stdout
+
+
 def test_notes_print_the_discovery_url_and_a_valid_example_client():
     notes = render_notes(VALUE_SETS["ingress"])
     assert "Discovery URL: https://auth.example.com/.well-known/openid-configuration" in notes
