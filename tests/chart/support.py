@@ -168,3 +168,25 @@ def validate_object(obj: dict) -> None:
         jsonschema.validate(obj, schema)
     else:
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+
+
+def by_kind(objects, kind):
+    return [o for o in objects if o["kind"] == kind]
+
+
+def one(objects, kind, name):
+    (found,) = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    return found
+
+
+def pod_specs(objects):
+    """(owner name, pod spec) of every workload and bare Pod."""
+    for obj in objects:
+        if obj["kind"] in ("Deployment", "StatefulSet"):
+            yield obj["metadata"]["name"], obj["spec"]["template"]["spec"]
+        elif obj["kind"] == "Pod":
+            yield obj["metadata"]["name"], obj["spec"]
+
+
+def env_of(container):
+    return {e["name"]: e for e in container.get("env", [])}
