@@ -14,6 +14,7 @@ use super::authorize::{
 };
 use super::browser::{self, BROWSER_COOKIE, SESSION_COOKIE};
 use super::respond::{Page, error_page, form_refused, with_cookies};
+use super::text::ENGLISH;
 use super::{CONSENT_TTL, INTERACTION_TTL, Provider, form};
 use crate::model::{ClientRecord, Interaction, Session};
 use crate::protocol::form::FormParams;
@@ -24,10 +25,8 @@ const MAX_FAILURES_PER_USER: u32 = 5;
 const MAX_FAILURES_PER_ADDRESS: u32 = 20;
 const THROTTLE_WINDOW: u64 = 15 * 60;
 
-/// One message for a wrong password, an unknown user and a disabled user alike, so the
-/// page does not reveal which usernames exist.
-const WRONG_CREDENTIALS: &str = "Incorrect username or password.";
-const THROTTLED: &str = "Too many failed sign-in attempts. Please wait a few minutes and try again.";
+const WRONG_CREDENTIALS: &str = ENGLISH.wrong_credentials;
+const THROTTLED: &str = ENGLISH.throttled;
 
 /// `POST /login`: checks the password (argon2id), starts an SSO session, then asks for
 /// consent or returns to the client.

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::authorize::{PageResult, store_failed};
 use super::browser::{self, SESSION_COOKIE};
-use super::pages::{self, LoggedOutPage, LogoutPage};
+use super::pages::{self, LoggedOutPage, LogoutPage, Text};
 use super::respond::{Page, error_page, form_refused, redirect, unavailable, with_cookies};
 use super::{Provider, form};
 use crate::model::Session;
@@ -41,6 +41,7 @@ struct LogoutRequest {
     /// Set only when registered for the client, so it is always safe to redirect to.
     redirect_uri: Option<String>,
     state: Option<String>,
+    ui_locales: Option<String>,
 }
 
 async fn handle(provider: &Provider, headers: &HeaderMap, params: &FormParams) -> PageResult {
@@ -100,6 +101,7 @@ async fn validate(provider: &Provider, params: &FormParams) -> Result<LogoutRequ
         client_id: client.map(|c| c.client_id.clone()),
         redirect_uri,
         state: field("state")?,
+        ui_locales: field("ui_locales")?,
     })
 }
 
@@ -124,7 +126,8 @@ fn finish(provider: &Provider, request: &LogoutRequest) -> Response {
         }
         None => {
             let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
-            pages::render(StatusCode::OK, &LoggedOutPage { stylesheet: &stylesheet })
+            let text = Text::for_ui_locales(request.ui_locales.as_deref());
+            pages::render(StatusCode::OK, &LoggedOutPage { text, stylesheet: &stylesheet })
         }
     }
 }
@@ -133,6 +136,7 @@ fn confirmation(provider: &Provider, session: &Session, request: &LogoutRequest)
     let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
     let action = provider.config.browser_path(endpoints::LOGOUT);
     let page = LogoutPage {
+        text: Text::for_ui_locales(request.ui_locales.as_deref()),
         stylesheet: &stylesheet,
         action: &action,
         csrf_token: &session.csrf_token,
