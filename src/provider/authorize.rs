@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use super::browser::{self, BROWSER_COOKIE};
 use super::pages::{self, ConsentPage, LoginPage, ScopeLine, Text};
 use super::respond::{Page, error_page, redirect, unavailable, with_cookies};
+use super::text::ENGLISH;
 use super::{CODE_TTL, INTERACTION_TTL, Provider, form};
 use crate::model::{AuthorizationCode, ClientRecord, Grant, Interaction, Session, UserRecord};
 use crate::protocol::authorize::{self, AuthorizationRequest};
@@ -39,20 +40,16 @@ pub async fn authorize(State(provider): State<Arc<Provider>>, RawQuery(query): R
     };
     match params {
         Ok(params) => handle(&provider, &headers, &params).await.unwrap_or_else(IntoResponse::into_response),
-        Err(error) => error_page(&provider, StatusCode::BAD_REQUEST, "Invalid request", &error.description),
+        Err(error) => error_page(&provider, StatusCode::BAD_REQUEST, ENGLISH.invalid_request_title, &error.description),
     }
 }
 
 async fn handle(provider: &Provider, headers: &HeaderMap, params: &FormParams) -> PageResult {
-    let bad_request = |e: OAuthError| error_page(provider, StatusCode::BAD_REQUEST, "Invalid request", &e.description);
+    let bad_request =
+        |e: OAuthError| error_page(provider, StatusCode::BAD_REQUEST, ENGLISH.invalid_request_title, &e.description);
     let client_id = authorize::client_id(params).map_err(bad_request)?;
     let client = provider.store.client(client_id).await.map_err(|e| store_failed(provider, e))?.ok_or_else(|| {
-        error_page(
-            provider,
-            StatusCode::BAD_REQUEST,
-            "Unknown application",
-            "No application is registered with this client_id.",
-        )
+        error_page(provider, StatusCode::BAD_REQUEST, ENGLISH.unknown_client_title, ENGLISH.unknown_client)
     })?;
     let redirect_uri = authorize::redirect_uri(params, &client).map_err(bad_request)?;
     let request = authorize::validate(params, &client, redirect_uri)
@@ -171,8 +168,8 @@ pub fn random(provider: &Provider, bytes: usize) -> Result<String, Page> {
         Page::from(error_page(
             provider,
             StatusCode::INTERNAL_SERVER_ERROR,
-            "Server error",
-            "Something went wrong. Please try again.",
+            ENGLISH.server_error_title,
+            ENGLISH.server_error,
         ))
     })
 }

@@ -56,18 +56,13 @@ pub async fn consent(State(provider): State<Arc<Provider>>, request: Request) ->
 }
 
 async fn read(provider: &Provider, request: Request) -> Result<FormParams, Page> {
-    form::read_form(request)
-        .await
-        .map_err(|e| error_page(provider, StatusCode::BAD_REQUEST, "Invalid request", &e.description).into())
+    form::read_form(request).await.map_err(|e| {
+        error_page(provider, StatusCode::BAD_REQUEST, ENGLISH.invalid_request_title, &e.description).into()
+    })
 }
 
 fn expired(provider: &Provider) -> Response {
-    error_page(
-        provider,
-        StatusCode::BAD_REQUEST,
-        "This page has expired",
-        "Go back to the application and sign in again.",
-    )
+    error_page(provider, StatusCode::BAD_REQUEST, ENGLISH.expired_title, ENGLISH.expired)
 }
 
 /// The interaction named by the form, if this browser started it and the form carries
@@ -206,6 +201,12 @@ async fn decide_consent(
             provider.store.delete_interaction(&interaction.id).await.map_err(store_error)?;
             Ok(redirect_error(provider, StatusCode::SEE_OTHER, &interaction.request, &access_denied()))
         }
-        _ => Err(error_page(provider, StatusCode::BAD_REQUEST, "Invalid request", "Choose Allow or Deny.").into()),
+        _ => Err(error_page(
+            provider,
+            StatusCode::BAD_REQUEST,
+            ENGLISH.invalid_request_title,
+            ENGLISH.choose_allow_or_deny,
+        )
+        .into()),
     }
 }
