@@ -471,10 +471,11 @@ mod tests {
 
     #[test]
     fn oidc_core_3_1_2_1_ignored_and_unknown_parameters_are_accepted() {
-        accepted(
-            &form("display=popup&ui_locales=fr&claims_locales=fr&acr_values=urn:x&claims=%7B%7D&x=1&x=2"),
+        let request = accepted(
+            &form("display=popup&ui_locales=fr-CA%20en&claims_locales=fr&acr_values=urn:x&claims=%7B%7D&x=1&x=2"),
             &client(),
         );
+        assert_eq!(request.ui_locales.as_deref(), Some("fr-CA en"), "kept for the pages' language");
     }
 
     #[test]
