@@ -9,8 +9,9 @@
 //! Then, once the user's session is known: [`needs_login`] and, for `prompt=none`,
 //! [`interaction_error_for_prompt_none`] (OIDC Core §3.1.2.3, §3.1.2.6).
 //!
-//! Unknown parameters are ignored (RFC 6749 §3.1); `display`, `ui_locales`,
-//! `claims_locales` and `acr_values` are accepted and ignored (OIDC Core §3.1.2.1, §5.5.1.1).
+//! Unknown parameters are ignored (RFC 6749 §3.1); `display`, `claims_locales` and
+//! `acr_values` are accepted and ignored (OIDC Core §3.1.2.1, §5.5.1.1); `ui_locales` is
+//! kept for choosing the language of the pages.
 
 use super::form::FormParams;
 use super::pkce;
@@ -36,6 +37,9 @@ pub struct AuthorizationRequest {
     pub code_challenge: Option<String>,
     pub login_hint: Option<String>,
     pub id_token_hint: Option<String>,
+    /// The preferred languages of the pages, as given (OIDC Core §3.1.2.1).
+    #[serde(default)]
+    pub ui_locales: Option<String>,
 }
 
 /// The `prompt` parameter (OIDC Core §3.1.2.1). `select_account` is treated like `login`:
@@ -154,6 +158,7 @@ fn checks(
         max_age,
         code_challenge,
         login_hint: owned("login_hint")?,
+        ui_locales: owned("ui_locales")?,
         id_token_hint: owned("id_token_hint")?,
     })
 }
@@ -466,10 +471,11 @@ mod tests {
 
     #[test]
     fn oidc_core_3_1_2_1_ignored_and_unknown_parameters_are_accepted() {
-        accepted(
-            &form("display=popup&ui_locales=fr&claims_locales=fr&acr_values=urn:x&claims=%7B%7D&x=1&x=2"),
+        let request = accepted(
+            &form("display=popup&ui_locales=fr-CA%20en&claims_locales=fr&acr_values=urn:x&claims=%7B%7D&x=1&x=2"),
             &client(),
         );
+        assert_eq!(request.ui_locales.as_deref(), Some("fr-CA en"), "kept for the pages' language");
     }
 
     #[test]

@@ -60,19 +60,6 @@ fn insert_some(claims: &mut Map<String, Value>, name: &str, value: Option<&str>)
     }
 }
 
-/// What granting a scope means, in words for the consent page (OIDC Core §5.4, §11 for
-/// `offline_access`).
-pub fn describe_scope(scope: &str) -> String {
-    match scope {
-        "openid" => "Sign you in".into(),
-        "profile" => "Your name and username".into(),
-        "email" => "Your email address".into(),
-        "roles" => "Your roles and groups".into(),
-        "offline_access" => "Stay signed in (refresh tokens)".into(),
-        other => format!("Access to {other}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -179,15 +166,5 @@ mod tests {
     fn oidc_core_5_4_claims_follow_only_granted_scopes() {
         let claims = claims_for(&user(), "openid offline_access custom");
         assert_eq!(claims, json!({ "sub": "u-123" }));
-    }
-
-    #[test]
-    fn consent_page_describes_known_and_unknown_scopes() {
-        assert_eq!(describe_scope("openid"), "Sign you in");
-        assert_eq!(describe_scope("profile"), "Your name and username");
-        assert_eq!(describe_scope("email"), "Your email address");
-        assert_eq!(describe_scope("roles"), "Your roles and groups");
-        assert_eq!(describe_scope("offline_access"), "Stay signed in (refresh tokens)");
-        assert_eq!(describe_scope("billing:read"), "Access to billing:read");
     }
 }

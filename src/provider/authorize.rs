@@ -8,14 +8,15 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::browser::{self, BROWSER_COOKIE};
-use super::pages::{self, ConsentPage, LoginPage, ScopeLine};
+use super::pages::{self, ConsentPage, LoginPage, ScopeLine, Text};
 use super::respond::{Page, error_page, redirect, unavailable, with_cookies};
+use super::text::ENGLISH;
 use super::{CODE_TTL, INTERACTION_TTL, Provider, form};
 use crate::model::{AuthorizationCode, ClientRecord, Grant, Interaction, Session, UserRecord};
 use crate::protocol::authorize::{self, AuthorizationRequest};
 use crate::protocol::form::FormParams;
 use crate::protocol::id_token::IdTokenClaims;
-use crate::protocol::{ErrorCode, OAuthError, endpoints, redirect as redirects, userinfo};
+use crate::protocol::{ErrorCode, OAuthError, endpoints, redirect as redirects};
 use crate::secrets;
 use crate::store::StoreError;
 
@@ -39,20 +40,16 @@ pub async fn authorize(State(provider): State<Arc<Provider>>, RawQuery(query): R
     };
     match params {
         Ok(params) => handle(&provider, &headers, &params).await.unwrap_or_else(IntoResponse::into_response),
-        Err(error) => error_page(&provider, StatusCode::BAD_REQUEST, "Invalid request", &error.description),
+        Err(error) => error_page(&provider, StatusCode::BAD_REQUEST, ENGLISH.invalid_request_title, &error.description),
     }
 }
 
 async fn handle(provider: &Provider, headers: &HeaderMap, params: &FormParams) -> PageResult {
-    let bad_request = |e: OAuthError| error_page(provider, StatusCode::BAD_REQUEST, "Invalid request", &e.description);
+    let bad_request =
+        |e: OAuthError| error_page(provider, StatusCode::BAD_REQUEST, ENGLISH.invalid_request_title, &e.description);
     let client_id = authorize::client_id(params).map_err(bad_request)?;
     let client = provider.store.client(client_id).await.map_err(|e| store_failed(provider, e))?.ok_or_else(|| {
-        error_page(
-            provider,
-            StatusCode::BAD_REQUEST,
-            "Unknown application",
-            "No application is registered with this client_id.",
-        )
+        error_page(provider, StatusCode::BAD_REQUEST, ENGLISH.unknown_client_title, ENGLISH.unknown_client)
     })?;
     let redirect_uri = authorize::redirect_uri(params, &client).map_err(bad_request)?;
     let request = authorize::validate(params, &client, redirect_uri)
@@ -171,8 +168,8 @@ pub fn random(provider: &Provider, bytes: usize) -> Result<String, Page> {
         Page::from(error_page(
             provider,
             StatusCode::INTERNAL_SERVER_ERROR,
-            "Server error",
-            "Something went wrong. Please try again.",
+            ENGLISH.server_error_title,
+            ENGLISH.server_error,
         ))
     })
 }
@@ -189,6 +186,7 @@ pub fn login_page(
     let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
     let action = provider.config.browser_path(endpoints::LOGIN);
     let page = LoginPage {
+        text: Text::for_ui_locales(interaction.request.ui_locales.as_deref()),
         stylesheet: &stylesheet,
         action: &action,
         client_name: client.client_name.as_deref().unwrap_or(&client.client_id),
@@ -209,16 +207,20 @@ pub fn consent_page(
 ) -> Response {
     let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
     let action = provider.config.browser_path(endpoints::CONSENT);
-    let mut descriptions: Vec<(&str, String)> =
-        interaction.request.scope.iter().map(|scope| (scope, userinfo::describe_scope(scope))).collect();
+    let text = Text::for_ui_locales(interaction.request.ui_locales.as_deref());
+    let mut descriptions: Vec<(&str, _)> =
+        interaction.request.scope.iter().map(|scope| (scope, text.describe_scope(scope))).collect();
     // Signing in comes first; the rest stay in their stable order.
     descriptions.sort_by_key(|(scope, _)| *scope != "openid");
+    let return_to = pages::destination(&interaction.request.redirect_uri);
     let page = ConsentPage {
+        text,
         stylesheet: &stylesheet,
         action: &action,
         client_name: client.client_name.as_deref().unwrap_or(&client.client_id),
         username: &user.username,
         scopes: descriptions.iter().map(|(name, description)| ScopeLine { name, description }).collect(),
+        return_to: &return_to,
         interaction: &interaction.id,
         csrf_token: &interaction.csrf_token,
     };

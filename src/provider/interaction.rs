@@ -14,6 +14,7 @@ use super::authorize::{
 };
 use super::browser::{self, BROWSER_COOKIE, SESSION_COOKIE};
 use super::respond::{Page, error_page, form_refused, with_cookies};
+use super::text::ENGLISH;
 use super::{CONSENT_TTL, INTERACTION_TTL, Provider, form};
 use crate::model::{ClientRecord, Interaction, Session};
 use crate::protocol::form::FormParams;
@@ -24,10 +25,8 @@ const MAX_FAILURES_PER_USER: u32 = 5;
 const MAX_FAILURES_PER_ADDRESS: u32 = 20;
 const THROTTLE_WINDOW: u64 = 15 * 60;
 
-/// One message for a wrong password, an unknown user and a disabled user alike, so the
-/// page does not reveal which usernames exist.
-const WRONG_CREDENTIALS: &str = "Incorrect username or password.";
-const THROTTLED: &str = "Too many failed sign-in attempts. Please wait a few minutes and try again.";
+const WRONG_CREDENTIALS: &str = ENGLISH.wrong_credentials;
+const THROTTLED: &str = ENGLISH.throttled;
 
 /// `POST /login`: checks the password (argon2id), starts an SSO session, then asks for
 /// consent or returns to the client.
@@ -57,18 +56,13 @@ pub async fn consent(State(provider): State<Arc<Provider>>, request: Request) ->
 }
 
 async fn read(provider: &Provider, request: Request) -> Result<FormParams, Page> {
-    form::read_form(request)
-        .await
-        .map_err(|e| error_page(provider, StatusCode::BAD_REQUEST, "Invalid request", &e.description).into())
+    form::read_form(request).await.map_err(|e| {
+        error_page(provider, StatusCode::BAD_REQUEST, ENGLISH.invalid_request_title, &e.description).into()
+    })
 }
 
 fn expired(provider: &Provider) -> Response {
-    error_page(
-        provider,
-        StatusCode::BAD_REQUEST,
-        "This page has expired",
-        "Go back to the application and sign in again.",
-    )
+    error_page(provider, StatusCode::BAD_REQUEST, ENGLISH.expired_title, ENGLISH.expired)
 }
 
 /// The interaction named by the form, if this browser started it and the form carries
@@ -207,6 +201,12 @@ async fn decide_consent(
             provider.store.delete_interaction(&interaction.id).await.map_err(store_error)?;
             Ok(redirect_error(provider, StatusCode::SEE_OTHER, &interaction.request, &access_denied()))
         }
-        _ => Err(error_page(provider, StatusCode::BAD_REQUEST, "Invalid request", "Choose Allow or Deny.").into()),
+        _ => Err(error_page(
+            provider,
+            StatusCode::BAD_REQUEST,
+            ENGLISH.invalid_request_title,
+            ENGLISH.choose_allow_or_deny,
+        )
+        .into()),
     }
 }

@@ -9,8 +9,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::authorize::{PageResult, store_failed};
 use super::browser::{self, SESSION_COOKIE};
-use super::pages::{self, LoggedOutPage, LogoutPage};
+use super::pages::{self, LoggedOutPage, LogoutPage, Text};
 use super::respond::{Page, error_page, form_refused, redirect, unavailable, with_cookies};
+use super::text::ENGLISH;
 use super::{Provider, form};
 use crate::model::Session;
 use crate::protocol::endpoints;
@@ -28,7 +29,9 @@ pub async fn logout(State(provider): State<Arc<Provider>>, RawQuery(query): RawQ
     };
     let params = match params {
         Ok(params) => params,
-        Err(error) => return error_page(&provider, StatusCode::BAD_REQUEST, "Invalid request", &error.description),
+        Err(error) => {
+            return error_page(&provider, StatusCode::BAD_REQUEST, ENGLISH.invalid_request_title, &error.description);
+        }
     };
     handle(&provider, &headers, &params).await.unwrap_or_else(IntoResponse::into_response)
 }
@@ -41,6 +44,7 @@ struct LogoutRequest {
     /// Set only when registered for the client, so it is always safe to redirect to.
     redirect_uri: Option<String>,
     state: Option<String>,
+    ui_locales: Option<String>,
 }
 
 async fn handle(provider: &Provider, headers: &HeaderMap, params: &FormParams) -> PageResult {
@@ -57,9 +61,7 @@ async fn handle(provider: &Provider, headers: &HeaderMap, params: &FormParams) -
             }
             end_session(provider, &session, &request).await
         }
-        Some(_) => {
-            Err(error_page(provider, StatusCode::OK, "You are still signed in", "You can close this page.").into())
-        }
+        Some(_) => Err(error_page(provider, StatusCode::OK, ENGLISH.still_signed_in_title, ENGLISH.close_page).into()),
         None if hint_matches(request.hint.as_ref(), &session) => end_session(provider, &session, &request).await,
         None => Ok(confirmation(provider, &session, &request)),
     }
@@ -68,7 +70,8 @@ async fn handle(provider: &Provider, headers: &HeaderMap, params: &FormParams) -
 /// RP-Initiated Logout §2–§3: the hint must be one of our ID tokens (expired is fine); a
 /// `client_id` must agree with it; the redirect URI counts only when registered exactly.
 async fn validate(provider: &Provider, params: &FormParams) -> Result<LogoutRequest, Page> {
-    let bad = |description: &str| error_page(provider, StatusCode::BAD_REQUEST, "Invalid logout request", description);
+    let bad =
+        |description: &str| error_page(provider, StatusCode::BAD_REQUEST, ENGLISH.invalid_logout_title, description);
     let field =
         |name: &str| params.get(name).map(|v| v.map(str::to_owned)).map_err(|e| Page::from(bad(&e.description)));
     let hint = match field("id_token_hint")? {
@@ -77,14 +80,14 @@ async fn validate(provider: &Provider, params: &FormParams) -> Result<LogoutRequ
                 .keys
                 .load()
                 .verify_hint::<IdTokenClaims>(&token, &provider.config.issuer)
-                .map_err(|_| bad("The id_token_hint is not an ID token issued by this provider."))?,
+                .map_err(|_| bad(ENGLISH.logout_bad_hint))?,
         ),
         None => None,
     };
     let hinted_client = hint.as_ref().and_then(|h| h.aud.0.first().cloned());
     let client_id = match (field("client_id")?, hinted_client) {
         (Some(given), Some(hinted)) if given != hinted => {
-            return Err(bad("client_id does not match the id_token_hint.").into());
+            return Err(bad(ENGLISH.logout_client_mismatch).into());
         }
         (given, hinted) => given.or(hinted),
     };
@@ -100,6 +103,7 @@ async fn validate(provider: &Provider, params: &FormParams) -> Result<LogoutRequ
         client_id: client.map(|c| c.client_id.clone()),
         redirect_uri,
         state: field("state")?,
+        ui_locales: field("ui_locales")?,
     })
 }
 
@@ -124,7 +128,8 @@ fn finish(provider: &Provider, request: &LogoutRequest) -> Response {
         }
         None => {
             let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
-            pages::render(StatusCode::OK, &LoggedOutPage { stylesheet: &stylesheet })
+            let text = Text::for_ui_locales(request.ui_locales.as_deref());
+            pages::render(StatusCode::OK, &LoggedOutPage { text, stylesheet: &stylesheet })
         }
     }
 }
@@ -133,6 +138,7 @@ fn confirmation(provider: &Provider, session: &Session, request: &LogoutRequest)
     let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
     let action = provider.config.browser_path(endpoints::LOGOUT);
     let page = LogoutPage {
+        text: Text::for_ui_locales(request.ui_locales.as_deref()),
         stylesheet: &stylesheet,
         action: &action,
         csrf_token: &session.csrf_token,

@@ -15,6 +15,7 @@ mod pages;
 mod register;
 mod respond;
 mod revoke;
+mod text;
 mod token;
 mod user_grants;
 mod userinfo;

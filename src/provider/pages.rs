@@ -2,11 +2,13 @@
 //!
 //! Templates live in `templates/` (askama, auto-escaped); the one stylesheet lives in
 //! `assets/portcullis.css`. Pages carry no script and no inline style, so they work under a
-//! strict Content-Security-Policy.
+//! strict Content-Security-Policy. Their words come from a [`Text`] catalogue.
 
 use askama::Template;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+
+pub use super::text::Text;
 
 /// The policy every page is served with. Handlers whose form posts to another origin (a
 /// `form_post` response, a logout redirect) widen `form-action` themselves.
@@ -19,6 +21,7 @@ pub const STYLESHEET: &str = include_str!("../../assets/portcullis.css");
 #[derive(Template)]
 #[template(path = "login.html")]
 pub struct LoginPage<'a> {
+    pub text: &'a Text,
     pub stylesheet: &'a str,
     pub action: &'a str,
     pub client_name: &'a str,
@@ -33,11 +36,15 @@ pub struct LoginPage<'a> {
 #[derive(Template)]
 #[template(path = "consent.html")]
 pub struct ConsentPage<'a> {
+    pub text: &'a Text,
     pub stylesheet: &'a str,
     pub action: &'a str,
     pub client_name: &'a str,
     pub username: &'a str,
     pub scopes: Vec<ScopeLine<'a>>,
+    /// Where the browser goes after the decision (see [`destination`]), so the person can
+    /// tell a look-alike application from the real one.
+    pub return_to: &'a str,
     pub interaction: &'a str,
     pub csrf_token: &'a str,
 }
@@ -52,6 +59,7 @@ pub struct ScopeLine<'a> {
 #[derive(Template)]
 #[template(path = "error.html")]
 pub struct ErrorPage<'a> {
+    pub text: &'a Text,
     pub stylesheet: &'a str,
     pub title: &'a str,
     pub description: &'a str,
@@ -61,6 +69,7 @@ pub struct ErrorPage<'a> {
 #[derive(Template)]
 #[template(path = "logout.html")]
 pub struct LogoutPage<'a> {
+    pub text: &'a Text,
     pub stylesheet: &'a str,
     pub action: &'a str,
     pub csrf_token: &'a str,
@@ -74,7 +83,21 @@ pub struct LogoutPage<'a> {
 #[derive(Template)]
 #[template(path = "logged_out.html")]
 pub struct LoggedOutPage<'a> {
+    pub text: &'a Text,
     pub stylesheet: &'a str,
+}
+
+/// What a person recognises of a redirect URI: `host[:port]`, or the scheme of a
+/// private-use URI (`com.example.app`).
+pub fn destination(redirect_uri: &str) -> String {
+    match url::Url::parse(redirect_uri) {
+        Ok(url) => match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            (None, _) => url.scheme().to_owned(),
+        },
+        Err(_) => redirect_uri.to_owned(),
+    }
 }
 
 /// Renders `page` as an uncacheable HTML response under [`CONTENT_SECURITY_POLICY`].
@@ -148,6 +171,7 @@ pub async fn stylesheet() -> Response {
 
 #[cfg(test)]
 mod form_target_tests {
+    use super::super::text::ENGLISH;
     use super::*;
 
     #[test]
@@ -155,11 +179,18 @@ mod form_target_tests {
         assert_eq!(form_action_source("https://app.example:8443/cb?x=1").as_deref(), Some("https://app.example:8443"));
         assert_eq!(form_action_source("com.example.app:/cb").as_deref(), Some("com.example.app:"));
         assert_eq!(form_action_source("not a uri"), None);
-        let page = LoggedOutPage { stylesheet: "/assets/portcullis.css" };
+        let page = LoggedOutPage { text: &ENGLISH, stylesheet: "/assets/portcullis.css" };
         let response = render_with_form_target(StatusCode::OK, &page, "http://127.0.0.1:9000/callback");
         let policy = response.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
         assert!(policy.contains("form-action 'self' http://127.0.0.1:9000;"), "{policy}");
         assert!(policy.contains("frame-ancestors 'none'"));
+    }
+
+    #[test]
+    fn destination_is_what_a_person_recognises_of_a_redirect_uri() {
+        assert_eq!(destination("https://app.example/cb?x=1"), "app.example");
+        assert_eq!(destination("http://127.0.0.1:9000/callback"), "127.0.0.1:9000");
+        assert_eq!(destination("com.example.app:/cb"), "com.example.app");
     }
 }
 
@@ -167,6 +198,7 @@ mod form_target_tests {
 mod tests {
     use std::fmt;
 
+    use super::super::text::ENGLISH;
     use super::*;
 
     const CSS: &str = "/assets/portcullis.css";
@@ -176,6 +208,7 @@ mod tests {
 
     fn login<'a>(username: &'a str, error: Option<&'a str>) -> LoginPage<'a> {
         LoginPage {
+            text: &ENGLISH,
             stylesheet: CSS,
             action: "/login",
             client_name: "Grafana",
@@ -188,6 +221,7 @@ mod tests {
 
     fn consent(client_name: &str) -> ConsentPage<'_> {
         ConsentPage {
+            text: &ENGLISH,
             stylesheet: CSS,
             action: "/consent",
             client_name,
@@ -196,6 +230,7 @@ mod tests {
                 ScopeLine { name: "openid", description: "Know who you are" },
                 ScopeLine { name: "email", description: "See your email address" },
             ],
+            return_to: "grafana.example",
             interaction: "int-123",
             csrf_token: "csrf-456",
         }
@@ -203,6 +238,7 @@ mod tests {
 
     fn logout(client_name: Option<&str>) -> LogoutPage<'_> {
         LogoutPage {
+            text: &ENGLISH,
             stylesheet: CSS,
             action: "/logout",
             csrf_token: "csrf-456",
@@ -221,7 +257,7 @@ mod tests {
             ("consent", consent("Grafana").render().expect("consent renders")),
             (
                 "error",
-                ErrorPage { stylesheet: CSS, title: "Unknown client", description: "No such client." }
+                ErrorPage { text: &ENGLISH, stylesheet: CSS, title: "Unknown client", description: "No such client." }
                     .render()
                     .expect("error renders"),
             ),
@@ -229,6 +265,7 @@ mod tests {
             (
                 "logout bare",
                 LogoutPage {
+                    text: &ENGLISH,
                     stylesheet: CSS,
                     action: "/logout",
                     csrf_token: "c",
@@ -240,7 +277,7 @@ mod tests {
                 .render()
                 .expect("renders"),
             ),
-            ("logged out", LoggedOutPage { stylesheet: CSS }.render().expect("logged out renders")),
+            ("logged out", LoggedOutPage { text: &ENGLISH, stylesheet: CSS }.render().expect("logged out renders")),
         ]
     }
 
@@ -258,6 +295,10 @@ mod tests {
         for (name, html) in all_pages() {
             assert!(html.starts_with("<!doctype html>"), "{name}: doctype");
             assert!(html.contains(r#"<html lang="en">"#), "{name}: lang");
+            assert!(
+                html.contains(r#"<link rel="icon" href="data:image/svg+xml,"#),
+                "{name}: icon, so no /favicon.ico request"
+            );
             assert!(html.contains(r#"<meta name="viewport""#), "{name}: viewport");
             assert!(html.contains(r#"<meta name="referrer" content="no-referrer">"#), "{name}: referrer");
             assert!(html.contains("<title>") && html.contains("Portcullis</title>"), "{name}: title");
@@ -276,7 +317,10 @@ mod tests {
             assert!(!lower.contains("<style"), "{name}: style element");
             assert!(!has_event_handler(&lower), "{name}: event handler attribute");
             assert!(!lower.contains("javascript:"), "{name}: javascript url");
-            assert!(!lower.contains("http://") && !lower.contains("//cdn"), "{name}: external asset");
+            assert!(
+                !lower.contains("href=\"http") && !lower.contains("src=") && !lower.contains("//cdn"),
+                "{name}: external asset"
+            );
         }
     }
 
@@ -294,6 +338,7 @@ mod tests {
         assert!(html.contains(r#"autocomplete="current-password""#));
         assert_eq!(html.matches("required").count(), 2);
         assert!(html.contains(r#"<button type="submit" class="button primary full">Sign in</button>"#));
+        assert!(html.contains("to continue to <strong>Grafana</strong>"));
         assert!(!html.contains(r#"role="alert""#));
         assert!(!html.contains("aria-describedby"));
         // The empty username field takes the focus.
@@ -338,7 +383,8 @@ mod tests {
         assert!(html.contains(r#"<form method="post" action="/consent">"#));
         assert!(html.contains(r#"name="interaction" value="int-123""#));
         assert!(html.contains(r#"name="csrf_token" value="csrf-456""#));
-        assert!(html.contains("<strong>Grafana</strong> wants to:"));
+        assert!(html.contains("<strong>Grafana</strong> would like to:"));
+        assert!(html.contains("sent back to <strong>grafana.example</strong>."));
         assert!(html.contains("Signed in as <strong>alice</strong>"));
         assert!(html.contains("Know who you are <small>openid</small>"));
         assert!(html.contains("See your email address <small>email</small>"));
@@ -359,7 +405,8 @@ mod tests {
 
     #[test]
     fn error_page_shows_title_and_escaped_description() {
-        let html = ErrorPage { stylesheet: CSS, title: XSS, description: XSS }.render().expect("renders");
+        let html =
+            ErrorPage { text: &ENGLISH, stylesheet: CSS, title: XSS, description: XSS }.render().expect("renders");
         assert!(!html.contains("<script"));
         assert!(html.contains(&format!("<h1>{XSS_ESCAPED}</h1>")));
         assert!(html.contains(&format!(r#"<p class="error" role="alert">{XSS_ESCAPED}</p>"#)));
@@ -399,13 +446,13 @@ mod tests {
 
     #[test]
     fn logged_out_page_says_so() {
-        let html = LoggedOutPage { stylesheet: CSS }.render().expect("renders");
+        let html = LoggedOutPage { text: &ENGLISH, stylesheet: CSS }.render().expect("renders");
         assert!(html.contains("<h1>You are signed out.</h1>"));
     }
 
     #[test]
     fn stylesheet_href_is_escaped() {
-        let html = LoggedOutPage { stylesheet: "/x\"><script>" }.render().expect("renders");
+        let html = LoggedOutPage { text: &ENGLISH, stylesheet: "/x\"><script>" }.render().expect("renders");
         assert!(!html.contains("<script"));
     }
 

@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::Provider;
 use super::pages::{self, ErrorPage};
+use super::text::ENGLISH;
 use crate::protocol::endpoints;
 
 /// A redirect that no cache keeps. A URI that cannot be a header value (only possible for a
@@ -20,29 +21,19 @@ pub fn redirect(provider: &Provider, status: StatusCode, location: &str) -> Resp
             ],
         )
             .into_response(),
-        Err(_) => error_page(
-            provider,
-            StatusCode::BAD_REQUEST,
-            "Invalid redirect URI",
-            "The application's redirect URI cannot be used in a redirect.",
-        ),
+        Err(_) => error_page(provider, StatusCode::BAD_REQUEST, ENGLISH.bad_redirect_title, ENGLISH.bad_redirect),
     }
 }
 
 /// The HTML error page, for errors that must not (or cannot) go back to the client.
 pub fn error_page(provider: &Provider, status: StatusCode, title: &str, description: &str) -> Response {
     let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
-    pages::render(status, &ErrorPage { stylesheet: &stylesheet, title, description })
+    pages::render(status, &ErrorPage { text: &ENGLISH, stylesheet: &stylesheet, title, description })
 }
 
 /// A form whose CSRF token (or browser binding) does not check out.
 pub fn form_refused(provider: &Provider) -> Response {
-    error_page(
-        provider,
-        StatusCode::FORBIDDEN,
-        "Request refused",
-        "The form could not be verified. Go back to the application and try again.",
-    )
+    error_page(provider, StatusCode::FORBIDDEN, ENGLISH.form_refused_title, ENGLISH.form_refused)
 }
 
 /// Adds `Set-Cookie` headers to a response.
@@ -55,12 +46,7 @@ pub fn with_cookies(mut response: Response, cookies: impl IntoIterator<Item = Op
 
 /// A store failure during a browser request: logged where it happened, shown generically.
 pub fn unavailable(provider: &Provider) -> Response {
-    error_page(
-        provider,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Temporarily unavailable",
-        "Sign-in is temporarily unavailable. Please try again in a moment.",
-    )
+    error_page(provider, StatusCode::SERVICE_UNAVAILABLE, ENGLISH.unavailable_title, ENGLISH.unavailable)
 }
 
 /// A browser endpoint's failure, already rendered: an error page or an error redirect.

@@ -239,7 +239,7 @@ async fn consent_deny_returns_access_denied() {
     let browser = Browser::new(&server);
     let page = browser.authorize(&webapp_request("openid email", "st", "n")).await.text().await.unwrap();
     let consent = browser.login(&page, "alice", "alice-password").await.text().await.unwrap();
-    assert!(consent.contains("Your email address"), "scopes are described in plain words");
+    assert!(consent.contains("See your email address"), "scopes are described in plain words");
     let denied = browser.consent(&consent, "deny").await;
     assert_eq!(denied.status(), 303);
     assert_eq!(location_param(&denied, "error").as_deref(), Some("access_denied"));
