@@ -64,3 +64,22 @@ impl Readiness {
         answered
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::store::MemoryStore;
+
+    #[tokio::test]
+    async fn names_each_missing_part_until_the_key_watch_syncs() {
+        let store = MemoryStore::new(Clock::system());
+        let no_keys = Keyring::new(Vec::new()).unwrap();
+        assert_eq!(Readiness::default().missing(&store, &no_keys).await, ["signing_key"]);
+        let synced = Arc::new(AtomicBool::new(false));
+        let readiness = Readiness::with_key_watch(Arc::clone(&synced));
+        assert_eq!(readiness.missing(&store, &no_keys).await, ["signing_key", "key_watch"]);
+        synced.store(true, Ordering::Release);
+        assert_eq!(readiness.missing(&store, &no_keys).await, ["signing_key"]);
+    }
+}
