@@ -203,6 +203,18 @@ fn run(command: &str, args: ProviderArgs, redis: Option<RedisConfig>, registrati
             Some(redis) => server::build_serve(&options, redis).await?,
             None => server::build_dev(&options).await?,
         };
+        if let Some(addr) = args.metrics_listen {
+            let metrics_listener = server::bind(addr).await?;
+            let metrics_address =
+                metrics_listener.local_addr().map_err(|source| ServerError::Listen { addr, source })?;
+            let provider = std::sync::Arc::clone(&built.provider);
+            tokio::spawn(async move {
+                if let Err(error) = server::serve_metrics(metrics_listener, provider, std::future::pending()).await {
+                    tracing::error!(%error, "the metrics listener stopped");
+                }
+            });
+            println!("Metrics on http://{}/metrics", metrics_address);
+        }
         for generated in &built.generated {
             println!(
                 "Generated a secret for client `{}` (Secret {}/{} has none): {}",
@@ -215,16 +227,6 @@ fn run(command: &str, args: ProviderArgs, redis: Option<RedisConfig>, registrati
             "Portcullis {command} listening on http://{address} (issuer {}, manifests from {source})",
             options.issuer
         );
-        if let Some(addr) = args.metrics_listen {
-            let metrics_listener = server::bind(addr).await?;
-            let provider = std::sync::Arc::clone(&built.provider);
-            tokio::spawn(async move {
-                if let Err(error) = server::serve_metrics(metrics_listener, provider, std::future::pending()).await {
-                    tracing::error!(%error, "the metrics listener stopped");
-                }
-            });
-            println!("Metrics on http://{addr}/metrics");
-        }
         server::serve(listener, built.provider, server::shutdown_signal()).await
     });
     match result {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::http::HeaderMap;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -123,5 +123,13 @@ pub fn set_remote_parent(span: &tracing::Span, headers: &HeaderMap) {
     let parent = TraceContextPropagator::new().extract(&Headers(headers));
     if let Err(error) = span.set_parent(parent) {
         tracing::debug!(%error, "cannot attach the caller's trace context");
+    }
+}
+
+/// Renames an exported span once its final name is known (the request span learns its
+/// route template only after routing, when the span has already started).
+pub fn rename_span(span: &tracing::Span, name: String) {
+    if otel_enabled() {
+        span.context().span().update_name(name);
     }
 }

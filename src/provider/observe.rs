@@ -112,7 +112,6 @@ pub async fn observe(State(provider): State<Arc<Provider>>, request: Request, ne
             method,
             path,
             endpoint = Empty,
-            otel.name = Empty,
             otel.kind = "server",
         )
     } else {
@@ -127,7 +126,7 @@ pub async fn observe(State(provider): State<Arc<Provider>>, request: Request, ne
     let status = response.status();
     provider.metrics.observe_request(endpoint, method, status.as_str(), elapsed.as_secs_f64());
     if crate::telemetry::otel_enabled() {
-        span.record("otel.name", format!("{method} {endpoint}"));
+        crate::telemetry::rename_span(&span, format!("{method} {endpoint}"));
     }
     if !quiet {
         span.in_scope(|| access_log(status.as_u16(), elapsed));
