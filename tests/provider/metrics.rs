@@ -301,3 +301,54 @@ async fn health_and_ready_answer_json_and_are_not_cached() {
         assert_eq!(response.json::<Value>().await.unwrap()["status"], status);
     }
 }
+
+/// Every `portcullis_*` metric the shipped dashboard and alert rules query, as exported.
+fn queried_metrics(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("portcullis_") {
+        let tail = &rest[start..];
+        let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
+        let name = &tail[..end];
+        let family = ["_bucket", "_count", "_sum"].iter().fold(name, |n, suffix| n.strip_suffix(suffix).unwrap_or(n));
+        names.insert(family.to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
+#[tokio::test]
+async fn the_shipped_dashboard_and_alert_rules_query_only_exported_metrics() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/monitoring");
+    let dashboard = std::fs::read_to_string(root.join("grafana-dashboard.json")).unwrap();
+    let dashboard: Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    let exprs: Vec<&str> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().into_iter().flatten())
+        .map(|target| target["expr"].as_str().unwrap())
+        .collect();
+    assert!(exprs.len() >= 15, "requests, latency, tokens, logins, store, keys, process");
+    let rules = std::fs::read_to_string(root.join("prometheus-rules.yaml")).unwrap();
+    let rules: serde_yaml_ng::Value = serde_yaml_ng::from_str(&rules).expect("the rules are YAML");
+    let rule_exprs: Vec<String> = rules["groups"][0]["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|rule| {
+            assert!(rule["alert"].as_str().is_some() && rule["annotations"]["summary"].as_str().is_some());
+            rule["expr"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let queried = queried_metrics(&format!("{}\n{}", exprs.join("\n"), rule_exprs.join("\n")));
+
+    let server = TestServer::start().await;
+    server.m2m_token().await;
+    server.post_basic("/token", "m2m", "m2m-secret", &[("grant_type", "password")]).await;
+    let exported = scrape(&server).await;
+    for name in &queried {
+        assert!(exported.types.contains_key(name), "{name} is queried but not exported");
+    }
+    assert!(queried.len() >= 10, "{queried:?}");
+}
