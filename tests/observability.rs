@@ -418,6 +418,8 @@ async fn otlp_spans_arrive_as_children_of_the_callers_traceparent() {
     assert_eq!(hex(&request.trace_id), trace_id, "the caller's trace");
     assert_eq!(hex(&request.parent_span_id), caller_span, "the caller's span is the parent");
     assert!(service.iter().any(|s| s.contains("portcullis")), "service.name: {service:?}");
+    let status = request.attributes.iter().find(|a| a.key == "http.response.status_code");
+    assert!(status.is_some_and(|a| format!("{:?}", a.value).contains("200")), "{:?}", request.attributes);
     // Children are exported as they end, before the request span.
     let children: Vec<&Span> =
         received.iter().map(|(s, _)| s).filter(|s| s.parent_span_id == request.span_id).collect();

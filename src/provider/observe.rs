@@ -113,6 +113,8 @@ pub async fn observe(State(provider): State<Arc<Provider>>, request: Request, ne
             path,
             endpoint = Empty,
             otel.kind = "server",
+            otel.status_code = Empty,
+            http.response.status_code = Empty,
         )
     } else {
         tracing::info_span!("request", request_id = %request_id, method, path, endpoint = Empty)
@@ -127,6 +129,10 @@ pub async fn observe(State(provider): State<Arc<Provider>>, request: Request, ne
     provider.metrics.observe_request(endpoint, method, status.as_str(), elapsed.as_secs_f64());
     if crate::telemetry::otel_enabled() {
         crate::telemetry::rename_span(&span, format!("{method} {endpoint}"));
+        span.record("http.response.status_code", status.as_u16());
+        if status.is_server_error() {
+            span.record("otel.status_code", "error");
+        }
     }
     if !quiet {
         span.in_scope(|| access_log(status.as_u16(), elapsed));
