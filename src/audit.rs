@@ -104,19 +104,30 @@ impl<'a> AuditFields<'a> {
 pub const TARGET: &str = "portcullis::audit";
 
 /// Emits one audit event, completing the request id and source address from the current
-/// request when the caller did not give them.
+/// request when the caller did not give them. Costs nothing when the target is filtered out.
 pub fn emit(event: AuditEvent, fields: AuditFields<'_>) {
-    let context = crate::provider::request_context();
-    let request_id = fields.request_id.or(context.as_ref().map(|c| c.request_id.as_str()));
-    let source_ip = fields.source_ip.or(context.as_ref().and_then(|c| c.source_ip.as_deref()));
+    if !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
+        return;
+    }
+    let logged = crate::provider::with_request_context(|context| {
+        let request_id = fields.request_id.or(Some(context.request_id.as_str()));
+        let source_ip = fields.source_ip.or(context.source_ip.as_deref());
+        log(event, AuditFields { request_id, source_ip, ..fields });
+    });
+    if logged.is_none() {
+        log(event, fields);
+    }
+}
+
+fn log(event: AuditEvent, fields: AuditFields<'_>) {
     tracing::info!(
         target: TARGET,
         audit = true,
         event = event.as_str(),
         client_id = fields.client_id,
         subject = fields.subject,
-        source_ip,
-        request_id,
+        source_ip = fields.source_ip,
+        request_id = fields.request_id,
         kid = fields.kid,
         grant_type = fields.grant_type,
         "audit: {}",

@@ -30,7 +30,7 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 
 pub use error::ProtocolError;
-pub use observe::{REQUEST_ID, RequestContext, request_context};
+pub use observe::{REQUEST_ID, RequestContext, request_context, with_request_context};
 pub use readiness::Readiness;
 pub use register::RegistrationPolicy;
 pub use user_grants::REFRESH_RACE_GRACE;

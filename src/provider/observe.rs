@@ -38,7 +38,12 @@ tokio::task_local! {
 
 /// The request being served by the current task, if any.
 pub fn request_context() -> Option<RequestContext> {
-    CURRENT.try_with(Clone::clone).ok()
+    with_request_context(Clone::clone)
+}
+
+/// Runs `f` on the request being served by the current task, without copying it.
+pub fn with_request_context<R>(f: impl FnOnce(&RequestContext) -> R) -> Option<R> {
+    CURRENT.try_with(f).ok()
 }
 
 /// The caller's request id when it is short and made of safe characters (it ends up in
