@@ -14,8 +14,6 @@ use prometheus::{
 use crate::keys::{KeyPhase, Keyring};
 use crate::model::ClientRecord;
 
-/// The `client_id` label of a client we cannot name: unauthenticated requests.
-pub const UNKNOWN_CLIENT: &str = "unknown";
 /// The `client_id` label of dynamically registered clients (RFC 7591): anyone may create
 /// those under the open policy, so one label stands for all of them.
 pub const DYNAMIC_CLIENT: &str = "dynamic";
@@ -264,7 +262,8 @@ fn phase_label(phase: KeyPhase) -> &'static str {
 }
 
 /// Clients from the registry (manifests or the controller) are named; dynamically
-/// registered ones share [`DYNAMIC_CLIENT`].
+/// registered ones share [`DYNAMIC_CLIENT`]. Only authenticated clients are ever counted,
+/// so an unknown `client_id` can never become a label.
 pub fn client_label(client: &ClientRecord) -> &str {
     if client.registration.is_some() { DYNAMIC_CLIENT } else { &client.client_id }
 }
