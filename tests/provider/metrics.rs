@@ -352,3 +352,23 @@ async fn the_shipped_dashboard_and_alert_rules_query_only_exported_metrics() {
     }
     assert!(queried.len() >= 10, "{queried:?}");
 }
+
+/// Anyone may register clients under the open policy, so they must not each get a series.
+#[tokio::test]
+async fn dynamically_registered_clients_share_one_client_id_label() {
+    let server = TestServer::start().await;
+    for _ in 0..3 {
+        let metadata = serde_json::json!({"grant_types": ["client_credentials"], "scope": "profile"});
+        let registered: Value =
+            server.http.post(server.url("/register")).json(&metadata).send().await.unwrap().json().await.unwrap();
+        let (id, secret) = (registered["client_id"].as_str().unwrap(), registered["client_secret"].as_str().unwrap());
+        let issued = server.post_basic("/token", id, secret, &[("grant_type", "client_credentials")]).await;
+        assert_eq!(issued.status(), 200);
+    }
+    let scrape = scrape(&server).await;
+    let clients = label_values(&scrape, "portcullis_tokens_issued_total", "client_id");
+    assert_eq!(clients, BTreeSet::from(["dynamic".to_owned()]));
+    let issued = [("grant_type", "client_credentials"), ("client_id", "dynamic")];
+    assert_eq!(value(&scrape, "portcullis_tokens_issued_total", &issued), 3.0);
+    assert_eq!(value(&scrape, "portcullis_clients_registered_total", &[]), 3.0);
+}
