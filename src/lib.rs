@@ -5,10 +5,12 @@
 //! HTTP handlers, [`crd`] the custom resources and [`controller`] the reconcile functions
 //! shared by the Kubernetes controller and the manifests folder.
 
+pub mod audit;
 pub mod clock;
 pub mod controller;
 pub mod crd;
 pub mod keys;
+pub mod metrics;
 pub mod model;
 pub mod protocol;
 pub mod provider;

@@ -17,9 +17,10 @@ use portcullis::{crd, secrets};
 #[derive(Parser)]
 #[command(name = "portcullis", version, about = "A Kubernetes-native OpenID Connect provider")]
 struct Cli {
-    /// Log line format (logs go to stderr; filter with RUST_LOG).
-    #[arg(long, global = true, value_enum, default_value = "text")]
-    log_format: LogFormat,
+    /// Log line format (logs go to stderr; filter with RUST_LOG). Defaults to text for
+    /// `dev`, json for `serve` and `controller`.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -70,6 +71,10 @@ struct ProviderArgs {
     /// The most a registered client may ask for (space-separated scopes).
     #[arg(long, default_value = "openid profile email offline_access")]
     registration_scopes: String,
+    /// Also serve /metrics, /health and /ready on this address (they are always on the
+    /// main port too), e.g. 0.0.0.0:9090 for an in-cluster-only scrape port.
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -106,7 +111,11 @@ struct Unavailable {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
+    let default_format = match cli.command {
+        Command::Serve(_) | Command::Controller(_) => LogFormat::Json,
+        _ => LogFormat::Text,
+    };
+    let _telemetry = telemetry::init(cli.log_format.unwrap_or(default_format));
     match cli.command {
         Command::Dev(args) => run("dev", args, None, RegistrationMode::Open),
         Command::Serve(args) => serve(args),
@@ -194,6 +203,18 @@ fn run(command: &str, args: ProviderArgs, redis: Option<RedisConfig>, registrati
             Some(redis) => server::build_serve(&options, redis).await?,
             None => server::build_dev(&options).await?,
         };
+        if let Some(addr) = args.metrics_listen {
+            let metrics_listener = server::bind(addr).await?;
+            let metrics_address =
+                metrics_listener.local_addr().map_err(|source| ServerError::Listen { addr, source })?;
+            let provider = std::sync::Arc::clone(&built.provider);
+            tokio::spawn(async move {
+                if let Err(error) = server::serve_metrics(metrics_listener, provider, std::future::pending()).await {
+                    tracing::error!(%error, "the metrics listener stopped");
+                }
+            });
+            println!("Metrics on http://{}/metrics", metrics_address);
+        }
         for generated in &built.generated {
             println!(
                 "Generated a secret for client `{}` (Secret {}/{} has none): {}",

@@ -147,6 +147,19 @@ pub async fn serve(
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(ServerError::Serve)
 }
 
+/// Serves `/metrics`, `/health` and `/ready` on a separate listener (`--metrics-listen`)
+/// until `shutdown` completes.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    provider: Arc<Provider>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    axum::serve(listener, provider::metrics_app(provider))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ServerError::Serve)
+}
+
 /// Completes on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

@@ -11,9 +11,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use portcullis::clock::Clock;
 use portcullis::crd::{GrantType, TokenEndpointAuthMethod};
+use portcullis::metrics::Metrics;
 use portcullis::model::{AuthorizationCode, ClientRecord, Grant, RefreshToken, Session, UserRecord};
 use portcullis::protocol::scope::Scope;
-use portcullis::store::{Consumed, MemoryStore, RedisConfig, RedisStore, Store, StoreError};
+use portcullis::store::{Consumed, InstrumentedStore, MemoryStore, RedisConfig, RedisStore, Store, StoreError};
 use redis_server::RedisServer;
 
 /// How a check lets time pass. Expiries in the checks are two seconds away so that waiting
@@ -246,6 +247,29 @@ async fn counters_count_within_their_window(store: &dyn Store, time: &Time) {
     assert_eq!(store.increment_counter("user:bob", t + 20).await.unwrap(), 1, "a new window starts at 1");
 }
 
+async fn active_sessions_counts_live_sessions_only(store: &dyn Store, time: &Time) {
+    let t = time.now();
+    assert_eq!(store.active_sessions().await.unwrap(), 0);
+    let session = |id: &str| Session {
+        id: id.into(),
+        sid: format!("sid-{id}"),
+        subject: "s".into(),
+        auth_time: t,
+        csrf_token: "c".into(),
+    };
+    store.put_session(&session("short"), t + 2).await.unwrap();
+    store.put_session(&session("long"), t + 10).await.unwrap();
+    store.put_session(&session("gone"), t + 10).await.unwrap();
+    store.put_session(&session("born-expired"), t).await.unwrap();
+    assert_eq!(store.active_sessions().await.unwrap(), 3);
+    store.delete_session("gone").await.unwrap();
+    assert_eq!(store.active_sessions().await.unwrap(), 2, "a logout ends the count");
+    time.advance(2).await;
+    assert_eq!(store.active_sessions().await.unwrap(), 1, "an expired session no longer counts");
+    store.delete_session("long").await.unwrap();
+    assert_eq!(store.active_sessions().await.unwrap(), 0);
+}
+
 /// Every contract check, in order, against one store.
 async fn keeps_the_contract(store: &dyn Store, time: &Time) {
     clients_are_upserted_found_listed_and_deleted(store).await;
@@ -256,6 +280,7 @@ async fn keeps_the_contract(store: &dyn Store, time: &Time) {
     claims_keep_the_first_value(store).await;
     grants_sessions_and_consents_expire_and_can_be_removed(store, time).await;
     counters_count_within_their_window(store, time).await;
+    active_sessions_counts_live_sessions_only(store, time).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -265,6 +290,18 @@ async fn memory_store_keeps_the_contract() {
     let time = Time::Manual(now);
     keeps_the_contract(store.as_ref(), &time).await;
     store.purge_expired();
+    concurrent_consumers_get_one_fresh_code(store, &time).await;
+}
+
+/// The metrics wrapper the provider puts around every store changes no behaviour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instrumented_store_keeps_the_contract() {
+    let now = Arc::new(AtomicU64::new(1_000_000));
+    let inner: Arc<dyn Store> = Arc::new(MemoryStore::new(Clock::manual(Arc::clone(&now))));
+    let metrics = Metrics::new();
+    let store: Arc<dyn Store> = Arc::new(InstrumentedStore::new(inner, &metrics));
+    let time = Time::Manual(now);
+    keeps_the_contract(store.as_ref(), &time).await;
     concurrent_consumers_get_one_fresh_code(store, &time).await;
 }
 

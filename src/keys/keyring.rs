@@ -31,6 +31,9 @@ pub struct Keyring {
     active: HashMap<SigningAlgorithm, Arc<KeyPair>>,
     default_algorithm: Option<SigningAlgorithm>,
     jwks: Bytes,
+    /// When each key was created (Unix seconds), where the source knows it; reported as
+    /// `portcullis_signing_key_age_seconds`.
+    created_at: HashMap<String, u64>,
 }
 
 /// The keyring shared by every request; swapped without locks when keys change.
@@ -64,7 +67,19 @@ impl Keyring {
         let mut published: Vec<&Jwk> = by_kid.values().map(|(key, _)| key.jwk()).collect();
         published.sort_by(|a, b| a.kid.cmp(&b.kid));
         let jwks = Bytes::from(serde_json::to_vec(&JwkSet { keys: published })?);
-        Ok(Self { keys: by_kid, active, default_algorithm, jwks })
+        Ok(Self { keys: by_kid, active, default_algorithm, jwks, created_at: HashMap::new() })
+    }
+
+    /// Records when a key was created (e.g. its Secret's `creationTimestamp`), so its age
+    /// survives restarts of the provider.
+    pub fn with_created_at(mut self, kid: &str, unix_seconds: u64) -> Self {
+        self.created_at.insert(kid.to_owned(), unix_seconds);
+        self
+    }
+
+    /// Every published key: its id, phase and creation time when known.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, KeyPhase, Option<u64>)> {
+        self.keys.iter().map(|(kid, (_, phase))| (kid.as_str(), *phase, self.created_at.get(kid).copied()))
     }
 
     /// The serialized JWKS (RFC 7517 §5), public parts only.
@@ -90,6 +105,12 @@ impl Keyring {
         claims: &T,
     ) -> Result<String, KeyError> {
         let key = self.signer(algorithm).ok_or(KeyError::Signing)?;
+        let _span = if crate::telemetry::otel_enabled() {
+            tracing::info_span!("sign", kid = key.kid(), typ = typ.as_str())
+        } else {
+            tracing::Span::none()
+        }
+        .entered();
         jws::sign(key, typ, claims)
     }
 

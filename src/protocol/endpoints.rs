@@ -9,6 +9,7 @@ pub const INTROSPECT: &str = "/introspect";
 pub const REVOKE: &str = "/revoke";
 pub const HEALTH: &str = "/health";
 pub const READY: &str = "/ready";
+pub const METRICS: &str = "/metrics";
 pub const AUTHORIZE: &str = "/authorize";
 pub const LOGIN: &str = "/login";
 pub const CONSENT: &str = "/consent";

@@ -16,6 +16,8 @@ use super::browser::{self, BROWSER_COOKIE, SESSION_COOKIE};
 use super::respond::{Page, error_page, form_refused, with_cookies};
 use super::text::ENGLISH;
 use super::{CONSENT_TTL, INTERACTION_TTL, Provider, form};
+use crate::audit::{self, AuditEvent, AuditFields};
+use crate::metrics::LoginResult;
 use crate::model::{ClientRecord, Interaction, Session};
 use crate::protocol::form::FormParams;
 use crate::secrets;
@@ -118,7 +120,8 @@ async fn authenticate(
     let throttled = provider.store.counter(&user_key).await.map_err(store_error)? >= MAX_FAILURES_PER_USER
         || provider.store.counter(&address_key).await.map_err(store_error)? >= MAX_FAILURES_PER_ADDRESS;
     if throttled {
-        tracing::warn!(client_id = %client.client_id, "login throttled");
+        provider.metrics.login(LoginResult::Throttled);
+        audit::emit(AuditEvent::LoginThrottled, AuditFields::client(&client.client_id));
         return Ok(login_page(
             provider,
             client,
@@ -137,7 +140,14 @@ async fn authenticate(
             let now = provider.clock.now();
             provider.store.increment_counter(&user_key, now + THROTTLE_WINDOW).await.map_err(store_error)?;
             provider.store.increment_counter(&address_key, now + THROTTLE_WINDOW).await.map_err(store_error)?;
-            tracing::info!(client_id = %client.client_id, "login failed");
+            let result = match &user {
+                None => LoginResult::UnknownUser,
+                Some(user) if user.disabled && password_ok => LoginResult::Disabled,
+                Some(_) => LoginResult::BadPassword,
+            };
+            provider.metrics.login(result);
+            let subject = user.as_ref().filter(|_| !username.is_empty()).map(|user| user.subject.as_str());
+            audit::emit(AuditEvent::LoginFailed, AuditFields { subject, ..AuditFields::client(&client.client_id) });
             return Ok(login_page(provider, client, interaction, &username, Some(WRONG_CREDENTIALS), StatusCode::OK));
         }
     };
@@ -151,7 +161,8 @@ async fn authenticate(
         csrf_token: random(provider, 32)?,
     };
     provider.store.put_session(&session, now + provider.config.session_ttl).await.map_err(store_error)?;
-    tracing::info!(client_id = %client.client_id, subject = %user.subject, "login succeeded");
+    provider.metrics.login(LoginResult::Success);
+    audit::emit(AuditEvent::LoginSucceeded, AuditFields::client(&client.client_id).subject(&user.subject));
     let cookie = browser::set_cookie(provider, SESSION_COOKIE, &session.id, Some(provider.config.session_ttl));
     let mut interaction = interaction.clone();
     interaction.subject = Some(session.subject.clone());
@@ -195,10 +206,12 @@ async fn decide_consent(
                 .put_consent(&session.subject, &client.client_id, &scope, now + CONSENT_TTL)
                 .await
                 .map_err(store_error)?;
+            audit::emit(AuditEvent::ConsentGranted, AuditFields::client(&client.client_id).subject(&session.subject));
             issue_code(provider, StatusCode::SEE_OTHER, &interaction.request, &session, Some(&interaction.id)).await
         }
         Some("deny") => {
             provider.store.delete_interaction(&interaction.id).await.map_err(store_error)?;
+            audit::emit(AuditEvent::ConsentDenied, AuditFields::client(&client.client_id).subject(&session.subject));
             Ok(redirect_error(provider, StatusCode::SEE_OTHER, &interaction.request, &access_denied()))
         }
         _ => Err(error_page(

@@ -13,6 +13,7 @@ use super::pages::{self, LoggedOutPage, LogoutPage, Text};
 use super::respond::{Page, error_page, form_refused, redirect, unavailable, with_cookies};
 use super::text::ENGLISH;
 use super::{Provider, form};
+use crate::audit::{self, AuditEvent, AuditFields};
 use crate::model::Session;
 use crate::protocol::endpoints;
 use crate::protocol::form::FormParams;
@@ -114,7 +115,8 @@ fn hint_matches(hint: Option<&IdTokenClaims>, session: &Session) -> bool {
 
 async fn end_session(provider: &Provider, session: &Session, request: &LogoutRequest) -> PageResult {
     provider.store.delete_session(&session.id).await.map_err(|e| store_failed(provider, e))?;
-    tracing::info!(subject = %session.subject, "session ended by logout");
+    let fields = AuditFields { client_id: request.client_id.as_deref(), ..AuditFields::default() };
+    audit::emit(AuditEvent::Logout, fields.subject(&session.subject));
     let cookie = browser::clear_cookie(provider, SESSION_COOKIE);
     Ok(with_cookies(finish(provider, request), [cookie]))
 }

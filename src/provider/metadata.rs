@@ -1,7 +1,6 @@
 //! Discovery, JWKS, health and the fallbacks.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -41,24 +40,11 @@ pub async fn health() -> Response {
     json(bytes::Bytes::from_static(br#"{"status":"ok"}"#), "no-store")
 }
 
-/// How long readiness waits for the store before calling it missing.
-const READY_STORE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Readiness: 200 only when the store answers and a signing key is loaded; otherwise 503
-/// naming what is missing, so a load balancer stops sending traffic until it recovers.
+/// Readiness: 200 only when the store answers, a signing key is loaded and (with a key
+/// watch) the watch has synced; otherwise 503 naming what is missing, so a load balancer
+/// stops sending traffic until it recovers.
 pub async fn ready(State(provider): State<Arc<Provider>>) -> Response {
-    let mut missing = Vec::new();
-    match tokio::time::timeout(READY_STORE_TIMEOUT, provider.store.ping()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "readiness: the store does not answer");
-            missing.push("store");
-        }
-        Err(_) => missing.push("store"),
-    }
-    if provider.keys.load().signer(None).is_none() {
-        missing.push("signing_key");
-    }
+    let missing = provider.readiness.missing(provider.store.as_ref(), &provider.keys.load()).await;
     let (status, body) = if missing.is_empty() {
         (StatusCode::OK, serde_json::json!({"status": "ready"}))
     } else {

@@ -11,7 +11,9 @@ mod interaction;
 mod introspect;
 mod logout;
 mod metadata;
+mod observe;
 mod pages;
+mod readiness;
 mod register;
 mod respond;
 mod revoke;
@@ -21,22 +23,27 @@ mod user_grants;
 mod userinfo;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use axum::Router;
+use axum::middleware;
 use axum::routing::{get, post};
 use bytes::Bytes;
 
 pub use error::ProtocolError;
+pub use observe::{REQUEST_ID, RequestContext, request_context, with_request_context};
+pub use readiness::Readiness;
 pub use register::RegistrationPolicy;
 pub use user_grants::REFRESH_RACE_GRACE;
 
 use crate::clock::Clock;
 use crate::keys::SharedKeyring;
+use crate::metrics::Metrics;
 use crate::protocol::discovery;
 use crate::protocol::endpoints as path;
 use crate::protocol::scope::Scope;
 use crate::secrets::ClientSecretVerifier;
-use crate::store::Store;
+use crate::store::{InstrumentedStore, Store};
 
 /// Settings of the provider that do not change while it runs. Lifetimes are in seconds.
 #[derive(Debug, Clone)]
@@ -96,6 +103,10 @@ pub struct Provider {
     pub keys: SharedKeyring,
     pub clock: Clock,
     pub secrets: Arc<ClientSecretVerifier>,
+    /// This provider's Prometheus registry.
+    pub metrics: Arc<Metrics>,
+    /// What `/ready` checks.
+    pub readiness: Readiness,
     /// The discovery document, serialized once.
     discovery: Bytes,
 }
@@ -111,7 +122,17 @@ impl Provider {
         let registration = config.registration != RegistrationPolicy::Disabled;
         let discovery =
             Bytes::from(serde_json::to_vec(&discovery::metadata(&config.issuer, id_token_algorithm, registration))?);
-        Ok(Self { config, store, keys, clock, secrets: Arc::default(), discovery })
+        let metrics = Arc::new(Metrics::new());
+        let store: Arc<dyn Store> = Arc::new(InstrumentedStore::new(store, &metrics));
+        let readiness = Readiness::default();
+        Ok(Self { config, store, keys, clock, secrets: Arc::default(), metrics, readiness, discovery })
+    }
+
+    /// Makes `/ready` wait for a key watch (`serve --kubernetes`): not ready while `synced`
+    /// is false. Without this, there is no watch to wait for.
+    pub fn with_key_watch(mut self, synced: Arc<AtomicBool>) -> Self {
+        self.readiness = Readiness::with_key_watch(synced);
+        self
     }
 }
 
@@ -138,7 +159,20 @@ pub fn app(provider: Arc<Provider>) -> Router {
         .route(path::REVOKE, post(revoke::revoke).fallback(metadata::post_only))
         .route(path::HEALTH, get(metadata::health))
         .route(path::READY, get(metadata::ready))
+        .route(path::METRICS, get(observe::metrics))
+        .route_layer(middleware::from_fn(observe::record_route))
         .fallback(metadata::not_found)
-        .with_state(provider);
-    headers::apply(router)
+        .with_state(Arc::clone(&provider));
+    headers::apply(router).layer(middleware::from_fn_with_state(provider, observe::observe))
+}
+
+/// The router of `--metrics-listen`: `/metrics`, `/health` and `/ready` only, so the
+/// scrape port can stay inside the cluster while the main port faces users.
+pub fn metrics_app(provider: Arc<Provider>) -> Router {
+    Router::new()
+        .route(path::METRICS, get(observe::metrics))
+        .route(path::HEALTH, get(metadata::health))
+        .route(path::READY, get(metadata::ready))
+        .fallback(metadata::not_found)
+        .with_state(provider)
 }

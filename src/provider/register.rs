@@ -17,6 +17,7 @@ use super::client_auth::verify_secret;
 use super::form::{MAX_BODY_BYTES, has_media_type};
 use super::token::no_store;
 use super::userinfo::bearer_header;
+use crate::audit::{self, AuditEvent, AuditFields};
 use crate::crd::TokenEndpointAuthMethod;
 use crate::model::{ClientRecord, Registration};
 use crate::protocol::endpoints;
@@ -154,7 +155,8 @@ async fn create(provider: &Provider, peer: SocketAddr, headers: &HeaderMap, body
     let client_id = format!("{CLIENT_ID_PREFIX}{}", secrets::random_token(16).map_err(|_| Failure::Unavailable)?);
     let (record, secret, token) = build(provider, client_id, metadata, None, now).await?;
     provider.store.put_client(record.clone()).await?;
-    tracing::info!(client_id = %record.client_id, "client registered");
+    provider.metrics.client_registered();
+    audit::emit(AuditEvent::ClientRegistered, AuditFields::client(&record.client_id));
     let mut response = information(provider, &record, secret, Some(token)).into_response();
     *response.status_mut() = StatusCode::CREATED;
     Ok(response)
@@ -305,7 +307,7 @@ pub async fn delete(
     let result = async {
         managed(&provider, &headers, &client_id).await?;
         provider.store.delete_client(&client_id).await?;
-        tracing::info!(client_id = %client_id, "client registration deleted");
+        audit::emit(AuditEvent::ClientDeleted, AuditFields::client(&client_id));
         Ok::<_, Failure>(no_store(StatusCode::NO_CONTENT))
     };
     result.await.unwrap_or_else(IntoResponse::into_response)

@@ -12,6 +12,7 @@ use super::error::ProtocolError;
 use super::form::OAuthForm;
 use super::token::no_store;
 use super::user_grants::revoke_grant;
+use crate::audit::{self, AuditEvent, AuditFields};
 use crate::keys::JwtType;
 use crate::protocol::OAuthError;
 use crate::protocol::claims::AccessTokenClaims;
@@ -36,6 +37,8 @@ pub async fn revoke(
             return Err(not_yours().into());
         }
         provider.store.revoke_token(&claims.jti, claims.exp).await?;
+        provider.metrics.token_revoked();
+        audit::emit(AuditEvent::TokenRevoked, AuditFields::client(&client.client_id).subject(&claims.sub));
     } else if let Consumed::Fresh(refresh) | Consumed::Reused(refresh, _) =
         provider.store.peek_refresh_token(&secrets::token_digest(token)).await?
     {
@@ -43,7 +46,11 @@ pub async fn revoke(
             return Err(not_yours().into());
         }
         // RFC 7009 §2.1: revoking a refresh token revokes the grant's access tokens too.
+        let subject = provider.store.grant(&refresh.grant_id).await?.map(|grant| grant.subject);
         revoke_grant(&provider, &refresh.grant_id).await?;
+        provider.metrics.token_revoked();
+        let fields = AuditFields { subject: subject.as_deref(), ..AuditFields::client(&client.client_id) };
+        audit::emit(AuditEvent::TokenRevoked, fields);
     }
     Ok(no_store(()))
 }

@@ -12,10 +12,12 @@ use super::client_auth::authenticate_client;
 use super::error::ProtocolError;
 use super::form::OAuthForm;
 use super::user_grants;
+use crate::audit::{self, AuditEvent, AuditFields};
 use crate::crd::TokenEndpointAuthMethod;
 use crate::keys::JwtType;
 use crate::model::ClientRecord;
 use crate::protocol::OAuthError;
+use crate::protocol::form::FormParams;
 use crate::protocol::scope::Scope;
 use crate::protocol::token::{self, GrantRequest, TokenResponse};
 use crate::secrets;
@@ -28,26 +30,49 @@ pub async fn token(
     headers: HeaderMap,
     OAuthForm(form): OAuthForm,
 ) -> Result<Response, ProtocolError> {
-    let client = authenticate_client(&provider, &headers, &form).await?;
-    let grant = token::parse_grant_request(&form)?;
+    let grant_type = grant_type_label(&form);
+    match exchange(&provider, &headers, &form).await {
+        Ok((client, response)) => {
+            provider.metrics.token_issued(grant_type, &client);
+            Ok(no_store(Json(response)))
+        }
+        Err(error) => {
+            provider.metrics.token_error(grant_type, error.0.code.as_str());
+            Err(error)
+        }
+    }
+}
+
+/// The `grant_type` label: one of the grants we know, so a made-up value adds no series.
+fn grant_type_label(form: &FormParams) -> &'static str {
+    match form.get("grant_type").ok().flatten() {
+        Some("authorization_code") => "authorization_code",
+        Some("refresh_token") => "refresh_token",
+        Some("client_credentials") => "client_credentials",
+        Some(_) => "unsupported",
+        None => "none",
+    }
+}
+
+async fn exchange(
+    provider: &Provider,
+    headers: &HeaderMap,
+    form: &FormParams,
+) -> Result<(Arc<ClientRecord>, TokenResponse), ProtocolError> {
+    let client = authenticate_client(provider, headers, form).await?;
+    let grant = token::parse_grant_request(form)?;
     token::check_grant_allowed(&client, grant.grant_type())?;
     let response = match grant {
         GrantRequest::AuthorizationCode { code, redirect_uri, code_verifier } => {
-            user_grants::authorization_code(
-                &provider,
-                &client,
-                &code,
-                redirect_uri.as_deref(),
-                code_verifier.as_deref(),
-            )
-            .await?
+            user_grants::authorization_code(provider, &client, &code, redirect_uri.as_deref(), code_verifier.as_deref())
+                .await?
         }
         GrantRequest::RefreshToken { refresh_token, scope } => {
-            user_grants::refresh_token(&provider, &client, &refresh_token, scope.as_ref()).await?
+            user_grants::refresh_token(provider, &client, &refresh_token, scope.as_ref()).await?
         }
-        GrantRequest::ClientCredentials { scope } => client_credentials(&provider, &client, scope.as_ref())?,
+        GrantRequest::ClientCredentials { scope } => client_credentials(provider, &client, scope.as_ref())?,
     };
-    Ok(no_store(Json(response)))
+    Ok((client, response))
 }
 
 /// RFC 6749 §4.4: one signature, no store write.
@@ -71,6 +96,7 @@ fn client_credentials(
         provider.config.access_token_ttl,
     );
     let access_token = provider.keys.load().sign(None, JwtType::AccessToken, &grant.claims)?;
+    audit::emit(AuditEvent::TokenIssued, AuditFields::client(&client.client_id).grant_type("client_credentials"));
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",

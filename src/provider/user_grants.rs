@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use crate::audit::{self, AuditEvent, AuditFields};
 use crate::model::{ClientRecord, Grant, RefreshToken, UserRecord};
 use crate::protocol::OAuthError;
 use crate::protocol::claims::Audience;
@@ -66,7 +67,10 @@ pub async fn authorization_code(
         access_tokens: Vec::new(),
     };
     let refresh_scope = refresh.then_some(&code.scope);
-    issue(provider, client, &user, &mut grant, &code.scope, code.nonce, refresh_scope).await
+    let response = issue(provider, client, &user, &mut grant, &code.scope, code.nonce, refresh_scope).await?;
+    let fields = AuditFields::client(&client.client_id).subject(&grant.subject).grant_type("authorization_code");
+    audit::emit(AuditEvent::TokenIssued, fields);
+    Ok(response)
 }
 
 /// RFC 6749 §6 with rotation: the presented refresh token dies, a new one of the same scope
@@ -98,8 +102,11 @@ pub async fn refresh_token(
             return Err(OAuthError::invalid_grant("the refresh token was just used by a concurrent request").into());
         }
         Consumed::Reused(token, _) => {
+            let subject = provider.store.grant(&token.grant_id).await?.map(|grant| grant.subject);
             revoke_grant(provider, &token.grant_id).await?;
             tracing::warn!(client_id = %client.client_id, "refresh token reused; its grant is revoked");
+            let fields = AuditFields { subject: subject.as_deref(), ..AuditFields::client(&client.client_id) };
+            audit::emit(AuditEvent::RefreshReuseDetected, fields);
             return Err(OAuthError::invalid_grant("the refresh token was already used; the grant is revoked").into());
         }
         Consumed::Unknown => return Err(invalid().into()),
@@ -110,7 +117,10 @@ pub async fn refresh_token(
         return Err(invalid().into());
     };
     let scope = token::refresh_scope(requested, &token.scope)?;
-    issue(provider, client, &user, &mut grant, &scope, None, Some(&token.scope)).await
+    let response = issue(provider, client, &user, &mut grant, &scope, None, Some(&token.scope)).await?;
+    let fields = AuditFields::client(&client.client_id).subject(&grant.subject).grant_type("refresh_token");
+    audit::emit(AuditEvent::TokenRefreshed, fields);
+    Ok(response)
 }
 
 /// OIDC Core §11: refresh tokens only with `offline_access`, for clients allowed the grant.

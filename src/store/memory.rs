@@ -44,6 +44,10 @@ impl<T: Clone> Expiring<T> {
         f(entries.get_mut(key))
     }
 
+    fn count_live(&self, now: u64) -> usize {
+        read(&self.entries).values().filter(|(_, expires_at)| *expires_at > now).count()
+    }
+
     fn purge(&self, now: u64) {
         write(&self.entries).retain(|_, (_, expires_at)| *expires_at > now);
     }
@@ -224,6 +228,10 @@ impl Store for MemoryStore {
 
     async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
         Ok(self.sessions.get(id, self.clock.now()))
+    }
+
+    async fn active_sessions(&self) -> Result<u64, StoreError> {
+        Ok(self.sessions.count_live(self.clock.now()) as u64)
     }
 
     async fn delete_session(&self, id: &str) -> Result<(), StoreError> {

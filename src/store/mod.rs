@@ -10,6 +10,7 @@
 //! `portcullis serve` (its module documents the key layout).
 
 mod cache;
+mod instrumented;
 mod memory;
 mod redis;
 
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use instrumented::InstrumentedStore;
 pub use memory::MemoryStore;
 pub use redis::{RedisConfig, RedisStore};
 
@@ -76,6 +78,9 @@ pub trait Store: Send + Sync + 'static {
     async fn session(&self, id: &str) -> Result<Option<Session>, StoreError>;
     /// Ends a session, for every replica at once.
     async fn delete_session(&self, id: &str) -> Result<(), StoreError>;
+    /// How many sessions are stored and unexpired (`portcullis_active_sessions`); cheap
+    /// enough to call at every metrics scrape.
+    async fn active_sessions(&self) -> Result<u64, StoreError>;
 
     /// Stores a browser interaction until `expires_at`.
     async fn put_interaction(&self, interaction: &Interaction, expires_at: u64) -> Result<(), StoreError>;

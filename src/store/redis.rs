@@ -15,6 +15,7 @@
 //! | `P:v1:{users}:subject:<subject>` | username (plain string) | none |
 //! | `P:v1:revoked:<jti>` | `1` | the token's own expiry |
 //! | `P:v1:session:<id>`, `P:v1:interaction:<id>` | the record | as given |
+//! | `P:v1:sessions` | sorted set: SHA-256 of each session id, scored by its expiry (counts active sessions) | the latest session's |
 //! | `P:v1:code:<hash>`, `P:v1:refresh:<hash>` | use marker + the record | as given / the token's |
 //! | `P:v1:grant:<id>` | `Grant` | the grant's `expires_at` |
 //! | `P:v1:consent:<subject length>:<subject>:<client_id>` | `Scope` | as given |
@@ -58,6 +59,7 @@ use super::{Consumed, Store, StoreError};
 use crate::clock::Clock;
 use crate::model::{AuthorizationCode, ClientRecord, Grant, Interaction, RefreshToken, Session, UserRecord};
 use crate::protocol::scope::Scope;
+use crate::secrets::token_digest;
 
 /// The URL schemes of plain, TLS, Sentinel and Cluster deployments.
 const URL_SCHEMES: &[&str] =
@@ -72,6 +74,7 @@ const USER: &str = "{users}:user";
 const SUBJECT: &str = "{users}:subject";
 const REVOKED: &str = "revoked";
 const SESSION: &str = "session";
+const SESSIONS: &str = "sessions";
 const INTERACTION: &str = "interaction";
 const CODE: &str = "code";
 const REFRESH: &str = "refresh";
@@ -129,6 +132,24 @@ static DELETE_USER: LazyLock<Script> = LazyLock::new(|| {
          if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end",
     )
 });
+
+/// Lists session `ARGV[2]` in the index `KEYS[1]` until `ARGV[1]`, drops the ones expired
+/// by `ARGV[3]` (now), and keeps the index alive as long as its latest session.
+static INDEX_SESSION: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        "redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+         redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+         local ttl = redis.call('TTL', KEYS[1])
+         if ttl < 0 or tonumber(ARGV[3]) + ttl < tonumber(ARGV[1]) then redis.call('EXPIREAT', KEYS[1], ARGV[1]) end",
+    )
+});
+
+/// Removes session `ARGV[1]` from the index `KEYS[1]`.
+static UNINDEX_SESSION: LazyLock<Script> = LazyLock::new(|| Script::from_lua("redis.call('ZREM', KEYS[1], ARGV[1])"));
+
+/// Counts the sessions in the index `KEYS[1]` that expire after `ARGV[1]` (now).
+static COUNT_SESSIONS: LazyLock<Script> =
+    LazyLock::new(|| Script::from_lua("return redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], '+inf')"));
 
 /// How to reach Redis.
 #[derive(Clone)]
@@ -218,6 +239,11 @@ impl RedisStore {
 
     fn key(&self, kind: &str, id: &str) -> String {
         format!("{}:v1:{kind}:{id}", self.prefix)
+    }
+
+    /// The index of sessions: it holds digests, never the session ids themselves.
+    fn sessions_key(&self) -> String {
+        format!("{}:v1:{SESSIONS}", self.prefix)
     }
 
     fn clients_key(&self) -> String {
@@ -432,7 +458,12 @@ impl Store for RedisStore {
     }
 
     async fn put_session(&self, session: &Session, expires_at: u64) -> Result<(), StoreError> {
-        self.put_json(SESSION, &session.id, session, expires_at).await
+        self.put_json(SESSION, &session.id, session, expires_at).await?;
+        if expires_at <= self.clock.now() {
+            return Ok(());
+        }
+        let args = vec![expires_at.to_string(), token_digest(&session.id), self.clock.now().to_string()];
+        self.run::<()>(&INDEX_SESSION, vec![self.sessions_key()], args).await
     }
 
     async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
@@ -440,7 +471,14 @@ impl Store for RedisStore {
     }
 
     async fn delete_session(&self, id: &str) -> Result<(), StoreError> {
-        self.delete(SESSION, id).await
+        self.delete(SESSION, id).await?;
+        self.run::<()>(&UNINDEX_SESSION, vec![self.sessions_key()], vec![token_digest(id)]).await
+    }
+
+    async fn active_sessions(&self) -> Result<u64, StoreError> {
+        let now = self.clock.now().to_string();
+        let count: i64 = self.run(&COUNT_SESSIONS, vec![self.sessions_key()], vec![now]).await?;
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 
     async fn put_interaction(&self, interaction: &Interaction, expires_at: u64) -> Result<(), StoreError> {

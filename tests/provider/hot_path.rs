@@ -75,6 +75,9 @@ impl Store for CountingStore {
         self.wrote();
         self.inner.delete_session(id).await
     }
+    async fn active_sessions(&self) -> Result<u64, StoreError> {
+        self.inner.active_sessions().await
+    }
     async fn put_interaction(&self, interaction: &Interaction, expires_at: u64) -> Result<(), StoreError> {
         self.wrote();
         self.inner.put_interaction(interaction, expires_at).await

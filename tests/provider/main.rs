@@ -11,6 +11,7 @@ mod hot_path;
 mod introspection;
 mod logout;
 mod malformed;
+mod metrics;
 mod registration;
 mod revocation;
 mod token;

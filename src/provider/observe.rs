@@ -1,0 +1,201 @@
+//! What every request goes through first: a request id (`x-request-id`, taken from the
+//! caller when sane, generated otherwise, echoed back), a `request` span carrying it so every
+//! log line of the request names it, the caller's W3C `traceparent` when OpenTelemetry is
+//! on, the HTTP metrics, and one access-log line (not for probes and scrapes).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
+use tracing::field::Empty;
+
+use super::Provider;
+use crate::metrics::UNMATCHED;
+use crate::protocol::endpoints;
+
+/// The request id header (de facto standard; also what most proxies set).
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A caller's request id longer than this is replaced rather than logged.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// The request a task is serving, for log and audit fields.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub source_ip: Option<String>,
+}
+
+tokio::task_local! {
+    static CURRENT: RequestContext;
+}
+
+/// The request being served by the current task, if any.
+pub fn request_context() -> Option<RequestContext> {
+    with_request_context(Clone::clone)
+}
+
+/// Runs `f` on the request being served by the current task, without copying it.
+pub fn with_request_context<R>(f: impl FnOnce(&RequestContext) -> R) -> Option<R> {
+    CURRENT.try_with(f).ok()
+}
+
+/// The caller's request id when it is short and made of safe characters (it ends up in
+/// logs, so nothing that could forge a log line), otherwise a fresh one.
+fn request_id(headers: &HeaderMap) -> String {
+    let given = headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()).filter(|id| {
+        !id.is_empty()
+            && id.len() <= MAX_REQUEST_ID_LEN
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/' | b'+' | b'='))
+    });
+    match given {
+        Some(id) => id.to_owned(),
+        None => generated_id(),
+    }
+}
+
+/// 128 random bits; should the system's generator fail, a per-process sequence keeps ids
+/// unique within the process.
+fn generated_id() -> String {
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    crate::secrets::random_token(16)
+        .unwrap_or_else(|_| format!("seq-{}-{}", std::process::id(), SEQUENCE.fetch_add(1, Ordering::Relaxed)))
+}
+
+/// Methods outside this set share one label, so made-up methods cannot add series.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
+/// Probes and scrapes run every few seconds: logging them would drown the rest.
+fn is_quiet(path: &str) -> bool {
+    matches!(path, endpoints::HEALTH | endpoints::READY | endpoints::METRICS)
+}
+
+/// The route template a request matched, handed from [`record_route`] (inside routing) to
+/// [`observe`] (outside it) through the response.
+#[derive(Clone)]
+struct Route(MatchedPath);
+
+/// Runs inside routing, where the matched route is known.
+pub async fn record_route(matched: MatchedPath, request: Request, next: Next) -> Response {
+    tracing::Span::current().record("endpoint", matched.as_str());
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(Route(matched));
+    response
+}
+
+/// The outermost layer of the provider's router.
+pub async fn observe(State(provider): State<Arc<Provider>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = request_id(request.headers());
+    let source_ip = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+    let method = method_label(request.method());
+    let quiet = is_quiet(request.uri().path());
+    let path = request.uri().path();
+    let span = if crate::telemetry::otel_enabled() {
+        tracing::info_span!(
+            "request",
+            request_id = %request_id,
+            method,
+            path,
+            endpoint = Empty,
+            otel.kind = "server",
+            otel.status_code = Empty,
+            http.response.status_code = Empty,
+        )
+    } else {
+        tracing::info_span!("request", request_id = %request_id, method, path, endpoint = Empty)
+    };
+    crate::telemetry::set_remote_parent(&span, request.headers());
+    let context = RequestContext { request_id: request_id.clone(), source_ip };
+    let mut response = CURRENT.scope(context, next.run(request)).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let route = response.extensions_mut().remove::<Route>();
+    let endpoint = route.as_ref().map_or(UNMATCHED, |Route(matched)| matched.as_str());
+    let status = response.status();
+    provider.metrics.observe_request(endpoint, method, status.as_str(), elapsed.as_secs_f64());
+    if crate::telemetry::otel_enabled() {
+        crate::telemetry::rename_span(&span, format!("{method} {endpoint}"));
+        span.record("http.response.status_code", status.as_u16());
+        if status.is_server_error() {
+            span.record("otel.status_code", "error");
+        }
+    }
+    if !quiet {
+        span.in_scope(|| access_log(status.as_u16(), elapsed));
+    }
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID.clone(), value);
+    }
+    response
+}
+
+fn access_log(status: u16, elapsed: Duration) {
+    let duration_ms = elapsed.as_secs_f64() * 1000.0;
+    if status >= 500 {
+        tracing::warn!(status, duration_ms, "request finished");
+    } else {
+        tracing::info!(status, duration_ms, "request finished");
+    }
+}
+
+/// `GET /metrics`: the Prometheus text exposition format.
+pub async fn metrics(State(provider): State<Arc<Provider>>) -> Response {
+    const SESSIONS_TIMEOUT: Duration = Duration::from_secs(1);
+    let sessions = match tokio::time::timeout(SESSIONS_TIMEOUT, provider.store.active_sessions()).await {
+        Ok(Ok(count)) => Some(count),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "metrics: cannot count the active sessions");
+            None
+        }
+        Err(_) => None,
+    };
+    let body = provider.metrics.render(sessions, &provider.keys.load(), provider.clock.now());
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sane_caller_request_id_is_kept_and_anything_else_replaced() {
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(&REQUEST_ID, HeaderValue::from_str(value).unwrap());
+            request_id(&headers)
+        };
+        assert_eq!(with("abc-123_x.y:z"), "abc-123_x.y:z");
+        for forged in ["a b", "x\"}", &"a".repeat(MAX_REQUEST_ID_LEN + 1), ""] {
+            let replaced = with(forged);
+            assert_ne!(replaced, forged);
+            assert!(!replaced.is_empty());
+        }
+        assert_ne!(request_id(&HeaderMap::new()), request_id(&HeaderMap::new()));
+    }
+}
