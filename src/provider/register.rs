@@ -273,9 +273,9 @@ async fn replace(provider: &Provider, client_id: &str, headers: &HeaderMap, body
         return Err(invalid("client_id must be included and match the registered client"));
     }
     if let Some(secret) = map.remove("client_secret") {
-        let matches = match (secret.as_str(), current.secret_hash.clone()) {
+        let matches = match (secret.as_str(), current.secret_hash.as_deref()) {
             (Some(secret), Some(hash)) => {
-                verify_secret(provider, client_id, secret.to_owned(), hash).await.map_err(|_| Failure::Unavailable)?
+                verify_secret(provider, client_id, secret, hash).await.map_err(|_| Failure::Unavailable)?
             }
             _ => false,
         };
