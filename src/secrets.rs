@@ -6,10 +6,12 @@
 //! against: later requests compare digests in constant time, and a changed secret (a new
 //! PHC string) is verified with argon2 again.
 //!
-//! Every argon2 check runs off the async workers and holds one of a few permits (one per
-//! core): each takes 19 MiB for tens of milliseconds, so a burst — a crowd of logins, a
-//! client's first concurrent requests, a flood of wrong secrets — queues instead of running
-//! hundreds at once on Tokio's blocking pool (gigabytes of memory, no faster answers).
+//! Every argon2 computation of a request (secret check, password check, hashing a
+//! registered client's secret) runs off the async workers and holds one of a few permits
+//! (one per core): each takes 19 MiB for tens of milliseconds, so a burst — a crowd of
+//! logins, a client's first concurrent requests, a flood of wrong secrets — queues instead
+//! of running hundreds at once on Tokio's blocking pool (gigabytes of memory, no faster
+//! answers).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -71,7 +73,7 @@ pub fn generate_client_secret() -> Result<String, SecretError> {
 const MEMO_CAPACITY: usize = 10_000;
 
 /// Remembers secrets already verified with argon2, per client, and bounds how many argon2
-/// checks (client secrets and user passwords) run at once.
+/// computations run at once.
 #[derive(Debug)]
 pub struct ClientSecretVerifier {
     memo: RwLock<HashMap<String, (String, [u8; 32])>>,
@@ -102,6 +104,17 @@ impl ClientSecretVerifier {
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             verifier.verify_and_remember(&client_id, &secret, &phc)
+        })
+        .await
+        .ok()
+    }
+
+    /// Hashes a new secret with argon2, within the permits. `None` when it could not run.
+    pub async fn hash(&self, secret: String) -> Option<Result<String, SecretError>> {
+        let permit = Arc::clone(&self.argon2_permits).acquire_owned().await.ok()?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            hash(&secret)
         })
         .await
         .ok()

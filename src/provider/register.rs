@@ -176,10 +176,11 @@ async fn build(
         (_, Some(hash)) => (None, Some(hash)),
         (_, None) => {
             let secret = random(32)?;
-            let to_hash = secret.clone();
-            let hash = tokio::task::spawn_blocking(move || secrets::hash(&to_hash))
+            let hash = provider
+                .secrets
+                .hash(secret.clone())
                 .await
-                .map_err(|_| Failure::Unavailable)?
+                .ok_or(Failure::Unavailable)?
                 .map_err(|_| Failure::Unavailable)?;
             (Some(secret), Some(hash))
         }
