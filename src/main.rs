@@ -110,6 +110,7 @@ struct Unavailable {
 }
 
 fn main() -> ExitCode {
+    return_large_allocations_to_the_os();
     let cli = Cli::parse();
     let default_format = match cli.command {
         Command::Serve(_) | Command::Controller(_) => LogFormat::Json,
@@ -122,6 +123,19 @@ fn main() -> ExitCode {
         Command::Controller(_) => unavailable("controller", "the Kubernetes controller"),
         Command::Crds => print_crds(),
         Command::HashPassword => hash_password(),
+    }
+}
+
+/// glibc raises its mmap threshold to the size of the largest block freed (up to 32 MiB):
+/// after the first argon2 hash (19 MiB) every later one comes from a thread's arena, which
+/// keeps the memory for good — 49 MiB of idle RSS after hashing the manifests' client
+/// secrets at start-up, against 10 MiB with a fixed threshold, which also turns the
+/// threshold's adjustment off so large blocks always go straight back to the OS.
+fn return_large_allocations_to_the_os() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; it runs before any other thread.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
     }
 }
 

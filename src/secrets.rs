@@ -5,9 +5,16 @@
 //! in process memory as a SHA-256 digest, bound to the exact stored hash it was checked
 //! against: later requests compare digests in constant time, and a changed secret (a new
 //! PHC string) is verified with argon2 again.
+//!
+//! Every argon2 computation of a request (secret check, password check, hashing a
+//! registered client's secret) runs off the async workers and holds one of a few permits
+//! (one per core): each takes 19 MiB for tens of milliseconds, so a burst — a crowd of
+//! logins, a client's first concurrent requests, a flood of wrong secrets — queues instead
+//! of running hundreds at once on Tokio's blocking pool (gigabytes of memory, no faster
+//! answers).
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Argon2, PasswordHash};
@@ -65,13 +72,68 @@ pub fn generate_client_secret() -> Result<String, SecretError> {
 /// Most clients whose verified secret is remembered; the memo is cleared when full.
 const MEMO_CAPACITY: usize = 10_000;
 
-/// Remembers secrets already verified with argon2, per client.
-#[derive(Debug, Default)]
+/// Remembers secrets already verified with argon2, per client, and bounds how many argon2
+/// computations run at once.
+#[derive(Debug)]
 pub struct ClientSecretVerifier {
     memo: RwLock<HashMap<String, (String, [u8; 32])>>,
+    argon2_permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for ClientSecretVerifier {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Self { memo: RwLock::default(), argon2_permits: Arc::new(tokio::sync::Semaphore::new(cores)) }
+    }
 }
 
 impl ClientSecretVerifier {
+    /// Checks a client secret: from the memo when this client's current hash was verified
+    /// before, with argon2 otherwise. Concurrent first requests of a client wait for one
+    /// argon2 run rather than each doing their own. `None` when the check could not run.
+    pub async fn verify_client_secret(self: &Arc<Self>, client_id: &str, secret: &str, phc: &str) -> Option<bool> {
+        if let Some(known) = self.check_memo(client_id, secret, phc) {
+            return Some(known);
+        }
+        let permit = Arc::clone(&self.argon2_permits).acquire_owned().await.ok()?;
+        if let Some(known) = self.check_memo(client_id, secret, phc) {
+            return Some(known);
+        }
+        let (verifier, client_id, secret, phc) =
+            (Arc::clone(self), client_id.to_owned(), secret.to_owned(), phc.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            verifier.verify_and_remember(&client_id, &secret, &phc)
+        })
+        .await
+        .ok()
+    }
+
+    /// Hashes a new secret with argon2, within the permits. `None` when it could not run.
+    pub async fn hash(&self, secret: String) -> Option<Result<String, SecretError>> {
+        let permit = Arc::clone(&self.argon2_permits).acquire_owned().await.ok()?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            hash(&secret)
+        })
+        .await
+        .ok()
+    }
+
+    /// Checks a user's password with argon2, within the permits. `None` when the check
+    /// could not run.
+    pub async fn verify_password(&self, password: String, phc: String) -> Option<bool> {
+        // The permit moves into the blocking task, so a caller that gives up (a closed
+        // connection) does not free it before argon2 is done.
+        let permit = Arc::clone(&self.argon2_permits).acquire_owned().await.ok()?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            verify(&password, &phc)
+        })
+        .await
+        .ok()
+    }
+
     /// The fast path: `Some(answer)` when this client's current hash was verified before.
     pub fn check_memo(&self, client_id: &str, secret: &str, phc: &str) -> Option<bool> {
         let memo = self.memo.read().ok()?;

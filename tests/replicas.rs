@@ -225,11 +225,12 @@ async fn parallel_refreshes_on_two_replicas_let_one_win_and_keep_the_family() {
     let prefix = unique_prefix();
     let (a, b) = (Replica::start(&redis, &prefix), Replica::start(&redis, &prefix));
     let code = sign_in(&browser(), &a, &b, "openid offline_access").await;
-    let tokens: Value = token(&a, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)])
-        .await
-        .json()
-        .await
-        .unwrap();
+    let tokens: Value =
+        crate::token(&a, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)])
+            .await
+            .json()
+            .await
+            .unwrap();
     let refresh = tokens["refresh_token"].as_str().unwrap();
     let form = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
     let (first, second) = tokio::join!(token(&a, &form), token(&b, &form));
@@ -248,11 +249,12 @@ async fn every_short_lived_key_the_flows_write_has_an_expiry() {
     let (a, b) = (Replica::start(&redis, &prefix), Replica::start(&redis, &prefix));
     let browser = browser();
     let code = sign_in(&browser, &a, &b, "openid offline_access").await;
-    let tokens: Value = token(&a, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)])
-        .await
-        .json()
-        .await
-        .unwrap();
+    let tokens: Value =
+        crate::token(&a, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)])
+            .await
+            .json()
+            .await
+            .unwrap();
     let access_token = tokens["access_token"].as_str().unwrap();
     reqwest::Client::new()
         .post(b.url("/revoke"))
@@ -404,7 +406,7 @@ fn calls_between(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn hot_path_issuing_costs_no_redis_round_trip_and_validation_one() {
+async fn hot_path_issuing_costs_no_redis_round_trip_and_validation_and_userinfo_one() {
     let redis = RedisServer::start(PASSWORD);
     let a = Replica::start(&redis, &unique_prefix());
     let http = reqwest::Client::new();
@@ -432,4 +434,21 @@ async fn hot_path_issuing_costs_no_redis_round_trip_and_validation_one() {
     }
     let after_validating = commands_served(&redis);
     assert_eq!(calls_between(&after_issuing, &after_validating), 10, "one deny-list check per validation");
+
+    let code = sign_in(&browser(), &a, &a, "openid profile").await;
+    let tokens: Value =
+        crate::token(&a, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)])
+            .await
+            .json()
+            .await
+            .unwrap();
+    let user_token = tokens["access_token"].as_str().unwrap().to_owned();
+    let userinfo = || http.get(a.url("/userinfo")).bearer_auth(&user_token).send();
+    assert_eq!(userinfo().await.unwrap().status(), 200, "warms the user into the replica's directory cache");
+    let before = commands_served(&redis);
+    for _ in 0..10 {
+        assert_eq!(userinfo().await.unwrap().status(), 200);
+    }
+    let after_userinfo = commands_served(&redis);
+    assert_eq!(calls_between(&before, &after_userinfo), 10, "one deny-list check per userinfo: {after_userinfo:?}");
 }

@@ -30,10 +30,10 @@ pub async fn authenticate_client(
     let client =
         provider.store.client(&presented.client_id).await?.ok_or_else(|| OAuthError::invalid_client(FAILED))?;
     check_method(client.auth_method, &presented)?;
-    let (Some(secret), Some(hash)) = (presented.secret, client.secret_hash.clone()) else {
+    let (Some(secret), Some(hash)) = (presented.secret, client.secret_hash.as_deref()) else {
         return if client.secret_hash.is_none() { Ok(client) } else { Err(OAuthError::invalid_client(FAILED).into()) };
     };
-    if verify_secret(provider, &client.client_id, secret, hash).await? {
+    if verify_secret(provider, &client.client_id, &secret, hash).await? {
         Ok(client)
     } else {
         Err(OAuthError::invalid_client(FAILED).into())
@@ -41,20 +41,8 @@ pub async fn authenticate_client(
 }
 
 /// Checks a client secret against its stored hash: the in-memory digest when this client's
-/// current hash was verified before, argon2 otherwise — which takes milliseconds of CPU,
-/// so it runs off the async workers.
-pub async fn verify_secret(
-    provider: &Provider,
-    client_id: &str,
-    secret: String,
-    hash: String,
-) -> Result<bool, OAuthError> {
-    if let Some(verified) = provider.secrets.check_memo(client_id, &secret, &hash) {
-        return Ok(verified);
-    }
-    let verifier = Arc::clone(&provider.secrets);
-    let client_id = client_id.to_owned();
-    tokio::task::spawn_blocking(move || verifier.verify_and_remember(&client_id, &secret, &hash))
-        .await
-        .map_err(|_| OAuthError::server_error())
+/// current hash was verified before, argon2 (off the async workers, a few at a time)
+/// otherwise.
+pub async fn verify_secret(provider: &Provider, client_id: &str, secret: &str, hash: &str) -> Result<bool, OAuthError> {
+    provider.secrets.verify_client_secret(client_id, secret, hash).await.ok_or_else(OAuthError::server_error)
 }

@@ -133,7 +133,7 @@ async fn authenticate(
     }
     let user = provider.store.user_by_username(&username).await.map_err(store_error)?;
     let hash = user.as_ref().map_or_else(|| decoy_hash().to_owned(), |u| u.password_hash.clone());
-    let password_ok = tokio::task::spawn_blocking(move || secrets::verify(&password, &hash)).await.unwrap_or(false);
+    let password_ok = provider.secrets.verify_password(password, hash).await.unwrap_or(false);
     let user = match user {
         Some(user) if password_ok && !user.disabled && !username.is_empty() => user,
         _ => {

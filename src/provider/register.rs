@@ -178,10 +178,11 @@ async fn build(
         (_, Some(hash)) => (None, Some(hash)),
         (_, None) => {
             let secret = random(32)?;
-            let to_hash = secret.clone();
-            let hash = tokio::task::spawn_blocking(move || secrets::hash(&to_hash))
+            let hash = provider
+                .secrets
+                .hash(secret.clone())
                 .await
-                .map_err(|_| Failure::Unavailable)?
+                .ok_or(Failure::Unavailable)?
                 .map_err(|_| Failure::Unavailable)?;
             (Some(secret), Some(hash))
         }
@@ -275,9 +276,9 @@ async fn replace(provider: &Provider, client_id: &str, headers: &HeaderMap, body
         return Err(invalid("client_id must be included and match the registered client"));
     }
     if let Some(secret) = map.remove("client_secret") {
-        let matches = match (secret.as_str(), current.secret_hash.clone()) {
+        let matches = match (secret.as_str(), current.secret_hash.as_deref()) {
             (Some(secret), Some(hash)) => {
-                verify_secret(provider, client_id, secret.to_owned(), hash).await.map_err(|_| Failure::Unavailable)?
+                verify_secret(provider, client_id, secret, hash).await.map_err(|_| Failure::Unavailable)?
             }
             _ => false,
         };
