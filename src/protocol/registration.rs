@@ -139,7 +139,7 @@ pub fn validate(mut metadata: ClientMetadata, allowed_scopes: &Scope) -> Result<
     if metadata.contacts.len() > MAX_CONTACTS {
         return Err(metadata_error(format!("at most {MAX_CONTACTS} contacts")));
     }
-    let strings = [&metadata.client_name, &metadata.software_id, &metadata.software_version];
+    let strings = [&metadata.client_name, &metadata.software_id, &metadata.software_version, &metadata.scope];
     if strings
         .iter()
         .filter_map(|s| s.as_deref())

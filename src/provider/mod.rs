@@ -9,6 +9,7 @@ mod form;
 mod headers;
 mod interaction;
 mod introspect;
+mod limits;
 mod logout;
 mod metadata;
 mod pages;
@@ -26,6 +27,7 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 
 pub use error::ProtocolError;
+pub use limits::{MAX_HEADER_BYTES, MAX_HEADERS};
 pub use register::RegistrationPolicy;
 pub use user_grants::REFRESH_RACE_GRACE;
 
@@ -139,5 +141,5 @@ pub fn app(provider: Arc<Provider>) -> Router {
         .route(path::READY, get(metadata::ready))
         .fallback(metadata::not_found)
         .with_state(provider);
-    headers::apply(router)
+    headers::apply(limits::apply(router))
 }

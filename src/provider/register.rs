@@ -19,10 +19,10 @@ use super::token::no_store;
 use super::userinfo::bearer_header;
 use crate::crd::TokenEndpointAuthMethod;
 use crate::model::{ClientRecord, Registration};
-use crate::protocol::endpoints;
 use crate::protocol::registration::{
     CLIENT_ID_PREFIX, ClientInformation, ClientMetadata, RegistrationError, RegistrationErrorCode, validate,
 };
+use crate::protocol::{endpoints, error_description};
 use crate::secrets;
 use crate::store::StoreError;
 
@@ -59,7 +59,7 @@ struct ErrorBody<'a> {
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        let (status, error, description): (StatusCode, &str, String) = match &self {
+        let (status, error, raw_description): (StatusCode, &str, String) = match &self {
             Failure::Invalid(e) => (StatusCode::BAD_REQUEST, e.code.as_str(), e.description.clone()),
             Failure::Unauthorized(d) => (StatusCode::UNAUTHORIZED, "invalid_token", (*d).to_owned()),
             Failure::Forbidden => (StatusCode::FORBIDDEN, "access_denied", "client registration is disabled".into()),
@@ -72,6 +72,7 @@ impl IntoResponse for Failure {
                 "the service is temporarily unavailable".into(),
             ),
         };
+        let description = error_description(&raw_description);
         let mut response = no_store((status, Json(ErrorBody { error, error_description: &description })));
         if matches!(self, Failure::Unauthorized(_)) {
             let challenge =
