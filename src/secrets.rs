@@ -16,6 +16,29 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+/// A secret value from a request (a client secret, a password): wiped from memory when
+/// dropped, and never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(Zeroizing<String>);
+
+impl SecretString {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(Zeroizing::new(value.into()))
+    }
+
+    /// The secret itself, for checking it; never for logging.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretString(<redacted>)")
+    }
+}
 
 /// Failures hashing a secret.
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +171,13 @@ mod tests {
         let new = hash("new").unwrap();
         assert!(!check(&verifier, "app", "old", &new));
         assert!(check(&verifier, "app", "new", &new));
+    }
+
+    #[test]
+    fn secret_string_debug_redacts_the_secret() {
+        let secret = SecretString::new("hunter2-client-secret");
+        assert!(!format!("{secret:?}").contains("hunter2"));
+        assert_eq!(secret.expose(), "hunter2-client-secret");
     }
 
     #[test]

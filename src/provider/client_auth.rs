@@ -11,6 +11,7 @@ use crate::model::ClientRecord;
 use crate::protocol::OAuthError;
 use crate::protocol::client_auth::{check_method, presented_client};
 use crate::protocol::form::FormParams;
+use crate::secrets::SecretString;
 
 /// One message for every failure, so responses do not tell which client ids exist.
 const FAILED: &str = "client authentication failed";
@@ -46,15 +47,15 @@ pub async fn authenticate_client(
 pub async fn verify_secret(
     provider: &Provider,
     client_id: &str,
-    secret: String,
+    secret: SecretString,
     hash: String,
 ) -> Result<bool, OAuthError> {
-    if let Some(verified) = provider.secrets.check_memo(client_id, &secret, &hash) {
+    if let Some(verified) = provider.secrets.check_memo(client_id, secret.expose(), &hash) {
         return Ok(verified);
     }
     let verifier = Arc::clone(&provider.secrets);
     let client_id = client_id.to_owned();
-    tokio::task::spawn_blocking(move || verifier.verify_and_remember(&client_id, &secret, &hash))
+    tokio::task::spawn_blocking(move || verifier.verify_and_remember(&client_id, secret.expose(), &hash))
         .await
         .map_err(|_| OAuthError::server_error())
 }

@@ -117,7 +117,7 @@ async fn authenticate(
     address: &str,
 ) -> PageResult {
     let username = form.get("username").ok().flatten().unwrap_or("").trim().to_owned();
-    let password = form.get("password").ok().flatten().unwrap_or("").to_owned();
+    let password = secrets::SecretString::new(form.get("password").ok().flatten().unwrap_or(""));
     let store_error = |e| store_failed(provider, e);
     let user_key = format!("user:{username}");
     let address_key = format!("address:{address}");
@@ -136,7 +136,8 @@ async fn authenticate(
     }
     let user = provider.store.user_by_username(&username).await.map_err(store_error)?;
     let hash = user.as_ref().map_or_else(|| decoy_hash().to_owned(), |u| u.password_hash.clone());
-    let password_ok = tokio::task::spawn_blocking(move || secrets::verify(&password, &hash)).await.unwrap_or(false);
+    let password_ok =
+        tokio::task::spawn_blocking(move || secrets::verify(password.expose(), &hash)).await.unwrap_or(false);
     let user = match user {
         Some(user) if password_ok && !user.disabled && !username.is_empty() => user,
         _ => {

@@ -27,7 +27,7 @@ use crate::secrets;
 use crate::store::StoreError;
 
 /// Who may register clients.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum RegistrationPolicy {
     /// Anyone (rate-limited per address).
     Open,
@@ -35,6 +35,17 @@ pub enum RegistrationPolicy {
     Token(String),
     /// Nobody: the endpoint answers 403 and is not advertised.
     Disabled,
+}
+
+/// The initial access token is a secret: `Debug` (and so the logged configuration) hides it.
+impl std::fmt::Debug for RegistrationPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RegistrationPolicy::Open => f.write_str("Open"),
+            RegistrationPolicy::Token(_) => f.write_str("Token(<redacted>)"),
+            RegistrationPolicy::Disabled => f.write_str("Disabled"),
+        }
+    }
 }
 
 /// Registrations allowed per client address within [`RATE_WINDOW`] seconds.
@@ -275,9 +286,9 @@ async fn replace(provider: &Provider, client_id: &str, headers: &HeaderMap, body
     }
     if let Some(secret) = map.remove("client_secret") {
         let matches = match (secret.as_str(), current.secret_hash.clone()) {
-            (Some(secret), Some(hash)) => {
-                verify_secret(provider, client_id, secret.to_owned(), hash).await.map_err(|_| Failure::Unavailable)?
-            }
+            (Some(secret), Some(hash)) => verify_secret(provider, client_id, secrets::SecretString::new(secret), hash)
+                .await
+                .map_err(|_| Failure::Unavailable)?,
             _ => false,
         };
         if !matches {
@@ -310,4 +321,15 @@ pub async fn delete(
         Ok::<_, Failure>(no_store(StatusCode::NO_CONTENT))
     };
     result.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registration_policy_debug_redacts_the_initial_access_token() {
+        let debug = format!("{:?}", RegistrationPolicy::Token("initial-token-value".into()));
+        assert_eq!(debug, "Token(<redacted>)");
+    }
 }
