@@ -26,10 +26,13 @@ use axum::Router;
 use axum::routing::{get, post};
 use bytes::Bytes;
 
+/// The request-header parsers, public for the fuzz targets (`fuzz/`).
+pub use browser::{cookie, tokens_match};
 pub use error::ProtocolError;
 pub use limits::{MAX_HEADER_BYTES, MAX_HEADERS};
 pub use register::RegistrationPolicy;
 pub use user_grants::REFRESH_RACE_GRACE;
+pub use userinfo::{BearerError, bearer_header};
 
 use crate::clock::Clock;
 use crate::keys::SharedKeyring;
