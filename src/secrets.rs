@@ -23,6 +23,29 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+/// A secret value from a request (a client secret, a password): wiped from memory when
+/// dropped, and never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(Zeroizing<String>);
+
+impl SecretString {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(Zeroizing::new(value.into()))
+    }
+
+    /// The secret itself, for checking it; never for logging.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretString(<redacted>)")
+    }
+}
 
 /// Failures hashing a secret.
 #[derive(Debug, thiserror::Error)]
@@ -100,21 +123,21 @@ impl ClientSecretVerifier {
             return Some(known);
         }
         let (verifier, client_id, secret, phc) =
-            (Arc::clone(self), client_id.to_owned(), secret.to_owned(), phc.to_owned());
+            (Arc::clone(self), client_id.to_owned(), SecretString::new(secret), phc.to_owned());
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            verifier.verify_and_remember(&client_id, &secret, &phc)
+            verifier.verify_and_remember(&client_id, secret.expose(), &phc)
         })
         .await
         .ok()
     }
 
     /// Hashes a new secret with argon2, within the permits. `None` when it could not run.
-    pub async fn hash(&self, secret: String) -> Option<Result<String, SecretError>> {
+    pub async fn hash(&self, secret: SecretString) -> Option<Result<String, SecretError>> {
         let permit = Arc::clone(&self.argon2_permits).acquire_owned().await.ok()?;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            hash(&secret)
+            hash(secret.expose())
         })
         .await
         .ok()
@@ -122,13 +145,13 @@ impl ClientSecretVerifier {
 
     /// Checks a user's password with argon2, within the permits. `None` when the check
     /// could not run.
-    pub async fn verify_password(&self, password: String, phc: String) -> Option<bool> {
+    pub async fn verify_password(&self, password: SecretString, phc: String) -> Option<bool> {
         // The permit moves into the blocking task, so a caller that gives up (a closed
         // connection) does not free it before argon2 is done.
         let permit = Arc::clone(&self.argon2_permits).acquire_owned().await.ok()?;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            verify(&password, &phc)
+            verify(password.expose(), &phc)
         })
         .await
         .ok()
@@ -210,6 +233,13 @@ mod tests {
         let new = hash("new").unwrap();
         assert!(!check(&verifier, "app", "old", &new));
         assert!(check(&verifier, "app", "new", &new));
+    }
+
+    #[test]
+    fn secret_string_debug_redacts_the_secret() {
+        let secret = SecretString::new("hunter2-client-secret");
+        assert!(!format!("{secret:?}").contains("hunter2"));
+        assert_eq!(secret.expose(), "hunter2-client-secret");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use kube::ResourceExt;
+use zeroize::Zeroizing;
 
 use super::manifests::{DEFAULT_NAMESPACE, ManifestSet, Origin};
 use super::reconcile::{self, GeneratedCredentials, ReconcileError};
@@ -121,11 +122,11 @@ async fn shared_key(
     rsa_bits: Option<u32>,
 ) -> Result<KeyPair, KeyError> {
     let (candidate, pkcs8) = KeyPair::generate(algorithm, rsa_bits)?;
-    let encoded = STANDARD.encode(&pkcs8);
-    let kept = store.claim(name, &encoded).await.map_err(|e| KeyError::Store(e.to_string()))?;
+    let encoded = Zeroizing::new(STANDARD.encode(&pkcs8));
+    let kept = Zeroizing::new(store.claim(name, &encoded).await.map_err(|e| KeyError::Store(e.to_string()))?);
     if kept == encoded {
         return Ok(candidate);
     }
-    let pkcs8 = STANDARD.decode(kept).map_err(|_| KeyError::InvalidPrivateKey(algorithm))?;
+    let pkcs8 = Zeroizing::new(STANDARD.decode(kept.as_bytes()).map_err(|_| KeyError::InvalidPrivateKey(algorithm))?);
     KeyPair::from_pkcs8(algorithm, &pkcs8)
 }

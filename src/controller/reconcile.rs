@@ -97,13 +97,24 @@ pub fn credentials_secret_name(client: &OidcClient) -> String {
 }
 
 /// Credentials generated for a confidential client whose Secret has none: the controller
-/// writes them to the Secret, `portcullis dev` prints them once.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// writes them to the Secret, `portcullis dev` prints them once. `Debug` redacts the secret.
+#[derive(Clone, PartialEq, Eq)]
 pub struct GeneratedCredentials {
     pub namespace: String,
     pub secret_name: String,
     pub client_id: String,
     pub client_secret: String,
+}
+
+impl std::fmt::Debug for GeneratedCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GeneratedCredentials")
+            .field("namespace", &self.namespace)
+            .field("secret_name", &self.secret_name)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .finish()
+    }
 }
 
 /// The outcome of reconciling a client.
@@ -433,5 +444,17 @@ mod tests {
         assert_eq!(plan_signing_key(&key(None, "720h")).unwrap().rotation_period, Duration::from_secs(720 * 3600));
         assert!(matches!(plan_signing_key(&key(Some(1024), "720h")).unwrap_err().problem, Problem::InvalidRsaBits));
         assert!(plan_signing_key(&key(None, "forever")).is_err());
+    }
+
+    #[test]
+    fn generated_credentials_debug_redacts_the_secret() {
+        let generated = GeneratedCredentials {
+            namespace: "ns".into(),
+            secret_name: "app-credentials".into(),
+            client_id: "app".into(),
+            client_secret: "generated-secret-value".into(),
+        };
+        let debug = format!("{generated:?}");
+        assert!(debug.contains("app-credentials") && !debug.contains("generated-secret-value"), "{debug}");
     }
 }

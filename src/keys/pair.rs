@@ -12,6 +12,7 @@ use aws_lc_rs::signature::{
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey};
+use zeroize::Zeroizing;
 
 use super::jwk::{Jwk, PublicParams};
 use super::jws::JwtType;
@@ -58,9 +59,13 @@ impl fmt::Debug for KeyPair {
 }
 
 impl KeyPair {
-    /// Generates a new key; also returns its PKCS#8 encoding for safekeeping.
-    pub fn generate(algorithm: SigningAlgorithm, rsa_bits: Option<u32>) -> Result<(Self, Vec<u8>), KeyError> {
-        let pkcs8 = match algorithm {
+    /// Generates a new key; also returns its PKCS#8 encoding for safekeeping, wiped when
+    /// the caller drops it.
+    pub fn generate(
+        algorithm: SigningAlgorithm,
+        rsa_bits: Option<u32>,
+    ) -> Result<(Self, Zeroizing<Vec<u8>>), KeyError> {
+        let pkcs8 = Zeroizing::new(match algorithm {
             SigningAlgorithm::RS256 => {
                 let size = match rsa_bits.unwrap_or(2048) {
                     2048 => KeySize::Rsa2048,
@@ -81,7 +86,7 @@ impl KeyPair {
                 .map_err(|_| KeyError::Generation)?
                 .as_ref()
                 .to_vec(),
-        };
+        });
         Ok((Self::from_pkcs8(algorithm, &pkcs8)?, pkcs8))
     }
 

@@ -7,12 +7,14 @@ use base64::engine::general_purpose::STANDARD;
 use super::OAuthError;
 use super::form::{FormParams, decode_component};
 use crate::crd::TokenEndpointAuthMethod;
+use crate::secrets::SecretString;
 
-/// The credentials a request presented, and the method it used to present them.
+/// The credentials a request presented, and the method it used to present them. The
+/// secret is wiped on drop and redacted from `Debug`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PresentedClient {
     pub client_id: String,
-    pub secret: Option<String>,
+    pub secret: Option<SecretString>,
     pub method: TokenEndpointAuthMethod,
 }
 
@@ -34,7 +36,7 @@ pub fn presented_client(authorization: Option<&str>, form: &FormParams) -> Resul
         }
         return Ok(PresentedClient {
             client_id: id,
-            secret: Some(secret),
+            secret: Some(SecretString::new(secret)),
             method: TokenEndpointAuthMethod::ClientSecretBasic,
         });
     }
@@ -42,7 +44,7 @@ pub fn presented_client(authorization: Option<&str>, form: &FormParams) -> Resul
         return Err(OAuthError::invalid_client("client authentication is required"));
     };
     let (secret, method) = match body_secret {
-        Some(secret) => (Some(secret.to_owned()), TokenEndpointAuthMethod::ClientSecretPost),
+        Some(secret) => (Some(SecretString::new(secret)), TokenEndpointAuthMethod::ClientSecretPost),
         None => (None, TokenEndpointAuthMethod::None),
     };
     Ok(PresentedClient { client_id: client_id.to_owned(), secret, method })
@@ -92,7 +94,7 @@ mod tests {
         let header = basic("my%3Aclient:p%40ss+word");
         let client = presented_client(Some(&header), &form("")).unwrap();
         assert_eq!(client.client_id, "my:client");
-        assert_eq!(client.secret.as_deref(), Some("p@ss word"));
+        assert_eq!(client.secret.as_ref().map(SecretString::expose), Some("p@ss word"));
         assert_eq!(client.method, TokenEndpointAuthMethod::ClientSecretBasic);
     }
 
@@ -100,14 +102,14 @@ mod tests {
     fn rfc6749_2_3_1_body_credentials_are_client_secret_post() {
         let client = presented_client(None, &form("client_id=app&client_secret=s")).unwrap();
         assert_eq!(client.method, TokenEndpointAuthMethod::ClientSecretPost);
-        assert_eq!(client.secret.as_deref(), Some("s"));
+        assert_eq!(client.secret.as_ref().map(SecretString::expose), Some("s"));
     }
 
     #[test]
     fn client_id_alone_is_a_public_client() {
         let client = presented_client(None, &form("client_id=spa")).unwrap();
         assert_eq!(client.method, TokenEndpointAuthMethod::None);
-        assert_eq!(client.secret, None);
+        assert!(client.secret.is_none());
     }
 
     #[test]
@@ -140,6 +142,17 @@ mod tests {
                 ErrorCode::InvalidClient,
                 "{header}"
             );
+        }
+    }
+
+    #[test]
+    fn presented_client_debug_redacts_the_secret() {
+        let header = basic("app:basic-secret-value");
+        let basic_client = presented_client(Some(&header), &form("")).unwrap();
+        let post_client = presented_client(None, &form("client_id=app&client_secret=post-secret-value")).unwrap();
+        for client in [basic_client, post_client] {
+            let debug = format!("{client:?}");
+            assert!(!debug.contains("secret-value") && debug.contains("app"), "{debug}");
         }
     }
 

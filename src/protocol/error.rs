@@ -60,6 +60,19 @@ impl fmt::Display for ErrorCode {
     }
 }
 
+/// RFC 6749 §5.2: `error_description` may only use `%x20-21 / %x23-5B / %x5D-7E` (printable
+/// ASCII without `"` and `\`). Descriptions sometimes quote what the client sent (a
+/// parameter name, a JSON parser's message), so every other character becomes `?` here,
+/// where errors leave the provider.
+pub fn error_description(description: &str) -> Cow<'_, str> {
+    let allowed = |c: char| matches!(c, '\x20'..='\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E');
+    if description.chars().all(allowed) {
+        Cow::Borrowed(description)
+    } else {
+        Cow::Owned(description.chars().map(|c| if allowed(c) { c } else { '?' }).collect())
+    }
+}
+
 /// A protocol error: a registered code plus a description safe to show the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {description}")]
@@ -101,5 +114,16 @@ impl OAuthError {
     /// The store or another dependency is unreachable; the client may retry.
     pub fn temporarily_unavailable() -> Self {
         Self::new(ErrorCode::TemporarilyUnavailable, "the service is temporarily unavailable, retry later")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc6749_5_2_error_description_keeps_only_the_allowed_characters() {
+        assert_eq!(error_description("parameter `scope` is too long"), "parameter `scope` is too long");
+        assert_eq!(error_description("invalid type: string \"x\\y\"\n\u{e9}"), "invalid type: string ?x?y???");
     }
 }

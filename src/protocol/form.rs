@@ -5,6 +5,9 @@
 //! UTF-8 are refused instead of being silently repaired, and sizes are bounded.
 
 use std::collections::HashMap;
+use std::fmt;
+
+use zeroize::Zeroize;
 
 use super::OAuthError;
 
@@ -14,9 +17,27 @@ pub const MAX_VALUE_LEN: usize = 8 * 1024;
 pub const MAX_PARAMETERS: usize = 64;
 
 /// Decoded parameters of one request, each name mapped to every value it was sent with.
-#[derive(Debug, Default, Clone)]
+/// Values include passwords and client secrets: they are wiped on drop, and `Debug` shows
+/// the parameter names only.
+#[derive(Default, Clone)]
 pub struct FormParams {
     values: HashMap<String, Vec<String>>,
+}
+
+impl fmt::Debug for FormParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names: Vec<&str> = self.values.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        f.debug_struct("FormParams").field("names", &names).finish_non_exhaustive()
+    }
+}
+
+impl Drop for FormParams {
+    fn drop(&mut self) {
+        for values in self.values.values_mut() {
+            values.zeroize();
+        }
+    }
 }
 
 impl FormParams {
@@ -138,6 +159,14 @@ mod tests {
     fn too_many_parameters_is_invalid_request() {
         let body: Vec<String> = (0..=MAX_PARAMETERS).map(|i| format!("p{i}=1")).collect();
         assert!(FormParams::parse(body.join("&").as_bytes()).is_err());
+    }
+
+    #[test]
+    fn debug_shows_names_but_no_values() {
+        let form = FormParams::parse(b"client_secret=s3cr3t-value&password=pa55-value&username=alice").unwrap();
+        let debug = format!("{form:?}");
+        assert!(debug.contains("client_secret") && debug.contains("password"), "{debug}");
+        assert!(!debug.contains("s3cr3t") && !debug.contains("pa55") && !debug.contains("alice"), "{debug}");
     }
 
     #[test]

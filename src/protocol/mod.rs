@@ -19,4 +19,4 @@ pub mod scope;
 pub mod token;
 pub mod userinfo;
 
-pub use error::{ErrorCode, OAuthError};
+pub use error::{ErrorCode, OAuthError, error_description};

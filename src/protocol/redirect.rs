@@ -100,7 +100,8 @@ pub fn append_query(redirect_uri: &str, params: &[(&str, &str)]) -> String {
 ///
 /// Only call this with a redirect URI already verified for the client.
 pub fn error_redirect(redirect_uri: &str, error: &OAuthError, state: Option<&str>, issuer: &str) -> String {
-    let mut params = vec![("error", error.code.as_str()), ("error_description", error.description.as_ref())];
+    let description = super::error_description(&error.description);
+    let mut params = vec![("error", error.code.as_str()), ("error_description", description.as_ref())];
     if let Some(state) = state {
         params.push(("state", state));
     }

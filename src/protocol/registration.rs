@@ -139,7 +139,7 @@ pub fn validate(mut metadata: ClientMetadata, allowed_scopes: &Scope) -> Result<
     if metadata.contacts.len() > MAX_CONTACTS {
         return Err(metadata_error(format!("at most {MAX_CONTACTS} contacts")));
     }
-    let strings = [&metadata.client_name, &metadata.software_id, &metadata.software_version];
+    let strings = [&metadata.client_name, &metadata.software_id, &metadata.software_version, &metadata.scope];
     if strings
         .iter()
         .filter_map(|s| s.as_deref())
@@ -254,8 +254,8 @@ fn check_web_uri(name: &str, value: &str) -> Result<(), RegistrationError> {
 }
 
 /// The RFC 7591 §3.2.1 response: the metadata plus the client's credentials and the
-/// RFC 7592 management credentials.
-#[derive(Debug, Clone, Serialize)]
+/// RFC 7592 management credentials, which `Debug` redacts.
+#[derive(Clone, Serialize)]
 pub struct ClientInformation {
     pub client_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -269,6 +269,21 @@ pub struct ClientInformation {
     pub registration_client_uri: String,
     #[serde(flatten)]
     pub metadata: ClientMetadata,
+}
+
+impl std::fmt::Debug for ClientInformation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |value: &Option<String>| value.as_ref().map(|_| "<redacted>");
+        f.debug_struct("ClientInformation")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &redacted(&self.client_secret))
+            .field("client_id_issued_at", &self.client_id_issued_at)
+            .field("client_secret_expires_at", &self.client_secret_expires_at)
+            .field("registration_access_token", &redacted(&self.registration_access_token))
+            .field("registration_client_uri", &self.registration_client_uri)
+            .field("metadata", &self.metadata)
+            .finish()
+    }
 }
 
 #[cfg(test)]
@@ -382,5 +397,21 @@ mod tests {
             check(serde_json::json!({"redirect_uris": ["https://a.example/cb"], "logo_uri": "javascript:alert(1)"}))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn client_information_debug_redacts_the_secret_and_registration_token() {
+        let information = ClientInformation {
+            client_id: "dcr_abc".into(),
+            client_secret: Some("client-secret-value".into()),
+            client_id_issued_at: 1,
+            client_secret_expires_at: Some(0),
+            registration_access_token: Some("registration-token-value".into()),
+            registration_client_uri: "https://id.example/register/dcr_abc".into(),
+            metadata: ClientMetadata::default(),
+        };
+        let debug = format!("{information:?}");
+        assert!(debug.contains("dcr_abc") && debug.contains("<redacted>"), "{debug}");
+        assert!(!debug.contains("client-secret-value") && !debug.contains("registration-token-value"), "{debug}");
     }
 }

@@ -33,7 +33,7 @@ pub async fn authenticate_client(
     let (Some(secret), Some(hash)) = (presented.secret, client.secret_hash.as_deref()) else {
         return if client.secret_hash.is_none() { Ok(client) } else { Err(OAuthError::invalid_client(FAILED).into()) };
     };
-    if verify_secret(provider, &client.client_id, &secret, hash).await? {
+    if verify_secret(provider, &client.client_id, secret.expose(), hash).await? {
         Ok(client)
     } else {
         Err(OAuthError::invalid_client(FAILED).into())

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::keys::KeyError;
-use crate::protocol::{ErrorCode, OAuthError};
+use crate::protocol::{ErrorCode, OAuthError, error_description};
 use crate::secrets::SecretError;
 use crate::store::StoreError;
 
@@ -60,8 +60,10 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
 impl IntoResponse for ProtocolError {
     fn into_response(self) -> Response {
         let OAuthError { code, description } = &self.0;
-        let mut response = (status_of(*code), Json(ErrorBody { error: code.as_str(), error_description: description }))
-            .into_response();
+        let description = error_description(description);
+        let mut response =
+            (status_of(*code), Json(ErrorBody { error: code.as_str(), error_description: &description }))
+                .into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));

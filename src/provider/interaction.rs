@@ -113,7 +113,7 @@ async fn authenticate(
     address: &str,
 ) -> PageResult {
     let username = form.get("username").ok().flatten().unwrap_or("").trim().to_owned();
-    let password = form.get("password").ok().flatten().unwrap_or("").to_owned();
+    let password = secrets::SecretString::new(form.get("password").ok().flatten().unwrap_or(""));
     let store_error = |e| store_failed(provider, e);
     let user_key = format!("user:{username}");
     let address_key = format!("address:{address}");

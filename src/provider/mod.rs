@@ -9,6 +9,7 @@ mod form;
 mod headers;
 mod interaction;
 mod introspect;
+mod limits;
 mod logout;
 mod metadata;
 mod observe;
@@ -30,11 +31,15 @@ use axum::middleware;
 use axum::routing::{get, post};
 use bytes::Bytes;
 
+/// The request-header parsers, public for the fuzz targets (`fuzz/`).
+pub use browser::{cookie, tokens_match};
 pub use error::ProtocolError;
+pub use limits::{MAX_HEADER_BYTES, MAX_HEADERS};
 pub use observe::{REQUEST_ID, RequestContext, request_context, with_request_context};
 pub use readiness::Readiness;
 pub use register::RegistrationPolicy;
 pub use user_grants::REFRESH_RACE_GRACE;
+pub use userinfo::{BearerError, bearer_header};
 
 use crate::clock::Clock;
 use crate::keys::SharedKeyring;
@@ -163,7 +168,7 @@ pub fn app(provider: Arc<Provider>) -> Router {
         .route_layer(middleware::from_fn(observe::record_route))
         .fallback(metadata::not_found)
         .with_state(Arc::clone(&provider));
-    headers::apply(router).layer(middleware::from_fn_with_state(provider, observe::observe))
+    headers::apply(limits::apply(router)).layer(middleware::from_fn_with_state(provider, observe::observe))
 }
 
 /// The router of `--metrics-listen`: `/metrics`, `/health` and `/ready` only, so the

@@ -20,15 +20,15 @@ use super::userinfo::bearer_header;
 use crate::audit::{self, AuditEvent, AuditFields};
 use crate::crd::TokenEndpointAuthMethod;
 use crate::model::{ClientRecord, Registration};
-use crate::protocol::endpoints;
 use crate::protocol::registration::{
     CLIENT_ID_PREFIX, ClientInformation, ClientMetadata, RegistrationError, RegistrationErrorCode, validate,
 };
+use crate::protocol::{endpoints, error_description};
 use crate::secrets;
 use crate::store::StoreError;
 
 /// Who may register clients.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum RegistrationPolicy {
     /// Anyone (rate-limited per address).
     Open,
@@ -36,6 +36,17 @@ pub enum RegistrationPolicy {
     Token(String),
     /// Nobody: the endpoint answers 403 and is not advertised.
     Disabled,
+}
+
+/// The initial access token is a secret: `Debug` (and so the logged configuration) hides it.
+impl std::fmt::Debug for RegistrationPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RegistrationPolicy::Open => f.write_str("Open"),
+            RegistrationPolicy::Token(_) => f.write_str("Token(<redacted>)"),
+            RegistrationPolicy::Disabled => f.write_str("Disabled"),
+        }
+    }
 }
 
 /// Registrations allowed per client address within [`RATE_WINDOW`] seconds.
@@ -60,7 +71,7 @@ struct ErrorBody<'a> {
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        let (status, error, description): (StatusCode, &str, String) = match &self {
+        let (status, error, raw_description): (StatusCode, &str, String) = match &self {
             Failure::Invalid(e) => (StatusCode::BAD_REQUEST, e.code.as_str(), e.description.clone()),
             Failure::Unauthorized(d) => (StatusCode::UNAUTHORIZED, "invalid_token", (*d).to_owned()),
             Failure::Forbidden => (StatusCode::FORBIDDEN, "access_denied", "client registration is disabled".into()),
@@ -73,6 +84,7 @@ impl IntoResponse for Failure {
                 "the service is temporarily unavailable".into(),
             ),
         };
+        let description = error_description(&raw_description);
         let mut response = no_store((status, Json(ErrorBody { error, error_description: &description })));
         if matches!(self, Failure::Unauthorized(_)) {
             let challenge =
@@ -180,7 +192,7 @@ async fn build(
             let secret = random(32)?;
             let hash = provider
                 .secrets
-                .hash(secret.clone())
+                .hash(secrets::SecretString::new(secret.as_str()))
                 .await
                 .ok_or(Failure::Unavailable)?
                 .map_err(|_| Failure::Unavailable)?;
@@ -312,4 +324,15 @@ pub async fn delete(
         Ok::<_, Failure>(no_store(StatusCode::NO_CONTENT))
     };
     result.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registration_policy_debug_redacts_the_initial_access_token() {
+        let debug = format!("{:?}", RegistrationPolicy::Token("initial-token-value".into()));
+        assert_eq!(debug, "Token(<redacted>)");
+    }
 }

@@ -9,6 +9,7 @@ mod fixtures;
 mod harness;
 mod hot_path;
 mod introspection;
+mod limits;
 mod logout;
 mod malformed;
 mod metrics;

@@ -78,7 +78,7 @@ async fn huge_bodies_and_values_are_invalid_request() {
         assert_oauth_error(response, 400, "invalid_request").await;
         let huge_body = "a=b&".repeat(100_000);
         let response = post_raw(&server, path, "application/x-www-form-urlencoded", huge_body).await;
-        assert_oauth_error(response, 400, "invalid_request").await;
+        assert_oauth_error(response, 413, "invalid_request").await;
     }
 }
 

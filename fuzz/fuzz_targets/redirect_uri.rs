@@ -1,0 +1,52 @@
+//! `redirect_uri` matching (RFC 6749 §3.1.2.3, RFC 9700 §4.1.3).
+//!
+//! Invariants: a redirect URI that matches is byte-equal to a registered one; a requested
+//! URI is never replaced by another; appended parameters keep the URI as its prefix.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use portcullis::crd::{GrantType, TokenEndpointAuthMethod};
+use portcullis::model::ClientRecord;
+use portcullis::protocol::redirect::{code_redirect, is_registered, resolve_redirect_uri};
+use portcullis::protocol::scope::Scope;
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    let mut lines = text.split('\n');
+    let Some(first) = lines.next() else { return };
+    let openid = first.starts_with('o');
+    let requested = (!first.starts_with('-')).then(|| first.get(1..).unwrap_or(""));
+    let client = ClientRecord {
+        client_id: "app".into(),
+        client_name: None,
+        secret_hash: None,
+        auth_method: TokenEndpointAuthMethod::None,
+        redirect_uris: lines.map(str::to_owned).collect(),
+        post_logout_redirect_uris: vec![],
+        grant_types: vec![GrantType::AuthorizationCode],
+        scopes: Scope::default(),
+        roles: vec![],
+        audience: vec![],
+        access_token_ttl: None,
+        require_pkce: true,
+        skip_consent: false,
+        registration: None,
+    };
+    if let Some(uri) = requested {
+        assert_eq!(is_registered(&client, uri), client.redirect_uris.iter().any(|r| r.as_bytes() == uri.as_bytes()));
+    }
+    if let Ok(resolved) = resolve_redirect_uri(&client, requested, openid) {
+        assert!(
+            client.redirect_uris.iter().any(|r| r.as_bytes() == resolved.as_bytes()),
+            "byte-equal to a registered URI"
+        );
+        if let Some(uri) = requested {
+            assert_eq!(resolved, uri);
+        } else {
+            assert!(!openid && client.redirect_uris.len() == 1);
+        }
+        let redirect = code_redirect(&resolved, "code", Some("state"), "https://id.example");
+        let base = resolved.split('#').next().unwrap_or("");
+        assert!(redirect.starts_with(base), "the registered URI is kept as it is");
+    }
+});

@@ -1,0 +1,25 @@
+//! Registration JSON (RFC 7591 §2).
+//!
+//! Invariants: accepted metadata respects every bound, carries no fragment in its redirect
+//! URIs, asks for no scope beyond the policy, and validates again to the same result.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use portcullis::protocol::registration::{ClientMetadata, MAX_STRING, MAX_URIS, validate};
+use portcullis::protocol::scope::Scope;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(metadata) = serde_json::from_slice::<ClientMetadata>(data) else { return };
+    let allowed = Scope::parse("openid profile email offline_access").unwrap_or_default();
+    let Ok(valid) = validate(metadata, &allowed) else { return };
+    for uris in [&valid.metadata.redirect_uris, &valid.metadata.post_logout_redirect_uris] {
+        assert!(uris.len() <= MAX_URIS);
+        assert!(uris.iter().all(|u| u.len() <= MAX_STRING && !u.contains('#')));
+    }
+    assert!(valid.scope.is_subset(&allowed));
+    let again = validate(valid.metadata.clone(), &allowed).expect("validated metadata validates again");
+    assert_eq!(again, valid);
+    let echoed = serde_json::to_vec(&valid.metadata).expect("metadata serializes");
+    let reparsed: ClientMetadata = serde_json::from_slice(&echoed).expect("echoed metadata parses");
+    assert_eq!(reparsed, valid.metadata);
+});
