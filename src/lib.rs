@@ -9,6 +9,7 @@ pub mod clock;
 pub mod controller;
 pub mod crd;
 pub mod keys;
+pub mod kubernetes;
 pub mod model;
 pub mod protocol;
 pub mod provider;
