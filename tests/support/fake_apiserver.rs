@@ -379,6 +379,12 @@ fn update(
     }
     new["apiVersion"] = old["apiVersion"].clone();
     new["kind"] = old["kind"].clone();
+    // Like the real API server, a write that changes nothing is no change: same
+    // resourceVersion, no watch event.
+    new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
+    if new == old {
+        return axum::Json(old).into_response();
+    }
     let rv = next_rv(&mut inner);
     new["metadata"]["resourceVersion"] = json!(rv.to_string());
     let finished = new["metadata"].get("deletionTimestamp").is_some()
