@@ -494,6 +494,14 @@ async fn signing_keys_rotate_next_before_active_and_the_provider_follows_without
     .await;
     let kids = jwks_kids().await;
     assert!(kids.contains(&active), "the retired key stays published while its tokens live");
+    let in_redis = |key: &str| cluster.redis.cli(&["GET", &format!("t-keys:v1:keys:{key}")]).concat();
+    eventually("Redis holds the JWKS and the active kid", WAIT, || async {
+        (serde_json::from_str::<Value>(&in_redis("active")).ok() == Some(json!({ "ES256": next }))
+            && in_redis("jwks").contains(&next)
+            && in_redis("jwks").contains(&active))
+        .then_some(())
+    })
+    .await;
     let introspection: Value = http
         .post(format!("{base}/introspect"))
         .basic_auth("m2m", Some("m2m-secret"))

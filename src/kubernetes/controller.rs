@@ -685,6 +685,7 @@ async fn apply_signing_key(key: &SigningKey, context: &Context) -> Result<Action
         }
     };
 
+    publish_keys(&secrets, context).await?;
     let mut published: Vec<PublishedKey> = listed
         .iter()
         .filter_map(|secret| {
@@ -723,6 +724,22 @@ async fn apply_signing_key(key: &SigningKey, context: &Context) -> Result<Action
     .await?;
     let wait = Duration::from_secs(plan_now.next_check.saturating_sub(now).max(1));
     Ok(Action::requeue(wait.min(context.config.resync_period)))
+}
+
+/// Writes the JWKS and the active kids of every `SigningKey` of the namespace to Redis
+/// (each SigningKey's reconcile writes the union, so the last writer is always complete).
+async fn publish_keys(secrets: &Api<Secret>, context: &Context) -> Result<(), ControllerError> {
+    let all = secrets.list(&ListParams::default().labels(SIGNING_KEY_LABEL)).await?.items;
+    let Some(keyring) = key_secrets::keyring_from_secrets(&all) else { return Ok(()) };
+    let active: BTreeMap<String, String> = keyring
+        .algorithms()
+        .into_iter()
+        .filter_map(|alg| keyring.signer(Some(alg)).map(|key| (alg.as_str().to_owned(), key.kid().to_owned())))
+        .collect();
+    let jwks = String::from_utf8_lossy(&keyring.jwks_json()).into_owned();
+    let active = serde_json::to_string(&active).map_err(KeyError::from)?;
+    context.store.publish_keys(&jwks, &active).await?;
+    Ok(())
 }
 
 fn kid_of(secrets: &[Secret], secret_name: &str) -> String {
