@@ -352,6 +352,22 @@ async fn a_flushed_redis_is_restored_by_the_periodic_resync_and_deleted_users_ar
     })
     .await;
 
+    // A second resource for the same username conflicts; deleting it leaves alice alone.
+    let mut twin = user.clone();
+    twin.metadata.name = Some("alice-twin".into());
+    users.create(&PostParams::default(), &twin).await.unwrap();
+    let (status, reason) = eventually("the username conflict", WAIT, || async {
+        ready(&cluster.api.get("oidcusers", NAMESPACE, "alice-twin")?)
+    })
+    .await;
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "UsernameConflict"));
+    users.delete("alice-twin", &DeleteParams::default()).await.unwrap();
+    eventually("the twin is gone", WAIT, || async {
+        cluster.api.get("oidcusers", NAMESPACE, "alice-twin").is_none().then_some(())
+    })
+    .await;
+    assert!(exists("t-resync:v1:{users}:user:alice"), "the twin's deletion left alice's record");
+
     users.delete("alice", &DeleteParams::default()).await.unwrap();
     eventually("the user is removed", WAIT, || async {
         (cluster.api.get("oidcusers", NAMESPACE, "alice").is_none()

@@ -42,6 +42,8 @@ pub const FINALIZER: &str = "portcullis.dev/cleanup";
 pub const ROTATE_ANNOTATION: &str = "portcullis.dev/rotate";
 /// Condition reason when another `OidcClient` already has the client id.
 pub const CLIENT_ID_CONFLICT: &str = "ClientIdConflict";
+/// Condition reason when another `OidcUser` already has the username.
+pub const USERNAME_CONFLICT: &str = "UsernameConflict";
 /// Longest wait between retries of a failing resource.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// How soon a resource that lost a client-id conflict looks again (the winner may go).
@@ -396,6 +398,17 @@ pub fn client_id_owner<'a>(client: &OidcClient, client_id: &str, all: &'a [OidcC
         .min_by_key(|other| order(other))
 }
 
+/// The resource that owns `user`'s username instead of it: the oldest other live user
+/// with that username, if older (ties broken by name).
+pub fn username_owner<'a>(user: &OidcUser, all: &'a [OidcUser]) -> Option<&'a OidcUser> {
+    let order = |u: &OidcUser| (u.creation_timestamp().map(|t| t.0), u.name_any());
+    all.iter()
+        .filter(|other| other.uid() != user.uid() && other.metadata.deletion_timestamp.is_none())
+        .filter(|other| other.spec.username == user.spec.username)
+        .filter(|other| order(other) < order(user))
+        .min_by_key(|other| order(other))
+}
+
 async fn all_clients(context: &Context) -> Result<Vec<OidcClient>, kube::Error> {
     let client = context.client.clone();
     match &context.config.watch_namespaces {
@@ -425,6 +438,10 @@ async fn apply_client(client: &OidcClient, context: &Context) -> Result<Action, 
     let plan = match reconcile::plan_client(client, credentials.as_ref()) {
         Ok(plan) => plan,
         Err(error) => {
+            // A client that became invalid must not keep working with its last valid settings.
+            if let (true, Some(client_id)) = (was_ready(&previous.conditions), previous.client_id.as_deref()) {
+                context.store.delete_client(client_id).await?;
+            }
             let message = error.problem.to_string();
             let condition = ready_condition(&previous.conditions, false, "Invalid", message.clone(), generation, now);
             patch_status(&api, &name, json!({ "observedGeneration": generation, "conditions": [condition] })).await?;
@@ -537,8 +554,11 @@ async fn reconcile_user(user: Arc<OidcUser>, context: Arc<Context>) -> Result<Ac
         match event {
             finalizer::Event::Apply(user) => apply_user(&user, &context).await,
             finalizer::Event::Cleanup(user) => {
-                // Deleting the record ends the user's sessions: each request re-reads the user.
-                context.store.delete_user(&user.spec.username).await?;
+                // Only the resource that holds the username removes it. Deleting the record
+                // ends the user's sessions: each request re-reads the user.
+                if user.status.as_ref().is_some_and(|s| was_ready(&s.conditions)) {
+                    context.store.delete_user(&user.spec.username).await?;
+                }
                 Ok(Action::await_change())
             }
         }
@@ -556,6 +576,17 @@ async fn apply_user(user: &OidcUser, context: &Context) -> Result<Action, Contro
     let previous = user.status.clone().unwrap_or_default();
     let generation = user.metadata.generation;
     let now = context.clock.now();
+    let all = api.list(&ListParams::default()).await?.items;
+    if let Some(owner) = username_owner(user, &all) {
+        let message = format!("username `{}` is already used by OidcUser {}", user.spec.username, owner.name_any());
+        let condition =
+            ready_condition(&previous.conditions, false, USERNAME_CONFLICT, message.clone(), generation, now);
+        if !previous.conditions.iter().any(|c| c.reason == USERNAME_CONFLICT) {
+            context.publish(user.object_ref(&()), warning(USERNAME_CONFLICT, "Reconcile", message)).await;
+        }
+        patch_status(&api, &name, json!({ "observedGeneration": generation, "conditions": [condition] })).await?;
+        return Ok(Action::requeue(CONFLICT_RECHECK.min(context.config.resync_period)));
+    }
     let secret = secrets.get_opt(&user.spec.password_secret_ref.name).await?;
     let (condition, record) = match reconcile::plan_user(user, secret.as_ref()) {
         Ok(record) => {
@@ -810,6 +841,24 @@ mod tests {
         first.metadata.deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
         let second = client("second", "2", 200, Some("shared"));
         assert!(client_id_owner(&second, "shared", &[first, second.clone()]).is_none());
+    }
+
+    #[test]
+    fn the_older_user_keeps_a_username() {
+        let user = |name: &str, uid: &str, created: i64| -> OidcUser {
+            let mut user: OidcUser = serde_json::from_value(json!({
+                "metadata": { "name": name, "uid": uid },
+                "spec": { "username": "alice", "passwordSecretRef": { "name": "s", "key": "k" } },
+            }))
+            .unwrap_or_else(|e| panic!("{e}"));
+            user.metadata.creation_timestamp =
+                Some(Time(Timestamp::from_second(created).unwrap_or(Timestamp::UNIX_EPOCH)));
+            user
+        };
+        let (first, twin) = (user("alice", "1", 100), user("alice-twin", "2", 200));
+        let all = vec![first.clone(), twin.clone()];
+        assert_eq!(username_owner(&twin, &all).map(ResourceExt::name_any), Some("alice".into()));
+        assert!(username_owner(&first, &all).is_none());
     }
 
     #[test]
