@@ -40,6 +40,8 @@ use crate::store::{Store, StoreError};
 pub const FINALIZER: &str = "portcullis.dev/cleanup";
 /// Annotation on a `SigningKey` asking for a rotation now; any new value triggers one.
 pub const ROTATE_ANNOTATION: &str = "portcullis.dev/rotate";
+/// On an activated key Secret: the `portcullis.dev/rotate` value current at activation.
+pub const ROTATION_REQUEST_ANNOTATION: &str = "portcullis.dev/rotation-request";
 /// Condition reason when another `OidcClient` already has the client id.
 pub const CLIENT_ID_CONFLICT: &str = "ClientIdConflict";
 /// Condition reason when another `OidcUser` already has the username.
@@ -655,11 +657,13 @@ async fn apply_signing_key(key: &SigningKey, context: &Context) -> Result<Action
         retire_after: context.config.key_retire_after.as_secs(),
     };
     let rotate_request = key.annotations().get(ROTATE_ANNOTATION).cloned();
-    let rotate_requested = rotate_request.is_some() && rotate_request != previous.rotation_request;
     let selector = ListParams::default().labels(&format!("{SIGNING_KEY_LABEL}={name}"));
 
     // Apply the plan until it has nothing left to do now (bootstrap takes two rounds).
-    let mut handled_request = previous.rotation_request.clone();
+    // Which `portcullis.dev/rotate` value was acted on is kept on the key Secrets (read
+    // live), not in the status: a reconcile working from a cached, older resource would
+    // otherwise forget it and rotate twice.
+    let mut handled_request;
     let mut rounds = 0;
     let (listed, plan_now) = loop {
         let now = context.clock.now();
@@ -674,7 +678,11 @@ async fn apply_signing_key(key: &SigningKey, context: &Context) -> Result<Action
                 }
             })
             .collect();
-        let rotate = rotate_requested && handled_request != rotate_request;
+        handled_request = listed
+            .iter()
+            .filter_map(|s| s.annotations().get(ROTATION_REQUEST_ANNOTATION).cloned())
+            .find(|value| Some(value) == rotate_request.as_ref());
+        let rotate = rotate_request.is_some() && handled_request.is_none();
         let rotation = rotation::plan_rotation(now, &states, policy, rotate);
         rounds += 1;
         if rotation.actions.is_empty() || rounds > 4 {
@@ -691,9 +699,11 @@ async fn apply_signing_key(key: &SigningKey, context: &Context) -> Result<Action
                     tracing::info!(kid = %pair.kid(), phase = key_secrets::phase_name(phase), "generated a signing key");
                 }
                 KeyAction::Activate(secret_name) => {
+                    // Whatever rotation request exists now is satisfied by this activation.
                     set_phase(&secrets, &secret_name, KeyPhase::Active, ACTIVATED_AT_ANNOTATION, now).await?;
-                    if rotate {
-                        handled_request = rotate_request.clone();
+                    if let Some(request) = &rotate_request {
+                        let patch = json!({ "metadata": { "annotations": { ROTATION_REQUEST_ANNOTATION: request } } });
+                        secrets.patch(&secret_name, &PatchParams::default(), &Patch::Merge(patch)).await?;
                     }
                     let kid = kid_of(&listed, &secret_name);
                     tracing::info!(target: "portcullis::audit", audit = true, event = "key_rotated", kid = %kid);
