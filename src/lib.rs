@@ -10,6 +10,7 @@ pub mod clock;
 pub mod controller;
 pub mod crd;
 pub mod keys;
+pub mod kubernetes;
 pub mod metrics;
 pub mod model;
 pub mod protocol;

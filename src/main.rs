@@ -7,10 +7,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use portcullis::clock::Clock;
 use portcullis::protocol::scope::Scope;
 use portcullis::provider::RegistrationPolicy;
 use portcullis::server::{self, BuiltProvider, ServerError, ServerOptions};
-use portcullis::store::RedisConfig;
+use portcullis::store::{RedisConfig, RedisStore};
 use portcullis::telemetry::{self, LogFormat};
 use portcullis::{crd, secrets};
 
@@ -31,8 +32,9 @@ enum Command {
     Dev(ProviderArgs),
     /// Run a stateless provider replica; every replica sharing the Redis is interchangeable.
     Serve(ServeArgs),
-    /// Run the Kubernetes controller (not available yet).
-    Controller(Unavailable),
+    /// Run the Kubernetes controller: reconcile OidcClients, OidcUsers and SigningKeys into
+    /// Secrets and Redis while holding the leader Lease.
+    Controller(ControllerArgs),
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
     /// Read a password from stdin and print its argon2id PHC hash, for an OidcUser's Secret.
@@ -97,16 +99,57 @@ struct ServeArgs {
     /// The longest a Redis command may take before the request is answered with 503.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     redis_timeout: Duration,
-    /// Read clients, users and keys from the Kubernetes API (not available yet).
+    /// Read signing keys from the labelled Secrets of --namespace (watched, so rotations need
+    /// no restart) and clients and users from Redis, where `portcullis controller` writes them.
     #[arg(long)]
     kubernetes: bool,
+    /// With --kubernetes: the namespace of the signing-key Secrets. Defaults to the pod's own
+    /// namespace, then `default`.
+    #[arg(long, env = "POD_NAMESPACE")]
+    namespace: Option<String>,
 }
 
-/// Accepts any arguments so that the message below is what the user sees.
 #[derive(Args)]
-struct Unavailable {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    _args: Vec<String>,
+struct ControllerArgs {
+    /// The controller's own namespace: holds the SigningKeys, OidcUsers and the Lease.
+    /// Defaults to the pod's own namespace, then `default`.
+    #[arg(long, env = "POD_NAMESPACE")]
+    namespace: Option<String>,
+    /// Namespaces whose OidcClients are reconciled: a comma-separated list, or `*` for all.
+    /// Defaults to the own namespace.
+    #[arg(long, env = "PORTCULLIS_WATCH_NAMESPACES")]
+    watch_namespaces: Option<String>,
+    /// Redis the provider replicas read: redis://[user:password@]host:port[/db] or rediss://.
+    #[arg(long, env = "PORTCULLIS_REDIS_URL", hide_env_values = true)]
+    redis_url: String,
+    /// First segment of every Redis key; must match the provider's.
+    #[arg(long, default_value = "portcullis")]
+    redis_key_prefix: String,
+    /// The longest a Redis command may take.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    redis_timeout: Duration,
+    /// The provider's issuer URL, written into generated client Secrets (`issuer`, `discoveryUrl`).
+    #[arg(long, env = "PORTCULLIS_ISSUER")]
+    issuer: String,
+    /// Where /metrics, /health and /ready are served.
+    #[arg(long, default_value = "0.0.0.0:9090")]
+    metrics_listen: SocketAddr,
+    /// Name of the coordination.k8s.io Lease the replicas compete for.
+    #[arg(long, default_value = "portcullis-controller")]
+    lease_name: String,
+    /// How long a silent leader keeps the Lease before a standby takes over.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    lease_duration: Duration,
+    /// How often every resource is reconciled without a change (heals a flushed Redis).
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    resync_period: Duration,
+    /// How long a new signing key is published in the JWKS before it signs; at least the
+    /// JWKS cache lifetime (5m).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    key_publish_delay: Duration,
+    /// How long a retired signing key stays published; at least the longest token lifetime.
+    #[arg(long, default_value = "25h", value_parser = humantime::parse_duration)]
+    key_retire_after: Duration,
 }
 
 fn main() -> ExitCode {
@@ -118,9 +161,9 @@ fn main() -> ExitCode {
     };
     let _telemetry = telemetry::init(cli.log_format.unwrap_or(default_format));
     match cli.command {
-        Command::Dev(args) => run("dev", args, None, RegistrationMode::Open),
+        Command::Dev(args) => run("dev", args, None, None, RegistrationMode::Open),
         Command::Serve(args) => serve(args),
-        Command::Controller(_) => unavailable("controller", "the Kubernetes controller"),
+        Command::Controller(args) => controller(args),
         Command::Crds => print_crds(),
         Command::HashPassword => hash_password(),
     }
@@ -139,31 +182,98 @@ fn return_large_allocations_to_the_os() {
     }
 }
 
-fn unavailable(command: &str, missing: &str) -> ExitCode {
-    eprintln!(
-        "portcullis {command}: not available in this version: it needs {missing}, which is not built yet. Use `portcullis dev`."
-    );
-    ExitCode::from(2)
-}
-
 fn serve(args: ServeArgs) -> ExitCode {
-    if args.kubernetes {
-        return unavailable("serve --kubernetes", "the Kubernetes controller");
-    }
     let Some(url) = args.redis_url else {
         eprintln!(
             "portcullis serve: --redis-url (or PORTCULLIS_REDIS_URL) is required: replicas share all state through Redis"
         );
         return ExitCode::from(2);
     };
-    if args.provider.manifests.is_none() {
-        eprintln!(
-            "portcullis serve: --manifests DIR is required (reading from the cluster with --kubernetes comes with the controller)"
-        );
+    let kubernetes = match (args.kubernetes, &args.provider.manifests) {
+        (true, Some(_)) => {
+            eprintln!("portcullis serve: --manifests cannot be combined with --kubernetes: choose one source");
+            return ExitCode::from(2);
+        }
+        (true, None) => Some(portcullis::kubernetes::resolve_namespace(args.namespace)),
+        (false, Some(_)) => None,
+        (false, None) => {
+            eprintln!("portcullis serve: --manifests DIR or --kubernetes is required");
+            return ExitCode::from(2);
+        }
+    };
+    let redis = RedisConfig { url, key_prefix: args.redis_key_prefix, command_timeout: args.redis_timeout };
+    run("serve", args.provider, Some(redis), kubernetes, RegistrationMode::Disabled)
+}
+
+fn controller(args: ControllerArgs) -> ExitCode {
+    use portcullis::kubernetes::controller::{self, ControllerConfig, WatchNamespaces};
+    use portcullis::kubernetes::{lease::LeaseConfig, metrics};
+
+    if let Err(error) = server::validate_issuer(&args.issuer) {
+        eprintln!("portcullis controller: {error}");
         return ExitCode::from(2);
     }
-    let redis = RedisConfig { url, key_prefix: args.redis_key_prefix, command_timeout: args.redis_timeout };
-    run("serve", args.provider, Some(redis), RegistrationMode::Disabled)
+    let namespace = portcullis::kubernetes::resolve_namespace(args.namespace);
+    let identity = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| format!("portcullis-{}", std::process::id()));
+    let config = ControllerConfig {
+        watch_namespaces: WatchNamespaces::parse(args.watch_namespaces.as_deref(), &namespace),
+        namespace,
+        issuer: args.issuer,
+        lease: LeaseConfig { name: args.lease_name, identity, duration: args.lease_duration },
+        resync_period: args.resync_period,
+        key_publish_delay: args.key_publish_delay,
+        key_retire_after: args.key_retire_after,
+    };
+    let redis =
+        RedisConfig { url: args.redis_url, key_prefix: args.redis_key_prefix, command_timeout: args.redis_timeout };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("portcullis controller: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: Result<(), String> = runtime.block_on(async {
+        let metrics = std::sync::Arc::new(metrics::ControllerMetrics::new().map_err(|e| format!("metrics: {e}"))?);
+        let client = portcullis::kubernetes::client().await.map_err(|e| format!("Kubernetes client: {e}"))?;
+        let store = RedisStore::connect(redis).await.map_err(|e| format!("connecting to Redis: {e}"))?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let listener = tokio::net::TcpListener::bind(args.metrics_listen)
+            .await
+            .map_err(|e| format!("listening on {}: {e}", args.metrics_listen))?;
+        let mut metrics_stop = stop_rx.clone();
+        let metrics_server = tokio::spawn(
+            axum::serve(listener, metrics::router(std::sync::Arc::clone(&metrics)))
+                .with_graceful_shutdown(async move {
+                    let _ = metrics_stop.wait_for(|stop| *stop).await;
+                })
+                .into_future(),
+        );
+        println!(
+            "Portcullis controller in namespace {} (clients from {:?}), metrics on http://{}",
+            config.namespace, config.watch_namespaces, args.metrics_listen
+        );
+        let shutdown = async move {
+            server::shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        };
+        controller::run(client, std::sync::Arc::new(store), config, Clock::system(), metrics, shutdown).await;
+        drop(stop_rx);
+        match metrics_server.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(format!("metrics listener: {error}")),
+            Err(error) => Err(format!("metrics listener: {error}")),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("portcullis controller: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn registration_policy(args: &ProviderArgs, default: RegistrationMode) -> Result<RegistrationPolicy, String> {
@@ -179,7 +289,13 @@ fn registration_policy(args: &ProviderArgs, default: RegistrationMode) -> Result
 
 /// Binds, builds the provider (in memory for `dev`, on Redis for `serve`) and serves until
 /// Ctrl-C or SIGTERM.
-fn run(command: &str, args: ProviderArgs, redis: Option<RedisConfig>, registration: RegistrationMode) -> ExitCode {
+fn run(
+    command: &str,
+    args: ProviderArgs,
+    redis: Option<RedisConfig>,
+    kubernetes: Option<String>,
+    registration: RegistrationMode,
+) -> ExitCode {
     let registration = match registration_policy(&args, registration) {
         Ok(policy) => policy,
         Err(message) => {
@@ -213,9 +329,13 @@ fn run(command: &str, args: ProviderArgs, redis: Option<RedisConfig>, registrati
             registration,
             registration_scopes,
         };
-        let built: BuiltProvider = match redis {
-            Some(redis) => server::build_serve(&options, redis).await?,
-            None => server::build_dev(&options).await?,
+        let built: BuiltProvider = match (redis, &kubernetes) {
+            (Some(redis), Some(namespace)) => {
+                let client = portcullis::kubernetes::client().await?;
+                server::build_kubernetes(&options, redis, client, namespace).await?
+            }
+            (Some(redis), None) => server::build_serve(&options, redis).await?,
+            (None, _) => server::build_dev(&options).await?,
         };
         if let Some(addr) = args.metrics_listen {
             let metrics_listener = server::bind(addr).await?;
@@ -235,12 +355,14 @@ fn run(command: &str, args: ProviderArgs, redis: Option<RedisConfig>, registrati
                 generated.client_id, generated.namespace, generated.secret_name, generated.client_secret
             );
         }
-        let source =
-            options.manifests.as_ref().map_or_else(|| "the embedded examples".to_owned(), |p| p.display().to_string());
-        println!(
-            "Portcullis {command} listening on http://{address} (issuer {}, manifests from {source})",
-            options.issuer
-        );
+        let source = match (&kubernetes, &options.manifests) {
+            (Some(namespace), _) => {
+                format!("keys from the Secrets of namespace {namespace}, clients and users from Redis")
+            }
+            (None, Some(path)) => format!("manifests from {}", path.display()),
+            (None, None) => "manifests from the embedded examples".to_owned(),
+        };
+        println!("Portcullis {command} listening on http://{address} (issuer {}, {source})", options.issuer);
         server::serve(listener, built.provider, server::shutdown_signal()).await
     });
     match result {

@@ -15,6 +15,7 @@ use crate::clock::Clock;
 use crate::controller::folder::{self, ApplyError};
 use crate::controller::manifests::{ManifestError, ManifestSet};
 use crate::controller::reconcile::GeneratedCredentials;
+use crate::kubernetes::key_secrets::{self, KeyWatch};
 use crate::protocol::scope::Scope;
 use crate::provider::{self, Provider, ProviderConfig, RegistrationPolicy};
 use crate::store::{MemoryStore, RedisConfig, RedisStore, Store, StoreError};
@@ -38,6 +39,8 @@ pub enum ServerError {
     Manifests(#[from] ManifestError),
     #[error("applying manifests: {0}")]
     Apply(Box<ApplyError>),
+    #[error("connecting to the Kubernetes API: {0}")]
+    Kubernetes(#[from] kube::Error),
     #[error("connecting to Redis: {0}")]
     Redis(StoreError),
     #[error("serializing the discovery document: {0}")]
@@ -85,6 +88,8 @@ pub fn validate_issuer(issuer: &str) -> Result<(), ServerError> {
 pub struct BuiltProvider {
     pub provider: Arc<Provider>,
     pub generated: Vec<GeneratedCredentials>,
+    /// `serve --kubernetes`: the watch on the signing-key Secrets (its `synced` flag is for `/ready`).
+    pub key_watch: Option<KeyWatch>,
 }
 
 /// `dev`: loads the manifests into a fresh in-memory store and builds the provider.
@@ -112,6 +117,31 @@ pub async fn build_serve(options: &ServerOptions, redis: RedisConfig) -> Result<
     build(options, store, Clock::system()).await
 }
 
+/// `serve --kubernetes`: clients and users come from Redis (the controller writes them),
+/// signing keys from the labelled Secrets of `namespace`, watched so a rotation is picked
+/// up without a restart. Waits until the Secrets hold an active key.
+pub async fn build_kubernetes(
+    options: &ServerOptions,
+    redis: RedisConfig,
+    client: kube::Client,
+    namespace: &str,
+) -> Result<BuiltProvider, ServerError> {
+    validate_issuer(&options.issuer)?;
+    let store = Arc::new(RedisStore::connect(redis).await.map_err(ServerError::Redis)?);
+    let key_watch = key_secrets::watch_signing_keys(client, namespace).await;
+    let config = ProviderConfig {
+        issuer: options.issuer.clone(),
+        access_token_ttl: options.access_token_ttl.as_secs(),
+        refresh_token_ttl: options.refresh_token_ttl.as_secs(),
+        session_ttl: options.session_ttl.as_secs(),
+        registration: options.registration.clone(),
+        registration_scopes: options.registration_scopes.clone(),
+    };
+    let provider = Provider::new(config, store, Arc::clone(&key_watch.keyring), Clock::system())?
+        .with_key_watch(Arc::clone(&key_watch.synced));
+    Ok(BuiltProvider { provider: Arc::new(provider), generated: Vec::new(), key_watch: Some(key_watch) })
+}
+
 async fn build(options: &ServerOptions, store: Arc<dyn Store>, clock: Clock) -> Result<BuiltProvider, ServerError> {
     validate_issuer(&options.issuer)?;
     let set = match &options.manifests {
@@ -129,7 +159,7 @@ async fn build(options: &ServerOptions, store: Arc<dyn Store>, clock: Clock) -> 
     };
     let keys = Arc::new(ArcSwap::from_pointee(applied.keyring));
     let provider = Arc::new(Provider::new(config, store, keys, clock)?);
-    Ok(BuiltProvider { provider, generated: applied.generated })
+    Ok(BuiltProvider { provider, generated: applied.generated, key_watch: None })
 }
 
 /// Binds the address.

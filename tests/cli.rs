@@ -94,12 +94,22 @@ fn invalid_issuer_is_refused() {
 }
 
 #[test]
-fn controller_and_serve_kubernetes_say_they_are_not_available_and_fail() {
-    for command in [&["serve", "--redis-url", "redis://127.0.0.1:1", "--kubernetes"][..], &["controller"][..]] {
-        let output = portcullis().args(command).output().unwrap();
-        assert_eq!(output.status.code(), Some(2), "{command:?}");
-        assert!(String::from_utf8(output.stderr).unwrap().contains("not available in this version"));
-    }
+fn serve_kubernetes_refuses_manifests_and_controller_needs_redis_and_issuer() {
+    let output = portcullis()
+        .args(["serve", "--redis-url", "redis://127.0.0.1:1", "--kubernetes", "--manifests", "deploy/examples"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8(output.stderr).unwrap().contains("--manifests cannot be combined with --kubernetes"));
+    let output = portcullis()
+        .arg("controller")
+        .env_remove("PORTCULLIS_REDIS_URL")
+        .env_remove("PORTCULLIS_ISSUER")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("--redis-url") && stderr.contains("--issuer"), "{stderr}");
 }
 
 #[test]
@@ -113,7 +123,7 @@ fn serve_requires_a_redis_url_and_manifests() {
     assert!(String::from_utf8(output.stderr).unwrap().contains("--redis-url (or PORTCULLIS_REDIS_URL) is required"));
     let output = portcullis().args(["serve", "--redis-url", "redis://127.0.0.1:1"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8(output.stderr).unwrap().contains("--manifests DIR is required"));
+    assert!(String::from_utf8(output.stderr).unwrap().contains("--manifests DIR or --kubernetes is required"));
 }
 
 #[test]

@@ -2,8 +2,9 @@
 //!
 //! [`reconcile`] holds the pure functions that both worlds share: resource (+ its Secret)
 //! in, record and actions out. [`manifests`] is the folder source used by `portcullis dev`;
-//! the Kubernetes source and leader election come with the controller.
+//! [`rotation`] decides the signing-key lifecycle; `crate::kubernetes` runs the controller.
 
 pub mod folder;
 pub mod manifests;
 pub mod reconcile;
+pub mod rotation;

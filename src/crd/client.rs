@@ -3,14 +3,14 @@
 
 use std::fmt;
 
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// An application that may obtain tokens from Portcullis.
 ///
 /// Field names follow RFC 7591 client metadata, in camelCase.
-#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
 #[kube(
     group = "portcullis.dev",
     version = "v1alpha1",
@@ -24,6 +24,18 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Auth", type_ = "string", json_path = ".spec.tokenEndpointAuthMethod"),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(
+    validation = Rule::new("!has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod != 'none' || !has(self.grantTypes) || !self.grantTypes.exists(g, g == 'client_credentials')")
+        .message("a public client (tokenEndpointAuthMethod: none) cannot use the client_credentials grant"),
+    validation = Rule::new("!has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod != 'none' || !has(self.secretName)")
+        .message("a public client (tokenEndpointAuthMethod: none) has no secret, so no secretName"),
+    validation = Rule::new("!has(self.grantTypes) || !self.grantTypes.exists(g, g == 'authorization_code') || (has(self.redirectUris) && size(self.redirectUris) > 0)")
+        .message("the authorization_code grant needs at least one redirect URI"),
+    validation = Rule::new("!has(self.redirectUris) || self.redirectUris.all(u, isURL(u) && !u.contains('#'))")
+        .message("redirectUris must be absolute URLs without a fragment (RFC 6749 section 3.1.2)"),
+    validation = Rule::new("!has(self.postLogoutRedirectUris) || self.postLogoutRedirectUris.all(u, isURL(u) && !u.contains('#'))")
+        .message("postLogoutRedirectUris must be absolute URLs without a fragment")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct OidcClientSpec {

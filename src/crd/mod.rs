@@ -9,7 +9,7 @@ mod signing_key;
 mod user;
 
 pub use client::{GrantType, OidcClient, OidcClientSpec, OidcClientStatus, TokenEndpointAuthMethod};
-pub use signing_key::{SigningAlgorithm, SigningKey, SigningKeySpec, SigningKeyStatus};
+pub use signing_key::{PublishedKey, SigningAlgorithm, SigningKey, SigningKeySpec, SigningKeyStatus};
 pub use user::{OidcUser, OidcUserSpec, OidcUserStatus, SecretKeyRef};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

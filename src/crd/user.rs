@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
     doc = "A user who can sign in to Portcullis; the password hash lives in a Secret.",
     printcolumn(name = "Username", type_ = "string", json_path = ".spec.username"),
     printcolumn(name = "Email", type_ = "string", json_path = ".spec.email"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]

@@ -128,6 +128,14 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the store answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Publishes the public key set (a JWKS document) and the active `kid` per algorithm
+    /// (a JSON object), written by the Kubernetes controller for anyone reading Redis. The
+    /// provider does not read them (it watches the key Secrets); stores without readers
+    /// keep nothing.
+    async fn publish_keys(&self, _jwks: &str, _active_kids: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Counts an event (a failed login, a registration) for a throttle key within a window
     /// ending at `expires_at` (the window opens with the first event); returns the count.
     async fn increment_counter(&self, key: &str, expires_at: u64) -> Result<u32, StoreError>;
