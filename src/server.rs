@@ -129,14 +129,7 @@ pub async fn build_kubernetes(
     validate_issuer(&options.issuer)?;
     let store = Arc::new(RedisStore::connect(redis).await.map_err(ServerError::Redis)?);
     let key_watch = key_secrets::watch_signing_keys(client, namespace).await;
-    let config = ProviderConfig {
-        issuer: options.issuer.clone(),
-        access_token_ttl: options.access_token_ttl.as_secs(),
-        refresh_token_ttl: options.refresh_token_ttl.as_secs(),
-        session_ttl: options.session_ttl.as_secs(),
-        registration: options.registration.clone(),
-        registration_scopes: options.registration_scopes.clone(),
-    };
+    let config = provider_config(options);
     let provider = Provider::new(config, store, Arc::clone(&key_watch.keyring), Clock::system())?
         .with_key_watch(Arc::clone(&key_watch.synced));
     Ok(BuiltProvider { provider: Arc::new(provider), generated: Vec::new(), key_watch: Some(key_watch) })
@@ -149,17 +142,21 @@ async fn build(options: &ServerOptions, store: Arc<dyn Store>, clock: Clock) -> 
         None => ManifestSet::load_texts(EMBEDDED_EXAMPLES)?,
     };
     let applied = folder::apply(&set, store.as_ref()).await?;
-    let config = ProviderConfig {
+    let config = provider_config(options);
+    let keys = Arc::new(ArcSwap::from_pointee(applied.keyring));
+    let provider = Arc::new(Provider::new(config, store, keys, clock)?);
+    Ok(BuiltProvider { provider, generated: applied.generated, key_watch: None })
+}
+
+fn provider_config(options: &ServerOptions) -> ProviderConfig {
+    ProviderConfig {
         issuer: options.issuer.clone(),
         access_token_ttl: options.access_token_ttl.as_secs(),
         refresh_token_ttl: options.refresh_token_ttl.as_secs(),
         session_ttl: options.session_ttl.as_secs(),
         registration: options.registration.clone(),
         registration_scopes: options.registration_scopes.clone(),
-    };
-    let keys = Arc::new(ArcSwap::from_pointee(applied.keyring));
-    let provider = Arc::new(Provider::new(config, store, keys, clock)?);
-    Ok(BuiltProvider { provider, generated: applied.generated, key_watch: None })
+    }
 }
 
 /// Binds the address.
