@@ -211,15 +211,3 @@ async fn disabled_registration_is_refused_and_not_advertised() {
         server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
     assert!(doc.get("registration_endpoint").is_none());
 }
-
-#[tokio::test]
-async fn registrations_are_rate_limited_per_address() {
-    let server = TestServer::start().await;
-    let body = json!({"grant_types": ["client_credentials"], "scope": "profile"});
-    for _ in 0..20 {
-        assert_eq!(register(&server, &body).await.status(), 201);
-    }
-    let limited = register(&server, &body).await;
-    assert_eq!(limited.status(), 429);
-    assert!(limited.headers().contains_key("retry-after"));
-}
