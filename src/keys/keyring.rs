@@ -6,12 +6,11 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use jsonwebtoken::{Validation, decode, decode_header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::Jwk;
-use super::jws::{self, JwtType, VerifyError};
+use super::jws::{self, Expectations, JwtType, VerifyError};
 use super::pair::{KeyError, KeyPair};
 use crate::crd::SigningAlgorithm;
 
@@ -115,37 +114,26 @@ impl Keyring {
     }
 
     /// Verifies a token we signed: known `kid`, expected `typ`, the key's own algorithm,
-    /// a valid signature, our issuer and an unexpired `exp` (no leeway).
-    pub fn verify<T: DeserializeOwned>(&self, token: &str, typ: JwtType, issuer: &str) -> Result<T, VerifyError> {
-        self.verify_with(token, typ, issuer, true)
+    /// a valid signature, our issuer and an `exp` after `now` (no leeway).
+    pub fn verify<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        typ: JwtType,
+        issuer: &str,
+        now: u64,
+    ) -> Result<T, VerifyError> {
+        jws::verify(token, |kid| self.key(kid), &Expectations { typ, issuer, now: Some(now) })
     }
 
     /// Verifies an ID token sent back to us as a hint (OIDC Core §3.1.2.1 `id_token_hint`,
     /// RP-Initiated Logout §2): like [`Keyring::verify`], but an expired token is accepted,
     /// as the specifications allow.
     pub fn verify_hint<T: DeserializeOwned>(&self, token: &str, issuer: &str) -> Result<T, VerifyError> {
-        self.verify_with(token, JwtType::Jwt, issuer, false)
+        jws::verify(token, |kid| self.key(kid), &Expectations { typ: JwtType::Jwt, issuer, now: None })
     }
 
-    fn verify_with<T: DeserializeOwned>(
-        &self,
-        token: &str,
-        typ: JwtType,
-        issuer: &str,
-        check_expiry: bool,
-    ) -> Result<T, VerifyError> {
-        let header = decode_header(token)?;
-        let (key, _) = header.kid.as_deref().and_then(|kid| self.keys.get(kid)).ok_or(VerifyError::UnknownKey)?;
-        if !typ.matches(header.typ.as_deref()) {
-            return Err(VerifyError::WrongType);
-        }
-        let mut validation = Validation::new(key.jsonwebtoken_algorithm());
-        validation.leeway = 0;
-        validation.validate_aud = false;
-        validation.validate_exp = check_expiry;
-        validation.set_issuer(&[issuer]);
-        validation.set_required_spec_claims(&["exp", "iss", "iat"]);
-        Ok(decode::<T>(token, key.decoding_key(), &validation)?.claims)
+    fn key(&self, kid: &str) -> Option<&KeyPair> {
+        self.keys.get(kid).map(|(key, _)| key.as_ref())
     }
 }
 
@@ -185,7 +173,7 @@ mod tests {
         let ring = ring(&[SigningAlgorithm::RS256, SigningAlgorithm::ES256, SigningAlgorithm::EdDSA]);
         for alg in [SigningAlgorithm::RS256, SigningAlgorithm::ES256, SigningAlgorithm::EdDSA] {
             let token = ring.sign(Some(alg), JwtType::AccessToken, &claims(now() + 60)).unwrap();
-            let verified: Claims = ring.verify(&token, JwtType::AccessToken, "https://id.example").unwrap();
+            let verified: Claims = ring.verify(&token, JwtType::AccessToken, "https://id.example", now()).unwrap();
             assert_eq!(verified, claims(now() + 60), "{alg}");
         }
     }
@@ -212,44 +200,143 @@ mod tests {
         let ring = ring(&[SigningAlgorithm::RS256]);
         let id_token = ring.sign(None, JwtType::Jwt, &claims(now() + 60)).unwrap();
         assert!(matches!(
-            ring.verify::<Claims>(&id_token, JwtType::AccessToken, "https://id.example"),
+            ring.verify::<Claims>(&id_token, JwtType::AccessToken, "https://id.example", now()),
             Err(VerifyError::WrongType)
         ));
     }
 
+    const ISSUER: &str = "https://id.example";
+
+    /// A token with any header and payload, signed by the ring's default key: what only
+    /// we could produce, so only the claim and header rules stand between it and a pass.
+    fn signed(ring: &Keyring, header: &serde_json::Value, payload: &serde_json::Value) -> String {
+        let input =
+            format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(payload.to_string()));
+        let signature = ring.signer(None).unwrap().sign(input.as_bytes()).unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+
+    fn verify_error(ring: &Keyring, token: &str) -> Option<VerifyError> {
+        ring.verify::<Claims>(token, JwtType::AccessToken, ISSUER, now()).err()
+    }
+
+    fn at_header(ring: &Keyring) -> serde_json::Value {
+        let key = ring.signer(None).unwrap();
+        serde_json::json!({"alg": key.algorithm().as_str(), "typ": "at+jwt", "kid": key.kid()})
+    }
+
     #[test]
-    fn expired_token_and_foreign_issuer_are_refused() {
+    fn rfc7519_4_1_4_token_is_refused_from_the_second_of_exp_on() {
         let ring = ring(&[SigningAlgorithm::RS256]);
-        let expired = ring.sign(None, JwtType::AccessToken, &claims(now() - 1)).unwrap();
-        assert!(ring.verify::<Claims>(&expired, JwtType::AccessToken, "https://id.example").is_err());
+        let at = |exp: u64| ring.sign(None, JwtType::AccessToken, &claims(exp)).unwrap();
+        let t = now();
+        assert!(ring.verify::<Claims>(&at(t + 1), JwtType::AccessToken, ISSUER, t).is_ok());
+        assert_eq!(ring.verify::<Claims>(&at(t), JwtType::AccessToken, ISSUER, t).err(), Some(VerifyError::Expired));
+        assert_eq!(
+            ring.verify::<Claims>(&at(t - 1), JwtType::AccessToken, ISSUER, t).err(),
+            Some(VerifyError::Expired)
+        );
+    }
+
+    #[test]
+    fn foreign_issuer_is_refused() {
+        let ring = ring(&[SigningAlgorithm::RS256]);
         let token = ring.sign(None, JwtType::AccessToken, &claims(now() + 60)).unwrap();
-        assert!(ring.verify::<Claims>(&token, JwtType::AccessToken, "https://other.example").is_err());
+        assert_eq!(
+            ring.verify::<Claims>(&token, JwtType::AccessToken, "https://other.example", now()).err(),
+            Some(VerifyError::WrongIssuer)
+        );
+    }
+
+    #[test]
+    fn rfc7519_4_1_tokens_without_exp_iat_or_iss_are_refused() {
+        let ring = ring(&[SigningAlgorithm::ES256]);
+        let complete = serde_json::json!({"iss": ISSUER, "exp": now() + 60, "iat": now(), "sub": "s"});
+        assert_eq!(verify_error(&ring, &signed(&ring, &at_header(&ring), &complete)), None);
+        for missing in ["exp", "iat", "iss"] {
+            let mut payload = complete.clone();
+            payload.as_object_mut().unwrap().remove(missing);
+            assert_eq!(
+                verify_error(&ring, &signed(&ring, &at_header(&ring), &payload)),
+                Some(VerifyError::MissingClaim),
+                "{missing}"
+            );
+        }
+        let mut string_exp = complete.clone();
+        string_exp["exp"] = serde_json::json!("4000000000");
+        assert_eq!(
+            verify_error(&ring, &signed(&ring, &at_header(&ring), &string_exp)),
+            Some(VerifyError::MissingClaim)
+        );
+    }
+
+    #[test]
+    fn rfc7515_4_1_11_critical_extensions_are_refused() {
+        let ring = ring(&[SigningAlgorithm::ES256]);
+        let mut header = at_header(&ring);
+        header["crit"] = serde_json::json!(["exp"]);
+        let payload = serde_json::json!({"iss": ISSUER, "exp": now() + 60, "iat": now(), "sub": "s"});
+        assert_eq!(verify_error(&ring, &signed(&ring, &header, &payload)), Some(VerifyError::CriticalExtension));
+    }
+
+    #[test]
+    fn rfc8725_3_1_header_alg_other_than_the_keys_is_refused() {
+        let ring = ring(&[SigningAlgorithm::ES256]);
+        let payload = serde_json::json!({"iss": ISSUER, "exp": now() + 60, "iat": now(), "sub": "s"});
+        for alg in ["RS256", "HS256", "none", "es256", "ES384"] {
+            let mut header = at_header(&ring);
+            header["alg"] = serde_json::json!(alg);
+            assert_eq!(
+                verify_error(&ring, &signed(&ring, &header, &payload)),
+                Some(VerifyError::WrongAlgorithm),
+                "{alg}"
+            );
+        }
+    }
+
+    #[test]
+    fn rfc7515_7_1_only_three_canonical_base64url_segments_are_accepted() {
+        let ring = ring(&[SigningAlgorithm::EdDSA]);
+        let token = ring.sign(None, JwtType::AccessToken, &claims(now() + 60)).unwrap();
+        assert_eq!(verify_error(&ring, &token), None);
+        let (header, rest) = token.split_once('.').unwrap();
+        let (payload, signature) = rest.split_once('.').unwrap();
+        for malformed in [
+            format!("{header}.{payload}"),
+            format!("{header}.{payload}.{signature}.x"),
+            format!("{header}.{payload}.{signature}="),
+            format!("{header}=.{payload}.{signature}"),
+            format!("{header}.{payload}.{signature}!"),
+            String::new(),
+        ] {
+            assert!(verify_error(&ring, &malformed).is_some(), "{malformed}");
+        }
+        assert_eq!(verify_error(&ring, &format!("{header}.{payload}.{signature}.x")), Some(VerifyError::Malformed));
     }
 
     #[test]
     fn expired_id_token_is_accepted_as_a_hint_only() {
         let ring = ring(&[SigningAlgorithm::RS256]);
         let expired = ring.sign(None, JwtType::Jwt, &claims(now() - 10)).unwrap();
-        assert!(ring.verify::<Claims>(&expired, JwtType::Jwt, "https://id.example").is_err());
-        assert!(ring.verify_hint::<Claims>(&expired, "https://id.example").is_ok());
+        assert_eq!(ring.verify::<Claims>(&expired, JwtType::Jwt, ISSUER, now()).err(), Some(VerifyError::Expired));
+        assert!(ring.verify_hint::<Claims>(&expired, ISSUER).is_ok());
         let access_token = ring.sign(None, JwtType::AccessToken, &claims(now() + 60)).unwrap();
-        assert!(matches!(ring.verify_hint::<Claims>(&access_token, "https://id.example"), Err(VerifyError::WrongType)));
+        assert_eq!(ring.verify_hint::<Claims>(&access_token, ISSUER).err(), Some(VerifyError::WrongType));
     }
 
     #[test]
     fn tampered_signature_and_unknown_key_are_refused() {
-        let ring_a = ring(&[SigningAlgorithm::ES256]);
-        let ring_b = ring(&[SigningAlgorithm::ES256]);
-        let token = ring_a.sign(None, JwtType::AccessToken, &claims(now() + 60)).unwrap();
-        assert!(matches!(
-            ring_b.verify::<Claims>(&token, JwtType::AccessToken, "https://id.example"),
-            Err(VerifyError::UnknownKey)
-        ));
-        let (signing_input, signature) = token.rsplit_once('.').unwrap();
-        let mut bytes = URL_SAFE_NO_PAD.decode(signature).unwrap();
-        bytes[0] ^= 1;
-        let tampered = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(bytes));
-        assert!(ring_a.verify::<Claims>(&tampered, JwtType::AccessToken, "https://id.example").is_err());
+        for algorithm in [SigningAlgorithm::RS256, SigningAlgorithm::ES256, SigningAlgorithm::EdDSA] {
+            let ring_a = ring(&[algorithm]);
+            let ring_b = ring(&[algorithm]);
+            let token = ring_a.sign(None, JwtType::AccessToken, &claims(now() + 60)).unwrap();
+            assert_eq!(verify_error(&ring_b, &token), Some(VerifyError::UnknownKey));
+            let (signing_input, signature) = token.rsplit_once('.').unwrap();
+            let mut bytes = URL_SAFE_NO_PAD.decode(signature).unwrap();
+            bytes[0] ^= 1;
+            let tampered = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(bytes));
+            assert_eq!(verify_error(&ring_a, &tampered), Some(VerifyError::BadSignature), "{algorithm}");
+        }
     }
 
     #[test]
@@ -258,9 +345,7 @@ mod tests {
         let kid = ring.signer(None).unwrap().kid().to_owned();
         let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","typ":"at+jwt","kid":"{kid}"}}"#));
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(now() + 60)).unwrap());
-        assert!(
-            ring.verify::<Claims>(&format!("{header}.{payload}."), JwtType::AccessToken, "https://id.example").is_err()
-        );
+        assert_eq!(verify_error(&ring, &format!("{header}.{payload}.")), Some(VerifyError::WrongAlgorithm));
     }
 
     #[test]

@@ -7,11 +7,11 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
-    self, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair,
+    self, ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ED25519, EcdsaKeyPair, Ed25519KeyPair,
+    KeyPair as _, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RsaKeyPair,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey};
 use zeroize::Zeroizing;
 
 use super::jwk::{Jwk, PublicParams};
@@ -41,13 +41,16 @@ enum Private {
     Ed25519(Ed25519KeyPair),
 }
 
-/// A signing key: the parsed private key, its public JWK and pre-encoded JWS headers.
+/// A signing key: the parsed private key, the parsed public key, its public JWK and
+/// pre-encoded JWS headers.
 pub struct KeyPair {
     kid: String,
     algorithm: SigningAlgorithm,
     private: Private,
+    /// Parsed once: building an RSA public key per verification (its Montgomery
+    /// constants) costs as much as the verification itself.
+    public: ParsedPublicKey,
     jwk: Jwk,
-    decoding_key: DecodingKey,
     at_jwt_header: String,
     jwt_header: String,
 }
@@ -93,39 +96,42 @@ impl KeyPair {
     /// Parses a PKCS#8 private key once, for the key's lifetime.
     pub fn from_pkcs8(algorithm: SigningAlgorithm, pkcs8: &[u8]) -> Result<Self, KeyError> {
         let invalid = |_| KeyError::InvalidPrivateKey(algorithm);
-        let (private, params) = match algorithm {
+        let (private, params, public) = match algorithm {
             SigningAlgorithm::RS256 => {
                 let pair = RsaKeyPair::from_pkcs8(pkcs8).map_err(invalid)?;
                 if pair.public_modulus_len() < 256 {
                     return Err(KeyError::InvalidPrivateKey(algorithm));
                 }
-                let public = pair.public_key();
+                // PKCS#1 RSAPublicKey DER, what RSA verification takes.
+                let public =
+                    ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, pair.public_key().as_ref()).map_err(invalid)?;
+                let components = pair.public_key();
                 let params = PublicParams::Rsa {
-                    n: public.modulus().big_endian_without_leading_zero().to_vec(),
-                    e: public.exponent().big_endian_without_leading_zero().to_vec(),
+                    n: components.modulus().big_endian_without_leading_zero().to_vec(),
+                    e: components.exponent().big_endian_without_leading_zero().to_vec(),
                 };
-                (Private::Rsa(pair), params)
+                (Private::Rsa(pair), params, public)
             }
             SigningAlgorithm::ES256 => {
-                let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
-                    .map_err(|_| KeyError::InvalidPrivateKey(algorithm))?;
+                let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).map_err(invalid)?;
                 // Uncompressed SEC1 point: 0x04 || X || Y.
                 let point = pair.public_key().as_ref();
                 if point.len() != 65 {
                     return Err(KeyError::InvalidPrivateKey(algorithm));
                 }
+                let public = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point).map_err(invalid)?;
                 let params = PublicParams::P256 { x: point[1..33].to_vec(), y: point[33..].to_vec() };
-                (Private::P256(pair), params)
+                (Private::P256(pair), params, public)
             }
             SigningAlgorithm::EdDSA => {
                 let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|_| KeyError::InvalidPrivateKey(algorithm))?;
+                let public = ParsedPublicKey::new(&ED25519, pair.public_key().as_ref()).map_err(invalid)?;
                 let params = PublicParams::Ed25519 { x: pair.public_key().as_ref().to_vec() };
-                (Private::Ed25519(pair), params)
+                (Private::Ed25519(pair), params, public)
             }
         };
         let kid = params.thumbprint();
         let jwk = params.to_jwk(algorithm.as_str(), kid.clone());
-        let decoding_key = decoding_key(&jwk).ok_or(KeyError::InvalidPrivateKey(algorithm))?;
         let header = |typ: &str| {
             URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{}","typ":"{typ}","kid":"{kid}"}}"#, algorithm.as_str()))
         };
@@ -135,8 +141,8 @@ impl KeyPair {
             kid,
             algorithm,
             private,
+            public,
             jwk,
-            decoding_key,
         })
     }
 
@@ -152,16 +158,10 @@ impl KeyPair {
         &self.jwk
     }
 
-    pub(super) fn decoding_key(&self) -> &DecodingKey {
-        &self.decoding_key
-    }
-
-    pub(super) fn jsonwebtoken_algorithm(&self) -> Algorithm {
-        match self.algorithm {
-            SigningAlgorithm::RS256 => Algorithm::RS256,
-            SigningAlgorithm::ES256 => Algorithm::ES256,
-            SigningAlgorithm::EdDSA => Algorithm::EdDSA,
-        }
+    /// Whether `signature` is this key's signature of `message` (RS256: RSASSA-PKCS1-v1_5
+    /// with SHA-256; ES256: the fixed-width `R || S` of RFC 7518 §3.4; EdDSA: Ed25519).
+    pub(super) fn verify_signature(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.public.verify_sig(message, signature).is_ok()
     }
 
     /// The base64url-encoded protected header for tokens of this type.
@@ -186,14 +186,5 @@ impl KeyPair {
             }
             Private::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
         }
-    }
-}
-
-fn decoding_key(jwk: &Jwk) -> Option<DecodingKey> {
-    match (jwk.kty, &jwk.n, &jwk.e, &jwk.x, &jwk.y) {
-        ("RSA", Some(n), Some(e), _, _) => DecodingKey::from_rsa_components(n, e).ok(),
-        ("EC", _, _, Some(x), Some(y)) => DecodingKey::from_ec_components(x, y).ok(),
-        ("OKP", _, _, Some(x), _) => DecodingKey::from_ed_components(x).ok(),
-        _ => None,
     }
 }

@@ -34,7 +34,7 @@ pub async fn introspect(
     let token = form.require("token")?;
     let now = provider.clock.now();
     let verified =
-        provider.keys.load().verify::<AccessTokenClaims>(token, JwtType::AccessToken, &provider.config.issuer);
+        provider.keys.load().verify::<AccessTokenClaims>(token, JwtType::AccessToken, &provider.config.issuer, now);
     let response = match verified {
         Ok(claims) => {
             // A deleted client's tokens die with it (RFC 7592 §2.3).

@@ -30,8 +30,12 @@ pub async fn revoke(
     let client = authenticate_client(&provider, &headers, &form).await?;
     let token = form.require("token")?;
     let not_yours = || OAuthError::unauthorized_client("the token was not issued to this client");
-    let verified =
-        provider.keys.load().verify::<AccessTokenClaims>(token, JwtType::AccessToken, &provider.config.issuer);
+    let verified = provider.keys.load().verify::<AccessTokenClaims>(
+        token,
+        JwtType::AccessToken,
+        &provider.config.issuer,
+        provider.clock.now(),
+    );
     if let Ok(claims) = verified {
         if claims.client_id != client.client_id {
             return Err(not_yours().into());

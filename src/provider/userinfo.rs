@@ -99,7 +99,7 @@ pub async fn userinfo(State(provider): State<Arc<Provider>>, request: Request) -
     let claims = provider
         .keys
         .load()
-        .verify::<AccessTokenClaims>(&token, JwtType::AccessToken, &provider.config.issuer)
+        .verify::<AccessTokenClaims>(&token, JwtType::AccessToken, &provider.config.issuer, provider.clock.now())
         .map_err(|_| invalid())?;
     let unavailable = |error: crate::store::StoreError| {
         tracing::error!(%error, "store operation failed");
