@@ -468,10 +468,22 @@ fn valid_description(description: &str) -> bool {
     description.bytes().all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E))
 }
 
-/// The request's secret values: what must never come back.
+/// Parameters that carry credentials. Other parameters are the caller's own data, which
+/// some endpoints echo by design (`state` on redirects), whatever their value.
+const CREDENTIAL_PARAMETERS: &[&str] = &["client_secret", "password"];
+
+/// The secrets the request presents as credentials: what must never come back.
 fn secrets_sent(request: &ArbitraryRequest) -> Vec<&'static str> {
-    let mut sent = String::from_utf8_lossy(&request.body).into_owned();
-    sent.push_str(request.query.as_deref().unwrap_or(""));
+    let query = request.query.as_deref().unwrap_or("");
+    let mut sent: String = [query.as_bytes(), &request.body]
+        .iter()
+        .flat_map(|form| form.split(|b| *b == b'&'))
+        .filter_map(|pair| {
+            let pair = String::from_utf8_lossy(pair);
+            let (name, value) = pair.split_once('=')?;
+            CREDENTIAL_PARAMETERS.contains(&name).then(|| value.to_owned())
+        })
+        .collect();
     if let Some(decoded) = request.authorization.as_deref().and_then(|a| a.strip_prefix("Basic ")) {
         sent.push_str(&String::from_utf8_lossy(&STANDARD.decode(decoded).unwrap_or_default()));
     }
