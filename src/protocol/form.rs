@@ -86,6 +86,12 @@ impl FormParams {
 
 /// Decodes one `application/x-www-form-urlencoded` component: `+` is a space and `%XX` a byte.
 pub fn decode_component(raw: &[u8]) -> Result<String, OAuthError> {
+    // Tokens, codes and secrets are base64url or similar: nothing to decode, one copy.
+    let bytes = if raw.iter().any(|b| matches!(b, b'+' | b'%')) { percent_decode(raw)? } else { raw.to_vec() };
+    String::from_utf8(bytes).map_err(|_| OAuthError::invalid_request("parameters must be UTF-8"))
+}
+
+fn percent_decode(raw: &[u8]) -> Result<Vec<u8>, OAuthError> {
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
@@ -94,6 +100,7 @@ pub fn decode_component(raw: &[u8]) -> Result<String, OAuthError> {
             b'%' => {
                 let byte = raw
                     .get(i + 1..i + 3)
+                    .filter(|hex| hex.iter().all(u8::is_ascii_hexdigit))
                     .and_then(|hex| std::str::from_utf8(hex).ok())
                     .and_then(|hex| u8::from_str_radix(hex, 16).ok())
                     .ok_or_else(|| OAuthError::invalid_request("malformed percent-encoding"))?;
@@ -104,7 +111,7 @@ pub fn decode_component(raw: &[u8]) -> Result<String, OAuthError> {
         }
         i += 1;
     }
-    String::from_utf8(out).map_err(|_| OAuthError::invalid_request("parameters must be UTF-8"))
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -137,10 +144,18 @@ mod tests {
 
     #[test]
     fn malformed_percent_encoding_is_invalid_request() {
-        for body in [&b"a=%zz"[..], b"a=%4", b"a=%", b"%G0=1"] {
+        for body in [&b"a=%zz"[..], b"a=%4", b"a=%", b"%G0=1", b"a=%+1", b"a=%-1", b"a=x%+f"] {
             let err = FormParams::parse(body).unwrap_err();
             assert_eq!(err.code, ErrorCode::InvalidRequest, "{body:?}");
         }
+    }
+
+    #[test]
+    fn values_without_escapes_are_taken_verbatim() {
+        let form = FormParams::parse(b"token=eyJh.eyJz-_~.sig&a=%41+b").unwrap();
+        assert_eq!(form.get("token").unwrap(), Some("eyJh.eyJz-_~.sig"));
+        assert_eq!(form.get("a").unwrap(), Some("A b"));
+        assert_eq!(FormParams::parse(b"a=\xff").unwrap_err().description, "parameters must be UTF-8");
     }
 
     #[test]

@@ -3,11 +3,9 @@
 
 use std::any::Any;
 
-use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::error::ProtocolError;
 use crate::protocol::OAuthError;
@@ -17,10 +15,14 @@ fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
     ProtocolError(OAuthError::server_error()).into_response()
 }
 
-/// `nosniff` and `no-referrer` on everything; panics answered as `server_error`.
-pub fn apply(router: Router) -> Router {
-    router
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+/// Answers a panicking handler with `server_error` (and the panic is logged).
+pub fn catch_panics() -> CatchPanicLayer<fn(Box<dyn Any + Send + 'static>) -> Response> {
+    CatchPanicLayer::custom(panic_response)
+}
+
+/// `nosniff` and `no-referrer` on every response, whatever produced it.
+pub fn secure(response: &mut Response) {
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
 }

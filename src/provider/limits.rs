@@ -3,11 +3,9 @@
 //! streamed). Parameter counts and lengths are bounded by [`crate::protocol::form`],
 //! registration metadata by [`crate::protocol::registration`].
 
-use axum::Router;
 use axum::body::{Body, HttpBody};
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
 use super::error::ProtocolError;
@@ -19,11 +17,6 @@ pub const MAX_HEADERS: usize = 64;
 /// Most bytes of header names and values together in one request.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
-/// Refuses requests over the limits with an RFC 6749 `invalid_request` body.
-pub fn apply(router: Router) -> Router {
-    router.layer(middleware::from_fn(enforce))
-}
-
 fn refused(status: StatusCode, description: String) -> Response {
     let mut response = ProtocolError(OAuthError::invalid_request(description)).into_response();
     *response.status_mut() = status;
@@ -34,39 +27,41 @@ fn body_too_large() -> Response {
     refused(StatusCode::PAYLOAD_TOO_LARGE, format!("the request body exceeds {MAX_BODY_BYTES} bytes"))
 }
 
-async fn enforce(request: Request, next: Next) -> Response {
+/// The request, when it is within the limits (a streamed body of unknown length read into
+/// memory on the way); otherwise the refusal, an RFC 6749 `invalid_request` body.
+pub async fn admit(request: Request) -> Result<Request, Response> {
     let headers = request.headers();
     if headers.len() > MAX_HEADERS {
-        return refused(
+        return Err(refused(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             format!("the request has more than {MAX_HEADERS} header fields"),
-        );
+        ));
     }
     let header_bytes: usize = headers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
     if header_bytes > MAX_HEADER_BYTES {
-        return refused(
+        return Err(refused(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             format!("the request headers exceed {MAX_HEADER_BYTES} bytes"),
-        );
+        ));
     }
     let declared = match headers.get(header::CONTENT_LENGTH) {
         None => None,
         Some(value) => match value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) {
             Some(length) => Some(length),
-            None => return refused(StatusCode::BAD_REQUEST, "malformed Content-Length".to_owned()),
+            None => return Err(refused(StatusCode::BAD_REQUEST, "malformed Content-Length".to_owned())),
         },
     };
     match declared {
-        Some(length) if length > MAX_BODY_BYTES as u64 => body_too_large(),
+        Some(length) if length > MAX_BODY_BYTES as u64 => Err(body_too_large()),
         // hyper delivers exactly the declared length, and an empty body needs no care.
-        Some(_) => next.run(request).await,
-        None if request.body().size_hint().exact() == Some(0) => next.run(request).await,
+        Some(_) => Ok(request),
+        None if request.body().size_hint().exact() == Some(0) => Ok(request),
         // A streamed body of unknown length is read here, up to the limit.
         None => {
             let (parts, body) = request.into_parts();
             match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-                Ok(bytes) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
-                Err(_) => body_too_large(),
+                Ok(bytes) => Ok(Request::from_parts(parts, Body::from(bytes))),
+                Err(_) => Err(body_too_large()),
             }
         }
     }

@@ -168,7 +168,9 @@ pub fn app(provider: Arc<Provider>) -> Router {
         .route_layer(middleware::from_fn(observe::record_route))
         .fallback(metadata::not_found)
         .with_state(Arc::clone(&provider));
-    headers::apply(limits::apply(router)).layer(middleware::from_fn_with_state(provider, observe::observe))
+    // Every route layer is cloned per request, so the limits and response headers live in
+    // the one outer middleware rather than in layers of their own.
+    router.layer(headers::catch_panics()).layer(middleware::from_fn_with_state(provider, observe::observe))
 }
 
 /// The router of `--metrics-listen`: `/metrics`, `/health` and `/ready` only, so the

@@ -1,11 +1,13 @@
 //! What every request goes through first: a request id (`x-request-id`, taken from the
 //! caller when sane, generated otherwise, echoed back), a `request` span carrying it so every
 //! log line of the request names it, the caller's W3C `traceparent` when OpenTelemetry is
-//! on, the HTTP metrics, and one access-log line (not for probes and scrapes).
+//! on, the request limits ([`super::limits`]), the security headers of every response, the
+//! HTTP metrics, and one access-log line (not for probes and scrapes).
 
+use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
@@ -62,12 +64,14 @@ fn request_id(headers: &HeaderMap) -> String {
     }
 }
 
-/// 128 random bits; should the system's generator fail, a per-process sequence keeps ids
-/// unique within the process.
+/// 128 bits that are unique per request and unguessable from the outside: a keyed hash
+/// (SipHash, keys drawn from the OS at start) of a per-process sequence. Cheaper than the
+/// CSPRNG on every request, and it cannot fail.
 fn generated_id() -> String {
+    static KEYS: LazyLock<(RandomState, RandomState)> = LazyLock::new(|| (RandomState::new(), RandomState::new()));
     static SEQUENCE: AtomicU64 = AtomicU64::new(0);
-    crate::secrets::random_token(16)
-        .unwrap_or_else(|_| format!("seq-{}-{}", std::process::id(), SEQUENCE.fetch_add(1, Ordering::Relaxed)))
+    let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    format!("{:016x}{:016x}", KEYS.0.hash_one(sequence), KEYS.1.hash_one(sequence))
 }
 
 /// Methods outside this set share one label, so made-up methods cannot add series.
@@ -126,7 +130,14 @@ pub async fn observe(State(provider): State<Arc<Provider>>, request: Request, ne
     };
     crate::telemetry::set_remote_parent(&span, request.headers());
     let context = RequestContext { request_id: request_id.clone(), source_ip };
-    let mut response = CURRENT.scope(context, next.run(request)).instrument(span.clone()).await;
+    let admitted = async move {
+        match super::limits::admit(request).await {
+            Ok(request) => next.run(request).await,
+            Err(refused) => refused,
+        }
+    };
+    let mut response = CURRENT.scope(context, admitted).instrument(span.clone()).await;
+    super::headers::secure(&mut response);
     let elapsed = started.elapsed();
     let route = response.extensions_mut().remove::<Route>();
     let endpoint = route.as_ref().map_or(UNMATCHED, |Route(matched)| matched.as_str());
@@ -197,5 +208,12 @@ mod tests {
             assert!(!replaced.is_empty());
         }
         assert_ne!(request_id(&HeaderMap::new()), request_id(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn generated_request_ids_are_128_bit_hex_and_never_repeat() {
+        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| generated_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        assert!(ids.iter().all(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())));
     }
 }
