@@ -1,16 +1,21 @@
-//! The client_credentials hot path without HTTP: building the RFC 9068 claims, and signing
-//! them with each algorithm, next to a bare aws-lc-rs signature over a message of the same
-//! size — the floor the signing path should sit on. `cargo bench --bench token_signing`.
+//! The token hot paths without HTTP: building the RFC 9068 claims, signing them with each
+//! algorithm, and verifying the result (introspection, userinfo), next to bare aws-lc-rs
+//! signatures and verifications over a message of the same size — the floor these paths
+//! should sit on. `cargo bench --bench token_signing`.
 
 use std::hint::black_box;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256,
+    RSA_PKCS1_SHA256, RsaKeyPair,
+};
 use criterion::{Criterion, criterion_group, criterion_main};
 use portcullis::crd::{GrantType, SigningAlgorithm, TokenEndpointAuthMethod};
 use portcullis::keys::{JwtType, KeyPair, KeyPhase, Keyring};
 use portcullis::model::ClientRecord;
+use portcullis::protocol::claims::AccessTokenClaims;
 use portcullis::protocol::scope::Scope;
 use portcullis::protocol::token;
 
@@ -59,6 +64,10 @@ fn bench(c: &mut Criterion) {
         c.bench_function(&format!("issue/{algorithm}"), |b| {
             b.iter(|| ring.sign(None, JwtType::AccessToken, &claims(black_box(&client)).claims).unwrap())
         });
+        let token = ring.sign(None, JwtType::AccessToken, &grant.claims).unwrap();
+        c.bench_function(&format!("verify/{algorithm}"), |b| {
+            b.iter(|| ring.verify::<AccessTokenClaims>(black_box(&token), JwtType::AccessToken, ISSUER, NOW).unwrap())
+        });
     }
 
     // The floor: one bare signature over a signing input of a typical token's size.
@@ -68,6 +77,11 @@ fn bench(c: &mut Criterion) {
     let mut signature = vec![0; rsa.public_modulus_len()];
     c.bench_function("aws-lc-rs/RS256", |b| {
         b.iter(|| rsa.sign(&RSA_PKCS1_SHA256, &rng, black_box(&message), &mut signature).unwrap())
+    });
+    rsa.sign(&RSA_PKCS1_SHA256, &rng, &message, &mut signature).unwrap();
+    let public = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, rsa.public_key().as_ref()).unwrap();
+    c.bench_function("aws-lc-rs/RS256-verify", |b| {
+        b.iter(|| public.verify_sig(black_box(&message), &signature).unwrap())
     });
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
     let ec = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
