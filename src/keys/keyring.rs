@@ -280,6 +280,17 @@ mod tests {
     }
 
     #[test]
+    fn rfc7515_4_duplicate_header_members_are_refused() {
+        let ring = ring(&[SigningAlgorithm::ES256]);
+        let key = ring.signer(None).unwrap();
+        let header = format!(r#"{{"alg":"ES256","typ":"at+jwt","kid":"{}","alg":"ES256"}}"#, key.kid());
+        let payload = serde_json::json!({"iss": ISSUER, "exp": now() + 60, "iat": now(), "sub": "s"});
+        let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(payload.to_string()));
+        let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(key.sign(input.as_bytes()).unwrap()));
+        assert_eq!(verify_error(&ring, &token), Some(VerifyError::Malformed));
+    }
+
+    #[test]
     fn rfc8725_3_1_header_alg_other_than_the_keys_is_refused() {
         let ring = ring(&[SigningAlgorithm::ES256]);
         let payload = serde_json::json!({"iss": ISSUER, "exp": now() + 60, "iat": now(), "sub": "s"});

@@ -124,7 +124,7 @@ impl KeyPair {
                 (Private::P256(pair), params, public)
             }
             SigningAlgorithm::EdDSA => {
-                let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|_| KeyError::InvalidPrivateKey(algorithm))?;
+                let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(invalid)?;
                 let public = ParsedPublicKey::new(&ED25519, pair.public_key().as_ref()).map_err(invalid)?;
                 let params = PublicParams::Ed25519 { x: pair.public_key().as_ref().to_vec() };
                 (Private::Ed25519(pair), params, public)
