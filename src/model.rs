@@ -1,12 +1,13 @@
 //! Records the controller writes and the provider reads: the client registry and the user
-//! directory. They are plain data so every store can persist them as they are.
+//! directory, and the short-lived state of the flows. They are plain data so every store
+//! can persist them as they are, built from the protocol's vocabulary
+//! ([`crate::protocol::types`]) alone; the protocol rules take them as input.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::crd::{GrantType, TokenEndpointAuthMethod};
-use crate::protocol::scope::Scope;
+use crate::protocol::types::{AuthorizationRequest, ClientMetadata, GrantType, Scope, TokenEndpointAuthMethod};
 
 /// A registered client, as the provider needs it at request time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,7 +37,7 @@ pub struct ClientRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Registration {
     /// The validated metadata, echoed on reads.
-    pub metadata: crate::protocol::registration::ClientMetadata,
+    pub metadata: ClientMetadata,
     /// SHA-256 of the registration access token.
     pub access_token_hash: String,
     pub client_id_issued_at: u64,
@@ -115,7 +116,7 @@ pub struct Interaction {
     pub id: String,
     pub browser_id: String,
     pub csrf_token: String,
-    pub request: crate::protocol::authorize::AuthorizationRequest,
+    pub request: AuthorizationRequest,
     /// Set once the user has authenticated during (or before) this interaction.
     pub subject: Option<String>,
     pub auth_time: Option<u64>,
