@@ -96,6 +96,28 @@ pub struct UserRecord {
     pub disabled: bool,
 }
 
+#[cfg(test)]
+impl UserRecord {
+    /// An enabled user without claims or password for unit tests, to adjust with struct
+    /// update syntax.
+    pub fn fixture(username: &str, subject: &str) -> Self {
+        UserRecord {
+            subject: subject.into(),
+            username: username.into(),
+            email: None,
+            email_verified: false,
+            name: None,
+            given_name: None,
+            family_name: None,
+            groups: vec![],
+            roles: vec![],
+            client_roles: BTreeMap::new(),
+            password_hash: String::new(),
+            disabled: false,
+        }
+    }
+}
+
 /// An SSO session: the browser's proof that a user authenticated at `auth_time`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
