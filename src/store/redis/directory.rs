@@ -10,6 +10,7 @@ use fred::interfaces::{ClientLike, EventInterface, PubsubInterface, SetsInterfac
 use fred::types::scripts::Script;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::RedisStore;
 use super::connection::{Redis, encode, redis_error};
 use crate::model::{ClientRecord, UserRecord};
 use crate::store::{Directory, DirectoryChange, Invalidations, StoreError};
@@ -137,6 +138,42 @@ impl Directory for RedisDirectory {
             None => self.redis.delete(USER, username).await?,
         }
         self.announce(DirectoryChange::User { username: username.to_owned(), subject: None }).await
+    }
+}
+
+/// The store's directory is this replica's copy in front of [`RedisDirectory`].
+#[async_trait]
+impl Directory for RedisStore {
+    async fn put_client(&self, client: ClientRecord) -> Result<(), StoreError> {
+        self.directory.put_client(client).await
+    }
+
+    async fn client(&self, client_id: &str) -> Result<Option<Arc<ClientRecord>>, StoreError> {
+        self.directory.client(client_id).await
+    }
+
+    async fn delete_client(&self, client_id: &str) -> Result<(), StoreError> {
+        self.directory.delete_client(client_id).await
+    }
+
+    async fn client_ids(&self) -> Result<Vec<String>, StoreError> {
+        self.directory.client_ids().await
+    }
+
+    async fn put_user(&self, user: UserRecord) -> Result<(), StoreError> {
+        self.directory.put_user(user).await
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
+        self.directory.user_by_username(username).await
+    }
+
+    async fn user_by_subject(&self, subject: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
+        self.directory.user_by_subject(subject).await
+    }
+
+    async fn delete_user(&self, username: &str) -> Result<(), StoreError> {
+        self.directory.delete_user(username).await
     }
 }
 

@@ -58,11 +58,9 @@ use fred::types::{Builder, SetOptions};
 
 use self::connection::{Redis, decode, decode_once, encode, expire_at, redis_error};
 use self::directory::{RedisDirectory, deliver_changes};
-use super::{
-    Cached, Consumed, Coordination, Counters, Directory, Ephemeral, Grants, PublishedKeys, SingleUse, StoreError,
-};
+use super::{Cached, Consumed, Coordination, Counters, Ephemeral, Grants, PublishedKeys, SingleUse, StoreError};
 use crate::clock::Clock;
-use crate::model::{AuthorizationCode, ClientRecord, Grant, Interaction, RefreshToken, Session, UserRecord};
+use crate::model::{AuthorizationCode, Grant, Interaction, RefreshToken, Session};
 use crate::protocol::types::Scope;
 use crate::secrets::token_digest;
 
@@ -200,42 +198,6 @@ fn consent_id(subject: &str, client_id: &str) -> String {
 
 fn saturate(count: i64) -> u32 {
     u32::try_from(count.max(0)).unwrap_or(u32::MAX)
-}
-
-/// Through the per-replica copy.
-#[async_trait]
-impl Directory for RedisStore {
-    async fn put_client(&self, client: ClientRecord) -> Result<(), StoreError> {
-        self.directory.put_client(client).await
-    }
-
-    async fn client(&self, client_id: &str) -> Result<Option<Arc<ClientRecord>>, StoreError> {
-        self.directory.client(client_id).await
-    }
-
-    async fn delete_client(&self, client_id: &str) -> Result<(), StoreError> {
-        self.directory.delete_client(client_id).await
-    }
-
-    async fn client_ids(&self) -> Result<Vec<String>, StoreError> {
-        self.directory.client_ids().await
-    }
-
-    async fn put_user(&self, user: UserRecord) -> Result<(), StoreError> {
-        self.directory.put_user(user).await
-    }
-
-    async fn user_by_username(&self, username: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
-        self.directory.user_by_username(username).await
-    }
-
-    async fn user_by_subject(&self, subject: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
-        self.directory.user_by_subject(subject).await
-    }
-
-    async fn delete_user(&self, username: &str) -> Result<(), StoreError> {
-        self.directory.delete_user(username).await
-    }
 }
 
 #[async_trait]
