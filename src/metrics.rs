@@ -11,7 +11,7 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
-use crate::keys::{KeyPhase, Keyring};
+use crate::keys::Keyring;
 use crate::model::ClientRecord;
 
 /// The `client_id` label of dynamically registered clients (RFC 7591): anyone may create
@@ -248,16 +248,8 @@ impl Metrics {
         for (kid, phase, created_at) in keyring.entries() {
             let created_at = created_at.unwrap_or_else(|| *first_seen.entry(kid.to_owned()).or_insert(now));
             let age = now.saturating_sub(created_at) as f64;
-            self.signing_key_age.with_label_values(&[kid, phase_label(phase)]).set(age);
+            self.signing_key_age.with_label_values(&[kid, phase.as_str()]).set(age);
         }
-    }
-}
-
-fn phase_label(phase: KeyPhase) -> &'static str {
-    match phase {
-        KeyPhase::Active => "active",
-        KeyPhase::Next => "next",
-        KeyPhase::Retired => "retired",
     }
 }
 

@@ -1,12 +1,13 @@
 //! Records the controller writes and the provider reads: the client registry and the user
-//! directory. They are plain data so every store can persist them as they are.
+//! directory, and the short-lived state of the flows. They are plain data so every store
+//! can persist them as they are, built from the protocol's vocabulary
+//! ([`crate::protocol::types`]) alone; the protocol rules take them as input.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::crd::{GrantType, TokenEndpointAuthMethod};
-use crate::protocol::scope::Scope;
+use crate::protocol::types::{AuthorizationRequest, ClientMetadata, GrantType, Scope, TokenEndpointAuthMethod};
 
 /// A registered client, as the provider needs it at request time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,7 +37,7 @@ pub struct ClientRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Registration {
     /// The validated metadata, echoed on reads.
-    pub metadata: crate::protocol::registration::ClientMetadata,
+    pub metadata: ClientMetadata,
     /// SHA-256 of the registration access token.
     pub access_token_hash: String,
     pub client_id_issued_at: u64,
@@ -95,6 +96,28 @@ pub struct UserRecord {
     pub disabled: bool,
 }
 
+#[cfg(test)]
+impl UserRecord {
+    /// An enabled user without claims or password for unit tests, to adjust with struct
+    /// update syntax.
+    pub fn fixture(username: &str, subject: &str) -> Self {
+        UserRecord {
+            subject: subject.into(),
+            username: username.into(),
+            email: None,
+            email_verified: false,
+            name: None,
+            given_name: None,
+            family_name: None,
+            groups: vec![],
+            roles: vec![],
+            client_roles: BTreeMap::new(),
+            password_hash: String::new(),
+            disabled: false,
+        }
+    }
+}
+
 /// An SSO session: the browser's proof that a user authenticated at `auth_time`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
@@ -115,7 +138,7 @@ pub struct Interaction {
     pub id: String,
     pub browser_id: String,
     pub csrf_token: String,
-    pub request: crate::protocol::authorize::AuthorizationRequest,
+    pub request: AuthorizationRequest,
     /// Set once the user has authenticated during (or before) this interaction.
     pub subject: Option<String>,
     pub auth_time: Option<u64>,

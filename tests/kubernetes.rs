@@ -23,7 +23,7 @@ use portcullis::kubernetes::controller::{self, ControllerConfig, WatchNamespaces
 use portcullis::kubernetes::lease::LeaseConfig;
 use portcullis::kubernetes::metrics::ControllerMetrics;
 use portcullis::secrets;
-use portcullis::store::{RedisConfig, RedisStore, Store};
+use portcullis::store::{Directory, RedisConfig, RedisStore};
 use redis_server::RedisServer;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fixtures::m2m_client;
-use portcullis::store::{RedisConfig, RedisStore, Store};
+use portcullis::store::{Directory, RedisConfig, RedisStore};
 use redis_server::RedisServer;
 use reqwest::Url;
 use serde_json::Value;

@@ -1,5 +1,7 @@
-//! The contract every `Store` implementation must keep. Each check is a function over
-//! `&dyn Store` and a [`Time`], so the Redis store runs the very same suite.
+//! The contract every `Store` implementation must keep, port by port. Each check is a
+//! function over the port it checks (`&dyn Directory`, `&dyn SingleUse`, ...) and a
+//! [`Time`], so the memory store, the Redis store and the wrappers run the very same
+//! suite; the instrumented run also proves the suite calls every operation of every port.
 
 #[path = "support/redis_server.rs"]
 mod redis_server;
@@ -7,14 +9,16 @@ mod redis_server;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use portcullis::clock::Clock;
-use portcullis::crd::{GrantType, TokenEndpointAuthMethod};
 use portcullis::metrics::Metrics;
-use portcullis::model::{AuthorizationCode, ClientRecord, Grant, RefreshToken, Session, UserRecord};
-use portcullis::protocol::scope::Scope;
-use portcullis::store::{Consumed, InstrumentedStore, MemoryStore, RedisConfig, RedisStore, Store, StoreError};
+use portcullis::model::{AuthorizationCode, ClientRecord, Grant, Interaction, RefreshToken, Session, UserRecord};
+use portcullis::protocol::types::{AuthorizationRequest, GrantType, Scope, TokenEndpointAuthMethod};
+use portcullis::store::{
+    Cached, Consumed, Coordination, Counters, Directory, Ephemeral, Grants, Instrumented, MemoryStore, OPERATIONS,
+    PublishedKeys, RedisConfig, RedisStore, SingleUse, Store, StoreError,
+};
 use redis_server::RedisServer;
 
 /// How a check lets time pass. Expiries in the checks are two seconds away so that waiting
@@ -81,7 +85,7 @@ fn user(username: &str, subject: &str) -> UserRecord {
     }
 }
 
-async fn clients_are_upserted_found_listed_and_deleted(store: &dyn Store) {
+async fn clients_are_upserted_found_listed_and_deleted(store: &dyn Directory) {
     assert!(store.client("a").await.unwrap().is_none());
     store.put_client(client("a")).await.unwrap();
     store.put_client(client("b")).await.unwrap();
@@ -95,7 +99,7 @@ async fn clients_are_upserted_found_listed_and_deleted(store: &dyn Store) {
     assert!(store.client("a").await.unwrap().is_none());
 }
 
-async fn users_are_found_by_username_and_subject(store: &dyn Store) {
+async fn users_are_found_by_username_and_subject(store: &dyn Directory) {
     store.put_user(user("alice", "sub-1")).await.unwrap();
     assert_eq!(store.user_by_username("alice").await.unwrap().unwrap().subject, "sub-1");
     assert_eq!(store.user_by_subject("sub-1").await.unwrap().unwrap().username, "alice");
@@ -113,7 +117,7 @@ async fn users_are_found_by_username_and_subject(store: &dyn Store) {
     assert_eq!(store.user_by_subject("s-2").await.unwrap().unwrap().username, "ann");
 }
 
-async fn revoked_tokens_stay_denied_until_they_expire(store: &dyn Store, time: &Time) {
+async fn revoked_tokens_stay_denied_until_they_expire(store: &dyn Ephemeral, time: &Time) {
     let t = time.now();
     store.revoke_token("jti-1", t + 2).await.unwrap();
     store.revoke_token("jti-old", t).await.unwrap();
@@ -138,7 +142,7 @@ fn code(grant_id: &str) -> AuthorizationCode {
     }
 }
 
-async fn codes_are_consumed_exactly_once(store: &dyn Store, time: &Time) {
+async fn codes_are_consumed_exactly_once(store: &dyn SingleUse, time: &Time) {
     let t = time.now();
     store.put_code("h1", &code("g1"), t + 60).await.unwrap();
     assert_eq!(store.consume_code("h1").await.unwrap(), Consumed::Fresh(code("g1")));
@@ -150,7 +154,7 @@ async fn codes_are_consumed_exactly_once(store: &dyn Store, time: &Time) {
     assert_eq!(store.consume_code("h2").await.unwrap(), Consumed::Unknown, "expired codes are gone");
 }
 
-async fn refresh_tokens_can_be_peeked_and_consumed_once(store: &dyn Store, time: &Time) {
+async fn refresh_tokens_can_be_peeked_and_consumed_once(store: &dyn SingleUse, time: &Time) {
     let t = time.now();
     let token = RefreshToken {
         grant_id: "g".into(),
@@ -170,11 +174,21 @@ fn used_since<T: PartialEq>(consumed: &Consumed<T>, value: &T, since: u64) -> bo
     matches!(consumed, Consumed::Reused(v, used_at) if v == value && *used_at >= since && *used_at <= since + 1)
 }
 
-async fn claims_keep_the_first_value(store: &dyn Store) {
+async fn claims_keep_the_first_value(store: &dyn Coordination) {
     assert_eq!(store.claim("client-secret:a", "first").await.unwrap(), "first");
     assert_eq!(store.claim("client-secret:a", "second").await.unwrap(), "first", "a later claim gets the kept value");
     assert_eq!(store.claim("client-secret:b", "other").await.unwrap(), "other");
     store.ping().await.unwrap();
+}
+
+async fn published_keys_are_read_back_and_replaced(store: &dyn Coordination) {
+    assert_eq!(store.published_keys().await.unwrap(), None, "nothing is published yet");
+    let first = PublishedKeys { jwks: r#"{"keys":[{"kid":"k1"}]}"#.into(), active_kids: r#"{"RS256":"k1"}"#.into() };
+    store.publish_keys(&first.jwks, &first.active_kids).await.unwrap();
+    assert_eq!(store.published_keys().await.unwrap(), Some(first));
+    let second = PublishedKeys { jwks: r#"{"keys":[]}"#.into(), active_kids: "{}".into() };
+    store.publish_keys(&second.jwks, &second.active_kids).await.unwrap();
+    assert_eq!(store.published_keys().await.unwrap(), Some(second), "a publication replaces the last one");
 }
 
 async fn concurrent_consumers_get_one_fresh_code(store: Arc<dyn Store>, time: &Time) {
@@ -194,7 +208,7 @@ async fn concurrent_consumers_get_one_fresh_code(store: Arc<dyn Store>, time: &T
     assert_eq!(fresh, 1);
 }
 
-async fn grants_sessions_and_consents_expire_and_can_be_removed(store: &dyn Store, time: &Time) {
+async fn grants_are_updated_while_present_and_revoked_whole(store: &dyn Grants, time: &Time) {
     let t = time.now();
     let grant = Grant {
         id: "g".into(),
@@ -216,7 +230,10 @@ async fn grants_sessions_and_consents_expire_and_can_be_removed(store: &dyn Stor
     assert_eq!(store.revoke_grant("g").await.unwrap(), None);
     assert!(!store.update_grant(&updated).await.unwrap(), "a revoked grant is not brought back");
     assert_eq!(store.grant("g").await.unwrap(), None);
+}
 
+async fn sessions_and_consents_expire_and_can_be_removed(store: &dyn Ephemeral, time: &Time) {
+    let t = time.now();
     let session =
         Session { id: "secret".into(), sid: "sid".into(), subject: "s".into(), auth_time: t, csrf_token: "c".into() };
     store.put_session(&session, t + 10).await.unwrap();
@@ -233,7 +250,41 @@ async fn grants_sessions_and_consents_expire_and_can_be_removed(store: &dyn Stor
     assert_eq!(store.consent("s", "a").await.unwrap(), None, "consent expires");
 }
 
-async fn counters_count_within_their_window(store: &dyn Store, time: &Time) {
+async fn interactions_expire_and_can_be_removed(store: &dyn Ephemeral, time: &Time) {
+    let t = time.now();
+    let interaction = |id: &str| Interaction {
+        id: id.into(),
+        browser_id: "browser".into(),
+        csrf_token: "c".into(),
+        request: AuthorizationRequest {
+            client_id: "a".into(),
+            redirect_uri: "https://app.example/cb".into(),
+            scope: Scope::parse("openid").unwrap(),
+            state: Some("st".into()),
+            nonce: None,
+            prompt: Default::default(),
+            max_age: None,
+            code_challenge: None,
+            login_hint: None,
+            id_token_hint: None,
+            ui_locales: Some("fr".into()),
+        },
+        subject: Some("s".into()),
+        auth_time: Some(t),
+        session_id: None,
+    };
+    store.put_interaction(&interaction("i-1"), t + 10).await.unwrap();
+    store.put_interaction(&interaction("i-2"), t + 2).await.unwrap();
+    store.put_interaction(&interaction("born-expired"), t).await.unwrap();
+    assert_eq!(store.interaction("i-1").await.unwrap(), Some(interaction("i-1")));
+    assert_eq!(store.interaction("born-expired").await.unwrap(), None);
+    store.delete_interaction("i-1").await.unwrap();
+    assert_eq!(store.interaction("i-1").await.unwrap(), None);
+    time.advance(2).await;
+    assert_eq!(store.interaction("i-2").await.unwrap(), None, "an interaction expires");
+}
+
+async fn counters_count_within_their_window(store: &dyn Counters, time: &Time) {
     let t = time.now();
     assert_eq!(store.counter("user:alice").await.unwrap(), 0);
     assert_eq!(store.increment_counter("user:alice", t + 10).await.unwrap(), 1);
@@ -247,7 +298,7 @@ async fn counters_count_within_their_window(store: &dyn Store, time: &Time) {
     assert_eq!(store.increment_counter("user:bob", t + 20).await.unwrap(), 1, "a new window starts at 1");
 }
 
-async fn active_sessions_counts_live_sessions_only(store: &dyn Store, time: &Time) {
+async fn active_sessions_counts_live_sessions_only(store: &dyn Ephemeral, time: &Time) {
     let t = time.now();
     assert_eq!(store.active_sessions().await.unwrap(), 0);
     let session = |id: &str| Session {
@@ -270,17 +321,25 @@ async fn active_sessions_counts_live_sessions_only(store: &dyn Store, time: &Tim
     assert_eq!(store.active_sessions().await.unwrap(), 0);
 }
 
-/// Every contract check, in order, against one store.
-async fn keeps_the_contract(store: &dyn Store, time: &Time) {
+/// The checks of the directory port.
+async fn keeps_the_directory_contract(store: &dyn Directory) {
     clients_are_upserted_found_listed_and_deleted(store).await;
     users_are_found_by_username_and_subject(store).await;
-    revoked_tokens_stay_denied_until_they_expire(store, time).await;
+}
+
+/// Every contract check, port by port, against one store.
+async fn keeps_the_contract(store: &dyn Store, time: &Time) {
+    keeps_the_directory_contract(store).await;
     codes_are_consumed_exactly_once(store, time).await;
     refresh_tokens_can_be_peeked_and_consumed_once(store, time).await;
-    claims_keep_the_first_value(store).await;
-    grants_sessions_and_consents_expire_and_can_be_removed(store, time).await;
-    counters_count_within_their_window(store, time).await;
+    grants_are_updated_while_present_and_revoked_whole(store, time).await;
+    revoked_tokens_stay_denied_until_they_expire(store, time).await;
+    sessions_and_consents_expire_and_can_be_removed(store, time).await;
+    interactions_expire_and_can_be_removed(store, time).await;
     active_sessions_counts_live_sessions_only(store, time).await;
+    counters_count_within_their_window(store, time).await;
+    claims_keep_the_first_value(store).await;
+    published_keys_are_read_back_and_replaced(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -293,28 +352,43 @@ async fn memory_store_keeps_the_contract() {
     concurrent_consumers_get_one_fresh_code(store, &time).await;
 }
 
-/// The metrics wrapper the provider puts around every store changes no behaviour.
+/// The metrics wrapper the provider puts around every store changes no behaviour, and
+/// its metrics show that the contract exercises every operation of every port.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn instrumented_store_keeps_the_contract() {
     let now = Arc::new(AtomicU64::new(1_000_000));
     let inner: Arc<dyn Store> = Arc::new(MemoryStore::new(Clock::manual(Arc::clone(&now))));
     let metrics = Metrics::new();
-    let store: Arc<dyn Store> = Arc::new(InstrumentedStore::new(inner, &metrics));
+    let store: Arc<dyn Store> = Arc::new(Instrumented::new(inner, &metrics));
     let time = Time::Manual(now);
     keeps_the_contract(store.as_ref(), &time).await;
+    let untested: Vec<&str> =
+        OPERATIONS.iter().copied().filter(|op| metrics.store_op(op).0.get_sample_count() == 0).collect();
+    assert!(untested.is_empty(), "the contract calls every operation; not called: {untested:?}");
     concurrent_consumers_get_one_fresh_code(store, &time).await;
+}
+
+/// The per-replica copy answers like the directory behind it.
+#[tokio::test]
+async fn cached_directory_keeps_the_directory_contract() {
+    keeps_the_directory_contract(&Cached::new(MemoryStore::new(Clock::system()))).await;
 }
 
 const REDIS_PASSWORD: &str = "contract-secret";
 
+/// A key prefix of this run's own, so runs sharing a server never meet.
+fn unique_config(server: &RedisServer) -> RedisConfig {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    RedisConfig {
+        key_prefix: format!("contract-{}-{nanos}", std::process::id()),
+        ..RedisConfig::new(server.url(REDIS_PASSWORD))
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_store_keeps_the_contract() {
     let server = RedisServer::start(REDIS_PASSWORD);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    let config = RedisConfig {
-        key_prefix: format!("contract-{}-{nanos}", std::process::id()),
-        ..RedisConfig::new(server.url(REDIS_PASSWORD))
-    };
+    let config = unique_config(&server);
     let wrong_password = RedisConfig { url: server.url("wrong"), ..config.clone() };
     assert!(
         matches!(RedisStore::connect(wrong_password).await, Err(StoreError::Unavailable(_))),
@@ -324,4 +398,60 @@ async fn redis_store_keeps_the_contract() {
     let time = Time::Real;
     keeps_the_contract(store.as_ref(), &time).await;
     concurrent_consumers_get_one_fresh_code(store, &time).await;
+}
+
+/// Waits for `check` to hold, five seconds at most: announcements travel asynchronously.
+async fn eventually<F: Future<Output = bool>>(what: &str, check: impl Fn() -> F) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what}, within 5 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn client_name(store: &RedisStore, client_id: &str) -> Option<String> {
+    store.client(client_id).await.unwrap().and_then(|client| client.client_name.clone())
+}
+
+async fn username_of(store: &RedisStore, subject: &str) -> Option<String> {
+    store.user_by_subject(subject).await.unwrap().map(|user| user.username.clone())
+}
+
+/// Two replicas: what one writes reaches the other's directory copy key by key, while a
+/// key nobody announced keeps being served from the copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_replicas_drop_exactly_the_directory_entries_that_changed() {
+    let server = RedisServer::start(REDIS_PASSWORD);
+    let config = unique_config(&server);
+    let writer = RedisStore::connect(config.clone()).await.unwrap();
+    let reader = RedisStore::connect(config.clone()).await.unwrap();
+    let named = |id: &str, name: &str| ClientRecord { client_name: Some(name.into()), ..client(id) };
+    writer.put_client(named("one", "One")).await.unwrap();
+    writer.put_client(named("two", "Two")).await.unwrap();
+    assert_eq!(client_name(&reader, "one").await.as_deref(), Some("One"));
+    assert_eq!(client_name(&reader, "two").await.as_deref(), Some("Two"));
+
+    let unannounced = serde_json::to_string(&named("two", "Two, unannounced")).unwrap();
+    server.cli(&["SET", &format!("{}:v1:{{clients}}:client:two", config.key_prefix), &unannounced]);
+    writer.put_client(named("one", "One, announced")).await.unwrap();
+    eventually("the reader sees the announced client", || async {
+        client_name(&reader, "one").await.as_deref() == Some("One, announced")
+    })
+    .await;
+    assert_eq!(client_name(&reader, "two").await.as_deref(), Some("Two"), "an unannounced key stays cached");
+    writer.delete_client("two").await.unwrap();
+    eventually("the reader sees the removal", || async { client_name(&reader, "two").await.is_none() }).await;
+
+    writer.put_user(user("ann", "s-1")).await.unwrap();
+    assert_eq!(username_of(&reader, "s-1").await.as_deref(), Some("ann"));
+    writer.put_user(user("ann", "s-2")).await.unwrap();
+    eventually("the reader drops ann's old subject and finds her new one", || async {
+        username_of(&reader, "s-1").await.is_none() && username_of(&reader, "s-2").await.as_deref() == Some("ann")
+    })
+    .await;
+    writer.delete_user("ann").await.unwrap();
+    eventually("the reader sees ann removed", || async {
+        reader.user_by_username("ann").await.unwrap().is_none() && username_of(&reader, "s-2").await.is_none()
+    })
+    .await;
 }

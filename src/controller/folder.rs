@@ -10,8 +10,8 @@ use zeroize::Zeroizing;
 
 use super::manifests::{DEFAULT_NAMESPACE, ManifestSet, Origin};
 use super::reconcile::{self, GeneratedCredentials, ReconcileError};
-use crate::crd::SigningAlgorithm;
 use crate::keys::{KeyError, KeyPair, KeyPhase, Keyring};
+use crate::protocol::types::SigningAlgorithm;
 use crate::store::{Store, StoreError};
 
 /// Why a folder could not be applied.

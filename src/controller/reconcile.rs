@@ -8,10 +8,11 @@ use kube::ResourceExt;
 use url::Url;
 
 use super::manifests::DEFAULT_NAMESPACE;
-use crate::crd::{GrantType, OidcClient, OidcUser, SigningAlgorithm, SigningKey, TokenEndpointAuthMethod};
+use crate::crd::{OidcClient, OidcUser, SigningKey};
 use crate::model::{ClientRecord, UserRecord};
 use crate::protocol::registration::CLIENT_ID_PREFIX;
 use crate::protocol::scope::Scope;
+use crate::protocol::types::{GrantType, SigningAlgorithm, TokenEndpointAuthMethod};
 use crate::secrets::{self, SecretError};
 
 /// Secret key holding the client id.

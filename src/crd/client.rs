@@ -1,11 +1,11 @@
 // kube's derive repeats `type_` across printcolumns by design; clippy mistakes it for a duplicate.
 #![allow(clippy::duplicated_attributes)]
 
-use std::fmt;
-
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use crate::protocol::types::{GrantType, TokenEndpointAuthMethod};
 
 /// An application that may obtain tokens from Portcullis.
 ///
@@ -98,57 +98,4 @@ pub struct OidcClientStatus {
     /// Standard conditions; `Ready` says whether the client is usable.
     #[serde(default)]
     pub conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
-}
-
-/// OAuth 2.0 grant types Portcullis implements (RFC 7591 §2 names).
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum GrantType {
-    /// RFC 6749 §4.1.
-    AuthorizationCode,
-    /// RFC 6749 §6.
-    RefreshToken,
-    /// RFC 6749 §4.4.
-    ClientCredentials,
-}
-
-impl GrantType {
-    /// The wire name used in requests and metadata.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GrantType::AuthorizationCode => "authorization_code",
-            GrantType::RefreshToken => "refresh_token",
-            GrantType::ClientCredentials => "client_credentials",
-        }
-    }
-}
-
-impl fmt::Display for GrantType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Client authentication methods (RFC 7591 §2 `token_endpoint_auth_method`).
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum TokenEndpointAuthMethod {
-    /// HTTP Basic with the form-encoded id and secret (RFC 6749 §2.3.1).
-    #[default]
-    ClientSecretBasic,
-    /// `client_id` and `client_secret` in the form body (RFC 6749 §2.3.1).
-    ClientSecretPost,
-    /// A public client: no secret (RFC 7591 §2).
-    None,
-}
-
-impl TokenEndpointAuthMethod {
-    /// The wire name used in metadata.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenEndpointAuthMethod::ClientSecretBasic => "client_secret_basic",
-            TokenEndpointAuthMethod::ClientSecretPost => "client_secret_post",
-            TokenEndpointAuthMethod::None => "none",
-        }
-    }
 }

@@ -2,15 +2,19 @@
 //! controller (and, in `dev` mode, the manifests folder) reconciles into the store.
 //!
 //! These Rust types are the single source of truth: `portcullis crds` and `crds/*.yaml`
-//! are generated from them, and the manifests folder deserializes into them.
+//! are generated from them, and the manifests folder deserializes into them. The values
+//! their fields take (grant types, authentication methods, algorithms) are the protocol's
+//! vocabulary, [`crate::protocol::types`], re-exported here.
 
 mod client;
 mod signing_key;
 mod user;
 
-pub use client::{GrantType, OidcClient, OidcClientSpec, OidcClientStatus, TokenEndpointAuthMethod};
-pub use signing_key::{PublishedKey, SigningAlgorithm, SigningKey, SigningKeySpec, SigningKeyStatus};
+pub use client::{OidcClient, OidcClientSpec, OidcClientStatus};
+pub use signing_key::{PublishedKey, SigningKey, SigningKeySpec, SigningKeyStatus};
 pub use user::{OidcUser, OidcUserSpec, OidcUserStatus, SecretKeyRef};
+
+pub use crate::protocol::types::{GrantType, SigningAlgorithm, TokenEndpointAuthMethod};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

@@ -1,11 +1,11 @@
 // kube's derive repeats `type_` across printcolumns by design; clippy mistakes it for a duplicate.
 #![allow(clippy::duplicated_attributes)]
 
-use std::fmt;
-
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use crate::protocol::types::SigningAlgorithm;
 
 /// A signing key for ID tokens and access tokens, rotated by the controller.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
@@ -83,32 +83,4 @@ pub struct PublishedKey {
     /// When the key stopped signing (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retired: Option<String>,
-}
-
-/// JWS signature algorithms Portcullis signs with (RFC 7518 §3.1, RFC 8037).
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
-pub enum SigningAlgorithm {
-    /// RSASSA-PKCS1-v1_5 with SHA-256.
-    RS256,
-    /// ECDSA P-256 with SHA-256.
-    ES256,
-    /// Ed25519 (RFC 8037).
-    EdDSA,
-}
-
-impl SigningAlgorithm {
-    /// The `alg` header value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SigningAlgorithm::RS256 => "RS256",
-            SigningAlgorithm::ES256 => "ES256",
-            SigningAlgorithm::EdDSA => "EdDSA",
-        }
-    }
-}
-
-impl fmt::Display for SigningAlgorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }

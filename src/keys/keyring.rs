@@ -9,18 +9,22 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::Jwk;
-use super::jws::{self, Expectations, JwtType, VerifyError};
+use super::jwk::Jwk;
+use super::jws::{self, Expectations, VerifyError};
+use super::jwt_type::JwtType;
 use super::pair::{KeyError, KeyPair};
-use crate::crd::SigningAlgorithm;
+use crate::protocol::types::{SigningAlgorithm, wire_enum};
 
-/// Where a key is in its life: it signs (`Active`), is published ahead of taking over
-/// (`Next`), or is published only so tokens it signed still verify (`Retired`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyPhase {
-    Active,
-    Next,
-    Retired,
+wire_enum! {
+    /// Where a key is in its life: it signs (`Active`), is published ahead of taking over
+    /// (`Next`), or is published only so tokens it signed still verify (`Retired`). The
+    /// names label key Secrets, `SigningKey` statuses and metrics.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+    pub enum KeyPhase {
+        Active = "active",
+        Next = "next",
+        Retired = "retired",
+    }
 }
 
 /// An immutable set of keys; a new set replaces the whole keyring atomically.

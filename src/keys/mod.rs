@@ -6,10 +6,12 @@
 
 mod jwk;
 mod jws;
+mod jwt_type;
 mod keyring;
 mod pair;
 
 pub use jwk::Jwk;
-pub use jws::{JwtType, VerifyError};
+pub use jws::VerifyError;
+pub use jwt_type::JwtType;
 pub use keyring::{KeyPhase, Keyring, SharedKeyring};
 pub use pair::{KeyError, KeyPair};

@@ -15,8 +15,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use zeroize::Zeroizing;
 
 use super::jwk::{Jwk, PublicParams};
-use super::jws::JwtType;
-use crate::crd::SigningAlgorithm;
+use super::jwt_type::JwtType;
+use crate::protocol::types::SigningAlgorithm;
 
 /// Failures creating or using a key. They never carry key material.
 #[derive(Debug, thiserror::Error)]

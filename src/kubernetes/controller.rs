@@ -698,7 +698,7 @@ async fn apply_signing_key(key: &SigningKey, context: &Context) -> Result<Action
                         key_secrets::new_key_secret(&name, secret_name.clone(), &pair, pkcs8.to_vec(), phase, now);
                     secret.metadata.owner_references = key.controller_owner_ref(&()).map(|owner| vec![owner]);
                     secrets.create(&PostParams::default(), &secret).await?;
-                    tracing::info!(kid = %pair.kid(), phase = key_secrets::phase_name(phase), "generated a signing key");
+                    tracing::info!(kid = %pair.kid(), phase = phase.as_str(), "generated a signing key");
                 }
                 KeyAction::Activate(secret_name) => {
                     // Whatever rotation request exists now is satisfied by this activation.
@@ -738,7 +738,7 @@ async fn apply_signing_key(key: &SigningKey, context: &Context) -> Result<Action
             let (state, _) = key_secrets::key_state(secret).ok()?;
             Some(PublishedKey {
                 kid: kid_of(std::slice::from_ref(secret), &state.name),
-                phase: key_secrets::phase_name(state.phase).to_owned(),
+                phase: state.phase.as_str().to_owned(),
                 secret_name: state.name,
                 created: rfc3339(state.created_at),
                 activated: state.activated_at.map(rfc3339),
@@ -804,7 +804,7 @@ async fn set_phase(
     now: u64,
 ) -> Result<(), kube::Error> {
     let patch = json!({ "metadata": { "annotations": {
-        PHASE_ANNOTATION: key_secrets::phase_name(phase),
+        PHASE_ANNOTATION: phase.as_str(),
         time_annotation: now.to_string(),
     }}});
     secrets.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await.map(|_| ())

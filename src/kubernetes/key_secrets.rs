@@ -18,8 +18,8 @@ use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
 
 use crate::controller::rotation::KeyState;
-use crate::crd::SigningAlgorithm;
 use crate::keys::{KeyPair, KeyPhase, Keyring, SharedKeyring};
+use crate::protocol::types::SigningAlgorithm;
 
 /// Label on every key Secret; its value is the owning `SigningKey`'s name.
 pub const SIGNING_KEY_LABEL: &str = "portcullis.dev/signing-key";
@@ -43,32 +43,6 @@ pub enum KeySecretError {
     Key(String, crate::keys::KeyError),
 }
 
-pub fn phase_name(phase: KeyPhase) -> &'static str {
-    match phase {
-        KeyPhase::Next => "next",
-        KeyPhase::Active => "active",
-        KeyPhase::Retired => "retired",
-    }
-}
-
-fn parse_phase(value: &str) -> Option<KeyPhase> {
-    match value {
-        "next" => Some(KeyPhase::Next),
-        "active" => Some(KeyPhase::Active),
-        "retired" => Some(KeyPhase::Retired),
-        _ => None,
-    }
-}
-
-fn parse_algorithm(value: &str) -> Option<SigningAlgorithm> {
-    match value {
-        "RS256" => Some(SigningAlgorithm::RS256),
-        "ES256" => Some(SigningAlgorithm::ES256),
-        "EdDSA" => Some(SigningAlgorithm::EdDSA),
-        _ => None,
-    }
-}
-
 /// The lifecycle state recorded on a key Secret.
 pub fn key_state(secret: &Secret) -> Result<(KeyState, SigningAlgorithm), KeySecretError> {
     let name = secret.name_any();
@@ -77,11 +51,11 @@ pub fn key_state(secret: &Secret) -> Result<(KeyState, SigningAlgorithm), KeySec
     let time = |key: &'static str| {
         get(key).map(|v| v.parse::<u64>().map_err(|_| KeySecretError::Annotation(name.clone(), key)))
     };
-    let phase = get(PHASE_ANNOTATION)
-        .and_then(parse_phase)
+    let phase: KeyPhase = get(PHASE_ANNOTATION)
+        .and_then(|value| value.parse().ok())
         .ok_or_else(|| KeySecretError::Annotation(name.clone(), PHASE_ANNOTATION))?;
-    let algorithm = get(ALGORITHM_ANNOTATION)
-        .and_then(parse_algorithm)
+    let algorithm: SigningAlgorithm = get(ALGORITHM_ANNOTATION)
+        .and_then(|value| value.parse().ok())
         .ok_or_else(|| KeySecretError::Annotation(name.clone(), ALGORITHM_ANNOTATION))?;
     let created_at = time(CREATED_AT_ANNOTATION)
         .ok_or_else(|| KeySecretError::Annotation(name.clone(), CREATED_AT_ANNOTATION))??;
@@ -112,7 +86,7 @@ pub fn new_key_secret(
     now: u64,
 ) -> Secret {
     let mut annotations = BTreeMap::from([
-        (PHASE_ANNOTATION.to_owned(), phase_name(phase).to_owned()),
+        (PHASE_ANNOTATION.to_owned(), phase.as_str().to_owned()),
         (ALGORITHM_ANNOTATION.to_owned(), pair.algorithm().as_str().to_owned()),
         (KID_ANNOTATION.to_owned(), pair.kid().to_owned()),
         (CREATED_AT_ANNOTATION.to_owned(), now.to_string()),

@@ -16,62 +16,10 @@
 use super::form::FormParams;
 use super::pkce;
 use super::redirect;
-use super::scope::Scope;
+pub use super::types::AuthorizationRequest;
+use super::types::{GrantType, Prompt, ResponseMode, ResponseType, Scope};
 use super::{ErrorCode, OAuthError};
-use crate::crd::GrantType;
 use crate::model::ClientRecord;
-
-/// A validated authentication request (OIDC Core §3.1.2.1).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct AuthorizationRequest {
-    pub client_id: String,
-    /// Verified for the client.
-    pub redirect_uri: String,
-    /// The requested scope narrowed to the client's allowance; always contains `openid`.
-    pub scope: Scope,
-    pub state: Option<String>,
-    pub nonce: Option<String>,
-    pub prompt: Prompt,
-    pub max_age: Option<u64>,
-    /// The S256 `code_challenge` to store with the code.
-    pub code_challenge: Option<String>,
-    pub login_hint: Option<String>,
-    pub id_token_hint: Option<String>,
-    /// The preferred languages of the pages, as given (OIDC Core §3.1.2.1).
-    #[serde(default)]
-    pub ui_locales: Option<String>,
-}
-
-/// The `prompt` parameter (OIDC Core §3.1.2.1). `select_account` is treated like `login`:
-/// there is one account per login.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Prompt {
-    pub none: bool,
-    pub login: bool,
-    pub consent: bool,
-}
-
-impl Prompt {
-    /// OIDC Core §3.1.2.1: a space-delimited list of `none`, `login`, `consent` and
-    /// `select_account`; `none` with any other value is an error.
-    pub fn parse(raw: Option<&str>) -> Result<Self, OAuthError> {
-        let mut prompt = Prompt::default();
-        let mut others = false;
-        for value in raw.unwrap_or_default().split(' ').filter(|v| !v.is_empty()) {
-            match value {
-                "none" => prompt.none = true,
-                "login" | "select_account" => prompt.login = true,
-                "consent" => prompt.consent = true,
-                _ => return Err(OAuthError::invalid_request("prompt contains an unsupported value")),
-            }
-            others |= value != "none";
-        }
-        if prompt.none && others {
-            return Err(OAuthError::invalid_request("prompt=none must not be combined with other values"));
-        }
-        Ok(prompt)
-    }
-}
 
 /// A stage-3 error: sent to the verified redirect URI, echoing the client's `state`
 /// (RFC 6749 §4.1.2.1).
@@ -181,9 +129,9 @@ fn check_no_request_object(params: &FormParams) -> Result<(), OAuthError> {
 
 /// RFC 6749 §4.1.1 and §4.1.2.1: `response_type` is required and only `code` is supported.
 fn check_response_type(params: &FormParams) -> Result<(), OAuthError> {
-    match params.require("response_type")? {
-        "code" => Ok(()),
-        _ => Err(OAuthError::new(ErrorCode::UnsupportedResponseType, "only response_type=code is supported")),
+    match params.require("response_type")?.parse() {
+        Ok(ResponseType::Code) => Ok(()),
+        Err(_) => Err(OAuthError::new(ErrorCode::UnsupportedResponseType, "only response_type=code is supported")),
     }
 }
 
@@ -200,9 +148,9 @@ fn check_grant_allowed(client: &ClientRecord) -> Result<(), OAuthError> {
 /// OAuth 2.0 Multiple Response Type Encoding Practices §2.1: only `query` (the default for
 /// `code`) is supported.
 fn check_response_mode(params: &FormParams) -> Result<(), OAuthError> {
-    match params.get("response_mode")? {
-        None | Some("query") => Ok(()),
-        Some(_) => Err(OAuthError::invalid_request("only response_mode=query is supported")),
+    match params.get("response_mode")?.map(str::parse) {
+        None | Some(Ok(ResponseMode::Query)) => Ok(()),
+        Some(Err(_)) => Err(OAuthError::invalid_request("only response_mode=query is supported")),
     }
 }
 
@@ -425,14 +373,6 @@ mod tests {
         let mut c = client();
         c.scopes = Scope::parse("profile").unwrap();
         assert_eq!(refused(&form(""), &c).1, "the client is not allowed the openid scope");
-    }
-
-    #[test]
-    fn oidc_core_3_1_2_1_prompt_values_are_parsed() {
-        assert_eq!(Prompt::parse(None).unwrap(), Prompt::default());
-        assert_eq!(Prompt::parse(Some("none")).unwrap(), Prompt { none: true, login: false, consent: false });
-        assert_eq!(Prompt::parse(Some("login consent")).unwrap(), Prompt { none: false, login: true, consent: true });
-        assert_eq!(Prompt::parse(Some("select_account")).unwrap(), Prompt { none: false, login: true, consent: false });
     }
 
     #[test]

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use super::OAuthError;
 use super::form::{FormParams, decode_component};
-use crate::crd::TokenEndpointAuthMethod;
+use super::types::TokenEndpointAuthMethod;
 use crate::secrets::SecretString;
 
 /// The credentials a request presented, and the method it used to present them. The

@@ -5,12 +5,13 @@
 use serde::Serialize;
 
 use super::endpoints;
-use crate::crd::SigningAlgorithm;
+use super::types::{GrantType, PromptValue, ResponseMode, ResponseType, SigningAlgorithm, TokenEndpointAuthMethod};
 
 /// Client authentication methods accepted wherever a confidential client authenticates.
-pub const CLIENT_AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post"];
+pub const CLIENT_AUTH_METHODS: &[&str] =
+    &[TokenEndpointAuthMethod::ClientSecretBasic.as_str(), TokenEndpointAuthMethod::ClientSecretPost.as_str()];
 /// At the token endpoint public clients identify themselves with `client_id` alone.
-pub const TOKEN_ENDPOINT_AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none"];
+pub const TOKEN_ENDPOINT_AUTH_METHODS: &[&str] = TokenEndpointAuthMethod::NAMES;
 /// Scopes with a defined meaning here; clients may also be allowed scopes of their own.
 pub const SCOPES: &[&str] = &["openid", "profile", "email", "roles", "offline_access"];
 /// Claims the UserInfo endpoint and ID tokens can release.
@@ -86,9 +87,9 @@ pub fn metadata(issuer: &str, id_token_algorithm: Option<SigningAlgorithm>, regi
         revocation_endpoint: url(endpoints::REVOKE),
         registration_endpoint: registration.then(|| url(endpoints::REGISTER)),
         scopes_supported: SCOPES,
-        response_types_supported: &["code"],
-        response_modes_supported: &["query"],
-        grant_types_supported: &["authorization_code", "refresh_token", "client_credentials"],
+        response_types_supported: ResponseType::NAMES,
+        response_modes_supported: ResponseMode::NAMES,
+        grant_types_supported: GrantType::NAMES,
         subject_types_supported: &["public"],
         id_token_signing_alg_values_supported: id_token_algorithm.map(SigningAlgorithm::as_str).into_iter().collect(),
         token_endpoint_auth_methods_supported: TOKEN_ENDPOINT_AUTH_METHODS,
@@ -96,7 +97,7 @@ pub fn metadata(issuer: &str, id_token_algorithm: Option<SigningAlgorithm>, regi
         revocation_endpoint_auth_methods_supported: TOKEN_ENDPOINT_AUTH_METHODS,
         code_challenge_methods_supported: &["S256"],
         claims_supported: CLAIMS,
-        prompt_values_supported: &["none", "login", "consent", "select_account"],
+        prompt_values_supported: PromptValue::NAMES,
         claims_parameter_supported: false,
         request_parameter_supported: false,
         request_uri_parameter_supported: false,

@@ -2,6 +2,9 @@
 //!
 //! Nothing here performs I/O or knows about HTTP frameworks, Redis or Kubernetes; time is
 //! passed in as `now` (seconds since the Unix epoch) so tests pin and advance the clock.
+//! [`types`] is the vocabulary at the bottom: the records of [`crate::model`] and the
+//! custom resources of [`crate::crd`] are built from it, and the rules here work on
+//! those records. `scripts/check-layers` keeps this module free of the layers above.
 
 pub mod authorize;
 pub mod claims;
@@ -17,6 +20,7 @@ pub mod redirect;
 pub mod registration;
 pub mod scope;
 pub mod token;
+pub mod types;
 pub mod userinfo;
 
 pub use error::{ErrorCode, OAuthError, error_description};

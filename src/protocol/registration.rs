@@ -1,11 +1,11 @@
 //! Dynamic client registration: RFC 7591 (§2 metadata, §3.2.2 errors) and the RFC 7592
 //! management of a registration. Validation is pure; the handlers store and answer.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use url::Url;
 
-use super::scope::Scope;
-use crate::crd::{GrantType, TokenEndpointAuthMethod};
+pub use super::types::ClientMetadata;
+use super::types::{GrantType, ResponseType, Scope, TokenEndpointAuthMethod};
 
 /// Most redirect URIs (and post-logout redirect URIs) one client may register.
 pub const MAX_URIS: usize = 20;
@@ -51,44 +51,6 @@ fn redirect_error(description: impl Into<String>) -> RegistrationError {
     RegistrationError { code: RegistrationErrorCode::InvalidRedirectUri, description: description.into() }
 }
 
-/// RFC 7591 §2 client metadata as sent. Unknown fields are ignored (§2).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClientMetadata {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub redirect_uris: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub post_logout_redirect_uris: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token_endpoint_auth_method: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub grant_types: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub response_types: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub application_type: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_uri: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub logo_uri: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub contacts: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tos_uri: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policy_uri: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub software_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub software_version: Option<String>,
-    /// Not supported: its presence is refused (RFC 7591 §3.2.2).
-    #[serde(default, skip_serializing)]
-    pub software_statement: Option<serde_json::Value>,
-}
-
 /// Metadata that passed validation, with every default filled in: what is stored and
 /// echoed back (RFC 7591 §3.2.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +72,11 @@ pub fn validate(mut metadata: ClientMetadata, allowed_scopes: &Scope) -> Result<
     let auth_method = auth_method(metadata.token_endpoint_auth_method.as_deref())?;
     let grant_types = grant_types(metadata.grant_types.as_deref())?;
     let response_types = metadata.response_types.clone().unwrap_or_else(|| {
-        if grant_types.contains(&GrantType::AuthorizationCode) { vec!["code".into()] } else { Vec::new() }
+        if grant_types.contains(&GrantType::AuthorizationCode) {
+            vec![ResponseType::Code.as_str().to_owned()]
+        } else {
+            Vec::new()
+        }
     });
     check_response_types(&grant_types, &response_types)?;
     if auth_method == TokenEndpointAuthMethod::None && grant_types.contains(&GrantType::ClientCredentials) {
@@ -163,15 +129,11 @@ pub fn validate(mut metadata: ClientMetadata, allowed_scopes: &Scope) -> Result<
     Ok(ValidatedMetadata { metadata, auth_method, grant_types, scope })
 }
 
+/// RFC 7591 §2: `token_endpoint_auth_method` defaults to `client_secret_basic`.
 fn auth_method(raw: Option<&str>) -> Result<TokenEndpointAuthMethod, RegistrationError> {
-    match raw {
-        None | Some("client_secret_basic") => Ok(TokenEndpointAuthMethod::ClientSecretBasic),
-        Some("client_secret_post") => Ok(TokenEndpointAuthMethod::ClientSecretPost),
-        Some("none") => Ok(TokenEndpointAuthMethod::None),
-        Some(_) => {
-            Err(metadata_error("token_endpoint_auth_method must be client_secret_basic, client_secret_post or none"))
-        }
-    }
+    raw.map_or(Ok(TokenEndpointAuthMethod::default()), str::parse).map_err(|_| {
+        metadata_error("token_endpoint_auth_method must be client_secret_basic, client_secret_post or none")
+    })
 }
 
 /// RFC 7591 §2: `grant_types` defaults to `authorization_code`.
@@ -179,16 +141,9 @@ fn grant_types(raw: Option<&[String]>) -> Result<Vec<GrantType>, RegistrationErr
     let Some(raw) = raw else { return Ok(vec![GrantType::AuthorizationCode]) };
     let mut grants = Vec::new();
     for grant in raw {
-        let grant = match grant.as_str() {
-            "authorization_code" => GrantType::AuthorizationCode,
-            "refresh_token" => GrantType::RefreshToken,
-            "client_credentials" => GrantType::ClientCredentials,
-            _ => {
-                return Err(metadata_error(
-                    "grant_types may only contain authorization_code, refresh_token and client_credentials",
-                ));
-            }
-        };
+        let grant: GrantType = grant.parse().map_err(|_| {
+            metadata_error("grant_types may only contain authorization_code, refresh_token and client_credentials")
+        })?;
         if !grants.contains(&grant) {
             grants.push(grant);
         }
@@ -201,10 +156,10 @@ fn grant_types(raw: Option<&[String]>) -> Result<Vec<GrantType>, RegistrationErr
 
 /// RFC 7591 §2.1: `authorization_code` goes with the `code` response type, and only then.
 fn check_response_types(grants: &[GrantType], response_types: &[String]) -> Result<(), RegistrationError> {
-    if response_types.iter().any(|r| r != "code") {
+    if response_types.iter().any(|r| r.parse::<ResponseType>().is_err()) {
         return Err(metadata_error("response_types may only contain code"));
     }
-    let code = response_types.iter().any(|r| r == "code");
+    let code = response_types.iter().any(|r| r == ResponseType::Code.as_str());
     if code != grants.contains(&GrantType::AuthorizationCode) {
         return Err(metadata_error("the authorization_code grant and the code response type go together"));
     }

@@ -6,9 +6,9 @@ use serde::Serialize;
 use super::claims::{AccessTokenClaims, Audience};
 use super::form::FormParams;
 use super::pkce;
-use super::scope::{self, Scope};
+use super::scope;
+use super::types::{GrantType, Scope};
 use super::{ErrorCode, OAuthError};
-use crate::crd::GrantType;
 use crate::model::{AuthorizationCode, ClientRecord, Grant};
 
 /// A token request, typed by grant.
@@ -36,17 +36,19 @@ impl GrantRequest {
 pub fn parse_grant_request(form: &FormParams) -> Result<GrantRequest, OAuthError> {
     let owned = |name: &str| form.get(name).map(|v| v.map(str::to_owned));
     let scope = || form.get("scope")?.map(Scope::parse).transpose();
-    match form.require("grant_type")? {
-        "authorization_code" => Ok(GrantRequest::AuthorizationCode {
+    let grant_type = form.require("grant_type")?.parse().map_err(|_| {
+        OAuthError::new(ErrorCode::UnsupportedGrantType, "the grant type is not supported by this server")
+    })?;
+    match grant_type {
+        GrantType::AuthorizationCode => Ok(GrantRequest::AuthorizationCode {
             code: form.require("code")?.to_owned(),
             redirect_uri: owned("redirect_uri")?,
             code_verifier: owned("code_verifier")?,
         }),
-        "refresh_token" => {
+        GrantType::RefreshToken => {
             Ok(GrantRequest::RefreshToken { refresh_token: form.require("refresh_token")?.to_owned(), scope: scope()? })
         }
-        "client_credentials" => Ok(GrantRequest::ClientCredentials { scope: scope()? }),
-        _ => Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "the grant type is not supported by this server")),
+        GrantType::ClientCredentials => Ok(GrantRequest::ClientCredentials { scope: scope()? }),
     }
 }
 
@@ -159,7 +161,7 @@ pub struct TokenResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::TokenEndpointAuthMethod;
+    use crate::protocol::types::TokenEndpointAuthMethod;
 
     fn client(grants: &[GrantType], scopes: &str) -> ClientRecord {
         ClientRecord {

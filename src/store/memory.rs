@@ -5,10 +5,11 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 
-use super::{Consumed, Store, StoreError};
+use super::ports::{Coordination, Counters, Directory, Ephemeral, Grants, SingleUse};
+use super::{Consumed, PublishedKeys, StoreError};
 use crate::clock::Clock;
 use crate::model::{AuthorizationCode, ClientRecord, Grant, Interaction, RefreshToken, Session, UserRecord};
-use crate::protocol::scope::Scope;
+use crate::protocol::types::Scope;
 
 /// A map whose entries vanish at their expiry (checked on read, purged periodically).
 struct Expiring<T> {
@@ -106,6 +107,8 @@ pub struct MemoryStore {
     consents: Expiring<Scope>,
     counters: Expiring<u32>,
     claims: RwLock<HashMap<String, String>>,
+    /// Kept so what was published can be read back, as from Redis.
+    published_keys: RwLock<Option<PublishedKeys>>,
 }
 
 #[derive(Default)]
@@ -129,6 +132,7 @@ impl MemoryStore {
             consents: Expiring::new(),
             counters: Expiring::new(),
             claims: RwLock::default(),
+            published_keys: RwLock::default(),
         }
     }
 
@@ -159,7 +163,7 @@ fn consent_key(subject: &str, client_id: &str) -> String {
 }
 
 #[async_trait]
-impl Store for MemoryStore {
+impl Directory for MemoryStore {
     async fn put_client(&self, client: ClientRecord) -> Result<(), StoreError> {
         write(&self.clients).insert(client.client_id.clone(), Arc::new(client));
         Ok(())
@@ -211,48 +215,10 @@ impl Store for MemoryStore {
         }
         Ok(())
     }
+}
 
-    async fn revoke_token(&self, jti: &str, expires_at: u64) -> Result<(), StoreError> {
-        self.revoked.put(jti, (), expires_at, self.clock.now());
-        Ok(())
-    }
-
-    async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-        Ok(self.revoked.get(jti, self.clock.now()).is_some())
-    }
-
-    async fn put_session(&self, session: &Session, expires_at: u64) -> Result<(), StoreError> {
-        self.sessions.put(&session.id, session.clone(), expires_at, self.clock.now());
-        Ok(())
-    }
-
-    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
-        Ok(self.sessions.get(id, self.clock.now()))
-    }
-
-    async fn active_sessions(&self) -> Result<u64, StoreError> {
-        Ok(self.sessions.count_live(self.clock.now()) as u64)
-    }
-
-    async fn delete_session(&self, id: &str) -> Result<(), StoreError> {
-        self.sessions.delete(id);
-        Ok(())
-    }
-
-    async fn put_interaction(&self, interaction: &Interaction, expires_at: u64) -> Result<(), StoreError> {
-        self.interactions.put(&interaction.id, interaction.clone(), expires_at, self.clock.now());
-        Ok(())
-    }
-
-    async fn interaction(&self, id: &str) -> Result<Option<Interaction>, StoreError> {
-        Ok(self.interactions.get(id, self.clock.now()))
-    }
-
-    async fn delete_interaction(&self, id: &str) -> Result<(), StoreError> {
-        self.interactions.delete(id);
-        Ok(())
-    }
-
+#[async_trait]
+impl SingleUse for MemoryStore {
     async fn put_code(&self, code_hash: &str, code: &AuthorizationCode, expires_at: u64) -> Result<(), StoreError> {
         self.codes.put(code_hash, Once { value: code.clone(), used_at: None }, expires_at, self.clock.now());
         Ok(())
@@ -275,7 +241,10 @@ impl Store for MemoryStore {
     async fn peek_refresh_token(&self, token_hash: &str) -> Result<Consumed<RefreshToken>, StoreError> {
         Ok(peek(&self.refresh_tokens, token_hash, self.clock.now()))
     }
+}
 
+#[async_trait]
+impl Grants for MemoryStore {
     async fn put_grant(&self, grant: &Grant) -> Result<(), StoreError> {
         self.grants.put(&grant.id, grant.clone(), grant.expires_at, self.clock.now());
         Ok(())
@@ -300,6 +269,50 @@ impl Store for MemoryStore {
         let now = self.clock.now();
         Ok(write(&self.grants.entries).remove(id).filter(|(_, expires_at)| *expires_at > now).map(|(grant, _)| grant))
     }
+}
+
+#[async_trait]
+impl Ephemeral for MemoryStore {
+    async fn revoke_token(&self, jti: &str, expires_at: u64) -> Result<(), StoreError> {
+        self.revoked.put(jti, (), expires_at, self.clock.now());
+        Ok(())
+    }
+
+    async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        Ok(self.revoked.get(jti, self.clock.now()).is_some())
+    }
+
+    async fn put_session(&self, session: &Session, expires_at: u64) -> Result<(), StoreError> {
+        self.sessions.put(&session.id, session.clone(), expires_at, self.clock.now());
+        Ok(())
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        Ok(self.sessions.get(id, self.clock.now()))
+    }
+
+    async fn delete_session(&self, id: &str) -> Result<(), StoreError> {
+        self.sessions.delete(id);
+        Ok(())
+    }
+
+    async fn active_sessions(&self) -> Result<u64, StoreError> {
+        Ok(self.sessions.count_live(self.clock.now()) as u64)
+    }
+
+    async fn put_interaction(&self, interaction: &Interaction, expires_at: u64) -> Result<(), StoreError> {
+        self.interactions.put(&interaction.id, interaction.clone(), expires_at, self.clock.now());
+        Ok(())
+    }
+
+    async fn interaction(&self, id: &str) -> Result<Option<Interaction>, StoreError> {
+        Ok(self.interactions.get(id, self.clock.now()))
+    }
+
+    async fn delete_interaction(&self, id: &str) -> Result<(), StoreError> {
+        self.interactions.delete(id);
+        Ok(())
+    }
 
     async fn put_consent(
         &self,
@@ -315,15 +328,10 @@ impl Store for MemoryStore {
     async fn consent(&self, subject: &str, client_id: &str) -> Result<Option<Scope>, StoreError> {
         Ok(self.consents.get(&consent_key(subject, client_id), self.clock.now()))
     }
+}
 
-    async fn claim(&self, name: &str, value: &str) -> Result<String, StoreError> {
-        Ok(write(&self.claims).entry(name.to_owned()).or_insert_with(|| value.to_owned()).clone())
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-
+#[async_trait]
+impl Counters for MemoryStore {
     async fn increment_counter(&self, key: &str, expires_at: u64) -> Result<u32, StoreError> {
         Ok(self.counters.increment(key, expires_at, self.clock.now()))
     }
@@ -334,6 +342,27 @@ impl Store for MemoryStore {
 
     async fn clear_counter(&self, key: &str) -> Result<(), StoreError> {
         self.counters.delete(key);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Coordination for MemoryStore {
+    async fn claim(&self, name: &str, value: &str) -> Result<String, StoreError> {
+        Ok(write(&self.claims).entry(name.to_owned()).or_insert_with(|| value.to_owned()).clone())
+    }
+
+    async fn publish_keys(&self, jwks: &str, active_kids: &str) -> Result<(), StoreError> {
+        let published = PublishedKeys { jwks: jwks.to_owned(), active_kids: active_kids.to_owned() };
+        *write(&self.published_keys) = Some(published);
+        Ok(())
+    }
+
+    async fn published_keys(&self) -> Result<Option<PublishedKeys>, StoreError> {
+        Ok(read(&self.published_keys).clone())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
 }

@@ -1,8 +1,8 @@
 //! Records shared by the integration tests.
 
-use portcullis::crd::{GrantType, TokenEndpointAuthMethod};
 use portcullis::model::ClientRecord;
 use portcullis::protocol::scope::Scope;
+use portcullis::protocol::types::{GrantType, TokenEndpointAuthMethod};
 use portcullis::secrets;
 
 /// The `m2m` machine client (secret `m2m-secret`) allowed `scopes`.

@@ -1,0 +1,381 @@
+//! The store's ports: one small trait per kind of state, each written once as a list of
+//! operations in [`store_ports!`]. From that one list the macro generates the traits, the
+//! umbrella [`Store`], the `op` names of [`OPERATIONS`] and the forwarding of
+//! [`Instrumented`], which measures every operation of the store it wraps: duration and
+//! errors per operation in Prometheus, and (with OpenTelemetry on) one child span per
+//! call. An operation can be neither left out of the metrics nor forwarded to another,
+//! and no trait has default methods for a wrapper to fall through to.
+//!
+//! Adding an operation: a line in its port below, its two implementations (memory and
+//! Redis) and a check in `tests/store_contract.rs`. A new `Directory` operation also goes
+//! through [`super::Cached`], which decides whether to cache it (the compiler asks).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use prometheus::{Histogram, IntCounter};
+use tracing::Instrument;
+
+use super::{Consumed, PublishedKeys, StoreError};
+use crate::metrics::Metrics;
+use crate::model::{AuthorizationCode, ClientRecord, Grant, Interaction, RefreshToken, Session, UserRecord};
+use crate::protocol::types::Scope;
+
+/// Declares the ports. Each operation is written as it reads in the trait,
+/// `async fn name(&self, arg: Type, ..) -> Result<T, StoreError>;`, with its doc comment.
+macro_rules! store_ports {
+    ($(
+        $(#[$port_meta:meta])*
+        pub trait $port:ident {
+            $(
+                $(#[$op_meta:meta])*
+                async fn $op:ident(&self $(, $arg:ident: $ty:ty)*) -> Result<$ret:ty, StoreError>;
+            )*
+        }
+    )*) => {
+        $(
+            $(#[$port_meta])*
+            #[async_trait]
+            pub trait $port: Send + Sync + 'static {
+                $( $(#[$op_meta])* async fn $op(&self $(, $arg: $ty)*) -> Result<$ret, StoreError>; )*
+            }
+
+            #[async_trait]
+            impl<S: $port + ?Sized> $port for Instrumented<S> {
+                $(
+                    async fn $op(&self $(, $arg: $ty)*) -> Result<$ret, StoreError> {
+                        self.observe(stringify!($op), self.inner.$op($($arg),*)).await
+                    }
+                )*
+            }
+
+            #[cfg(test)]
+            #[async_trait]
+            impl $port for tests::Recording {
+                $(
+                    async fn $op(&self $(, _: $ty)*) -> Result<$ret, StoreError> {
+                        Err(self.record(stringify!($op)))
+                    }
+                )*
+            }
+        )*
+
+        /// Every port at once: what [`super::MemoryStore`] and [`super::RedisStore`]
+        /// implement and the provider holds as `Arc<dyn Store>`.
+        pub trait Store: $($port +)* {}
+
+        impl<T: $($port +)*> Store for T {}
+
+        /// Every operation's name: the `op` label of the store metrics.
+        pub const OPERATIONS: &[&str] = &[$($(stringify!($op)),*),*];
+
+        /// Calls every operation once, in the order of [`OPERATIONS`], with sample arguments.
+        #[cfg(test)]
+        async fn call_every_operation(store: &dyn Store) {
+            $($( let _ = store.$op($(tests::sample::<$ty>()),*).await; )*)*
+        }
+    };
+}
+
+store_ports! {
+    /// The client registry and the user directory the controller (or the manifests folder)
+    /// writes and every request reads; they live until changed. [`super::Cached`] keeps a
+    /// per-replica copy.
+    pub trait Directory {
+        /// Inserts or replaces a client.
+        async fn put_client(&self, client: ClientRecord) -> Result<(), StoreError>;
+        /// Looks a client up by `client_id`.
+        async fn client(&self, client_id: &str) -> Result<Option<Arc<ClientRecord>>, StoreError>;
+        /// Removes a client; removing an absent one is not an error.
+        async fn delete_client(&self, client_id: &str) -> Result<(), StoreError>;
+        /// Every registered client id, sorted.
+        async fn client_ids(&self) -> Result<Vec<String>, StoreError>;
+        /// Inserts or replaces a user, indexed by username and by subject.
+        async fn put_user(&self, user: UserRecord) -> Result<(), StoreError>;
+        /// Looks a user up by login name.
+        async fn user_by_username(&self, username: &str) -> Result<Option<Arc<UserRecord>>, StoreError>;
+        /// Looks a user up by subject identifier.
+        async fn user_by_subject(&self, subject: &str) -> Result<Option<Arc<UserRecord>>, StoreError>;
+        /// Removes a user by username; removing an absent one is not an error.
+        async fn delete_user(&self, username: &str) -> Result<(), StoreError>;
+    }
+
+    /// Values that may be used once, stored under the hash of their secret value and
+    /// consumed atomically: authorization codes and refresh tokens.
+    pub trait SingleUse {
+        /// Stores an authorization code until `expires_at`.
+        async fn put_code(&self, code_hash: &str, code: &AuthorizationCode, expires_at: u64) -> Result<(), StoreError>;
+        /// Atomically marks a code used; exactly one caller ever gets [`Consumed::Fresh`].
+        async fn consume_code(&self, code_hash: &str) -> Result<Consumed<AuthorizationCode>, StoreError>;
+        /// Stores a refresh token until its `expires_at`.
+        async fn put_refresh_token(&self, token_hash: &str, token: &RefreshToken) -> Result<(), StoreError>;
+        /// Atomically marks a refresh token used (rotation); exactly one caller gets `Fresh`.
+        async fn consume_refresh_token(&self, token_hash: &str) -> Result<Consumed<RefreshToken>, StoreError>;
+        /// Reads a refresh token without using it; `Reused` means already rotated out.
+        async fn peek_refresh_token(&self, token_hash: &str) -> Result<Consumed<RefreshToken>, StoreError>;
+    }
+
+    /// Grants: what one user allowed one client, shared by the tokens of one code.
+    pub trait Grants {
+        /// Stores a grant until its `expires_at`.
+        async fn put_grant(&self, grant: &Grant) -> Result<(), StoreError>;
+        /// Replaces a grant only while it still exists; `false` means it was revoked (or
+        /// expired) meanwhile and must not be brought back.
+        async fn update_grant(&self, grant: &Grant) -> Result<bool, StoreError>;
+        async fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError>;
+        /// Removes a grant and returns what it held, in one atomic step: a concurrent
+        /// [`Grants::update_grant`] either lands before (and its tokens are returned here)
+        /// or fails.
+        async fn revoke_grant(&self, id: &str) -> Result<Option<Grant>, StoreError>;
+    }
+
+    /// Records that expire by themselves: the deny-list of revoked tokens, SSO sessions,
+    /// browser interactions and remembered consents.
+    pub trait Ephemeral {
+        /// Puts a token id on the deny-list until `expires_at`, when the token dies anyway.
+        async fn revoke_token(&self, jti: &str, expires_at: u64) -> Result<(), StoreError>;
+        /// Whether a token id is on the deny-list.
+        async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
+        /// Stores an SSO session until `expires_at`.
+        async fn put_session(&self, session: &Session, expires_at: u64) -> Result<(), StoreError>;
+        async fn session(&self, id: &str) -> Result<Option<Session>, StoreError>;
+        /// Ends a session, for every replica at once.
+        async fn delete_session(&self, id: &str) -> Result<(), StoreError>;
+        /// How many sessions are stored and unexpired (`portcullis_active_sessions`); cheap
+        /// enough to call at every metrics scrape.
+        async fn active_sessions(&self) -> Result<u64, StoreError>;
+        /// Stores a browser interaction until `expires_at`.
+        async fn put_interaction(&self, interaction: &Interaction, expires_at: u64) -> Result<(), StoreError>;
+        async fn interaction(&self, id: &str) -> Result<Option<Interaction>, StoreError>;
+        async fn delete_interaction(&self, id: &str) -> Result<(), StoreError>;
+        /// Remembers that a user consented to scopes for a client, until `expires_at`.
+        async fn put_consent(&self, subject: &str, client_id: &str, scope: &Scope, expires_at: u64) -> Result<(), StoreError>;
+        async fn consent(&self, subject: &str, client_id: &str) -> Result<Option<Scope>, StoreError>;
+    }
+
+    /// Counters within a time window, for throttling (failed logins, registrations).
+    pub trait Counters {
+        /// Counts an event for a key within a window ending at `expires_at` (the window
+        /// opens with the first event); returns the count.
+        async fn increment_counter(&self, key: &str, expires_at: u64) -> Result<u32, StoreError>;
+        async fn counter(&self, key: &str) -> Result<u32, StoreError>;
+        async fn clear_counter(&self, key: &str) -> Result<(), StoreError>;
+    }
+
+    /// What replicas and the controller agree on through the store.
+    pub trait Coordination {
+        /// Keeps `value` under `name` unless a value is kept there already, and returns the
+        /// kept one: replicas starting together agree on one generated client secret or
+        /// signing key this way.
+        async fn claim(&self, name: &str, value: &str) -> Result<String, StoreError>;
+        /// Publishes the public key set (a JWKS document) and the active `kid` per
+        /// algorithm (a JSON object), written by the Kubernetes controller for anyone
+        /// reading the store; the provider itself watches the key Secrets.
+        async fn publish_keys(&self, jwks: &str, active_kids: &str) -> Result<(), StoreError>;
+        /// What [`Coordination::publish_keys`] last published, if anything.
+        async fn published_keys(&self) -> Result<Option<PublishedKeys>, StoreError>;
+        /// Whether the store answers (readiness).
+        async fn ping(&self) -> Result<(), StoreError>;
+    }
+}
+
+/// Wraps a store and measures it; the metric children of every operation are resolved
+/// once, up front.
+pub struct Instrumented<S: ?Sized> {
+    inner: Arc<S>,
+    ops: HashMap<&'static str, (Histogram, IntCounter)>,
+}
+
+impl<S: ?Sized> Instrumented<S> {
+    pub fn new(inner: Arc<S>, metrics: &Metrics) -> Self {
+        let ops = OPERATIONS.iter().map(|op| (*op, metrics.store_op(op))).collect();
+        Self { inner, ops }
+    }
+
+    /// Runs operation `op` of the inner store, timing it and counting its failure.
+    async fn observe<T>(
+        &self,
+        op: &'static str,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let started = Instant::now();
+        let result = if crate::telemetry::otel_enabled() {
+            call.instrument(tracing::info_span!("store", otel.name = op, op)).await
+        } else {
+            call.await
+        };
+        if let Some((duration, errors)) = self.ops.get(op) {
+            duration.observe(started.elapsed().as_secs_f64());
+            if result.is_err() {
+                errors.inc();
+            }
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::protocol::types::AuthorizationRequest;
+
+    /// A store that only records which operation was called, and fails it.
+    #[derive(Default)]
+    pub(super) struct Recording {
+        calls: Mutex<Vec<&'static str>>,
+    }
+
+    impl Recording {
+        pub(super) fn record(&self, op: &'static str) -> StoreError {
+            self.calls.lock().unwrap().push(op);
+            StoreError::Unavailable(op.to_owned())
+        }
+    }
+
+    /// A value of an argument type, for calling an operation whose answer does not matter.
+    pub(super) trait Sample {
+        fn sample() -> Self;
+    }
+
+    pub(super) fn sample<T: Sample>() -> T {
+        T::sample()
+    }
+
+    /// Arguments taken by reference live as long as the test process.
+    fn leak<T>(value: T) -> &'static T {
+        Box::leak(Box::new(value))
+    }
+
+    impl Sample for &str {
+        fn sample() -> Self {
+            "sample"
+        }
+    }
+
+    impl Sample for u64 {
+        fn sample() -> Self {
+            1
+        }
+    }
+
+    impl Sample for ClientRecord {
+        fn sample() -> Self {
+            ClientRecord::fixture("app", &[], "openid")
+        }
+    }
+
+    impl Sample for UserRecord {
+        fn sample() -> Self {
+            UserRecord::fixture("user", "sub")
+        }
+    }
+
+    impl Sample for &Session {
+        fn sample() -> Self {
+            leak(Session {
+                id: "id".into(),
+                sid: "sid".into(),
+                subject: "sub".into(),
+                auth_time: 1,
+                csrf_token: "c".into(),
+            })
+        }
+    }
+
+    impl Sample for &Interaction {
+        fn sample() -> Self {
+            let request = AuthorizationRequest {
+                client_id: "app".into(),
+                redirect_uri: "https://app.example/cb".into(),
+                scope: Scope::default(),
+                state: None,
+                nonce: None,
+                prompt: Default::default(),
+                max_age: None,
+                code_challenge: None,
+                login_hint: None,
+                id_token_hint: None,
+                ui_locales: None,
+            };
+            let id = String::from("id");
+            leak(Interaction {
+                id: id.clone(),
+                browser_id: id.clone(),
+                csrf_token: id,
+                request,
+                subject: None,
+                auth_time: None,
+                session_id: None,
+            })
+        }
+    }
+
+    impl Sample for &AuthorizationCode {
+        fn sample() -> Self {
+            leak(AuthorizationCode {
+                grant_id: "g".into(),
+                client_id: "app".into(),
+                redirect_uri: "https://app.example/cb".into(),
+                scope: Scope::default(),
+                nonce: None,
+                code_challenge: None,
+                subject: "sub".into(),
+                auth_time: 1,
+                session_id: "sid".into(),
+            })
+        }
+    }
+
+    impl Sample for &RefreshToken {
+        fn sample() -> Self {
+            leak(RefreshToken { grant_id: "g".into(), client_id: "app".into(), scope: Scope::default(), expires_at: 1 })
+        }
+    }
+
+    impl Sample for &Grant {
+        fn sample() -> Self {
+            leak(Grant {
+                id: "g".into(),
+                client_id: "app".into(),
+                subject: "sub".into(),
+                scope: Scope::default(),
+                auth_time: 1,
+                session_id: "sid".into(),
+                expires_at: 1,
+                access_tokens: vec![],
+            })
+        }
+    }
+
+    impl Sample for &Scope {
+        fn sample() -> Self {
+            leak(Scope::default())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_instrumented_store_forwards_and_measures_every_operation_of_every_port() {
+        let inner = Arc::new(Recording::default());
+        let metrics = Metrics::new();
+        let store = Instrumented::new(Arc::clone(&inner), &metrics);
+        call_every_operation(&store).await;
+        assert_eq!(*inner.calls.lock().unwrap(), OPERATIONS, "each call reached the same operation, once");
+        for op in OPERATIONS {
+            let (duration, errors) = metrics.store_op(op);
+            assert_eq!((duration.get_sample_count(), errors.get()), (1, 1), "{op} is measured under its own name");
+        }
+    }
+
+    #[test]
+    fn operation_names_are_unique() {
+        let mut names = OPERATIONS.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), OPERATIONS.len());
+    }
+}
