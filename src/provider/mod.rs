@@ -35,7 +35,7 @@ use bytes::Bytes;
 pub use browser::{cookie, tokens_match};
 pub use error::ProtocolError;
 pub use limits::{MAX_HEADER_BYTES, MAX_HEADERS};
-pub use observe::{REQUEST_ID, RequestContext, request_context, with_request_context};
+pub use observe::REQUEST_ID;
 pub use readiness::Readiness;
 pub use register::RegistrationPolicy;
 pub use user_grants::REFRESH_RACE_GRACE;

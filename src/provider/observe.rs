@@ -18,6 +18,7 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 use super::Provider;
+use crate::context::{self, RequestContext};
 use crate::metrics::UNMATCHED;
 use crate::protocol::endpoints;
 
@@ -26,27 +27,6 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// A caller's request id longer than this is replaced rather than logged.
 const MAX_REQUEST_ID_LEN: usize = 128;
-
-/// The request a task is serving, for log and audit fields.
-#[derive(Debug, Clone)]
-pub struct RequestContext {
-    pub request_id: String,
-    pub source_ip: Option<String>,
-}
-
-tokio::task_local! {
-    static CURRENT: RequestContext;
-}
-
-/// The request being served by the current task, if any.
-pub fn request_context() -> Option<RequestContext> {
-    with_request_context(Clone::clone)
-}
-
-/// Runs `f` on the request being served by the current task, without copying it.
-pub fn with_request_context<R>(f: impl FnOnce(&RequestContext) -> R) -> Option<R> {
-    CURRENT.try_with(f).ok()
-}
 
 /// The caller's request id when it is short and made of safe characters (it ends up in
 /// logs, so nothing that could forge a log line), otherwise a fresh one.
@@ -136,7 +116,7 @@ pub async fn observe(State(provider): State<Arc<Provider>>, request: Request, ne
             Err(refused) => refused,
         }
     };
-    let mut response = CURRENT.scope(context, admitted).instrument(span.clone()).await;
+    let mut response = context::scope(context, admitted).instrument(span.clone()).await;
     super::headers::secure(&mut response);
     let elapsed = started.elapsed();
     let route = response.extensions_mut().remove::<Route>();
