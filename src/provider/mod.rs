@@ -1,12 +1,18 @@
 //! The HTTP face of Portcullis: an axum router whose handlers are thin stages over the
 //! pure rules in [`crate::protocol`].
 //!
-//! Every file imports downward only. From the bottom: the shared state ([`state`]), page
-//! text and templates, response building blocks, the two error surfaces ([`error`]:
-//! `ApiError` for JSON endpoints, `PageError` for browser endpoints), extractors, browser
-//! cookies, client authentication, the grants and the interaction flow; above them one
-//! file per endpoint, which imports no other endpoint; the request middleware; and this
-//! router.
+//! Files import downward only, and no endpoint file imports another. From the top:
+//! - this router, and the request middleware around it: `observe` (request ids, spans,
+//!   metrics, logs), `limits`, `headers`;
+//! - one file per endpoint: `authorize`, `login`, `consent`, `logout`, `token`,
+//!   `introspect`, `revoke`, `userinfo`, `register`, and `metadata` (discovery, JWKS, the
+//!   stylesheet, probes, metrics);
+//! - what endpoints share: `flow` (the interaction of authorize, login and consent),
+//!   `user_grants`, `client_auth`, `extract` (extractors), `browser` (cookies, sessions);
+//! - `error`: [`ApiError`] for JSON endpoints and [`PageError`] for browser endpoints, the
+//!   only place errors become responses;
+//! - `respond`, `pages`, `text`: response building blocks, templates and their words;
+//! - `state`: [`Provider`], its settings and the lifetimes of what it stores.
 
 mod authorize;
 mod browser;
