@@ -4,8 +4,8 @@
 //! Every event is a `tracing` event at INFO with target `portcullis::audit`, the fixed field
 //! `audit = true`, `event = "<name>"`, and whichever of `client_id`, `subject`, `source_ip`,
 //! `request_id` and `kid` apply. Inside an HTTP request the request id and the caller's
-//! address are filled in from the request context (see [`crate::provider`]'s request
-//! middleware), so call sites name only what they know.
+//! address are filled in from the request context ([`crate::context`], set by the provider's
+//! request middleware), so call sites name only what they know.
 //!
 //! ```no_run
 //! use portcullis::audit::{self, AuditEvent, AuditFields};
@@ -109,7 +109,7 @@ pub fn emit(event: AuditEvent, fields: AuditFields<'_>) {
     if !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
         return;
     }
-    let logged = crate::provider::with_request_context(|context| {
+    let logged = crate::context::with_request_context(|context| {
         let request_id = fields.request_id.or(Some(context.request_id.as_str()));
         let source_ip = fields.source_ip.or(context.source_ip.as_deref());
         log(event, AuditFields { request_id, source_ip, ..fields });

@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod clock;
+pub mod context;
 pub mod controller;
 pub mod crd;
 pub mod keys;

@@ -7,9 +7,9 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use cookie::{Cookie, SameSite};
 use subtle::ConstantTimeEq;
 
-use super::Provider;
-use super::error::ProtocolError;
+use super::state::Provider;
 use crate::model::{Session, UserRecord};
+use crate::store::StoreError;
 
 /// The SSO session cookie; its value is the session's secret id.
 pub const SESSION_COOKIE: &str = "portcullis_session";
@@ -52,7 +52,7 @@ pub fn clear_cookie(provider: &Provider, name: &str) -> Option<HeaderValue> {
 pub async fn current_session(
     provider: &Provider,
     headers: &HeaderMap,
-) -> Result<Option<(Session, std::sync::Arc<UserRecord>)>, ProtocolError> {
+) -> Result<Option<(Session, std::sync::Arc<UserRecord>)>, StoreError> {
     let Some(id) = cookie(headers, SESSION_COOKIE) else { return Ok(None) };
     let Some(session) = provider.store.session(&id).await? else { return Ok(None) };
     match provider.store.user_by_subject(&session.subject).await? {

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use axum::http::{HeaderMap, header};
 
-use super::Provider;
-use super::error::ProtocolError;
+use super::error::ApiError;
+use super::state::Provider;
 use crate::model::ClientRecord;
 use crate::protocol::OAuthError;
 use crate::protocol::client_auth::{check_method, presented_client};
@@ -21,7 +21,7 @@ pub async fn authenticate_client(
     provider: &Provider,
     headers: &HeaderMap,
     form: &FormParams,
-) -> Result<Arc<ClientRecord>, ProtocolError> {
+) -> Result<Arc<ClientRecord>, ApiError> {
     let authorization = match headers.get(header::AUTHORIZATION) {
         Some(value) => Some(value.to_str().map_err(|_| OAuthError::invalid_client("malformed Authorization header"))?),
         None => None,
@@ -43,6 +43,7 @@ pub async fn authenticate_client(
 /// Checks a client secret against its stored hash: the in-memory digest when this client's
 /// current hash was verified before, argon2 (off the async workers, a few at a time)
 /// otherwise.
-pub async fn verify_secret(provider: &Provider, client_id: &str, secret: &str, hash: &str) -> Result<bool, OAuthError> {
-    provider.secrets.verify_client_secret(client_id, secret, hash).await.ok_or_else(OAuthError::server_error)
+pub async fn verify_secret(provider: &Provider, client_id: &str, secret: &str, hash: &str) -> Result<bool, ApiError> {
+    let verified = provider.secrets.verify_client_secret(client_id, secret, hash).await;
+    verified.ok_or_else(|| ApiError::Internal("the client secret check could not run".to_owned()))
 }

@@ -7,12 +7,10 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 
-use super::error::ProtocolError;
-use crate::protocol::OAuthError;
+use super::error::ApiError;
 
 fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
-    tracing::error!("a request handler panicked");
-    ProtocolError(OAuthError::server_error()).into_response()
+    ApiError::Internal("a request handler panicked".to_owned()).into_response()
 }
 
 /// Answers a panicking handler with `server_error` (and the panic is logged).

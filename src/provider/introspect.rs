@@ -7,11 +7,11 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 
-use super::Provider;
 use super::client_auth::authenticate_client;
-use super::error::ProtocolError;
-use super::form::OAuthForm;
-use super::token::no_store;
+use super::error::ApiError;
+use super::extract::OAuthForm;
+use super::respond::no_store;
+use super::state::Provider;
 use crate::crd::TokenEndpointAuthMethod;
 use crate::keys::JwtType;
 use crate::protocol::OAuthError;
@@ -26,7 +26,7 @@ pub async fn introspect(
     State(provider): State<Arc<Provider>>,
     headers: HeaderMap,
     OAuthForm(form): OAuthForm,
-) -> Result<Response, ProtocolError> {
+) -> Result<Response, ApiError> {
     let client = authenticate_client(&provider, &headers, &form).await?;
     if client.auth_method == TokenEndpointAuthMethod::None {
         return Err(OAuthError::invalid_client("public clients cannot use token introspection").into());

@@ -5,11 +5,10 @@
 
 use axum::body::{Body, HttpBody};
 use axum::extract::Request;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::header;
 
-use super::error::ProtocolError;
-use super::form::MAX_BODY_BYTES;
+use super::error::ApiError;
+use super::extract::MAX_BODY_BYTES;
 use crate::protocol::OAuthError;
 
 /// Most header fields one request may carry (hyper itself stops at 100).
@@ -17,38 +16,26 @@ pub const MAX_HEADERS: usize = 64;
 /// Most bytes of header names and values together in one request.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
-fn refused(status: StatusCode, description: String) -> Response {
-    let mut response = ProtocolError(OAuthError::invalid_request(description)).into_response();
-    *response.status_mut() = status;
-    response
-}
-
-fn body_too_large() -> Response {
-    refused(StatusCode::PAYLOAD_TOO_LARGE, format!("the request body exceeds {MAX_BODY_BYTES} bytes"))
+fn body_too_large() -> ApiError {
+    ApiError::TooLarge(format!("the request body exceeds {MAX_BODY_BYTES} bytes"))
 }
 
 /// The request, when it is within the limits (a streamed body of unknown length read into
 /// memory on the way); otherwise the refusal, an RFC 6749 `invalid_request` body.
-pub async fn admit(request: Request) -> Result<Request, Response> {
+pub async fn admit(request: Request) -> Result<Request, ApiError> {
     let headers = request.headers();
     if headers.len() > MAX_HEADERS {
-        return Err(refused(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            format!("the request has more than {MAX_HEADERS} header fields"),
-        ));
+        return Err(ApiError::HeadersTooLarge(format!("the request has more than {MAX_HEADERS} header fields")));
     }
     let header_bytes: usize = headers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
     if header_bytes > MAX_HEADER_BYTES {
-        return Err(refused(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            format!("the request headers exceed {MAX_HEADER_BYTES} bytes"),
-        ));
+        return Err(ApiError::HeadersTooLarge(format!("the request headers exceed {MAX_HEADER_BYTES} bytes")));
     }
     let declared = match headers.get(header::CONTENT_LENGTH) {
         None => None,
         Some(value) => match value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) {
             Some(length) => Some(length),
-            None => return Err(refused(StatusCode::BAD_REQUEST, "malformed Content-Length".to_owned())),
+            None => return Err(OAuthError::invalid_request("malformed Content-Length").into()),
         },
     };
     match declared {

@@ -3,16 +3,18 @@
 
 use std::sync::Arc;
 
-use axum::extract::{RawQuery, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 
-use super::authorize::{PageResult, store_failed};
 use super::browser::{self, SESSION_COOKIE};
+use super::error::PageError;
+use super::extract::BrowserParams;
+use super::flow::PageResult;
 use super::pages::{self, LoggedOutPage, LogoutPage, Text};
-use super::respond::{Page, error_page, form_refused, redirect, unavailable, with_cookies};
+use super::respond::{message_page, redirect, with_cookies};
+use super::state::Provider;
 use super::text::ENGLISH;
-use super::{Provider, form};
 use crate::audit::{self, AuditEvent, AuditFields};
 use crate::model::Session;
 use crate::protocol::endpoints;
@@ -21,20 +23,12 @@ use crate::protocol::id_token::IdTokenClaims;
 use crate::protocol::redirect::append_query;
 
 /// `GET` or `POST /logout` (RP-Initiated Logout §2), and the confirmation form's `POST`.
-pub async fn logout(State(provider): State<Arc<Provider>>, RawQuery(query): RawQuery, request: Request) -> Response {
-    let headers = request.headers().clone();
-    let params = if request.method() == Method::POST {
-        form::read_form(request).await
-    } else {
-        FormParams::parse(query.unwrap_or_default().as_bytes())
-    };
-    let params = match params {
-        Ok(params) => params,
-        Err(error) => {
-            return error_page(&provider, StatusCode::BAD_REQUEST, ENGLISH.invalid_request_title, &error.description);
-        }
-    };
-    handle(&provider, &headers, &params).await.unwrap_or_else(IntoResponse::into_response)
+pub async fn logout(
+    State(provider): State<Arc<Provider>>,
+    headers: HeaderMap,
+    BrowserParams(params): BrowserParams,
+) -> Response {
+    handle(&provider, &headers, &params).await.unwrap_or_else(|error| error.render(&provider))
 }
 
 /// The validated logout request.
@@ -50,19 +44,19 @@ struct LogoutRequest {
 
 async fn handle(provider: &Provider, headers: &HeaderMap, params: &FormParams) -> PageResult {
     let request = validate(provider, params).await?;
-    let session = browser::current_session(provider, headers).await.map_err(|_| unavailable(provider))?.map(|(s, _)| s);
+    let session = browser::current_session(provider, headers).await?.map(|(s, _)| s);
     let Some(session) = session else {
-        return Ok(finish(provider, &request));
+        return finish(provider, &request);
     };
     match params.get("decision").ok().flatten() {
         Some("logout") => {
             let submitted = params.get("csrf_token").ok().flatten().unwrap_or("");
             if !browser::tokens_match(submitted, &session.csrf_token) {
-                return Err(form_refused(provider).into());
+                return Err(PageError::FormRefused);
             }
             end_session(provider, &session, &request).await
         }
-        Some(_) => Err(error_page(provider, StatusCode::OK, ENGLISH.still_signed_in_title, ENGLISH.close_page).into()),
+        Some(_) => Ok(message_page(provider, StatusCode::OK, ENGLISH.still_signed_in_title, ENGLISH.close_page)),
         None if hint_matches(request.hint.as_ref(), &session) => end_session(provider, &session, &request).await,
         None => Ok(confirmation(provider, &session, &request)),
     }
@@ -70,30 +64,29 @@ async fn handle(provider: &Provider, headers: &HeaderMap, params: &FormParams) -
 
 /// RP-Initiated Logout §2–§3: the hint must be one of our ID tokens (expired is fine); a
 /// `client_id` must agree with it; the redirect URI counts only when registered exactly.
-async fn validate(provider: &Provider, params: &FormParams) -> Result<LogoutRequest, Page> {
-    let bad =
-        |description: &str| error_page(provider, StatusCode::BAD_REQUEST, ENGLISH.invalid_logout_title, description);
-    let field =
-        |name: &str| params.get(name).map(|v| v.map(str::to_owned)).map_err(|e| Page::from(bad(&e.description)));
+async fn validate(provider: &Provider, params: &FormParams) -> Result<LogoutRequest, PageError> {
+    let field = |name: &str| {
+        params.get(name).map(|v| v.map(str::to_owned)).map_err(|e| PageError::BadLogoutRequest(e.description))
+    };
     let hint = match field("id_token_hint")? {
         Some(token) => Some(
             provider
                 .keys
                 .load()
                 .verify_hint::<IdTokenClaims>(&token, &provider.config.issuer)
-                .map_err(|_| bad(ENGLISH.logout_bad_hint))?,
+                .map_err(|_| PageError::BadLogoutRequest(ENGLISH.logout_bad_hint.into()))?,
         ),
         None => None,
     };
     let hinted_client = hint.as_ref().and_then(|h| h.aud.0.first().cloned());
     let client_id = match (field("client_id")?, hinted_client) {
         (Some(given), Some(hinted)) if given != hinted => {
-            return Err(bad(ENGLISH.logout_client_mismatch).into());
+            return Err(PageError::BadLogoutRequest(ENGLISH.logout_client_mismatch.into()));
         }
         (given, hinted) => given.or(hinted),
     };
     let client = match &client_id {
-        Some(id) => provider.store.client(id).await.map_err(|e| store_failed(provider, e))?,
+        Some(id) => provider.store.client(id).await?,
         None => None,
     };
     let redirect_uri = field("post_logout_redirect_uri")?
@@ -114,24 +107,24 @@ fn hint_matches(hint: Option<&IdTokenClaims>, session: &Session) -> bool {
 }
 
 async fn end_session(provider: &Provider, session: &Session, request: &LogoutRequest) -> PageResult {
-    provider.store.delete_session(&session.id).await.map_err(|e| store_failed(provider, e))?;
+    provider.store.delete_session(&session.id).await?;
     let fields = AuditFields { client_id: request.client_id.as_deref(), ..AuditFields::default() };
     audit::emit(AuditEvent::Logout, fields.subject(&session.subject));
     let cookie = browser::clear_cookie(provider, SESSION_COOKIE);
-    Ok(with_cookies(finish(provider, request), [cookie]))
+    Ok(with_cookies(finish(provider, request)?, [cookie]))
 }
 
 /// Back to the registered redirect URI with `state`, or the signed-out page.
-fn finish(provider: &Provider, request: &LogoutRequest) -> Response {
+fn finish(provider: &Provider, request: &LogoutRequest) -> PageResult {
     match &request.redirect_uri {
         Some(uri) => {
             let params: Vec<(&str, &str)> = request.state.as_deref().map(|s| ("state", s)).into_iter().collect();
-            redirect(provider, StatusCode::SEE_OTHER, &append_query(uri, &params))
+            redirect(StatusCode::SEE_OTHER, &append_query(uri, &params)).ok_or(PageError::BadRedirectUri)
         }
         None => {
             let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
             let text = Text::for_ui_locales(request.ui_locales.as_deref());
-            pages::render(StatusCode::OK, &LoggedOutPage { text, stylesheet: &stylesheet })
+            Ok(pages::render(StatusCode::OK, &LoggedOutPage { text, stylesheet: &stylesheet }))
         }
     }
 }

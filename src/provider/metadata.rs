@@ -1,14 +1,16 @@
-//! Discovery, JWKS, health and the fallbacks.
+//! Discovery, JWKS, the stylesheet, health, readiness, the metrics scrape, and the
+//! fallbacks.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::Provider;
-use super::error::ProtocolError;
-use crate::protocol::OAuthError;
+use super::error::ApiError;
+use super::pages::STYLESHEET;
+use super::state::Provider;
 
 /// How long clients may cache discovery and the JWKS. Keys are published well before they
 /// sign, so a cached JWKS never misses a new key.
@@ -55,14 +57,63 @@ pub async fn ready(State(provider): State<Arc<Provider>>) -> Response {
     response
 }
 
-/// Endpoints that only accept POST answer other methods with 405 and an OAuth error body.
-pub async fn post_only() -> Response {
-    let mut response = ProtocolError(OAuthError::invalid_request("this endpoint only accepts POST")).into_response();
-    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
-    response
+/// Serves the stylesheet of every page.
+pub async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400")),
+        ],
+        STYLESHEET,
+    )
+        .into_response()
 }
 
-pub async fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "not found\n").into_response()
+/// `GET /metrics`: the Prometheus text exposition format.
+pub async fn metrics(State(provider): State<Arc<Provider>>) -> Response {
+    const SESSIONS_TIMEOUT: Duration = Duration::from_secs(1);
+    let sessions = match tokio::time::timeout(SESSIONS_TIMEOUT, provider.store.active_sessions()).await {
+        Ok(Ok(count)) => Some(count),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "metrics: cannot count the active sessions");
+            None
+        }
+        Err(_) => None,
+    };
+    let body = provider.metrics.render(sessions, &provider.keys.load(), provider.clock.now());
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Endpoints that only accept POST answer other methods with 405 and an OAuth error body.
+pub async fn post_only() -> ApiError {
+    ApiError::MethodNotAllowed("POST")
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn stylesheet_is_served_as_css() {
+        let response = stylesheet().await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "text/css; charset=utf-8");
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "public, max-age=86400");
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+        let css = String::from_utf8(bytes.to_vec()).expect("utf-8");
+        assert!(css.contains("prefers-color-scheme: dark"));
+        assert!(css.contains(".error"));
+        assert!(!css.contains("@import") && !css.contains("url("), "no external assets");
+    }
 }

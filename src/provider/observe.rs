@@ -2,7 +2,8 @@
 //! caller when sane, generated otherwise, echoed back), a `request` span carrying it so every
 //! log line of the request names it, the caller's W3C `traceparent` when OpenTelemetry is
 //! on, the request limits ([`super::limits`]), the security headers of every response, the
-//! HTTP metrics, and one access-log line (not for probes and scrapes).
+//! HTTP metrics, one access-log line (not for probes and scrapes), and the one log line of
+//! any failure whose detail the caller was not told ([`Unexpected`]).
 
 use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
@@ -11,13 +12,15 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 use tracing::field::Empty;
 
-use super::Provider;
+use super::error::Unexpected;
+use super::state::Provider;
+use crate::context::{self, RequestContext};
 use crate::metrics::UNMATCHED;
 use crate::protocol::endpoints;
 
@@ -26,27 +29,6 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// A caller's request id longer than this is replaced rather than logged.
 const MAX_REQUEST_ID_LEN: usize = 128;
-
-/// The request a task is serving, for log and audit fields.
-#[derive(Debug, Clone)]
-pub struct RequestContext {
-    pub request_id: String,
-    pub source_ip: Option<String>,
-}
-
-tokio::task_local! {
-    static CURRENT: RequestContext;
-}
-
-/// The request being served by the current task, if any.
-pub fn request_context() -> Option<RequestContext> {
-    with_request_context(Clone::clone)
-}
-
-/// Runs `f` on the request being served by the current task, without copying it.
-pub fn with_request_context<R>(f: impl FnOnce(&RequestContext) -> R) -> Option<R> {
-    CURRENT.try_with(f).ok()
-}
 
 /// The caller's request id when it is short and made of safe characters (it ends up in
 /// logs, so nothing that could forge a log line), otherwise a fresh one.
@@ -133,11 +115,14 @@ pub async fn observe(State(provider): State<Arc<Provider>>, request: Request, ne
     let admitted = async move {
         match super::limits::admit(request).await {
             Ok(request) => next.run(request).await,
-            Err(refused) => refused,
+            Err(refused) => refused.into_response(),
         }
     };
-    let mut response = CURRENT.scope(context, admitted).instrument(span.clone()).await;
+    let mut response = context::scope(context, admitted).instrument(span.clone()).await;
     super::headers::secure(&mut response);
+    if let Some(Unexpected(detail)) = response.extensions_mut().remove::<Unexpected>() {
+        span.in_scope(|| tracing::error!(error = %detail, "request failed"));
+    }
     let elapsed = started.elapsed();
     let route = response.extensions_mut().remove::<Route>();
     let endpoint = route.as_ref().map_or(UNMATCHED, |Route(matched)| matched.as_str());
@@ -168,28 +153,6 @@ fn access_log(status: u16, elapsed: Duration) {
     }
 }
 
-/// `GET /metrics`: the Prometheus text exposition format.
-pub async fn metrics(State(provider): State<Arc<Provider>>) -> Response {
-    const SESSIONS_TIMEOUT: Duration = Duration::from_secs(1);
-    let sessions = match tokio::time::timeout(SESSIONS_TIMEOUT, provider.store.active_sessions()).await {
-        Ok(Ok(count)) => Some(count),
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "metrics: cannot count the active sessions");
-            None
-        }
-        Err(_) => None,
-    };
-    let body = provider.metrics.render(sessions, &provider.keys.load(), provider.clock.now());
-    (
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8")),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        ],
-        body,
-    )
-        .into_response()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,5 +178,50 @@ mod tests {
         let ids: std::collections::HashSet<String> = (0..10_000).map(|_| generated_id()).collect();
         assert_eq!(ids.len(), 10_000);
         assert!(ids.iter().all(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())));
+    }
+
+    /// Everything logged while it is the subscriber, as text.
+    #[derive(Clone, Default)]
+    struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Logs {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failure_detail_is_logged_once_in_the_request_span_and_never_sent() {
+        use axum::body::Body;
+        use tower::ServiceExt;
+        use tracing::instrument::WithSubscriber;
+
+        use crate::provider::error::ApiError;
+        use crate::store::StoreError;
+
+        let provider = Arc::new(Provider::for_tests());
+        let failing = || async { ApiError::Store(StoreError::Unavailable("redis at 10.0.0.7 refused".into())) };
+        let router = axum::Router::new()
+            .route("/fail", axum::routing::get(failing))
+            .layer(axum::middleware::from_fn_with_state(provider, observe));
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        let request = Request::get("/fail").header(&REQUEST_ID, "req-42").body(Body::empty()).unwrap();
+        let response = router.oneshot(request).with_subscriber(subscriber).await.unwrap();
+
+        assert_eq!(response.status(), 503);
+        assert!(response.extensions().get::<Unexpected>().is_none(), "the detail stops at the middleware");
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        assert!(!String::from_utf8_lossy(&body).contains("10.0.0.7"));
+        let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        let failures: Vec<&str> = logs.lines().filter(|line| line.contains("10.0.0.7")).collect();
+        assert_eq!(failures.len(), 1, "{logs}");
+        assert!(failures[0].contains("ERROR") && failures[0].contains("req-42"), "{logs}");
     }
 }

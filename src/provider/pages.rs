@@ -157,18 +157,6 @@ fn plain_server_error() -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, headers, "internal server error\n").into_response()
 }
 
-/// Serves the stylesheet of every page.
-pub async fn stylesheet() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8")),
-            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400")),
-        ],
-        STYLESHEET,
-    )
-        .into_response()
-}
-
 #[cfg(test)]
 mod form_target_tests {
     use super::super::text::ENGLISH;
@@ -500,17 +488,5 @@ mod tests {
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(response.headers()[header::CONTENT_TYPE], "text/plain; charset=utf-8");
         assert_eq!(body(response).await, "internal server error\n");
-    }
-
-    #[tokio::test]
-    async fn stylesheet_is_served_as_css() {
-        let response = stylesheet().await;
-        assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(response.headers()[header::CONTENT_TYPE], "text/css; charset=utf-8");
-        assert_eq!(response.headers()[header::CACHE_CONTROL], "public, max-age=86400");
-        let css = body(response).await;
-        assert!(css.contains("prefers-color-scheme: dark"));
-        assert!(css.contains(".error"));
-        assert!(!css.contains("@import") && !css.contains("url("), "no external assets");
     }
 }

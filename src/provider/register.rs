@@ -7,108 +7,30 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 
-use super::Provider;
 use super::browser::{client_ip, tokens_match};
 use super::client_auth::verify_secret;
-use super::form::{MAX_BODY_BYTES, has_media_type};
-use super::token::no_store;
-use super::userinfo::bearer_header;
+use super::error::ApiError;
+use super::extract::{MAX_BODY_BYTES, bearer_header, has_media_type};
+use super::respond::no_store;
+use super::state::{Provider, RegistrationPolicy};
 use crate::audit::{self, AuditEvent, AuditFields};
 use crate::crd::TokenEndpointAuthMethod;
 use crate::model::{ClientRecord, Registration};
+use crate::protocol::endpoints;
 use crate::protocol::registration::{
     CLIENT_ID_PREFIX, ClientInformation, ClientMetadata, RegistrationError, RegistrationErrorCode, validate,
 };
-use crate::protocol::{endpoints, error_description};
 use crate::secrets;
-use crate::store::StoreError;
-
-/// Who may register clients.
-#[derive(Clone, PartialEq, Eq)]
-pub enum RegistrationPolicy {
-    /// Anyone (rate-limited per address).
-    Open,
-    /// Whoever presents this initial access token (RFC 7591 §3).
-    Token(String),
-    /// Nobody: the endpoint answers 403 and is not advertised.
-    Disabled,
-}
-
-/// The initial access token is a secret: `Debug` (and so the logged configuration) hides it.
-impl std::fmt::Debug for RegistrationPolicy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RegistrationPolicy::Open => f.write_str("Open"),
-            RegistrationPolicy::Token(_) => f.write_str("Token(<redacted>)"),
-            RegistrationPolicy::Disabled => f.write_str("Disabled"),
-        }
-    }
-}
 
 /// Registrations allowed per client address within [`RATE_WINDOW`] seconds.
 const RATE_LIMIT: u32 = 20;
 const RATE_WINDOW: u64 = 600;
 
-/// Errors of the registration endpoints, as JSON.
-enum Failure {
-    Invalid(RegistrationError),
-    /// RFC 6750 §3.1: missing or wrong (initial or registration) access token.
-    Unauthorized(&'static str),
-    Forbidden,
-    TooMany,
-    Unavailable,
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    error_description: &'a str,
-}
-
-impl IntoResponse for Failure {
-    fn into_response(self) -> Response {
-        let (status, error, raw_description): (StatusCode, &str, String) = match &self {
-            Failure::Invalid(e) => (StatusCode::BAD_REQUEST, e.code.as_str(), e.description.clone()),
-            Failure::Unauthorized(d) => (StatusCode::UNAUTHORIZED, "invalid_token", (*d).to_owned()),
-            Failure::Forbidden => (StatusCode::FORBIDDEN, "access_denied", "client registration is disabled".into()),
-            Failure::TooMany => {
-                (StatusCode::TOO_MANY_REQUESTS, "temporarily_unavailable", "too many registrations, retry later".into())
-            }
-            Failure::Unavailable => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "the service is temporarily unavailable".into(),
-            ),
-        };
-        let description = error_description(&raw_description);
-        let mut response = no_store((status, Json(ErrorBody { error, error_description: &description })));
-        if matches!(self, Failure::Unauthorized(_)) {
-            let challenge =
-                format!("Bearer realm=\"portcullis\", error=\"invalid_token\", error_description=\"{description}\"");
-            if let Ok(value) = HeaderValue::from_str(&challenge) {
-                response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
-            }
-        }
-        if matches!(self, Failure::TooMany) {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("600"));
-        }
-        response
-    }
-}
-
-impl From<StoreError> for Failure {
-    fn from(error: StoreError) -> Self {
-        tracing::error!(%error, "store operation failed during registration");
-        Failure::Unavailable
-    }
-}
-
-fn invalid(description: &str) -> Failure {
-    Failure::Invalid(RegistrationError {
+fn invalid(description: &str) -> ApiError {
+    ApiError::Registration(RegistrationError {
         code: RegistrationErrorCode::InvalidClientMetadata,
         description: description.to_owned(),
     })
@@ -120,7 +42,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The JSON body of a registration request, bounded and strictly typed.
-fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<serde_json::Map<String, serde_json::Value>, Failure> {
+fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
     if !has_media_type(headers, "application/json") {
         return Err(invalid("the request body must be application/json"));
     }
@@ -133,7 +55,7 @@ fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<serde_json::Map<String
     }
 }
 
-fn metadata_of(map: serde_json::Map<String, serde_json::Value>) -> Result<ClientMetadata, Failure> {
+fn metadata_of(map: serde_json::Map<String, serde_json::Value>) -> Result<ClientMetadata, ApiError> {
     serde_json::from_value(serde_json::Value::Object(map))
         .map_err(|e| invalid(&format!("malformed client metadata: {e}")))
 }
@@ -144,16 +66,12 @@ pub async fn register(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    create(&provider, peer, &headers, &body).await.unwrap_or_else(IntoResponse::into_response)
-}
-
-async fn create(provider: &Provider, peer: SocketAddr, headers: &HeaderMap, body: &Bytes) -> Result<Response, Failure> {
+) -> Result<Response, ApiError> {
     match &provider.config.registration {
-        RegistrationPolicy::Disabled => return Err(Failure::Forbidden),
+        RegistrationPolicy::Disabled => return Err(ApiError::Forbidden("client registration is disabled")),
         RegistrationPolicy::Token(expected) => {
-            if !bearer(headers).is_some_and(|presented| tokens_match(presented, expected)) {
-                return Err(Failure::Unauthorized("a valid initial access token is required"));
+            if !bearer(&headers).is_some_and(|presented| tokens_match(presented, expected)) {
+                return Err(ApiError::InvalidToken("a valid initial access token is required"));
             }
         }
         RegistrationPolicy::Open => {}
@@ -161,15 +79,18 @@ async fn create(provider: &Provider, peer: SocketAddr, headers: &HeaderMap, body
     let now = provider.clock.now();
     let count = provider.store.increment_counter(&format!("register:{}", client_ip(peer)), now + RATE_WINDOW).await?;
     if count > RATE_LIMIT {
-        return Err(Failure::TooMany);
+        return Err(ApiError::RateLimited {
+            description: "too many registrations, retry later",
+            retry_after: RATE_WINDOW,
+        });
     }
-    let metadata = metadata_of(json_body(headers, body)?)?;
-    let client_id = format!("{CLIENT_ID_PREFIX}{}", secrets::random_token(16).map_err(|_| Failure::Unavailable)?);
-    let (record, secret, token) = build(provider, client_id, metadata, None, now).await?;
+    let metadata = metadata_of(json_body(&headers, &body)?)?;
+    let client_id = format!("{CLIENT_ID_PREFIX}{}", secrets::random_token(16)?);
+    let (record, secret, token) = build(&provider, client_id, metadata, None, now).await?;
     provider.store.put_client(record.clone()).await?;
     provider.metrics.client_registered();
     audit::emit(AuditEvent::ClientRegistered, AuditFields::client(&record.client_id));
-    let mut response = information(provider, &record, secret, Some(token)).into_response();
+    let mut response = information(&provider, &record, secret, Some(token));
     *response.status_mut() = StatusCode::CREATED;
     Ok(response)
 }
@@ -182,24 +103,22 @@ async fn build(
     metadata: ClientMetadata,
     current: Option<&ClientRecord>,
     now: u64,
-) -> Result<(ClientRecord, Option<String>, String), Failure> {
-    let valid = validate(metadata, &provider.config.registration_scopes).map_err(Failure::Invalid)?;
-    let random = |n| secrets::random_token(n).map_err(|_| Failure::Unavailable);
+) -> Result<(ClientRecord, Option<String>, String), ApiError> {
+    let valid = validate(metadata, &provider.config.registration_scopes).map_err(ApiError::Registration)?;
     let (secret, secret_hash) = match (valid.auth_method, current.and_then(|c| c.secret_hash.clone())) {
         (TokenEndpointAuthMethod::None, _) => (None, None),
         (_, Some(hash)) => (None, Some(hash)),
         (_, None) => {
-            let secret = random(32)?;
+            let secret = secrets::random_token(32)?;
             let hash = provider
                 .secrets
                 .hash(secrets::SecretString::new(secret.as_str()))
                 .await
-                .ok_or(Failure::Unavailable)?
-                .map_err(|_| Failure::Unavailable)?;
+                .ok_or_else(|| ApiError::Internal("hashing the client secret could not run".to_owned()))??;
             (Some(secret), Some(hash))
         }
     };
-    let token = random(32)?;
+    let token = secrets::random_token(32)?;
     let issued_at = current.and_then(|c| c.registration.as_ref()).map_or(now, |r| r.client_id_issued_at);
     let record = ClientRecord {
         client_id,
@@ -246,15 +165,15 @@ fn registration_client_uri(provider: &Provider, client_id: &str) -> String {
 
 /// RFC 7592 §3: the registration access token authorizes management of its one client;
 /// a wrong token and an unknown client are answered alike.
-async fn managed(provider: &Provider, headers: &HeaderMap, client_id: &str) -> Result<Arc<ClientRecord>, Failure> {
-    let refused = Failure::Unauthorized("the registration access token is invalid");
-    let presented = bearer(headers).ok_or(Failure::Unauthorized("a registration access token is required"))?;
+async fn managed(provider: &Provider, headers: &HeaderMap, client_id: &str) -> Result<Arc<ClientRecord>, ApiError> {
+    let refused = ApiError::InvalidToken("the registration access token is invalid");
+    let presented = bearer(headers).ok_or(ApiError::InvalidToken("a registration access token is required"))?;
     let client = provider.store.client(client_id).await?.ok_or(refused)?;
     let matches = client
         .registration
         .as_ref()
         .is_some_and(|r| tokens_match(&secrets::token_digest(presented), &r.access_token_hash));
-    if matches { Ok(client) } else { Err(Failure::Unauthorized("the registration access token is invalid")) }
+    if matches { Ok(client) } else { Err(ApiError::InvalidToken("the registration access token is invalid")) }
 }
 
 /// `GET /register/{client_id}` (RFC 7592 §2.1). The secret is stored hashed, so it is not
@@ -263,11 +182,9 @@ pub async fn read(
     State(provider): State<Arc<Provider>>,
     Path(client_id): Path<String>,
     headers: HeaderMap,
-) -> Response {
-    match managed(&provider, &headers, &client_id).await {
-        Ok(client) => information(&provider, &client, None, None),
-        Err(failure) => failure.into_response(),
-    }
+) -> Result<Response, ApiError> {
+    let client = managed(&provider, &headers, &client_id).await?;
+    Ok(information(&provider, &client, None, None))
 }
 
 /// `PUT /register/{client_id}` (RFC 7592 §2.2): replaces the metadata and rotates the
@@ -277,21 +194,15 @@ pub async fn update(
     Path(client_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    replace(&provider, &client_id, &headers, &body).await.unwrap_or_else(IntoResponse::into_response)
-}
-
-async fn replace(provider: &Provider, client_id: &str, headers: &HeaderMap, body: &Bytes) -> Result<Response, Failure> {
-    let current = managed(provider, headers, client_id).await?;
-    let mut map = json_body(headers, body)?;
-    if map.remove("client_id").and_then(|v| v.as_str().map(str::to_owned)).as_deref() != Some(client_id) {
+) -> Result<Response, ApiError> {
+    let current = managed(&provider, &headers, &client_id).await?;
+    let mut map = json_body(&headers, &body)?;
+    if map.remove("client_id").and_then(|v| v.as_str().map(str::to_owned)).as_deref() != Some(client_id.as_str()) {
         return Err(invalid("client_id must be included and match the registered client"));
     }
     if let Some(secret) = map.remove("client_secret") {
         let matches = match (secret.as_str(), current.secret_hash.as_deref()) {
-            (Some(secret), Some(hash)) => {
-                verify_secret(provider, client_id, secret, hash).await.map_err(|_| Failure::Unavailable)?
-            }
+            (Some(secret), Some(hash)) => verify_secret(&provider, &client_id, secret, hash).await?,
             _ => false,
         };
         if !matches {
@@ -304,9 +215,9 @@ async fn replace(provider: &Provider, client_id: &str, headers: &HeaderMap, body
         map.remove(managed_field);
     }
     let (record, secret, token) =
-        build(provider, client_id.to_owned(), metadata_of(map)?, Some(&current), provider.clock.now()).await?;
+        build(&provider, client_id, metadata_of(map)?, Some(&current), provider.clock.now()).await?;
     provider.store.put_client(record.clone()).await?;
-    Ok(information(provider, &record, secret, Some(token)))
+    Ok(information(&provider, &record, secret, Some(token)))
 }
 
 /// `DELETE /register/{client_id}` (RFC 7592 §2.3). The client's tokens die with it:
@@ -316,23 +227,9 @@ pub async fn delete(
     State(provider): State<Arc<Provider>>,
     Path(client_id): Path<String>,
     headers: HeaderMap,
-) -> Response {
-    let result = async {
-        managed(&provider, &headers, &client_id).await?;
-        provider.store.delete_client(&client_id).await?;
-        audit::emit(AuditEvent::ClientDeleted, AuditFields::client(&client_id));
-        Ok::<_, Failure>(no_store(StatusCode::NO_CONTENT))
-    };
-    result.await.unwrap_or_else(IntoResponse::into_response)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn registration_policy_debug_redacts_the_initial_access_token() {
-        let debug = format!("{:?}", RegistrationPolicy::Token("initial-token-value".into()));
-        assert_eq!(debug, "Token(<redacted>)");
-    }
+) -> Result<Response, ApiError> {
+    managed(&provider, &headers, &client_id).await?;
+    provider.store.delete_client(&client_id).await?;
+    audit::emit(AuditEvent::ClientDeleted, AuditFields::client(&client_id));
+    Ok(no_store(StatusCode::NO_CONTENT))
 }

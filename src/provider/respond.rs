@@ -1,39 +1,28 @@
-//! Responses of the browser endpoints: redirects and the HTML error page.
+//! Building blocks of responses: uncacheable bodies, redirects, cookies, and the message
+//! page that errors and notices are shown on.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::Provider;
 use super::pages::{self, ErrorPage};
+use super::state::Provider;
 use super::text::ENGLISH;
 use crate::protocol::endpoints;
 
-/// A redirect that no cache keeps. A URI that cannot be a header value (only possible for a
-/// registered URI with raw non-ASCII characters) gets the error page instead.
-pub fn redirect(provider: &Provider, status: StatusCode, location: &str) -> Response {
-    match HeaderValue::from_str(location) {
-        Ok(location) => (
-            status,
-            [
-                (header::LOCATION, location),
-                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-                (header::PRAGMA, HeaderValue::from_static("no-cache")),
-            ],
-        )
-            .into_response(),
-        Err(_) => error_page(provider, StatusCode::BAD_REQUEST, ENGLISH.bad_redirect_title, ENGLISH.bad_redirect),
-    }
+/// RFC 6749 §5.1: responses carrying tokens (or errors about them) must not be cached.
+pub fn no_store(body: impl IntoResponse) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
 }
 
-/// The HTML error page, for errors that must not (or cannot) go back to the client.
-pub fn error_page(provider: &Provider, status: StatusCode, title: &str, description: &str) -> Response {
-    let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
-    pages::render(status, &ErrorPage { text: &ENGLISH, stylesheet: &stylesheet, title, description })
-}
-
-/// A form whose CSRF token (or browser binding) does not check out.
-pub fn form_refused(provider: &Provider) -> Response {
-    error_page(provider, StatusCode::FORBIDDEN, ENGLISH.form_refused_title, ENGLISH.form_refused)
+/// A redirect that no cache keeps; `None` when the location cannot be a header value (only
+/// possible for a registered URI with raw non-ASCII characters).
+pub fn redirect(status: StatusCode, location: &str) -> Option<Response> {
+    let location = HeaderValue::from_str(location).ok()?;
+    Some(no_store((status, [(header::LOCATION, location)])))
 }
 
 /// Adds `Set-Cookie` headers to a response.
@@ -44,24 +33,8 @@ pub fn with_cookies(mut response: Response, cookies: impl IntoIterator<Item = Op
     response
 }
 
-/// A store failure during a browser request: logged where it happened, shown generically.
-pub fn unavailable(provider: &Provider) -> Response {
-    error_page(provider, StatusCode::SERVICE_UNAVAILABLE, ENGLISH.unavailable_title, ENGLISH.unavailable)
-}
-
-/// A browser endpoint's failure, already rendered: an error page or an error redirect.
-/// Boxed so that `Result`s carrying it stay small.
-#[derive(Debug)]
-pub struct Page(Box<Response>);
-
-impl From<Response> for Page {
-    fn from(response: Response) -> Self {
-        Self(Box::new(response))
-    }
-}
-
-impl IntoResponse for Page {
-    fn into_response(self) -> Response {
-        *self.0
-    }
+/// A page that tells the person one thing: an error, or that there is nothing left to do.
+pub fn message_page(provider: &Provider, status: StatusCode, title: &str, description: &str) -> Response {
+    let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
+    pages::render(status, &ErrorPage { text: &ENGLISH, stylesheet: &stylesheet, title, description })
 }

@@ -6,11 +6,11 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 
-use super::Provider;
 use super::client_auth::authenticate_client;
-use super::error::ProtocolError;
-use super::form::OAuthForm;
-use super::token::no_store;
+use super::error::ApiError;
+use super::extract::OAuthForm;
+use super::respond::no_store;
+use super::state::Provider;
 use super::user_grants::revoke_grant;
 use crate::audit::{self, AuditEvent, AuditFields};
 use crate::keys::JwtType;
@@ -26,7 +26,7 @@ pub async fn revoke(
     State(provider): State<Arc<Provider>>,
     headers: HeaderMap,
     OAuthForm(form): OAuthForm,
-) -> Result<Response, ProtocolError> {
+) -> Result<Response, ApiError> {
     let client = authenticate_client(&provider, &headers, &form).await?;
     let token = form.require("token")?;
     let not_yours = || OAuthError::unauthorized_client("the token was not issued to this client");

@@ -4,13 +4,14 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 
-use super::Provider;
 use super::client_auth::authenticate_client;
-use super::error::ProtocolError;
-use super::form::OAuthForm;
+use super::error::ApiError;
+use super::extract::OAuthForm;
+use super::respond::no_store;
+use super::state::Provider;
 use super::user_grants;
 use crate::audit::{self, AuditEvent, AuditFields};
 use crate::crd::TokenEndpointAuthMethod;
@@ -29,7 +30,7 @@ pub async fn token(
     State(provider): State<Arc<Provider>>,
     headers: HeaderMap,
     OAuthForm(form): OAuthForm,
-) -> Result<Response, ProtocolError> {
+) -> Result<Response, ApiError> {
     let grant_type = grant_type_label(&form);
     match exchange(&provider, &headers, &form).await {
         Ok((client, response)) => {
@@ -37,7 +38,7 @@ pub async fn token(
             Ok(no_store(Json(response)))
         }
         Err(error) => {
-            provider.metrics.token_error(grant_type, error.0.code.as_str());
+            provider.metrics.token_error(grant_type, error.code());
             Err(error)
         }
     }
@@ -58,7 +59,7 @@ async fn exchange(
     provider: &Provider,
     headers: &HeaderMap,
     form: &FormParams,
-) -> Result<(Arc<ClientRecord>, TokenResponse), ProtocolError> {
+) -> Result<(Arc<ClientRecord>, TokenResponse), ApiError> {
     let client = authenticate_client(provider, headers, form).await?;
     let grant = token::parse_grant_request(form)?;
     token::check_grant_allowed(&client, grant.grant_type())?;
@@ -80,7 +81,7 @@ fn client_credentials(
     provider: &Provider,
     client: &ClientRecord,
     requested: Option<&Scope>,
-) -> Result<TokenResponse, ProtocolError> {
+) -> Result<TokenResponse, ApiError> {
     if client.auth_method == TokenEndpointAuthMethod::None {
         return Err(OAuthError::unauthorized_client("public clients cannot use the client_credentials grant").into());
     }
@@ -105,13 +106,4 @@ fn client_credentials(
         refresh_token: None,
         id_token: None,
     })
-}
-
-/// RFC 6749 §5.1: responses carrying tokens must not be cached.
-pub fn no_store(body: impl IntoResponse) -> Response {
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    response
 }

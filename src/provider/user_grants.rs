@@ -2,15 +2,15 @@
 //! §3.1.3) and `refresh_token` with rotation and reuse detection (RFC 6749 §6, RFC 9700
 //! §4.14.2), and the issuance of access, ID and refresh tokens they share.
 
-use super::Provider;
-use super::error::ProtocolError;
-use crate::crd::GrantType;
-use crate::keys::JwtType;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use super::error::ApiError;
+use super::state::Provider;
 use crate::audit::{self, AuditEvent, AuditFields};
+use crate::crd::GrantType;
+use crate::keys::JwtType;
 use crate::model::{ClientRecord, Grant, RefreshToken, UserRecord};
 use crate::protocol::OAuthError;
 use crate::protocol::claims::Audience;
@@ -39,7 +39,7 @@ pub async fn authorization_code(
     code: &str,
     redirect_uri: Option<&str>,
     code_verifier: Option<&str>,
-) -> Result<TokenResponse, ProtocolError> {
+) -> Result<TokenResponse, ApiError> {
     let code = match provider.store.consume_code(&secrets::token_digest(code)).await? {
         Consumed::Fresh(code) => code,
         Consumed::Reused(code, _) => {
@@ -81,7 +81,7 @@ pub async fn refresh_token(
     client: &ClientRecord,
     presented: &str,
     requested: Option<&Scope>,
-) -> Result<TokenResponse, ProtocolError> {
+) -> Result<TokenResponse, ApiError> {
     let digest = secrets::token_digest(presented);
     let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
     // Checks that need no state change come before the token is used up, so a request
@@ -128,7 +128,7 @@ fn issues_refresh_tokens(client: &ClientRecord, scope: &Scope) -> bool {
     scope.contains("offline_access") && client.allows_grant(GrantType::RefreshToken)
 }
 
-async fn require_active_user(provider: &Provider, subject: &str) -> Result<Arc<UserRecord>, ProtocolError> {
+async fn require_active_user(provider: &Provider, subject: &str) -> Result<Arc<UserRecord>, ApiError> {
     match provider.store.user_by_subject(subject).await? {
         Some(user) if !user.disabled => Ok(user),
         _ => Err(OAuthError::invalid_grant("the user no longer exists or is disabled").into()),
@@ -137,7 +137,7 @@ async fn require_active_user(provider: &Provider, subject: &str) -> Result<Arc<U
 
 /// Revokes a grant: its access tokens go on the deny-list and its refresh tokens stop
 /// working (they need the grant).
-pub async fn revoke_grant(provider: &Provider, grant_id: &str) -> Result<(), ProtocolError> {
+pub async fn revoke_grant(provider: &Provider, grant_id: &str) -> Result<(), ApiError> {
     if let Some(grant) = provider.store.revoke_grant(grant_id).await? {
         for (jti, expires_at) in &grant.access_tokens {
             provider.store.revoke_token(jti, *expires_at).await?;
@@ -157,7 +157,7 @@ async fn issue(
     scope: &Scope,
     nonce: Option<String>,
     refresh_scope: Option<&Scope>,
-) -> Result<TokenResponse, ProtocolError> {
+) -> Result<TokenResponse, ApiError> {
     let now = provider.clock.now();
     let issuer = &provider.config.issuer;
     let access = token::user_access_token(

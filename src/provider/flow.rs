@@ -1,0 +1,162 @@
+//! The interaction flow shared by the authorization endpoint and its login and consent
+//! forms: the pages of an interaction, the form's binding to its browser, the consent check
+//! and the issuing of the code that ends it.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+
+use super::browser::{self, BROWSER_COOKIE};
+use super::error::PageError;
+use super::pages::{self, ConsentPage, LoginPage, ScopeLine, Text};
+use super::respond::redirect;
+use super::state::{CODE_TTL, Provider};
+use crate::model::{AuthorizationCode, ClientRecord, Grant, Interaction, Session, UserRecord};
+use crate::protocol::authorize::AuthorizationRequest;
+use crate::protocol::form::FormParams;
+use crate::protocol::{endpoints, redirect as redirects};
+use crate::secrets;
+
+/// A browser endpoint's answer: a page or a redirect, or the error to render.
+pub type PageResult = Result<Response, PageError>;
+
+/// A new grant outlives its code by this much, so an exchange at the code's last second
+/// still finds it.
+const GRANT_MARGIN: u64 = 10;
+
+/// The interaction named by the form, if this browser started it and the form carries
+/// its CSRF token (compared in constant time), with its client.
+pub async fn verified_interaction(
+    provider: &Provider,
+    headers: &HeaderMap,
+    form: &FormParams,
+) -> Result<(Interaction, Arc<ClientRecord>), PageError> {
+    let field = |name| form.get(name).ok().flatten();
+    let (Some(id), Some(csrf_token)) = (field("interaction"), field("csrf_token")) else {
+        return Err(PageError::FormRefused);
+    };
+    let interaction = provider.store.interaction(id).await?.ok_or(PageError::Expired)?;
+    let same_browser =
+        browser::cookie(headers, BROWSER_COOKIE).is_some_and(|b| browser::tokens_match(&b, &interaction.browser_id));
+    if !same_browser || !browser::tokens_match(csrf_token, &interaction.csrf_token) {
+        return Err(PageError::FormRefused);
+    }
+    let client = provider.store.client(&interaction.request.client_id).await?.ok_or(PageError::Expired)?;
+    Ok((interaction, client))
+}
+
+/// Whether the user must be asked: not for a client that skips consent; always for
+/// `prompt=consent`; otherwise when the remembered consent does not cover the scope.
+pub async fn needs_consent(
+    provider: &Provider,
+    client: &ClientRecord,
+    request: &AuthorizationRequest,
+    subject: &str,
+) -> Result<bool, PageError> {
+    if client.skip_consent {
+        return Ok(false);
+    }
+    if request.prompt.consent {
+        return Ok(true);
+    }
+    let remembered = provider.store.consent(subject, &client.client_id).await?;
+    Ok(!remembered.is_some_and(|scope| request.scope.is_subset(&scope)))
+}
+
+/// The sign-in form of an interaction.
+pub fn login_page(
+    provider: &Provider,
+    client: &ClientRecord,
+    interaction: &Interaction,
+    username: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
+    let action = provider.config.browser_path(endpoints::LOGIN);
+    let page = LoginPage {
+        text: Text::for_ui_locales(interaction.request.ui_locales.as_deref()),
+        stylesheet: &stylesheet,
+        action: &action,
+        client_name: client.client_name.as_deref().unwrap_or(&client.client_id),
+        interaction: &interaction.id,
+        csrf_token: &interaction.csrf_token,
+        username,
+        error,
+    };
+    pages::render_with_form_target(status, &page, &interaction.request.redirect_uri)
+}
+
+/// The consent form of an interaction, listing the scopes in plain words.
+pub fn consent_page(
+    provider: &Provider,
+    client: &ClientRecord,
+    interaction: &Interaction,
+    user: &UserRecord,
+) -> Response {
+    let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
+    let action = provider.config.browser_path(endpoints::CONSENT);
+    let text = Text::for_ui_locales(interaction.request.ui_locales.as_deref());
+    let mut descriptions: Vec<(&str, _)> =
+        interaction.request.scope.iter().map(|scope| (scope, text.describe_scope(scope))).collect();
+    // Signing in comes first; the rest stay in their stable order.
+    descriptions.sort_by_key(|(scope, _)| *scope != "openid");
+    let return_to = pages::destination(&interaction.request.redirect_uri);
+    let page = ConsentPage {
+        text,
+        stylesheet: &stylesheet,
+        action: &action,
+        client_name: client.client_name.as_deref().unwrap_or(&client.client_id),
+        username: &user.username,
+        scopes: descriptions.iter().map(|(name, description)| ScopeLine { name, description }).collect(),
+        return_to: &return_to,
+        interaction: &interaction.id,
+        csrf_token: &interaction.csrf_token,
+    };
+    pages::render_with_form_target(StatusCode::OK, &page, &interaction.request.redirect_uri)
+}
+
+/// OIDC Core §3.1.2.5: issues a single-use code bound to the client, redirect URI, PKCE
+/// challenge, nonce, scope and authentication, and sends the browser back with it.
+pub async fn issue_code(
+    provider: &Provider,
+    status: StatusCode,
+    request: &AuthorizationRequest,
+    session: &Session,
+    finished: Option<&str>,
+) -> PageResult {
+    let code = secrets::random_token(32)?;
+    let record = AuthorizationCode {
+        grant_id: secrets::random_token(16)?,
+        client_id: request.client_id.clone(),
+        redirect_uri: request.redirect_uri.clone(),
+        scope: request.scope.clone(),
+        nonce: request.nonce.clone(),
+        code_challenge: request.code_challenge.clone(),
+        subject: session.subject.clone(),
+        auth_time: session.auth_time,
+        session_id: session.sid.clone(),
+    };
+    let now = provider.clock.now();
+    // The grant exists from the start, so a replayed code can always revoke it, however
+    // the replay races the first exchange (which only updates a grant that still exists).
+    let grant = Grant {
+        id: record.grant_id.clone(),
+        client_id: record.client_id.clone(),
+        subject: record.subject.clone(),
+        scope: record.scope.clone(),
+        auth_time: record.auth_time,
+        session_id: record.session_id.clone(),
+        expires_at: now + CODE_TTL + GRANT_MARGIN,
+        access_tokens: Vec::new(),
+    };
+    provider.store.put_grant(&grant).await?;
+    provider.store.put_code(&secrets::token_digest(&code), &record, now + CODE_TTL).await?;
+    if let Some(interaction) = finished {
+        provider.store.delete_interaction(interaction).await?;
+    }
+    let location =
+        redirects::code_redirect(&request.redirect_uri, &code, request.state.as_deref(), &provider.config.issuer);
+    redirect(status, &location).ok_or(PageError::BadRedirectUri)
+}

@@ -1,0 +1,160 @@
+//! The provider's shared state: its settings, the handles every request uses, and the
+//! lifetimes of what the browser flow stores.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use bytes::Bytes;
+
+use super::readiness::Readiness;
+use crate::clock::Clock;
+use crate::keys::SharedKeyring;
+use crate::metrics::Metrics;
+use crate::protocol::discovery;
+use crate::protocol::scope::Scope;
+use crate::secrets::ClientSecretVerifier;
+use crate::store::{InstrumentedStore, Store};
+
+/// Authorization codes live this long (OIDC Core §3.1.3.1 asks for a short lifetime).
+pub const CODE_TTL: u64 = 60;
+/// A login or consent page may be answered within this time.
+pub const INTERACTION_TTL: u64 = 600;
+/// Consent is remembered this long.
+pub const CONSENT_TTL: u64 = 365 * 24 * 3600;
+
+/// Who may register clients.
+#[derive(Clone, PartialEq, Eq)]
+pub enum RegistrationPolicy {
+    /// Anyone (rate-limited per address).
+    Open,
+    /// Whoever presents this initial access token (RFC 7591 §3).
+    Token(String),
+    /// Nobody: the endpoint answers 403 and is not advertised.
+    Disabled,
+}
+
+/// The initial access token is a secret: `Debug` (and so the logged configuration) hides it.
+impl std::fmt::Debug for RegistrationPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RegistrationPolicy::Open => f.write_str("Open"),
+            RegistrationPolicy::Token(_) => f.write_str("Token(<redacted>)"),
+            RegistrationPolicy::Disabled => f.write_str("Disabled"),
+        }
+    }
+}
+
+/// Settings of the provider that do not change while it runs. Lifetimes are in seconds.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    /// The issuer identifier, exactly as configured (`--issuer`).
+    pub issuer: String,
+    /// Default access-token (and ID token) lifetime.
+    pub access_token_ttl: u64,
+    /// Lifetime of a refresh-token family: the longest a grant lives without a new login.
+    pub refresh_token_ttl: u64,
+    /// Lifetime of an SSO session.
+    pub session_ttl: u64,
+    /// Who may register clients dynamically (RFC 7591).
+    pub registration: RegistrationPolicy,
+    /// The most a dynamically registered client may ask for.
+    pub registration_scopes: Scope,
+}
+
+impl ProviderConfig {
+    /// The issuer's path without a trailing slash, `""` at the root: the prefix of every
+    /// URL the browser sees.
+    pub fn path_prefix(&self) -> &str {
+        let after_scheme = self.issuer.split_once("://").map_or("", |(_, rest)| rest);
+        after_scheme.find('/').map_or("", |i| after_scheme[i..].trim_end_matches('/'))
+    }
+
+    /// The cookie path: the issuer's path, or `/`.
+    pub fn base_path(&self) -> &str {
+        match self.path_prefix() {
+            "" => "/",
+            prefix => prefix,
+        }
+    }
+
+    /// Cookies are `Secure` whenever the issuer is https.
+    pub fn secure_cookies(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+
+    /// A path on this provider as the browser sees it.
+    pub fn browser_path(&self, path: &str) -> String {
+        format!("{}{path}", self.path_prefix())
+    }
+}
+
+/// Shared state of every request.
+pub struct Provider {
+    pub config: ProviderConfig,
+    pub store: Arc<dyn Store>,
+    pub keys: SharedKeyring,
+    pub clock: Clock,
+    pub secrets: Arc<ClientSecretVerifier>,
+    /// This provider's Prometheus registry.
+    pub metrics: Arc<Metrics>,
+    /// What `/ready` checks.
+    pub readiness: Readiness,
+    /// The discovery document, serialized once.
+    pub(super) discovery: Bytes,
+}
+
+impl Provider {
+    pub fn new(
+        config: ProviderConfig,
+        store: Arc<dyn Store>,
+        keys: SharedKeyring,
+        clock: Clock,
+    ) -> Result<Self, serde_json::Error> {
+        let id_token_algorithm = keys.load().signer(None).map(|key| key.algorithm());
+        let registration = config.registration != RegistrationPolicy::Disabled;
+        let discovery =
+            Bytes::from(serde_json::to_vec(&discovery::metadata(&config.issuer, id_token_algorithm, registration))?);
+        let metrics = Arc::new(Metrics::new());
+        let store: Arc<dyn Store> = Arc::new(InstrumentedStore::new(store, &metrics));
+        let readiness = Readiness::default();
+        Ok(Self { config, store, keys, clock, secrets: Arc::default(), metrics, readiness, discovery })
+    }
+
+    /// Makes `/ready` wait for a key watch (`serve --kubernetes`): not ready while `synced`
+    /// is false. Without this, there is no watch to wait for.
+    pub fn with_key_watch(mut self, synced: Arc<AtomicBool>) -> Self {
+        self.readiness = Readiness::with_key_watch(synced);
+        self
+    }
+}
+
+#[cfg(test)]
+impl Provider {
+    /// A provider on an empty in-memory store, without keys, under a path-prefixed issuer.
+    pub(super) fn for_tests() -> Self {
+        use crate::keys::Keyring;
+        use crate::store::MemoryStore;
+        let config = ProviderConfig {
+            issuer: "https://id.example/base".to_owned(),
+            access_token_ttl: 60,
+            refresh_token_ttl: 60,
+            session_ttl: 60,
+            registration: RegistrationPolicy::Disabled,
+            registration_scopes: Scope::parse("openid").expect("a scope"),
+        };
+        let keys = Arc::new(arc_swap::ArcSwap::from_pointee(Keyring::new(Vec::new()).expect("a keyring")));
+        let store = Arc::new(MemoryStore::new(Clock::system()));
+        Provider::new(config, store, keys, Clock::system()).expect("a provider")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registration_policy_debug_redacts_the_initial_access_token() {
+        let debug = format!("{:?}", RegistrationPolicy::Token("initial-token-value".into()));
+        assert_eq!(debug, "Token(<redacted>)");
+    }
+}
