@@ -107,6 +107,10 @@ impl Chromium {
         let session = client.session_id().await.ok().flatten().expect("a WebDriver session id");
         let browser = Self { client, driver, driver_port: port, session, closed: false, profile };
         browser.set_viewport(&DESKTOP).await;
+        // A headless window never holds the system focus, so without this `:focus` (and
+        // with it `:focus-visible`) would match nothing, as in a window behind another:
+        // the page is tested as the focused window a keyboard user is typing into.
+        browser.cdp("Emulation.setFocusEmulationEnabled", json!({"enabled": true})).await;
         browser
     }
 
