@@ -15,9 +15,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use portcullis::keys::{JwtType, KeyPair, KeyPhase, Keyring};
 use portcullis::model::ClientRecord;
 use portcullis::protocol::claims::AccessTokenClaims;
-use portcullis::protocol::scope::Scope;
 use portcullis::protocol::token;
-use portcullis::protocol::types::{GrantType, SigningAlgorithm, TokenEndpointAuthMethod};
+use portcullis::vocabulary::Scope;
+use portcullis::vocabulary::{GrantType, SigningAlgorithm, TokenEndpointAuthMethod};
 
 const ISSUER: &str = "https://id.example.com";
 const NOW: u64 = 1_800_000_000;

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use portcullis::clock::Clock;
-use portcullis::protocol::scope::Scope;
 use portcullis::provider::RegistrationPolicy;
 use portcullis::server::{self, BuiltProvider, ServerError, ServerOptions};
 use portcullis::store::{RedisConfig, RedisStore};
 use portcullis::telemetry::{self, LogFormat};
+use portcullis::vocabulary::Scope;
 use portcullis::{crd, secrets};
 
 #[derive(Parser)]

@@ -1,13 +1,13 @@
 //! Records the controller writes and the provider reads: the client registry and the user
 //! directory, and the short-lived state of the flows. They are plain data so every store
 //! can persist them as they are, built from the protocol's vocabulary
-//! ([`crate::protocol::types`]) alone; the protocol rules take them as input.
+//! ([`crate::vocabulary`]) alone; the protocol rules take them as input.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::types::{AuthorizationRequest, ClientMetadata, GrantType, Scope, TokenEndpointAuthMethod};
+use crate::vocabulary::{AuthorizationRequest, ClientMetadata, GrantType, Scope, TokenEndpointAuthMethod};
 
 /// A registered client, as the provider needs it at request time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -16,9 +16,9 @@ use crate::controller::folder::{self, ApplyError};
 use crate::controller::manifests::{ManifestError, ManifestSet};
 use crate::controller::reconcile::GeneratedCredentials;
 use crate::kubernetes::key_secrets::{self, KeyWatch};
-use crate::protocol::scope::Scope;
 use crate::provider::{self, Provider, ProviderConfig, RegistrationPolicy};
 use crate::store::{MemoryStore, RedisConfig, RedisStore, Store, StoreError};
+use crate::vocabulary::Scope;
 
 /// The example manifests compiled into the binary, used when no folder is given.
 pub const EMBEDDED_EXAMPLES: &[(&str, &str)] = &[

@@ -429,7 +429,7 @@ async fn signing_keys_rotate_next_before_active_and_the_provider_follows_without
         refresh_token_ttl: Duration::from_secs(3600),
         session_ttl: Duration::from_secs(3600),
         registration: portcullis::provider::RegistrationPolicy::Disabled,
-        registration_scopes: portcullis::protocol::scope::Scope::parse("openid").unwrap(),
+        registration_scopes: portcullis::vocabulary::Scope::parse("openid").unwrap(),
     };
     let built = tokio::time::timeout(
         WAIT,

@@ -14,11 +14,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use portcullis::clock::Clock;
 use portcullis::metrics::Metrics;
 use portcullis::model::{AuthorizationCode, ClientRecord, Grant, Interaction, RefreshToken, Session, UserRecord};
-use portcullis::protocol::types::{AuthorizationRequest, GrantType, Scope, TokenEndpointAuthMethod};
 use portcullis::store::{
     Cached, Consumed, Coordination, Counters, Directory, Ephemeral, Grants, Instrumented, MemoryStore, OPERATIONS,
     PublishedKeys, RedisConfig, RedisStore, SingleUse, Store, StoreError,
 };
+use portcullis::vocabulary::{AuthorizationRequest, GrantType, Scope, TokenEndpointAuthMethod};
 use redis_server::RedisServer;
 
 /// How a check lets time pass. Expiries in the checks are two seconds away so that waiting

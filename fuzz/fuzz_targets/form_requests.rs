@@ -10,7 +10,7 @@ use portcullis::crd::{GrantType, TokenEndpointAuthMethod};
 use portcullis::model::ClientRecord;
 use portcullis::protocol::authorize;
 use portcullis::protocol::form::{FormParams, MAX_PARAMETERS, MAX_VALUE_LEN};
-use portcullis::protocol::scope::Scope;
+use portcullis::vocabulary::Scope;
 use portcullis::protocol::token::parse_grant_request;
 
 const NAMES: &[&str] = &[

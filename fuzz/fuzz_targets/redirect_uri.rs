@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 use portcullis::crd::{GrantType, TokenEndpointAuthMethod};
 use portcullis::model::ClientRecord;
 use portcullis::protocol::redirect::{code_redirect, is_registered, resolve_redirect_uri};
-use portcullis::protocol::scope::Scope;
+use portcullis::vocabulary::Scope;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

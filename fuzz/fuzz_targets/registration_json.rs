@@ -5,8 +5,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portcullis::protocol::registration::{ClientMetadata, MAX_STRING, MAX_URIS, validate};
-use portcullis::protocol::scope::Scope;
+use portcullis::protocol::registration::{MAX_STRING, MAX_URIS, validate};
+use portcullis::vocabulary::ClientMetadata;
+use portcullis::vocabulary::Scope;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(metadata) = serde_json::from_slice::<ClientMetadata>(data) else { return };

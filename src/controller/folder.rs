@@ -11,8 +11,8 @@ use zeroize::Zeroizing;
 use super::manifests::{DEFAULT_NAMESPACE, ManifestSet, Origin};
 use super::reconcile::{self, GeneratedCredentials, ReconcileError};
 use crate::keys::{KeyError, KeyPair, KeyPhase, Keyring};
-use crate::protocol::types::SigningAlgorithm;
 use crate::store::{Store, StoreError};
+use crate::vocabulary::SigningAlgorithm;
 
 /// Why a folder could not be applied.
 #[derive(Debug, thiserror::Error)]

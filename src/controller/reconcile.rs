@@ -11,9 +11,9 @@ use super::manifests::DEFAULT_NAMESPACE;
 use crate::crd::{OidcClient, OidcUser, SigningKey};
 use crate::model::{ClientRecord, UserRecord};
 use crate::protocol::registration::CLIENT_ID_PREFIX;
-use crate::protocol::scope::Scope;
-use crate::protocol::types::{GrantType, SigningAlgorithm, TokenEndpointAuthMethod};
 use crate::secrets::{self, SecretError};
+use crate::vocabulary::Scope;
+use crate::vocabulary::{GrantType, SigningAlgorithm, TokenEndpointAuthMethod};
 
 /// Secret key holding the client id.
 pub const CLIENT_ID_KEY: &str = "clientId";

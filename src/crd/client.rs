@@ -5,7 +5,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::types::{GrantType, TokenEndpointAuthMethod};
+use crate::vocabulary::{GrantType, TokenEndpointAuthMethod};
 
 /// An application that may obtain tokens from Portcullis.
 ///

@@ -4,7 +4,7 @@
 //! These Rust types are the single source of truth: `portcullis crds` and `crds/*.yaml`
 //! are generated from them, and the manifests folder deserializes into them. The values
 //! their fields take (grant types, authentication methods, algorithms) are the protocol's
-//! vocabulary, [`crate::protocol::types`], re-exported here.
+//! vocabulary, [`crate::vocabulary`], re-exported here.
 
 mod client;
 mod signing_key;
@@ -14,7 +14,7 @@ pub use client::{OidcClient, OidcClientSpec, OidcClientStatus};
 pub use signing_key::{PublishedKey, SigningKey, SigningKeySpec, SigningKeyStatus};
 pub use user::{OidcUser, OidcUserSpec, OidcUserStatus, SecretKeyRef};
 
-pub use crate::protocol::types::{GrantType, SigningAlgorithm, TokenEndpointAuthMethod};
+pub use crate::vocabulary::{GrantType, SigningAlgorithm, TokenEndpointAuthMethod};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

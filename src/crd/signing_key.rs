@@ -5,7 +5,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::types::SigningAlgorithm;
+use crate::vocabulary::SigningAlgorithm;
 
 /// A signing key for ID tokens and access tokens, rotated by the controller.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]

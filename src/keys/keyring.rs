@@ -13,7 +13,7 @@ use super::jwk::Jwk;
 use super::jws::{self, Expectations, VerifyError};
 use super::jwt_type::JwtType;
 use super::pair::{KeyError, KeyPair};
-use crate::protocol::types::{SigningAlgorithm, wire_enum};
+use crate::vocabulary::{SigningAlgorithm, wire_enum};
 
 wire_enum! {
     /// Where a key is in its life: it signs (`Active`), is published ahead of taking over

@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 
 use super::jwk::{Jwk, PublicParams};
 use super::jwt_type::JwtType;
-use crate::protocol::types::SigningAlgorithm;
+use crate::vocabulary::SigningAlgorithm;
 
 /// Failures creating or using a key. They never carry key material.
 #[derive(Debug, thiserror::Error)]

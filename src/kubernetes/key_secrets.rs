@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use crate::controller::rotation::KeyState;
 use crate::keys::{KeyPair, KeyPhase, Keyring, SharedKeyring};
-use crate::protocol::types::SigningAlgorithm;
+use crate::vocabulary::SigningAlgorithm;
 
 /// Label on every key Secret; its value is the owning `SigningKey`'s name.
 pub const SIGNING_KEY_LABEL: &str = "portcullis.dev/signing-key";

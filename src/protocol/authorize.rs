@@ -16,10 +16,10 @@
 use super::form::FormParams;
 use super::pkce;
 use super::redirect;
-pub use super::types::AuthorizationRequest;
-use super::types::{GrantType, Prompt, ResponseMode, ResponseType, Scope};
-use super::{ErrorCode, OAuthError};
 use crate::model::ClientRecord;
+use crate::vocabulary::AuthorizationRequest;
+use crate::vocabulary::{ErrorCode, OAuthError};
+use crate::vocabulary::{GrantType, Prompt, ResponseMode, ResponseType, Scope};
 
 /// A stage-3 error: sent to the verified redirect URI, echoing the client's `state`
 /// (RFC 6749 §4.1.2.1).

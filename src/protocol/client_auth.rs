@@ -4,10 +4,10 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use super::OAuthError;
 use super::form::{FormParams, decode_component};
-use super::types::TokenEndpointAuthMethod;
 use crate::secrets::SecretString;
+use crate::vocabulary::OAuthError;
+use crate::vocabulary::TokenEndpointAuthMethod;
 
 /// The credentials a request presented, and the method it used to present them. The
 /// secret is wiped on drop and redacted from `Debug`.
@@ -79,7 +79,7 @@ pub fn check_method(registered: TokenEndpointAuthMethod, presented: &PresentedCl
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::ErrorCode;
+    use crate::vocabulary::ErrorCode;
 
     fn form(body: &str) -> FormParams {
         FormParams::parse(body.as_bytes()).unwrap()

@@ -5,7 +5,9 @@
 use serde::Serialize;
 
 use super::endpoints;
-use super::types::{GrantType, PromptValue, ResponseMode, ResponseType, SigningAlgorithm, TokenEndpointAuthMethod};
+use crate::vocabulary::{
+    GrantType, PromptValue, ResponseMode, ResponseType, SigningAlgorithm, TokenEndpointAuthMethod,
+};
 
 /// Client authentication methods accepted wherever a confidential client authenticates.
 pub const CLIENT_AUTH_METHODS: &[&str] =

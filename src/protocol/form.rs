@@ -9,7 +9,7 @@ use std::fmt;
 
 use zeroize::Zeroize;
 
-use super::OAuthError;
+use crate::vocabulary::OAuthError;
 
 /// Longest accepted value of a single parameter, in bytes after decoding.
 pub const MAX_VALUE_LEN: usize = 8 * 1024;
@@ -117,7 +117,7 @@ fn percent_decode(raw: &[u8]) -> Result<Vec<u8>, OAuthError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::ErrorCode;
+    use crate::vocabulary::ErrorCode;
 
     #[test]
     fn decodes_plus_and_percent_escapes() {

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use super::claims::Audience;
-use super::types::SigningAlgorithm;
+use crate::vocabulary::SigningAlgorithm;
 
 /// The claims of an ID Token (OIDC Core §2, §3.1.3.6).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -151,7 +151,7 @@ mod tests {
     }
 
     fn refresh() -> (RefreshToken, Grant) {
-        let scope = crate::protocol::scope::Scope::parse("openid offline_access").unwrap();
+        let scope = crate::vocabulary::Scope::parse("openid offline_access").unwrap();
         let token =
             RefreshToken { grant_id: "g".into(), client_id: "webapp".into(), scope: scope.clone(), expires_at: 2000 };
         let grant = Grant {

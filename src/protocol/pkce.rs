@@ -9,7 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use subtle::ConstantTimeEq;
 
-use super::OAuthError;
+use crate::vocabulary::OAuthError;
 
 /// The only transformation accepted (RFC 7636 §4.2, RFC 9700 §2.1.1).
 pub const METHOD_S256: &str = "S256";
@@ -107,7 +107,7 @@ pub fn verify(verifier: Option<&str>, challenge: Option<&str>) -> Result<(), OAu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::ErrorCode;
+    use crate::vocabulary::ErrorCode;
 
     /// RFC 7636 Appendix B.
     const APPENDIX_B_VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";

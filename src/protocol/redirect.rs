@@ -6,8 +6,8 @@
 
 use url::form_urlencoded;
 
-use super::OAuthError;
 use crate::model::ClientRecord;
+use crate::vocabulary::OAuthError;
 
 /// Why a request's redirect URI cannot be used. These errors must be rendered on an error
 /// page, never sent to the (unverified) redirect URI.
@@ -100,7 +100,7 @@ pub fn append_query(redirect_uri: &str, params: &[(&str, &str)]) -> String {
 ///
 /// Only call this with a redirect URI already verified for the client.
 pub fn error_redirect(redirect_uri: &str, error: &OAuthError, state: Option<&str>, issuer: &str) -> String {
-    let description = super::error_description(&error.description);
+    let description = crate::vocabulary::error_description(&error.description);
     let mut params = vec![("error", error.code.as_str()), ("error_description", description.as_ref())];
     if let Some(state) = state {
         params.push(("state", state));
@@ -123,7 +123,7 @@ pub fn code_redirect(redirect_uri: &str, code: &str, state: Option<&str>, issuer
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::ErrorCode;
+    use crate::vocabulary::ErrorCode;
 
     fn client(uris: &[&str]) -> ClientRecord {
         ClientRecord::fixture("app", uris, "openid")

@@ -4,8 +4,8 @@
 use serde::Serialize;
 use url::Url;
 
-pub use super::types::ClientMetadata;
-use super::types::{GrantType, ResponseType, Scope, TokenEndpointAuthMethod};
+use crate::vocabulary::ClientMetadata;
+use crate::vocabulary::{GrantType, ResponseType, Scope, TokenEndpointAuthMethod};
 
 /// Most redirect URIs (and post-logout redirect URIs) one client may register.
 pub const MAX_URIS: usize = 20;

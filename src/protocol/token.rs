@@ -7,9 +7,9 @@ use super::claims::{AccessTokenClaims, Audience};
 use super::form::FormParams;
 use super::pkce;
 use super::scope;
-use super::types::{GrantType, Scope};
-use super::{ErrorCode, OAuthError};
 use crate::model::{AuthorizationCode, ClientRecord, Grant};
+use crate::vocabulary::{ErrorCode, OAuthError};
+use crate::vocabulary::{GrantType, Scope};
 
 /// A token request, typed by grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,7 +161,7 @@ pub struct TokenResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::types::TokenEndpointAuthMethod;
+    use crate::vocabulary::TokenEndpointAuthMethod;
 
     fn client(grants: &[GrantType], scopes: &str) -> ClientRecord {
         ClientRecord {

@@ -3,8 +3,8 @@
 
 use serde_json::{Map, Value, json};
 
-use super::scope::Scope;
 use crate::model::{ClientRecord, UserRecord};
+use crate::vocabulary::Scope;
 
 /// OIDC Core §5.3.2 and §5.4: the claims the client may see for this scope.
 ///

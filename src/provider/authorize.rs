@@ -14,11 +14,12 @@ use super::flow::{PageResult, consent_page, issue_code, login_page, needs_consen
 use super::respond::with_cookies;
 use super::state::{INTERACTION_TTL, Provider};
 use crate::model::{ClientRecord, Interaction};
-use crate::protocol::OAuthError;
-use crate::protocol::authorize::{self, AuthorizationRequest};
+use crate::protocol::authorize;
 use crate::protocol::form::FormParams;
 use crate::protocol::id_token::IdTokenClaims;
 use crate::secrets;
+use crate::vocabulary::AuthorizationRequest;
+use crate::vocabulary::OAuthError;
 
 /// `GET /authorize` (parameters in the query) and `POST /authorize` (in a form body),
 /// OIDC Core §3.1.2.1.

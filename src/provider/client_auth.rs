@@ -8,9 +8,9 @@ use axum::http::{HeaderMap, header};
 use super::error::ApiError;
 use super::state::Provider;
 use crate::model::ClientRecord;
-use crate::protocol::OAuthError;
 use crate::protocol::client_auth::{check_method, presented_client};
 use crate::protocol::form::FormParams;
+use crate::vocabulary::OAuthError;
 
 /// One message for every failure, so responses do not tell which client ids exist.
 const FAILED: &str = "client authentication failed";

@@ -16,7 +16,7 @@ use super::text::ENGLISH;
 use crate::audit::{self, AuditEvent, AuditFields};
 use crate::model::{ClientRecord, Interaction};
 use crate::protocol::form::FormParams;
-use crate::protocol::{ErrorCode, OAuthError};
+use crate::vocabulary::{ErrorCode, OAuthError};
 
 /// `POST /consent`: records the user's decision.
 pub async fn consent(

@@ -16,11 +16,12 @@ use super::respond::{message_page, no_store, redirect};
 use super::state::Provider;
 use super::text::ENGLISH;
 use crate::keys::KeyError;
-use crate::protocol::authorize::{AuthorizationRequest, RedirectableError};
+use crate::protocol::authorize::RedirectableError;
 use crate::protocol::registration::RegistrationError;
-use crate::protocol::{ErrorCode, OAuthError, error_description};
 use crate::secrets::SecretError;
 use crate::store::StoreError;
+use crate::vocabulary::AuthorizationRequest;
+use crate::vocabulary::{ErrorCode, OAuthError, error_description};
 
 /// The detail of a failure the caller is not told about, on its way to the log.
 #[derive(Debug, Clone)]

@@ -10,8 +10,8 @@ use axum::response::Response;
 
 use super::error::{ApiError, PageError};
 use super::state::Provider;
-use crate::protocol::OAuthError;
 use crate::protocol::form::FormParams;
+use crate::vocabulary::OAuthError;
 
 /// The media type of OAuth form bodies.
 pub const FORM: &str = "application/x-www-form-urlencoded";

@@ -13,10 +13,10 @@ use super::pages::{self, ConsentPage, LoginPage, ScopeLine, Text};
 use super::respond::redirect;
 use super::state::{CODE_TTL, Provider};
 use crate::model::{AuthorizationCode, ClientRecord, Grant, Interaction, Session, UserRecord};
-use crate::protocol::authorize::AuthorizationRequest;
 use crate::protocol::form::FormParams;
 use crate::protocol::{endpoints, redirect as redirects};
 use crate::secrets;
+use crate::vocabulary::AuthorizationRequest;
 
 /// A browser endpoint's answer: a page or a redirect, or the error to render.
 pub type PageResult = Result<Response, PageError>;

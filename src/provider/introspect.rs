@@ -12,13 +12,13 @@ use super::error::ApiError;
 use super::extract::OAuthForm;
 use super::respond::no_store;
 use super::state::Provider;
-use crate::crd::TokenEndpointAuthMethod;
 use crate::keys::JwtType;
-use crate::protocol::OAuthError;
 use crate::protocol::claims::AccessTokenClaims;
 use crate::protocol::introspection::{IntrospectionResponse, introspect_access_token, introspect_refresh_token};
 use crate::secrets;
 use crate::store::Consumed;
+use crate::vocabulary::OAuthError;
+use crate::vocabulary::TokenEndpointAuthMethod;
 
 /// RFC 7662 §2.1: an authenticated client asks about a token; `token_type_hint` is only a
 /// hint and every token kind (JWT access token, refresh token) is looked up anyway.

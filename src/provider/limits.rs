@@ -9,7 +9,7 @@ use axum::http::header;
 
 use super::error::ApiError;
 use super::extract::MAX_BODY_BYTES;
-use crate::protocol::OAuthError;
+use crate::vocabulary::OAuthError;
 
 /// Most header fields one request may carry (hyper itself stops at 100).
 pub const MAX_HEADERS: usize = 64;

@@ -17,13 +17,13 @@ use super::extract::{MAX_BODY_BYTES, bearer_header, has_media_type};
 use super::respond::no_store;
 use super::state::{Provider, RegistrationPolicy};
 use crate::audit::{self, AuditEvent, AuditFields};
-use crate::crd::TokenEndpointAuthMethod;
 use crate::model::{ClientRecord, Registration};
 use crate::protocol::endpoints;
 use crate::protocol::registration::{
-    CLIENT_ID_PREFIX, ClientInformation, ClientMetadata, RegistrationError, RegistrationErrorCode, validate,
+    CLIENT_ID_PREFIX, ClientInformation, RegistrationError, RegistrationErrorCode, validate,
 };
 use crate::secrets;
+use crate::vocabulary::{ClientMetadata, TokenEndpointAuthMethod};
 
 /// Registrations allowed per client address within [`RATE_WINDOW`] seconds.
 const RATE_LIMIT: u32 = 20;

@@ -14,10 +14,10 @@ use super::state::Provider;
 use super::user_grants::revoke_grant;
 use crate::audit::{self, AuditEvent, AuditFields};
 use crate::keys::JwtType;
-use crate::protocol::OAuthError;
 use crate::protocol::claims::AccessTokenClaims;
 use crate::secrets;
 use crate::store::Consumed;
+use crate::vocabulary::OAuthError;
 
 /// RFC 7009 §2.1: the client revokes a token issued to it. A JWT access token goes on the
 /// deny-list until it would have expired anyway; a refresh token takes its whole grant.

@@ -11,9 +11,9 @@ use crate::clock::Clock;
 use crate::keys::SharedKeyring;
 use crate::metrics::Metrics;
 use crate::protocol::discovery;
-use crate::protocol::scope::Scope;
 use crate::secrets::ClientSecretVerifier;
 use crate::store::{InstrumentedStore, Store};
+use crate::vocabulary::Scope;
 
 /// Authorization codes live this long (OIDC Core §3.1.3.1 asks for a short lifetime).
 pub const CODE_TTL: u64 = 60;

@@ -14,14 +14,14 @@ use super::respond::no_store;
 use super::state::Provider;
 use super::user_grants;
 use crate::audit::{self, AuditEvent, AuditFields};
-use crate::crd::TokenEndpointAuthMethod;
 use crate::keys::JwtType;
 use crate::model::ClientRecord;
-use crate::protocol::OAuthError;
 use crate::protocol::form::FormParams;
-use crate::protocol::scope::Scope;
 use crate::protocol::token::{self, GrantRequest, TokenResponse};
 use crate::secrets;
+use crate::vocabulary::OAuthError;
+use crate::vocabulary::Scope;
+use crate::vocabulary::{GrantType, TokenEndpointAuthMethod};
 
 /// Bytes of randomness in a token id (`jti`).
 const JTI_BYTES: usize = 16;
@@ -47,10 +47,7 @@ pub async fn token(
 /// The `grant_type` label: one of the grants we know, so a made-up value adds no series.
 fn grant_type_label(form: &FormParams) -> &'static str {
     match form.get("grant_type").ok().flatten() {
-        Some("authorization_code") => "authorization_code",
-        Some("refresh_token") => "refresh_token",
-        Some("client_credentials") => "client_credentials",
-        Some(_) => "unsupported",
+        Some(name) => name.parse::<GrantType>().map_or("unsupported", GrantType::as_str),
         None => "none",
     }
 }
@@ -97,7 +94,10 @@ fn client_credentials(
         provider.config.access_token_ttl,
     );
     let access_token = provider.keys.load().sign(None, JwtType::AccessToken, &grant.claims)?;
-    audit::emit(AuditEvent::TokenIssued, AuditFields::client(&client.client_id).grant_type("client_credentials"));
+    audit::emit(
+        AuditEvent::TokenIssued,
+        AuditFields::client(&client.client_id).grant_type(GrantType::ClientCredentials.as_str()),
+    );
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",

@@ -9,17 +9,17 @@ use serde_json::{Map, Value};
 use super::error::ApiError;
 use super::state::Provider;
 use crate::audit::{self, AuditEvent, AuditFields};
-use crate::crd::GrantType;
 use crate::keys::JwtType;
 use crate::model::{ClientRecord, Grant, RefreshToken, UserRecord};
-use crate::protocol::OAuthError;
 use crate::protocol::claims::Audience;
 use crate::protocol::id_token::{IdTokenClaims, at_hash};
-use crate::protocol::scope::Scope;
 use crate::protocol::token::{self, TokenResponse};
 use crate::protocol::userinfo::user_claims;
 use crate::secrets;
 use crate::store::Consumed;
+use crate::vocabulary::GrantType;
+use crate::vocabulary::OAuthError;
+use crate::vocabulary::Scope;
 
 /// A rotated-out refresh token presented within this many seconds of its first use is
 /// taken for a concurrent request of the same client (two tabs, a retry), refused without
@@ -68,7 +68,9 @@ pub async fn authorization_code(
     };
     let refresh_scope = refresh.then_some(&code.scope);
     let response = issue(provider, client, &user, &mut grant, &code.scope, code.nonce, refresh_scope).await?;
-    let fields = AuditFields::client(&client.client_id).subject(&grant.subject).grant_type("authorization_code");
+    let fields = AuditFields::client(&client.client_id)
+        .subject(&grant.subject)
+        .grant_type(GrantType::AuthorizationCode.as_str());
     audit::emit(AuditEvent::TokenIssued, fields);
     Ok(response)
 }
@@ -118,7 +120,8 @@ pub async fn refresh_token(
     };
     let scope = token::refresh_scope(requested, &token.scope)?;
     let response = issue(provider, client, &user, &mut grant, &scope, None, Some(&token.scope)).await?;
-    let fields = AuditFields::client(&client.client_id).subject(&grant.subject).grant_type("refresh_token");
+    let fields =
+        AuditFields::client(&client.client_id).subject(&grant.subject).grant_type(GrantType::RefreshToken.as_str());
     audit::emit(AuditEvent::TokenRefreshed, fields);
     Ok(response)
 }

@@ -12,8 +12,8 @@ use super::respond::no_store;
 use super::state::Provider;
 use crate::keys::JwtType;
 use crate::protocol::claims::AccessTokenClaims;
-use crate::protocol::scope::Scope;
 use crate::protocol::userinfo::user_claims;
+use crate::vocabulary::Scope;
 
 /// OIDC Core §5.3: the claims of the token's user, released per the token's scope.
 pub async fn userinfo(

@@ -5,11 +5,11 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 
-use super::ports::{Coordination, Counters, Directory, Ephemeral, Grants, SingleUse};
-use super::{Consumed, PublishedKeys, StoreError};
+use super::error::StoreError;
+use super::ports::{Consumed, Coordination, Counters, Directory, Ephemeral, Grants, PublishedKeys, SingleUse};
 use crate::clock::Clock;
 use crate::model::{AuthorizationCode, ClientRecord, Grant, Interaction, RefreshToken, Session, UserRecord};
-use crate::protocol::types::Scope;
+use crate::vocabulary::Scope;
 
 /// A map whose entries vanish at their expiry (checked on read, purged periodically).
 struct Expiring<T> {

@@ -19,10 +19,32 @@ use async_trait::async_trait;
 use prometheus::{Histogram, IntCounter};
 use tracing::Instrument;
 
-use super::{Consumed, PublishedKeys, StoreError};
+use super::error::StoreError;
 use crate::metrics::Metrics;
 use crate::model::{AuthorizationCode, ClientRecord, Grant, Interaction, RefreshToken, Session, UserRecord};
-use crate::protocol::types::Scope;
+use crate::vocabulary::Scope;
+
+/// The outcome of consuming a single-use value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Consumed<T> {
+    /// First use: the value, now marked used.
+    Fresh(T),
+    /// Used before, at the given time: a replay (or a concurrent use). The value is
+    /// returned so its grant can be revoked.
+    Reused(T, u64),
+    /// Never stored, or expired.
+    Unknown,
+}
+
+/// The public key set and active key ids last published (see
+/// [`Coordination::publish_keys`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedKeys {
+    /// A JWKS document (RFC 7517 §5).
+    pub jwks: String,
+    /// The active `kid` per algorithm, as a JSON object.
+    pub active_kids: String,
+}
 
 /// Declares the ports. Each operation is written as it reads in the trait,
 /// `async fn name(&self, arg: Type, ..) -> Result<T, StoreError>;`, with its doc comment.
@@ -222,7 +244,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::protocol::types::AuthorizationRequest;
+    use crate::vocabulary::AuthorizationRequest;
 
     /// A store that only records which operation was called, and fails it.
     #[derive(Default)]

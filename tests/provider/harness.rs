@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use portcullis::protocol::scope::Scope;
 use portcullis::provider::RegistrationPolicy;
 use portcullis::server::{self, ServerOptions};
+use portcullis::vocabulary::Scope;
 use serde_json::Value;
 use tokio::sync::oneshot;
 

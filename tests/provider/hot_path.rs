@@ -15,9 +15,9 @@ use portcullis::keys::{JwtType, KeyPair, KeyPhase, Keyring, SharedKeyring};
 use portcullis::metrics::Metrics;
 use portcullis::model::UserRecord;
 use portcullis::protocol::claims::{AccessTokenClaims, Audience};
-use portcullis::protocol::types::{Scope, SigningAlgorithm};
 use portcullis::provider::{Provider, ProviderConfig, RegistrationPolicy, app};
 use portcullis::store::{Directory, Instrumented, MemoryStore, OPERATIONS, Store};
+use portcullis::vocabulary::{Scope, SigningAlgorithm};
 
 /// How often each store operation was called.
 type Calls = BTreeMap<&'static str, u64>;

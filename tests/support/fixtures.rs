@@ -1,9 +1,9 @@
 //! Records shared by the integration tests.
 
 use portcullis::model::ClientRecord;
-use portcullis::protocol::scope::Scope;
-use portcullis::protocol::types::{GrantType, TokenEndpointAuthMethod};
 use portcullis::secrets;
+use portcullis::vocabulary::Scope;
+use portcullis::vocabulary::{GrantType, TokenEndpointAuthMethod};
 
 /// The `m2m` machine client (secret `m2m-secret`) allowed `scopes`.
 pub fn m2m_client(scopes: &str) -> ClientRecord {

@@ -12,7 +12,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::clock::Clock;
-use crate::store::{Consumed, StoreError};
+use crate::store::error::StoreError;
+use crate::store::ports::Consumed;
 
 /// Returns the single-use value in `KEYS[1]` as it was, marking it used.
 static CONSUME: LazyLock<Script> = LazyLock::new(|| {

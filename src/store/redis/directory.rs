@@ -13,7 +13,9 @@ use tokio::sync::broadcast::error::RecvError;
 use super::RedisStore;
 use super::connection::{Redis, encode, redis_error};
 use crate::model::{ClientRecord, UserRecord};
-use crate::store::{Directory, DirectoryChange, Invalidations, StoreError};
+use crate::store::cached::{DirectoryChange, Invalidations};
+use crate::store::error::StoreError;
+use crate::store::ports::Directory;
 
 const CLIENTS: &str = "{clients}";
 const CLIENT: &str = "{clients}:client";

@@ -58,11 +58,13 @@ use fred::types::{Builder, SetOptions};
 
 use self::connection::{Redis, decode, decode_once, encode, expire_at, redis_error};
 use self::directory::{RedisDirectory, deliver_changes};
-use super::{Cached, Consumed, Coordination, Counters, Ephemeral, Grants, PublishedKeys, SingleUse, StoreError};
+use super::cached::Cached;
+use super::error::StoreError;
+use super::ports::{Consumed, Coordination, Counters, Ephemeral, Grants, PublishedKeys, SingleUse};
 use crate::clock::Clock;
 use crate::model::{AuthorizationCode, Grant, Interaction, RefreshToken, Session};
-use crate::protocol::types::Scope;
 use crate::secrets::token_digest;
+use crate::vocabulary::Scope;
 
 mod connection;
 mod directory;

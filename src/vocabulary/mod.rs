@@ -1,19 +1,23 @@
-//! The protocol's vocabulary: the values that travel on the wire (grant types, client
-//! authentication methods, signing algorithms, response types and modes, `prompt`), the
-//! validated authorization request and RFC 7591 client metadata.
+//! The protocol's vocabulary, at the bottom of the tree: the values that travel on the
+//! wire (grant types, client authentication methods, signing algorithms, response types
+//! and modes, `prompt`, scopes), the OAuth 2.0 error codes, the validated authorization
+//! request and RFC 7591 client metadata.
 //!
-//! Everything above builds on these types: the protocol rules, the records of
-//! [`crate::model`], the custom resources of [`crate::crd`] (which re-use them, so their
-//! schemas list the same names) and the keys. This module imports nothing from those
-//! layers.
+//! Everything above builds on these types: the records of [`crate::model`], the rules of
+//! [`crate::protocol`], the custom resources of [`crate::crd`] (which re-use them, so their
+//! schemas list the same names) and the keys. This module imports nothing else of the
+//! crate.
+
+mod error;
+mod scope;
+
+pub use error::{ErrorCode, OAuthError, error_description};
+pub use scope::Scope;
 
 use std::str::FromStr;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-
-use super::OAuthError;
-pub use super::scope::Scope;
 
 /// A string that is none of an enum's wire names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,13 +62,13 @@ macro_rules! wire_enum {
         }
 
         impl ::std::str::FromStr for $name {
-            type Err = $crate::protocol::types::UnknownName;
+            type Err = $crate::vocabulary::UnknownName;
 
             /// Exactly the wire names, case-sensitively.
             fn from_str(value: &str) -> Result<Self, Self::Err> {
                 match value {
                     $( $wire => Ok($name::$variant), )+
-                    _ => Err($crate::protocol::types::UnknownName { value: value.to_owned(), expected: Self::NAMES }),
+                    _ => Err($crate::vocabulary::UnknownName { value: value.to_owned(), expected: Self::NAMES }),
                 }
             }
         }
