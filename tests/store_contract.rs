@@ -16,7 +16,7 @@ use portcullis::metrics::Metrics;
 use portcullis::model::{AuthorizationCode, ClientRecord, Grant, Interaction, RefreshToken, Session, UserRecord};
 use portcullis::store::{
     Cached, Consumed, Coordination, Counters, Directory, Ephemeral, Grants, Instrumented, MemoryStore, OPERATIONS,
-    PublishedKeys, RedisConfig, RedisStore, SingleUse, Store, StoreError,
+    PublishedKeys, RedisConfig, RedisStore, SingleUse, Store, StoreError, epoch,
 };
 use portcullis::vocabulary::{AuthorizationRequest, GrantType, Scope, TokenEndpointAuthMethod};
 use redis_server::RedisServer;
@@ -115,6 +115,27 @@ async fn users_are_found_by_username_and_subject(store: &dyn Directory) {
     store.put_user(user("ben", "s-1")).await.unwrap();
     assert_eq!(store.user_by_subject("s-1").await.unwrap().unwrap().username, "ben", "swapped subjects resolve");
     assert_eq!(store.user_by_subject("s-2").await.unwrap().unwrap().username, "ann");
+}
+
+/// What a sweep compares with the declared users: every stored username, once, sorted.
+async fn usernames_list_the_stored_users(store: &dyn Directory) {
+    for name in ["zoe", "ann", "ben"] {
+        store.put_user(user(name, &format!("subject-of-{name}"))).await.unwrap();
+    }
+    store.put_user(user("zoe", "renamed-subject")).await.unwrap();
+    assert_eq!(store.usernames().await.unwrap(), ["ann", "ben", "zoe"]);
+    store.delete_user("zoe").await.unwrap();
+    store.delete_user("ann").await.unwrap();
+    store.delete_user("ben").await.unwrap();
+    assert!(store.usernames().await.unwrap().is_empty());
+}
+
+/// The data epoch is created by its first reader and then stays what it is.
+async fn the_data_epoch_is_created_once(store: &dyn Coordination) {
+    let first = epoch(store).await.unwrap();
+    let second = epoch(store).await.unwrap();
+    assert!(!second.created, "an existing epoch is not created again");
+    assert_eq!(second.id, first.id);
 }
 
 async fn revoked_tokens_stay_denied_until_they_expire(store: &dyn Ephemeral, time: &Time) {
@@ -325,6 +346,7 @@ async fn active_sessions_counts_live_sessions_only(store: &dyn Ephemeral, time: 
 async fn keeps_the_directory_contract(store: &dyn Directory) {
     clients_are_upserted_found_listed_and_deleted(store).await;
     users_are_found_by_username_and_subject(store).await;
+    usernames_list_the_stored_users(store).await;
 }
 
 /// Every contract check, port by port, against one store.
@@ -340,6 +362,7 @@ async fn keeps_the_contract(store: &dyn Store, time: &Time) {
     counters_count_within_their_window(store, time).await;
     claims_keep_the_first_value(store).await;
     published_keys_are_read_back_and_replaced(store).await;
+    the_data_epoch_is_created_once(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -454,4 +477,19 @@ async fn redis_replicas_drop_exactly_the_directory_entries_that_changed() {
         reader.user_by_username("ann").await.unwrap().is_none() && username_of(&reader, "s-2").await.is_none()
     })
     .await;
+}
+
+/// A Redis that lost its data has no epoch, so the next reader creates a new one: that is
+/// how replicas and the controller learn that the declared state must be applied again.
+#[tokio::test]
+async fn a_flushed_redis_gets_a_new_data_epoch() {
+    let server = RedisServer::start(REDIS_PASSWORD);
+    let store = RedisStore::connect(unique_config(&server)).await.unwrap();
+    let before = epoch(&store).await.unwrap();
+    assert_eq!(epoch(&store).await.unwrap().id, before.id);
+    server.cli(&["FLUSHALL"]);
+    let after = epoch(&store).await.unwrap();
+    assert!(after.created, "the first reader after the loss creates the epoch");
+    assert_ne!(after.id, before.id);
+    assert_eq!(epoch(&store).await.unwrap().id, after.id);
 }

@@ -2,9 +2,11 @@
 //!
 //! [`reconcile`] holds the pure functions that both worlds share: resource (+ its Secret)
 //! in, record and actions out. [`manifests`] is the folder source used by `portcullis dev`;
-//! [`rotation`] decides the signing-key lifecycle; `crate::kubernetes` runs the controller.
+//! [`rotation`] decides the signing-key lifecycle; [`sweep`] what no resource declares any
+//! more; `crate::kubernetes` runs the controller.
 
 pub mod folder;
 pub mod manifests;
 pub mod reconcile;
 pub mod rotation;
+pub mod sweep;

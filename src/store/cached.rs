@@ -224,6 +224,11 @@ impl<D: Directory> Directory for Cached<D> {
         let change = DirectoryChange::User { username: username.to_owned(), subject: None };
         self.changing(change, self.inner.delete_user(username)).await
     }
+
+    /// Not cached: listing is for reconciling, not for the hot path.
+    async fn usernames(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.usernames().await
+    }
 }
 
 #[cfg(test)]

@@ -215,6 +215,12 @@ impl Directory for MemoryStore {
         }
         Ok(())
     }
+
+    async fn usernames(&self) -> Result<Vec<String>, StoreError> {
+        let mut names: Vec<String> = read(&self.users).by_username.keys().cloned().collect();
+        names.sort_unstable();
+        Ok(names)
+    }
 }
 
 #[async_trait]

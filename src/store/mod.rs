@@ -13,12 +13,14 @@
 //! [`Cached`]. [`Instrumented`] measures any store.
 
 mod cached;
+mod epoch;
 mod error;
 mod memory;
 mod ports;
 mod redis;
 
 pub use cached::{Cached, DirectoryChange, Invalidations};
+pub use epoch::{EPOCH_CLAIM, Epoch, epoch};
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use ports::{

@@ -123,6 +123,8 @@ store_ports! {
         async fn user_by_subject(&self, subject: &str) -> Result<Option<Arc<UserRecord>>, StoreError>;
         /// Removes a user by username; removing an absent one is not an error.
         async fn delete_user(&self, username: &str) -> Result<(), StoreError>;
+        /// Every stored username, sorted: what a sweep compares with the declared users.
+        async fn usernames(&self) -> Result<Vec<String>, StoreError>;
     }
 
     /// Values that may be used once, stored under the hash of their secret value and

@@ -19,6 +19,7 @@ use crate::store::ports::Directory;
 
 const CLIENTS: &str = "{clients}";
 const CLIENT: &str = "{clients}:client";
+const USERS: &str = "{users}";
 const USER: &str = "{users}:user";
 const SUBJECT: &str = "{users}:subject";
 const CHANGES: &str = "changes";
@@ -31,23 +32,31 @@ static PUT_CLIENT: LazyLock<Script> =
 static DELETE_CLIENT: LazyLock<Script> =
     LazyLock::new(|| Script::from_lua("redis.call('DEL', KEYS[1]) redis.call('SREM', KEYS[2], ARGV[1])"));
 
-/// Stores user `ARGV[2]` (JSON `ARGV[1]`) in `KEYS[1]`, points its subject `KEYS[2]` at it
-/// and drops its previous subject `KEYS[3]` unless another user has taken that over.
+/// Stores user `ARGV[2]` (JSON `ARGV[1]`) in `KEYS[1]`, points its subject `KEYS[2]` at it,
+/// drops its previous subject `KEYS[3]` unless another user has taken that over, and lists
+/// it in the set `KEYS[4]`.
 static PUT_USER: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         "redis.call('SET', KEYS[1], ARGV[1])
          if KEYS[3] ~= KEYS[2] and redis.call('GET', KEYS[3]) == ARGV[2] then redis.call('DEL', KEYS[3]) end
-         redis.call('SET', KEYS[2], ARGV[2])",
+         redis.call('SET', KEYS[2], ARGV[2])
+         redis.call('SADD', KEYS[4], ARGV[2])",
     )
 });
 
-/// Removes user `ARGV[1]` from `KEYS[1]` and its subject `KEYS[2]` if that still names it.
+/// Removes user `ARGV[1]` from `KEYS[1]`, its subject `KEYS[2]` if that still names it, and
+/// from the set `KEYS[3]`.
 static DELETE_USER: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         "redis.call('DEL', KEYS[1])
-         if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end",
+         if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+         redis.call('SREM', KEYS[3], ARGV[1])",
     )
 });
+
+/// Removes user `ARGV[1]` from `KEYS[1]` and from the set `KEYS[2]` (no subject to drop).
+static DELETE_USER_WITHOUT_SUBJECT: LazyLock<Script> =
+    LazyLock::new(|| Script::from_lua("redis.call('DEL', KEYS[1]) redis.call('SREM', KEYS[2], ARGV[1])"));
 
 /// The directory as Redis holds it, uncached.
 pub(super) struct RedisDirectory {
@@ -68,6 +77,10 @@ impl RedisDirectory {
 
     fn clients_key(&self) -> String {
         self.redis.index_key(CLIENTS)
+    }
+
+    fn users_key(&self) -> String {
+        self.redis.index_key(USERS)
     }
 
     /// The subject a user is stored with now. An undecodable entry counts as absent, so
@@ -111,8 +124,12 @@ impl Directory for RedisDirectory {
     async fn put_user(&self, user: UserRecord) -> Result<(), StoreError> {
         let previous = self.stored_subject(&user.username).await?.unwrap_or_else(|| user.subject.clone());
         let redis = &self.redis;
-        let keys =
-            vec![redis.key(USER, &user.username), redis.key(SUBJECT, &user.subject), redis.key(SUBJECT, &previous)];
+        let keys = vec![
+            redis.key(USER, &user.username),
+            redis.key(SUBJECT, &user.subject),
+            redis.key(SUBJECT, &previous),
+            self.users_key(),
+        ];
         let json = encode(USER, &user)?;
         let change = DirectoryChange::User { username: user.username.clone(), subject: Some(user.subject) };
         redis.run::<()>(&PUT_USER, keys, vec![json, user.username]).await?;
@@ -134,12 +151,21 @@ impl Directory for RedisDirectory {
     async fn delete_user(&self, username: &str) -> Result<(), StoreError> {
         match self.stored_subject(username).await? {
             Some(subject) => {
-                let keys = vec![self.redis.key(USER, username), self.redis.key(SUBJECT, &subject)];
+                let keys = vec![self.redis.key(USER, username), self.redis.key(SUBJECT, &subject), self.users_key()];
                 self.redis.run::<()>(&DELETE_USER, keys, vec![username.to_owned()]).await?;
             }
-            None => self.redis.delete(USER, username).await?,
+            None => {
+                let keys = vec![self.redis.key(USER, username), self.users_key()];
+                self.redis.run::<()>(&DELETE_USER_WITHOUT_SUBJECT, keys, vec![username.to_owned()]).await?;
+            }
         }
         self.announce(DirectoryChange::User { username: username.to_owned(), subject: None }).await
+    }
+
+    async fn usernames(&self) -> Result<Vec<String>, StoreError> {
+        let mut names: Vec<String> = self.redis.pool.smembers(self.users_key()).await.map_err(redis_error)?;
+        names.sort_unstable();
+        Ok(names)
     }
 }
 
@@ -176,6 +202,10 @@ impl Directory for RedisStore {
 
     async fn delete_user(&self, username: &str) -> Result<(), StoreError> {
         self.directory.delete_user(username).await
+    }
+
+    async fn usernames(&self) -> Result<Vec<String>, StoreError> {
+        self.directory.usernames().await
     }
 }
 

@@ -11,6 +11,7 @@
 //! |---|---|---|
 //! | `P:v1:{clients}` | set of client ids | none |
 //! | `P:v1:{clients}:client:<client_id>` | `ClientRecord` | none |
+//! | `P:v1:{users}` | set of usernames | none |
 //! | `P:v1:{users}:user:<username>` | `UserRecord` | none |
 //! | `P:v1:{users}:subject:<subject>` | username (plain string) | none |
 //! | `P:v1:revoked:<jti>` | `1` | the token's own expiry |
@@ -20,7 +21,7 @@
 //! | `P:v1:grant:<id>` | `Grant` | the grant's `expires_at` |
 //! | `P:v1:consent:<subject length>:<subject>:<client_id>` | `Scope` | as given |
 //! | `P:v1:counter:<key>` | counter (login throttles, registration rate limits) | end of the window |
-//! | `P:v1:claimed:<name>` | a generated client-secret hash or signing key (PKCS#8, base64) | none |
+//! | `P:v1:claimed:<name>` | a generated client-secret hash or signing key (PKCS#8, base64); `claimed:epoch` is the data epoch ([`crate::store::epoch`]) | none |
 //! | `P:v1:keys:jwks`, `P:v1:keys:active` | published JWKS; active `kid` per algorithm (JSON), written by the controller | none |
 //!
 //! Every write to the registry or directory is announced on the pub/sub channel
