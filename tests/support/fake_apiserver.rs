@@ -274,6 +274,11 @@ impl FakeApiServer {
         self.shared.inner.lock().unwrap().rv
     }
 
+    /// How many watch streams are open.
+    pub fn open_watches(&self) -> usize {
+        self.shared.changes.receiver_count()
+    }
+
     /// Compacts history up to now, as etcd does: every open watch and every later watch
     /// from an older resourceVersion gets `410 Expired`, so watchers must list again.
     pub fn compact(&self) {
