@@ -110,23 +110,31 @@ fn secrets(server: &FakeApiServer) -> Api<Secret> {
     Api::namespaced(server.client(), NAMESPACE)
 }
 
-/// An applied configuration of a Widget.
+/// An applied configuration: `body` with the type and name filled in.
+fn config(api_version: &str, kind: &str, name: &str, body: Value) -> Patch<Value> {
+    let mut object = json!({ "apiVersion": api_version, "kind": kind, "metadata": { "name": name } });
+    let fields = object.as_object_mut().unwrap();
+    for (field, value) in body.as_object().unwrap() {
+        match (fields.get_mut(field), value) {
+            (Some(Value::Object(current)), Value::Object(more)) => current.extend(more.clone()),
+            _ => {
+                fields.insert(field.clone(), value.clone());
+            }
+        }
+    }
+    Patch::Apply(object)
+}
+
 fn widget(name: &str, body: Value) -> Patch<Value> {
-    let mut config = json!({ "apiVersion": "test.portcullis.dev/v1", "kind": "Widget", "metadata": { "name": name } });
-    config.as_object_mut().unwrap().extend(body.as_object().unwrap().clone());
-    Patch::Apply(config)
+    config("test.portcullis.dev/v1", "Widget", name, body)
 }
 
 fn gadget(name: &str, body: Value) -> Patch<Value> {
-    let mut config = json!({ "apiVersion": "test.portcullis.dev/v1", "kind": "Gadget", "metadata": { "name": name } });
-    config.as_object_mut().unwrap().extend(body.as_object().unwrap().clone());
-    Patch::Apply(config)
+    config("test.portcullis.dev/v1", "Gadget", name, body)
 }
 
 fn secret(name: &str, body: Value) -> Patch<Value> {
-    let mut config = json!({ "apiVersion": "v1", "kind": "Secret", "metadata": { "name": name } });
-    config.as_object_mut().unwrap().extend(body.as_object().unwrap().clone());
-    Patch::Apply(config)
+    config("v1", "Secret", name, body)
 }
 
 fn by(manager: &str) -> PatchParams {
@@ -564,6 +572,7 @@ async fn compaction_expires_watches_with_410_and_a_watcher_lists_again_and_keeps
         Ok(watcher::Event::Apply(object)) => assert_eq!(object.metadata.name.as_deref(), Some("after")),
         other => panic!("unexpected {other:?}"),
     }
+    assert_eq!(server.requests_since(mark).watches("widgets"), 1, "and one new watch");
 
     // A watch from before the compaction is told at once.
     let mut stale = api.watch(&kube::api::WatchParams::default(), &old).await.unwrap().boxed();
@@ -601,13 +610,21 @@ async fn the_request_log_counts_lists_writes_and_the_writes_that_changed_somethi
     api.patch("w", &by("alice"), &config).await.unwrap();
     api.list(&Default::default()).await.unwrap();
     api.get("w").await.unwrap();
+    api.patch_status("w", &by("controller"), &widget("w", json!({ "status": { "observedGeneration": 1 } })))
+        .await
+        .unwrap();
     api.delete("w", &DeleteParams::default()).await.unwrap();
 
     let log = server.requests_since(mark);
     assert_eq!((log.lists("widgets"), log.count(Verb::Get, "widgets")), (2, 1));
-    assert_eq!((log.writes("widgets"), log.changing_writes("widgets")), (3, 2), "the repeated apply changed nothing");
-    assert_eq!((log.writes("secrets"), log.all_changing_writes()), (0, 2));
+    assert_eq!((log.writes("widgets"), log.changing_writes("widgets")), (4, 3), "the repeated apply changed nothing");
+    assert_eq!((log.writes("secrets"), log.all_changing_writes()), (0, 3));
     assert_eq!(log.iter().filter(|r| r.field_manager.as_deref() == Some("alice")).count(), 2);
+    let status_write = log.iter().find(|r| r.subresource.as_deref() == Some("status")).unwrap();
+    assert_eq!(
+        (status_write.verb, status_write.namespace.as_deref(), status_write.name.as_deref()),
+        (Verb::Patch, Some(NAMESPACE), Some("w"))
+    );
 }
 
 #[tokio::test]

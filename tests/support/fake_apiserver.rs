@@ -4,6 +4,10 @@
 //! the documented behaviour of the real one.
 //!
 //! Implemented:
+//! - the built-in kinds the controller uses (Secrets, Leases, `events.k8s.io` Events) and
+//!   the CRDs of `crds/portcullis.dev.yaml`, plus any a test passes to
+//!   [`FakeApiServer::start_with_crds`]; any other resource is 404, as on a server that
+//!   does not serve it;
 //! - get, list and watch (`resourceVersion`, label selectors, bookmarks with
 //!   `allowWatchBookmarks`), in one namespace or across all; a watch without a
 //!   resourceVersion starts with the current objects as `ADDED` events;

@@ -99,6 +99,15 @@ fn strip_server_fields(set: &mut FieldSet) {
     });
 }
 
+/// What a write changed in the fields managers can own.
+fn changes(schema: &Schema, old: &Value, new: &Value) -> Comparison {
+    let mut comparison = fields::compare(schema, old, new);
+    for set in [&mut comparison.added, &mut comparison.removed, &mut comparison.modified] {
+        strip_server_fields(set);
+    }
+    comparison
+}
+
 impl Managers {
     /// Reads `metadata.managedFields`; `None` when it is not a list of entries.
     pub fn decode(value: &Value) -> Option<Managers> {
@@ -194,10 +203,7 @@ impl Managers {
 
     /// Records a non-apply write that turned `old` into `new`.
     pub fn update(&mut self, schema: &Schema, old: &Value, new: &Value, writer: &Writer, now: &str) {
-        let Comparison { mut added, mut removed, mut modified } = fields::compare(schema, old, new);
-        for set in [&mut added, &mut removed, &mut modified] {
-            strip_server_fields(set);
-        }
+        let Comparison { added, removed, modified } = changes(schema, old, new);
         let taken = added.union(&modified);
         self.release(writer, &taken, &removed);
         let previous = self.0.iter().find(|entry| Self::is(entry, writer)).map(|entry| entry.fields.clone());
@@ -230,10 +236,7 @@ impl Managers {
         let mut new = merge(schema, live, config);
         prune(schema, &mut new, &removal, &mut Vec::new());
 
-        let Comparison { mut added, mut removed, mut modified } = fields::compare(schema, live, &new);
-        for set in [&mut added, &mut removed, &mut modified] {
-            strip_server_fields(set);
-        }
+        let Comparison { added, removed, modified } = changes(schema, live, &new);
         let taken = added.union(&modified);
         let mut conflicts: Vec<Conflict> = self
             .others(writer)
