@@ -1,57 +1,100 @@
-//! An in-process fake Kubernetes API server, just enough for the real `kube::Client`,
-//! watchers, reflectors and `Controller` that Portcullis uses to talk to it over HTTP:
+//! An in-process fake Kubernetes API server for the real `kube::Client`, watchers,
+//! reflectors and `Controller`, over HTTP. It aims to be faithful to what a kube-rs
+//! controller relies on, not merely convenient; `tests/fake_apiserver.rs` checks it against
+//! the documented behaviour of the real one.
 //!
-//! - get, list and watch (with `resourceVersion`, label selectors and bookmarks), in one
-//!   namespace or across all;
-//! - create (409 `AlreadyExists`), replace (409 `Conflict` on a stale `resourceVersion`),
-//!   merge / JSON / server-side-apply patches (apply is treated as a merge, which is all the
-//!   controller's patches need);
-//! - delete with finalizers: a resource with finalizers gets a `deletionTimestamp` and goes
-//!   once the last finalizer is removed; owned resources (ownerReferences) are then
-//!   garbage-collected like the real garbage collector does in the background;
-//! - the `status` subresource of the custom resources (writes to the main resource keep the
-//!   status; writes to `/status` change only the status) and `metadata.generation`, bumped
-//!   when the spec changes;
-//! - Leases and events.k8s.io Events as plain stored objects.
+//! Implemented:
+//! - the built-in kinds the controller uses (Secrets, Leases, `events.k8s.io` Events) and
+//!   the CRDs of `crds/portcullis.dev.yaml`, plus any a test passes to
+//!   [`FakeApiServer::start_with_crds`]; any other resource is 404, as on a server that
+//!   does not serve it;
+//! - get, list and watch (`resourceVersion`, label selectors, bookmarks with
+//!   `allowWatchBookmarks`), in one namespace or across all; a watch without a
+//!   resourceVersion starts with the current objects as `ADDED` events;
+//! - history compaction on demand ([`FakeApiServer::compact`]): open watches and watches
+//!   from an older resourceVersion get an `ERROR` event with a 410 `Expired` `Status`, so
+//!   reflectors must list again (`fake_apiserver/watch.rs`);
+//! - create (409 `AlreadyExists`), replace, merge and JSON patches, with a stale
+//!   `metadata.resourceVersion` in the body refused with 409 `Conflict`;
+//! - server-side apply (`application/apply-patch+yaml`, YAML or JSON): `fieldManager`
+//!   required (422, as the real server validates `PatchOptions`), `force`, create on apply
+//!   (201), `metadata.managedFields` per manager, operation and subresource in the real
+//!   `fieldsV1` format, conflicts (409 with `FieldManagerConflict` causes naming each field
+//!   and manager), removal of fields a manager stops applying, shared ownership of equal
+//!   values (`fake_apiserver/managed.rs`, `fields.rs`). Lists are atomic unless the schema
+//!   says otherwise: the CRDs' `x-kubernetes-list-type` / `-list-map-keys` /
+//!   `-map-type`, and for built-in kinds `metadata.finalizers` (set),
+//!   `metadata.ownerReferences` (map by `uid`), labels, annotations and a Secret's
+//!   `data`/`stringData` (maps) (`fake_apiserver/schema.rs`);
+//! - non-apply writes record an `Update` entry for their `fieldManager`, or, without one,
+//!   for the prefix of the `User-Agent` before its first `/` (what the real server does;
+//!   kube-rs sends no User-Agent, so its writes land under an empty manager name);
+//! - the status subresource of custom resources that declare it: `/status` writes only the
+//!   status and its managers are tracked with `subresource: status`; writes to the resource
+//!   itself keep the status and apply ignores a `.status` in the configuration;
+//! - `metadata.generation` (custom resources), bumped when anything outside `metadata` and
+//!   `status` changes and when deletion starts; `resourceVersion` bumped on every real
+//!   change, while a write that leaves the object byte-identical changes nothing: same
+//!   resourceVersion, no watch event, and it is logged as a write that changed nothing;
+//! - a Secret's `stringData` merged into `data` on write;
+//! - delete with finalizers (`deletionTimestamp`, gone once the last finalizer is removed)
+//!   and garbage collection of dependents through ownerReferences;
+//! - a typed request log ([`FakeApiServer::requests_since`]): verbs per resource, writes,
+//!   and writes that changed an object.
 //!
 //! Not implemented (the code under test does not use them): field selectors, pagination
-//! continue tokens, dry-run, strategic merge semantics for lists, admission, RBAC.
+//! (`limit`/`continue`: a list answers everything at once), dry-run, strategic merge patch
+//! semantics (treated as a merge patch), schema defaulting, pruning and validation,
+//! admission, RBAC, and managed fields of metadata set through `/status` (the real server
+//! records them although it drops the change; here `/status` owns only `.status`).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::convert::Infallible;
+#[path = "fake_apiserver/fields.rs"]
+mod fields;
+#[path = "fake_apiserver/managed.rs"]
+mod managed;
+#[path = "fake_apiserver/requests.rs"]
+mod requests;
+#[path = "fake_apiserver/schema.rs"]
+mod schema;
+#[path = "fake_apiserver/store.rs"]
+mod store;
+#[path = "fake_apiserver/watch.rs"]
+mod watch;
+
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-/// One change, as a watch delivers it.
-#[derive(Clone, Debug)]
-struct Change {
-    rv: u64,
-    resource: String,
-    namespace: String,
-    kind: &'static str,
-    object: Value,
-}
+#[allow(unused_imports)]
+pub use requests::{Mark, Request, Requests, Verb};
+use schema::{Kind, Kinds};
+use store::Answer;
+use watch::{Broadcast, Change};
+
+/// Stored objects by (plural resource, namespace, name).
+type Key = (String, String, String);
 
 #[derive(Default)]
 struct Inner {
     rv: u64,
     uid: u64,
-    objects: BTreeMap<(String, String, String), Value>,
+    /// History at or before this resourceVersion has been compacted away.
+    compacted: u64,
+    objects: BTreeMap<Key, Value>,
     history: Vec<Change>,
-    /// Every request, as `METHOD path`, so tests can check which verbs were used.
-    requests: Vec<String>,
+    requests: Vec<Request>,
 }
 
 struct Shared {
     inner: Mutex<Inner>,
-    changes: broadcast::Sender<Change>,
+    changes: broadcast::Sender<Broadcast>,
+    kinds: Kinds,
 }
 
 /// A running fake API server.
@@ -75,23 +118,6 @@ struct Target {
     namespace: Option<String>,
     name: Option<String>,
     status: bool,
-}
-
-fn kind_of(resource: &str) -> &'static str {
-    match resource {
-        "secrets" => "Secret",
-        "leases" => "Lease",
-        "events" => "Event",
-        "oidcclients" => "OidcClient",
-        "oidcusers" => "OidcUser",
-        "signingkeys" => "SigningKey",
-        _ => "Unknown",
-    }
-}
-
-/// Custom resources have a status subresource and a generation.
-fn has_status_subresource(resource: &str) -> bool {
-    matches!(resource, "oidcclients" | "oidcusers" | "signingkeys")
 }
 
 fn parse_target(path: &str) -> Option<Target> {
@@ -122,6 +148,19 @@ fn status_response(code: u16, reason: &str, message: String) -> Response {
     (StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), axum::Json(body)).into_response()
 }
 
+/// The 422 the real server answers for invalid `PatchOptions`.
+fn invalid_patch_options(field: &str, reason: &str, detail: &str) -> Response {
+    let body = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": format!("PatchOptions.meta.k8s.io \"\" is invalid: {field}: {detail}"),
+        "reason": "Invalid",
+        "details": { "group": "meta.k8s.io", "kind": "PatchOptions",
+                     "causes": [{ "reason": reason, "message": detail, "field": field }] },
+        "code": 422,
+    });
+    (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response()
+}
+
 fn query_map(uri: &Uri) -> HashMap<String, String> {
     uri.query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
 }
@@ -142,20 +181,43 @@ fn labels_match(object: &Value, selector: Option<&String>) -> bool {
     })
 }
 
+/// The time as `metav1.Time` serializes it: RFC 3339 to the second, in UTC.
 fn now_rfc3339() -> String {
-    k8s_openapi::jiff::Timestamp::now().to_string()
+    k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// The manager of a non-apply write without `fieldManager`: the User-Agent up to its first
+/// `/`, printable characters only, at most 128 bytes (the real server's `prefixFromUserAgent`).
+fn manager_from_user_agent(headers: &HeaderMap) -> String {
+    let agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let mut manager = String::new();
+    for c in agent.split('/').next().unwrap_or_default().chars().filter(|c| !c.is_control()) {
+        if manager.len() + c.len_utf8() > 128 {
+            break;
+        }
+        manager.push(c);
+    }
+    manager
 }
 
 impl FakeApiServer {
+    /// A server for the built-in kinds the controller uses and the Portcullis CRDs.
     pub async fn start() -> Self {
+        Self::start_with_crds(&[]).await
+    }
+
+    /// A server that also serves the kinds of `crds` (YAML streams of
+    /// `CustomResourceDefinition`s).
+    pub async fn start_with_crds(crds: &[&str]) -> Self {
+        let kinds = Kinds::new(crds).expect("valid CRDs");
         let (changes, _) = broadcast::channel(4096);
-        let shared = Arc::new(Shared { inner: Mutex::new(Inner::default()), changes });
+        let shared = Arc::new(Shared { inner: Mutex::new(Inner::default()), changes, kinds });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let url = format!("http://{}", listener.local_addr().expect("an address"));
         let state = Arc::clone(&shared);
         let app = Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
             let state = Arc::clone(&state);
-            async move { handle(&state, method, uri, headers, body) }
+            async move { handle(&state, &method, &uri, &headers, &body) }
         });
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -186,231 +248,217 @@ impl FakeApiServer {
             .collect()
     }
 
-    /// Every request so far, as `METHOD /path`.
+    /// Every request so far, as `METHOD /path` (`?watch` appended for watches).
     pub fn requests(&self) -> Vec<String> {
-        self.shared.inner.lock().unwrap().requests.clone()
+        let inner = self.shared.inner.lock().unwrap();
+        inner
+            .requests
+            .iter()
+            .map(|r| format!("{} {}{}", r.method, r.path, if r.verb == Verb::Watch { "?watch" } else { "" }))
+            .collect()
     }
 }
 
-fn handle(shared: &Arc<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+/// What tests ask of the fake beyond serving; each test crate uses a part of it.
+#[allow(dead_code)]
+impl FakeApiServer {
+    /// The current end of the request log, to count what comes after.
+    pub fn mark(&self) -> Mark {
+        Mark(self.shared.inner.lock().unwrap().requests.len())
+    }
+
+    /// The requests answered since `mark`, typed.
+    pub fn requests_since(&self, mark: Mark) -> Requests {
+        let inner = self.shared.inner.lock().unwrap();
+        Requests(inner.requests.get(mark.0..).unwrap_or_default().to_vec())
+    }
+
+    /// The server's current resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.shared.inner.lock().unwrap().rv
+    }
+
+    /// How many watch streams are open.
+    pub fn open_watches(&self) -> usize {
+        self.shared.changes.receiver_count()
+    }
+
+    /// Compacts history up to now, as etcd does: every open watch and every later watch
+    /// from an older resourceVersion gets `410 Expired`, so watchers must list again.
+    pub fn compact(&self) {
+        let mut inner = self.shared.inner.lock().unwrap();
+        inner.compacted = inner.rv;
+        inner.history.clear();
+        let _ = self.shared.changes.send(Broadcast::Compacted(inner.rv));
+    }
+}
+
+fn verb_of(method: &Method, target: &Target, watch: bool) -> Option<Verb> {
+    match (method.as_str(), target.name.is_some()) {
+        ("GET", false) if watch => Some(Verb::Watch),
+        ("GET", false) => Some(Verb::List),
+        ("GET", true) => Some(Verb::Get),
+        ("POST", false) => Some(Verb::Create),
+        ("PUT", true) => Some(Verb::Update),
+        ("PATCH", true) => Some(Verb::Patch),
+        ("DELETE", true) => Some(Verb::Delete),
+        _ => None,
+    }
+}
+
+fn handle(shared: &Arc<Shared>, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Response {
     let Some(target) = parse_target(uri.path()) else {
         return status_response(404, "NotFound", format!("no route {}", uri.path()));
     };
-    let query = query_map(&uri);
+    let query = query_map(uri);
     let watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
-    shared.inner.lock().unwrap().requests.push(format!("{method} {}{}", uri.path(), if watch { "?watch" } else { "" }));
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    match (method, &target.name) {
-        (Method::GET, None) if watch => watch_response(shared, &target, &query),
-        (Method::GET, None) => list(shared, &target, &query),
-        (Method::GET, Some(name)) => {
-            let inner = shared.inner.lock().unwrap();
-            match inner.objects.get(&key(&target, name)) {
-                Some(object) => axum::Json(object.clone()).into_response(),
-                None => not_found(&target, name),
-            }
-        }
-        (Method::POST, None) => match serde_json::from_slice::<Value>(&body) {
-            Ok(object) => create(shared, &target, object),
-            Err(error) => status_response(400, "BadRequest", error.to_string()),
-        },
-        (Method::PUT, Some(name)) => match serde_json::from_slice::<Value>(&body) {
-            Ok(object) => update(shared, &target, name, |_| Ok(object)),
-            Err(error) => status_response(400, "BadRequest", error.to_string()),
-        },
-        (Method::PATCH, Some(name)) => patch(shared, &target, name, &content_type, &body),
-        (Method::DELETE, Some(name)) => {
-            let mut inner = shared.inner.lock().unwrap();
-            match delete(&mut inner, shared, &key(&target, name)) {
-                Some(object) => axum::Json(object).into_response(),
-                None => not_found(&target, name),
-            }
-        }
-        (method, _) => status_response(405, "MethodNotAllowed", format!("{method} {}", uri.path())),
+    let Some(verb) = verb_of(method, &target, watch) else {
+        return status_response(405, "MethodNotAllowed", format!("{method} {}", uri.path()));
+    };
+    let index = {
+        let mut inner = shared.inner.lock().unwrap();
+        inner.requests.push(Request {
+            method: method.to_string(),
+            path: uri.path().to_owned(),
+            verb,
+            resource: target.resource.clone(),
+            subresource: target.status.then(|| "status".to_owned()),
+            namespace: target.namespace.clone(),
+            name: target.name.clone(),
+            field_manager: query.get("fieldManager").cloned(),
+            status: 0,
+            changed: false,
+        });
+        inner.requests.len() - 1
+    };
+    let answer = match shared.kinds.get(&target.api_version, &target.resource) {
+        Some(kind) => serve(&Call { shared, kind, target: &target, query: &query, headers, body }, verb),
+        None => status_response(404, "NotFound", "the server could not find the requested resource".into()).into(),
+    };
+    if let Some(request) = shared.inner.lock().unwrap().requests.get_mut(index) {
+        request.status = answer.response.status().as_u16();
+        request.changed = answer.changed;
+    }
+    answer.response
+}
+
+/// One request to a kind the fake serves.
+struct Call<'a> {
+    shared: &'a Arc<Shared>,
+    kind: &'a Kind,
+    target: &'a Target,
+    query: &'a HashMap<String, String>,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+}
+
+impl Call<'_> {
+    fn name(&self) -> &str {
+        self.target.name.as_deref().unwrap_or_default()
+    }
+
+    /// The `fieldManager` of a write, or the one the User-Agent gives.
+    fn manager(&self) -> String {
+        self.query.get("fieldManager").cloned().unwrap_or_else(|| manager_from_user_agent(self.headers))
+    }
+
+    fn json_body(&self) -> Result<Value, Box<Response>> {
+        serde_json::from_slice::<Value>(self.body)
+            .map_err(|e| Box::new(status_response(400, "BadRequest", e.to_string())))
     }
 }
 
-fn key(target: &Target, name: &str) -> (String, String, String) {
-    (target.resource.clone(), target.namespace.clone().unwrap_or_default(), name.to_owned())
+fn serve(call: &Call, verb: Verb) -> Answer {
+    let (shared, kind, target, name) = (call.shared, call.kind, call.target, call.name());
+    match verb {
+        Verb::Watch => watch::watch_response(shared, target, kind, call.query).into(),
+        Verb::List => list(shared, kind, target, call.query).into(),
+        Verb::Get => {
+            let inner = shared.inner.lock().unwrap();
+            let key = (kind.plural.clone(), target.namespace.clone().unwrap_or_default(), name.to_owned());
+            match inner.objects.get(&key) {
+                Some(object) => axum::Json(object.clone()).into_response().into(),
+                None => status_response(404, "NotFound", format!("{} \"{name}\" not found", kind.plural)).into(),
+            }
+        }
+        Verb::Create => match call.json_body() {
+            Ok(object) => store::create(shared, kind, target, object, &call.manager()),
+            Err(response) => (*response).into(),
+        },
+        Verb::Update => match call.json_body() {
+            Ok(object) => store::update(shared, kind, target, name, &call.manager(), |_| Ok(object)),
+            Err(response) => (*response).into(),
+        },
+        Verb::Patch => patch(call),
+        Verb::Delete => store::delete_request(shared, kind, target, name),
+    }
 }
 
-fn not_found(target: &Target, name: &str) -> Response {
-    status_response(404, "NotFound", format!("{} \"{name}\" not found", target.resource))
-}
-
-fn record(inner: &mut Inner, shared: &Shared, kind: &'static str, resource: &str, namespace: &str, object: Value) {
-    let change = Change { rv: inner.rv, resource: resource.to_owned(), namespace: namespace.to_owned(), kind, object };
-    inner.history.push(change.clone());
-    let _ = shared.changes.send(change);
-}
-
-fn next_rv(inner: &mut Inner) -> u64 {
-    inner.rv += 1;
-    inner.rv
-}
-
-fn list(shared: &Shared, target: &Target, query: &HashMap<String, String>) -> Response {
+fn list(shared: &Shared, kind: &Kind, target: &Target, query: &HashMap<String, String>) -> Response {
     let inner = shared.inner.lock().unwrap();
+    let exact = query.get("resourceVersionMatch").is_some_and(|m| m == "Exact");
+    let requested = query.get("resourceVersion").and_then(|rv| rv.parse::<u64>().ok());
+    if let Some(rv) = requested.filter(|&rv| exact && rv < inner.compacted) {
+        return status_response(410, "Expired", format!("too old resource version: {rv} ({})", inner.compacted));
+    }
     let items: Vec<Value> = inner
         .objects
         .iter()
         .filter(|((resource, ns, _), _)| {
-            *resource == target.resource && target.namespace.as_ref().is_none_or(|want| want == ns)
+            *resource == kind.plural && target.namespace.as_ref().is_none_or(|want| want == ns)
         })
         .map(|(_, object)| object)
         .filter(|object| labels_match(object, query.get("labelSelector")))
         .cloned()
         .collect();
     axum::Json(json!({
-        "apiVersion": target.api_version,
-        "kind": format!("{}List", kind_of(&target.resource)),
+        "apiVersion": kind.api_version,
+        "kind": format!("{}List", kind.kind),
         "metadata": { "resourceVersion": inner.rv.to_string() },
         "items": items,
     }))
     .into_response()
 }
 
-fn create(shared: &Shared, target: &Target, mut object: Value) -> Response {
-    let mut inner = shared.inner.lock().unwrap();
-    let namespace = target.namespace.clone().unwrap_or_default();
-    let name = match object.pointer("/metadata/name").and_then(Value::as_str) {
-        Some(name) => name.to_owned(),
-        None => match object.pointer("/metadata/generateName").and_then(Value::as_str) {
-            Some(prefix) => format!("{prefix}{:05}", inner.uid + 1),
-            None => return status_response(422, "Invalid", "metadata.name is required".into()),
-        },
-    };
-    let key = (target.resource.clone(), namespace.clone(), name.clone());
-    if inner.objects.contains_key(&key) {
-        return status_response(409, "AlreadyExists", format!("{} \"{name}\" already exists", target.resource));
+fn patch(call: &Call) -> Answer {
+    let (shared, kind, target, name, query) = (call.shared, call.kind, call.target, call.name(), call.query);
+    let content_type = call.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = content_type.split(';').next().unwrap_or("").trim();
+    let apply = content_type == "application/apply-patch+yaml";
+    let force = query.get("force");
+    // The real server validates `PatchOptions` before it reads the body.
+    if apply && query.get("fieldManager").is_none_or(String::is_empty) {
+        return invalid_patch_options(
+            "fieldManager",
+            "FieldValueRequired",
+            "Required value: is required for apply patch",
+        )
+        .into();
     }
-    inner.uid += 1;
-    let uid = format!("uid-{:08}", inner.uid);
-    let rv = next_rv(&mut inner);
-    object["apiVersion"] = json!(target.api_version);
-    object["kind"] = json!(kind_of(&target.resource));
-    let metadata = object.as_object_mut().and_then(|o| {
-        o.entry("metadata").or_insert_with(|| json!({}));
-        o.get_mut("metadata")
-    });
-    let Some(metadata) = metadata else { return status_response(400, "BadRequest", "not an object".into()) };
-    metadata["name"] = json!(name);
-    if !namespace.is_empty() {
-        metadata["namespace"] = json!(namespace);
+    if !apply && force.is_some() {
+        return invalid_patch_options(
+            "force",
+            "FieldValueForbidden",
+            "Forbidden: may not be specified for non-apply patch",
+        )
+        .into();
     }
-    metadata["uid"] = json!(uid);
-    metadata["resourceVersion"] = json!(rv.to_string());
-    metadata["creationTimestamp"] = json!(now_rfc3339());
-    if let Some(m) = metadata.as_object_mut() {
-        m.remove("deletionTimestamp");
-    }
-    if has_status_subresource(&target.resource) {
-        metadata["generation"] = json!(1);
-        if let Some(o) = object.as_object_mut() {
-            o.remove("status");
-        }
-    }
-    inner.objects.insert(key, object.clone());
-    record(&mut inner, shared, "ADDED", &target.resource, &namespace, object.clone());
-    (StatusCode::CREATED, axum::Json(object)).into_response()
-}
-
-/// Replaces an object with what `change` makes of the stored one, keeping what the API
-/// server owns (uid, creation time, deletion time, status or spec by subresource).
-fn update(
-    shared: &Shared,
-    target: &Target,
-    name: &str,
-    change: impl FnOnce(&Value) -> Result<Value, Box<Response>>,
-) -> Response {
-    let mut inner = shared.inner.lock().unwrap();
-    let key = key(target, name);
-    let Some(old) = inner.objects.get(&key).cloned() else { return not_found(target, name) };
-    let mut new = match change(&old) {
-        Ok(new) => new,
-        Err(response) => return *response,
-    };
-    let stale = new
-        .pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-        .is_some_and(|rv| Some(rv) != old.pointer("/metadata/resourceVersion").and_then(Value::as_str));
-    if stale {
-        return status_response(
-            409,
-            "Conflict",
-            format!("Operation cannot be fulfilled on {} \"{name}\": the object has been modified", target.resource),
-        );
-    }
-    if has_status_subresource(&target.resource) {
-        if target.status {
-            let status = new.get("status").cloned();
-            new = old.clone();
-            match status {
-                Some(status) => new["status"] = status,
-                None => {
-                    if let Some(o) = new.as_object_mut() {
-                        o.remove("status");
-                    }
-                }
-            }
-        } else {
-            match old.get("status") {
-                Some(status) => new["status"] = status.clone(),
-                None => {
-                    if let Some(o) = new.as_object_mut() {
-                        o.remove("status");
-                    }
-                }
-            }
-            let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
-            let changed = old.get("spec") != new.get("spec");
-            new["metadata"]["generation"] = json!(if changed { generation + 1 } else { generation });
-        }
-    }
-    for field in ["uid", "creationTimestamp", "deletionTimestamp", "namespace", "name"] {
-        match old["metadata"].get(field) {
-            Some(value) => new["metadata"][field] = value.clone(),
-            None => {
-                if let Some(m) = new["metadata"].as_object_mut() {
-                    m.remove(field);
-                }
-            }
-        }
-    }
-    new["apiVersion"] = old["apiVersion"].clone();
-    new["kind"] = old["kind"].clone();
-    // Like the real API server, a write that changes nothing is no change: same
-    // resourceVersion, no watch event.
-    new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
-    if new == old {
-        return axum::Json(old).into_response();
-    }
-    let rv = next_rv(&mut inner);
-    new["metadata"]["resourceVersion"] = json!(rv.to_string());
-    let finished = new["metadata"].get("deletionTimestamp").is_some()
-        && new["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty);
-    inner.objects.insert(key.clone(), new.clone());
-    record(&mut inner, shared, "MODIFIED", &target.resource, &key.1, new.clone());
-    if finished {
-        delete(&mut inner, shared, &key);
-    }
-    axum::Json(new).into_response()
-}
-
-fn patch(shared: &Shared, target: &Target, name: &str, content_type: &str, body: &[u8]) -> Response {
-    let content_type = content_type.split(';').next().unwrap_or("").trim().to_owned();
-    let parsed: Result<Value, String> = if content_type == "application/apply-patch+yaml" {
-        serde_yaml_ng::from_slice(body).map_err(|e| e.to_string())
+    let parsed: Result<Value, String> = if apply {
+        serde_yaml_ng::from_slice(call.body).map_err(|e| e.to_string())
     } else {
-        serde_json::from_slice(body).map_err(|e| e.to_string())
+        serde_json::from_slice(call.body).map_err(|e| e.to_string())
     };
     let patch_value = match parsed {
         Ok(value) => value,
-        Err(error) => return status_response(400, "BadRequest", error),
+        Err(error) => return status_response(400, "BadRequest", error).into(),
     };
-    update(shared, target, name, |old| {
+    if apply {
+        let force = force.is_some_and(|f| f == "true" || f == "1");
+        return store::apply(shared, kind, target, name, &patch_value, &call.manager(), force);
+    }
+    store::update(shared, kind, target, name, &call.manager(), |old| {
         let mut new = old.clone();
-        match content_type.as_str() {
+        match content_type {
             "application/json-patch+json" => {
                 // Like the real API server, a `test` for `null` passes on a missing path.
                 let operations: Vec<Value> = patch_value
@@ -430,9 +478,7 @@ fn patch(shared: &Shared, target: &Target, name: &str, content_type: &str, body:
                 json_patch::patch(&mut new, &operations)
                     .map_err(|e| Box::new(status_response(422, "Invalid", format!("JSON patch failed: {e}"))))?;
             }
-            "application/merge-patch+json"
-            | "application/strategic-merge-patch+json"
-            | "application/apply-patch+yaml" => {
+            "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
                 json_patch::merge(&mut new, &patch_value);
             }
             other => {
@@ -440,105 +486,10 @@ fn patch(shared: &Shared, target: &Target, name: &str, content_type: &str, body:
             }
         }
         // A patch without a resourceVersion is unconditional.
-        if patch_value.pointer("/metadata/resourceVersion").is_none() {
-            new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
+        let unconditional = patch_value.pointer("/metadata/resourceVersion").is_none();
+        if let (true, Some(metadata)) = (unconditional, new.get_mut("metadata").and_then(Value::as_object_mut)) {
+            metadata.insert("resourceVersion".into(), old["metadata"]["resourceVersion"].clone());
         }
         Ok(new)
     })
-}
-
-/// Deletes (or, with finalizers, marks for deletion) and garbage-collects dependents.
-fn delete(inner: &mut Inner, shared: &Shared, key: &(String, String, String)) -> Option<Value> {
-    let mut object = inner.objects.get(key).cloned()?;
-    let finalizers = object["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
-    let rv = next_rv(inner);
-    object["metadata"]["resourceVersion"] = json!(rv.to_string());
-    if finalizers {
-        if object["metadata"].get("deletionTimestamp").is_none() {
-            object["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
-        }
-        inner.objects.insert(key.clone(), object.clone());
-        record(inner, shared, "MODIFIED", &key.0, &key.1, object.clone());
-        return Some(object);
-    }
-    inner.objects.remove(key);
-    record(inner, shared, "DELETED", &key.0, &key.1, object.clone());
-    let uid = object["metadata"]["uid"].clone();
-    let dependents: Vec<(String, String, String)> = inner
-        .objects
-        .iter()
-        .filter(|(k, o)| {
-            k.1 == key.1
-                && o["metadata"]["ownerReferences"].as_array().is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid))
-        })
-        .map(|(k, _)| k.clone())
-        .collect();
-    for dependent in dependents {
-        delete(inner, shared, &dependent);
-    }
-    Some(object)
-}
-
-fn watch_response(shared: &Arc<Shared>, target: &Target, query: &HashMap<String, String>) -> Response {
-    let since: u64 = query.get("resourceVersion").and_then(|rv| rv.parse().ok()).unwrap_or(0);
-    let bookmarks = matches!(query.get("allowWatchBookmarks").map(String::as_str), Some("true" | "1"));
-    let selector = query.get("labelSelector").cloned();
-    let matches = {
-        let target = target.clone();
-        move |change: &Change| {
-            change.resource == target.resource
-                && target.namespace.as_ref().is_none_or(|ns| *ns == change.namespace)
-                && labels_match(&change.object, selector.as_ref())
-        }
-    };
-    let (backlog, receiver, current) = {
-        let inner = shared.inner.lock().unwrap();
-        let start = if query.contains_key("resourceVersion") { since } else { inner.rv };
-        let backlog: VecDeque<Change> = inner.history.iter().filter(|c| c.rv > start && matches(c)).cloned().collect();
-        (backlog, shared.changes.subscribe(), inner.rv.max(start))
-    };
-    let api_version = target.api_version.clone();
-    let kind = kind_of(&target.resource);
-    let state = (backlog, receiver, tokio::time::interval(Duration::from_millis(500)), current);
-    let stream = futures::stream::unfold(state, move |(mut backlog, mut receiver, mut tick, mut last)| {
-        let matches = matches.clone();
-        let api_version = api_version.clone();
-        async move {
-            loop {
-                if let Some(change) = backlog.pop_front() {
-                    last = last.max(change.rv);
-                    let line = json!({ "type": change.kind, "object": change.object });
-                    return Some((
-                        Ok::<_, Infallible>(Bytes::from(format!("{line}\n"))),
-                        (backlog, receiver, tick, last),
-                    ));
-                }
-                tokio::select! {
-                    received = receiver.recv() => match received {
-                        Ok(change) if change.rv > last && matches(&change) => backlog.push_back(change),
-                        Ok(_) => {}
-                        Err(broadcast::error::RecvError::Lagged(_)) => {
-                            let line = json!({ "type": "ERROR", "object": {
-                                "kind": "Status", "apiVersion": "v1", "status": "Failure",
-                                "reason": "Expired", "code": 410, "message": "too old resource version",
-                            }});
-                            return Some((Ok(Bytes::from(format!("{line}\n"))), (backlog, receiver, tick, u64::MAX)));
-                        }
-                        Err(broadcast::error::RecvError::Closed) => return None,
-                    },
-                    _ = tick.tick(), if bookmarks && last != u64::MAX => {
-                        let line = json!({ "type": "BOOKMARK", "object": {
-                            "kind": kind, "apiVersion": api_version,
-                            "metadata": { "resourceVersion": last.to_string() },
-                        }});
-                        return Some((Ok(Bytes::from(format!("{line}\n"))), (backlog, receiver, tick, last)));
-                    }
-                }
-            }
-        }
-    });
-    Response::builder()
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from_stream(stream))
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
