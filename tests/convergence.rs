@@ -238,8 +238,9 @@ async fn after_a_flush_and_a_replica_restart_both_replicas_serve_one_key_set() {
         active(&b, &from_a).await && active(&a, &from_b).await
     })
     .await;
-    for (first, second) in [(&a, &b), (&b, &a)] {
-        let code = sign_in(&browser(), first, second, "openid profile").await;
+    // Another scope each way: a remembered consent would skip the consent page.
+    for (first, second, scope) in [(&a, &b, "openid profile"), (&b, &a, "openid email")] {
+        let code = sign_in(&browser(), first, second, scope).await;
         let tokens: Value =
             token(first, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)])
                 .await

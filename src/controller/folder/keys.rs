@@ -190,7 +190,7 @@ impl Keys {
                         pair: Arc::new(pair),
                         claim: Some((claim, Zeroizing::new(STANDARD.encode(&pkcs8)))),
                     };
-                    let key = self.claim_new(candidate, store).await?;
+                    let key = self.offer(candidate, store, false).await?;
                     changes.push(KeyChange::Added { name: key.name.clone(), kid: key.pair.kid().to_owned() });
                     key
                 }
@@ -239,7 +239,7 @@ impl Keys {
         changes: &mut Vec<KeyChange>,
     ) -> Result<SigningKey, ApplyError> {
         let ours = key.pair.kid().to_owned();
-        let adopted = self.claim_new(key, store).await?;
+        let adopted = self.offer(key, store, true).await?;
         if adopted.pair.kid() != ours {
             changes.push(KeyChange::Adopted {
                 name: adopted.name.clone(),
@@ -250,9 +250,10 @@ impl Keys {
         Ok(adopted)
     }
 
-    /// Offers `key` to the store; returns the key kept there, retiring ours if it lost. A
-    /// key supplied by the folder is not offered: it is the same everywhere.
-    async fn claim_new(&mut self, key: SigningKey, store: &dyn Store) -> Result<SigningKey, ApplyError> {
+    /// Offers `key` to the store and returns the key kept there. When another key was kept,
+    /// ours retires if it `signed` (a new candidate that lost has signed nothing). A key
+    /// supplied by the folder is not offered: it is the same everywhere.
+    async fn offer(&mut self, key: SigningKey, store: &dyn Store, signed: bool) -> Result<SigningKey, ApplyError> {
         let Some((claim, pkcs8)) = &key.claim else { return Ok(key) };
         let kept = Zeroizing::new(store.claim(claim, pkcs8).await?);
         if settle(pkcs8, &kept) == Settled::Ours {
@@ -264,7 +265,9 @@ impl Keys {
         })?);
         let theirs = Arc::new(KeyPair::from_pkcs8(algorithm, &der).map_err(ApplyError::Keyring)?);
         let adopted = SigningKey { name: key.name, pair: theirs, claim: Some((claim.clone(), kept)) };
-        self.retire(key.pair, store).await?;
+        if signed {
+            self.retire(key.pair, store).await?;
+        }
         Ok(adopted)
     }
 
