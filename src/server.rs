@@ -148,9 +148,14 @@ pub async fn build_kubernetes(
     let status = store_status(store.as_ref()).await?;
     let key_watch = key_secrets::watch_signing_keys(client, namespace).await;
     let config = provider_config(options);
-    let provider =
-        Provider::new(config, Arc::clone(&store), Arc::clone(&key_watch.keyring), Clock::system(), Arc::clone(&status))?
-            .with_key_watch(Arc::clone(&key_watch.synced));
+    let provider = Provider::new(
+        config,
+        Arc::clone(&store),
+        Arc::clone(&key_watch.keyring),
+        Clock::system(),
+        Arc::clone(&status),
+    )?
+    .with_key_watch(Arc::clone(&key_watch.synced));
     let replica = Replica { store, status, folder: None, reconnected: Some(reconnected), intervals: options.intervals };
     tokio::spawn(replica.run());
     Ok(BuiltProvider { provider: Arc::new(provider), generated: Vec::new(), key_watch: Some(key_watch) })

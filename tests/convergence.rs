@@ -74,28 +74,23 @@ async fn within<F: Future<Output = bool>>(limit: Duration, what: &str, check: im
     started.elapsed()
 }
 
-/// The status of a client_credentials request.
-async fn issue_status(replica: &Replica, client_id: &str, secret: &str) -> u16 {
-    match reqwest::Client::new()
+/// A client_credentials request.
+async fn issue(replica: &Replica, client_id: &str, secret: &str) -> reqwest::Result<reqwest::Response> {
+    reqwest::Client::new()
         .post(replica.url("/token"))
         .basic_auth(client_id, Some(secret))
         .form(&[("grant_type", "client_credentials")])
         .send()
         .await
-    {
-        Ok(response) => response.status().as_u16(),
-        Err(_) => 0,
-    }
+}
+
+/// The status of a client_credentials request, 0 when the replica does not answer.
+async fn issue_status(replica: &Replica, client_id: &str, secret: &str) -> u16 {
+    issue(replica, client_id, secret).await.map_or(0, |response| response.status().as_u16())
 }
 
 async fn m2m_token(replica: &Replica) -> String {
-    let response = reqwest::Client::new()
-        .post(replica.url("/token"))
-        .basic_auth("m2m", Some("m2m-secret"))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
+    let response = issue(replica, "m2m", "m2m-secret").await.unwrap();
     assert_eq!(response.status(), 200);
     response.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
 }
@@ -343,7 +338,8 @@ async fn a_client_removed_while_everything_was_stopped_is_refused_after_the_rest
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn keys_supplied_by_the_folder_sign_on_every_replica_and_never_touch_redis() {
     use base64::Engine;
-    let (pair, der) = portcullis::keys::KeyPair::generate(portcullis::vocabulary::SigningAlgorithm::RS256, None).unwrap();
+    let (pair, der) =
+        portcullis::keys::KeyPair::generate(portcullis::vocabulary::SigningAlgorithm::RS256, None).unwrap();
     let redis = RedisServer::start(PASSWORD);
     let prefix = prefix("supplied");
     let folder = Folder::new("supplied");

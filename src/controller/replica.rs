@@ -61,7 +61,9 @@ impl Source {
     fn read(&self) -> Result<Vec<(String, String)>, manifests::ManifestError> {
         match self {
             Source::Dir(dir) => manifests::read_dir(dir),
-            Source::Texts(texts) => Ok(texts.iter().map(|(name, text)| ((*name).to_owned(), (*text).to_owned())).collect()),
+            Source::Texts(texts) => {
+                Ok(texts.iter().map(|(name, text)| ((*name).to_owned(), (*text).to_owned())).collect())
+            }
         }
     }
 }
@@ -193,7 +195,7 @@ impl Replica {
             tokio::select! {
                 _ = store_tick.tick() => {
                     checks = checks.wrapping_add(1);
-                    self.check_store(checks % POLICY_EVERY == 0).await;
+                    self.check_store(checks.is_multiple_of(POLICY_EVERY)).await;
                 }
                 () = reconnected.notified() => self.check_store(false).await,
                 _ = folder_tick.tick() => self.reload().await,

@@ -74,10 +74,7 @@ impl Keyring {
     /// Builds a keyring of key pairs and of public keys that only verify (published as
     /// retired): keys another replica may have signed with. A key pair wins over a public
     /// key of the same `kid`.
-    pub fn from_parts(
-        pairs: Vec<(Arc<KeyPair>, KeyPhase)>,
-        verifying: Vec<Arc<PublicKey>>,
-    ) -> Result<Self, KeyError> {
+    pub fn from_parts(pairs: Vec<(Arc<KeyPair>, KeyPhase)>, verifying: Vec<Arc<PublicKey>>) -> Result<Self, KeyError> {
         let mut by_kid = HashMap::new();
         let mut active: HashMap<SigningAlgorithm, Arc<KeyPair>> = HashMap::new();
         for (key, phase) in pairs {
@@ -258,7 +255,10 @@ mod tests {
         let jwks: serde_json::Value = serde_json::from_slice(&ring.jwks_json()).unwrap();
         assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
         assert_eq!(ring.kids().len(), 2);
-        assert!(ring.entries().any(|(kid, phase, _)| kid == theirs.signer(None).unwrap().kid() && phase == KeyPhase::Retired));
+        assert!(
+            ring.entries()
+                .any(|(kid, phase, _)| kid == theirs.signer(None).unwrap().kid() && phase == KeyPhase::Retired)
+        );
     }
 
     #[test]

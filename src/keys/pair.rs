@@ -56,7 +56,10 @@ pub struct KeyPair {
 
 impl fmt::Debug for KeyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyPair").field("kid", &self.kid()).field("algorithm", &self.algorithm()).finish_non_exhaustive()
+        f.debug_struct("KeyPair")
+            .field("kid", &self.kid())
+            .field("algorithm", &self.algorithm())
+            .finish_non_exhaustive()
     }
 }
 
@@ -124,9 +127,8 @@ impl KeyPair {
                 (Private::Ed25519(pair), params)
             }
         };
-        let public = Arc::new(
-            PublicKey::from_params(algorithm, params).map_err(|_| KeyError::InvalidPrivateKey(algorithm))?,
-        );
+        let public =
+            Arc::new(PublicKey::from_params(algorithm, params).map_err(|_| KeyError::InvalidPrivateKey(algorithm))?);
         let header = |typ: &str| {
             URL_SAFE_NO_PAD.encode(format!(
                 r#"{{"alg":"{}","typ":"{typ}","kid":"{}"}}"#,

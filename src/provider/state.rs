@@ -162,7 +162,8 @@ impl Provider {
         let registration = self.config.registration != RegistrationPolicy::Disabled;
         let metadata = discovery::metadata(&self.config.issuer, id_token_algorithm, registration);
         let document = Bytes::from(serde_json::to_vec(&metadata)?);
-        self.discovery.store(Some(Arc::new(Discovery { keyring: Arc::downgrade(&keyring), document: document.clone() })));
+        self.discovery
+            .store(Some(Arc::new(Discovery { keyring: Arc::downgrade(&keyring), document: document.clone() })));
         Ok(document)
     }
 

@@ -5,8 +5,8 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 
-use super::error::StoreError;
 use super::epoch::EPOCH_CLAIM;
+use super::error::StoreError;
 use super::ports::{
     Consumed, Coordination, Counters, Directory, Ephemeral, Eviction, Grants, PublishedKeys, SingleUse, TokenCheck,
 };

@@ -19,7 +19,11 @@ pub struct StoreStatus {
 impl StoreStatus {
     /// The status of a store whose data epoch is `epoch`, its declared state in place.
     pub fn new(epoch: String) -> Self {
-        Self { epoch: ArcSwap::from_pointee(epoch), registry_missing: AtomicBool::new(false), evicting: AtomicBool::new(false) }
+        Self {
+            epoch: ArcSwap::from_pointee(epoch),
+            registry_missing: AtomicBool::new(false),
+            evicting: AtomicBool::new(false),
+        }
     }
 
     /// The data epoch last seen.

@@ -63,3 +63,40 @@ async fn dev_applies_folder_changes_live_and_never_half_applies_a_broken_edit() 
     status_within(&server, "live", "live-secret", 401).await;
     status_within(&server, "m2m", "m2m-secret", 200).await;
 }
+
+async fn id_token_algorithms(server: &TestServer) -> serde_json::Value {
+    let discovery: serde_json::Value =
+        server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    discovery["id_token_signing_alg_values_supported"].clone()
+}
+
+/// OIDC Discovery §3: `id_token_signing_alg_values_supported` says what signs now, so it
+/// follows the keyring when the folder's keys change; a removed key keeps verifying.
+#[tokio::test]
+async fn oidc_discovery_3_signing_keys_changed_in_the_folder_swap_the_keyring_and_discovery_live() {
+    let folder = folder();
+    let server = TestServer::start_on(folder.0.clone(), RegistrationPolicy::Disabled).await;
+    assert_eq!(id_token_algorithms(&server).await, serde_json::json!(["RS256"]));
+    let before: serde_json::Value =
+        server.http.get(server.url("/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let rsa_kid = before["keys"].as_array().unwrap().iter().find(|k| k["alg"] == "RS256").unwrap()["kid"].clone();
+    let signed_before = server.m2m_token().await;
+
+    let without_rsa = "apiVersion: portcullis.dev/v1alpha1\nkind: SigningKey\nmetadata: {name: ec, namespace: test}\n\
+                       spec: {algorithm: ES256}\n---\napiVersion: portcullis.dev/v1alpha1\nkind: SigningKey\n\
+                       metadata: {name: ed, namespace: test}\nspec: {algorithm: EdDSA}\n";
+    std::fs::write(folder.0.join("keys.yaml"), without_rsa).unwrap();
+    let started = Instant::now();
+    while id_token_algorithms(&server).await != serde_json::json!(["ES256"]) {
+        assert!(started.elapsed() < Duration::from_secs(5), "discovery still names RS256");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let token = server.m2m_token().await;
+    assert_eq!(crate::harness::jwt_part(&token, 0)["alg"], "ES256", "ES256 signs once no RS256 key is active");
+    let after: serde_json::Value =
+        server.http.get(server.url("/jwks.json")).send().await.unwrap().json().await.unwrap();
+    assert!(after["keys"].as_array().unwrap().iter().any(|k| k["kid"] == rsa_kid), "the removed key still verifies");
+    let introspected = server.post_basic("/introspect", "m2m", "m2m-secret", &[("token", &signed_before)]).await;
+    let introspected: serde_json::Value = introspected.json().await.unwrap();
+    assert_eq!(introspected["active"], true, "a token the removed key signed is still valid");
+}

@@ -33,17 +33,29 @@ const DEFAULT_KEY: &str = "signing-key:default:RS256";
 /// A change to the keys, logged as one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyChange {
-    Added { name: String, kid: String },
-    Removed { name: String, kid: String },
+    Added {
+        name: String,
+        kid: String,
+    },
+    Removed {
+        name: String,
+        kid: String,
+    },
     /// Another replica's key was claimed first: it signs now, ours only verifies.
-    Adopted { name: String, kid: String, retired: String },
+    Adopted {
+        name: String,
+        kid: String,
+        retired: String,
+    },
 }
 
 impl fmt::Display for KeyChange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KeyChange::Added { name, kid } => write!(f, "key added {name} (kid {kid})"),
-            KeyChange::Removed { name, kid } => write!(f, "key removed {name} (kid {kid}, verifying until its tokens expire)"),
+            KeyChange::Removed { name, kid } => {
+                write!(f, "key removed {name} (kid {kid}, verifying until its tokens expire)")
+            }
             KeyChange::Adopted { name, kid, retired } => write!(
                 f,
                 "key adopted {name} (kid {kid}, as kept in the store by another replica; kid {retired} only verifies now)"
@@ -128,8 +140,7 @@ impl Keys {
         let mut plans = Vec::new();
         for located in &set.signing_keys {
             let key = &located.resource;
-            let plan = reconcile::plan_signing_key(key)
-                .map_err(|source| ApplyError::Reconcile { origin: located.origin.clone(), source })?;
+            let plan = reconcile::plan_signing_key(key).map_err(ApplyError::reconcile(&located.origin))?;
             let namespace = key.namespace().unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
             let name = format!("{namespace}/{}", key.name_any());
             let source = match &key.spec.private_key_secret_ref {
@@ -138,7 +149,8 @@ impl Keys {
                     let secret = set
                         .secret(&namespace, &reference.name)
                         .ok_or_else(|| problem(format!("Secret {namespace}/{} not found", reference.name)))?;
-                    let der = pkcs8_der(secret, &reference.key).map_err(|p| problem(format!("Secret {namespace}/{}: {p}", reference.name)))?;
+                    let der = pkcs8_der(secret, &reference.key)
+                        .map_err(|p| problem(format!("Secret {namespace}/{}: {p}", reference.name)))?;
                     let pair = KeyPair::from_pkcs8(plan.algorithm, &der).map_err(|e| problem(e.to_string()))?;
                     Planned::Supplied(Arc::new(pair))
                 }
@@ -260,9 +272,11 @@ impl Keys {
             return Ok(key);
         }
         let algorithm = key.pair.algorithm();
-        let der = Zeroizing::new(STANDARD.decode(kept.as_bytes()).map_err(|_| {
-            ApplyError::Keyring(KeyError::InvalidPrivateKey(algorithm))
-        })?);
+        let der = Zeroizing::new(
+            STANDARD
+                .decode(kept.as_bytes())
+                .map_err(|_| ApplyError::Keyring(KeyError::InvalidPrivateKey(algorithm)))?,
+        );
         let theirs = Arc::new(KeyPair::from_pkcs8(algorithm, &der).map_err(ApplyError::Keyring)?);
         let adopted = SigningKey { name: key.name, pair: theirs, claim: Some((claim.clone(), kept)) };
         if signed {
@@ -298,12 +312,12 @@ impl Keys {
 /// The PKCS#8 DER of a key supplied in a Secret: DER in `data`, or PEM (`BEGIN PRIVATE
 /// KEY`) in `data` or `stringData`.
 fn pkcs8_der(secret: &Secret, key: &str) -> Result<Zeroizing<Vec<u8>>, String> {
-    let raw = match (secret.string_data.as_ref().and_then(|d| d.get(key)), secret.data.as_ref().and_then(|d| d.get(key)))
-    {
-        (Some(text), _) => Zeroizing::new(text.as_bytes().to_vec()),
-        (None, Some(bytes)) => Zeroizing::new(bytes.0.clone()),
-        (None, None) => return Err(format!("no key `{key}`")),
-    };
+    let raw =
+        match (secret.string_data.as_ref().and_then(|d| d.get(key)), secret.data.as_ref().and_then(|d| d.get(key))) {
+            (Some(text), _) => Zeroizing::new(text.as_bytes().to_vec()),
+            (None, Some(bytes)) => Zeroizing::new(bytes.0.clone()),
+            (None, None) => return Err(format!("no key `{key}`")),
+        };
     let Some(pem) = std::str::from_utf8(&raw).ok().filter(|text| text.trim_start().starts_with("-----BEGIN")) else {
         return Ok(raw);
     };
@@ -353,10 +367,11 @@ mod tests {
     }
 
     fn secret(data: Option<Vec<u8>>, string_data: Option<String>) -> Secret {
-        let mut secret = Secret::default();
-        secret.data = data.map(|d| [("k".to_owned(), k8s_openapi::ByteString(d))].into());
-        secret.string_data = string_data.map(|s| [("k".to_owned(), s)].into());
-        secret
+        Secret {
+            data: data.map(|d| [("k".to_owned(), k8s_openapi::ByteString(d))].into()),
+            string_data: string_data.map(|s| [("k".to_owned(), s)].into()),
+            ..Secret::default()
+        }
     }
 
     #[test]

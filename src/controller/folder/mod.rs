@@ -27,9 +27,9 @@ use crate::store::{Store, StoreError};
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     #[error(transparent)]
-    Manifests(#[from] ManifestError),
+    Manifests(Box<ManifestError>),
     #[error("{origin}: {source}")]
-    Reconcile { origin: Origin, source: ReconcileError },
+    Reconcile { origin: Origin, source: Box<ReconcileError> },
     #[error("{origin}: client id `{client_id}` is already used by {first}")]
     DuplicateClientId { origin: Origin, first: Origin, client_id: String },
     #[error("{origin}: username `{username}` is already used by {first}")]
@@ -44,6 +44,19 @@ pub enum ApplyError {
     Fingerprint { origin: Origin, source: serde_json::Error },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<ManifestError> for ApplyError {
+    fn from(error: ManifestError) -> Self {
+        Self::Manifests(Box::new(error))
+    }
+}
+
+impl ApplyError {
+    /// A resource of `origin` that does not reconcile.
+    fn reconcile(origin: &Origin) -> impl FnOnce(ReconcileError) -> Self {
+        move |source| Self::Reconcile { origin: origin.clone(), source: Box::new(source) }
+    }
 }
 
 /// One change the folder made, logged as one line.
@@ -134,8 +147,8 @@ impl Folder {
             let declared = match self.clients.values().find(|declared| declared.input == input) {
                 Some(unchanged) => DeclaredClient { generated: None, ..unchanged.clone() },
                 None => {
-                    let plan = reconcile::plan_client(client, secret)
-                        .map_err(|source| ApplyError::Reconcile { origin: located.origin.clone(), source })?;
+                    let plan =
+                        reconcile::plan_client(client, secret).map_err(ApplyError::reconcile(&located.origin))?;
                     let claim = plan.generated.as_ref().map(|g| format!("client-secret:{}", g.client_id));
                     DeclaredClient { input, record: plan.record, claim, generated: plan.generated }
                 }
@@ -153,8 +166,7 @@ impl Folder {
             let user = &located.resource;
             let namespace = user.namespace().unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
             let secret = set.secret(&namespace, &user.spec.password_secret_ref.name);
-            let record = reconcile::plan_user(user, secret)
-                .map_err(|source| ApplyError::Reconcile { origin: located.origin.clone(), source })?;
+            let record = reconcile::plan_user(user, secret).map_err(ApplyError::reconcile(&located.origin))?;
             let username = record.username.clone();
             if let Some(first) = origins.insert(username.clone(), located.origin.clone()) {
                 return Err(ApplyError::DuplicateUsername { origin: located.origin.clone(), first, username });

@@ -57,17 +57,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fred::clients::SubscriberClient;
-use tokio::sync::Notify;
 use fred::interfaces::{ClientLike, KeysInterface};
 use fred::types::config::{Config, ReconnectPolicy};
 use fred::types::scripts::Script;
 use fred::types::{Builder, ClusterHash, CustomCommand, InfoKind, SetOptions};
+use tokio::sync::Notify;
 
 use self::connection::{Redis, decode, decode_once, encode, expire_at, redis_error};
 use self::directory::{RedisDirectory, deliver_changes};
 use super::cached::Cached;
-use super::error::StoreError;
 use super::epoch::EPOCH_CLAIM;
+use super::error::StoreError;
 use super::ports::{
     Consumed, Coordination, Counters, Ephemeral, Eviction, Grants, PublishedKeys, SingleUse, TokenCheck,
 };
