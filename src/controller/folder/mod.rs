@@ -263,3 +263,88 @@ impl Folder {
 fn fingerprint(input: &impl serde::Serialize) -> Result<String, serde_json::Error> {
     Ok(token_digest(&serde_json::to_string(input)?))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arc_swap::ArcSwap;
+
+    use super::*;
+    use crate::keys::Keyring;
+    use crate::model::ClientRecord;
+    use crate::store::{Directory, MemoryStore};
+
+    fn public_client(name: &str, client_name: &str) -> String {
+        format!(
+            "apiVersion: portcullis.dev/v1alpha1\nkind: OidcClient\nmetadata: {{name: {name}}}\nspec:\n  \
+             clientName: {client_name}\n  tokenEndpointAuthMethod: none\n  redirectUris: [\"https://app.example/cb\"]\n"
+        )
+    }
+
+    fn set(clients: &[(&str, &str)]) -> ManifestSet {
+        let texts: Vec<String> = clients.iter().map(|(name, client_name)| public_client(name, client_name)).collect();
+        let files: Vec<(String, &str)> =
+            texts.iter().enumerate().map(|(i, text)| (format!("{i}.yaml"), text.as_str())).collect();
+        let files: Vec<(&str, &str)> = files.iter().map(|(name, text)| (name.as_str(), *text)).collect();
+        ManifestSet::load_texts(&files).unwrap()
+    }
+
+    fn folder() -> Folder {
+        let keyring = Arc::new(ArcSwap::from_pointee(Keyring::new(Vec::new()).unwrap()));
+        Folder::new(keyring, 60, Clock::system())
+    }
+
+    fn client_changes(applied: &Applied) -> Vec<Change> {
+        applied.changes.iter().filter(|change| matches!(change, Change::Client(..))).cloned().collect()
+    }
+
+    fn client(verb: Verb, id: &str) -> Change {
+        Change::Client(verb, id.to_owned())
+    }
+
+    #[tokio::test]
+    async fn each_change_is_named_and_what_is_no_longer_declared_is_swept_but_registered_clients_stay() {
+        let store = MemoryStore::new(Clock::system());
+        store.put_client(ClientRecord::fixture("dcr_registered", &[], "openid")).await.unwrap();
+        let mut folder = folder();
+        let first = folder.plan(&set(&[("a", "A"), ("b", "B")])).unwrap();
+        let applied = folder.apply(first, &store, true).await.unwrap();
+        assert_eq!(client_changes(&applied), [client(Verb::Added, "a"), client(Verb::Added, "b")]);
+
+        let second = folder.plan(&set(&[("a", "A, renamed"), ("c", "C")])).unwrap();
+        let applied = folder.apply(second, &store, false).await.unwrap();
+        assert_eq!(
+            client_changes(&applied),
+            [client(Verb::Updated, "a"), client(Verb::Added, "c"), client(Verb::Removed, "b")]
+        );
+        assert_eq!(store.client_ids().await.unwrap(), ["a", "c", "dcr_registered"]);
+
+        let unchanged = folder.plan(&set(&[("a", "A, renamed"), ("c", "C")])).unwrap();
+        assert!(client_changes(&folder.apply(unchanged, &store, false).await.unwrap()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_client_removed_while_nothing_ran_is_swept_at_start_up() {
+        let store = MemoryStore::new(Clock::system());
+        let mut before = folder();
+        let plan = before.plan(&set(&[("a", "A"), ("gone", "Gone")])).unwrap();
+        before.apply(plan, &store, true).await.unwrap();
+        let mut restarted = folder();
+        let plan = restarted.plan(&set(&[("a", "A")])).unwrap();
+        let applied = restarted.apply(plan, &store, true).await.unwrap();
+        assert!(client_changes(&applied).contains(&client(Verb::Removed, "gone")));
+        assert_eq!(store.client_ids().await.unwrap(), ["a"]);
+    }
+
+    #[test]
+    fn two_clients_with_one_id_are_refused_naming_both_documents() {
+        let duplicate = format!("{}---\n{}", public_client("a", "A"), public_client("b", "B"))
+            .replace("clientName: B", "clientName: B\n  clientId: a");
+        let set = ManifestSet::load_texts(&[("dup.yaml", duplicate.as_str())]).unwrap();
+        let error = folder().plan(&set).err().unwrap();
+        assert!(matches!(error, ApplyError::DuplicateClientId { .. }));
+        let message = error.to_string();
+        assert!(message.contains("dup.yaml, document 2") && message.contains("dup.yaml, document 1"), "{message}");
+    }
+}
