@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use portcullis::clock::Clock;
+use portcullis::controller::replica::Intervals;
 use portcullis::provider::RegistrationPolicy;
 use portcullis::server::{self, BuiltProvider, ServerError, ServerOptions};
 use portcullis::store::{RedisConfig, RedisStore};
@@ -77,6 +78,10 @@ struct ProviderArgs {
     /// main port too), e.g. 0.0.0.0:9090 for an in-cluster-only scrape port.
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
+    /// How often the store's data epoch (lost data is applied again), the shared signing
+    /// keys and, every third time, the store's eviction policy are checked.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    store_check_interval: Duration,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -328,6 +333,7 @@ fn run(
             session_ttl: args.session_ttl,
             registration,
             registration_scopes,
+            intervals: Intervals { store: args.store_check_interval, ..Intervals::default() },
         };
         let built: BuiltProvider = match (redis, &kubernetes) {
             (Some(redis), Some(namespace)) => {
@@ -350,10 +356,7 @@ fn run(
             println!("Metrics on http://{}/metrics", metrics_address);
         }
         for generated in &built.generated {
-            println!(
-                "Generated a secret for client `{}` (Secret {}/{} has none): {}",
-                generated.client_id, generated.namespace, generated.secret_name, generated.client_secret
-            );
+            server::announce_generated(generated);
         }
         let source = match (&kubernetes, &options.manifests) {
             (Some(namespace), _) => {
