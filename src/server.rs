@@ -68,6 +68,8 @@ pub struct ServerOptions {
     pub session_ttl: Duration,
     pub registration: RegistrationPolicy,
     pub registration_scopes: Scope,
+    /// Serve `/metrics` on the main port too; otherwise only `--metrics-listen` has it.
+    pub metrics_on_main_port: bool,
 }
 
 /// OIDC Discovery §3 / RFC 8414 §2: the issuer is an URL with no query or fragment. It is
@@ -156,6 +158,7 @@ fn provider_config(options: &ServerOptions) -> ProviderConfig {
         session_ttl: options.session_ttl.as_secs(),
         registration: options.registration.clone(),
         registration_scopes: options.registration_scopes.clone(),
+        metrics_on_main_port: options.metrics_on_main_port,
     }
 }
 

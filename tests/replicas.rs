@@ -27,24 +27,40 @@ struct Replica {
     base: String,
     /// Secrets this replica generated and printed.
     generated: Vec<String>,
+    /// Its metrics listener, when started with one.
+    metrics: Option<String>,
 }
 
 impl Replica {
     fn start(redis: &RedisServer, prefix: &str) -> Self {
+        Self::start_with(redis, prefix, &[])
+    }
+
+    /// With a metrics listener of its own.
+    fn start_with_metrics(redis: &RedisServer, prefix: &str) -> Self {
+        Self::start_with(redis, prefix, &["--metrics-listen", "127.0.0.1:0"])
+    }
+
+    fn start_with(redis: &RedisServer, prefix: &str, extra: &[&str]) -> Self {
         let manifests = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests");
         let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
             .args(["serve", "--listen", "127.0.0.1:0", "--issuer", ISSUER, "--redis-timeout", "500ms"])
-            .args(["--redis-url", &redis.url(PASSWORD), "--redis-key-prefix", prefix, "--manifests"])
+            .args(["--redis-url", &redis.url(PASSWORD), "--redis-key-prefix", prefix])
+            .args(extra)
+            .arg("--manifests")
             .arg(manifests)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
         // Owned by the guard from here on, so a failed start still kills the process.
-        let mut replica = Replica { child, base: String::new(), generated: Vec::new() };
+        let mut replica = Replica { child, base: String::new(), generated: Vec::new(), metrics: None };
         let stdout = BufReader::new(replica.child.stdout.take().unwrap());
         for line in stdout.lines() {
             let line = line.unwrap();
+            if let Some(rest) = line.strip_prefix("Metrics on ") {
+                replica.metrics = Some(rest.trim_end_matches("/metrics").to_owned());
+            }
             if let Some(secret) =
                 line.strip_prefix("Generated a secret for client `generated`").and_then(|l| l.rsplit(' ').next())
             {
@@ -60,6 +76,16 @@ impl Replica {
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The sum of the series of `name` with the label `label`, from the metrics listener.
+    async fn metric(&self, name: &str, label: &str) -> f64 {
+        let metrics = self.metrics.as_ref().expect("started with a metrics listener");
+        let page = reqwest::get(format!("{metrics}/metrics")).await.unwrap().text().await.unwrap();
+        page.lines()
+            .filter(|line| line.starts_with(&format!("{name}{{")) && line.contains(label))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
     }
 }
 
@@ -451,4 +477,65 @@ async fn hot_path_issuing_costs_no_redis_round_trip_and_validation_and_userinfo_
     }
     let after_userinfo = commands_served(&redis);
     assert_eq!(calls_between(&before, &after_userinfo), 10, "one deny-list check per userinfo: {after_userinfo:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crowd_of_wrong_passwords_across_two_replicas_gets_five_checks_in_all() {
+    let redis = RedisServer::start(PASSWORD);
+    let prefix = unique_prefix();
+    let (a, b) = (Replica::start_with_metrics(&redis, &prefix), Replica::start_with_metrics(&redis, &prefix));
+    let browser = browser();
+    let page = browser.get(a.url("/authorize")).query(&authorize_params("openid")).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    let form = |password: String| {
+        [
+            ("interaction", hidden(&page, "interaction")),
+            ("csrf_token", hidden(&page, "csrf_token")),
+            ("username", "alice".to_owned()),
+            ("password", password),
+        ]
+    };
+    let attempts = (0..150).map(|i| {
+        let (replica, form) = (if i % 2 == 0 { &a } else { &b }, form(format!("wrong-{i}")));
+        let browser = &browser;
+        async move { browser.post(replica.url("/login")).form(&form).send().await.unwrap().status().as_u16() }
+    });
+    let statuses = futures::future::join_all(attempts).await;
+    let checked = statuses.iter().filter(|status| **status == 200).count();
+    assert_eq!((checked, statuses.len() - checked), (5, 145), "{statuses:?}");
+    assert!(statuses.iter().all(|status| [200, 429].contains(status)), "{statuses:?}");
+    let name = "portcullis_argon2_verifications_total";
+    let checks = a.metric(name, "purpose=\"password\"").await + b.metric(name, "purpose=\"password\"").await;
+    assert_eq!(checks, 5.0, "five argon2 checks on both replicas together");
+
+    let right = browser.post(b.url("/login")).form(&form("alice-password".to_owned())).send().await.unwrap();
+    assert_eq!(right.status(), 429, "the right password waits on every replica");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_share_one_budget_of_client_authentication_failures() {
+    let redis = RedisServer::start(PASSWORD);
+    let prefix = unique_prefix();
+    let (a, b) = (Replica::start(&redis, &prefix), Replica::start(&redis, &prefix));
+    let http = reqwest::Client::new();
+    let attempt = |replica: &Replica, secret: &str| {
+        http.post(replica.url("/token"))
+            .basic_auth("reports-api", Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    for i in 0..10 {
+        let replica = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(attempt(replica, "wrong").await.unwrap().status(), 401, "failure {i}");
+    }
+    for replica in [&a, &b] {
+        let throttled = attempt(replica, "wrong").await.unwrap();
+        assert_eq!(throttled.status(), 429, "the budget spent across both replicas");
+        assert!(throttled.headers().contains_key("retry-after"));
+        let right = attempt(replica, "reports-api-secret").await.unwrap();
+        assert_eq!(right.status(), 429, "a secret not verified on this replica yet waits too");
+    }
+    let m2m =
+        http.post(a.url("/token")).basic_auth("m2m", Some("m2m-secret")).form(&[("grant_type", "client_credentials")]);
+    assert_eq!(m2m.send().await.unwrap().status(), 200, "other clients are not affected");
 }

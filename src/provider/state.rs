@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicBool;
 
 use bytes::Bytes;
 
+use super::password_work::PasswordWork;
 use super::readiness::Readiness;
 use crate::clock::Clock;
 use crate::keys::SharedKeyring;
@@ -59,6 +60,10 @@ pub struct ProviderConfig {
     pub registration: RegistrationPolicy,
     /// The most a dynamically registered client may ask for.
     pub registration_scopes: Scope,
+    /// Serve `/metrics` on the main port too (`--metrics-on-main-port`). Off by default:
+    /// the metrics describe every user's logins, so they belong on `--metrics-listen`,
+    /// inside the cluster.
+    pub metrics_on_main_port: bool,
 }
 
 impl ProviderConfig {
@@ -99,6 +104,8 @@ pub struct Provider {
     pub metrics: Arc<Metrics>,
     /// What `/ready` checks.
     pub readiness: Readiness,
+    /// What every password check costs at least.
+    pub(super) password_work: PasswordWork,
     /// The discovery document, serialized once.
     pub(super) discovery: Bytes,
 }
@@ -117,7 +124,8 @@ impl Provider {
         let metrics = Arc::new(Metrics::new());
         let store: Arc<dyn Store> = Arc::new(InstrumentedStore::new(store, &metrics));
         let readiness = Readiness::default();
-        Ok(Self { config, store, keys, clock, secrets: Arc::default(), metrics, readiness, discovery })
+        let password_work = PasswordWork::default();
+        Ok(Self { config, store, keys, clock, secrets: Arc::default(), metrics, readiness, password_work, discovery })
     }
 
     /// Makes `/ready` wait for a key watch (`serve --kubernetes`): not ready while `synced`
@@ -141,6 +149,7 @@ impl Provider {
             session_ttl: 60,
             registration: RegistrationPolicy::Disabled,
             registration_scopes: Scope::parse("openid").expect("a scope"),
+            metrics_on_main_port: false,
         };
         let keys = Arc::new(arc_swap::ArcSwap::from_pointee(Keyring::new(Vec::new()).expect("a keyring")));
         let store = Arc::new(MemoryStore::new(Clock::system()));

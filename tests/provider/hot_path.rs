@@ -79,10 +79,12 @@ async fn start(counted: &CountedStore) -> (String, SharedKeyring) {
         session_ttl: 3600,
         registration: RegistrationPolicy::Disabled,
         registration_scopes: Scope::default(),
+        metrics_on_main_port: false,
     };
     let shared: Arc<dyn Store> = counted.store.clone();
     let provider = Provider::new(config, shared, Arc::clone(&keys), Clock::system()).unwrap();
-    tokio::spawn(async move { axum::serve(listener, app(Arc::new(provider))).await });
+    let app = app(Arc::new(provider)).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
     (base, keys)
 }
 

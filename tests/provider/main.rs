@@ -15,5 +15,7 @@ mod malformed;
 mod metrics;
 mod registration;
 mod revocation;
+mod throttling;
+mod timing;
 mod token;
 mod userinfo;

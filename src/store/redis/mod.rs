@@ -20,7 +20,7 @@
 //! | `P:v1:code:<hash>`, `P:v1:refresh:<hash>` | use marker + the record | as given / the token's |
 //! | `P:v1:grant:<id>` | `Grant` | the grant's `expires_at` |
 //! | `P:v1:consent:<subject length>:<subject>:<client_id>` | `Scope` | as given |
-//! | `P:v1:counter:<key>` | counter (login throttles, registration rate limits) | end of the window |
+//! | `P:v1:counter:<key>` | attempts reserved from a budget (login and client-authentication throttles, registration rate limits) | end of the window |
 //! | `P:v1:claimed:<name>` | a generated client-secret hash or signing key (PKCS#8, base64); `claimed:epoch` is the data epoch ([`crate::store::epoch`]) | none |
 //! | `P:v1:keys:jwks`, `P:v1:keys:active` | published JWKS; active `kid` per algorithm (JSON), written by the controller | none |
 //!
@@ -35,7 +35,8 @@
 //! `{clients}` and `{users}` are Redis Cluster hash tags: each directory lives in one slot,
 //! so the scripts that change an entry and its index together stay legal on a cluster.
 //! (A prefix with its own `{..}` tag moves everything into that one slot, which is legal
-//! too.) Every other operation touches a single key. The length in the consent key keeps
+//! too.) Every other script touches a single key (a reservation from two budgets runs one
+//! script per budget, sent together). The length in the consent key keeps
 //! `("a:b", "c")` and `("a", "b:c")` apart.
 //!
 //! # Single use
@@ -61,7 +62,9 @@ use self::connection::{Redis, decode, decode_once, encode, expire_at, redis_erro
 use self::directory::{RedisDirectory, deliver_changes};
 use super::cached::Cached;
 use super::error::StoreError;
-use super::ports::{Consumed, Coordination, Counters, Ephemeral, Grants, PublishedKeys, SingleUse};
+use super::ports::{
+    Budget, Consumed, Coordination, Counters, Ephemeral, Grants, PublishedKeys, Reservation, SingleUse,
+};
 use crate::clock::Clock;
 use crate::model::{AuthorizationCode, Grant, Interaction, RefreshToken, Session};
 use crate::secrets::token_digest;
@@ -89,12 +92,30 @@ const COUNTER: &str = "counter";
 const KEYS: &str = "keys";
 const CLAIMED: &str = "claimed";
 
-/// Counts a failure in `KEYS[1]`; the first one opens the window, which ends at `ARGV[1]`.
-static COUNT_FAILURE: LazyLock<Script> = LazyLock::new(|| {
+/// Reserves one attempt from the budget `KEYS[1]` of `ARGV[2]` attempts: counts it, opening
+/// the window (ending at `ARGV[1]`) when the key has none, and takes it back at once when
+/// the budget was spent, so a refused attempt costs nothing. Returns allowed (1 or 0), the
+/// count, and the seconds left in the window.
+static RESERVE: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         "local count = redis.call('INCR', KEYS[1])
-         if count == 1 then redis.call('EXPIREAT', KEYS[1], ARGV[1]) end
-         return count",
+         if redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIREAT', KEYS[1], ARGV[1]) end
+         local allowed = count <= tonumber(ARGV[2])
+         if not allowed then
+           count = count - 1
+           if redis.call('DECR', KEYS[1]) <= 0 then redis.call('DEL', KEYS[1]) end
+         end
+         return {allowed and 1 or 0, count, redis.call('TTL', KEYS[1])}",
+    )
+});
+
+/// Gives one attempt back to the budget `KEYS[1]`, if its window is still open; a budget
+/// back at zero is removed.
+static REFUND: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        "if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('DECR', KEYS[1]) <= 0 then
+           redis.call('DEL', KEYS[1])
+         end",
     )
 });
 
@@ -317,23 +338,49 @@ impl Ephemeral for RedisStore {
     }
 }
 
+/// Each budget is its own key, so budgets may live in different Cluster slots: the scripts
+/// of one call are sent together (one round trip) and each is atomic on its key. When one
+/// budget refuses, the attempt is given back to those that counted it, in a second round
+/// trip that only a refused attempt pays.
 #[async_trait]
 impl Counters for RedisStore {
-    /// An `expires_at` already past still counts 1 and leaves nothing behind (`EXPIREAT`
-    /// in the past deletes), as in the memory store.
-    async fn increment_counter(&self, key: &str, expires_at: u64) -> Result<u32, StoreError> {
-        let keys = vec![self.redis.key(COUNTER, key)];
-        let count: i64 = self.redis.run(&COUNT_FAILURE, keys, vec![expires_at.to_string()]).await?;
-        Ok(saturate(count))
+    async fn reserve(&self, budgets: &[Budget<'_>], window_ends_at: u64) -> Result<Reservation, StoreError> {
+        let window_ends_at = window_ends_at.to_string();
+        let replies = futures::future::try_join_all(budgets.iter().map(|budget| {
+            let args = vec![window_ends_at.clone(), budget.limit.to_string()];
+            self.redis.run::<Vec<i64>>(&RESERVE, vec![self.redis.key(COUNTER, budget.key)], args)
+        }))
+        .await?;
+        let mut reservation = Reservation { allowed: true, counts: Vec::with_capacity(budgets.len()), retry_after: 0 };
+        for reply in &replies {
+            let &[allowed, count, ttl] = reply.as_slice() else {
+                return Err(StoreError::Corrupt("unexpected reply to a reservation".into()));
+            };
+            reservation.counts.push(saturate(count));
+            if allowed == 0 {
+                reservation.allowed = false;
+                reservation.retry_after = reservation.retry_after.max(u64::try_from(ttl).unwrap_or(0));
+            }
+        }
+        if !reservation.allowed {
+            let counted: Vec<&str> =
+                budgets.iter().zip(&replies).filter(|(_, reply)| reply[0] == 1).map(|(budget, _)| budget.key).collect();
+            self.refund(&counted).await?;
+            for (count, reply) in reservation.counts.iter_mut().zip(&replies) {
+                if reply[0] == 1 {
+                    *count = count.saturating_sub(1);
+                }
+            }
+        }
+        Ok(reservation)
     }
 
-    async fn counter(&self, key: &str) -> Result<u32, StoreError> {
-        let count: Option<i64> = self.redis.pool.get(self.redis.key(COUNTER, key)).await.map_err(redis_error)?;
-        Ok(count.map_or(0, saturate))
-    }
-
-    async fn clear_counter(&self, key: &str) -> Result<(), StoreError> {
-        self.redis.delete(COUNTER, key).await
+    async fn refund(&self, keys: &[&str]) -> Result<(), StoreError> {
+        futures::future::try_join_all(
+            keys.iter().map(|key| self.redis.run::<()>(&REFUND, vec![self.redis.key(COUNTER, key)], vec![])),
+        )
+        .await?;
+        Ok(())
     }
 }
 
