@@ -51,19 +51,30 @@ fn browser_from(address: u8) -> reqwest::Client {
         .unwrap()
 }
 
-/// How long one failed login takes, the login page fetched beforehand.
-async fn failed_login(server: &TestServer, browser: &reqwest::Client, username: &str) -> Duration {
+/// Fetches the login page, then posts `username` and `password` to it: the answer, and how
+/// long the post took.
+async fn login(
+    server: &TestServer,
+    browser: &reqwest::Client,
+    username: &str,
+    password: &str,
+) -> (reqwest::Response, Duration) {
     let page = browser.get(server.url("/authorize")).query(&webapp_request("openid", "s", "n")).send().await.unwrap();
     let page = page.text().await.unwrap();
     let form = [
         ("interaction", hidden(&page, "interaction")),
         ("csrf_token", hidden(&page, "csrf_token")),
         ("username", username.to_owned()),
-        ("password", "not the password".to_owned()),
+        ("password", password.to_owned()),
     ];
     let started = Instant::now();
     let response = browser.post(server.url("/login")).form(&form).send().await.unwrap();
-    let elapsed = started.elapsed();
+    (response, started.elapsed())
+}
+
+/// How long one failed login takes.
+async fn failed_login(server: &TestServer, browser: &reqwest::Client, username: &str) -> Duration {
+    let (response, elapsed) = login(server, browser, username, "not the password").await;
     assert_eq!(response.status(), 200, "{username} is answered, not throttled");
     elapsed
 }
@@ -128,16 +139,7 @@ async fn a_foreign_hash_is_made_again_under_the_policy_at_the_next_successful_lo
     let stored =
         || async { server.provider.store.user_by_username("foreign").await.unwrap().unwrap().password_hash.clone() };
     assert!(secrets::needs_rehash(&stored().await));
-    let browser = browser_from(3);
-    let page = browser.get(server.url("/authorize")).query(&webapp_request("openid", "s", "n")).send().await.unwrap();
-    let page = page.text().await.unwrap();
-    let form = [
-        ("interaction", hidden(&page, "interaction")),
-        ("csrf_token", hidden(&page, "csrf_token")),
-        ("username", "foreign".to_owned()),
-        ("password", "the password".to_owned()),
-    ];
-    let signed_in = browser.post(server.url("/login")).form(&form).send().await.unwrap();
+    let (signed_in, _) = login(&server, &browser_from(3), "foreign", "the password").await;
     assert!([200, 303].contains(&signed_in.status().as_u16()), "{}", signed_in.status());
     let upgraded = stored().await;
     assert!(!secrets::needs_rehash(&upgraded), "{upgraded}");
