@@ -20,7 +20,7 @@
 //! | `P:v1:code:<hash>`, `P:v1:refresh:<hash>` | use marker + the record | as given / the token's |
 //! | `P:v1:grant:<id>` | `Grant` | the grant's `expires_at` |
 //! | `P:v1:consent:<subject length>:<subject>:<client_id>` | `Scope` | as given |
-//! | `P:v1:counter:<key>` | attempts reserved from a budget (login and client-authentication throttles, registration rate limits) | end of the window |
+//! | `P:v1:counter:{budgets}:<key>` | attempts reserved from a budget (login and client-authentication throttles, registration rate limits) | end of the window |
 //! | `P:v1:claimed:<name>` | a generated client-secret hash or signing key (PKCS#8, base64); `claimed:epoch` is the data epoch ([`crate::store::epoch`]) | none |
 //! | `P:v1:keys:jwks`, `P:v1:keys:active` | published JWKS; active `kid` per algorithm (JSON), written by the controller | none |
 //!
@@ -32,11 +32,11 @@
 //! `claimed:`, so every replica signs with the same keys: whoever can read this Redis can
 //! read them. Protect it with a password and TLS (`rediss://`).
 //!
-//! `{clients}` and `{users}` are Redis Cluster hash tags: each directory lives in one slot,
-//! so the scripts that change an entry and its index together stay legal on a cluster.
+//! `{clients}`, `{users}` and `{budgets}` are Redis Cluster hash tags: each directory, and
+//! every budget, lives in one slot, so the scripts that change an entry and its index
+//! together, or settle the budgets of one attempt together, stay legal on a cluster.
 //! (A prefix with its own `{..}` tag moves everything into that one slot, which is legal
-//! too.) Every other script touches a single key (a reservation from two budgets runs one
-//! script per budget, sent together). The length in the consent key keeps
+//! too.) Every other script touches a single key. The length in the consent key keeps
 //! `("a:b", "c")` and `("a", "b:c")` apart.
 //!
 //! # Single use
@@ -88,33 +88,41 @@ const CODE: &str = "code";
 const REFRESH: &str = "refresh";
 const GRANT: &str = "grant";
 const CONSENT: &str = "consent";
-const COUNTER: &str = "counter";
+const BUDGETS: &str = "counter:{budgets}";
 const KEYS: &str = "keys";
 const CLAIMED: &str = "claimed";
 
-/// Reserves one attempt from the budget `KEYS[1]` of `ARGV[2]` attempts: counts it, opening
-/// the window (ending at `ARGV[1]`) when the key has none, and takes it back at once when
-/// the budget was spent, so a refused attempt costs nothing. Returns allowed (1 or 0), the
-/// count, and the seconds left in the window.
+/// Reserves one attempt from the budgets `KEYS` (limits `ARGV[3..]`), counted in all or in
+/// none: when one is spent, nothing is counted and the answer is 0, the counts and the
+/// seconds until that budget's window ends; otherwise each is counted, a window opening
+/// (ending at `ARGV[1]`) where a key has none, and the answer is 1 and the counts.
+/// `ARGV[2]` is now.
 static RESERVE: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
-        "local count = redis.call('INCR', KEYS[1])
-         if redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIREAT', KEYS[1], ARGV[1]) end
-         local allowed = count <= tonumber(ARGV[2])
-         if not allowed then
-           count = count - 1
-           if redis.call('DECR', KEYS[1]) <= 0 then redis.call('DEL', KEYS[1]) end
+        "local counts, retry_after = {}, -1
+         for i, key in ipairs(KEYS) do
+           counts[i] = tonumber(redis.call('GET', key) or '0')
+           if counts[i] >= tonumber(ARGV[i + 2]) then
+             local ttl = redis.call('TTL', key)
+             if ttl < 0 then ttl = tonumber(ARGV[1]) - tonumber(ARGV[2]) end
+             retry_after = math.max(retry_after, ttl, 0)
+           end
          end
-         return {allowed and 1 or 0, count, redis.call('TTL', KEYS[1])}",
+         if retry_after >= 0 then return {0, retry_after, unpack(counts)} end
+         for i, key in ipairs(KEYS) do
+           counts[i] = redis.call('INCR', key)
+           if redis.call('TTL', key) == -1 then redis.call('EXPIREAT', key, ARGV[1]) end
+         end
+         return {1, 0, unpack(counts)}",
     )
 });
 
-/// Gives one attempt back to the budget `KEYS[1]`, if its window is still open; a budget
+/// Gives one attempt back to each budget in `KEYS` whose window is still open; a budget
 /// back at zero is removed.
 static REFUND: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
-        "if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('DECR', KEYS[1]) <= 0 then
-           redis.call('DEL', KEYS[1])
+        "for _, key in ipairs(KEYS) do
+           if redis.call('EXISTS', key) == 1 and redis.call('DECR', key) <= 0 then redis.call('DEL', key) end
          end",
     )
 });
@@ -338,49 +346,29 @@ impl Ephemeral for RedisStore {
     }
 }
 
-/// Each budget is its own key, so budgets may live in different Cluster slots: the scripts
-/// of one call are sent together (one round trip) and each is atomic on its key. When one
-/// budget refuses, the attempt is given back to those that counted it, in a second round
-/// trip that only a refused attempt pays.
+/// Every budget key carries the hash tag `{budgets}`, so the budgets of one attempt (a
+/// username's and an address's) live in one Cluster slot and one script settles them
+/// atomically, in one round trip.
 #[async_trait]
 impl Counters for RedisStore {
     async fn reserve(&self, budgets: &[Budget<'_>], window_ends_at: u64) -> Result<Reservation, StoreError> {
-        let window_ends_at = window_ends_at.to_string();
-        let replies = futures::future::try_join_all(budgets.iter().map(|budget| {
-            let args = vec![window_ends_at.clone(), budget.limit.to_string()];
-            self.redis.run::<Vec<i64>>(&RESERVE, vec![self.redis.key(COUNTER, budget.key)], args)
-        }))
-        .await?;
-        let mut reservation = Reservation { allowed: true, counts: Vec::with_capacity(budgets.len()), retry_after: 0 };
-        for reply in &replies {
-            let &[allowed, count, ttl] = reply.as_slice() else {
-                return Err(StoreError::Corrupt("unexpected reply to a reservation".into()));
-            };
-            reservation.counts.push(saturate(count));
-            if allowed == 0 {
-                reservation.allowed = false;
-                reservation.retry_after = reservation.retry_after.max(u64::try_from(ttl).unwrap_or(0));
-            }
+        let keys = budgets.iter().map(|budget| self.redis.key(BUDGETS, budget.key)).collect();
+        let mut args = vec![window_ends_at.to_string(), self.redis.clock.now().to_string()];
+        args.extend(budgets.iter().map(|budget| budget.limit.to_string()));
+        let reply: Vec<i64> = self.redis.run(&RESERVE, keys, args).await?;
+        match reply.as_slice() {
+            [allowed, retry_after, counts @ ..] if counts.len() == budgets.len() => Ok(Reservation {
+                allowed: *allowed == 1,
+                counts: counts.iter().copied().map(saturate).collect(),
+                retry_after: u64::try_from(*retry_after).unwrap_or(0),
+            }),
+            _ => Err(StoreError::Corrupt("unexpected reply to a reservation".into())),
         }
-        if !reservation.allowed {
-            let counted: Vec<&str> =
-                budgets.iter().zip(&replies).filter(|(_, reply)| reply[0] == 1).map(|(budget, _)| budget.key).collect();
-            self.refund(&counted).await?;
-            for (count, reply) in reservation.counts.iter_mut().zip(&replies) {
-                if reply[0] == 1 {
-                    *count = count.saturating_sub(1);
-                }
-            }
-        }
-        Ok(reservation)
     }
 
     async fn refund(&self, keys: &[&str]) -> Result<(), StoreError> {
-        futures::future::try_join_all(
-            keys.iter().map(|key| self.redis.run::<()>(&REFUND, vec![self.redis.key(COUNTER, key)], vec![])),
-        )
-        .await?;
-        Ok(())
+        let keys = keys.iter().map(|key| self.redis.key(BUDGETS, key)).collect();
+        self.redis.run::<()>(&REFUND, keys, vec![]).await
     }
 }
 
