@@ -74,14 +74,19 @@ struct ProviderArgs {
     /// The most a registered client may ask for (space-separated scopes).
     #[arg(long, default_value = "openid profile email offline_access")]
     registration_scopes: String,
-    /// Also serve /metrics, /health and /ready on this address (they are always on the
-    /// main port too), e.g. 0.0.0.0:9090 for an in-cluster-only scrape port.
+    /// Serve /metrics (with /health and /ready) on this address, e.g. 0.0.0.0:9090 for an
+    /// in-cluster-only scrape port. Without it there is no /metrics at all, unless
+    /// --metrics-on-main-port.
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
     /// How often the store's data epoch (lost data is applied again), the shared signing
     /// keys and, every third time, the store's eviction policy are checked.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     store_check_interval: Duration,
+    /// Also serve /metrics on the main listener. Its login counts are every user's, so only
+    /// do this where the main port is not public.
+    #[arg(long)]
+    metrics_on_main_port: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -334,6 +339,7 @@ fn run(
             registration,
             registration_scopes,
             intervals: Intervals { store: args.store_check_interval, ..Intervals::default() },
+            metrics_on_main_port: args.metrics_on_main_port,
         };
         let built: BuiltProvider = match (redis, &kubernetes) {
             (Some(redis), Some(namespace)) => {

@@ -74,6 +74,8 @@ pub struct ServerOptions {
     /// How often the store's data epoch and the shared keys are checked, and the
     /// manifests folder read again.
     pub intervals: Intervals,
+    /// Serve `/metrics` on the main port too; otherwise only `--metrics-listen` has it.
+    pub metrics_on_main_port: bool,
 }
 
 /// OIDC Discovery §3 / RFC 8414 §2: the issuer is an URL with no query or fragment. It is
@@ -206,6 +208,7 @@ fn provider_config(options: &ServerOptions) -> ProviderConfig {
         session_ttl: options.session_ttl.as_secs(),
         registration: options.registration.clone(),
         registration_scopes: options.registration_scopes.clone(),
+        metrics_on_main_port: options.metrics_on_main_port,
     }
 }
 

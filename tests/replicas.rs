@@ -354,3 +354,64 @@ async fn hot_path_issuing_costs_no_redis_round_trip_and_validation_and_userinfo_
     let after_userinfo = commands_served(&redis);
     assert_eq!(calls_between(&before, &after_userinfo), 10, "one deny-list check per userinfo: {after_userinfo:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crowd_of_wrong_passwords_across_two_replicas_gets_five_checks_in_all() {
+    let redis = RedisServer::start(PASSWORD);
+    let prefix = unique_prefix();
+    let (a, b) = (replica_with(&redis, &prefix, &["--metrics-listen", "127.0.0.1:0"]), replica_with(&redis, &prefix, &["--metrics-listen", "127.0.0.1:0"]));
+    let browser = browser();
+    let page = browser.get(a.url("/authorize")).query(&authorize_params("openid")).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    let form = |password: String| {
+        [
+            ("interaction", hidden(&page, "interaction")),
+            ("csrf_token", hidden(&page, "csrf_token")),
+            ("username", "alice".to_owned()),
+            ("password", password),
+        ]
+    };
+    let attempts = (0..150).map(|i| {
+        let (replica, form) = (if i % 2 == 0 { &a } else { &b }, form(format!("wrong-{i}")));
+        let browser = &browser;
+        async move { browser.post(replica.url("/login")).form(&form).send().await.unwrap().status().as_u16() }
+    });
+    let statuses = futures::future::join_all(attempts).await;
+    let checked = statuses.iter().filter(|status| **status == 200).count();
+    assert_eq!((checked, statuses.len() - checked), (5, 145), "{statuses:?}");
+    assert!(statuses.iter().all(|status| [200, 429].contains(status)), "{statuses:?}");
+    let name = "portcullis_argon2_verifications_total";
+    let checks = a.metric(name, "purpose=\"password\"").await + b.metric(name, "purpose=\"password\"").await;
+    assert_eq!(checks, 5.0, "five argon2 checks on both replicas together");
+
+    let right = browser.post(b.url("/login")).form(&form("alice-password".to_owned())).send().await.unwrap();
+    assert_eq!(right.status(), 429, "the right password waits on every replica");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_share_one_budget_of_client_authentication_failures() {
+    let redis = RedisServer::start(PASSWORD);
+    let prefix = unique_prefix();
+    let (a, b) = (replica(&redis, &prefix), replica(&redis, &prefix));
+    let http = reqwest::Client::new();
+    let attempt = |replica: &Replica, secret: &str| {
+        http.post(replica.url("/token"))
+            .basic_auth("reports-api", Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    for i in 0..10 {
+        let replica = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(attempt(replica, "wrong").await.unwrap().status(), 401, "failure {i}");
+    }
+    for replica in [&a, &b] {
+        let throttled = attempt(replica, "wrong").await.unwrap();
+        assert_eq!(throttled.status(), 429, "the budget spent across both replicas");
+        assert!(throttled.headers().contains_key("retry-after"));
+        let right = attempt(replica, "reports-api-secret").await.unwrap();
+        assert_eq!(right.status(), 429, "a secret not verified on this replica yet waits too");
+    }
+    let m2m =
+        http.post(a.url("/token")).basic_auth("m2m", Some("m2m-secret")).form(&[("grant_type", "client_credentials")]);
+    assert_eq!(m2m.send().await.unwrap().status(), 200, "other clients are not affected");
+}

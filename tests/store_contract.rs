@@ -15,8 +15,9 @@ use portcullis::clock::Clock;
 use portcullis::metrics::Metrics;
 use portcullis::model::{AuthorizationCode, ClientRecord, Grant, Interaction, RefreshToken, Session, UserRecord};
 use portcullis::store::{
-    Cached, Consumed, Coordination, Counters, Directory, Ephemeral, Eviction, Grants, Instrumented, MemoryStore,
-    OPERATIONS, PublishedKeys, RedisConfig, RedisStore, SingleUse, Store, StoreError, epoch,
+    Budget, Cached, Consumed, Coordination, Counters, Directory, Ephemeral, Eviction, Grants, Instrumented,
+    MemoryStore, OPERATIONS, PublishedKeys, RedisConfig, RedisStore, Reservation, SingleUse, Store, StoreError,
+    epoch,
 };
 use portcullis::vocabulary::{AuthorizationRequest, GrantType, Scope, TokenEndpointAuthMethod};
 use redis_server::RedisServer;
@@ -330,18 +331,61 @@ async fn interactions_expire_and_can_be_removed(store: &dyn Ephemeral, time: &Ti
     assert_eq!(store.interaction("i-2").await.unwrap(), None, "an interaction expires");
 }
 
-async fn counters_count_within_their_window(store: &dyn Counters, time: &Time) {
+async fn reservations_stay_within_their_budget_and_window(store: &dyn Counters, time: &Time) {
     let t = time.now();
-    assert_eq!(store.counter("user:alice").await.unwrap(), 0);
-    assert_eq!(store.increment_counter("user:alice", t + 10).await.unwrap(), 1);
-    assert_eq!(store.increment_counter("user:alice", t + 10).await.unwrap(), 2);
-    assert_eq!(store.counter("user:alice").await.unwrap(), 2);
-    store.clear_counter("user:alice").await.unwrap();
-    assert_eq!(store.counter("user:alice").await.unwrap(), 0);
-    store.increment_counter("user:bob", t + 2).await.unwrap();
+    let alice = [Budget { key: "user:alice", limit: 2 }];
+    assert_eq!(
+        store.reserve(&alice, t + 10).await.unwrap(),
+        Reservation { allowed: true, counts: vec![1], retry_after: 0 }
+    );
+    assert_eq!(store.reserve(&alice, t + 10).await.unwrap().counts, vec![2]);
+    let refused = store.reserve(&alice, t + 10).await.unwrap();
+    assert!(!refused.allowed, "the budget is spent");
+    assert_eq!(refused.counts, vec![2], "a refused attempt is not counted");
+    assert!((8..=10).contains(&refused.retry_after), "the window ends in 10 s: {refused:?}");
+    store.refund(&["user:alice"]).await.unwrap();
+    assert_eq!(store.reserve(&alice, t + 10).await.unwrap().counts, vec![2], "a refund makes room for one");
+    for _ in 0..3 {
+        store.refund(&["user:alice"]).await.unwrap();
+    }
+    store.refund(&["user:nobody"]).await.unwrap();
+    assert_eq!(store.reserve(&alice, t + 10).await.unwrap().counts, vec![1], "refunds stop at zero");
+
+    let both = [Budget { key: "user:bob", limit: 5 }, Budget { key: "address:a", limit: 1 }];
+    assert_eq!(store.reserve(&both, t + 10).await.unwrap().counts, vec![1, 1]);
+    let refused = store.reserve(&both, t + 10).await.unwrap();
+    assert!(!refused.allowed, "one spent budget refuses the attempt");
+    assert_eq!(refused.counts, vec![1, 1], "and it is counted in neither");
+    assert_eq!(store.reserve(&both[..1], t + 10).await.unwrap().counts, vec![2]);
+
+    let carol = [Budget { key: "user:carol", limit: 1 }];
+    assert!(store.reserve(&carol, t + 2).await.unwrap().allowed);
+    assert!(!store.reserve(&carol, t + 2).await.unwrap().allowed);
     time.advance(2).await;
-    assert_eq!(store.counter("user:bob").await.unwrap(), 0, "the window ends");
-    assert_eq!(store.increment_counter("user:bob", t + 20).await.unwrap(), 1, "a new window starts at 1");
+    let reopened = store.reserve(&carol, t + 20).await.unwrap();
+    assert_eq!((reopened.allowed, reopened.counts), (true, vec![1]), "the window ends, a new one starts at 1");
+}
+
+/// Many attempts at once, on one budget shared with a roomier one: exactly `limit` are
+/// granted, and the refused ones leave nothing counted in the other budget.
+async fn concurrent_reservations_grant_exactly_the_limit(store: Arc<dyn Store>, time: &Time) {
+    let window_ends_at = time.now() + 60;
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let budgets = [Budget { key: "race:user", limit: 5 }, Budget { key: "race:address", limit: 64 }];
+                store.reserve(&budgets, window_ends_at).await.unwrap().allowed
+            })
+        })
+        .collect();
+    let mut granted = 0;
+    for task in tasks {
+        granted += u32::from(task.await.unwrap());
+    }
+    assert_eq!(granted, 5);
+    let address = store.reserve(&[Budget { key: "race:address", limit: 64 }], window_ends_at).await.unwrap();
+    assert_eq!(address.counts, vec![6], "the 59 refused attempts were given back");
 }
 
 async fn active_sessions_counts_live_sessions_only(store: &dyn Ephemeral, time: &Time) {
@@ -384,7 +428,7 @@ async fn keeps_the_contract(store: &dyn Store, time: &Time) {
     sessions_and_consents_expire_and_can_be_removed(store, time).await;
     interactions_expire_and_can_be_removed(store, time).await;
     active_sessions_counts_live_sessions_only(store, time).await;
-    counters_count_within_their_window(store, time).await;
+    reservations_stay_within_their_budget_and_window(store, time).await;
     claims_keep_the_first_value(store).await;
     published_keys_are_read_back_and_replaced(store).await;
     retired_keys_are_listed_until_they_expire(store, time).await;
@@ -400,7 +444,8 @@ async fn memory_store_keeps_the_contract() {
     let time = Time::Manual(now);
     keeps_the_contract(store.as_ref(), &time).await;
     store.purge_expired();
-    concurrent_consumers_get_one_fresh_code(store, &time).await;
+    concurrent_consumers_get_one_fresh_code(Arc::clone(&store) as Arc<dyn Store>, &time).await;
+    concurrent_reservations_grant_exactly_the_limit(store, &time).await;
 }
 
 /// The metrics wrapper the provider puts around every store changes no behaviour, and
@@ -416,7 +461,8 @@ async fn instrumented_store_keeps_the_contract() {
     let untested: Vec<&str> =
         OPERATIONS.iter().copied().filter(|op| metrics.store_op(op).0.get_sample_count() == 0).collect();
     assert!(untested.is_empty(), "the contract calls every operation; not called: {untested:?}");
-    concurrent_consumers_get_one_fresh_code(store, &time).await;
+    concurrent_consumers_get_one_fresh_code(Arc::clone(&store), &time).await;
+    concurrent_reservations_grant_exactly_the_limit(store, &time).await;
 }
 
 /// The per-replica copy answers like the directory behind it.
@@ -448,7 +494,8 @@ async fn redis_store_keeps_the_contract() {
     let store: Arc<dyn Store> = Arc::new(RedisStore::connect(config).await.unwrap());
     let time = Time::Real;
     keeps_the_contract(store.as_ref(), &time).await;
-    concurrent_consumers_get_one_fresh_code(store, &time).await;
+    concurrent_consumers_get_one_fresh_code(Arc::clone(&store), &time).await;
+    concurrent_reservations_grant_exactly_the_limit(store, &time).await;
 }
 
 /// Waits for `check` to hold, five seconds at most: announcements travel asynchronously.

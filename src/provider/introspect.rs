@@ -1,12 +1,14 @@
 //! Token introspection (RFC 7662).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 
+use super::browser::client_ip;
 use super::client_auth::authenticate_client;
 use super::error::ApiError;
 use super::extract::OAuthForm;
@@ -25,10 +27,11 @@ use crate::vocabulary::TokenEndpointAuthMethod;
 /// hint and every token kind (JWT access token, refresh token) is looked up anyway.
 pub async fn introspect(
     State(provider): State<Arc<Provider>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     OAuthForm(form): OAuthForm,
 ) -> Result<Response, ApiError> {
-    let client = authenticate_client(&provider, &headers, &form).await?;
+    let client = authenticate_client(&provider, &headers, &form, &client_ip(peer)).await?;
     if client.auth_method == TokenEndpointAuthMethod::None {
         return Err(OAuthError::invalid_client("public clients cannot use token introspection").into());
     }

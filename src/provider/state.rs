@@ -7,6 +7,7 @@ use std::sync::{Arc, Weak};
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 
+use super::password_work::PasswordWork;
 use super::readiness::Readiness;
 use crate::clock::Clock;
 use crate::keys::{Keyring, SharedKeyring};
@@ -61,6 +62,10 @@ pub struct ProviderConfig {
     pub registration: RegistrationPolicy,
     /// The most a dynamically registered client may ask for.
     pub registration_scopes: Scope,
+    /// Serve `/metrics` on the main port too (`--metrics-on-main-port`). Off by default:
+    /// the metrics describe every user's logins, so they belong on `--metrics-listen`,
+    /// inside the cluster.
+    pub metrics_on_main_port: bool,
 }
 
 impl ProviderConfig {
@@ -112,6 +117,8 @@ pub struct Provider {
     /// The store's data epoch as last seen (issued tokens carry it) and what `/ready`
     /// reports of the store beyond its answering.
     pub store_status: Arc<StoreStatus>,
+    /// What every password check costs at least.
+    pub(super) password_work: PasswordWork,
     /// The discovery document, serialized again whenever the keyring changes.
     discovery: ArcSwapOption<Discovery>,
 }
@@ -136,6 +143,7 @@ impl Provider {
             metrics,
             readiness,
             store_status,
+            password_work: PasswordWork::default(),
             discovery: ArcSwapOption::empty(),
         };
         provider.discovery_document()?;
@@ -186,6 +194,7 @@ impl Provider {
             session_ttl: 60,
             registration: RegistrationPolicy::Disabled,
             registration_scopes: Scope::parse("openid").expect("a scope"),
+            metrics_on_main_port: false,
         };
         let keys = Arc::new(arc_swap::ArcSwap::from_pointee(Keyring::new(Vec::new()).expect("a keyring")));
         let store = Arc::new(MemoryStore::new(Clock::system()));

@@ -1,12 +1,14 @@
 //! The token endpoint (RFC 6749 §3.2): client authentication, then one stage per grant.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 
+use super::browser::client_ip;
 use super::client_auth::authenticate_client;
 use super::error::ApiError;
 use super::extract::OAuthForm;
@@ -28,11 +30,12 @@ const JTI_BYTES: usize = 16;
 
 pub async fn token(
     State(provider): State<Arc<Provider>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     OAuthForm(form): OAuthForm,
 ) -> Result<Response, ApiError> {
     let grant_type = grant_type_label(&form);
-    match exchange(&provider, &headers, &form).await {
+    match exchange(&provider, &headers, &form, &client_ip(peer)).await {
         Ok((client, response)) => {
             provider.metrics.token_issued(grant_type, &client);
             Ok(no_store(Json(response)))
@@ -56,8 +59,9 @@ async fn exchange(
     provider: &Provider,
     headers: &HeaderMap,
     form: &FormParams,
+    address: &str,
 ) -> Result<(Arc<ClientRecord>, TokenResponse), ApiError> {
-    let client = authenticate_client(provider, headers, form).await?;
+    let client = authenticate_client(provider, headers, form, address).await?;
     let grant = token::parse_grant_request(form)?;
     token::check_grant_allowed(&client, grant.grant_type())?;
     let response = match grant {

@@ -3,7 +3,7 @@
 //!
 //! Small ports, one per kind of state ([`ports`]: [`Directory`], [`SingleUse`],
 //! [`Grants`], [`Ephemeral`], [`Counters`], [`Coordination`]), with small operations
-//! (upsert with expiry, find, atomic consume, delete); [`Store`] is all of them at once.
+//! (upsert with expiry, find, atomic consume, delete, reserve from a budget); [`Store`] is all of them at once.
 //! The in-memory and Redis implementations pass the same contract suite
 //! (`tests/store_contract.rs`). Times are seconds since the Unix epoch; an entry whose
 //! `expires_at` has passed is gone.
@@ -27,8 +27,8 @@ pub use epoch::{EPOCH_CLAIM, Epoch, epoch};
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use ports::{
-    Consumed, Coordination, Counters, Directory, Ephemeral, Eviction, Grants, Instrumented, OPERATIONS, PublishedKeys,
-    SingleUse, Store, TokenCheck,
+    Budget, Consumed, Coordination, Counters, Directory, Ephemeral, Eviction, Grants, Instrumented, OPERATIONS,
+    PublishedKeys, Reservation, SingleUse, Store, TokenCheck,
 };
 pub use redis::{RedisConfig, RedisStore};
 pub use status::StoreStatus;

@@ -81,6 +81,23 @@ impl Eviction {
             Eviction::Unknown
         }
     }
+/// A budget of attempts: at most `limit` counted under `key` within one window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget<'a> {
+    pub key: &'a str,
+    pub limit: u32,
+}
+
+/// What [`Counters::reserve`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    /// Every budget had room: the attempt is counted in each and may go ahead.
+    pub allowed: bool,
+    /// The attempts counted in each budget once the reservation is settled, in the order
+    /// the budgets were given (this attempt included when allowed).
+    pub counts: Vec<u32>,
+    /// Seconds until a refusing budget's window ends; 0 when allowed.
+    pub retry_after: u64,
 }
 
 /// Declares the ports. Each operation is written as it reads in the trait,
@@ -218,13 +235,19 @@ store_ports! {
         async fn consent(&self, subject: &str, client_id: &str) -> Result<Option<Scope>, StoreError>;
     }
 
-    /// Counters within a time window, for throttling (failed logins, registrations).
+    /// Budgets of attempts within a time window, for throttling (logins, client
+    /// authentication, registrations). Every attempt is reserved before the work it stands
+    /// for (an argon2 check, a registration), so concurrent attempts can never overrun a
+    /// budget, on one replica or many.
     pub trait Counters {
-        /// Counts an event for a key within a window ending at `expires_at` (the window
-        /// opens with the first event); returns the count.
-        async fn increment_counter(&self, key: &str, expires_at: u64) -> Result<u32, StoreError>;
-        async fn counter(&self, key: &str) -> Result<u32, StoreError>;
-        async fn clear_counter(&self, key: &str) -> Result<(), StoreError>;
+        /// Reserves one attempt from every budget (distinct keys) in one step: counted in
+        /// all of them when each has room, in none when any is spent. A key's window opens
+        /// with its first counted attempt and ends at `window_ends_at`; a window already
+        /// over counts nothing.
+        async fn reserve(&self, budgets: &[Budget<'_>], window_ends_at: u64) -> Result<Reservation, StoreError>;
+        /// Gives one reserved attempt back to each key (the attempt turned out not to be
+        /// one the budget counts, such as a successful login); a key back at zero is gone.
+        async fn refund(&self, keys: &[&str]) -> Result<(), StoreError>;
     }
 
     /// What replicas and the controller agree on through the store.
@@ -324,6 +347,18 @@ mod tests {
     impl Sample for &str {
         fn sample() -> Self {
             "sample"
+        }
+    }
+
+    impl Sample for &[&str] {
+        fn sample() -> Self {
+            &["sample"]
+        }
+    }
+
+    impl Sample for &[Budget<'_>] {
+        fn sample() -> Self {
+            &[Budget { key: "sample", limit: 1 }]
         }
     }
 

@@ -16,5 +16,7 @@ mod metrics;
 mod registration;
 mod reload;
 mod revocation;
+mod throttling;
+mod timing;
 mod token;
 mod userinfo;

@@ -20,6 +20,8 @@ pub struct Replica {
     pub base: String,
     /// Secrets this replica generated and printed, by client id.
     pub generated: Vec<(String, String)>,
+    /// Its metrics listener, when started with `--metrics-listen`.
+    pub metrics: Option<String>,
     log: PathBuf,
 }
 
@@ -42,10 +44,13 @@ impl Replica {
             .spawn()
             .unwrap();
         // Owned by the guard from here on, so a failed start still kills the process.
-        let mut replica = Replica { child, base: String::new(), generated: Vec::new(), log };
+        let mut replica = Replica { child, base: String::new(), generated: Vec::new(), metrics: None, log };
         let stdout = BufReader::new(replica.child.stdout.take().unwrap());
         for line in stdout.lines() {
             let line = line.unwrap();
+            if let Some(rest) = line.strip_prefix("Metrics on ") {
+                replica.metrics = Some(rest.trim_end_matches("/metrics").to_owned());
+            }
             if let Some(rest) = line.strip_prefix("Generated a secret for client `") {
                 let (client_id, rest) = rest.split_once('`').unwrap();
                 replica.generated.push((client_id.to_owned(), rest.rsplit(' ').next().unwrap().to_owned()));
@@ -60,6 +65,16 @@ impl Replica {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The sum of the series of `name` with the label `label`, from the metrics listener.
+    pub async fn metric(&self, name: &str, label: &str) -> f64 {
+        let metrics = self.metrics.as_ref().expect("started with a metrics listener");
+        let page = reqwest::get(format!("{metrics}/metrics")).await.unwrap().text().await.unwrap();
+        page.lines()
+            .filter(|line| line.starts_with(&format!("{name}{{")) && line.contains(label))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
     }
 
     /// What the replica logged so far.

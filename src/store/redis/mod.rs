@@ -21,7 +21,7 @@
 //! | `P:v1:code:<hash>`, `P:v1:refresh:<hash>` | use marker + the record | as given / the token's |
 //! | `P:v1:grant:<id>` | `Grant` | the grant's `expires_at` |
 //! | `P:v1:consent:<subject length>:<subject>:<client_id>` | `Scope` | as given |
-//! | `P:v1:counter:<key>` | counter (login throttles, registration rate limits) | end of the window |
+//! | `P:v1:counter:{budgets}:<key>` | attempts reserved from a budget (login and client-authentication throttles, registration rate limits) | end of the window |
 //! | `P:v1:claimed:<name>` | a generated client-secret hash or signing key (PKCS#8, base64) | none |
 //! | `P:v1:keys:jwks`, `P:v1:keys:active` | published JWKS; active `kid` per algorithm (JSON), written by the controller | none |
 //! | `P:v1:keys:retired` | hash: `kid` → `<expiry> <public JWK>` of keys replicas stopped signing with | the latest entry's |
@@ -34,8 +34,9 @@
 //! `claimed:`, so every replica signs with the same keys: whoever can read this Redis can
 //! read them. Protect it with a password and TLS (`rediss://`).
 //!
-//! `{clients}` and `{users}` are Redis Cluster hash tags: each directory lives in one slot,
-//! so the scripts that change an entry and its index together stay legal on a cluster.
+//! `{clients}`, `{users}` and `{budgets}` are Redis Cluster hash tags: each directory, and
+//! every budget, lives in one slot, so the scripts that change an entry and its index
+//! together, or settle the budgets of one attempt together, stay legal on a cluster.
 //! `{revoked}` keeps the deny-list and the data epoch in one slot, so that checking a
 //! token reads its deny-list entry and the epoch with one `MGET`, in one round trip (the
 //! epoch is read on every check anyway, so the slot is no hotter for it). (A prefix with
@@ -69,7 +70,8 @@ use super::cached::Cached;
 use super::epoch::EPOCH_CLAIM;
 use super::error::StoreError;
 use super::ports::{
-    Consumed, Coordination, Counters, Ephemeral, Eviction, Grants, PublishedKeys, SingleUse, TokenCheck,
+    Budget, Consumed, Coordination, Counters, Ephemeral, Eviction, Grants, PublishedKeys, Reservation, SingleUse,
+    TokenCheck,
 };
 use crate::clock::Clock;
 use crate::model::{AuthorizationCode, Grant, Interaction, RefreshToken, Session};
@@ -94,16 +96,42 @@ const CODE: &str = "code";
 const REFRESH: &str = "refresh";
 const GRANT: &str = "grant";
 const CONSENT: &str = "consent";
-const COUNTER: &str = "counter";
+const BUDGETS: &str = "counter:{budgets}";
 const KEYS: &str = "keys";
 const CLAIMED: &str = "claimed";
 
-/// Counts a failure in `KEYS[1]`; the first one opens the window, which ends at `ARGV[1]`.
-static COUNT_FAILURE: LazyLock<Script> = LazyLock::new(|| {
+/// Reserves one attempt from the budgets `KEYS` (limits `ARGV[3..]`), counted in all or in
+/// none: when one is spent, nothing is counted and the answer is 0, the counts and the
+/// seconds until that budget's window ends; otherwise each is counted, a window opening
+/// (ending at `ARGV[1]`) where a key has none, and the answer is 1 and the counts.
+/// `ARGV[2]` is now.
+static RESERVE: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
-        "local count = redis.call('INCR', KEYS[1])
-         if count == 1 then redis.call('EXPIREAT', KEYS[1], ARGV[1]) end
-         return count",
+        "local counts, retry_after = {}, -1
+         for i, key in ipairs(KEYS) do
+           counts[i] = tonumber(redis.call('GET', key) or '0')
+           if counts[i] >= tonumber(ARGV[i + 2]) then
+             local ttl = redis.call('TTL', key)
+             if ttl < 0 then ttl = tonumber(ARGV[1]) - tonumber(ARGV[2]) end
+             retry_after = math.max(retry_after, ttl, 0)
+           end
+         end
+         if retry_after >= 0 then return {0, retry_after, unpack(counts)} end
+         for i, key in ipairs(KEYS) do
+           counts[i] = redis.call('INCR', key)
+           if redis.call('TTL', key) == -1 then redis.call('EXPIREAT', key, ARGV[1]) end
+         end
+         return {1, 0, unpack(counts)}",
+    )
+});
+
+/// Gives one attempt back to each budget in `KEYS` whose window is still open; a budget
+/// back at zero is removed.
+static REFUND: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        "for _, key in ipairs(KEYS) do
+           if redis.call('EXISTS', key) == 1 and redis.call('DECR', key) <= 0 then redis.call('DEL', key) end
+         end",
     )
 });
 
@@ -388,23 +416,29 @@ impl Ephemeral for RedisStore {
     }
 }
 
+/// Every budget key carries the hash tag `{budgets}`, so the budgets of one attempt (a
+/// username's and an address's) live in one Cluster slot and one script settles them
+/// atomically, in one round trip.
 #[async_trait]
 impl Counters for RedisStore {
-    /// An `expires_at` already past still counts 1 and leaves nothing behind (`EXPIREAT`
-    /// in the past deletes), as in the memory store.
-    async fn increment_counter(&self, key: &str, expires_at: u64) -> Result<u32, StoreError> {
-        let keys = vec![self.redis.key(COUNTER, key)];
-        let count: i64 = self.redis.run(&COUNT_FAILURE, keys, vec![expires_at.to_string()]).await?;
-        Ok(saturate(count))
+    async fn reserve(&self, budgets: &[Budget<'_>], window_ends_at: u64) -> Result<Reservation, StoreError> {
+        let keys = budgets.iter().map(|budget| self.redis.key(BUDGETS, budget.key)).collect();
+        let mut args = vec![window_ends_at.to_string(), self.redis.clock.now().to_string()];
+        args.extend(budgets.iter().map(|budget| budget.limit.to_string()));
+        let reply: Vec<i64> = self.redis.run(&RESERVE, keys, args).await?;
+        match reply.as_slice() {
+            [allowed, retry_after, counts @ ..] if counts.len() == budgets.len() => Ok(Reservation {
+                allowed: *allowed == 1,
+                counts: counts.iter().copied().map(saturate).collect(),
+                retry_after: u64::try_from(*retry_after).unwrap_or(0),
+            }),
+            _ => Err(StoreError::Corrupt("unexpected reply to a reservation".into())),
+        }
     }
 
-    async fn counter(&self, key: &str) -> Result<u32, StoreError> {
-        let count: Option<i64> = self.redis.pool.get(self.redis.key(COUNTER, key)).await.map_err(redis_error)?;
-        Ok(count.map_or(0, saturate))
-    }
-
-    async fn clear_counter(&self, key: &str) -> Result<(), StoreError> {
-        self.redis.delete(COUNTER, key).await
+    async fn refund(&self, keys: &[&str]) -> Result<(), StoreError> {
+        let keys = keys.iter().map(|key| self.redis.key(BUDGETS, key)).collect();
+        self.redis.run::<()>(&REFUND, keys, vec![]).await
     }
 }
 
