@@ -173,7 +173,10 @@ async fn redis_restarted_empty_or_flushed_is_repaired_on_both_replicas_and_old_t
     redis.restart_empty();
     assert!(!declared_state_is_in_redis(&redis, &prefix), "Redis came back empty");
     let took = within(Duration::from_secs(10), "the declared state applied again", || async {
-        declared_state_is_in_redis(&redis, &prefix) && ready(&a).await.0 == 200 && ready(&b).await.0 == 200
+        declared_state_is_in_redis(&redis, &prefix)
+            && ready(&a).await.0 == 200
+            && ready(&b).await.0 == 200
+            && [&a, &b].iter().all(|replica| replica.log().contains("the store lost its data"))
     })
     .await;
     eprintln!("repaired {took:?} after Redis came back empty");

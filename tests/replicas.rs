@@ -359,7 +359,10 @@ async fn hot_path_issuing_costs_no_redis_round_trip_and_validation_and_userinfo_
 async fn a_crowd_of_wrong_passwords_across_two_replicas_gets_five_checks_in_all() {
     let redis = RedisServer::start(PASSWORD);
     let prefix = unique_prefix();
-    let (a, b) = (replica_with(&redis, &prefix, &["--metrics-listen", "127.0.0.1:0"]), replica_with(&redis, &prefix, &["--metrics-listen", "127.0.0.1:0"]));
+    let (a, b) = (
+        replica_with(&redis, &prefix, &["--metrics-listen", "127.0.0.1:0"]),
+        replica_with(&redis, &prefix, &["--metrics-listen", "127.0.0.1:0"]),
+    );
     let browser = browser();
     let page = browser.get(a.url("/authorize")).query(&authorize_params("openid")).send().await.unwrap();
     let page = page.text().await.unwrap();

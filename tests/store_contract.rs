@@ -16,8 +16,7 @@ use portcullis::metrics::Metrics;
 use portcullis::model::{AuthorizationCode, ClientRecord, Grant, Interaction, RefreshToken, Session, UserRecord};
 use portcullis::store::{
     Budget, Cached, Consumed, Coordination, Counters, Directory, Ephemeral, Eviction, Grants, Instrumented,
-    MemoryStore, OPERATIONS, PublishedKeys, RedisConfig, RedisStore, Reservation, SingleUse, Store, StoreError,
-    epoch,
+    MemoryStore, OPERATIONS, PublishedKeys, RedisConfig, RedisStore, Reservation, SingleUse, Store, StoreError, epoch,
 };
 use portcullis::vocabulary::{AuthorizationRequest, GrantType, Scope, TokenEndpointAuthMethod};
 use redis_server::RedisServer;

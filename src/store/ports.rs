@@ -81,6 +81,8 @@ impl Eviction {
             Eviction::Unknown
         }
     }
+}
+
 /// A budget of attempts: at most `limit` counted under `key` within one window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget<'a> {

@@ -136,7 +136,8 @@ pub async fn serve_store(store: Arc<dyn Store>) -> (String, SharedKeyring, Strin
     };
     let status = Arc::new(StoreStatus::new(epoch.clone()));
     let provider = Provider::new(config, store, Arc::clone(&keys), Clock::system(), status).unwrap();
-    tokio::spawn(async move { axum::serve(listener, app(Arc::new(provider))).await });
+    let app = app(Arc::new(provider)).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
     (base, keys, epoch)
 }
 
