@@ -97,7 +97,12 @@ fn authorize_params(scope: &str) -> Vec<(&str, &str)> {
 
 /// Starts a login on `first`, posts the password to `second`, consents on `first`.
 async fn sign_in(browser: &reqwest::Client, first: &Replica, second: &Replica, scope: &str) -> String {
-    let page = browser.get(first.url("/authorize")).query(&authorize_params(scope)).send().await.unwrap();
+    sign_in_with(browser, first, second, &authorize_params(scope)).await
+}
+
+/// [`sign_in`] with the given authorization request.
+async fn sign_in_with(browser: &reqwest::Client, first: &Replica, second: &Replica, params: &[(&str, &str)]) -> String {
+    let page = browser.get(first.url("/authorize")).query(params).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let page = page.text().await.unwrap();
     let form = [
@@ -240,6 +245,89 @@ async fn parallel_refreshes_on_two_replicas_let_one_win_and_keep_the_family() {
     let again =
         token(&b, &[("grant_type", "refresh_token"), ("refresh_token", next["refresh_token"].as_str().unwrap())]).await;
     assert_eq!(again.status(), 200, "the concurrent loser did not revoke the family");
+}
+
+/// How many keys of `kind` this installation holds.
+fn keys_of(redis: &RedisServer, prefix: &str, kind: &str) -> usize {
+    redis.cli(&["--scan", "--pattern", &format!("{prefix}:v1:{kind}:*")]).len()
+}
+
+/// RFC 6749 §4.1.2 with a stalled store: Redis holds the code's consume past the 500 ms
+/// command timeout (the client gets a 503) and applies it when it wakes. The client's retry
+/// with the same verifier is refused without revoking the grant; a replay with another
+/// verifier revokes it. A refresh stalled the same way keeps its family.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_after_a_stalled_store_is_refused_without_revoking_and_a_replay_still_revokes() {
+    let redis = RedisServer::start(PASSWORD);
+    let prefix = unique_prefix();
+    let (a, b) = (Replica::start(&redis, &prefix), Replica::start(&redis, &prefix));
+    let verifier = "a-verifier-of-the-webapp-".repeat(3);
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+    let challenge = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, digest.as_ref());
+    let mut params = authorize_params("openid offline_access");
+    params.extend([("code_challenge", challenge.as_str()), ("code_challenge_method", "S256")]);
+    // A first exchange loads the consume script, as in any running installation.
+    let browser = browser();
+    let warm = sign_in_with(&browser, &a, &b, &params).await;
+    let warm = [
+        ("grant_type", "authorization_code"),
+        ("code", &warm),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", &verifier),
+    ];
+    let tokens: Value = token(&a, &warm).await.json().await.unwrap();
+
+    let again = browser.get(a.url("/authorize")).query(&params).send().await.unwrap();
+    let code = param(&again, "code").expect("signed in and consented: straight back with a code");
+    let exchange = |verifier: &str| {
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier),
+        ];
+        form.map(|(name, value)| (name, value.to_owned()))
+    };
+    let grants = keys_of(&redis, &prefix, "grant");
+    let paused = Instant::now();
+    redis.cli(&["CLIENT", "PAUSE", "3000", "WRITE"]);
+    let stalled = reqwest::Client::new()
+        .post(a.url("/token"))
+        .basic_auth("webapp", Some("webapp-secret"))
+        .form(&exchange(&verifier))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stalled.status(), 503, "the client gives up after the store timeout");
+    tokio::time::sleep(Duration::from_millis(3300).saturating_sub(paused.elapsed())).await;
+    let retry = reqwest::Client::new().post(b.url("/token")).basic_auth("webapp", Some("webapp-secret"));
+    let retry = retry.form(&exchange(&verifier)).send().await.unwrap();
+    assert_eq!(retry.status(), 400);
+    assert_eq!(retry.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    assert_eq!(keys_of(&redis, &prefix, "grant"), grants, "the retry revoked nothing");
+    let replay = reqwest::Client::new().post(a.url("/token")).basic_auth("webapp", Some("webapp-secret"));
+    let replay = replay.form(&exchange("another-verifier-of-43-characters-or-more-xyz")).send().await.unwrap();
+    assert_eq!(replay.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    assert_eq!(keys_of(&redis, &prefix, "grant"), grants - 1, "a replay with another verifier revokes the grant");
+
+    let refresh = [("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().unwrap())];
+    let paused = Instant::now();
+    redis.cli(&["CLIENT", "PAUSE", "3000", "WRITE"]);
+    assert_eq!(token(&a, &refresh).await.status(), 503);
+    tokio::time::sleep(Duration::from_millis(3300).saturating_sub(paused.elapsed())).await;
+    let retry = token(&b, &refresh).await;
+    assert_eq!(retry.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    let introspection: Value = reqwest::Client::new()
+        .post(b.url("/introspect"))
+        .basic_auth("webapp", Some("webapp-secret"))
+        .form(&[("token", tokens["access_token"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(introspection["active"], true, "the refresh retry kept the family");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -29,9 +29,21 @@ use crate::vocabulary::Scope;
 pub enum Consumed<T> {
     /// First use: the value, now marked used.
     Fresh(T),
-    /// Used before, at the given time: a replay (or a concurrent use). The value is
-    /// returned so its grant can be revoked.
-    Reused(T, u64),
+    /// Used before: a replay, a concurrent use, or a retry of a use the store applied after
+    /// its caller had given up on it. The value is returned so its grant can be revoked; the
+    /// rest is what the first use recorded, for telling these apart.
+    Reused {
+        value: T,
+        /// The fingerprint the first consumer passed (who used it).
+        by: String,
+        /// When it was first used, in seconds since the epoch.
+        at: u64,
+        /// Whether this use could be the first consumer trying again because the store timed
+        /// out on its first use yet applied it later: this call comes after the store's
+        /// command timeout had run out for the first one, and within a short margin of the
+        /// store applying it. Always false for a store that never answers late.
+        may_be_retry: bool,
+    },
     /// Never stored, or expired.
     Unknown,
 }
@@ -132,12 +144,14 @@ store_ports! {
     pub trait SingleUse {
         /// Stores an authorization code until `expires_at`.
         async fn put_code(&self, code_hash: &str, code: &AuthorizationCode, expires_at: u64) -> Result<(), StoreError>;
-        /// Atomically marks a code used; exactly one caller ever gets [`Consumed::Fresh`].
-        async fn consume_code(&self, code_hash: &str) -> Result<Consumed<AuthorizationCode>, StoreError>;
+        /// Atomically marks a code used, recording `by` (a fingerprint of who redeems it) and
+        /// when; exactly one caller ever gets [`Consumed::Fresh`].
+        async fn consume_code(&self, code_hash: &str, by: &str) -> Result<Consumed<AuthorizationCode>, StoreError>;
         /// Stores a refresh token until its `expires_at`.
         async fn put_refresh_token(&self, token_hash: &str, token: &RefreshToken) -> Result<(), StoreError>;
-        /// Atomically marks a refresh token used (rotation); exactly one caller gets `Fresh`.
-        async fn consume_refresh_token(&self, token_hash: &str) -> Result<Consumed<RefreshToken>, StoreError>;
+        /// Atomically marks a refresh token used (rotation), recording `by` and when; exactly
+        /// one caller gets `Fresh`.
+        async fn consume_refresh_token(&self, token_hash: &str, by: &str) -> Result<Consumed<RefreshToken>, StoreError>;
         /// Reads a refresh token without using it; `Reused` means already rotated out.
         async fn peek_refresh_token(&self, token_hash: &str) -> Result<Consumed<RefreshToken>, StoreError>;
     }

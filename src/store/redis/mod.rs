@@ -40,11 +40,18 @@
 //!
 //! # Single use
 //! Codes and refresh tokens are stored as `F` (fresh) followed by the JSON. The `CONSUME`
-//! script returns the stored value and rewrites it as `U`, the time of use (20 digits) and
-//! the JSON, keeping the expiry (`KEEPTTL`), atomically and in one round trip, so exactly
-//! one caller across all replicas ever sees `F`. If the client library resends a consume after
-//! a dropped connection, the resend sees `U`: a retry can only turn `Fresh` into `Reused`,
-//! never hand out a second `Fresh`.
+//! script returns the stored value and rewrites it as `R`, the caller's time of use, the
+//! time Redis applied it, who used it (the caller's fingerprint) and the JSON, keeping the
+//! expiry (`KEEPTTL`), atomically and in one round trip, so exactly one caller across all
+//! replicas ever sees `F`. If the client library resends a consume after a dropped
+//! connection, the resend sees `R`: a retry can only turn `Fresh` into `Reused`, never hand
+//! out a second `Fresh`. (`U`, the time of use and the JSON, is the record of uses before
+//! fingerprints were kept; it is still read.)
+//!
+//! A stalled Redis may apply a consume after the caller gave up waiting for it (and answered
+//! 503), so the caller's retry finds the value used. The two times tell that retry from a
+//! concurrent use or a replay: a use that starts after the first caller's command timeout
+//! and within 10 s of Redis applying the first use is reported with `may_be_retry`.
 
 use std::fmt;
 use std::sync::{Arc, LazyLock};
@@ -57,7 +64,7 @@ use fred::types::config::{Config, ReconnectPolicy};
 use fred::types::scripts::Script;
 use fred::types::{Builder, SetOptions};
 
-use self::connection::{Redis, decode, decode_once, encode, expire_at, redis_error};
+use self::connection::{Redis, decode, encode, expire_at, redis_error};
 use self::directory::{RedisDirectory, deliver_changes};
 use super::cached::Cached;
 use super::error::StoreError;
@@ -187,7 +194,12 @@ impl RedisStore {
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 10_000, 2));
         let pool = builder.build_pool(POOL_SIZE).map_err(redis_error)?;
         pool.init().await.map_err(redis_error)?;
-        let redis = Arc::new(Redis { pool, prefix: config.key_prefix, clock: Clock::system() });
+        let redis = Arc::new(Redis {
+            pool,
+            prefix: config.key_prefix,
+            clock: Clock::system(),
+            command_timeout: config.command_timeout,
+        });
         let directory = Cached::new(RedisDirectory::new(Arc::clone(&redis)));
         let subscriber = builder.build_subscriber_client().map_err(redis_error)?;
         deliver_changes(&subscriber, &redis.prefix, directory.invalidations()).await?;
@@ -209,20 +221,20 @@ impl SingleUse for RedisStore {
         self.redis.put_once(CODE, code_hash, code, expires_at).await
     }
 
-    async fn consume_code(&self, code_hash: &str) -> Result<Consumed<AuthorizationCode>, StoreError> {
-        self.redis.consume_once(CODE, code_hash).await
+    async fn consume_code(&self, code_hash: &str, by: &str) -> Result<Consumed<AuthorizationCode>, StoreError> {
+        self.redis.consume_once(CODE, code_hash, by).await
     }
 
     async fn put_refresh_token(&self, token_hash: &str, token: &RefreshToken) -> Result<(), StoreError> {
         self.redis.put_once(REFRESH, token_hash, token, token.expires_at).await
     }
 
-    async fn consume_refresh_token(&self, token_hash: &str) -> Result<Consumed<RefreshToken>, StoreError> {
-        self.redis.consume_once(REFRESH, token_hash).await
+    async fn consume_refresh_token(&self, token_hash: &str, by: &str) -> Result<Consumed<RefreshToken>, StoreError> {
+        self.redis.consume_once(REFRESH, token_hash, by).await
     }
 
     async fn peek_refresh_token(&self, token_hash: &str) -> Result<Consumed<RefreshToken>, StoreError> {
-        decode_once(REFRESH, self.redis.get_raw(REFRESH, token_hash).await?)
+        self.redis.peek_once(REFRESH, token_hash).await
     }
 }
 
