@@ -14,9 +14,9 @@ use super::flow::{PageResult, consent_page, issue_code, login_page, needs_consen
 use super::respond::with_cookies;
 use super::state::{INTERACTION_TTL, Provider};
 use crate::model::{ClientRecord, Interaction};
-use crate::protocol::authorize;
 use crate::protocol::form::FormParams;
 use crate::protocol::id_token::IdTokenClaims;
+use crate::protocol::{authorize, redirect as redirects};
 use crate::secrets;
 use crate::vocabulary::AuthorizationRequest;
 use crate::vocabulary::OAuthError;
@@ -36,9 +36,18 @@ async fn handle(provider: &Provider, headers: &HeaderMap, params: &FormParams) -
     let client_id = authorize::client_id(params).map_err(bad_request)?;
     let client = provider.store.client(client_id).await?.ok_or(PageError::UnknownClient)?;
     let redirect_uri = authorize::redirect_uri(params, &client).map_err(bad_request)?;
-    let request = authorize::validate(params, &client, redirect_uri)
-        .map_err(|e| PageError::Redirect(StatusCode::FOUND, Box::new(e)))?;
-    decide(provider, headers, &client, request).await
+    let answer = match authorize::validate(params, &client, redirect_uri) {
+        Ok(request) => decide(provider, headers, &client, request).await,
+        Err(error) => Err(PageError::Redirect(StatusCode::FOUND, Box::new(error))),
+    };
+    // Nothing here follows an action of the user's, so an error goes back only to a redirect
+    // URI the provider vouches for (RFC 9700 §4.11.2).
+    answer.map_err(|error| match error {
+        PageError::Redirect(_, refused) if !redirects::vouches_for_redirect_uris(&client) => {
+            PageError::BadRequest(refused.error.description)
+        }
+        other => other,
+    })
 }
 
 /// OIDC Core §3.1.2.3–3.1.2.6: with the request valid, answer now, or ask the user.

@@ -209,6 +209,14 @@ impl TestServer {
         response.json().await.unwrap()
     }
 
+    /// Registers a client through RFC 7591 (open registration); returns the registration
+    /// response.
+    pub async fn register_client(&self, metadata: Value) -> Value {
+        let response = self.http.post(self.url("/register")).json(&metadata).send().await.unwrap();
+        assert_eq!(response.status(), 201);
+        response.json().await.unwrap()
+    }
+
     pub async fn introspect_active(&self, token: &str) -> bool {
         let response = self.post_basic("/introspect", "webapp", "webapp-secret", &[("token", token)]).await;
         let body: Value = response.json().await.unwrap();
