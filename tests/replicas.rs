@@ -330,6 +330,70 @@ async fn a_retry_after_a_stalled_store_is_refused_without_revoking_and_a_replay_
     assert_eq!(introspection["active"], true, "the refresh retry kept the family");
 }
 
+/// Issue 18.2: a thousand anonymous `/authorize` requests to two replicas — every sealed
+/// parameter at its limit (a login page each), or at 8 KiB (refused) — leave Redis with
+/// exactly the keys it had, and logins started before, during and after still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn anonymous_authorizes_write_nothing_to_redis_and_logins_keep_working() {
+    let redis = RedisServer::start(PASSWORD);
+    let prefix = unique_prefix();
+    let (a, b) = (Replica::start(&redis, &prefix), Replica::start(&redis, &prefix));
+    let stranger = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let anonymous = |replica: &Replica, size: Option<usize>| {
+        let mut params: Vec<(&str, String)> = authorize_params("openid")
+            .into_iter()
+            .filter(|(name, _)| *name != "state")
+            .map(|(name, value)| (name, value.to_owned()))
+            .collect();
+        for (name, limit) in portcullis::protocol::pending::SEALED_PARAMETER_LIMITS {
+            params.push((name, "x".repeat(size.unwrap_or(limit))));
+        }
+        stranger.get(replica.url("/authorize")).query(&params).send()
+    };
+    // The first requests claim the sealing key, once for the installation.
+    assert_eq!(anonymous(&a, None).await.unwrap().status(), 200);
+    assert_eq!(anonymous(&b, None).await.unwrap().status(), 200);
+    let user = browser();
+    let in_flight = user.get(a.url("/authorize")).query(&authorize_params("openid")).send().await.unwrap();
+    let dbsize = || redis.cli(&["DBSIZE"]);
+    let before = dbsize();
+    for round in 0..250 {
+        let (replica, other) = if round % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let (page, refused, page_elsewhere, refused_elsewhere) = tokio::join!(
+            anonymous(replica, None),
+            anonymous(replica, Some(8 * 1024)),
+            anonymous(other, None),
+            anonymous(other, Some(8 * 1024)),
+        );
+        for response in [page.unwrap(), page_elsewhere.unwrap()] {
+            assert_eq!(response.status(), 200);
+        }
+        for response in [refused.unwrap(), refused_elsewhere.unwrap()] {
+            assert_eq!(param(&response, "error").as_deref(), Some("invalid_request"));
+        }
+    }
+    assert_eq!(dbsize(), before, "1,000 anonymous requests wrote nothing");
+    assert_eq!(in_flight.status(), 200);
+    let page = in_flight.text().await.unwrap();
+    let form = [
+        ("interaction", hidden(&page, "interaction")),
+        ("csrf_token", hidden(&page, "csrf_token")),
+        ("username", "alice".into()),
+        ("password", "alice-password".into()),
+    ];
+    let consent = user.post(b.url("/login")).form(&form).send().await.unwrap();
+    assert_eq!(consent.status(), 200, "a login started before the flood finishes after it");
+    let consent = consent.text().await.unwrap();
+    let form = [
+        ("interaction", hidden(&consent, "interaction")),
+        ("csrf_token", hidden(&consent, "csrf_token")),
+        ("decision", "allow".into()),
+    ];
+    let redirect = user.post(a.url("/consent")).form(&form).send().await.unwrap();
+    assert!(param(&redirect, "code").is_some());
+    sign_in(&browser(), &b, &a, "openid profile").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_short_lived_key_the_flows_write_has_an_expiry() {
     let redis = RedisServer::start(PASSWORD);
@@ -373,13 +437,17 @@ async fn every_short_lived_key_the_flows_write_has_an_expiry() {
     browser.post(b.url("/login")).form(&wrong).send().await.unwrap();
 
     let keys = redis.cli(&["--scan", "--pattern", &format!("{prefix}:*")]);
-    let kinds = ["session", "interaction", "code", "refresh", "grant", "consent", "revoked", "counter"];
+    let kinds = ["session", "code", "refresh", "grant", "consent", "revoked", "counter"];
     for kind in kinds {
         assert!(
             keys.iter().any(|k| k.starts_with(&format!("{prefix}:v1:{kind}:"))),
             "the flows wrote a {kind} key: {keys:?}"
         );
     }
+    assert!(
+        !keys.iter().any(|k| k.contains(":interaction:")),
+        "pending authorization requests travel sealed in the browser, never stored: {keys:?}"
+    );
     for key in &keys {
         let ttl: i64 = redis.cli(&["TTL", key])[0].parse().unwrap();
         let registry = key.contains("{clients}") || key.contains("{users}") || key.contains(":claimed:");

@@ -13,12 +13,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use portcullis::clock::Clock;
 use portcullis::metrics::Metrics;
-use portcullis::model::{AuthorizationCode, ClientRecord, Grant, Interaction, RefreshToken, Session, UserRecord};
+use portcullis::model::{AuthorizationCode, ClientRecord, Grant, RefreshToken, Session, UserRecord};
 use portcullis::store::{
     Cached, Consumed, Coordination, Counters, Directory, Ephemeral, Grants, Instrumented, MemoryStore, OPERATIONS,
     PublishedKeys, RedisConfig, RedisStore, SingleUse, Store, StoreError, epoch,
 };
-use portcullis::vocabulary::{AuthorizationRequest, GrantType, Scope, TokenEndpointAuthMethod};
+use portcullis::vocabulary::{GrantType, Scope, TokenEndpointAuthMethod};
 use redis_server::RedisServer;
 
 /// How a check lets time pass. Expiries in the checks are two seconds away so that waiting
@@ -300,40 +300,6 @@ async fn sessions_and_consents_expire_and_can_be_removed(store: &dyn Ephemeral, 
     assert_eq!(store.consent("s", "a").await.unwrap(), None, "consent expires");
 }
 
-async fn interactions_expire_and_can_be_removed(store: &dyn Ephemeral, time: &Time) {
-    let t = time.now();
-    let interaction = |id: &str| Interaction {
-        id: id.into(),
-        browser_id: "browser".into(),
-        csrf_token: "c".into(),
-        request: AuthorizationRequest {
-            client_id: "a".into(),
-            redirect_uri: "https://app.example/cb".into(),
-            scope: Scope::parse("openid").unwrap(),
-            state: Some("st".into()),
-            nonce: None,
-            prompt: Default::default(),
-            max_age: None,
-            code_challenge: None,
-            login_hint: None,
-            id_token_hint: None,
-            ui_locales: Some("fr".into()),
-        },
-        subject: Some("s".into()),
-        auth_time: Some(t),
-        session_id: None,
-    };
-    store.put_interaction(&interaction("i-1"), t + 10).await.unwrap();
-    store.put_interaction(&interaction("i-2"), t + 2).await.unwrap();
-    store.put_interaction(&interaction("born-expired"), t).await.unwrap();
-    assert_eq!(store.interaction("i-1").await.unwrap(), Some(interaction("i-1")));
-    assert_eq!(store.interaction("born-expired").await.unwrap(), None);
-    store.delete_interaction("i-1").await.unwrap();
-    assert_eq!(store.interaction("i-1").await.unwrap(), None);
-    time.advance(2).await;
-    assert_eq!(store.interaction("i-2").await.unwrap(), None, "an interaction expires");
-}
-
 async fn counters_count_within_their_window(store: &dyn Counters, time: &Time) {
     let t = time.now();
     assert_eq!(store.counter("user:alice").await.unwrap(), 0);
@@ -387,7 +353,6 @@ async fn keeps_the_contract(store: &dyn Store, time: &Time) {
     grants_are_updated_while_present_and_revoked_whole(store, time).await;
     revoked_tokens_stay_denied_until_they_expire(store, time).await;
     sessions_and_consents_expire_and_can_be_removed(store, time).await;
-    interactions_expire_and_can_be_removed(store, time).await;
     active_sessions_counts_live_sessions_only(store, time).await;
     counters_count_within_their_window(store, time).await;
     claims_keep_the_first_value(store).await;

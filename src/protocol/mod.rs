@@ -13,6 +13,7 @@ pub mod endpoints;
 pub mod form;
 pub mod id_token;
 pub mod introspection;
+pub mod pending;
 pub mod pkce;
 pub mod redirect;
 pub mod registration;

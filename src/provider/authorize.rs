@@ -10,12 +10,13 @@ use axum::response::Response;
 use super::browser::{self, BROWSER_COOKIE};
 use super::error::PageError;
 use super::extract::BrowserParams;
-use super::flow::{PageResult, consent_page, issue_code, login_page, needs_consent};
+use super::flow::{Interaction, PageResult, consent_page, issue_code, login_page, needs_consent};
 use super::respond::with_cookies;
-use super::state::{INTERACTION_TTL, Provider};
-use crate::model::{ClientRecord, Interaction};
+use super::state::Provider;
+use crate::model::ClientRecord;
 use crate::protocol::form::FormParams;
 use crate::protocol::id_token::IdTokenClaims;
+use crate::protocol::pending::PendingRequest;
 use crate::protocol::{authorize, redirect as redirects};
 use crate::secrets;
 use crate::vocabulary::AuthorizationRequest;
@@ -78,30 +79,29 @@ async fn decide(
         return Err(PageError::redirect(StatusCode::FOUND, &request, error));
     }
     if let Some((session, _)) = session.as_ref().filter(|_| !needs_login && !needs_consent) {
-        return issue_code(provider, StatusCode::FOUND, &request, session, None).await;
+        return issue_code(provider, StatusCode::FOUND, &request, session).await;
     }
     let (browser_id, new_browser) = match browser::cookie(headers, BROWSER_COOKIE) {
         Some(id) if !id.is_empty() => (id, false),
         _ => (secrets::random_token(32)?, true),
     };
     let logged_in = session.filter(|_| !needs_login);
-    let interaction = Interaction {
-        id: secrets::random_token(32)?,
-        browser_id: browser_id.clone(),
+    // Carried by the browser, not stored: a stranger's request leaves nothing behind.
+    let pending = PendingRequest {
+        browser: browser_id.clone(),
         csrf_token: secrets::random_token(32)?,
-        subject: logged_in.as_ref().map(|(s, _)| s.subject.clone()),
-        auth_time: logged_in.as_ref().map(|(s, _)| s.auth_time),
-        session_id: logged_in.as_ref().map(|(s, _)| s.id.clone()),
-        request,
+        issued_at: now,
+        sid: logged_in.as_ref().map(|(s, _)| s.sid.clone()),
+        request: AuthorizationRequest { id_token_hint: None, ..request },
     };
-    provider.store.put_interaction(&interaction, now + INTERACTION_TTL).await?;
+    let interaction = Interaction::seal(provider, pending).await?;
     let page = match &logged_in {
         Some((_, user)) => consent_page(provider, client, &interaction, user),
         None => login_page(
             provider,
             client,
             &interaction,
-            interaction.request.login_hint.as_deref().unwrap_or(""),
+            interaction.request().login_hint.as_deref().unwrap_or(""),
             None,
             StatusCode::OK,
         ),

@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicBool;
 use bytes::Bytes;
 
 use super::readiness::Readiness;
+use super::sealing::Sealer;
 use crate::clock::Clock;
 use crate::keys::SharedKeyring;
 use crate::metrics::Metrics;
@@ -17,8 +18,6 @@ use crate::vocabulary::Scope;
 
 /// Authorization codes live this long (OIDC Core §3.1.3.1 asks for a short lifetime).
 pub const CODE_TTL: u64 = 60;
-/// A login or consent page may be answered within this time.
-pub const INTERACTION_TTL: u64 = 600;
 /// Consent is remembered this long.
 pub const CONSENT_TTL: u64 = 365 * 24 * 3600;
 
@@ -101,6 +100,8 @@ pub struct Provider {
     pub readiness: Readiness,
     /// The discovery document, serialized once.
     pub(super) discovery: Bytes,
+    /// The key that seals pending authorization requests into the browser's forms.
+    pub(super) sealer: Sealer,
 }
 
 impl Provider {
@@ -117,7 +118,8 @@ impl Provider {
         let metrics = Arc::new(Metrics::new());
         let store: Arc<dyn Store> = Arc::new(InstrumentedStore::new(store, &metrics));
         let readiness = Readiness::default();
-        Ok(Self { config, store, keys, clock, secrets: Arc::default(), metrics, readiness, discovery })
+        let sealer = Sealer::default();
+        Ok(Self { config, store, keys, clock, secrets: Arc::default(), metrics, readiness, discovery, sealer })
     }
 
     /// Makes `/ready` wait for a key watch (`serve --kubernetes`): not ready while `synced`

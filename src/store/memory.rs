@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::error::StoreError;
 use super::ports::{Consumed, Coordination, Counters, Directory, Ephemeral, Grants, PublishedKeys, SingleUse};
 use crate::clock::Clock;
-use crate::model::{AuthorizationCode, ClientRecord, Grant, Interaction, RefreshToken, Session, UserRecord};
+use crate::model::{AuthorizationCode, ClientRecord, Grant, RefreshToken, Session, UserRecord};
 use crate::vocabulary::Scope;
 
 /// A map whose entries vanish at their expiry (checked on read, purged periodically).
@@ -113,7 +113,6 @@ pub struct MemoryStore {
     users: RwLock<Users>,
     revoked: Expiring<()>,
     sessions: Expiring<Session>,
-    interactions: Expiring<Interaction>,
     codes: Expiring<Once<AuthorizationCode>>,
     refresh_tokens: Expiring<Once<RefreshToken>>,
     grants: Expiring<Grant>,
@@ -138,7 +137,6 @@ impl MemoryStore {
             users: RwLock::default(),
             revoked: Expiring::new(),
             sessions: Expiring::new(),
-            interactions: Expiring::new(),
             codes: Expiring::new(),
             refresh_tokens: Expiring::new(),
             grants: Expiring::new(),
@@ -154,7 +152,6 @@ impl MemoryStore {
         let now = self.clock.now();
         self.revoked.purge(now);
         self.sessions.purge(now);
-        self.interactions.purge(now);
         self.codes.purge(now);
         self.refresh_tokens.purge(now);
         self.grants.purge(now);
@@ -316,20 +313,6 @@ impl Ephemeral for MemoryStore {
 
     async fn active_sessions(&self) -> Result<u64, StoreError> {
         Ok(self.sessions.count_live(self.clock.now()) as u64)
-    }
-
-    async fn put_interaction(&self, interaction: &Interaction, expires_at: u64) -> Result<(), StoreError> {
-        self.interactions.put(&interaction.id, interaction.clone(), expires_at, self.clock.now());
-        Ok(())
-    }
-
-    async fn interaction(&self, id: &str) -> Result<Option<Interaction>, StoreError> {
-        Ok(self.interactions.get(id, self.clock.now()))
-    }
-
-    async fn delete_interaction(&self, id: &str) -> Result<(), StoreError> {
-        self.interactions.delete(id);
-        Ok(())
     }
 
     async fn put_consent(

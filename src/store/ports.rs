@@ -21,7 +21,7 @@ use tracing::Instrument;
 
 use super::error::StoreError;
 use crate::metrics::Metrics;
-use crate::model::{AuthorizationCode, ClientRecord, Grant, Interaction, RefreshToken, Session, UserRecord};
+use crate::model::{AuthorizationCode, ClientRecord, Grant, RefreshToken, Session, UserRecord};
 use crate::vocabulary::Scope;
 
 /// The outcome of consuming a single-use value.
@@ -170,8 +170,8 @@ store_ports! {
         async fn revoke_grant(&self, id: &str) -> Result<Option<Grant>, StoreError>;
     }
 
-    /// Records that expire by themselves: the deny-list of revoked tokens, SSO sessions,
-    /// browser interactions and remembered consents.
+    /// Records that expire by themselves: the deny-list of revoked tokens, SSO sessions and
+    /// remembered consents.
     pub trait Ephemeral {
         /// Puts a token id on the deny-list until `expires_at`, when the token dies anyway.
         async fn revoke_token(&self, jti: &str, expires_at: u64) -> Result<(), StoreError>;
@@ -185,10 +185,6 @@ store_ports! {
         /// How many sessions are stored and unexpired (`portcullis_active_sessions`); cheap
         /// enough to call at every metrics scrape.
         async fn active_sessions(&self) -> Result<u64, StoreError>;
-        /// Stores a browser interaction until `expires_at`.
-        async fn put_interaction(&self, interaction: &Interaction, expires_at: u64) -> Result<(), StoreError>;
-        async fn interaction(&self, id: &str) -> Result<Option<Interaction>, StoreError>;
-        async fn delete_interaction(&self, id: &str) -> Result<(), StoreError>;
         /// Remembers that a user consented to scopes for a client, until `expires_at`.
         async fn put_consent(&self, subject: &str, client_id: &str, scope: &Scope, expires_at: u64) -> Result<(), StoreError>;
         async fn consent(&self, subject: &str, client_id: &str) -> Result<Option<Scope>, StoreError>;
@@ -260,7 +256,6 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::vocabulary::AuthorizationRequest;
 
     /// A store that only records which operation was called, and fails it.
     #[derive(Default)]
@@ -321,34 +316,6 @@ mod tests {
                 subject: "sub".into(),
                 auth_time: 1,
                 csrf_token: "c".into(),
-            })
-        }
-    }
-
-    impl Sample for &Interaction {
-        fn sample() -> Self {
-            let request = AuthorizationRequest {
-                client_id: "app".into(),
-                redirect_uri: "https://app.example/cb".into(),
-                scope: Scope::default(),
-                state: None,
-                nonce: None,
-                prompt: Default::default(),
-                max_age: None,
-                code_challenge: None,
-                login_hint: None,
-                id_token_hint: None,
-                ui_locales: None,
-            };
-            let id = String::from("id");
-            leak(Interaction {
-                id: id.clone(),
-                browser_id: id.clone(),
-                csrf_token: id,
-                request,
-                subject: None,
-                auth_time: None,
-                session_id: None,
             })
         }
     }

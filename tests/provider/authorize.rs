@@ -171,6 +171,50 @@ async fn rfc9700_4_11_2_a_self_registered_client_is_answered_at_its_redirect_uri
     assert!(location_param(&allowed, "code").is_some());
 }
 
+/// The parameters the login pages carry sealed are bounded (issue 18.2); one over its
+/// limit is `invalid_request`, sent to the verified redirect URI with `state`.
+#[tokio::test]
+async fn oidc_core_3_1_2_1_parameters_longer_than_the_sealed_limits_are_invalid_request() {
+    let server = TestServer::start().await;
+    for (name, limit) in portcullis::protocol::pending::SEALED_PARAMETER_LIMITS {
+        let mut params = webapp_request("openid", "s", "n");
+        params.retain(|(param, _)| *param != name);
+        let at_limit = "x".repeat(limit);
+        params.push((name, &at_limit));
+        assert_eq!(Browser::new(&server).authorize(&params).await.status(), 200, "{name} at {limit} bytes");
+        let over = "x".repeat(limit + 1);
+        *params.last_mut().unwrap() = (name, &over);
+        let response = Browser::new(&server).authorize(&params).await;
+        assert_eq!(response.status(), 302, "{name}");
+        assert_eq!(location_param(&response, "error").as_deref(), Some("invalid_request"));
+        let description = format!("{name} is longer than {limit} bytes");
+        assert_eq!(location_param(&response, "error_description"), Some(description));
+    }
+}
+
+/// The sealed interaction opens only unmodified, in the browser that started it.
+#[tokio::test]
+async fn a_tampered_interaction_is_an_expired_page() {
+    let server = TestServer::start().await;
+    let browser = Browser::new(&server);
+    let page = browser.authorize(&webapp_request("openid", "s", "n")).await.text().await.unwrap();
+    let interaction = hidden(&page, "interaction");
+    let mut tampered = interaction.clone().into_bytes();
+    let middle = tampered.len() / 2;
+    tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let form = [
+        ("interaction", tampered.as_str()),
+        ("csrf_token", &hidden(&page, "csrf_token")),
+        ("username", "alice"),
+        ("password", "alice-password"),
+    ];
+    let refused = browser.post("/login", &form).await;
+    assert_eq!(refused.status(), 400);
+    assert!(refused.text().await.unwrap().contains("This page has expired"));
+    assert_eq!(browser.login(&page, "alice", "alice-password").await.status(), 200, "the original still works");
+}
+
 #[tokio::test]
 async fn rfc6749_3_3_scope_order_does_not_matter_and_unknown_scopes_are_dropped() {
     let server = TestServer::start().await;

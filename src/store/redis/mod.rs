@@ -15,7 +15,7 @@
 //! | `P:v1:{users}:user:<username>` | `UserRecord` | none |
 //! | `P:v1:{users}:subject:<subject>` | username (plain string) | none |
 //! | `P:v1:revoked:<jti>` | `1` | the token's own expiry |
-//! | `P:v1:session:<id>`, `P:v1:interaction:<id>` | the record | as given |
+//! | `P:v1:session:<id>` | the record | as given |
 //! | `P:v1:sessions` | sorted set: SHA-256 of each session id, scored by its expiry (counts active sessions) | the latest session's |
 //! | `P:v1:code:<hash>`, `P:v1:refresh:<hash>` | use marker + the record | as given / the token's |
 //! | `P:v1:grant:<id>` | `Grant` | the grant's `expires_at` |
@@ -70,7 +70,7 @@ use super::cached::Cached;
 use super::error::StoreError;
 use super::ports::{Consumed, Coordination, Counters, Ephemeral, Grants, PublishedKeys, SingleUse};
 use crate::clock::Clock;
-use crate::model::{AuthorizationCode, Grant, Interaction, RefreshToken, Session};
+use crate::model::{AuthorizationCode, Grant, RefreshToken, Session};
 use crate::secrets::token_digest;
 use crate::vocabulary::Scope;
 
@@ -87,7 +87,6 @@ const POOL_SIZE: usize = 4;
 const REVOKED: &str = "revoked";
 const SESSION: &str = "session";
 const SESSIONS: &str = "sessions";
-const INTERACTION: &str = "interaction";
 const CODE: &str = "code";
 const REFRESH: &str = "refresh";
 const GRANT: &str = "grant";
@@ -300,18 +299,6 @@ impl Ephemeral for RedisStore {
         let now = self.redis.clock.now().to_string();
         let count: i64 = self.redis.run(&COUNT_SESSIONS, vec![self.redis.index_key(SESSIONS)], vec![now]).await?;
         Ok(u64::try_from(count).unwrap_or(0))
-    }
-
-    async fn put_interaction(&self, interaction: &Interaction, expires_at: u64) -> Result<(), StoreError> {
-        self.redis.put_json(INTERACTION, &interaction.id, interaction, expires_at).await
-    }
-
-    async fn interaction(&self, id: &str) -> Result<Option<Interaction>, StoreError> {
-        self.redis.get_json(INTERACTION, id).await
-    }
-
-    async fn delete_interaction(&self, id: &str) -> Result<(), StoreError> {
-        self.redis.delete(INTERACTION, id).await
     }
 
     async fn put_consent(
