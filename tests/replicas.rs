@@ -135,6 +135,18 @@ async fn token(replica: &Replica, form: &[(&str, &str)]) -> reqwest::Response {
         .unwrap()
 }
 
+/// RFC 7662 introspection of `token` by the webapp on `replica`.
+async fn introspect(replica: &Replica, token: &str) -> Value {
+    let response = reqwest::Client::new()
+        .post(replica.url("/introspect"))
+        .basic_auth("webapp", Some("webapp-secret"))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    response.json().await.unwrap()
+}
+
 fn unique_prefix() -> String {
     format!("replicas-{}", std::process::id())
 }
@@ -208,16 +220,7 @@ async fn replicas_agree_on_generated_secrets_and_redeem_a_raced_code_once() {
         for response in [first, second] {
             if response.status() == 200 {
                 let body: Value = response.json().await.unwrap();
-                let introspection: Value = reqwest::Client::new()
-                    .post(b.url("/introspect"))
-                    .basic_auth("webapp", Some("webapp-secret"))
-                    .form(&[("token", body["access_token"].as_str().unwrap())])
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let introspection = introspect(&b, body["access_token"].as_str().unwrap()).await;
                 assert_eq!(introspection["active"], false, "round {round}: a token from a replayed code is revoked");
             }
         }
@@ -317,22 +320,13 @@ async fn a_retry_after_a_stalled_store_is_refused_without_revoking_and_a_replay_
     tokio::time::sleep(Duration::from_millis(3300).saturating_sub(paused.elapsed())).await;
     let retry = token(&b, &refresh).await;
     assert_eq!(retry.json::<Value>().await.unwrap()["error"], "invalid_grant");
-    let introspection: Value = reqwest::Client::new()
-        .post(b.url("/introspect"))
-        .basic_auth("webapp", Some("webapp-secret"))
-        .form(&[("token", tokens["access_token"].as_str().unwrap())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let introspection = introspect(&b, tokens["access_token"].as_str().unwrap()).await;
     assert_eq!(introspection["active"], true, "the refresh retry kept the family");
 }
 
 /// Issue 18.2: a thousand anonymous `/authorize` requests to two replicas — every sealed
 /// parameter at its limit (a login page each), or at 8 KiB (refused) — leave Redis with
-/// exactly the keys it had, and logins started before, during and after still work.
+/// exactly the keys it had; a login started before finishes after, and a new one works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn anonymous_authorizes_write_nothing_to_redis_and_logins_keep_working() {
     let redis = RedisServer::start(PASSWORD);
