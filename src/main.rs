@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use portcullis::clock::Clock;
+use portcullis::controller::replica::Intervals;
 use portcullis::listener::{self, ConnectionLimits};
 use portcullis::provider::RegistrationPolicy;
 use portcullis::server::{self, BuiltProvider, ServerError, ServerOptions};
@@ -90,6 +91,10 @@ struct ProviderArgs {
     /// (raised to the hard limit at start-up) less a reserve of 80.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: Option<u64>,
+    /// How often the store's data epoch (lost data is applied again), the shared signing
+    /// keys and, every third time, the store's eviction policy are checked.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    store_check_interval: Duration,
 }
 
 /// A duration above zero, e.g. `10s` or `500ms`.
@@ -358,6 +363,7 @@ fn run(
             session_ttl: args.session_ttl,
             registration,
             registration_scopes,
+            intervals: Intervals { store: args.store_check_interval, ..Intervals::default() },
         };
         let built: BuiltProvider = match (redis, &kubernetes) {
             (Some(redis), Some(namespace)) => {
@@ -382,10 +388,7 @@ fn run(
             println!("Metrics on http://{}/metrics", metrics_address);
         }
         for generated in &built.generated {
-            println!(
-                "Generated a secret for client `{}` (Secret {}/{} has none): {}",
-                generated.client_id, generated.namespace, generated.secret_name, generated.client_secret
-            );
+            server::announce_generated(generated);
         }
         let source = match (&kubernetes, &options.manifests) {
             (Some(namespace), _) => {

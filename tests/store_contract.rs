@@ -15,8 +15,8 @@ use portcullis::clock::Clock;
 use portcullis::metrics::Metrics;
 use portcullis::model::{AuthorizationCode, ClientRecord, Grant, RefreshToken, Session, UserRecord};
 use portcullis::store::{
-    Cached, Consumed, Coordination, Counters, Directory, Ephemeral, Grants, Instrumented, MemoryStore, OPERATIONS,
-    PublishedKeys, RedisConfig, RedisStore, SingleUse, Store, StoreError, epoch,
+    Cached, Consumed, Coordination, Counters, Directory, Ephemeral, Eviction, Grants, Instrumented, MemoryStore,
+    OPERATIONS, PublishedKeys, RedisConfig, RedisStore, SingleUse, Store, StoreError, epoch,
 };
 use portcullis::vocabulary::{GrantType, Scope, TokenEndpointAuthMethod};
 use redis_server::RedisServer;
@@ -142,11 +142,36 @@ async fn revoked_tokens_stay_denied_until_they_expire(store: &dyn Ephemeral, tim
     let t = time.now();
     store.revoke_token("jti-1", t + 2).await.unwrap();
     store.revoke_token("jti-old", t).await.unwrap();
-    assert!(store.is_token_revoked("jti-1").await.unwrap());
-    assert!(!store.is_token_revoked("jti-2").await.unwrap());
-    assert!(!store.is_token_revoked("jti-old").await.unwrap(), "an already expired token needs no entry");
+    assert!(store.token_check("jti-1").await.unwrap().revoked);
+    assert!(!store.token_check("jti-2").await.unwrap().revoked);
+    assert!(!store.token_check("jti-old").await.unwrap().revoked, "an already expired token needs no entry");
     time.advance(2).await;
-    assert!(!store.is_token_revoked("jti-1").await.unwrap(), "the entry lives exactly as long as the token");
+    assert!(!store.token_check("jti-1").await.unwrap().revoked, "the entry lives exactly as long as the token");
+}
+
+/// A token check reads the data epoch with the deny-list entry: none before the epoch
+/// exists (as after a loss of the data), the epoch once it does.
+async fn a_token_check_reads_the_data_epoch_too(store: &dyn Store) {
+    assert_eq!(store.token_check("jti-1").await.unwrap().epoch, None, "no epoch yet");
+    let current = epoch(store).await.unwrap();
+    store.revoke_token("jti-epoch", Clock::system().now() + 60).await.unwrap();
+    let check = store.token_check("jti-epoch").await.unwrap();
+    assert!(check.revoked);
+    assert_eq!(check.epoch, Some(current.id.clone()));
+    assert_eq!(store.token_check("jti-unknown").await.unwrap().epoch, Some(current.id));
+}
+
+/// Retired public keys are listed until they expire; a later expiry wins.
+async fn retired_keys_are_listed_until_they_expire(store: &dyn Coordination, time: &Time) {
+    assert!(store.retired_keys().await.unwrap().is_empty());
+    let t = time.now();
+    store.publish_retired_key("kid-a", r#"{"kid":"kid-a"}"#, t + 2).await.unwrap();
+    store.publish_retired_key("kid-b", r#"{"kid":"kid-b"}"#, t + 4).await.unwrap();
+    store.publish_retired_key("kid-b", r#"{"kid":"kid-b"}"#, t + 1).await.unwrap();
+    store.publish_retired_key("kid-c", r#"{"kid":"kid-c"}"#, t).await.unwrap();
+    assert_eq!(store.retired_keys().await.unwrap(), [r#"{"kid":"kid-a"}"#, r#"{"kid":"kid-b"}"#]);
+    time.advance(2).await;
+    assert_eq!(store.retired_keys().await.unwrap(), [r#"{"kid":"kid-b"}"#], "kid-b kept its later expiry");
 }
 
 fn code(grant_id: &str) -> AuthorizationCode {
@@ -357,6 +382,9 @@ async fn keeps_the_contract(store: &dyn Store, time: &Time) {
     counters_count_within_their_window(store, time).await;
     claims_keep_the_first_value(store).await;
     published_keys_are_read_back_and_replaced(store).await;
+    retired_keys_are_listed_until_they_expire(store, time).await;
+    assert_eq!(store.eviction().await.unwrap(), Eviction::Never, "the test stores never evict");
+    a_token_check_reads_the_data_epoch_too(store).await;
     the_data_epoch_is_created_once(store).await;
 }
 
@@ -503,6 +531,18 @@ async fn redis_replicas_drop_exactly_the_directory_entries_that_changed() {
         reader.user_by_username("ann").await.unwrap().is_none() && username_of(&reader, "s-2").await.is_none()
     })
     .await;
+}
+
+/// An evicting `maxmemory-policy` is reported, and so is the change back.
+#[tokio::test]
+async fn redis_reports_an_evicting_policy() {
+    let server = RedisServer::start(REDIS_PASSWORD);
+    let store = RedisStore::connect(unique_config(&server)).await.unwrap();
+    assert_eq!(store.eviction().await.unwrap(), Eviction::Never);
+    server.cli(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+    assert_eq!(store.eviction().await.unwrap(), Eviction::Evicts("allkeys-lru".into()));
+    server.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    assert_eq!(store.eviction().await.unwrap(), Eviction::Never);
 }
 
 /// A Redis that lost its data has no epoch, so the next reader creates a new one: that is

@@ -8,12 +8,12 @@ use axum::http::{HeaderMap, header};
 use super::error::ApiError;
 use super::state::Provider;
 use crate::model::ClientRecord;
-use crate::protocol::client_auth::{check_method, presented_client};
+use crate::protocol::client_auth::{AUTHENTICATION_FAILED, SecretCheck, check_method, presented_client, secret_check};
 use crate::protocol::form::FormParams;
 use crate::vocabulary::OAuthError;
 
 /// One message for every failure, so responses do not tell which client ids exist.
-const FAILED: &str = "client authentication failed";
+const FAILED: &str = AUTHENTICATION_FAILED;
 
 /// Identifies and authenticates the client (RFC 6749 §2.3.1). Public clients are identified
 /// by `client_id` alone; callers decide whether that is enough.
@@ -30,10 +30,11 @@ pub async fn authenticate_client(
     let client =
         provider.store.client(&presented.client_id).await?.ok_or_else(|| OAuthError::invalid_client(FAILED))?;
     check_method(client.auth_method, &presented)?;
-    let (Some(secret), Some(hash)) = (presented.secret, client.secret_hash.as_deref()) else {
-        return if client.secret_hash.is_none() { Ok(client) } else { Err(OAuthError::invalid_client(FAILED).into()) };
+    let (secret, hash) = match secret_check(client.auth_method, &presented, client.secret_hash.as_deref())? {
+        SecretCheck::Public => return Ok(client),
+        SecretCheck::Verify { secret, hash } => (secret, hash),
     };
-    if verify_secret(provider, &client.client_id, secret.expose(), hash).await? {
+    if verify_secret(provider, &client.client_id, secret, hash).await? {
         Ok(client)
     } else {
         Err(OAuthError::invalid_client(FAILED).into())

@@ -14,6 +14,7 @@ use super::respond::no_store;
 use super::state::Provider;
 use crate::keys::JwtType;
 use crate::protocol::claims::AccessTokenClaims;
+use crate::protocol::epoch::issued_in_current_epoch;
 use crate::protocol::introspection::{IntrospectionResponse, introspect_access_token, introspect_refresh_token};
 use crate::secrets;
 use crate::store::Consumed;
@@ -37,8 +38,11 @@ pub async fn introspect(
         provider.keys.load().verify::<AccessTokenClaims>(token, JwtType::AccessToken, &provider.config.issuer, now);
     let response = match verified {
         Ok(claims) => {
-            // A deleted client's tokens die with it (RFC 7592 §2.3).
-            let revoked = provider.store.is_token_revoked(&claims.jti).await?
+            let check = provider.store.token_check(&claims.jti).await?;
+            // A deleted client's tokens die with it (RFC 7592 §2.3), and so does every
+            // token issued before the store lost its data (and its revocations).
+            let revoked = check.revoked
+                || !issued_in_current_epoch(claims.epoch.as_deref(), check.epoch.as_deref())
                 || provider.store.client(&claims.client_id).await?.is_none();
             introspect_access_token(claims, revoked, &client.client_id, now)
         }

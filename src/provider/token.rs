@@ -73,7 +73,7 @@ async fn exchange(
     Ok((client, response))
 }
 
-/// RFC 6749 §4.4: one signature, no store write.
+/// RFC 6749 §4.4: one signature, no store write (the data epoch is the one last seen).
 fn client_credentials(
     provider: &Provider,
     client: &ClientRecord,
@@ -85,14 +85,8 @@ fn client_credentials(
     let scope = token::client_credentials_scope(client, requested)?;
     let now = provider.clock.now();
     let jti = secrets::random_token(JTI_BYTES)?;
-    let grant = token::client_credentials_token(
-        &provider.config.issuer,
-        client,
-        &scope,
-        jti,
-        now,
-        provider.config.access_token_ttl,
-    );
+    let epoch = provider.store_status.epoch();
+    let grant = token::client_credentials_token(&provider.issuance(&epoch), client, &scope, jti, now);
     let access_token = provider.keys.load().sign(None, JwtType::AccessToken, &grant.claims)?;
     audit::emit(
         AuditEvent::TokenIssued,

@@ -5,8 +5,11 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 
+use super::epoch::EPOCH_CLAIM;
 use super::error::StoreError;
-use super::ports::{Consumed, Coordination, Counters, Directory, Ephemeral, Grants, PublishedKeys, SingleUse};
+use super::ports::{
+    Consumed, Coordination, Counters, Directory, Ephemeral, Eviction, Grants, PublishedKeys, SingleUse, TokenCheck,
+};
 use crate::clock::Clock;
 use crate::model::{AuthorizationCode, ClientRecord, Grant, RefreshToken, Session, UserRecord};
 use crate::vocabulary::Scope;
@@ -121,6 +124,8 @@ pub struct MemoryStore {
     claims: RwLock<HashMap<String, String>>,
     /// Kept so what was published can be read back, as from Redis.
     published_keys: RwLock<Option<PublishedKeys>>,
+    /// Retired public keys (JWK) by `kid`.
+    retired_keys: Expiring<String>,
 }
 
 #[derive(Default)]
@@ -144,6 +149,7 @@ impl MemoryStore {
             counters: Expiring::new(),
             claims: RwLock::default(),
             published_keys: RwLock::default(),
+            retired_keys: Expiring::new(),
         }
     }
 
@@ -157,6 +163,7 @@ impl MemoryStore {
         self.grants.purge(now);
         self.consents.purge(now);
         self.counters.purge(now);
+        self.retired_keys.purge(now);
     }
 }
 
@@ -293,8 +300,9 @@ impl Ephemeral for MemoryStore {
         Ok(())
     }
 
-    async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-        Ok(self.revoked.get(jti, self.clock.now()).is_some())
+    async fn token_check(&self, jti: &str) -> Result<TokenCheck, StoreError> {
+        let revoked = self.revoked.get(jti, self.clock.now()).is_some();
+        Ok(TokenCheck { revoked, epoch: read(&self.claims).get(EPOCH_CLAIM).cloned() })
     }
 
     async fn put_session(&self, session: &Session, expires_at: u64) -> Result<(), StoreError> {
@@ -361,6 +369,30 @@ impl Coordination for MemoryStore {
 
     async fn published_keys(&self) -> Result<Option<PublishedKeys>, StoreError> {
         Ok(read(&self.published_keys).clone())
+    }
+
+    async fn publish_retired_key(&self, kid: &str, jwk: &str, expires_at: u64) -> Result<(), StoreError> {
+        if expires_at > self.clock.now() {
+            let mut entries = write(&self.retired_keys.entries);
+            let entry = entries.entry(kid.to_owned()).or_insert_with(|| (jwk.to_owned(), expires_at));
+            if entry.1 < expires_at {
+                *entry = (jwk.to_owned(), expires_at);
+            }
+        }
+        Ok(())
+    }
+
+    async fn retired_keys(&self) -> Result<Vec<String>, StoreError> {
+        let now = self.clock.now();
+        let entries = read(&self.retired_keys.entries);
+        let mut keys: Vec<(&String, &String)> =
+            entries.iter().filter(|(_, (_, expires_at))| *expires_at > now).map(|(kid, (jwk, _))| (kid, jwk)).collect();
+        keys.sort_unstable();
+        Ok(keys.into_iter().map(|(_, jwk)| jwk.clone()).collect())
+    }
+
+    async fn eviction(&self) -> Result<Eviction, StoreError> {
+        Ok(Eviction::Never)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -10,7 +10,9 @@
 //!
 //! [`MemoryStore`] serves `portcullis dev`; [`RedisStore`] is shared by the replicas of
 //! `portcullis serve` (its module documents the key layout) and keeps its directory behind
-//! [`Cached`]. [`Instrumented`] measures any store.
+//! [`Cached`]. [`Instrumented`] measures any store. [`StoreStatus`] is what a replica
+//! knows of its store between answers: the data epoch it last saw, whether lost data is
+//! being re-applied, whether the store evicts.
 
 mod cached;
 mod epoch;
@@ -18,16 +20,18 @@ mod error;
 mod memory;
 mod ports;
 mod redis;
+mod status;
 
 pub use cached::{Cached, DirectoryChange, Invalidations};
 pub use epoch::{EPOCH_CLAIM, Epoch, epoch};
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use ports::{
-    Consumed, Coordination, Counters, Directory, Ephemeral, Grants, Instrumented, OPERATIONS, PublishedKeys, SingleUse,
-    Store,
+    Consumed, Coordination, Counters, Directory, Ephemeral, Eviction, Grants, Instrumented, OPERATIONS, PublishedKeys,
+    SingleUse, Store, TokenCheck,
 };
 pub use redis::{RedisConfig, RedisStore};
+pub use status::StoreStatus;
 
 /// What the provider wraps its store in.
 pub type InstrumentedStore = Instrumented<dyn Store>;

@@ -4,11 +4,17 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use portcullis::provider::RegistrationPolicy;
+use portcullis::clock::Clock;
+use portcullis::keys::{KeyPair, KeyPhase, Keyring, SharedKeyring};
+use portcullis::provider::{Provider, ProviderConfig, RegistrationPolicy, app};
 use portcullis::server::{self, ServerOptions};
-use portcullis::vocabulary::Scope;
+use portcullis::store::{Store, StoreStatus, epoch};
+use portcullis::vocabulary::{Scope, SigningAlgorithm};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -30,16 +36,22 @@ impl TestServer {
     }
 
     pub async fn start_with(registration: RegistrationPolicy) -> Self {
+        Self::start_on(fixtures(), registration).await
+    }
+
+    /// A `dev` provider on the manifests of `folder`.
+    pub async fn start_on(folder: PathBuf, registration: RegistrationPolicy) -> Self {
         let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let options = ServerOptions {
             issuer: base.clone(),
-            manifests: Some(fixtures()),
+            manifests: Some(folder),
             access_token_ttl: Duration::from_secs(3600),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
             session_ttl: Duration::from_secs(12 * 3600),
             registration,
             registration_scopes: Scope::parse("openid profile email offline_access").unwrap(),
+            intervals: Default::default(),
         };
         let built = server::build_dev(&options).await.unwrap();
         let generated = built.generated.iter().map(|g| (g.client_id.clone(), g.client_secret.clone())).collect();
@@ -67,6 +79,29 @@ impl TestServer {
         let body: Value = response.json().await.unwrap();
         body["access_token"].as_str().unwrap().to_owned()
     }
+}
+
+/// A provider on a loopback port over `store` as it is, signing with one ES256 key;
+/// returns its base URL, the keyring and the store's data epoch.
+pub async fn serve_store(store: Arc<dyn Store>) -> (String, SharedKeyring, String) {
+    let epoch = epoch(store.as_ref()).await.unwrap().id;
+    let keyring =
+        Keyring::new(vec![(KeyPair::generate(SigningAlgorithm::ES256, None).unwrap().0, KeyPhase::Active)]).unwrap();
+    let keys: SharedKeyring = Arc::new(ArcSwap::from_pointee(keyring));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let config = ProviderConfig {
+        issuer: base.clone(),
+        access_token_ttl: 60,
+        refresh_token_ttl: 3600,
+        session_ttl: 3600,
+        registration: RegistrationPolicy::Disabled,
+        registration_scopes: Scope::default(),
+    };
+    let status = Arc::new(StoreStatus::new(epoch.clone()));
+    let provider = Provider::new(config, store, Arc::clone(&keys), Clock::system(), status).unwrap();
+    tokio::spawn(async move { axum::serve(listener, app(Arc::new(provider))).await });
+    (base, keys, epoch)
 }
 
 /// Decodes a JWT part without verifying it (verification is tested separately).

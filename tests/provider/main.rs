@@ -14,6 +14,7 @@ mod logout;
 mod malformed;
 mod metrics;
 mod registration;
+mod reload;
 mod revocation;
 mod token;
 mod userinfo;

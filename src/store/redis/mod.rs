@@ -14,15 +14,17 @@
 //! | `P:v1:{users}` | set of usernames | none |
 //! | `P:v1:{users}:user:<username>` | `UserRecord` | none |
 //! | `P:v1:{users}:subject:<subject>` | username (plain string) | none |
-//! | `P:v1:revoked:<jti>` | `1` | the token's own expiry |
+//! | `P:v1:{revoked}:<jti>` | `1` | the token's own expiry |
+//! | `P:v1:{revoked}:claimed:epoch` | the data epoch ([`crate::store::epoch`]) | none |
 //! | `P:v1:session:<id>` | the record | as given |
 //! | `P:v1:sessions` | sorted set: SHA-256 of each session id, scored by its expiry (counts active sessions) | the latest session's |
 //! | `P:v1:code:<hash>`, `P:v1:refresh:<hash>` | use marker + the record | as given / the token's |
 //! | `P:v1:grant:<id>` | `Grant` | the grant's `expires_at` |
 //! | `P:v1:consent:<subject length>:<subject>:<client_id>` | `Scope` | as given |
 //! | `P:v1:counter:<key>` | counter (login throttles, registration rate limits) | end of the window |
-//! | `P:v1:claimed:<name>` | a generated client-secret hash or signing key (PKCS#8, base64); `claimed:epoch` is the data epoch ([`crate::store::epoch`]) | none |
+//! | `P:v1:claimed:<name>` | a generated client-secret hash or signing key (PKCS#8, base64); `claimed:sealing-key`, the master key of sealed sign-ins (base64url) | none |
 //! | `P:v1:keys:jwks`, `P:v1:keys:active` | published JWKS; active `kid` per algorithm (JSON), written by the controller | none |
+//! | `P:v1:keys:retired` | hash: `kid` → `<expiry> <public JWK>` of keys replicas stopped signing with | the latest entry's |
 //!
 //! Every write to the registry or directory is announced on the pub/sub channel
 //! `P:v1:changes`, naming the keys it changed (see [`directory`]), so each replica's
@@ -34,8 +36,11 @@
 //!
 //! `{clients}` and `{users}` are Redis Cluster hash tags: each directory lives in one slot,
 //! so the scripts that change an entry and its index together stay legal on a cluster.
-//! (A prefix with its own `{..}` tag moves everything into that one slot, which is legal
-//! too.) Every other operation touches a single key. The length in the consent key keeps
+//! `{revoked}` keeps the deny-list and the data epoch in one slot, so that checking a
+//! token reads its deny-list entry and the epoch with one `MGET`, in one round trip (the
+//! epoch is read on every check anyway, so the slot is no hotter for it). (A prefix with
+//! its own `{..}` tag moves everything into that one slot, which is legal too.) Every
+//! other operation touches a single key. The length in the consent key keeps
 //! `("a:b", "c")` and `("a", "b:c")` apart.
 //!
 //! # Single use
@@ -62,13 +67,17 @@ use fred::clients::SubscriberClient;
 use fred::interfaces::{ClientLike, KeysInterface};
 use fred::types::config::{Config, ReconnectPolicy};
 use fred::types::scripts::Script;
-use fred::types::{Builder, SetOptions};
+use fred::types::{Builder, ClusterHash, CustomCommand, InfoKind, SetOptions};
+use tokio::sync::Notify;
 
 use self::connection::{Redis, decode, encode, expire_at, redis_error};
 use self::directory::{RedisDirectory, deliver_changes};
 use super::cached::Cached;
+use super::epoch::EPOCH_CLAIM;
 use super::error::StoreError;
-use super::ports::{Consumed, Coordination, Counters, Ephemeral, Grants, PublishedKeys, SingleUse};
+use super::ports::{
+    Consumed, Coordination, Counters, Ephemeral, Eviction, Grants, PublishedKeys, SingleUse, TokenCheck,
+};
 use crate::clock::Clock;
 use crate::model::{AuthorizationCode, Grant, RefreshToken, Session};
 use crate::secrets::token_digest;
@@ -84,7 +93,7 @@ const URL_SCHEMES: &[&str] =
 /// Connections per replica: commands are pipelined, so a few suffice.
 const POOL_SIZE: usize = 4;
 
-const REVOKED: &str = "revoked";
+const REVOKED: &str = "{revoked}";
 const SESSION: &str = "session";
 const SESSIONS: &str = "sessions";
 const CODE: &str = "code";
@@ -103,6 +112,29 @@ static COUNT_FAILURE: LazyLock<Script> = LazyLock::new(|| {
          return count",
     )
 });
+
+/// Keeps retired key `ARGV[1]` (JWK `ARGV[3]`) in the hash `KEYS[1]` until `ARGV[2]` unless
+/// it is kept longer already, drops the entries expired by `ARGV[4]` (now), and keeps the
+/// hash alive as long as its latest entry.
+static PUBLISH_RETIRED_KEY: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        "local kept = redis.call('HGET', KEYS[1], ARGV[1])
+         if not kept or tonumber(string.match(kept, '^%d+')) < tonumber(ARGV[2]) then
+           redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3])
+         end
+         local latest = 0
+         local entries = redis.call('HGETALL', KEYS[1])
+         for i = 1, #entries, 2 do
+           local expires_at = tonumber(string.match(entries[i + 1], '^%d+'))
+           if expires_at <= tonumber(ARGV[4]) then redis.call('HDEL', KEYS[1], entries[i])
+           elseif expires_at > latest then latest = expires_at end
+         end
+         if latest > 0 then redis.call('EXPIREAT', KEYS[1], latest) end",
+    )
+});
+
+/// The entries of the hash `KEYS[1]`, as field, value, field, value…
+static READ_HASH: LazyLock<Script> = LazyLock::new(|| Script::from_lua("return redis.call('HGETALL', KEYS[1])"));
 
 /// Keeps `ARGV[1]` in `KEYS[1]` unless something is kept there already; returns what is kept.
 static CLAIM: LazyLock<Script> =
@@ -172,6 +204,7 @@ pub struct RedisStore {
     directory: Cached<RedisDirectory>,
     /// Receives the change announcements; kept so the subscription lives with the store.
     _subscriber: SubscriberClient,
+    reconnected: Arc<Notify>,
 }
 
 impl RedisStore {
@@ -201,8 +234,42 @@ impl RedisStore {
         });
         let directory = Cached::new(RedisDirectory::new(Arc::clone(&redis)));
         let subscriber = builder.build_subscriber_client().map_err(redis_error)?;
-        deliver_changes(&subscriber, &redis.prefix, directory.invalidations()).await?;
-        Ok(Self { redis, directory, _subscriber: subscriber })
+        let reconnected = Arc::new(Notify::new());
+        deliver_changes(&subscriber, &redis.prefix, directory.invalidations(), Arc::clone(&reconnected)).await?;
+        Ok(Self { redis, directory, _subscriber: subscriber, reconnected })
+    }
+
+    /// Signalled whenever the change announcements reconnect, which is when Redis may have
+    /// come back without its data.
+    pub fn reconnected(&self) -> Arc<Notify> {
+        Arc::clone(&self.reconnected)
+    }
+}
+
+impl RedisStore {
+    /// Where a claimed value lives; the data epoch shares the deny-list's slot.
+    fn claimed_key(&self, name: &str) -> String {
+        if name == EPOCH_CLAIM {
+            self.redis.key(REVOKED, &format!("{CLAIMED}:{EPOCH_CLAIM}"))
+        } else {
+            self.redis.key(CLAIMED, name)
+        }
+    }
+
+    /// `CONFIG GET maxmemory-policy` on the node of the deny-list's slot; `None` when the
+    /// command is refused (managed Redis often disables or renames `CONFIG`).
+    async fn configured_policy(&self) -> Option<String> {
+        let slot = fred::util::redis_keyslot(self.claimed_key(EPOCH_CLAIM).as_bytes());
+        let command = CustomCommand::new_static("CONFIG", ClusterHash::Custom(slot), false);
+        let reply: Vec<String> = self.redis.pool.next().custom(command, vec!["GET", "maxmemory-policy"]).await.ok()?;
+        reply.get(1).cloned()
+    }
+
+    /// `maxmemory_policy` from `INFO memory`, if it says.
+    async fn reported_policy(&self) -> Result<Option<String>, StoreError> {
+        let info: String = self.redis.pool.next().info(Some(InfoKind::Memory)).await.map_err(redis_error)?;
+        let policy = info.lines().find_map(|line| line.strip_prefix("maxmemory_policy:"));
+        Ok(policy.map(|policy| policy.trim().to_owned()))
     }
 }
 
@@ -271,8 +338,12 @@ impl Ephemeral for RedisStore {
         self.redis.put_raw(REVOKED, jti, "1".to_owned(), expires_at).await
     }
 
-    async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-        self.redis.pool.exists(self.redis.key(REVOKED, jti)).await.map_err(redis_error)
+    async fn token_check(&self, jti: &str) -> Result<TokenCheck, StoreError> {
+        let keys = vec![self.redis.key(REVOKED, jti), self.claimed_key(EPOCH_CLAIM)];
+        let mut values: Vec<Option<String>> = self.redis.pool.mget(keys).await.map_err(redis_error)?;
+        let epoch = values.pop().flatten();
+        let revoked = values.pop().flatten().is_some();
+        Ok(TokenCheck { revoked, epoch })
     }
 
     /// The index of sessions (`P:v1:sessions`) holds digests, never the session ids.
@@ -339,7 +410,7 @@ impl Counters for RedisStore {
 #[async_trait]
 impl Coordination for RedisStore {
     async fn claim(&self, name: &str, value: &str) -> Result<String, StoreError> {
-        let key = vec![self.redis.key(CLAIMED, name)];
+        let key = vec![self.claimed_key(name)];
         let kept: Option<String> = self.redis.run(&CLAIM, key, vec![value.to_owned()]).await?;
         kept.ok_or_else(|| StoreError::Corrupt("a claimed value vanished".into()))
     }
@@ -356,6 +427,42 @@ impl Coordination for RedisStore {
         let jwks = self.redis.get_raw(KEYS, "jwks").await?;
         let active_kids = self.redis.get_raw(KEYS, "active").await?;
         Ok(jwks.zip(active_kids).map(|(jwks, active_kids)| PublishedKeys { jwks, active_kids }))
+    }
+
+    async fn publish_retired_key(&self, kid: &str, jwk: &str, expires_at: u64) -> Result<(), StoreError> {
+        let now = self.redis.clock.now();
+        if expires_at <= now {
+            return Ok(());
+        }
+        let args = vec![kid.to_owned(), expires_at.to_string(), jwk.to_owned(), now.to_string()];
+        self.redis.run::<()>(&PUBLISH_RETIRED_KEY, vec![self.redis.key(KEYS, "retired")], args).await
+    }
+
+    async fn retired_keys(&self) -> Result<Vec<String>, StoreError> {
+        let now = self.redis.clock.now();
+        let entries: Vec<String> = self.redis.run(&READ_HASH, vec![self.redis.key(KEYS, "retired")], vec![]).await?;
+        let mut keys = Vec::new();
+        for pair in entries.chunks(2) {
+            let [kid, value] = pair else { return Err(StoreError::Corrupt("a retired key without a value".into())) };
+            let (expires_at, jwk) = value
+                .split_once(' ')
+                .and_then(|(at, jwk)| Some((at.parse::<u64>().ok()?, jwk)))
+                .ok_or_else(|| StoreError::Corrupt(format!("undecodable retired key {kid}")))?;
+            if expires_at > now {
+                keys.push((kid.clone(), jwk.to_owned()));
+            }
+        }
+        keys.sort_unstable();
+        Ok(keys.into_iter().map(|(_, jwk)| jwk).collect())
+    }
+
+    /// `CONFIG GET`, falling back to `INFO memory`; `Unknown` when neither answers.
+    async fn eviction(&self) -> Result<Eviction, StoreError> {
+        let policy = match self.configured_policy().await {
+            Some(policy) => Some(policy),
+            None => self.reported_policy().await?,
+        };
+        Ok(policy.map_or(Eviction::Unknown, |policy| Eviction::from_policy(&policy)))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
