@@ -7,8 +7,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 
+use super::error::KeyError;
 use super::jwt_type::JwtType;
-use super::pair::{KeyError, KeyPair};
+use super::pair::KeyPair;
 use super::public::PublicKey;
 
 /// Why a presented token was not accepted. Only ever reported as "invalid token".

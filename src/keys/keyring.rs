@@ -14,10 +14,11 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::error::KeyError;
 use super::jwk::Jwk;
 use super::jws::{self, Expectations, VerifyError};
 use super::jwt_type::JwtType;
-use super::pair::{KeyError, KeyPair};
+use super::pair::KeyPair;
 use super::public::PublicKey;
 use crate::vocabulary::{SigningAlgorithm, wire_enum};
 

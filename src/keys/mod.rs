@@ -5,6 +5,7 @@
 //! Private key material lives only inside [`KeyPair`], whose `Debug` shows the `kid` and
 //! algorithm and nothing else.
 
+mod error;
 mod jwk;
 mod jws;
 mod jwt_type;
@@ -12,9 +13,10 @@ mod keyring;
 mod pair;
 mod public;
 
+pub use error::KeyError;
 pub use jwk::Jwk;
 pub use jws::VerifyError;
 pub use jwt_type::JwtType;
 pub use keyring::{KeyPhase, Keyring, SharedKeyring};
-pub use pair::{KeyError, KeyPair};
+pub use pair::KeyPair;
 pub use public::PublicKey;

@@ -10,8 +10,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
+use super::error::KeyError;
 use super::jwk::{Jwk, PublicParams};
-use super::pair::KeyError;
 use crate::vocabulary::SigningAlgorithm;
 
 /// A verifying key: its algorithm, the parsed public key and its JWK, whose `kid` is the

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::respond::{message_page, no_store, redirect};
+use super::sealing::SealingError;
 use super::state::Provider;
 use super::text::ENGLISH;
 use crate::keys::KeyError;
@@ -274,6 +275,19 @@ impl PageError {
 impl From<StoreError> for PageError {
     fn from(error: StoreError) -> Self {
         Self::Store(error)
+    }
+}
+
+impl From<SealingError> for PageError {
+    fn from(error: SealingError) -> Self {
+        match error {
+            SealingError::TooLarge(redirectable) => PageError::Redirect(StatusCode::FOUND, redirectable),
+            SealingError::Expired => PageError::Expired,
+            SealingError::Forged => PageError::FormRefused,
+            SealingError::Crypto(detail) => PageError::Internal(detail),
+            SealingError::Secret(error) => error.into(),
+            SealingError::Store(error) => error.into(),
+        }
     }
 }
 

@@ -13,9 +13,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use aws_lc_rs::aead::NONCE_LEN;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use axum::http::StatusCode;
 
-use super::error::PageError;
+use crate::protocol::authorize::RedirectableError;
 use crate::protocol::pending::{self, LIFETIME, MasterKey, OpenError, PendingRequest, SealError};
 use crate::secrets::SecretError;
 use crate::store::{Coordination, StoreError};
@@ -26,6 +25,27 @@ const CLAIM: &str = "sealing-key";
 
 /// How often, at most, a replica reads the master key again, in seconds.
 const REREAD: u64 = 60;
+
+/// Why a pending request could not be sealed or opened (the pages answer each in
+/// [`super::error::PageError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum SealingError {
+    /// The request is too large to carry: the client's error, for its verified redirect URI.
+    #[error("{}", .0.error.description)]
+    TooLarge(Box<RedirectableError>),
+    /// The form's lifetime is over, or it was sealed with a key no longer known.
+    #[error("the form has expired")]
+    Expired,
+    /// The form was not sealed by us for this browser and CSRF token.
+    #[error("the form was not sealed for this browser")]
+    Forged,
+    #[error("sealing failed: {0}")]
+    Crypto(String),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// This replica's copy of the master key.
 #[derive(Default)]
@@ -49,15 +69,17 @@ impl Sealer {
         store: &dyn Coordination,
         now: u64,
         pending: &PendingRequest,
-    ) -> Result<String, PageError> {
+    ) -> Result<String, SealingError> {
         let keys = self.keys(store, now).await?;
         let mut nonce = [0u8; NONCE_LEN];
         SystemRandom::new().fill(&mut nonce).map_err(|_| SecretError::Random)?;
         pending::seal(&keys.current, pending, nonce).map_err(|error| match error {
-            SealError::TooLarge => {
-                PageError::redirect(StatusCode::FOUND, &pending.request, OAuthError::invalid_request(error.to_string()))
-            }
-            SealError::Crypto => PageError::Internal(error.to_string()),
+            SealError::TooLarge => SealingError::TooLarge(Box::new(RedirectableError {
+                error: OAuthError::invalid_request(error.to_string()),
+                redirect_uri: pending.request.redirect_uri.clone(),
+                state: pending.request.state.clone(),
+            })),
+            SealError::Crypto => SealingError::Crypto(error.to_string()),
         })
     }
 
@@ -69,19 +91,19 @@ impl Sealer {
         sealed: &str,
         browser: Option<&str>,
         csrf_token: &str,
-    ) -> Result<PendingRequest, PageError> {
+    ) -> Result<PendingRequest, SealingError> {
         let keys = self.keys(store, now).await?;
         let previous = keys.previous.as_ref().filter(|(_, until)| now < *until).map(|(key, _)| key.as_ref());
         let candidates: Vec<&MasterKey> = std::iter::once(keys.current.as_ref()).chain(previous).collect();
         pending::open(&candidates, sealed, now, browser, csrf_token).map_err(|error| match error {
-            OpenError::Expired => PageError::Expired,
-            OpenError::Forged => PageError::FormRefused,
+            OpenError::Expired => SealingError::Expired,
+            OpenError::Forged => SealingError::Forged,
         })
     }
 
     /// The keys, read from the store when this replica has none or read them over a
     /// minute ago.
-    async fn keys(&self, store: &dyn Coordination, now: u64) -> Result<Keys, PageError> {
+    async fn keys(&self, store: &dyn Coordination, now: u64) -> Result<Keys, SealingError> {
         let known = self.keys.lock().unwrap_or_else(PoisonError::into_inner).clone();
         if let Some(keys) = known.as_ref().filter(|keys| now < keys.read_at.saturating_add(REREAD)) {
             return Ok(keys.clone());
@@ -144,7 +166,7 @@ mod tests {
         assert_eq!(other.open(&store, now, &sealed, Some("b"), "c").await.unwrap(), pending(now));
         let elsewhere = Sealer::default();
         let foreign = MemoryStore::new(Clock::system());
-        assert!(matches!(elsewhere.open(&foreign, now, &sealed, Some("b"), "c").await, Err(PageError::Expired)));
+        assert!(matches!(elsewhere.open(&foreign, now, &sealed, Some("b"), "c").await, Err(SealingError::Expired)));
     }
 
     #[tokio::test]
@@ -160,7 +182,7 @@ mod tests {
         assert!(sealer.open(&replaced, later, &after, Some("b"), "c").await.is_ok());
         let fresh = Sealer::default();
         assert!(
-            matches!(fresh.open(&replaced, later, &before, Some("b"), "c").await, Err(PageError::Expired)),
+            matches!(fresh.open(&replaced, later, &before, Some("b"), "c").await, Err(SealingError::Expired)),
             "only the new key is shared now"
         );
     }
