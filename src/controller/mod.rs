@@ -1,10 +1,13 @@
 //! Turning desired configuration (the custom resources) into what the provider reads.
 //!
 //! [`reconcile`] holds the pure functions that both worlds share: resource (+ its Secret)
-//! in, record and actions out. [`manifests`] is the folder source used by `portcullis dev`;
-//! [`rotation`] decides the signing-key lifecycle; [`sweep`] what no resource declares any
-//! more; `crate::kubernetes` runs the controller.
+//! in, record and actions out. [`decide`] builds the controller's decisions on them (what
+//! to write, delete and report per resource, given its peers and what it applied before);
+//! [`manifests`] is the folder source used by `portcullis dev`; [`rotation`] decides the
+//! signing-key lifecycle; [`sweep`] what no resource declares any more;
+//! `crate::kubernetes` runs the controller.
 
+pub mod decide;
 pub mod folder;
 pub mod manifests;
 pub mod reconcile;
