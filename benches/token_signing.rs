@@ -48,7 +48,8 @@ fn keyring(algorithm: SigningAlgorithm) -> Keyring {
 
 fn claims(client: &ClientRecord) -> token::AccessTokenGrant {
     let scope = token::client_credentials_scope(client, None).unwrap();
-    token::client_credentials_token(ISSUER, client, &scope, "k3JXhLq0Q8uW2x7Yb1cR5g".into(), NOW, 3600)
+    let issuance = token::Issuance { issuer: ISSUER, default_ttl: 3600, epoch: "hV0Qq8uW2x7Yb1cR5gk3JX" };
+    token::client_credentials_token(&issuance, client, &scope, "k3JXhLq0Q8uW2x7Yb1cR5g".into(), NOW)
 }
 
 fn bench(c: &mut Criterion) {

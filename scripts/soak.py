@@ -4,7 +4,8 @@ registrations, from several threads, for a fixed duration. Every interval it pri
 requests, unexpected errors and the provider's RSS; at the end a summary, and the exit
 status says whether the run was clean (no unexpected error, RSS flat after warm-up).
 
-Deliberate bad input (a wrong client secret) is counted apart: those requests must fail.
+Deliberate bad input (a wrong client secret) is counted apart: those requests must fail (401,
+then 429 once the client's budget of failures is spent).
 """
 
 import argparse
@@ -144,7 +145,8 @@ class Load:
                              auth=("m2m", "not-the-secret"))
         with self.stats.lock:
             self.stats.deliberate += 1
-        self.stats.count("deliberate_bad_secret", response.status_code == 401, f"{response.status_code}")
+        # 401 until the client's budget of failures is spent, 429 for the rest of the minute.
+        self.stats.count("deliberate_bad_secret", response.status_code in (401, 429), f"{response.status_code}")
 
     def worker(self, deadline):
         http = requests.Session()

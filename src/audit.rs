@@ -3,7 +3,7 @@
 //!
 //! Every event is a `tracing` event at INFO with target `portcullis::audit`, the fixed field
 //! `audit = true`, `event = "<name>"`, and whichever of `client_id`, `subject`, `source_ip`,
-//! `request_id` and `kid` apply. Inside an HTTP request the request id and the caller's
+//! `request_id`, `kid`, `grant_type` and `reason` apply. Inside an HTTP request the request id and the caller's
 //! address are filled in from the request context ([`crate::context`], set by the provider's
 //! request middleware), so call sites name only what they know.
 //!
@@ -82,6 +82,9 @@ pub struct AuditFields<'a> {
     pub kid: Option<&'a str>,
     /// The grant type, for token events.
     pub grant_type: Option<&'a str>,
+    /// Why a login failed: `unknown_user`, `bad_password` or `disabled`. Only here, never in
+    /// a metric or a response, since it tells whether a username exists.
+    pub reason: Option<&'a str>,
 }
 
 impl<'a> AuditFields<'a> {
@@ -130,6 +133,7 @@ fn log(event: AuditEvent, fields: AuditFields<'_>) {
         request_id = fields.request_id,
         kid = fields.kid,
         grant_type = fields.grant_type,
+        reason = fields.reason,
         "audit: {}",
         event.as_str()
     );

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use portcullis::clock::Clock;
+use portcullis::controller::replica::Intervals;
 use portcullis::provider::RegistrationPolicy;
 use portcullis::server::{self, BuiltProvider, ServerError, ServerOptions};
 use portcullis::store::{RedisConfig, RedisStore};
@@ -73,10 +74,19 @@ struct ProviderArgs {
     /// The most a registered client may ask for (space-separated scopes).
     #[arg(long, default_value = "openid profile email offline_access")]
     registration_scopes: String,
-    /// Also serve /metrics, /health and /ready on this address (they are always on the
-    /// main port too), e.g. 0.0.0.0:9090 for an in-cluster-only scrape port.
+    /// Serve /metrics (with /health and /ready) on this address, e.g. 0.0.0.0:9090 for an
+    /// in-cluster-only scrape port. Without it there is no /metrics at all, unless
+    /// --metrics-on-main-port.
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
+    /// How often the store's data epoch (lost data is applied again), the shared signing
+    /// keys and, every third time, the store's eviction policy are checked.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    store_check_interval: Duration,
+    /// Also serve /metrics on the main listener. Its login counts are every user's, so only
+    /// do this where the main port is not public.
+    #[arg(long)]
+    metrics_on_main_port: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -332,6 +342,8 @@ fn run(
             session_ttl: args.session_ttl,
             registration,
             registration_scopes,
+            intervals: Intervals { store: args.store_check_interval, ..Intervals::default() },
+            metrics_on_main_port: args.metrics_on_main_port,
         };
         let built: BuiltProvider = match (redis, &kubernetes) {
             (Some(redis), Some(namespace)) => {
@@ -354,10 +366,7 @@ fn run(
             println!("Metrics on http://{}/metrics", metrics_address);
         }
         for generated in &built.generated {
-            println!(
-                "Generated a secret for client `{}` (Secret {}/{} has none): {}",
-                generated.client_id, generated.namespace, generated.secret_name, generated.client_secret
-            );
+            server::announce_generated(generated);
         }
         let source = match (&kubernetes, &options.manifests) {
             (Some(namespace), _) => {

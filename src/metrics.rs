@@ -25,33 +25,46 @@ const HTTP_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 
 /// Store buckets (seconds): a memory lookup to a Redis command at its timeout.
 const STORE_BUCKETS: &[f64] = &[0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.0];
 
-/// How a login attempt ended (`portcullis_logins_total{result}`).
+/// How a login attempt ended (`portcullis_logins_total{result}`). Anyone who can read the
+/// metrics could tell from finer results whether a username exists, or that a disabled
+/// user's password was right, so why a login failed is only in the audit log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginResult {
     Success,
-    BadPassword,
-    UnknownUser,
-    /// The user exists but is disabled.
-    Disabled,
+    /// A wrong password, an unknown user or a disabled one.
+    Failure,
+    /// Refused before any check: the username's or the address's budget is spent.
     Throttled,
 }
 
 impl LoginResult {
-    const ALL: [LoginResult; 5] = [
-        LoginResult::Success,
-        LoginResult::BadPassword,
-        LoginResult::UnknownUser,
-        LoginResult::Disabled,
-        LoginResult::Throttled,
-    ];
+    const ALL: [LoginResult; 3] = [LoginResult::Success, LoginResult::Failure, LoginResult::Throttled];
 
     pub fn as_str(self) -> &'static str {
         match self {
             LoginResult::Success => "success",
-            LoginResult::BadPassword => "bad_password",
-            LoginResult::UnknownUser => "unknown_user",
-            LoginResult::Disabled => "disabled",
+            LoginResult::Failure => "failure",
             LoginResult::Throttled => "throttled",
+        }
+    }
+}
+
+/// What an argon2 verification was for (`portcullis_argon2_verifications_total{purpose}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Argon2Purpose {
+    /// A login's password (an unknown user's check included).
+    Password,
+    /// A client secret the in-memory memo could not answer.
+    ClientSecret,
+}
+
+impl Argon2Purpose {
+    const ALL: [Argon2Purpose; 2] = [Argon2Purpose::Password, Argon2Purpose::ClientSecret];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Argon2Purpose::Password => "password",
+            Argon2Purpose::ClientSecret => "client_secret",
         }
     }
 }
@@ -65,6 +78,8 @@ pub struct Metrics {
     tokens_revoked: IntCounter,
     token_errors: IntCounterVec,
     logins: [IntCounter; LoginResult::ALL.len()],
+    argon2_verifications: [IntCounter; Argon2Purpose::ALL.len()],
+    client_auth_throttled: IntCounterVec,
     active_sessions: IntGauge,
     clients_registered: IntCounter,
     signing_key_age: prometheus::GaugeVec,
@@ -123,6 +138,12 @@ impl Metrics {
             "Login attempts at the login form, by result.",
             &["result"],
         );
+        let argon2_verifications = counter_vec(
+            &registry,
+            "portcullis_argon2_verifications_total",
+            "argon2 verifications run, by purpose: every one that is not refused by a throttle first.",
+            &["purpose"],
+        );
         Self {
             http_requests: counter_vec(
                 &registry,
@@ -155,6 +176,15 @@ impl Metrics {
                 &["grant_type", "error"],
             ),
             logins: LoginResult::ALL.map(|result| logins.with_label_values(&[result.as_str()])),
+            argon2_verifications: Argon2Purpose::ALL
+                .map(|purpose| argon2_verifications.with_label_values(&[purpose.as_str()])),
+            client_auth_throttled: counter_vec(
+                &registry,
+                "portcullis_client_auth_throttled_total",
+                "Client authentications refused with 429 before any secret check: the client's or the \
+                 address's budget of failures is spent.",
+                &["client_id"],
+            ),
             active_sessions: register(
                 &registry,
                 IntGauge::new("portcullis_active_sessions", "Single sign-on sessions that have not expired.")
@@ -216,6 +246,18 @@ impl Metrics {
         if let Some(counter) = LoginResult::ALL.iter().position(|r| *r == result).and_then(|i| self.logins.get(i)) {
             counter.inc();
         }
+    }
+
+    pub fn argon2_verification(&self, purpose: Argon2Purpose) {
+        let index = Argon2Purpose::ALL.iter().position(|p| *p == purpose);
+        if let Some(counter) = index.and_then(|i| self.argon2_verifications.get(i)) {
+            counter.inc();
+        }
+    }
+
+    /// A client authentication refused by its throttle; only clients that exist reach it.
+    pub fn client_auth_throttled(&self, client: &ClientRecord) {
+        self.client_auth_throttled.with_label_values(&[client_label(client)]).inc();
     }
 
     pub fn client_registered(&self) {

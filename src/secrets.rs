@@ -9,15 +9,16 @@
 //! Every argon2 computation of a request (secret check, password check, hashing a
 //! registered client's secret) runs off the async workers and holds one of a few permits
 //! (one per core): each takes 19 MiB for tens of milliseconds, so a burst — a crowd of
-//! logins, a client's first concurrent requests, a flood of wrong secrets — queues instead
-//! of running hundreds at once on Tokio's blocking pool (gigabytes of memory, no faster
-//! answers).
+//! logins, a client's first concurrent requests — queues instead of running hundreds at
+//! once on Tokio's blocking pool (gigabytes of memory, no faster answers). A secret the
+//! memo answers never waits for a permit, and the provider throttles failures before
+//! they reach argon2, so a flood of wrong secrets cannot fill the queue.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::{Argon2, PasswordHash};
+use argon2::{Algorithm, Argon2, Params, PasswordHash, Version};
 use aws_lc_rs::digest;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
@@ -56,12 +57,80 @@ pub enum SecretError {
     Random,
 }
 
-/// Hashes a password or client secret as an argon2id PHC string with a random salt.
+/// Hashes a password or client secret as an argon2id PHC string with a random salt, under
+/// the policy: argon2id v1.3, 19 MiB, two passes, one lane, 32 bytes (OWASP's
+/// recommendation, and the argon2 crate's default).
 pub fn hash(secret: &str) -> Result<String, SecretError> {
     Argon2::default()
         .hash_password(secret.as_bytes())
         .map(|hash| hash.to_string())
         .map_err(|e| SecretError::Hash(e.to_string()))
+}
+
+/// What one argon2 computation costs: its memory, passes and lanes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Work {
+    pub memory_kib: u32,
+    pub passes: u32,
+    pub lanes: u32,
+}
+
+impl Work {
+    /// The policy of [`hash`].
+    pub const POLICY: Work =
+        Work { memory_kib: Params::DEFAULT_M_COST, passes: Params::DEFAULT_T_COST, lanes: Params::DEFAULT_P_COST };
+
+    /// The parameters a PHC string was made with.
+    pub fn of(phc: &str) -> Option<Work> {
+        let params = PasswordHash::new(phc).ok().and_then(|hash| Params::try_from(&hash).ok())?;
+        Some(Work { memory_kib: params.m_cost(), passes: params.t_cost(), lanes: params.p_cost() })
+    }
+
+    /// KiB-passes, memory times passes: what the time of a computation grows with (lanes
+    /// share the memory and are computed one after another).
+    pub const fn amount(self) -> u64 {
+        self.memory_kib as u64 * self.passes as u64
+    }
+}
+
+/// Whether a stored hash was made outside the policy of [`hash`] (another argon2 tool's
+/// defaults, say), so that it should be made again at the next successful login: checking
+/// it costs another time than checking ours, which tells whether the user exists.
+pub fn needs_rehash(phc: &str) -> bool {
+    let Ok(hash) = PasswordHash::new(phc) else { return true };
+    let Ok(params) = Params::try_from(&hash) else { return true };
+    hash.algorithm.as_str() != "argon2id"
+        || hash.version != Some(Version::V0x13.into())
+        || Work::of(phc) != Some(Work::POLICY)
+        || params.output_len() != Some(Params::DEFAULT_OUTPUT_LEN)
+}
+
+/// Runs argon2 with the memory and lanes of `floor` and as many passes as make up the work
+/// `floor` asks for beyond `done` (to the nearest pass): the rest of a check that has
+/// nothing to check, or whose hash is cheaper than the floor.
+fn burn(floor: Work, done: u64) {
+    let memory = u64::from(floor.memory_kib.max(1));
+    let remaining = floor.amount().saturating_sub(done);
+    let Ok(passes) = u32::try_from((remaining + memory / 2) / memory) else { return };
+    let Ok(params) = Params::new(floor.memory_kib, passes, floor.lanes, None) else { return };
+    let mut output = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    let _ = Argon2::new(Algorithm::Argon2id, Version::V0x13, params).hash_password_into(
+        b"no password to check",
+        b"portcullis padding salt",
+        &mut output,
+    );
+}
+
+/// Checks a password against the user's hash (`None`: no such user), then does argon2
+/// work up to `floor`: with the floor's memory, so that an unknown user, a user with our
+/// hash and a user with a costlier one take about the same time.
+pub fn check_password(password: &str, phc: Option<&str>, floor: Work) -> bool {
+    let (matched, done) = match phc {
+        Some(phc) => (verify(password, phc), Work::of(phc).map_or(0, Work::amount)),
+        None => (false, 0),
+    };
+    burn(floor, done);
+    matched
 }
 
 /// Whether `phc` is a well-formed argon2id PHC string.
@@ -95,18 +164,25 @@ pub fn generate_client_secret() -> Result<String, SecretError> {
 /// Most clients whose verified secret is remembered; the memo is cleared when full.
 const MEMO_CAPACITY: usize = 10_000;
 
-/// Remembers secrets already verified with argon2, per client, and bounds how many argon2
-/// computations run at once.
+/// Remembers secrets already verified with argon2, per client, bounds how many argon2
+/// computations run at once, and lets a client's secret checks that need argon2 take turns.
 #[derive(Debug)]
 pub struct ClientSecretVerifier {
     memo: RwLock<HashMap<String, (String, [u8; 32])>>,
     argon2_permits: Arc<tokio::sync::Semaphore>,
+    /// One lock per client whose secret is being checked with argon2 (dropped with its
+    /// last holder).
+    turns: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
 }
 
 impl Default for ClientSecretVerifier {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        Self { memo: RwLock::default(), argon2_permits: Arc::new(tokio::sync::Semaphore::new(cores)) }
+        Self {
+            memo: RwLock::default(),
+            argon2_permits: Arc::new(tokio::sync::Semaphore::new(cores)),
+            turns: Mutex::default(),
+        }
     }
 }
 
@@ -118,10 +194,37 @@ impl ClientSecretVerifier {
         if let Some(known) = self.check_memo(client_id, secret, phc) {
             return Some(known);
         }
-        let permit = Arc::clone(&self.argon2_permits).acquire_owned().await.ok()?;
+        let _turn = self.turn(client_id).await;
         if let Some(known) = self.check_memo(client_id, secret, phc) {
             return Some(known);
         }
+        self.verify_with_argon2(client_id, secret, phc).await
+    }
+
+    /// Waits for this client's turn at argon2: whoever holds it may be verifying the very
+    /// secret the next one brings, which the memo then answers. Other clients never wait.
+    pub async fn turn(&self, client_id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let turn = {
+            let mut turns = self.turns.lock().unwrap_or_else(PoisonError::into_inner);
+            if turns.len() >= MEMO_CAPACITY {
+                turns.retain(|_, turn| turn.strong_count() > 0);
+            }
+            match turns.get(client_id).and_then(Weak::upgrade) {
+                Some(turn) => turn,
+                None => {
+                    let turn = Arc::new(tokio::sync::Mutex::new(()));
+                    turns.insert(client_id.to_owned(), Arc::downgrade(&turn));
+                    turn
+                }
+            }
+        };
+        turn.lock_owned().await
+    }
+
+    /// Verifies a client secret with argon2 within the permits, remembering it when right.
+    /// `None` when the check could not run.
+    pub async fn verify_with_argon2(self: &Arc<Self>, client_id: &str, secret: &str, phc: &str) -> Option<bool> {
+        let permit = Arc::clone(&self.argon2_permits).acquire_owned().await.ok()?;
         let (verifier, client_id, secret, phc) =
             (Arc::clone(self), client_id.to_owned(), SecretString::new(secret), phc.to_owned());
         tokio::task::spawn_blocking(move || {
@@ -143,15 +246,15 @@ impl ClientSecretVerifier {
         .ok()
     }
 
-    /// Checks a user's password with argon2, within the permits. `None` when the check
-    /// could not run.
-    pub async fn verify_password(&self, password: SecretString, phc: String) -> Option<bool> {
+    /// [`check_password`] within the permits: the user's hash (`None` for an unknown user)
+    /// and the work every check costs at least. `None` when the check could not run.
+    pub async fn check_password(&self, password: SecretString, phc: Option<String>, floor: Work) -> Option<bool> {
         // The permit moves into the blocking task, so a caller that gives up (a closed
         // connection) does not free it before argon2 is done.
         let permit = Arc::clone(&self.argon2_permits).acquire_owned().await.ok()?;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            verify(password.expose(), &phc)
+            check_password(password.expose(), phc.as_deref(), floor)
         })
         .await
         .ok()
@@ -199,6 +302,36 @@ mod tests {
         assert!(verify("correct horse", &a));
         assert!(!verify("wrong", &a));
         assert!(!verify("correct horse", "not a hash"));
+    }
+
+    /// A PHC string with other parameters (the hash value itself does not matter here).
+    const FOREIGN: &str = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+
+    #[test]
+    fn hashes_outside_the_policy_need_a_rehash_and_ours_do_not() {
+        assert!(!needs_rehash(&hash("pw").unwrap()));
+        assert_eq!(Work::of(&hash("pw").unwrap()), Some(Work::POLICY));
+        assert!(needs_rehash(FOREIGN), "argon2-cffi's defaults");
+        assert_eq!(Work::of(FOREIGN), Some(Work { memory_kib: 65536, passes: 3, lanes: 4 }));
+        for other in [
+            "$argon2i$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+            "$argon2id$v=16$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA",
+            "not a hash",
+        ] {
+            assert!(needs_rehash(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn a_password_check_says_whether_it_matched_whatever_the_floor() {
+        let phc = hash("right").unwrap();
+        assert!(check_password("right", Some(&phc), Work::POLICY));
+        assert!(!check_password("wrong", Some(&phc), Work::POLICY));
+        assert!(!check_password("right", None, Work::POLICY), "no user, no match");
+        let padded = Work { memory_kib: 8192, passes: 6, lanes: 1 };
+        assert!(check_password("right", Some(&phc), padded));
+        assert!(!check_password("right", None, padded));
     }
 
     #[test]

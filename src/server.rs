@@ -12,12 +12,13 @@ use tokio::net::TcpListener;
 use url::Url;
 
 use crate::clock::Clock;
-use crate::controller::folder::{self, ApplyError};
-use crate::controller::manifests::{ManifestError, ManifestSet};
+use crate::controller::folder::{ApplyError, Folder};
 use crate::controller::reconcile::GeneratedCredentials;
+use crate::controller::replica::{self, Intervals, LiveFolder, Replica, Source};
+use crate::keys::{KeyError, Keyring, SharedKeyring};
 use crate::kubernetes::key_secrets::{self, KeyWatch};
 use crate::provider::{self, Provider, ProviderConfig, RegistrationPolicy};
-use crate::store::{MemoryStore, RedisConfig, RedisStore, Store, StoreError};
+use crate::store::{Eviction, MemoryStore, RedisConfig, RedisStore, Store, StoreError, StoreStatus, epoch};
 use crate::vocabulary::Scope;
 
 /// The example manifests compiled into the binary, used when no folder is given.
@@ -35,14 +36,16 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 pub enum ServerError {
     #[error("invalid --issuer `{0}`: it must be an http or https URL without query, fragment or credentials")]
     Issuer(String),
-    #[error("loading manifests: {0}")]
-    Manifests(#[from] ManifestError),
     #[error("applying manifests: {0}")]
     Apply(Box<ApplyError>),
     #[error("connecting to the Kubernetes API: {0}")]
     Kubernetes(#[from] kube::Error),
     #[error("connecting to Redis: {0}")]
     Redis(StoreError),
+    #[error("reading the store's data epoch: {0}")]
+    Epoch(StoreError),
+    #[error("the signing keys: {0}")]
+    Keys(#[from] KeyError),
     #[error("serializing the discovery document: {0}")]
     Discovery(#[from] serde_json::Error),
     #[error("listening on {addr}: {source}")]
@@ -68,6 +71,11 @@ pub struct ServerOptions {
     pub session_ttl: Duration,
     pub registration: RegistrationPolicy,
     pub registration_scopes: Scope,
+    /// How often the store's data epoch and the shared keys are checked, and the
+    /// manifests folder read again.
+    pub intervals: Intervals,
+    /// Serve `/metrics` on the main port too; otherwise only `--metrics-listen` has it.
+    pub metrics_on_main_port: bool,
 }
 
 /// OIDC Discovery §3 / RFC 8414 §2: the issuer is an URL with no query or fragment. It is
@@ -92,6 +100,14 @@ pub struct BuiltProvider {
     pub key_watch: Option<KeyWatch>,
 }
 
+/// Shows a client secret generated for a client whose Secret has none, once, on stdout.
+pub fn announce_generated(generated: &GeneratedCredentials) {
+    println!(
+        "Generated a secret for client `{}` (Secret {}/{} has none): {}",
+        generated.client_id, generated.namespace, generated.secret_name, generated.client_secret
+    );
+}
+
 /// `dev`: loads the manifests into a fresh in-memory store and builds the provider.
 pub async fn build_dev(options: &ServerOptions) -> Result<BuiltProvider, ServerError> {
     let clock = Clock::system();
@@ -107,14 +123,15 @@ pub async fn build_dev(options: &ServerOptions) -> Result<BuiltProvider, ServerE
             }
         }
     });
-    build(options, store, clock).await
+    build(options, store, None, clock).await
 }
 
 /// `serve`: connects to Redis, applies the manifests there (idempotently: every replica
-/// does it at start-up) and builds the provider.
+/// does it at start-up, and again whenever Redis lost its data) and builds the provider.
 pub async fn build_serve(options: &ServerOptions, redis: RedisConfig) -> Result<BuiltProvider, ServerError> {
     let store = Arc::new(RedisStore::connect(redis).await.map_err(ServerError::Redis)?);
-    build(options, store, Clock::system()).await
+    let reconnected = store.reconnected();
+    build(options, store, Some(reconnected), Clock::system()).await
 }
 
 /// `serve --kubernetes`: clients and users come from Redis (the controller writes them),
@@ -127,25 +144,60 @@ pub async fn build_kubernetes(
     namespace: &str,
 ) -> Result<BuiltProvider, ServerError> {
     validate_issuer(&options.issuer)?;
-    let store = Arc::new(RedisStore::connect(redis).await.map_err(ServerError::Redis)?);
+    let redis = Arc::new(RedisStore::connect(redis).await.map_err(ServerError::Redis)?);
+    let reconnected = redis.reconnected();
+    let store: Arc<dyn Store> = redis;
+    let status = store_status(store.as_ref()).await?;
     let key_watch = key_secrets::watch_signing_keys(client, namespace).await;
     let config = provider_config(options);
-    let provider = Provider::new(config, store, Arc::clone(&key_watch.keyring), Clock::system())?
-        .with_key_watch(Arc::clone(&key_watch.synced));
+    let provider = Provider::new(
+        config,
+        Arc::clone(&store),
+        Arc::clone(&key_watch.keyring),
+        Clock::system(),
+        Arc::clone(&status),
+    )?
+    .with_key_watch(Arc::clone(&key_watch.synced));
+    let replica = Replica { store, status, folder: None, reconnected: Some(reconnected), intervals: options.intervals };
+    tokio::spawn(replica.run());
     Ok(BuiltProvider { provider: Arc::new(provider), generated: Vec::new(), key_watch: Some(key_watch) })
 }
 
-async fn build(options: &ServerOptions, store: Arc<dyn Store>, clock: Clock) -> Result<BuiltProvider, ServerError> {
+async fn build(
+    options: &ServerOptions,
+    store: Arc<dyn Store>,
+    reconnected: Option<Arc<tokio::sync::Notify>>,
+    clock: Clock,
+) -> Result<BuiltProvider, ServerError> {
     validate_issuer(&options.issuer)?;
-    let set = match &options.manifests {
-        Some(dir) => ManifestSet::load_dir(dir)?,
-        None => ManifestSet::load_texts(EMBEDDED_EXAMPLES)?,
+    let status = store_status(store.as_ref()).await?;
+    let source = match &options.manifests {
+        Some(dir) => Source::Dir(dir.clone()),
+        None => Source::Texts(EMBEDDED_EXAMPLES),
     };
-    let applied = folder::apply(&set, store.as_ref()).await?;
+    let keys: SharedKeyring = Arc::new(ArcSwap::from_pointee(Keyring::new(Vec::new())?));
+    let retire_after = Folder::longest_token_lifetime(options.access_token_ttl.as_secs());
+    let folder = Folder::new(Arc::clone(&keys), retire_after, clock.clone());
+    let (folder, generated) = LiveFolder::start(source, folder, store.as_ref(), announce_generated).await?;
     let config = provider_config(options);
-    let keys = Arc::new(ArcSwap::from_pointee(applied.keyring));
-    let provider = Arc::new(Provider::new(config, store, keys, clock)?);
-    Ok(BuiltProvider { provider, generated: applied.generated, key_watch: None })
+    let provider = Arc::new(Provider::new(config, Arc::clone(&store), keys, clock, Arc::clone(&status))?);
+    let replica = Replica { store, status, folder: Some(folder), reconnected, intervals: options.intervals };
+    tokio::spawn(replica.run());
+    Ok(BuiltProvider { provider, generated, key_watch: None })
+}
+
+/// The store's data epoch (created if it has none) and eviction policy, checked before the
+/// first request: an evicting store is reported loudly and keeps the replica not ready.
+async fn store_status(store: &dyn Store) -> Result<Arc<StoreStatus>, ServerError> {
+    let current = epoch(store).await.map_err(ServerError::Epoch)?;
+    let status = Arc::new(StoreStatus::new(current.id));
+    if replica::check_eviction(store, &status).await == Some(Eviction::Unknown) {
+        tracing::warn!(
+            "cannot tell whether the store evicts keys (neither CONFIG GET maxmemory-policy nor INFO memory says): \
+             make sure its maxmemory-policy is noeviction, or revocations may fail open"
+        );
+    }
+    Ok(status)
 }
 
 fn provider_config(options: &ServerOptions) -> ProviderConfig {
@@ -156,6 +208,7 @@ fn provider_config(options: &ServerOptions) -> ProviderConfig {
         session_ttl: options.session_ttl.as_secs(),
         registration: options.registration.clone(),
         registration_scopes: options.registration_scopes.clone(),
+        metrics_on_main_port: options.metrics_on_main_port,
     }
 }
 
@@ -215,6 +268,7 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::manifests::ManifestSet;
 
     #[test]
     fn oidc_discovery_3_issuer_has_no_query_or_fragment() {

@@ -163,7 +163,16 @@ async fn token(server: &Running, id: &str, secret: &str, form: &[(&str, &str)]) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_flow_logs_carry_audit_events_and_request_ids_but_no_secret() {
     let manifests = fixtures();
-    let args = ["dev", "--listen", "127.0.0.1:0", "--log-format", "json", "--manifests", manifests.to_str().unwrap()];
+    let args = [
+        "dev",
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-on-main-port",
+        "--log-format",
+        "json",
+        "--manifests",
+        manifests.to_str().unwrap(),
+    ];
     let server = start(&args, &[("RUST_LOG", "debug,portcullis=trace")], "flow");
     let mut secrets = Secrets::default();
     for value in ["alice-password", "wrong-password-1", "webapp-secret", "m2m-secret"] {
@@ -276,6 +285,12 @@ async fn full_flow_logs_carry_audit_events_and_request_ids_but_no_secret() {
     assert_eq!(succeeded["fields"]["client_id"], "webapp");
     assert_eq!(succeeded["fields"]["subject"].as_str().map(str::is_empty), Some(false));
     assert_eq!(succeeded["fields"]["request_id"], "flow-request-1", "the caller's x-request-id");
+    let reasons: BTreeSet<&str> = audits
+        .iter()
+        .filter(|e| e["fields"]["event"] == "login_failed")
+        .filter_map(|e| e["fields"]["reason"].as_str())
+        .collect();
+    assert_eq!(reasons, BTreeSet::from(["bad_password"]), "why a login failed is in the audit log (only)");
     let in_request: Vec<&Value> = entries.iter().filter(|e| e["span"]["request_id"] == "flow-request-1").collect();
     assert!(in_request.iter().any(|e| e["fields"]["message"] == "request finished"), "the access log names it");
     let paths: BTreeSet<&str> = entries.iter().filter_map(|e| e["span"]["path"].as_str()).collect();
@@ -310,6 +325,11 @@ async fn serve_logs_json_by_default_serves_metrics_on_its_own_port_and_ready_fol
         assert_eq!(http.get(format!("{metrics}{path}")).send().await.unwrap().status(), 200, "{path}");
     }
     assert_eq!(http.get(format!("{metrics}/token")).send().await.unwrap().status(), 404, "only the probes");
+    assert_eq!(
+        http.get(server.url("/metrics")).send().await.unwrap().status(),
+        404,
+        "not on the main port unless asked"
+    );
 
     redis.stop();
     let missing = wait_for_ready(&http, &server, 503).await;

@@ -5,129 +5,28 @@
 mod fixtures;
 #[path = "support/redis_server.rs"]
 mod redis_server;
+#[path = "support/serve.rs"]
+mod serve;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fixtures::m2m_client;
 use portcullis::store::{Directory, RedisConfig, RedisStore};
 use redis_server::RedisServer;
-use reqwest::Url;
 use serde_json::Value;
+use serve::{REDIRECT, Replica, authorize_params, browser, hidden, param, sign_in, token};
 
 const PASSWORD: &str = "replica-secret";
-const ISSUER: &str = "http://id.portcullis.test";
-const REDIRECT: &str = "http://127.0.0.1:9000/callback";
 
-/// A `portcullis serve` process, killed when dropped.
-struct Replica {
-    child: Child,
-    base: String,
-    /// Secrets this replica generated and printed.
-    generated: Vec<String>,
+/// A replica on the fixture manifests, `extra` flags added.
+fn replica_with(redis: &RedisServer, prefix: &str, extra: &[&str]) -> Replica {
+    let manifests = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests");
+    Replica::start(&redis.url(PASSWORD), prefix, &manifests, extra)
 }
 
-impl Replica {
-    fn start(redis: &RedisServer, prefix: &str) -> Self {
-        let manifests = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests");
-        let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--issuer", ISSUER, "--redis-timeout", "500ms"])
-            .args(["--redis-url", &redis.url(PASSWORD), "--redis-key-prefix", prefix, "--manifests"])
-            .arg(manifests)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        // Owned by the guard from here on, so a failed start still kills the process.
-        let mut replica = Replica { child, base: String::new(), generated: Vec::new() };
-        let stdout = BufReader::new(replica.child.stdout.take().unwrap());
-        for line in stdout.lines() {
-            let line = line.unwrap();
-            if let Some(secret) =
-                line.strip_prefix("Generated a secret for client `generated`").and_then(|l| l.rsplit(' ').next())
-            {
-                replica.generated.push(secret.to_owned());
-            }
-            if let Some(rest) = line.strip_prefix("Portcullis serve listening on ") {
-                replica.base = rest.split_whitespace().next().unwrap().to_owned();
-                return replica;
-            }
-        }
-        panic!("portcullis serve did not start");
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn hidden(page: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = page.find(&marker).unwrap() + marker.len();
-    page[start..].split('"').next().unwrap().to_owned()
-}
-
-fn param(response: &reqwest::Response, name: &str) -> Option<String> {
-    let location = Url::parse(response.headers().get("location")?.to_str().unwrap()).unwrap();
-    location.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
-}
-
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build().unwrap()
-}
-
-fn authorize_params(scope: &str) -> Vec<(&str, &str)> {
-    vec![
-        ("client_id", "webapp"),
-        ("redirect_uri", REDIRECT),
-        ("response_type", "code"),
-        ("scope", scope),
-        ("state", "s"),
-    ]
-}
-
-/// Starts a login on `first`, posts the password to `second`, consents on `first`.
-async fn sign_in(browser: &reqwest::Client, first: &Replica, second: &Replica, scope: &str) -> String {
-    let page = browser.get(first.url("/authorize")).query(&authorize_params(scope)).send().await.unwrap();
-    assert_eq!(page.status(), 200);
-    let page = page.text().await.unwrap();
-    let form = [
-        ("interaction", hidden(&page, "interaction")),
-        ("csrf_token", hidden(&page, "csrf_token")),
-        ("username", "alice".into()),
-        ("password", "alice-password".into()),
-    ];
-    let consent = browser.post(second.url("/login")).form(&form).send().await.unwrap();
-    assert_eq!(consent.status(), 200, "the other replica knows the interaction");
-    let consent = consent.text().await.unwrap();
-    let form = [
-        ("interaction", hidden(&consent, "interaction")),
-        ("csrf_token", hidden(&consent, "csrf_token")),
-        ("decision", "allow".into()),
-    ];
-    let redirect = browser.post(first.url("/consent")).form(&form).send().await.unwrap();
-    assert_eq!(redirect.status(), 303);
-    assert_eq!(param(&redirect, "iss").as_deref(), Some(ISSUER));
-    param(&redirect, "code").unwrap()
-}
-
-async fn token(replica: &Replica, form: &[(&str, &str)]) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(replica.url("/token"))
-        .basic_auth("webapp", Some("webapp-secret"))
-        .form(form)
-        .send()
-        .await
-        .unwrap()
+fn replica(redis: &RedisServer, prefix: &str) -> Replica {
+    replica_with(redis, prefix, &[])
 }
 
 fn unique_prefix() -> String {
@@ -138,7 +37,7 @@ fn unique_prefix() -> String {
 async fn two_replicas_share_every_step_of_the_browser_flow() {
     let redis = RedisServer::start(PASSWORD);
     let prefix = unique_prefix();
-    let (a, b) = (Replica::start(&redis, &prefix), Replica::start(&redis, &prefix));
+    let (a, b) = (replica(&redis, &prefix), replica(&redis, &prefix));
     let browser = browser();
 
     let code = sign_in(&browser, &a, &b, "openid profile offline_access").await;
@@ -171,8 +70,9 @@ async fn two_replicas_share_every_step_of_the_browser_flow() {
 async fn replicas_agree_on_generated_secrets_and_redeem_a_raced_code_once() {
     let redis = RedisServer::start(PASSWORD);
     let prefix = unique_prefix();
-    let (a, b) = (Replica::start(&redis, &prefix), Replica::start(&redis, &prefix));
-    let printed: Vec<&String> = a.generated.iter().chain(&b.generated).collect();
+    let (a, b) = (replica(&redis, &prefix), replica(&redis, &prefix));
+    let printed: Vec<&String> =
+        a.generated.iter().chain(&b.generated).filter(|(id, _)| id == "generated").map(|(_, secret)| secret).collect();
     assert_eq!(printed.len(), 1, "exactly one replica generated and printed the secret");
     for replica in [&a, &b] {
         let response = reqwest::Client::new()
@@ -223,7 +123,7 @@ async fn replicas_agree_on_generated_secrets_and_redeem_a_raced_code_once() {
 async fn parallel_refreshes_on_two_replicas_let_one_win_and_keep_the_family() {
     let redis = RedisServer::start(PASSWORD);
     let prefix = unique_prefix();
-    let (a, b) = (Replica::start(&redis, &prefix), Replica::start(&redis, &prefix));
+    let (a, b) = (replica(&redis, &prefix), replica(&redis, &prefix));
     let code = sign_in(&browser(), &a, &b, "openid offline_access").await;
     let tokens: Value =
         crate::token(&a, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)])
@@ -246,7 +146,7 @@ async fn parallel_refreshes_on_two_replicas_let_one_win_and_keep_the_family() {
 async fn every_short_lived_key_the_flows_write_has_an_expiry() {
     let redis = RedisServer::start(PASSWORD);
     let prefix = unique_prefix();
-    let (a, b) = (Replica::start(&redis, &prefix), Replica::start(&redis, &prefix));
+    let (a, b) = (replica(&redis, &prefix), replica(&redis, &prefix));
     let browser = browser();
     let code = sign_in(&browser, &a, &b, "openid offline_access").await;
     let tokens: Value =
@@ -285,7 +185,7 @@ async fn every_short_lived_key_the_flows_write_has_an_expiry() {
     browser.post(b.url("/login")).form(&wrong).send().await.unwrap();
 
     let keys = redis.cli(&["--scan", "--pattern", &format!("{prefix}:*")]);
-    let kinds = ["session", "interaction", "code", "refresh", "grant", "consent", "revoked", "counter"];
+    let kinds = ["session", "interaction", "code", "refresh", "grant", "consent", "{revoked}", "counter"];
     for kind in kinds {
         assert!(
             keys.iter().any(|k| k.starts_with(&format!("{prefix}:v1:{kind}:"))),
@@ -307,7 +207,7 @@ async fn every_short_lived_key_the_flows_write_has_an_expiry() {
 async fn redis_outage_answers_503_and_not_ready_then_recovers_without_a_restart() {
     let mut redis = RedisServer::start(PASSWORD);
     let prefix = unique_prefix();
-    let a = Replica::start(&redis, &prefix);
+    let a = replica(&redis, &prefix);
     let http = reqwest::Client::new();
     let m2m = || {
         http.post(a.url("/token"))
@@ -364,7 +264,7 @@ async fn redis_outage_answers_503_and_not_ready_then_recovers_without_a_restart(
 async fn a_client_changed_in_the_registry_is_seen_by_every_replica_within_a_second() {
     let redis = RedisServer::start(PASSWORD);
     let prefix = unique_prefix();
-    let (a, b) = (Replica::start(&redis, &prefix), Replica::start(&redis, &prefix));
+    let (a, b) = (replica(&redis, &prefix), replica(&redis, &prefix));
     let store =
         RedisStore::connect(RedisConfig { key_prefix: prefix.clone(), ..RedisConfig::new(redis.url(PASSWORD)) })
             .await
@@ -408,7 +308,9 @@ fn calls_between(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hot_path_issuing_costs_no_redis_round_trip_and_validation_and_userinfo_one() {
     let redis = RedisServer::start(PASSWORD);
-    let a = Replica::start(&redis, &unique_prefix());
+    // The replica's periodic checks of the store (a few commands every 2 s, whatever the
+    // traffic) are put off, so the count is the requests' own.
+    let a = replica_with(&redis, &unique_prefix(), &["--store-check-interval", "1h"]);
     let http = reqwest::Client::new();
     let issue = || {
         http.post(a.url("/token"))
@@ -451,4 +353,68 @@ async fn hot_path_issuing_costs_no_redis_round_trip_and_validation_and_userinfo_
     }
     let after_userinfo = commands_served(&redis);
     assert_eq!(calls_between(&before, &after_userinfo), 10, "one deny-list check per userinfo: {after_userinfo:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crowd_of_wrong_passwords_across_two_replicas_gets_five_checks_in_all() {
+    let redis = RedisServer::start(PASSWORD);
+    let prefix = unique_prefix();
+    let (a, b) = (
+        replica_with(&redis, &prefix, &["--metrics-listen", "127.0.0.1:0"]),
+        replica_with(&redis, &prefix, &["--metrics-listen", "127.0.0.1:0"]),
+    );
+    let browser = browser();
+    let page = browser.get(a.url("/authorize")).query(&authorize_params("openid")).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    let form = |password: String| {
+        [
+            ("interaction", hidden(&page, "interaction")),
+            ("csrf_token", hidden(&page, "csrf_token")),
+            ("username", "alice".to_owned()),
+            ("password", password),
+        ]
+    };
+    let attempts = (0..150).map(|i| {
+        let (replica, form) = (if i % 2 == 0 { &a } else { &b }, form(format!("wrong-{i}")));
+        let browser = &browser;
+        async move { browser.post(replica.url("/login")).form(&form).send().await.unwrap().status().as_u16() }
+    });
+    let statuses = futures::future::join_all(attempts).await;
+    let checked = statuses.iter().filter(|status| **status == 200).count();
+    assert_eq!((checked, statuses.len() - checked), (5, 145), "{statuses:?}");
+    assert!(statuses.iter().all(|status| [200, 429].contains(status)), "{statuses:?}");
+    let name = "portcullis_argon2_verifications_total";
+    let checks = a.metric(name, "purpose=\"password\"").await + b.metric(name, "purpose=\"password\"").await;
+    assert_eq!(checks, 5.0, "five argon2 checks on both replicas together");
+
+    let right = browser.post(b.url("/login")).form(&form("alice-password".to_owned())).send().await.unwrap();
+    assert_eq!(right.status(), 429, "the right password waits on every replica");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_share_one_budget_of_client_authentication_failures() {
+    let redis = RedisServer::start(PASSWORD);
+    let prefix = unique_prefix();
+    let (a, b) = (replica(&redis, &prefix), replica(&redis, &prefix));
+    let http = reqwest::Client::new();
+    let attempt = |replica: &Replica, secret: &str| {
+        http.post(replica.url("/token"))
+            .basic_auth("reports-api", Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    for i in 0..10 {
+        let replica = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(attempt(replica, "wrong").await.unwrap().status(), 401, "failure {i}");
+    }
+    for replica in [&a, &b] {
+        let throttled = attempt(replica, "wrong").await.unwrap();
+        assert_eq!(throttled.status(), 429, "the budget spent across both replicas");
+        assert!(throttled.headers().contains_key("retry-after"));
+        let right = attempt(replica, "reports-api-secret").await.unwrap();
+        assert_eq!(right.status(), 429, "a secret not verified on this replica yet waits too");
+    }
+    let m2m =
+        http.post(a.url("/token")).basic_auth("m2m", Some("m2m-secret")).form(&[("grant_type", "client_credentials")]);
+    assert_eq!(m2m.send().await.unwrap().status(), 200, "other clients are not affected");
 }

@@ -459,6 +459,8 @@ async fn provider() -> Arc<Provider> {
         session_ttl: Duration::from_secs(3600),
         registration: RegistrationPolicy::Open,
         registration_scopes: Scope::parse("openid profile email offline_access").unwrap(),
+        intervals: Default::default(),
+        metrics_on_main_port: false,
     };
     server::build_dev(&options).await.unwrap().provider
 }

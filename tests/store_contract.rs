@@ -15,8 +15,8 @@ use portcullis::clock::Clock;
 use portcullis::metrics::Metrics;
 use portcullis::model::{AuthorizationCode, ClientRecord, Grant, Interaction, RefreshToken, Session, UserRecord};
 use portcullis::store::{
-    Cached, Consumed, Coordination, Counters, Directory, Ephemeral, Grants, Instrumented, MemoryStore, OPERATIONS,
-    PublishedKeys, RedisConfig, RedisStore, SingleUse, Store, StoreError, epoch,
+    Budget, Cached, Consumed, Coordination, Counters, Directory, Ephemeral, Eviction, Grants, Instrumented,
+    MemoryStore, OPERATIONS, PublishedKeys, RedisConfig, RedisStore, Reservation, SingleUse, Store, StoreError, epoch,
 };
 use portcullis::vocabulary::{AuthorizationRequest, GrantType, Scope, TokenEndpointAuthMethod};
 use redis_server::RedisServer;
@@ -142,11 +142,36 @@ async fn revoked_tokens_stay_denied_until_they_expire(store: &dyn Ephemeral, tim
     let t = time.now();
     store.revoke_token("jti-1", t + 2).await.unwrap();
     store.revoke_token("jti-old", t).await.unwrap();
-    assert!(store.is_token_revoked("jti-1").await.unwrap());
-    assert!(!store.is_token_revoked("jti-2").await.unwrap());
-    assert!(!store.is_token_revoked("jti-old").await.unwrap(), "an already expired token needs no entry");
+    assert!(store.token_check("jti-1").await.unwrap().revoked);
+    assert!(!store.token_check("jti-2").await.unwrap().revoked);
+    assert!(!store.token_check("jti-old").await.unwrap().revoked, "an already expired token needs no entry");
     time.advance(2).await;
-    assert!(!store.is_token_revoked("jti-1").await.unwrap(), "the entry lives exactly as long as the token");
+    assert!(!store.token_check("jti-1").await.unwrap().revoked, "the entry lives exactly as long as the token");
+}
+
+/// A token check reads the data epoch with the deny-list entry: none before the epoch
+/// exists (as after a loss of the data), the epoch once it does.
+async fn a_token_check_reads_the_data_epoch_too(store: &dyn Store) {
+    assert_eq!(store.token_check("jti-1").await.unwrap().epoch, None, "no epoch yet");
+    let current = epoch(store).await.unwrap();
+    store.revoke_token("jti-epoch", Clock::system().now() + 60).await.unwrap();
+    let check = store.token_check("jti-epoch").await.unwrap();
+    assert!(check.revoked);
+    assert_eq!(check.epoch, Some(current.id.clone()));
+    assert_eq!(store.token_check("jti-unknown").await.unwrap().epoch, Some(current.id));
+}
+
+/// Retired public keys are listed until they expire; a later expiry wins.
+async fn retired_keys_are_listed_until_they_expire(store: &dyn Coordination, time: &Time) {
+    assert!(store.retired_keys().await.unwrap().is_empty());
+    let t = time.now();
+    store.publish_retired_key("kid-a", r#"{"kid":"kid-a"}"#, t + 2).await.unwrap();
+    store.publish_retired_key("kid-b", r#"{"kid":"kid-b"}"#, t + 4).await.unwrap();
+    store.publish_retired_key("kid-b", r#"{"kid":"kid-b"}"#, t + 1).await.unwrap();
+    store.publish_retired_key("kid-c", r#"{"kid":"kid-c"}"#, t).await.unwrap();
+    assert_eq!(store.retired_keys().await.unwrap(), [r#"{"kid":"kid-a"}"#, r#"{"kid":"kid-b"}"#]);
+    time.advance(2).await;
+    assert_eq!(store.retired_keys().await.unwrap(), [r#"{"kid":"kid-b"}"#], "kid-b kept its later expiry");
 }
 
 fn code(grant_id: &str) -> AuthorizationCode {
@@ -305,18 +330,61 @@ async fn interactions_expire_and_can_be_removed(store: &dyn Ephemeral, time: &Ti
     assert_eq!(store.interaction("i-2").await.unwrap(), None, "an interaction expires");
 }
 
-async fn counters_count_within_their_window(store: &dyn Counters, time: &Time) {
+async fn reservations_stay_within_their_budget_and_window(store: &dyn Counters, time: &Time) {
     let t = time.now();
-    assert_eq!(store.counter("user:alice").await.unwrap(), 0);
-    assert_eq!(store.increment_counter("user:alice", t + 10).await.unwrap(), 1);
-    assert_eq!(store.increment_counter("user:alice", t + 10).await.unwrap(), 2);
-    assert_eq!(store.counter("user:alice").await.unwrap(), 2);
-    store.clear_counter("user:alice").await.unwrap();
-    assert_eq!(store.counter("user:alice").await.unwrap(), 0);
-    store.increment_counter("user:bob", t + 2).await.unwrap();
+    let alice = [Budget { key: "user:alice", limit: 2 }];
+    assert_eq!(
+        store.reserve(&alice, t + 10).await.unwrap(),
+        Reservation { allowed: true, counts: vec![1], retry_after: 0 }
+    );
+    assert_eq!(store.reserve(&alice, t + 10).await.unwrap().counts, vec![2]);
+    let refused = store.reserve(&alice, t + 10).await.unwrap();
+    assert!(!refused.allowed, "the budget is spent");
+    assert_eq!(refused.counts, vec![2], "a refused attempt is not counted");
+    assert!((8..=10).contains(&refused.retry_after), "the window ends in 10 s: {refused:?}");
+    store.refund(&["user:alice"]).await.unwrap();
+    assert_eq!(store.reserve(&alice, t + 10).await.unwrap().counts, vec![2], "a refund makes room for one");
+    for _ in 0..3 {
+        store.refund(&["user:alice"]).await.unwrap();
+    }
+    store.refund(&["user:nobody"]).await.unwrap();
+    assert_eq!(store.reserve(&alice, t + 10).await.unwrap().counts, vec![1], "refunds stop at zero");
+
+    let both = [Budget { key: "user:bob", limit: 5 }, Budget { key: "address:a", limit: 1 }];
+    assert_eq!(store.reserve(&both, t + 10).await.unwrap().counts, vec![1, 1]);
+    let refused = store.reserve(&both, t + 10).await.unwrap();
+    assert!(!refused.allowed, "one spent budget refuses the attempt");
+    assert_eq!(refused.counts, vec![1, 1], "and it is counted in neither");
+    assert_eq!(store.reserve(&both[..1], t + 10).await.unwrap().counts, vec![2]);
+
+    let carol = [Budget { key: "user:carol", limit: 1 }];
+    assert!(store.reserve(&carol, t + 2).await.unwrap().allowed);
+    assert!(!store.reserve(&carol, t + 2).await.unwrap().allowed);
     time.advance(2).await;
-    assert_eq!(store.counter("user:bob").await.unwrap(), 0, "the window ends");
-    assert_eq!(store.increment_counter("user:bob", t + 20).await.unwrap(), 1, "a new window starts at 1");
+    let reopened = store.reserve(&carol, t + 20).await.unwrap();
+    assert_eq!((reopened.allowed, reopened.counts), (true, vec![1]), "the window ends, a new one starts at 1");
+}
+
+/// Many attempts at once, on one budget shared with a roomier one: exactly `limit` are
+/// granted, and the refused ones leave nothing counted in the other budget.
+async fn concurrent_reservations_grant_exactly_the_limit(store: Arc<dyn Store>, time: &Time) {
+    let window_ends_at = time.now() + 60;
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let budgets = [Budget { key: "race:user", limit: 5 }, Budget { key: "race:address", limit: 64 }];
+                store.reserve(&budgets, window_ends_at).await.unwrap().allowed
+            })
+        })
+        .collect();
+    let mut granted = 0;
+    for task in tasks {
+        granted += u32::from(task.await.unwrap());
+    }
+    assert_eq!(granted, 5);
+    let address = store.reserve(&[Budget { key: "race:address", limit: 64 }], window_ends_at).await.unwrap();
+    assert_eq!(address.counts, vec![6], "the 59 refused attempts were given back");
 }
 
 async fn active_sessions_counts_live_sessions_only(store: &dyn Ephemeral, time: &Time) {
@@ -359,9 +427,12 @@ async fn keeps_the_contract(store: &dyn Store, time: &Time) {
     sessions_and_consents_expire_and_can_be_removed(store, time).await;
     interactions_expire_and_can_be_removed(store, time).await;
     active_sessions_counts_live_sessions_only(store, time).await;
-    counters_count_within_their_window(store, time).await;
+    reservations_stay_within_their_budget_and_window(store, time).await;
     claims_keep_the_first_value(store).await;
     published_keys_are_read_back_and_replaced(store).await;
+    retired_keys_are_listed_until_they_expire(store, time).await;
+    assert_eq!(store.eviction().await.unwrap(), Eviction::Never, "the test stores never evict");
+    a_token_check_reads_the_data_epoch_too(store).await;
     the_data_epoch_is_created_once(store).await;
 }
 
@@ -372,7 +443,8 @@ async fn memory_store_keeps_the_contract() {
     let time = Time::Manual(now);
     keeps_the_contract(store.as_ref(), &time).await;
     store.purge_expired();
-    concurrent_consumers_get_one_fresh_code(store, &time).await;
+    concurrent_consumers_get_one_fresh_code(Arc::clone(&store) as Arc<dyn Store>, &time).await;
+    concurrent_reservations_grant_exactly_the_limit(store, &time).await;
 }
 
 /// The metrics wrapper the provider puts around every store changes no behaviour, and
@@ -388,7 +460,8 @@ async fn instrumented_store_keeps_the_contract() {
     let untested: Vec<&str> =
         OPERATIONS.iter().copied().filter(|op| metrics.store_op(op).0.get_sample_count() == 0).collect();
     assert!(untested.is_empty(), "the contract calls every operation; not called: {untested:?}");
-    concurrent_consumers_get_one_fresh_code(store, &time).await;
+    concurrent_consumers_get_one_fresh_code(Arc::clone(&store), &time).await;
+    concurrent_reservations_grant_exactly_the_limit(store, &time).await;
 }
 
 /// The per-replica copy answers like the directory behind it.
@@ -420,7 +493,8 @@ async fn redis_store_keeps_the_contract() {
     let store: Arc<dyn Store> = Arc::new(RedisStore::connect(config).await.unwrap());
     let time = Time::Real;
     keeps_the_contract(store.as_ref(), &time).await;
-    concurrent_consumers_get_one_fresh_code(store, &time).await;
+    concurrent_consumers_get_one_fresh_code(Arc::clone(&store), &time).await;
+    concurrent_reservations_grant_exactly_the_limit(store, &time).await;
 }
 
 /// Waits for `check` to hold, five seconds at most: announcements travel asynchronously.
@@ -477,6 +551,18 @@ async fn redis_replicas_drop_exactly_the_directory_entries_that_changed() {
         reader.user_by_username("ann").await.unwrap().is_none() && username_of(&reader, "s-2").await.is_none()
     })
     .await;
+}
+
+/// An evicting `maxmemory-policy` is reported, and so is the change back.
+#[tokio::test]
+async fn redis_reports_an_evicting_policy() {
+    let server = RedisServer::start(REDIS_PASSWORD);
+    let store = RedisStore::connect(unique_config(&server)).await.unwrap();
+    assert_eq!(store.eviction().await.unwrap(), Eviction::Never);
+    server.cli(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+    assert_eq!(store.eviction().await.unwrap(), Eviction::Evicts("allkeys-lru".into()));
+    server.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    assert_eq!(store.eviction().await.unwrap(), Eviction::Never);
 }
 
 /// A Redis that lost its data has no epoch, so the next reader creates a new one: that is

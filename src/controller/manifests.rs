@@ -73,25 +73,9 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 impl ManifestSet {
     /// Reads every `*.yaml` and `*.yml` file directly inside `dir`, in name order.
     pub fn load_dir(dir: &Path) -> Result<Self, ManifestError> {
-        let io = |source| ManifestError::Io { path: dir.to_owned(), source };
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(io)?
-            .map(|entry| entry.map(|e| e.path()))
-            .collect::<Result<_, _>>()
-            .map_err(io)?;
-        files.retain(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")));
-        files.sort();
-        if files.is_empty() {
-            return Err(ManifestError::Empty { path: dir.to_owned() });
-        }
-        let mut set = Self::default();
-        let mut seen = HashMap::new();
-        for file in files {
-            let text =
-                std::fs::read_to_string(&file).map_err(|source| ManifestError::Io { path: file.clone(), source })?;
-            set.add_file(&file, &text, &mut seen)?;
-        }
-        Ok(set)
+        let texts = read_dir(dir)?;
+        let files: Vec<(&str, &str)> = texts.iter().map(|(file, text)| (file.as_str(), text.as_str())).collect();
+        Self::load_texts(&files)
     }
 
     /// Reads manifests given as (file name, YAML text) pairs, such as the embedded examples.
@@ -170,6 +154,30 @@ impl ManifestSet {
     pub fn secret(&self, namespace: &str, name: &str) -> Option<&Secret> {
         self.secrets.get(&(namespace.to_owned(), name.to_owned()))
     }
+}
+
+/// The `*.yaml` and `*.yml` files directly inside `dir` (following symbolic links, as a
+/// mounted ConfigMap has them), in name order, with their text.
+pub fn read_dir(dir: &Path) -> Result<Vec<(String, String)>, ManifestError> {
+    let io = |source| ManifestError::Io { path: dir.to_owned(), source };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(io)?;
+    files.retain(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")));
+    files.sort();
+    if files.is_empty() {
+        return Err(ManifestError::Empty { path: dir.to_owned() });
+    }
+    files
+        .into_iter()
+        .map(|file| {
+            let text =
+                std::fs::read_to_string(&file).map_err(|source| ManifestError::Io { path: file.clone(), source })?;
+            Ok((file.display().to_string(), text))
+        })
+        .collect()
 }
 
 /// Deserializes a document into its type, naming the failing field and refusing unknown

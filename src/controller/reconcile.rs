@@ -468,6 +468,7 @@ mod tests {
                 algorithm: SigningAlgorithm::RS256,
                 rotation_period: Some(rotation.into()),
                 rsa_bits,
+                private_key_secret_ref: None,
             },
             status: None,
         };

@@ -5,6 +5,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::SecretKeyRef;
 use crate::vocabulary::SigningAlgorithm;
 
 /// A signing key for ID tokens and access tokens, rotated by the controller.
@@ -39,6 +40,13 @@ pub struct SigningKeySpec {
     /// RSA modulus size in bits (2048, 3072 or 4096); ignored for other algorithms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rsa_bits: Option<u32>,
+    /// Manifests folder only (`portcullis dev`, `portcullis serve --manifests`): the PKCS#8
+    /// private key (DER, or PEM `BEGIN PRIVATE KEY`) in a Secret of the folder, so every replica
+    /// signs with it and none of it is kept in Redis; replacing it rotates (the old key keeps
+    /// verifying until its tokens expire). The controller generates and rotates keys in Secrets
+    /// of its own and does not read this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key_secret_ref: Option<SecretKeyRef>,
 }
 
 /// What the controller observed when it last reconciled the key.

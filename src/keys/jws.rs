@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::jwt_type::JwtType;
 use super::pair::{KeyError, KeyPair};
+use super::public::PublicKey;
 
 /// Why a presented token was not accepted. Only ever reported as "invalid token".
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -75,7 +76,7 @@ fn decode_segment(segment: &str) -> Result<Vec<u8>, VerifyError> {
 /// (RFC 7519 §4.1.4: the token is refused from the second `exp` on).
 pub(super) fn verify<'k, T: DeserializeOwned>(
     token: &str,
-    key_for: impl FnOnce(&str) -> Option<&'k KeyPair>,
+    key_for: impl FnOnce(&str) -> Option<&'k PublicKey>,
     expect: &Expectations<'_>,
 ) -> Result<T, VerifyError> {
     let (signing_input, signature) = token.rsplit_once('.').ok_or(VerifyError::Malformed)?;

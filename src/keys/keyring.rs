@@ -1,5 +1,10 @@
 //! The keyring: every published key, the active signer per algorithm, and the JWKS
 //! document serialized once per change of the key set.
+//!
+//! Which key signs is decided by the set alone, never by the order a map or a watch
+//! yields keys in, so every replica holding the same keys signs alike: per algorithm the
+//! active key with the smallest `kid`, and for ID tokens the first algorithm of
+//! [`ID_TOKEN_ALGORITHMS`] that has an active key.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,7 +18,18 @@ use super::jwk::Jwk;
 use super::jws::{self, Expectations, VerifyError};
 use super::jwt_type::JwtType;
 use super::pair::{KeyError, KeyPair};
+use super::public::PublicKey;
 use crate::vocabulary::{SigningAlgorithm, wire_enum};
+
+/// The default signer's algorithm, in order of preference: RS256 first, since OIDC Core
+/// §15.1 makes it the one algorithm every relying party supports.
+pub const ID_TOKEN_ALGORITHMS: [SigningAlgorithm; 3] =
+    [SigningAlgorithm::RS256, SigningAlgorithm::ES256, SigningAlgorithm::EdDSA];
+
+/// The algorithm of the default signer, given the algorithms that have an active key.
+pub fn default_algorithm(active: &[SigningAlgorithm]) -> Option<SigningAlgorithm> {
+    ID_TOKEN_ALGORITHMS.into_iter().find(|algorithm| active.contains(algorithm))
+}
 
 wire_enum! {
     /// Where a key is in its life: it signs (`Active`), is published ahead of taking over
@@ -30,7 +46,9 @@ wire_enum! {
 /// An immutable set of keys; a new set replaces the whole keyring atomically.
 #[derive(Debug)]
 pub struct Keyring {
-    keys: HashMap<String, (Arc<KeyPair>, KeyPhase)>,
+    /// Every key that verifies, by `kid`: our key pairs' public halves, and public keys
+    /// other replicas may have signed with (as `Retired`).
+    keys: HashMap<String, (Arc<PublicKey>, KeyPhase)>,
     active: HashMap<SigningAlgorithm, Arc<KeyPair>>,
     default_algorithm: Option<SigningAlgorithm>,
     jwks: Bytes,
@@ -48,25 +66,31 @@ struct JwkSet<'a> {
 }
 
 impl Keyring {
-    /// Builds a keyring. RS256 is the default signer when present (OIDC Core §15.1 makes it
-    /// the one algorithm every relying party supports); otherwise the first active key's.
+    /// Builds a keyring of key pairs, each in its phase.
     pub fn new(keys: Vec<(KeyPair, KeyPhase)>) -> Result<Self, KeyError> {
+        Self::from_parts(keys.into_iter().map(|(key, phase)| (Arc::new(key), phase)).collect(), Vec::new())
+    }
+
+    /// Builds a keyring of key pairs and of public keys that only verify (published as
+    /// retired): keys another replica may have signed with. A key pair wins over a public
+    /// key of the same `kid`.
+    pub fn from_parts(pairs: Vec<(Arc<KeyPair>, KeyPhase)>, verifying: Vec<Arc<PublicKey>>) -> Result<Self, KeyError> {
         let mut by_kid = HashMap::new();
-        let mut active = HashMap::new();
-        let mut order = Vec::new();
-        for (key, phase) in keys {
-            let key = Arc::new(key);
+        let mut active: HashMap<SigningAlgorithm, Arc<KeyPair>> = HashMap::new();
+        for (key, phase) in pairs {
             if phase == KeyPhase::Active {
-                active.entry(key.algorithm()).or_insert_with(|| Arc::clone(&key));
-                order.push(key.algorithm());
+                let signer = active.entry(key.algorithm()).or_insert_with(|| Arc::clone(&key));
+                if key.kid() < signer.kid() {
+                    *signer = Arc::clone(&key);
+                }
             }
-            by_kid.insert(key.kid().to_owned(), (key, phase));
+            by_kid.insert(key.kid().to_owned(), (Arc::clone(key.public()), phase));
         }
-        let default_algorithm = if active.contains_key(&SigningAlgorithm::RS256) {
-            Some(SigningAlgorithm::RS256)
-        } else {
-            order.first().copied()
-        };
+        for key in verifying {
+            by_kid.entry(key.kid().to_owned()).or_insert((key, KeyPhase::Retired));
+        }
+        let algorithms: Vec<SigningAlgorithm> = active.keys().copied().collect();
+        let default_algorithm = default_algorithm(&algorithms);
         let mut published: Vec<&Jwk> = by_kid.values().map(|(key, _)| key.jwk()).collect();
         published.sort_by(|a, b| a.kid.cmp(&b.kid));
         let jwks = Bytes::from(serde_json::to_vec(&JwkSet { keys: published })?);
@@ -90,9 +114,16 @@ impl Keyring {
         self.jwks.clone()
     }
 
-    /// Algorithms that currently have an active signer.
+    /// Algorithms that currently have an active signer, in [`ID_TOKEN_ALGORITHMS`] order.
     pub fn algorithms(&self) -> Vec<SigningAlgorithm> {
-        self.active.keys().copied().collect()
+        ID_TOKEN_ALGORITHMS.into_iter().filter(|algorithm| self.active.contains_key(algorithm)).collect()
+    }
+
+    /// Every `kid` that verifies, sorted: what tells two keyrings' JWKS apart.
+    pub fn kids(&self) -> Vec<&str> {
+        let mut kids: Vec<&str> = self.keys.keys().map(String::as_str).collect();
+        kids.sort_unstable();
+        kids
     }
 
     /// The active signer for an algorithm, or the default signer.
@@ -136,7 +167,7 @@ impl Keyring {
         jws::verify(token, |kid| self.key(kid), &Expectations { typ: JwtType::Jwt, issuer, now: None })
     }
 
-    fn key(&self, kid: &str) -> Option<&KeyPair> {
+    fn key(&self, kid: &str) -> Option<&PublicKey> {
         self.keys.get(kid).map(|(key, _)| key.as_ref())
     }
 }
@@ -186,6 +217,48 @@ mod tests {
     fn rs256_is_the_default_signer() {
         let ring = ring(&[SigningAlgorithm::ES256, SigningAlgorithm::RS256]);
         assert_eq!(ring.signer(None).unwrap().algorithm(), SigningAlgorithm::RS256);
+    }
+
+    #[test]
+    fn without_rs256_the_default_signer_follows_the_documented_order_not_the_given_one() {
+        use SigningAlgorithm::{ES256, EdDSA, RS256};
+        assert_eq!(default_algorithm(&[EdDSA, ES256]), Some(ES256));
+        assert_eq!(default_algorithm(&[ES256, EdDSA]), Some(ES256));
+        assert_eq!(default_algorithm(&[EdDSA]), Some(EdDSA));
+        assert_eq!(default_algorithm(&[EdDSA, ES256, RS256]), Some(RS256));
+        assert_eq!(default_algorithm(&[]), None);
+        assert_eq!(ring(&[EdDSA, ES256]).signer(None).unwrap().algorithm(), ES256);
+        assert_eq!(ring(&[EdDSA, ES256]).algorithms(), [ES256, EdDSA]);
+    }
+
+    #[test]
+    fn two_active_keys_of_one_algorithm_sign_with_the_smallest_kid_whatever_their_order() {
+        let first = Arc::new(KeyPair::generate(SigningAlgorithm::ES256, None).unwrap().0);
+        let second = Arc::new(KeyPair::generate(SigningAlgorithm::ES256, None).unwrap().0);
+        let smallest = first.kid().min(second.kid()).to_owned();
+        for pairs in [[&first, &second], [&second, &first]] {
+            let keys = pairs.iter().map(|key| (Arc::clone(key), KeyPhase::Active)).collect();
+            let ring = Keyring::from_parts(keys, Vec::new()).unwrap();
+            assert_eq!(ring.signer(None).unwrap().kid(), smallest);
+        }
+    }
+
+    #[test]
+    fn public_keys_of_other_replicas_verify_and_are_published_but_never_sign() {
+        let (ours, _) = KeyPair::generate(SigningAlgorithm::RS256, None).unwrap();
+        let theirs = ring(&[SigningAlgorithm::RS256]);
+        let their_token = theirs.sign(None, JwtType::AccessToken, &claims(now() + 60)).unwrap();
+        let their_key = Arc::clone(theirs.signer(None).unwrap().public());
+        let ring = Keyring::from_parts(vec![(Arc::new(ours), KeyPhase::Active)], vec![their_key]).unwrap();
+        assert!(ring.verify::<Claims>(&their_token, JwtType::AccessToken, ISSUER, now()).is_ok());
+        assert_ne!(ring.signer(None).unwrap().kid(), theirs.signer(None).unwrap().kid());
+        let jwks: serde_json::Value = serde_json::from_slice(&ring.jwks_json()).unwrap();
+        assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+        assert_eq!(ring.kids().len(), 2);
+        assert!(
+            ring.entries()
+                .any(|(kid, phase, _)| kid == theirs.signer(None).unwrap().kid() && phase == KeyPhase::Retired)
+        );
     }
 
     #[test]

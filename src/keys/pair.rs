@@ -2,13 +2,13 @@
 //! key material (re-parsing an RSA key per signature more than halves throughput).
 
 use std::fmt;
+use std::sync::Arc;
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
-    self, ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ED25519, EcdsaKeyPair, Ed25519KeyPair,
-    KeyPair as _, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RsaKeyPair,
+    self, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 
 use super::jwk::{Jwk, PublicParams};
 use super::jwt_type::JwtType;
+use super::public::PublicKey;
 use crate::vocabulary::SigningAlgorithm;
 
 /// Failures creating or using a key. They never carry key material.
@@ -27,6 +28,10 @@ pub enum KeyError {
     Generation,
     #[error("the private key is not a valid PKCS#8 {0} key")]
     InvalidPrivateKey(SigningAlgorithm),
+    #[error("the public key is not a valid {0} key")]
+    InvalidPublicKey(SigningAlgorithm),
+    #[error("not a public JWK of a supported algorithm")]
+    InvalidJwk,
     #[error("signing failed")]
     Signing,
     #[error("the shared key could not be read or kept: {0}")]
@@ -41,23 +46,20 @@ enum Private {
     Ed25519(Ed25519KeyPair),
 }
 
-/// A signing key: the parsed private key, the parsed public key, its public JWK and
-/// pre-encoded JWS headers.
+/// A signing key: the parsed private key, its public key and pre-encoded JWS headers.
 pub struct KeyPair {
-    kid: String,
-    algorithm: SigningAlgorithm,
     private: Private,
-    /// Parsed once: building an RSA public key per verification (its Montgomery
-    /// constants) costs as much as the verification itself.
-    public: ParsedPublicKey,
-    jwk: Jwk,
+    public: Arc<PublicKey>,
     at_jwt_header: String,
     jwt_header: String,
 }
 
 impl fmt::Debug for KeyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyPair").field("kid", &self.kid).field("algorithm", &self.algorithm).finish_non_exhaustive()
+        f.debug_struct("KeyPair")
+            .field("kid", &self.kid())
+            .field("algorithm", &self.algorithm())
+            .finish_non_exhaustive()
     }
 }
 
@@ -96,21 +98,18 @@ impl KeyPair {
     /// Parses a PKCS#8 private key once, for the key's lifetime.
     pub fn from_pkcs8(algorithm: SigningAlgorithm, pkcs8: &[u8]) -> Result<Self, KeyError> {
         let invalid = |_| KeyError::InvalidPrivateKey(algorithm);
-        let (private, params, public) = match algorithm {
+        let (private, params) = match algorithm {
             SigningAlgorithm::RS256 => {
                 let pair = RsaKeyPair::from_pkcs8(pkcs8).map_err(invalid)?;
                 if pair.public_modulus_len() < 256 {
                     return Err(KeyError::InvalidPrivateKey(algorithm));
                 }
-                // PKCS#1 RSAPublicKey DER, what RSA verification takes.
-                let public =
-                    ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, pair.public_key().as_ref()).map_err(invalid)?;
                 let components = pair.public_key();
                 let params = PublicParams::Rsa {
                     n: components.modulus().big_endian_without_leading_zero().to_vec(),
                     e: components.exponent().big_endian_without_leading_zero().to_vec(),
                 };
-                (Private::Rsa(pair), params, public)
+                (Private::Rsa(pair), params)
             }
             SigningAlgorithm::ES256 => {
                 let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).map_err(invalid)?;
@@ -119,49 +118,47 @@ impl KeyPair {
                 if point.len() != 65 {
                     return Err(KeyError::InvalidPrivateKey(algorithm));
                 }
-                let public = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point).map_err(invalid)?;
                 let params = PublicParams::P256 { x: point[1..33].to_vec(), y: point[33..].to_vec() };
-                (Private::P256(pair), params, public)
+                (Private::P256(pair), params)
             }
             SigningAlgorithm::EdDSA => {
                 let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(invalid)?;
-                let public = ParsedPublicKey::new(&ED25519, pair.public_key().as_ref()).map_err(invalid)?;
                 let params = PublicParams::Ed25519 { x: pair.public_key().as_ref().to_vec() };
-                (Private::Ed25519(pair), params, public)
+                (Private::Ed25519(pair), params)
             }
         };
-        let kid = params.thumbprint();
-        let jwk = params.to_jwk(algorithm.as_str(), kid.clone());
+        let public =
+            Arc::new(PublicKey::from_params(algorithm, params).map_err(|_| KeyError::InvalidPrivateKey(algorithm))?);
         let header = |typ: &str| {
-            URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{}","typ":"{typ}","kid":"{kid}"}}"#, algorithm.as_str()))
+            URL_SAFE_NO_PAD.encode(format!(
+                r#"{{"alg":"{}","typ":"{typ}","kid":"{}"}}"#,
+                algorithm.as_str(),
+                public.kid()
+            ))
         };
         Ok(Self {
             at_jwt_header: header(JwtType::AccessToken.as_str()),
             jwt_header: header(JwtType::Jwt.as_str()),
-            kid,
-            algorithm,
             private,
             public,
-            jwk,
         })
     }
 
     pub fn kid(&self) -> &str {
-        &self.kid
+        self.public.kid()
     }
 
     pub fn algorithm(&self) -> SigningAlgorithm {
-        self.algorithm
+        self.public.algorithm()
     }
 
     pub fn jwk(&self) -> &Jwk {
-        &self.jwk
+        self.public.jwk()
     }
 
-    /// Whether `signature` is this key's signature of `message` (RS256: RSASSA-PKCS1-v1_5
-    /// with SHA-256; ES256: the fixed-width `R || S` of RFC 7518 §3.4; EdDSA: Ed25519).
-    pub(super) fn verify_signature(&self, message: &[u8], signature: &[u8]) -> bool {
-        self.public.verify_sig(message, signature).is_ok()
+    /// The public half, which verifies what this key signed.
+    pub fn public(&self) -> &Arc<PublicKey> {
+        &self.public
     }
 
     /// The base64url-encoded protected header for tokens of this type.

@@ -51,6 +51,10 @@ pub struct AccessTokenClaims {
     /// When the user authenticated (RFC 9068 §2.2.1); absent for client-only tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<u64>,
+    /// Private claim: the store's data epoch the token was issued under
+    /// ([`super::epoch`]); a token from before a loss of the store's data is refused.
+    #[serde(rename = "pcl_ep", default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<String>,
 }
 
 #[cfg(test)]

@@ -67,6 +67,37 @@ fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
     Ok((id, secret))
 }
 
+/// The one answer to every failed client authentication, so responses do not tell which
+/// client ids exist or why a client was refused.
+pub const AUTHENTICATION_FAILED: &str = "client authentication failed";
+
+/// What authenticating a client takes once its method matched: nothing more for a public
+/// client, else the presented secret checked against the stored hash. A confidential
+/// client without a stored hash is refused, whatever secret it sends: fail closed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SecretCheck<'a> {
+    /// A public client (`none`), identified by its `client_id` alone.
+    Public,
+    /// Verify `secret` against the stored `hash`.
+    Verify { secret: &'a str, hash: &'a str },
+}
+
+/// RFC 6749 §2.3.1: a confidential client authenticates with its secret. Call after
+/// [`check_method`], which already refused a public client presenting a secret.
+pub fn secret_check<'a>(
+    registered: TokenEndpointAuthMethod,
+    presented: &'a PresentedClient,
+    stored_hash: Option<&'a str>,
+) -> Result<SecretCheck<'a>, OAuthError> {
+    if registered == TokenEndpointAuthMethod::None {
+        return Ok(SecretCheck::Public);
+    }
+    match (presented.secret.as_ref(), stored_hash) {
+        (Some(secret), Some(hash)) => Ok(SecretCheck::Verify { secret: secret.expose(), hash }),
+        _ => Err(OAuthError::invalid_client(AUTHENTICATION_FAILED)),
+    }
+}
+
 /// OIDC Core §9: the client must authenticate with the method it registered.
 pub fn check_method(registered: TokenEndpointAuthMethod, presented: &PresentedClient) -> Result<(), OAuthError> {
     if registered == presented.method {
@@ -154,6 +185,34 @@ mod tests {
             let debug = format!("{client:?}");
             assert!(!debug.contains("secret-value") && debug.contains("app"), "{debug}");
         }
+    }
+
+    #[test]
+    fn rfc6749_2_3_1_a_confidential_client_without_a_stored_hash_is_refused_whatever_it_sends() {
+        for (method, body) in [
+            (TokenEndpointAuthMethod::ClientSecretPost, "client_id=app&client_secret=anything"),
+            (TokenEndpointAuthMethod::ClientSecretPost, "client_id=app&client_secret="),
+        ] {
+            let presented = presented_client(None, &form(body)).unwrap();
+            assert_eq!(secret_check(method, &presented, None).unwrap_err().code, ErrorCode::InvalidClient, "{body}");
+        }
+        let header = basic("app:anything");
+        let presented = presented_client(Some(&header), &form("")).unwrap();
+        let refused = secret_check(TokenEndpointAuthMethod::ClientSecretBasic, &presented, None).unwrap_err();
+        assert_eq!(refused.code, ErrorCode::InvalidClient);
+    }
+
+    #[test]
+    fn rfc6749_2_3_1_a_confidential_client_verifies_its_secret_and_a_public_one_needs_none() {
+        let presented = presented_client(None, &form("client_id=app&client_secret=s")).unwrap();
+        assert_eq!(
+            secret_check(TokenEndpointAuthMethod::ClientSecretPost, &presented, Some("hash")).unwrap(),
+            SecretCheck::Verify { secret: "s", hash: "hash" }
+        );
+        let public = presented_client(None, &form("client_id=spa")).unwrap();
+        assert_eq!(secret_check(TokenEndpointAuthMethod::None, &public, None).unwrap(), SecretCheck::Public);
+        let without_secret = PresentedClient { secret: None, ..presented };
+        assert!(secret_check(TokenEndpointAuthMethod::ClientSecretPost, &without_secret, Some("hash")).is_err());
     }
 
     #[test]

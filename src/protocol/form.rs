@@ -56,8 +56,9 @@ impl FormParams {
             };
             let name = decode_component(name)?;
             let value = decode_component(value)?;
+            // The name is the caller's own: a fixed description never echoes it.
             if value.len() > MAX_VALUE_LEN {
-                return Err(OAuthError::invalid_request(format!("parameter `{name}` is too long")));
+                return Err(OAuthError::invalid_request("a parameter value is too long"));
             }
             values.entry(name).or_default().push(value);
         }
@@ -65,6 +66,7 @@ impl FormParams {
     }
 
     /// The value of a parameter that may appear at most once; empty counts as absent (RFC 6749 §3.1).
+    /// `name` is one the provider asks for, never one a caller sent, so an error may name it.
     pub fn get(&self, name: &str) -> Result<Option<&str>, OAuthError> {
         match self.values.get(name).map(Vec::as_slice) {
             None => Ok(None),
@@ -168,6 +170,13 @@ mod tests {
     fn oversized_value_is_invalid_request() {
         let body = format!("a={}", "x".repeat(MAX_VALUE_LEN + 1));
         assert_eq!(FormParams::parse(body.as_bytes()).unwrap_err().code, ErrorCode::InvalidRequest);
+    }
+
+    #[test]
+    fn rfc6749_5_2_descriptions_never_echo_a_parameter_name_the_caller_chose() {
+        let body = format!("caller-chosen-name={}", "x".repeat(MAX_VALUE_LEN + 1));
+        let err = FormParams::parse(body.as_bytes()).unwrap_err();
+        assert_eq!(err.description, "a parameter value is too long");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod claims;
 pub mod client_auth;
 pub mod discovery;
 pub mod endpoints;
+pub mod epoch;
 pub mod form;
 pub mod id_token;
 pub mod introspection;

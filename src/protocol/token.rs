@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::claims::{AccessTokenClaims, Audience};
+use super::epoch::token_epoch;
 use super::form::FormParams;
 use super::pkce;
 use super::scope;
@@ -77,18 +78,27 @@ pub struct AccessTokenGrant {
     pub expires_in: u64,
 }
 
+/// What every access token a provider issues carries besides what the grant says.
+#[derive(Debug, Clone, Copy)]
+pub struct Issuance<'a> {
+    pub issuer: &'a str,
+    /// The lifetime of tokens whose client sets none, in seconds.
+    pub default_ttl: u64,
+    /// The store's data epoch as the provider last saw it (see [`super::epoch`]).
+    pub epoch: &'a str,
+}
+
 /// RFC 9068 §2.2 claims for a token the client obtains for itself (`sub` is the client id).
 pub fn client_credentials_token(
-    issuer: &str,
+    issuance: &Issuance<'_>,
     client: &ClientRecord,
     scope: &Scope,
     jti: String,
     now: u64,
-    default_ttl: u64,
 ) -> AccessTokenGrant {
-    let expires_in = client.access_token_ttl.unwrap_or(default_ttl);
+    let expires_in = client.access_token_ttl.unwrap_or(issuance.default_ttl);
     let claims = AccessTokenClaims {
-        iss: issuer.to_owned(),
+        iss: issuance.issuer.to_owned(),
         sub: client.client_id.clone(),
         aud: Audience(client.token_audience()),
         exp: now + expires_in,
@@ -97,6 +107,7 @@ pub fn client_credentials_token(
         client_id: client.client_id.clone(),
         scope: (!scope.is_empty()).then(|| scope.to_string()),
         auth_time: None,
+        epoch: Some(token_epoch(issuance.epoch)),
     };
     AccessTokenGrant { claims, expires_in }
 }
@@ -130,15 +141,14 @@ pub fn refresh_scope(requested: Option<&Scope>, granted: &Scope) -> Result<Scope
 
 /// RFC 9068 §2.2 claims for a token a user's grant authorizes.
 pub fn user_access_token(
-    issuer: &str,
+    issuance: &Issuance<'_>,
     client: &ClientRecord,
     grant: &Grant,
     scope: &Scope,
     jti: String,
     now: u64,
-    default_ttl: u64,
 ) -> AccessTokenGrant {
-    let mut token = client_credentials_token(issuer, client, scope, jti, now, default_ttl);
+    let mut token = client_credentials_token(issuance, client, scope, jti, now);
     token.claims.sub = grant.subject.clone();
     token.claims.auth_time = Some(grant.auth_time);
     token
@@ -213,17 +223,12 @@ mod tests {
         assert_eq!(err.code, ErrorCode::InvalidScope);
     }
 
+    const ISSUANCE: Issuance<'static> = Issuance { issuer: "https://id.example", default_ttl: 300, epoch: "e1" };
+
     #[test]
     fn rfc9068_2_2_client_credentials_claims() {
         let mut c = client(&[GrantType::ClientCredentials], "api:read");
-        let grant = client_credentials_token(
-            "https://id.example",
-            &c,
-            &Scope::parse("api:read").unwrap(),
-            "j1".into(),
-            1000,
-            300,
-        );
+        let grant = client_credentials_token(&ISSUANCE, &c, &Scope::parse("api:read").unwrap(), "j1".into(), 1000);
         let claims = grant.claims;
         assert_eq!(
             (claims.iss.as_str(), claims.sub.as_str(), claims.client_id.as_str()),
@@ -232,10 +237,11 @@ mod tests {
         assert_eq!(claims.aud, Audience(vec!["batch-job".into()]));
         assert_eq!((claims.iat, claims.exp, grant.expires_in), (1000, 1300, 300));
         assert_eq!(claims.scope.as_deref(), Some("api:read"));
+        assert_eq!(claims.epoch, Some(token_epoch("e1")), "bound to the store's data epoch");
 
         c.access_token_ttl = Some(60);
         c.audience = vec!["https://api.example".into()];
-        let grant = client_credentials_token("https://id.example", &c, &Scope::default(), "j2".into(), 1000, 300);
+        let grant = client_credentials_token(&ISSUANCE, &c, &Scope::default(), "j2".into(), 1000);
         assert_eq!((grant.claims.exp, grant.claims.scope), (1060, None));
         assert_eq!(grant.claims.aud, Audience(vec!["https://api.example".into()]));
     }

@@ -66,7 +66,7 @@ pub fn tokens_match(submitted: &str, expected: &str) -> bool {
     bool::from(submitted.as_bytes().ct_eq(expected.as_bytes()))
 }
 
-/// The client address used for login throttling (the TCP peer).
+/// The client address the throttles count by (the TCP peer).
 pub fn client_ip(peer: SocketAddr) -> String {
     peer.ip().to_string()
 }

@@ -1,12 +1,14 @@
 //! Token introspection (RFC 7662).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 
+use super::browser::client_ip;
 use super::client_auth::authenticate_client;
 use super::error::ApiError;
 use super::extract::OAuthForm;
@@ -14,6 +16,7 @@ use super::respond::no_store;
 use super::state::Provider;
 use crate::keys::JwtType;
 use crate::protocol::claims::AccessTokenClaims;
+use crate::protocol::epoch::issued_in_current_epoch;
 use crate::protocol::introspection::{IntrospectionResponse, introspect_access_token, introspect_refresh_token};
 use crate::secrets;
 use crate::store::Consumed;
@@ -24,10 +27,11 @@ use crate::vocabulary::TokenEndpointAuthMethod;
 /// hint and every token kind (JWT access token, refresh token) is looked up anyway.
 pub async fn introspect(
     State(provider): State<Arc<Provider>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     OAuthForm(form): OAuthForm,
 ) -> Result<Response, ApiError> {
-    let client = authenticate_client(&provider, &headers, &form).await?;
+    let client = authenticate_client(&provider, &headers, &form, &client_ip(peer)).await?;
     if client.auth_method == TokenEndpointAuthMethod::None {
         return Err(OAuthError::invalid_client("public clients cannot use token introspection").into());
     }
@@ -37,8 +41,11 @@ pub async fn introspect(
         provider.keys.load().verify::<AccessTokenClaims>(token, JwtType::AccessToken, &provider.config.issuer, now);
     let response = match verified {
         Ok(claims) => {
-            // A deleted client's tokens die with it (RFC 7592 §2.3).
-            let revoked = provider.store.is_token_revoked(&claims.jti).await?
+            let check = provider.store.token_check(&claims.jti).await?;
+            // A deleted client's tokens die with it (RFC 7592 §2.3), and so does every
+            // token issued before the store lost its data (and its revocations).
+            let revoked = check.revoked
+                || !issued_in_current_epoch(claims.epoch.as_deref(), check.epoch.as_deref())
                 || provider.store.client(&claims.client_id).await?.is_none();
             introspect_access_token(claims, revoked, &client.client_id, now)
         }

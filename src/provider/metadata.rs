@@ -27,9 +27,10 @@ fn json(body: bytes::Bytes, cache_control: &'static str) -> Response {
         .into_response()
 }
 
-/// OIDC Discovery §4 / RFC 8414 §3: the provider metadata.
-pub async fn discovery(State(provider): State<Arc<Provider>>) -> Response {
-    json(provider.discovery.clone(), PUBLIC_CACHE)
+/// OIDC Discovery §4 / RFC 8414 §3: the provider metadata, following the keyring.
+pub async fn discovery(State(provider): State<Arc<Provider>>) -> Result<Response, ApiError> {
+    let document = provider.discovery_document().map_err(|e| ApiError::Internal(format!("discovery: {e}")))?;
+    Ok(json(document, PUBLIC_CACHE))
 }
 
 /// RFC 7517 §5: the public keys.
@@ -46,7 +47,8 @@ pub async fn health() -> Response {
 /// watch) the watch has synced; otherwise 503 naming what is missing, so a load balancer
 /// stops sending traffic until it recovers.
 pub async fn ready(State(provider): State<Arc<Provider>>) -> Response {
-    let missing = provider.readiness.missing(provider.store.as_ref(), &provider.keys.load()).await;
+    let missing =
+        provider.readiness.missing(provider.store.as_ref(), &provider.keys.load(), &provider.store_status).await;
     let (status, body) = if missing.is_empty() {
         (StatusCode::OK, serde_json::json!({"status": "ready"}))
     } else {

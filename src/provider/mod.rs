@@ -8,7 +8,8 @@
 //!   `introspect`, `revoke`, `userinfo`, `register`, and `metadata` (discovery, JWKS, the
 //!   stylesheet, probes, metrics);
 //! - what endpoints share: `flow` (the interaction of authorize, login and consent),
-//!   `user_grants`, `client_auth`, `extract` (extractors), `browser` (cookies, sessions);
+//!   `user_grants`, `client_auth`, `password_work` (what a password check costs), `extract`
+//!   (extractors), `browser` (cookies, sessions);
 //! - `error`: [`ApiError`] for JSON endpoints and [`PageError`] for browser endpoints, the
 //!   only place errors become responses;
 //! - `respond`, `pages`, `text`: response building blocks, templates and their words;
@@ -29,6 +30,7 @@ mod logout;
 mod metadata;
 mod observe;
 mod pages;
+mod password_work;
 mod readiness;
 mod register;
 mod respond;
@@ -79,8 +81,10 @@ pub fn app(provider: Arc<Provider>) -> Router {
         .route(path::INTROSPECT, post(introspect::introspect).fallback(metadata::post_only))
         .route(path::REVOKE, post(revoke::revoke).fallback(metadata::post_only))
         .route(path::HEALTH, get(metadata::health))
-        .route(path::READY, get(metadata::ready))
-        .route(path::METRICS, get(metadata::metrics))
+        .route(path::READY, get(metadata::ready));
+    let router =
+        if provider.config.metrics_on_main_port { router.route(path::METRICS, get(metadata::metrics)) } else { router };
+    let router = router
         .route_layer(middleware::from_fn(observe::record_route))
         .fallback(metadata::not_found)
         .with_state(Arc::clone(&provider));
@@ -90,7 +94,8 @@ pub fn app(provider: Arc<Provider>) -> Router {
 }
 
 /// The router of `--metrics-listen`: `/metrics`, `/health` and `/ready` only, so the
-/// scrape port can stay inside the cluster while the main port faces users.
+/// scrape port can stay inside the cluster while the main port faces users (which serves
+/// `/metrics` only with [`ProviderConfig::metrics_on_main_port`]).
 pub fn metrics_app(provider: Arc<Provider>) -> Router {
     Router::new()
         .route(path::METRICS, get(metadata::metrics))

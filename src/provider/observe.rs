@@ -5,6 +5,7 @@
 //! HTTP metrics, one access-log line (not for probes and scrapes), and the one log line of
 //! any failure whose detail the caller was not told ([`Unexpected`]).
 
+use std::borrow::Cow;
 use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,6 +71,22 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
+/// The most bytes of a request path a log line carries: a path is the caller's to choose,
+/// up to hyper's limits, and each request's lines repeat it.
+const MAX_LOGGED_PATH: usize = 256;
+
+/// The path as logged: cut at [`MAX_LOGGED_PATH`] bytes, with a marker saying how long it was.
+fn logged_path(path: &str) -> Cow<'_, str> {
+    if path.len() <= MAX_LOGGED_PATH {
+        return Cow::Borrowed(path);
+    }
+    let mut end = MAX_LOGGED_PATH;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}…[{} bytes]", &path[..end], path.len()))
+}
+
 /// Probes and scrapes run every few seconds: logging them would drown the rest.
 fn is_quiet(path: &str) -> bool {
     matches!(path, endpoints::HEALTH | endpoints::READY | endpoints::METRICS)
@@ -95,7 +112,8 @@ pub async fn observe(State(provider): State<Arc<Provider>>, request: Request, ne
     let source_ip = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
     let method = method_label(request.method());
     let quiet = is_quiet(request.uri().path());
-    let path = request.uri().path();
+    let path = logged_path(request.uri().path());
+    let path = path.as_ref();
     let span = if crate::telemetry::otel_enabled() {
         tracing::info_span!(
             "request",
@@ -174,6 +192,20 @@ mod tests {
     }
 
     #[test]
+    fn long_paths_are_logged_cut_with_a_marker() {
+        assert_eq!(logged_path("/token"), "/token");
+        let exact = format!("/{}", "a".repeat(MAX_LOGGED_PATH - 1));
+        assert_eq!(logged_path(&exact), exact);
+        let long = format!("/{}", "b".repeat(10_000));
+        let logged = logged_path(&long);
+        assert!(logged.starts_with(&long[..MAX_LOGGED_PATH]), "{logged}");
+        assert!(logged.ends_with("…[10001 bytes]"), "{logged}");
+        assert!(logged.len() < MAX_LOGGED_PATH + 20);
+        let multibyte = format!("/{}é", "c".repeat(MAX_LOGGED_PATH - 2));
+        assert!(logged_path(&multibyte).starts_with(&multibyte[..MAX_LOGGED_PATH - 1]), "cut on a character boundary");
+    }
+
+    #[test]
     fn generated_request_ids_are_128_bit_hex_and_never_repeat() {
         let ids: std::collections::HashSet<String> = (0..10_000).map(|_| generated_id()).collect();
         assert_eq!(ids.len(), 10_000);
@@ -223,5 +255,28 @@ mod tests {
         let failures: Vec<&str> = logs.lines().filter(|line| line.contains("10.0.0.7")).collect();
         assert_eq!(failures.len(), 1, "{logs}");
         assert!(failures[0].contains("ERROR") && failures[0].contains("req-42"), "{logs}");
+    }
+
+    #[tokio::test]
+    async fn the_access_line_carries_a_long_path_cut() {
+        use axum::body::Body;
+        use tower::ServiceExt;
+        use tracing::instrument::WithSubscriber;
+
+        let provider = Arc::new(Provider::for_tests());
+        let router = axum::Router::new()
+            .fallback(|| async { "ok" })
+            .layer(axum::middleware::from_fn_with_state(provider, observe));
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        let path = format!("/{}", "p".repeat(4000));
+        let request = Request::get(path.as_str()).body(Body::empty()).unwrap();
+        router.oneshot(request).with_subscriber(subscriber).await.unwrap();
+
+        let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        let access = logs.lines().find(|line| line.contains("request finished")).expect("an access line");
+        assert!(access.contains(&format!("{}…[4001 bytes]", &path[..MAX_LOGGED_PATH])), "{access}");
+        assert!(!logs.contains(&path[..MAX_LOGGED_PATH + 1]), "{logs}");
     }
 }

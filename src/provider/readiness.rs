@@ -1,13 +1,15 @@
 //! What `/ready` checks: the store answers (its answer cached briefly, so frequent probes
 //! from several kubelets and load balancers cost one ping per second), a signing key is
-//! loaded, and — with a key watch (`serve --kubernetes`) — the watch has synced.
+//! loaded, — with a key watch (`serve --kubernetes`) — the watch has synced, and from what
+//! the replica's own checks of the store found ([`StoreStatus`]): the declared registry is
+//! not known to be missing (lost data being re-applied), and the store does not evict.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::keys::Keyring;
-use crate::store::Store;
+use crate::store::{Store, StoreStatus};
 
 /// How long readiness waits for the store before calling it missing.
 const STORE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -30,10 +32,16 @@ impl Readiness {
     }
 
     /// The names of what is missing; empty when ready.
-    pub async fn missing(&self, store: &dyn Store, keys: &Keyring) -> Vec<&'static str> {
+    pub async fn missing(&self, store: &dyn Store, keys: &Keyring, status: &StoreStatus) -> Vec<&'static str> {
         let mut missing = Vec::new();
         if !self.store_answers(store).await {
             missing.push("store");
+        }
+        if status.registry_missing() {
+            missing.push("registry");
+        }
+        if status.evicting() {
+            missing.push("store_policy");
         }
         if keys.signer(None).is_none() {
             missing.push("signing_key");
@@ -75,11 +83,26 @@ mod tests {
     async fn names_each_missing_part_until_the_key_watch_syncs() {
         let store = MemoryStore::new(Clock::system());
         let no_keys = Keyring::new(Vec::new()).unwrap();
-        assert_eq!(Readiness::default().missing(&store, &no_keys).await, ["signing_key"]);
+        let status = StoreStatus::new("e".into());
+        assert_eq!(Readiness::default().missing(&store, &no_keys, &status).await, ["signing_key"]);
         let synced = Arc::new(AtomicBool::new(false));
         let readiness = Readiness::with_key_watch(Arc::clone(&synced));
-        assert_eq!(readiness.missing(&store, &no_keys).await, ["signing_key", "key_watch"]);
+        assert_eq!(readiness.missing(&store, &no_keys, &status).await, ["signing_key", "key_watch"]);
         synced.store(true, Ordering::Release);
-        assert_eq!(readiness.missing(&store, &no_keys).await, ["signing_key"]);
+        assert_eq!(readiness.missing(&store, &no_keys, &status).await, ["signing_key"]);
+    }
+
+    #[tokio::test]
+    async fn lost_data_being_reapplied_and_an_evicting_store_are_named() {
+        let store = MemoryStore::new(Clock::system());
+        let no_keys = Keyring::new(Vec::new()).unwrap();
+        let status = StoreStatus::new("e".into());
+        status.set_registry_missing(true);
+        status.set_evicting(true);
+        let missing = Readiness::default().missing(&store, &no_keys, &status).await;
+        assert_eq!(missing, ["registry", "store_policy", "signing_key"]);
+        status.set_registry_missing(false);
+        status.set_evicting(false);
+        assert_eq!(Readiness::default().missing(&store, &no_keys, &status).await, ["signing_key"]);
     }
 }

@@ -23,6 +23,7 @@ use crate::protocol::registration::{
     CLIENT_ID_PREFIX, ClientInformation, RegistrationError, RegistrationErrorCode, validate,
 };
 use crate::secrets;
+use crate::store::Budget;
 use crate::vocabulary::{ClientMetadata, TokenEndpointAuthMethod};
 
 /// Registrations allowed per client address within [`RATE_WINDOW`] seconds.
@@ -77,8 +78,9 @@ pub async fn register(
         RegistrationPolicy::Open => {}
     }
     let now = provider.clock.now();
-    let count = provider.store.increment_counter(&format!("register:{}", client_ip(peer)), now + RATE_WINDOW).await?;
-    if count > RATE_LIMIT {
+    let budget = Budget { key: &format!("register:{}", client_ip(peer)), limit: RATE_LIMIT };
+    let reservation = provider.store.reserve(&[budget], now + RATE_WINDOW).await?;
+    if !reservation.allowed {
         return Err(ApiError::RateLimited {
             description: "too many registrations, retry later",
             retry_after: RATE_WINDOW,

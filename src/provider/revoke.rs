@@ -1,11 +1,13 @@
 //! Token revocation (RFC 7009).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 
+use super::browser::client_ip;
 use super::client_auth::authenticate_client;
 use super::error::ApiError;
 use super::extract::OAuthForm;
@@ -24,10 +26,11 @@ use crate::vocabulary::OAuthError;
 /// RFC 7009 §2.2: an invalid, expired or unknown token is answered with 200.
 pub async fn revoke(
     State(provider): State<Arc<Provider>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     OAuthForm(form): OAuthForm,
 ) -> Result<Response, ApiError> {
-    let client = authenticate_client(&provider, &headers, &form).await?;
+    let client = authenticate_client(&provider, &headers, &form, &client_ip(peer)).await?;
     let token = form.require("token")?;
     let not_yours = || OAuthError::unauthorized_client("the token was not issued to this client");
     let verified = provider.keys.load().verify::<AccessTokenClaims>(

@@ -1,18 +1,21 @@
 //! The provider's shared state: its settings, the handles every request uses, and the
 //! lifetimes of what the browser flow stores.
 
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Weak};
 
+use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 
+use super::password_work::PasswordWork;
 use super::readiness::Readiness;
 use crate::clock::Clock;
-use crate::keys::SharedKeyring;
+use crate::keys::{Keyring, SharedKeyring};
 use crate::metrics::Metrics;
 use crate::protocol::discovery;
+use crate::protocol::token::Issuance;
 use crate::secrets::ClientSecretVerifier;
-use crate::store::{InstrumentedStore, Store};
+use crate::store::{InstrumentedStore, Store, StoreStatus};
 use crate::vocabulary::Scope;
 
 /// Authorization codes live this long (OIDC Core §3.1.3.1 asks for a short lifetime).
@@ -59,6 +62,10 @@ pub struct ProviderConfig {
     pub registration: RegistrationPolicy,
     /// The most a dynamically registered client may ask for.
     pub registration_scopes: Scope,
+    /// Serve `/metrics` on the main port too (`--metrics-on-main-port`). Off by default:
+    /// the metrics describe every user's logins, so they belong on `--metrics-listen`,
+    /// inside the cluster.
+    pub metrics_on_main_port: bool,
 }
 
 impl ProviderConfig {
@@ -88,6 +95,14 @@ impl ProviderConfig {
     }
 }
 
+/// The discovery document and the keyring it was built for.
+struct Discovery {
+    /// Held weakly, so the keyring can go; while it is here, no other keyring can take its
+    /// address and pass for it.
+    keyring: Weak<Keyring>,
+    document: Bytes,
+}
+
 /// Shared state of every request.
 pub struct Provider {
     pub config: ProviderConfig,
@@ -99,8 +114,13 @@ pub struct Provider {
     pub metrics: Arc<Metrics>,
     /// What `/ready` checks.
     pub readiness: Readiness,
-    /// The discovery document, serialized once.
-    pub(super) discovery: Bytes,
+    /// The store's data epoch as last seen (issued tokens carry it) and what `/ready`
+    /// reports of the store beyond its answering.
+    pub store_status: Arc<StoreStatus>,
+    /// What every password check costs at least.
+    pub(super) password_work: PasswordWork,
+    /// The discovery document, serialized again whenever the keyring changes.
+    discovery: ArcSwapOption<Discovery>,
 }
 
 impl Provider {
@@ -109,15 +129,25 @@ impl Provider {
         store: Arc<dyn Store>,
         keys: SharedKeyring,
         clock: Clock,
+        store_status: Arc<StoreStatus>,
     ) -> Result<Self, serde_json::Error> {
-        let id_token_algorithm = keys.load().signer(None).map(|key| key.algorithm());
-        let registration = config.registration != RegistrationPolicy::Disabled;
-        let discovery =
-            Bytes::from(serde_json::to_vec(&discovery::metadata(&config.issuer, id_token_algorithm, registration))?);
         let metrics = Arc::new(Metrics::new());
         let store: Arc<dyn Store> = Arc::new(InstrumentedStore::new(store, &metrics));
         let readiness = Readiness::default();
-        Ok(Self { config, store, keys, clock, secrets: Arc::default(), metrics, readiness, discovery })
+        let provider = Self {
+            config,
+            store,
+            keys,
+            clock,
+            secrets: Arc::default(),
+            metrics,
+            readiness,
+            store_status,
+            password_work: PasswordWork::default(),
+            discovery: ArcSwapOption::empty(),
+        };
+        provider.discovery_document()?;
+        Ok(provider)
     }
 
     /// Makes `/ready` wait for a key watch (`serve --kubernetes`): not ready while `synced`
@@ -125,6 +155,29 @@ impl Provider {
     pub fn with_key_watch(mut self, synced: Arc<AtomicBool>) -> Self {
         self.readiness = Readiness::with_key_watch(synced);
         self
+    }
+
+    /// The discovery document of the current keyring (its ID token algorithm is the
+    /// keyring's), serialized once per keyring.
+    pub(super) fn discovery_document(&self) -> Result<Bytes, serde_json::Error> {
+        let keyring = self.keys.load_full();
+        if let Some(cached) = self.discovery.load().as_ref()
+            && Weak::as_ptr(&cached.keyring) == Arc::as_ptr(&keyring)
+        {
+            return Ok(cached.document.clone());
+        }
+        let id_token_algorithm = keyring.signer(None).map(|key| key.algorithm());
+        let registration = self.config.registration != RegistrationPolicy::Disabled;
+        let metadata = discovery::metadata(&self.config.issuer, id_token_algorithm, registration);
+        let document = Bytes::from(serde_json::to_vec(&metadata)?);
+        self.discovery
+            .store(Some(Arc::new(Discovery { keyring: Arc::downgrade(&keyring), document: document.clone() })));
+        Ok(document)
+    }
+
+    /// What the access tokens issued now carry besides their grant's.
+    pub(super) fn issuance<'a>(&'a self, epoch: &'a str) -> Issuance<'a> {
+        Issuance { issuer: &self.config.issuer, default_ttl: self.config.access_token_ttl, epoch }
     }
 }
 
@@ -141,10 +194,12 @@ impl Provider {
             session_ttl: 60,
             registration: RegistrationPolicy::Disabled,
             registration_scopes: Scope::parse("openid").expect("a scope"),
+            metrics_on_main_port: false,
         };
         let keys = Arc::new(arc_swap::ArcSwap::from_pointee(Keyring::new(Vec::new()).expect("a keyring")));
         let store = Arc::new(MemoryStore::new(Clock::system()));
-        Provider::new(config, store, keys, Clock::system()).expect("a provider")
+        let status = Arc::new(StoreStatus::new("test-epoch".to_owned()));
+        Provider::new(config, store, keys, Clock::system(), status).expect("a provider")
     }
 }
 

@@ -1,12 +1,14 @@
 //! The token endpoint (RFC 6749 §3.2): client authentication, then one stage per grant.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 
+use super::browser::client_ip;
 use super::client_auth::authenticate_client;
 use super::error::ApiError;
 use super::extract::OAuthForm;
@@ -28,11 +30,12 @@ const JTI_BYTES: usize = 16;
 
 pub async fn token(
     State(provider): State<Arc<Provider>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     OAuthForm(form): OAuthForm,
 ) -> Result<Response, ApiError> {
     let grant_type = grant_type_label(&form);
-    match exchange(&provider, &headers, &form).await {
+    match exchange(&provider, &headers, &form, &client_ip(peer)).await {
         Ok((client, response)) => {
             provider.metrics.token_issued(grant_type, &client);
             Ok(no_store(Json(response)))
@@ -56,8 +59,9 @@ async fn exchange(
     provider: &Provider,
     headers: &HeaderMap,
     form: &FormParams,
+    address: &str,
 ) -> Result<(Arc<ClientRecord>, TokenResponse), ApiError> {
-    let client = authenticate_client(provider, headers, form).await?;
+    let client = authenticate_client(provider, headers, form, address).await?;
     let grant = token::parse_grant_request(form)?;
     token::check_grant_allowed(&client, grant.grant_type())?;
     let response = match grant {
@@ -73,7 +77,7 @@ async fn exchange(
     Ok((client, response))
 }
 
-/// RFC 6749 §4.4: one signature, no store write.
+/// RFC 6749 §4.4: one signature, no store write (the data epoch is the one last seen).
 fn client_credentials(
     provider: &Provider,
     client: &ClientRecord,
@@ -85,14 +89,8 @@ fn client_credentials(
     let scope = token::client_credentials_scope(client, requested)?;
     let now = provider.clock.now();
     let jti = secrets::random_token(JTI_BYTES)?;
-    let grant = token::client_credentials_token(
-        &provider.config.issuer,
-        client,
-        &scope,
-        jti,
-        now,
-        provider.config.access_token_ttl,
-    );
+    let epoch = provider.store_status.epoch();
+    let grant = token::client_credentials_token(&provider.issuance(&epoch), client, &scope, jti, now);
     let access_token = provider.keys.load().sign(None, JwtType::AccessToken, &grant.claims)?;
     audit::emit(
         AuditEvent::TokenIssued,

@@ -163,15 +163,9 @@ async fn issue(
 ) -> Result<TokenResponse, ApiError> {
     let now = provider.clock.now();
     let issuer = &provider.config.issuer;
-    let access = token::user_access_token(
-        issuer,
-        client,
-        grant,
-        scope,
-        secrets::random_token(JTI_BYTES)?,
-        now,
-        provider.config.access_token_ttl,
-    );
+    let epoch = provider.store_status.epoch();
+    let jti = secrets::random_token(JTI_BYTES)?;
+    let access = token::user_access_token(&provider.issuance(&epoch), client, grant, scope, jti, now);
     let keys = provider.keys.load();
     let access_token = keys.sign(None, JwtType::AccessToken, &access.claims)?;
     let id_token = match keys.signer(None) {

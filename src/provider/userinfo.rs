@@ -12,6 +12,7 @@ use super::respond::no_store;
 use super::state::Provider;
 use crate::keys::JwtType;
 use crate::protocol::claims::AccessTokenClaims;
+use crate::protocol::epoch::issued_in_current_epoch;
 use crate::protocol::userinfo::user_claims;
 use crate::vocabulary::Scope;
 
@@ -26,7 +27,8 @@ pub async fn userinfo(
         .load()
         .verify::<AccessTokenClaims>(&token, JwtType::AccessToken, &provider.config.issuer, provider.clock.now())
         .map_err(|_| invalid())?;
-    if provider.store.is_token_revoked(&claims.jti).await? {
+    let check = provider.store.token_check(&claims.jti).await?;
+    if check.revoked || !issued_in_current_epoch(claims.epoch.as_deref(), check.epoch.as_deref()) {
         return Err(invalid());
     }
     let scope = Scope::parse(claims.scope.as_deref().unwrap_or_default()).map_err(|_| invalid())?;

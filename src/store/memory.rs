@@ -5,8 +5,12 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 
+use super::epoch::EPOCH_CLAIM;
 use super::error::StoreError;
-use super::ports::{Consumed, Coordination, Counters, Directory, Ephemeral, Grants, PublishedKeys, SingleUse};
+use super::ports::{
+    Budget, Consumed, Coordination, Counters, Directory, Ephemeral, Eviction, Grants, PublishedKeys, Reservation,
+    SingleUse, TokenCheck,
+};
 use crate::clock::Clock;
 use crate::model::{AuthorizationCode, ClientRecord, Grant, Interaction, RefreshToken, Session, UserRecord};
 use crate::vocabulary::Scope;
@@ -36,7 +40,7 @@ impl<T: Clone> Expiring<T> {
     }
 
     /// Applies `f` to the live entry (or `None`) under the write lock: the atomic step of
-    /// consume and counter operations.
+    /// consume and update operations.
     fn update<R>(&self, key: &str, now: u64, f: impl FnOnce(Option<&mut (T, u64)>) -> R) -> R {
         let mut entries = write(&self.entries);
         if entries.get(key).is_some_and(|(_, expires_at)| *expires_at <= now) {
@@ -55,15 +59,49 @@ impl<T: Clone> Expiring<T> {
 }
 
 impl Expiring<u32> {
-    /// Adds one to a counter, starting it at 1 with the given expiry when absent.
-    fn increment(&self, key: &str, expires_at: u64, now: u64) -> u32 {
+    /// [`Counters::reserve`] under the one write lock: every budget is checked, then
+    /// counted in all or none.
+    fn reserve(&self, budgets: &[Budget<'_>], window_ends_at: u64, now: u64) -> Reservation {
         let mut entries = write(&self.entries);
-        let entry = entries.entry(key.to_owned()).or_insert((0, expires_at));
-        if entry.1 <= now {
-            *entry = (0, expires_at);
+        let live = |key: &str| entries.get(key).copied().filter(|(_, expires_at)| *expires_at > now);
+        let retry_after = budgets
+            .iter()
+            .filter_map(|budget| match live(budget.key) {
+                Some((count, expires_at)) if count >= budget.limit => Some(expires_at - now),
+                None if budget.limit == 0 => Some(window_ends_at.saturating_sub(now)),
+                _ => None,
+            })
+            .max();
+        if let Some(retry_after) = retry_after {
+            let counts = budgets.iter().map(|budget| live(budget.key).map_or(0, |(count, _)| count)).collect();
+            return Reservation { allowed: false, counts, retry_after };
         }
-        entry.0 = entry.0.saturating_add(1);
-        entry.0
+        let counts = budgets
+            .iter()
+            .map(|budget| {
+                let entry = entries.entry(budget.key.to_owned()).or_insert((0, window_ends_at));
+                if entry.1 <= now {
+                    *entry = (0, window_ends_at);
+                }
+                entry.0 += 1;
+                entry.0
+            })
+            .collect();
+        Reservation { allowed: true, counts, retry_after: 0 }
+    }
+
+    /// [`Counters::refund`]: one attempt back per live key; a key back at zero is removed.
+    fn refund(&self, keys: &[&str], now: u64) {
+        let mut entries = write(&self.entries);
+        for key in keys {
+            match entries.get_mut(*key) {
+                Some((count, expires_at)) if *expires_at > now && *count > 1 => *count -= 1,
+                Some(_) => {
+                    entries.remove(*key);
+                }
+                None => {}
+            }
+        }
     }
 }
 
@@ -109,6 +147,8 @@ pub struct MemoryStore {
     claims: RwLock<HashMap<String, String>>,
     /// Kept so what was published can be read back, as from Redis.
     published_keys: RwLock<Option<PublishedKeys>>,
+    /// Retired public keys (JWK) by `kid`.
+    retired_keys: Expiring<String>,
 }
 
 #[derive(Default)]
@@ -133,6 +173,7 @@ impl MemoryStore {
             counters: Expiring::new(),
             claims: RwLock::default(),
             published_keys: RwLock::default(),
+            retired_keys: Expiring::new(),
         }
     }
 
@@ -147,6 +188,7 @@ impl MemoryStore {
         self.grants.purge(now);
         self.consents.purge(now);
         self.counters.purge(now);
+        self.retired_keys.purge(now);
     }
 }
 
@@ -284,8 +326,9 @@ impl Ephemeral for MemoryStore {
         Ok(())
     }
 
-    async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-        Ok(self.revoked.get(jti, self.clock.now()).is_some())
+    async fn token_check(&self, jti: &str) -> Result<TokenCheck, StoreError> {
+        let revoked = self.revoked.get(jti, self.clock.now()).is_some();
+        Ok(TokenCheck { revoked, epoch: read(&self.claims).get(EPOCH_CLAIM).cloned() })
     }
 
     async fn put_session(&self, session: &Session, expires_at: u64) -> Result<(), StoreError> {
@@ -338,16 +381,12 @@ impl Ephemeral for MemoryStore {
 
 #[async_trait]
 impl Counters for MemoryStore {
-    async fn increment_counter(&self, key: &str, expires_at: u64) -> Result<u32, StoreError> {
-        Ok(self.counters.increment(key, expires_at, self.clock.now()))
+    async fn reserve(&self, budgets: &[Budget<'_>], window_ends_at: u64) -> Result<Reservation, StoreError> {
+        Ok(self.counters.reserve(budgets, window_ends_at, self.clock.now()))
     }
 
-    async fn counter(&self, key: &str) -> Result<u32, StoreError> {
-        Ok(self.counters.get(key, self.clock.now()).unwrap_or(0))
-    }
-
-    async fn clear_counter(&self, key: &str) -> Result<(), StoreError> {
-        self.counters.delete(key);
+    async fn refund(&self, keys: &[&str]) -> Result<(), StoreError> {
+        self.counters.refund(keys, self.clock.now());
         Ok(())
     }
 }
@@ -366,6 +405,30 @@ impl Coordination for MemoryStore {
 
     async fn published_keys(&self) -> Result<Option<PublishedKeys>, StoreError> {
         Ok(read(&self.published_keys).clone())
+    }
+
+    async fn publish_retired_key(&self, kid: &str, jwk: &str, expires_at: u64) -> Result<(), StoreError> {
+        if expires_at > self.clock.now() {
+            let mut entries = write(&self.retired_keys.entries);
+            let entry = entries.entry(kid.to_owned()).or_insert_with(|| (jwk.to_owned(), expires_at));
+            if entry.1 < expires_at {
+                *entry = (jwk.to_owned(), expires_at);
+            }
+        }
+        Ok(())
+    }
+
+    async fn retired_keys(&self) -> Result<Vec<String>, StoreError> {
+        let now = self.clock.now();
+        let entries = read(&self.retired_keys.entries);
+        let mut keys: Vec<(&String, &String)> =
+            entries.iter().filter(|(_, (_, expires_at))| *expires_at > now).map(|(kid, (jwk, _))| (kid, jwk)).collect();
+        keys.sort_unstable();
+        Ok(keys.into_iter().map(|(_, jwk)| jwk.clone()).collect())
+    }
+
+    async fn eviction(&self) -> Result<Eviction, StoreError> {
+        Ok(Eviction::Never)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -3,14 +3,16 @@
 //!
 //! Small ports, one per kind of state ([`ports`]: [`Directory`], [`SingleUse`],
 //! [`Grants`], [`Ephemeral`], [`Counters`], [`Coordination`]), with small operations
-//! (upsert with expiry, find, atomic consume, delete); [`Store`] is all of them at once.
+//! (upsert with expiry, find, atomic consume, delete, reserve from a budget); [`Store`] is all of them at once.
 //! The in-memory and Redis implementations pass the same contract suite
 //! (`tests/store_contract.rs`). Times are seconds since the Unix epoch; an entry whose
 //! `expires_at` has passed is gone.
 //!
 //! [`MemoryStore`] serves `portcullis dev`; [`RedisStore`] is shared by the replicas of
 //! `portcullis serve` (its module documents the key layout) and keeps its directory behind
-//! [`Cached`]. [`Instrumented`] measures any store.
+//! [`Cached`]. [`Instrumented`] measures any store. [`StoreStatus`] is what a replica
+//! knows of its store between answers: the data epoch it last saw, whether lost data is
+//! being re-applied, whether the store evicts.
 
 mod cached;
 mod epoch;
@@ -18,16 +20,18 @@ mod error;
 mod memory;
 mod ports;
 mod redis;
+mod status;
 
 pub use cached::{Cached, DirectoryChange, Invalidations};
 pub use epoch::{EPOCH_CLAIM, Epoch, epoch};
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use ports::{
-    Consumed, Coordination, Counters, Directory, Ephemeral, Grants, Instrumented, OPERATIONS, PublishedKeys, SingleUse,
-    Store,
+    Budget, Consumed, Coordination, Counters, Directory, Ephemeral, Eviction, Grants, Instrumented, OPERATIONS,
+    PublishedKeys, Reservation, SingleUse, Store, TokenCheck,
 };
 pub use redis::{RedisConfig, RedisStore};
+pub use status::StoreStatus;
 
 /// What the provider wraps its store in.
 pub type InstrumentedStore = Instrumented<dyn Store>;

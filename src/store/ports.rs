@@ -46,6 +46,62 @@ pub struct PublishedKeys {
     pub active_kids: String,
 }
 
+/// A token id's standing on the deny-list, with the store's data epoch read in the same
+/// round trip (see [`Ephemeral::token_check`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenCheck {
+    /// The token id is on the deny-list.
+    pub revoked: bool,
+    /// The store's data epoch; `None` when the store has none (its data was just lost).
+    pub epoch: Option<String>,
+}
+
+/// Whether the store may drop keys before they expire, as Redis does under an evicting
+/// `maxmemory-policy`: an evicted deny-list entry or epoch marker would fail open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Eviction {
+    /// Keys live until they expire or are deleted (`noeviction`, or the memory store).
+    Never,
+    /// Keys may be evicted under memory pressure; the policy's name.
+    Evicts(String),
+    /// The store does not tell (e.g. a managed Redis without `CONFIG` or `INFO`).
+    Unknown,
+}
+
+impl Eviction {
+    /// Reads a Redis `maxmemory-policy` value: `noeviction` never evicts, the
+    /// `allkeys-*` and `volatile-*` policies do.
+    pub fn from_policy(policy: &str) -> Self {
+        let policy = policy.trim();
+        if policy.eq_ignore_ascii_case("noeviction") {
+            Eviction::Never
+        } else if policy.starts_with("allkeys-") || policy.starts_with("volatile-") {
+            Eviction::Evicts(policy.to_owned())
+        } else {
+            Eviction::Unknown
+        }
+    }
+}
+
+/// A budget of attempts: at most `limit` counted under `key` within one window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget<'a> {
+    pub key: &'a str,
+    pub limit: u32,
+}
+
+/// What [`Counters::reserve`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    /// Every budget had room: the attempt is counted in each and may go ahead.
+    pub allowed: bool,
+    /// The attempts counted in each budget once the reservation is settled, in the order
+    /// the budgets were given (this attempt included when allowed).
+    pub counts: Vec<u32>,
+    /// Seconds until a refusing budget's window ends; 0 when allowed.
+    pub retry_after: u64,
+}
+
 /// Declares the ports. Each operation is written as it reads in the trait,
 /// `async fn name(&self, arg: Type, ..) -> Result<T, StoreError>;`, with its doc comment.
 macro_rules! store_ports {
@@ -161,8 +217,9 @@ store_ports! {
     pub trait Ephemeral {
         /// Puts a token id on the deny-list until `expires_at`, when the token dies anyway.
         async fn revoke_token(&self, jti: &str, expires_at: u64) -> Result<(), StoreError>;
-        /// Whether a token id is on the deny-list.
-        async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
+        /// Whether a token id is on the deny-list, and the store's data epoch, read in one
+        /// round trip: a deny-list that lost its data reads as empty, the epoch tells.
+        async fn token_check(&self, jti: &str) -> Result<TokenCheck, StoreError>;
         /// Stores an SSO session until `expires_at`.
         async fn put_session(&self, session: &Session, expires_at: u64) -> Result<(), StoreError>;
         async fn session(&self, id: &str) -> Result<Option<Session>, StoreError>;
@@ -180,13 +237,19 @@ store_ports! {
         async fn consent(&self, subject: &str, client_id: &str) -> Result<Option<Scope>, StoreError>;
     }
 
-    /// Counters within a time window, for throttling (failed logins, registrations).
+    /// Budgets of attempts within a time window, for throttling (logins, client
+    /// authentication, registrations). Every attempt is reserved before the work it stands
+    /// for (an argon2 check, a registration), so concurrent attempts can never overrun a
+    /// budget, on one replica or many.
     pub trait Counters {
-        /// Counts an event for a key within a window ending at `expires_at` (the window
-        /// opens with the first event); returns the count.
-        async fn increment_counter(&self, key: &str, expires_at: u64) -> Result<u32, StoreError>;
-        async fn counter(&self, key: &str) -> Result<u32, StoreError>;
-        async fn clear_counter(&self, key: &str) -> Result<(), StoreError>;
+        /// Reserves one attempt from every budget (distinct keys) in one step: counted in
+        /// all of them when each has room, in none when any is spent. A key's window opens
+        /// with its first counted attempt and ends at `window_ends_at`; a window already
+        /// over counts nothing.
+        async fn reserve(&self, budgets: &[Budget<'_>], window_ends_at: u64) -> Result<Reservation, StoreError>;
+        /// Gives one reserved attempt back to each key (the attempt turned out not to be
+        /// one the budget counts, such as a successful login); a key back at zero is gone.
+        async fn refund(&self, keys: &[&str]) -> Result<(), StoreError>;
     }
 
     /// What replicas and the controller agree on through the store.
@@ -201,6 +264,14 @@ store_ports! {
         async fn publish_keys(&self, jwks: &str, active_kids: &str) -> Result<(), StoreError>;
         /// What [`Coordination::publish_keys`] last published, if anything.
         async fn published_keys(&self) -> Result<Option<PublishedKeys>, StoreError>;
+        /// Publishes the public key (a JWK) of a key this replica signed with and no longer
+        /// does, until `expires_at`, when every token it may have signed has expired: every
+        /// replica verifies with it and lists it in its JWKS. A later `expires_at` wins.
+        async fn publish_retired_key(&self, kid: &str, jwk: &str, expires_at: u64) -> Result<(), StoreError>;
+        /// The retired public keys published and not expired, as JWK documents.
+        async fn retired_keys(&self) -> Result<Vec<String>, StoreError>;
+        /// Whether the store may evict keys before they expire.
+        async fn eviction(&self) -> Result<Eviction, StoreError>;
         /// Whether the store answers (readiness).
         async fn ping(&self) -> Result<(), StoreError>;
     }
@@ -278,6 +349,18 @@ mod tests {
     impl Sample for &str {
         fn sample() -> Self {
             "sample"
+        }
+    }
+
+    impl Sample for &[&str] {
+        fn sample() -> Self {
+            &["sample"]
+        }
+    }
+
+    impl Sample for &[Budget<'_>] {
+        fn sample() -> Self {
+            &[Budget { key: "sample", limit: 1 }]
         }
     }
 
@@ -393,6 +476,16 @@ mod tests {
             let (duration, errors) = metrics.store_op(op);
             assert_eq!((duration.get_sample_count(), errors.get()), (1, 1), "{op} is measured under its own name");
         }
+    }
+
+    #[test]
+    fn noeviction_never_evicts_and_the_allkeys_and_volatile_policies_do() {
+        assert_eq!(Eviction::from_policy("noeviction"), Eviction::Never);
+        for policy in ["allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-ttl"] {
+            assert_eq!(Eviction::from_policy(policy), Eviction::Evicts(policy.to_owned()), "{policy}");
+        }
+        assert_eq!(Eviction::from_policy(""), Eviction::Unknown);
+        assert_eq!(Eviction::from_policy("something-new"), Eviction::Unknown);
     }
 
     #[test]

@@ -44,7 +44,8 @@ def test_bundled_redis_password_is_generated_and_only_referenced():
 
 def test_bundled_redis_arguments_and_readiness_probe_work_on_a_real_redis(tmp_path):
     """The StatefulSet's arguments start a real redis-server with a password, AOF and a
-    memory ceiling, and its readiness probe passes with the password and fails without."""
+    memory ceiling at which it refuses writes rather than evict keys, and its readiness
+    probe passes with the password and fails without."""
     redis_server, redis_cli = shutil.which("redis-server"), shutil.which("redis-cli")
     assert redis_server and redis_cli, "redis-server and redis-cli are missing (scripts/test installs them)"
     objects = render_objects({})
@@ -81,6 +82,20 @@ def test_bundled_redis_arguments_and_readiness_probe_work_on_a_real_redis(tmp_pa
         assert config("maxmemory-policy") == "noeviction"
         assert config("maxmemory") == str(128 * 1024 * 1024)
         assert config("dir") == str(tmp_path)
+
+        def cli(*command):
+            env = {"PATH": os.environ["PATH"], "REDISCLI_AUTH": password}
+            return subprocess.run([redis_cli, "-p", str(port), *command], env=env,
+                                  capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+
+        # At the ceiling writes are refused and nothing is evicted: an evicted deny-list
+        # entry or data epoch would fail open.
+        cli("config", "set", "maxmemory", "2mb")
+        cli("set", "revoked", "1")
+        payload = "x" * 65536
+        refusals = [cli("set", f"filler-{i}", payload) for i in range(100)]
+        assert any(reply.startswith("OOM") for reply in refusals), refusals[-1]
+        assert cli("get", "revoked") == "1"
         anonymous = subprocess.run([redis_cli, "-p", str(port), "ping"], capture_output=True, text=True,
                                    env={"PATH": os.environ["PATH"]}, check=False, timeout=10)
         assert "NOAUTH" in anonymous.stdout + anonymous.stderr

@@ -75,6 +75,7 @@ def test_commands_follow_the_agreed_cli():
     assert provider["args"][:2] == ["serve", "--kubernetes"]
     for arg in ("--listen=0.0.0.0:8080", "--metrics-listen=0.0.0.0:9090", f"--issuer={issuer}", "--log-format=json", "--registration=disabled"):
         assert arg in provider["args"]
+    assert "--metrics-on-main-port" not in provider["args"], "/metrics stays off the port users reach"
     (controller,) = one(objects, "Deployment", "portcullis-controller")["spec"]["template"]["spec"]["containers"]
     assert controller["args"][0] == "controller"
     for arg in ("--namespace=$(POD_NAMESPACE)", f"--watch-namespaces={NAMESPACE}", f"--issuer={issuer}",
@@ -142,6 +143,7 @@ def test_monitoring_objects_only_when_enabled():
         assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
         selected = [s for s in services if monitor["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()]
         assert selected and all("metrics" in [p["name"] for p in s["spec"]["ports"]] for s in selected)
+        assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"], "scraped on --metrics-listen"
     rules = one(objects, "PrometheusRule", "portcullis")["spec"]["groups"][0]["rules"]
     agreed_metrics = {"portcullis_http_requests_total", "portcullis_store_errors_total", "portcullis_leader",
                       "portcullis_reconcile_total", "portcullis_http_request_duration_seconds_bucket"}

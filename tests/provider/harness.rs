@@ -2,22 +2,31 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use portcullis::provider::RegistrationPolicy;
+use portcullis::clock::Clock;
+use portcullis::keys::{KeyPair, KeyPhase, Keyring, SharedKeyring};
+use portcullis::provider::{Provider, ProviderConfig, RegistrationPolicy, app};
 use portcullis::server::{self, ServerOptions};
-use portcullis::vocabulary::Scope;
+use portcullis::store::{Store, StoreStatus, epoch};
+use portcullis::vocabulary::{Scope, SigningAlgorithm};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
 pub struct TestServer {
     pub base: String,
+    /// The metrics listener (`--metrics-listen`): `/metrics`, `/health`, `/ready`.
+    pub metrics_base: String,
     pub http: reqwest::Client,
     /// Secrets `dev` generated, by client id.
     pub generated: HashMap<String, String>,
-    _stop: oneshot::Sender<()>,
+    /// The provider itself, for what a test must look at behind the HTTP answers.
+    pub provider: Arc<Provider>,
+    _stop: [oneshot::Sender<()>; 2],
 }
 
 pub fn fixtures() -> PathBuf {
@@ -30,25 +39,52 @@ impl TestServer {
     }
 
     pub async fn start_with(registration: RegistrationPolicy) -> Self {
+        Self::start_configured(fixtures(), registration, false).await
+    }
+
+    /// With `/metrics` on the main port too (`--metrics-on-main-port`).
+    pub async fn start_with_metrics_on_main_port() -> Self {
+        Self::start_configured(fixtures(), RegistrationPolicy::Open, true).await
+    }
+
+    /// A `dev` provider on the manifests of `folder`.
+    pub async fn start_on(folder: PathBuf, registration: RegistrationPolicy) -> Self {
+        Self::start_configured(folder, registration, false).await
+    }
+
+    async fn start_configured(
+        manifests: PathBuf,
+        registration: RegistrationPolicy,
+        metrics_on_main_port: bool,
+    ) -> Self {
         let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        let metrics_listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let metrics_base = format!("http://{}", metrics_listener.local_addr().unwrap());
         let options = ServerOptions {
             issuer: base.clone(),
-            manifests: Some(fixtures()),
+            manifests: Some(manifests),
             access_token_ttl: Duration::from_secs(3600),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
             session_ttl: Duration::from_secs(12 * 3600),
             registration,
             registration_scopes: Scope::parse("openid profile email offline_access").unwrap(),
+            intervals: Default::default(),
+            metrics_on_main_port,
         };
         let built = server::build_dev(&options).await.unwrap();
         let generated = built.generated.iter().map(|g| (g.client_id.clone(), g.client_secret.clone())).collect();
         let (stop, stopped) = oneshot::channel::<()>();
+        let (stop_metrics, metrics_stopped) = oneshot::channel::<()>();
+        tokio::spawn(server::serve_metrics(metrics_listener, Arc::clone(&built.provider), async {
+            let _ = metrics_stopped.await;
+        }));
+        let provider = Arc::clone(&built.provider);
         tokio::spawn(server::serve(listener, built.provider, async {
             let _ = stopped.await;
         }));
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Self { base, http, generated, _stop: stop }
+        Self { base, metrics_base, http, generated, provider, _stop: [stop, stop_metrics] }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -60,6 +96,17 @@ impl TestServer {
         self.http.post(self.url(path)).basic_auth(id, Some(secret)).form(form).send().await.unwrap()
     }
 
+    /// The value of one series of the metrics listener's page (0 when absent): the sum of
+    /// the lines of `name` whose labels include every one of `labels`.
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let page = self.http.get(format!("{}/metrics", self.metrics_base)).send().await.unwrap().text().await.unwrap();
+        page.lines()
+            .filter(|line| line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} ")))
+            .filter(|line| labels.iter().all(|(label, value)| line.contains(&format!("{label}=\"{value}\""))))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// A client_credentials access token for the `m2m` client.
     pub async fn m2m_token(&self) -> String {
         let response = self.post_basic("/token", "m2m", "m2m-secret", &[("grant_type", "client_credentials")]).await;
@@ -67,6 +114,31 @@ impl TestServer {
         let body: Value = response.json().await.unwrap();
         body["access_token"].as_str().unwrap().to_owned()
     }
+}
+
+/// A provider on a loopback port over `store` as it is, signing with one ES256 key;
+/// returns its base URL, the keyring and the store's data epoch.
+pub async fn serve_store(store: Arc<dyn Store>) -> (String, SharedKeyring, String) {
+    let epoch = epoch(store.as_ref()).await.unwrap().id;
+    let keyring =
+        Keyring::new(vec![(KeyPair::generate(SigningAlgorithm::ES256, None).unwrap().0, KeyPhase::Active)]).unwrap();
+    let keys: SharedKeyring = Arc::new(ArcSwap::from_pointee(keyring));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let config = ProviderConfig {
+        issuer: base.clone(),
+        access_token_ttl: 60,
+        refresh_token_ttl: 3600,
+        session_ttl: 3600,
+        registration: RegistrationPolicy::Disabled,
+        registration_scopes: Scope::default(),
+        metrics_on_main_port: false,
+    };
+    let status = Arc::new(StoreStatus::new(epoch.clone()));
+    let provider = Provider::new(config, store, Arc::clone(&keys), Clock::system(), status).unwrap();
+    let app = app(Arc::new(provider)).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, keys, epoch)
 }
 
 /// Decodes a JWT part without verifying it (verification is tested separately).

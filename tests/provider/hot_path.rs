@@ -2,22 +2,21 @@
 //! wrapper that measures every store in production, read through its own metrics):
 //! client_credentials costs none (revocation is a deny-list consulted on use, not a record
 //! written on issue), validating an access token (userinfo, introspection) one deny-list
-//! check. Client and user lookups are counted too: `serve` answers them from each
+//! check, which reads the store's data epoch in the same round trip. Client and user lookups are counted too: `serve` answers them from each
 //! replica's directory cache (tests/replicas.rs counts the real Redis commands).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::fixtures::m2m_client;
-use arc_swap::ArcSwap;
+use crate::harness::serve_store;
 use portcullis::clock::Clock;
-use portcullis::keys::{JwtType, KeyPair, KeyPhase, Keyring, SharedKeyring};
+use portcullis::keys::{JwtType, SharedKeyring};
 use portcullis::metrics::Metrics;
 use portcullis::model::UserRecord;
 use portcullis::protocol::claims::{AccessTokenClaims, Audience};
-use portcullis::provider::{Provider, ProviderConfig, RegistrationPolicy, app};
+use portcullis::protocol::epoch::token_epoch;
 use portcullis::store::{Directory, Instrumented, MemoryStore, OPERATIONS, Store};
-use portcullis::vocabulary::{Scope, SigningAlgorithm};
 
 /// How often each store operation was called.
 type Calls = BTreeMap<&'static str, u64>;
@@ -63,27 +62,12 @@ fn calls(expected: &[(&'static str, u64)]) -> Calls {
 }
 
 /// A provider on a loopback port over the counted store, holding the `m2m` client and a
-/// user; returns its base URL and the keyring it signs with.
-async fn start(counted: &CountedStore) -> (String, SharedKeyring) {
+/// user; returns its base URL, the keyring it signs with and the store's data epoch.
+async fn start(counted: &CountedStore) -> (String, SharedKeyring, String) {
     counted.store.put_client(m2m_client("api")).await.unwrap();
     counted.store.put_user(user()).await.unwrap();
-    let keyring =
-        Keyring::new(vec![(KeyPair::generate(SigningAlgorithm::ES256, None).unwrap().0, KeyPhase::Active)]).unwrap();
-    let keys: SharedKeyring = Arc::new(ArcSwap::from_pointee(keyring));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let config = ProviderConfig {
-        issuer: base.clone(),
-        access_token_ttl: 60,
-        refresh_token_ttl: 3600,
-        session_ttl: 3600,
-        registration: RegistrationPolicy::Disabled,
-        registration_scopes: Scope::default(),
-    };
     let shared: Arc<dyn Store> = counted.store.clone();
-    let provider = Provider::new(config, shared, Arc::clone(&keys), Clock::system()).unwrap();
-    tokio::spawn(async move { axum::serve(listener, app(Arc::new(provider))).await });
-    (base, keys)
+    serve_store(shared).await
 }
 
 fn user() -> UserRecord {
@@ -118,7 +102,7 @@ async fn client_credentials_token(http: &reqwest::Client, base: &str) -> String 
 #[tokio::test]
 async fn issuing_client_credentials_tokens_costs_no_store_round_trip() {
     let store = CountedStore::new();
-    let (base, _) = start(&store).await;
+    let (base, _, _) = start(&store).await;
     let http = reqwest::Client::new();
     client_credentials_token(&http, &base).await;
     let made = store.per_request(20, || async { drop(client_credentials_token(&http, &base).await) }).await;
@@ -132,7 +116,7 @@ async fn issuing_client_credentials_tokens_costs_no_store_round_trip() {
 #[tokio::test]
 async fn validating_an_access_token_costs_one_deny_list_check() {
     let store = CountedStore::new();
-    let (base, keys) = start(&store).await;
+    let (base, keys, epoch) = start(&store).await;
     let http = reqwest::Client::new();
     let token = client_credentials_token(&http, &base).await;
     let introspect = || async {
@@ -148,8 +132,8 @@ async fn validating_an_access_token_costs_one_deny_list_check() {
     let made = store.per_request(10, introspect).await;
     assert_eq!(
         made,
-        calls(&[("is_token_revoked", 1), ("client", 2)]),
-        "introspection: the deny-list, and the caller's and the token's client from the directory"
+        calls(&[("token_check", 1), ("client", 2)]),
+        "introspection: the deny-list (with the data epoch), and the caller's and the token's client from the directory"
     );
 
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
@@ -163,6 +147,7 @@ async fn validating_an_access_token_costs_one_deny_list_check() {
         client_id: "m2m".into(),
         scope: Some("openid profile".into()),
         auth_time: Some(now),
+        epoch: Some(token_epoch(&epoch)),
     };
     let user_token = keys.load().sign(None, JwtType::AccessToken, &claims).unwrap();
     let userinfo = || async {
@@ -172,7 +157,7 @@ async fn validating_an_access_token_costs_one_deny_list_check() {
     let made = store.per_request(10, userinfo).await;
     assert_eq!(
         made,
-        calls(&[("is_token_revoked", 1), ("user_by_subject", 1), ("client", 1)]),
-        "userinfo: the deny-list, and the user and the client from the directory"
+        calls(&[("token_check", 1), ("user_by_subject", 1), ("client", 1)]),
+        "userinfo: the deny-list (with the data epoch), and the user and the client from the directory"
     );
 }

@@ -337,3 +337,58 @@ async fn login_issues_a_fresh_session_id_and_never_adopts_a_planted_one() {
     assert_ne!(session, planted);
     assert!(session.len() >= 43, "256 bits of randomness");
 }
+
+/// Posts the login form of `page` as alice, sending `cookies`.
+async fn login_with_cookies(server: &TestServer, page: &str, cookies: &str) -> reqwest::Response {
+    server
+        .http
+        .post(server.url("/login"))
+        .header("cookie", cookies)
+        .form(&[
+            ("interaction", hidden(page, "interaction").as_str()),
+            ("csrf_token", hidden(page, "csrf_token").as_str()),
+            ("username", "alice"),
+            ("password", "alice-password"),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The `error` a silent authorization request (`prompt=none`) with `cookies` is answered with.
+async fn silent_error(server: &TestServer, cookies: &str) -> Option<String> {
+    let mut params = webapp_request("openid", "s", "n");
+    params.push(("prompt", "none"));
+    let response =
+        server.http.get(server.url("/authorize")).query(&params).header("cookie", cookies).send().await.unwrap();
+    crate::harness::location_param(&response, "error")
+}
+
+/// OIDC Core §3.1.2.1 `prompt=login`: the user signs in again, in a new session, and the
+/// session id the browser had before ends (it may have been planted or stolen).
+#[tokio::test]
+async fn oidc_core_3_1_2_1_prompt_login_re_authentication_ends_the_previous_session() {
+    let server = TestServer::start().await;
+    let authorize = server.http.get(server.url("/authorize")).query(&webapp_request("openid", "s", "n")).send();
+    let authorize = authorize.await.unwrap();
+    let browser = format!("portcullis_browser={}", set_cookie(&authorize, "portcullis_browser").unwrap());
+    let first = login_with_cookies(&server, &authorize.text().await.unwrap(), &browser).await;
+    let first = set_cookie(&first, "portcullis_session").expect("a session");
+    let with_first = format!("{browser}; portcullis_session={first}");
+    assert_eq!(silent_error(&server, &with_first).await.as_deref(), Some("consent_required"), "signed in");
+
+    let mut again = webapp_request("openid", "s", "n");
+    again.push(("prompt", "login"));
+    let page = server.http.get(server.url("/authorize")).query(&again).header("cookie", &with_first).send().await;
+    let page = page.unwrap().text().await.unwrap();
+    let second = login_with_cookies(&server, &page, &with_first).await;
+    let second = set_cookie(&second, "portcullis_session").expect("a new session");
+    assert_ne!(second, first);
+    let with_second = format!("{browser}; portcullis_session={second}");
+    assert_eq!(silent_error(&server, &with_second).await.as_deref(), Some("consent_required"));
+    assert_eq!(
+        silent_error(&server, &with_first).await.as_deref(),
+        Some("login_required"),
+        "the old session id no longer signs anyone in"
+    );
+}

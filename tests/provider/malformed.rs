@@ -122,3 +122,16 @@ async fn unknown_paths_are_404() {
     let server = TestServer::start().await;
     assert_eq!(server.http.get(server.url("/nope")).send().await.unwrap().status(), 404);
 }
+
+/// RFC 6749 §5.2 descriptions are ours: a parameter name the caller made up never comes back.
+#[tokio::test]
+async fn rfc6749_5_2_error_descriptions_never_echo_a_parameter_name_the_caller_chose() {
+    let server = TestServer::start().await;
+    let name = "caller_chosen_name_7f3a";
+    for path in FORM_ENDPOINTS {
+        let body = format!("grant_type=client_credentials&token=t&{name}={}", "x".repeat(8 * 1024 + 1));
+        let response = post_raw(&server, path, "application/x-www-form-urlencoded", body).await;
+        let body = assert_oauth_error(response, 400, "invalid_request").await;
+        assert_eq!(body["error_description"], "a parameter value is too long", "{path}");
+    }
+}

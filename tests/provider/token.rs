@@ -1,8 +1,15 @@
 //! RFC 6749 §4.4 / §5 token endpoint, client authentication (§2.3.1) and RFC 9068 tokens.
 
+use std::sync::Arc;
+
+use portcullis::clock::Clock;
+use portcullis::model::ClientRecord;
+use portcullis::store::{Directory, MemoryStore};
+use portcullis::vocabulary::TokenEndpointAuthMethod;
 use serde_json::Value;
 
-use crate::harness::{TestServer, assert_oauth_error, jwt_part};
+use crate::fixtures::m2m_client;
+use crate::harness::{TestServer, assert_oauth_error, jwt_part, serve_store};
 
 #[tokio::test]
 async fn rfc6749_4_4_client_credentials_with_client_secret_basic() {
@@ -151,4 +158,34 @@ async fn rfc9068_2_access_token_header_and_claims() {
     assert!(claims["jti"].as_str().is_some_and(|j| j.len() >= 16));
     let second = jwt_part(&server.m2m_token().await, 1);
     assert_ne!(claims["jti"], second["jti"]);
+}
+
+/// Fail closed: a confidential client whose stored record lost its secret hash is never
+/// authenticated, whatever secret it presents, with either method.
+#[tokio::test]
+async fn rfc6749_2_3_1_a_confidential_client_without_a_stored_secret_is_refused_whatever_it_sends() {
+    let store = Arc::new(MemoryStore::new(Clock::system()));
+    store.put_client(ClientRecord { secret_hash: None, ..m2m_client("api") }).await.unwrap();
+    let post = ClientRecord {
+        client_id: "m2m-post".into(),
+        auth_method: TokenEndpointAuthMethod::ClientSecretPost,
+        secret_hash: None,
+        ..m2m_client("api")
+    };
+    store.put_client(post).await.unwrap();
+    let (base, _, _) = serve_store(store).await;
+    let http = reqwest::Client::new();
+    for secret in ["", "anything", "m2m-secret"] {
+        let basic = http
+            .post(format!("{base}/token"))
+            .basic_auth("m2m", Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_oauth_error(basic, 401, "invalid_client").await;
+        let form = [("grant_type", "client_credentials"), ("client_id", "m2m-post"), ("client_secret", secret)];
+        let posted = http.post(format!("{base}/token")).form(&form).send().await.unwrap();
+        assert_oauth_error(posted, 401, "invalid_client").await;
+    }
 }

@@ -20,15 +20,20 @@ BINARY = Path(os.environ.get("PORTCULLIS_BIN", ROOT / "target" / "debug" / "port
 @pytest.fixture(scope="session")
 def provider():
     process = subprocess.Popen(
-        [str(BINARY), "dev", "--listen", "127.0.0.1:0", "--manifests", str(ROOT / "tests/fixtures/manifests")],
+        [str(BINARY), "dev", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+         "--manifests", str(ROOT / "tests/fixtures/manifests")],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
     generated = {}
     issuer = None
+    metrics = None
     assert process.stdout is not None
     for line in process.stdout:
+        scrape = re.match(r"Metrics on (\S+)/metrics$", line)
+        if scrape:
+            metrics = scrape.group(1)
         secret = re.match(r"Generated a secret for client `([^`]+)` .*: (\S+)$", line)
         if secret:
             generated[secret.group(1)] = secret.group(2)
@@ -36,8 +41,8 @@ def provider():
         if listening:
             issuer = listening.group(1)
             break
-    assert issuer, "portcullis dev did not start"
-    yield {"issuer": issuer, "generated": generated}
+    assert issuer and metrics, "portcullis dev did not start"
+    yield {"issuer": issuer, "metrics": metrics, "generated": generated}
     process.terminate()
     process.wait(timeout=10)
 

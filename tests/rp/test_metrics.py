@@ -1,4 +1,4 @@
-"""`/metrics` parsed by the Prometheus Python client's own exposition-format parser."""
+"""`/metrics` (on `--metrics-listen`) parsed by the Prometheus Python client's own exposition-format parser."""
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -7,7 +7,8 @@ from prometheus_client.parser import text_string_to_metric_families
 def test_metrics_page_parses_as_prometheus_text_format(provider):
     requests.get(provider["issuer"] + "/register/some-client", timeout=10)
     requests.get(provider["issuer"] + "/no/such/path", timeout=10)
-    response = requests.get(provider["issuer"] + "/metrics", timeout=10)
+    assert requests.get(provider["issuer"] + "/metrics", timeout=10).status_code == 404, "not on the main port"
+    response = requests.get(provider["metrics"] + "/metrics", timeout=10)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     families = {family.name: family for family in text_string_to_metric_families(response.text)}
@@ -17,3 +18,5 @@ def test_metrics_page_parses_as_prometheus_text_format(provider):
     assert "process_resident_memory_bytes" in families
     endpoints = {s.labels["endpoint"] for s in families["portcullis_http_requests"].samples}
     assert {"/register/{client_id}", "unmatched"} <= endpoints
+    results = {s.labels["result"] for s in families["portcullis_logins"].samples}
+    assert results == {"success", "failure", "throttled"}, "no result tells whether a username exists"

@@ -1,4 +1,6 @@
-//! Records shared by the integration tests.
+//! Records and manifests shared by the integration tests.
+// Each test crate that includes this uses part of it.
+#![allow(dead_code)]
 
 use portcullis::model::ClientRecord;
 use portcullis::secrets;
@@ -23,4 +25,15 @@ pub fn m2m_client(scopes: &str) -> ClientRecord {
         skip_consent: false,
         registration: None,
     }
+}
+
+/// A `client_credentials` client with a fixed secret, as the manifests of an `OidcClient`
+/// (resource `name`, client id `client_id`) and its credentials Secret.
+pub fn client_manifest(name: &str, client_id: &str, secret: &str) -> String {
+    format!(
+        "apiVersion: portcullis.dev/v1alpha1\nkind: OidcClient\nmetadata: {{name: {name}, namespace: test}}\n\
+         spec:\n  clientId: {client_id}\n  grantTypes: [client_credentials]\n  scopes: [reports:read]\n---\n\
+         apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}-credentials, namespace: test}}\n\
+         stringData: {{clientSecret: {secret}}}\n"
+    )
 }

@@ -41,6 +41,16 @@ impl RedisServer {
         self.wait_until_it_answers();
     }
 
+    /// Stops the server and starts it again without its data, as a Redis without
+    /// persistence restarts, or a failover to an empty replica.
+    #[allow(dead_code)]
+    pub fn restart_empty(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        std::fs::create_dir_all(&self.dir).expect("a data directory");
+        self.restart();
+    }
+
     /// Stops the server abruptly, as a crash or a network cut would.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use fred::clients::SubscriberClient;
 use fred::interfaces::{ClientLike, EventInterface, PubsubInterface, SetsInterface};
 use fred::types::scripts::Script;
+use tokio::sync::Notify;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::RedisStore;
@@ -211,11 +212,13 @@ impl Directory for RedisStore {
 
 /// Subscribes to the announcements of `prefix` and delivers them to `copy`: the changed
 /// keys of each, and everything when one cannot be read or may have been missed (the
-/// subscription reconnected, or messages arrived faster than they were handled).
+/// subscription reconnected, or messages arrived faster than they were handled). A
+/// reconnect is signalled on `reconnected` too: Redis may have come back without its data.
 pub(super) async fn deliver_changes(
     subscriber: &SubscriberClient,
     prefix: &str,
     copy: Invalidations,
+    reconnected: Arc<Notify>,
 ) -> Result<(), StoreError> {
     let mut messages = subscriber.message_rx();
     let mut reconnects = subscriber.reconnect_rx();
@@ -237,7 +240,10 @@ pub(super) async fn deliver_changes(
                     Err(RecvError::Closed) => break,
                 },
                 reconnect = reconnects.recv() => match reconnect {
-                    Ok(_) | Err(RecvError::Lagged(_)) => copy.forget_all(),
+                    Ok(_) | Err(RecvError::Lagged(_)) => {
+                        copy.forget_all();
+                        reconnected.notify_one();
+                    }
                     Err(RecvError::Closed) => break,
                 },
             }

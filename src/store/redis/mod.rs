@@ -14,15 +14,17 @@
 //! | `P:v1:{users}` | set of usernames | none |
 //! | `P:v1:{users}:user:<username>` | `UserRecord` | none |
 //! | `P:v1:{users}:subject:<subject>` | username (plain string) | none |
-//! | `P:v1:revoked:<jti>` | `1` | the token's own expiry |
+//! | `P:v1:{revoked}:<jti>` | `1` | the token's own expiry |
+//! | `P:v1:{revoked}:claimed:epoch` | the data epoch ([`crate::store::epoch`]) | none |
 //! | `P:v1:session:<id>`, `P:v1:interaction:<id>` | the record | as given |
 //! | `P:v1:sessions` | sorted set: SHA-256 of each session id, scored by its expiry (counts active sessions) | the latest session's |
 //! | `P:v1:code:<hash>`, `P:v1:refresh:<hash>` | use marker + the record | as given / the token's |
 //! | `P:v1:grant:<id>` | `Grant` | the grant's `expires_at` |
 //! | `P:v1:consent:<subject length>:<subject>:<client_id>` | `Scope` | as given |
-//! | `P:v1:counter:<key>` | counter (login throttles, registration rate limits) | end of the window |
-//! | `P:v1:claimed:<name>` | a generated client-secret hash or signing key (PKCS#8, base64); `claimed:epoch` is the data epoch ([`crate::store::epoch`]) | none |
+//! | `P:v1:counter:{budgets}:<key>` | attempts reserved from a budget (login and client-authentication throttles, registration rate limits) | end of the window |
+//! | `P:v1:claimed:<name>` | a generated client-secret hash or signing key (PKCS#8, base64) | none |
 //! | `P:v1:keys:jwks`, `P:v1:keys:active` | published JWKS; active `kid` per algorithm (JSON), written by the controller | none |
+//! | `P:v1:keys:retired` | hash: `kid` → `<expiry> <public JWK>` of keys replicas stopped signing with | the latest entry's |
 //!
 //! Every write to the registry or directory is announced on the pub/sub channel
 //! `P:v1:changes`, naming the keys it changed (see [`directory`]), so each replica's
@@ -32,10 +34,14 @@
 //! `claimed:`, so every replica signs with the same keys: whoever can read this Redis can
 //! read them. Protect it with a password and TLS (`rediss://`).
 //!
-//! `{clients}` and `{users}` are Redis Cluster hash tags: each directory lives in one slot,
-//! so the scripts that change an entry and its index together stay legal on a cluster.
-//! (A prefix with its own `{..}` tag moves everything into that one slot, which is legal
-//! too.) Every other operation touches a single key. The length in the consent key keeps
+//! `{clients}`, `{users}` and `{budgets}` are Redis Cluster hash tags: each directory, and
+//! every budget, lives in one slot, so the scripts that change an entry and its index
+//! together, or settle the budgets of one attempt together, stay legal on a cluster.
+//! `{revoked}` keeps the deny-list and the data epoch in one slot, so that checking a
+//! token reads its deny-list entry and the epoch with one `MGET`, in one round trip (the
+//! epoch is read on every check anyway, so the slot is no hotter for it). (A prefix with
+//! its own `{..}` tag moves everything into that one slot, which is legal too.) Every
+//! other operation touches a single key. The length in the consent key keeps
 //! `("a:b", "c")` and `("a", "b:c")` apart.
 //!
 //! # Single use
@@ -55,13 +61,18 @@ use fred::clients::SubscriberClient;
 use fred::interfaces::{ClientLike, KeysInterface};
 use fred::types::config::{Config, ReconnectPolicy};
 use fred::types::scripts::Script;
-use fred::types::{Builder, SetOptions};
+use fred::types::{Builder, ClusterHash, CustomCommand, InfoKind, SetOptions};
+use tokio::sync::Notify;
 
 use self::connection::{Redis, decode, decode_once, encode, expire_at, redis_error};
 use self::directory::{RedisDirectory, deliver_changes};
 use super::cached::Cached;
+use super::epoch::EPOCH_CLAIM;
 use super::error::StoreError;
-use super::ports::{Consumed, Coordination, Counters, Ephemeral, Grants, PublishedKeys, SingleUse};
+use super::ports::{
+    Budget, Consumed, Coordination, Counters, Ephemeral, Eviction, Grants, PublishedKeys, Reservation, SingleUse,
+    TokenCheck,
+};
 use crate::clock::Clock;
 use crate::model::{AuthorizationCode, Grant, Interaction, RefreshToken, Session};
 use crate::secrets::token_digest;
@@ -77,7 +88,7 @@ const URL_SCHEMES: &[&str] =
 /// Connections per replica: commands are pipelined, so a few suffice.
 const POOL_SIZE: usize = 4;
 
-const REVOKED: &str = "revoked";
+const REVOKED: &str = "{revoked}";
 const SESSION: &str = "session";
 const SESSIONS: &str = "sessions";
 const INTERACTION: &str = "interaction";
@@ -85,18 +96,67 @@ const CODE: &str = "code";
 const REFRESH: &str = "refresh";
 const GRANT: &str = "grant";
 const CONSENT: &str = "consent";
-const COUNTER: &str = "counter";
+const BUDGETS: &str = "counter:{budgets}";
 const KEYS: &str = "keys";
 const CLAIMED: &str = "claimed";
 
-/// Counts a failure in `KEYS[1]`; the first one opens the window, which ends at `ARGV[1]`.
-static COUNT_FAILURE: LazyLock<Script> = LazyLock::new(|| {
+/// Reserves one attempt from the budgets `KEYS` (limits `ARGV[3..]`), counted in all or in
+/// none: when one is spent, nothing is counted and the answer is 0, the counts and the
+/// seconds until that budget's window ends; otherwise each is counted, a window opening
+/// (ending at `ARGV[1]`) where a key has none, and the answer is 1 and the counts.
+/// `ARGV[2]` is now.
+static RESERVE: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
-        "local count = redis.call('INCR', KEYS[1])
-         if count == 1 then redis.call('EXPIREAT', KEYS[1], ARGV[1]) end
-         return count",
+        "local counts, retry_after = {}, -1
+         for i, key in ipairs(KEYS) do
+           counts[i] = tonumber(redis.call('GET', key) or '0')
+           if counts[i] >= tonumber(ARGV[i + 2]) then
+             local ttl = redis.call('TTL', key)
+             if ttl < 0 then ttl = tonumber(ARGV[1]) - tonumber(ARGV[2]) end
+             retry_after = math.max(retry_after, ttl, 0)
+           end
+         end
+         if retry_after >= 0 then return {0, retry_after, unpack(counts)} end
+         for i, key in ipairs(KEYS) do
+           counts[i] = redis.call('INCR', key)
+           if redis.call('TTL', key) == -1 then redis.call('EXPIREAT', key, ARGV[1]) end
+         end
+         return {1, 0, unpack(counts)}",
     )
 });
+
+/// Gives one attempt back to each budget in `KEYS` whose window is still open; a budget
+/// back at zero is removed.
+static REFUND: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        "for _, key in ipairs(KEYS) do
+           if redis.call('EXISTS', key) == 1 and redis.call('DECR', key) <= 0 then redis.call('DEL', key) end
+         end",
+    )
+});
+
+/// Keeps retired key `ARGV[1]` (JWK `ARGV[3]`) in the hash `KEYS[1]` until `ARGV[2]` unless
+/// it is kept longer already, drops the entries expired by `ARGV[4]` (now), and keeps the
+/// hash alive as long as its latest entry.
+static PUBLISH_RETIRED_KEY: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        "local kept = redis.call('HGET', KEYS[1], ARGV[1])
+         if not kept or tonumber(string.match(kept, '^%d+')) < tonumber(ARGV[2]) then
+           redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3])
+         end
+         local latest = 0
+         local entries = redis.call('HGETALL', KEYS[1])
+         for i = 1, #entries, 2 do
+           local expires_at = tonumber(string.match(entries[i + 1], '^%d+'))
+           if expires_at <= tonumber(ARGV[4]) then redis.call('HDEL', KEYS[1], entries[i])
+           elseif expires_at > latest then latest = expires_at end
+         end
+         if latest > 0 then redis.call('EXPIREAT', KEYS[1], latest) end",
+    )
+});
+
+/// The entries of the hash `KEYS[1]`, as field, value, field, value…
+static READ_HASH: LazyLock<Script> = LazyLock::new(|| Script::from_lua("return redis.call('HGETALL', KEYS[1])"));
 
 /// Keeps `ARGV[1]` in `KEYS[1]` unless something is kept there already; returns what is kept.
 static CLAIM: LazyLock<Script> =
@@ -166,6 +226,7 @@ pub struct RedisStore {
     directory: Cached<RedisDirectory>,
     /// Receives the change announcements; kept so the subscription lives with the store.
     _subscriber: SubscriberClient,
+    reconnected: Arc<Notify>,
 }
 
 impl RedisStore {
@@ -190,8 +251,42 @@ impl RedisStore {
         let redis = Arc::new(Redis { pool, prefix: config.key_prefix, clock: Clock::system() });
         let directory = Cached::new(RedisDirectory::new(Arc::clone(&redis)));
         let subscriber = builder.build_subscriber_client().map_err(redis_error)?;
-        deliver_changes(&subscriber, &redis.prefix, directory.invalidations()).await?;
-        Ok(Self { redis, directory, _subscriber: subscriber })
+        let reconnected = Arc::new(Notify::new());
+        deliver_changes(&subscriber, &redis.prefix, directory.invalidations(), Arc::clone(&reconnected)).await?;
+        Ok(Self { redis, directory, _subscriber: subscriber, reconnected })
+    }
+
+    /// Signalled whenever the change announcements reconnect, which is when Redis may have
+    /// come back without its data.
+    pub fn reconnected(&self) -> Arc<Notify> {
+        Arc::clone(&self.reconnected)
+    }
+}
+
+impl RedisStore {
+    /// Where a claimed value lives; the data epoch shares the deny-list's slot.
+    fn claimed_key(&self, name: &str) -> String {
+        if name == EPOCH_CLAIM {
+            self.redis.key(REVOKED, &format!("{CLAIMED}:{EPOCH_CLAIM}"))
+        } else {
+            self.redis.key(CLAIMED, name)
+        }
+    }
+
+    /// `CONFIG GET maxmemory-policy` on the node of the deny-list's slot; `None` when the
+    /// command is refused (managed Redis often disables or renames `CONFIG`).
+    async fn configured_policy(&self) -> Option<String> {
+        let slot = fred::util::redis_keyslot(self.claimed_key(EPOCH_CLAIM).as_bytes());
+        let command = CustomCommand::new_static("CONFIG", ClusterHash::Custom(slot), false);
+        let reply: Vec<String> = self.redis.pool.next().custom(command, vec!["GET", "maxmemory-policy"]).await.ok()?;
+        reply.get(1).cloned()
+    }
+
+    /// `maxmemory_policy` from `INFO memory`, if it says.
+    async fn reported_policy(&self) -> Result<Option<String>, StoreError> {
+        let info: String = self.redis.pool.next().info(Some(InfoKind::Memory)).await.map_err(redis_error)?;
+        let policy = info.lines().find_map(|line| line.strip_prefix("maxmemory_policy:"));
+        Ok(policy.map(|policy| policy.trim().to_owned()))
     }
 }
 
@@ -260,8 +355,12 @@ impl Ephemeral for RedisStore {
         self.redis.put_raw(REVOKED, jti, "1".to_owned(), expires_at).await
     }
 
-    async fn is_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-        self.redis.pool.exists(self.redis.key(REVOKED, jti)).await.map_err(redis_error)
+    async fn token_check(&self, jti: &str) -> Result<TokenCheck, StoreError> {
+        let keys = vec![self.redis.key(REVOKED, jti), self.claimed_key(EPOCH_CLAIM)];
+        let mut values: Vec<Option<String>> = self.redis.pool.mget(keys).await.map_err(redis_error)?;
+        let epoch = values.pop().flatten();
+        let revoked = values.pop().flatten().is_some();
+        Ok(TokenCheck { revoked, epoch })
     }
 
     /// The index of sessions (`P:v1:sessions`) holds digests, never the session ids.
@@ -317,30 +416,36 @@ impl Ephemeral for RedisStore {
     }
 }
 
+/// Every budget key carries the hash tag `{budgets}`, so the budgets of one attempt (a
+/// username's and an address's) live in one Cluster slot and one script settles them
+/// atomically, in one round trip.
 #[async_trait]
 impl Counters for RedisStore {
-    /// An `expires_at` already past still counts 1 and leaves nothing behind (`EXPIREAT`
-    /// in the past deletes), as in the memory store.
-    async fn increment_counter(&self, key: &str, expires_at: u64) -> Result<u32, StoreError> {
-        let keys = vec![self.redis.key(COUNTER, key)];
-        let count: i64 = self.redis.run(&COUNT_FAILURE, keys, vec![expires_at.to_string()]).await?;
-        Ok(saturate(count))
+    async fn reserve(&self, budgets: &[Budget<'_>], window_ends_at: u64) -> Result<Reservation, StoreError> {
+        let keys = budgets.iter().map(|budget| self.redis.key(BUDGETS, budget.key)).collect();
+        let mut args = vec![window_ends_at.to_string(), self.redis.clock.now().to_string()];
+        args.extend(budgets.iter().map(|budget| budget.limit.to_string()));
+        let reply: Vec<i64> = self.redis.run(&RESERVE, keys, args).await?;
+        match reply.as_slice() {
+            [allowed, retry_after, counts @ ..] if counts.len() == budgets.len() => Ok(Reservation {
+                allowed: *allowed == 1,
+                counts: counts.iter().copied().map(saturate).collect(),
+                retry_after: u64::try_from(*retry_after).unwrap_or(0),
+            }),
+            _ => Err(StoreError::Corrupt("unexpected reply to a reservation".into())),
+        }
     }
 
-    async fn counter(&self, key: &str) -> Result<u32, StoreError> {
-        let count: Option<i64> = self.redis.pool.get(self.redis.key(COUNTER, key)).await.map_err(redis_error)?;
-        Ok(count.map_or(0, saturate))
-    }
-
-    async fn clear_counter(&self, key: &str) -> Result<(), StoreError> {
-        self.redis.delete(COUNTER, key).await
+    async fn refund(&self, keys: &[&str]) -> Result<(), StoreError> {
+        let keys = keys.iter().map(|key| self.redis.key(BUDGETS, key)).collect();
+        self.redis.run::<()>(&REFUND, keys, vec![]).await
     }
 }
 
 #[async_trait]
 impl Coordination for RedisStore {
     async fn claim(&self, name: &str, value: &str) -> Result<String, StoreError> {
-        let key = vec![self.redis.key(CLAIMED, name)];
+        let key = vec![self.claimed_key(name)];
         let kept: Option<String> = self.redis.run(&CLAIM, key, vec![value.to_owned()]).await?;
         kept.ok_or_else(|| StoreError::Corrupt("a claimed value vanished".into()))
     }
@@ -357,6 +462,42 @@ impl Coordination for RedisStore {
         let jwks = self.redis.get_raw(KEYS, "jwks").await?;
         let active_kids = self.redis.get_raw(KEYS, "active").await?;
         Ok(jwks.zip(active_kids).map(|(jwks, active_kids)| PublishedKeys { jwks, active_kids }))
+    }
+
+    async fn publish_retired_key(&self, kid: &str, jwk: &str, expires_at: u64) -> Result<(), StoreError> {
+        let now = self.redis.clock.now();
+        if expires_at <= now {
+            return Ok(());
+        }
+        let args = vec![kid.to_owned(), expires_at.to_string(), jwk.to_owned(), now.to_string()];
+        self.redis.run::<()>(&PUBLISH_RETIRED_KEY, vec![self.redis.key(KEYS, "retired")], args).await
+    }
+
+    async fn retired_keys(&self) -> Result<Vec<String>, StoreError> {
+        let now = self.redis.clock.now();
+        let entries: Vec<String> = self.redis.run(&READ_HASH, vec![self.redis.key(KEYS, "retired")], vec![]).await?;
+        let mut keys = Vec::new();
+        for pair in entries.chunks(2) {
+            let [kid, value] = pair else { return Err(StoreError::Corrupt("a retired key without a value".into())) };
+            let (expires_at, jwk) = value
+                .split_once(' ')
+                .and_then(|(at, jwk)| Some((at.parse::<u64>().ok()?, jwk)))
+                .ok_or_else(|| StoreError::Corrupt(format!("undecodable retired key {kid}")))?;
+            if expires_at > now {
+                keys.push((kid.clone(), jwk.to_owned()));
+            }
+        }
+        keys.sort_unstable();
+        Ok(keys.into_iter().map(|(_, jwk)| jwk).collect())
+    }
+
+    /// `CONFIG GET`, falling back to `INFO memory`; `Unknown` when neither answers.
+    async fn eviction(&self) -> Result<Eviction, StoreError> {
+        let policy = match self.configured_policy().await {
+            Some(policy) => Some(policy),
+            None => self.reported_policy().await?,
+        };
+        Ok(policy.map_or(Eviction::Unknown, |policy| Eviction::from_policy(&policy)))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
