@@ -126,7 +126,8 @@ async fn carry_out(
 }
 
 /// The hash to store for a secret: the stored one if it verifies (or was verified
-/// before), else a new one.
+/// before) and was made under the hashing policy, else a new one — a hash made with other
+/// parameters would make this client's authentication cost another time than the others'.
 async fn verified_hash(
     context: &Context,
     secret: &SecretString,
@@ -135,7 +136,7 @@ async fn verified_hash(
 ) -> Result<Verified, ControllerError> {
     let digest = secrets::token_digest(secret.expose());
     let known = known.filter(|known| known.digest == digest);
-    if let Some(stored) = stored {
+    if let Some(stored) = stored.filter(|stored| !secrets::needs_rehash(stored)) {
         if known.as_ref().is_some_and(|known| known.hash == stored) {
             return Ok(Verified { digest, hash: stored });
         }

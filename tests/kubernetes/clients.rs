@@ -4,10 +4,13 @@
 
 use std::time::Duration;
 
+use argon2::password_hash::PasswordHasher;
+use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use portcullis::controller::reconcile::plan_client;
 use portcullis::crd::OidcClient;
 use portcullis::store::Directory;
 use serde_json::{Value, json};
@@ -308,5 +311,35 @@ async fn deleting_a_client_removes_both_the_applied_and_the_current_client_id() 
     .await;
     assert!(!cluster.holds_client("applied-id"), "the applied id is removed");
     assert!(!cluster.holds_client("current-id"), "the current id is removed");
+    replica.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_hash_made_with_other_argon2_parameters_is_made_again_under_the_policy() {
+    let cluster = Cluster::start("t-rehash").await;
+    cluster.create_secret("creds", &[("clientSecret", "s3cret")]).await;
+    let mut record = plan_client(&oidc_client("app", machine_spec_with_secret("creds")), None).unwrap().record;
+    // Another tool's parameters (a smaller one, so the test stays quick) for the same secret.
+    let params = Params::new(4096, 1, 1, None).unwrap();
+    let foreign =
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params).hash_password(b"s3cret").unwrap().to_string();
+    assert!(portcullis::secrets::needs_rehash(&foreign));
+    record.secret_hash = Some(foreign.clone());
+    cluster.store.put_client(record).await.unwrap();
+
+    let replica = Replica::start(&cluster, "replica-a").await;
+    cluster
+        .api::<OidcClient>()
+        .create(&PostParams::default(), &oidc_client("app", machine_spec_with_secret("creds")))
+        .await
+        .unwrap();
+    wait_ready(&cluster, "oidcclients", "app", ("True", "Reconciled")).await;
+    let rehashed = eventually("the hash made again", WAIT, || async {
+        let hash = cluster.store.client("app").await.unwrap()?.secret_hash.clone()?;
+        (hash != foreign).then_some(hash)
+    })
+    .await;
+    assert!(!portcullis::secrets::needs_rehash(&rehashed), "{rehashed}");
+    assert!(verifies(&cluster.store, "app", "s3cret").await);
     replica.shutdown().await;
 }

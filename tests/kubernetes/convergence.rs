@@ -2,6 +2,7 @@
 //! seconds, undeclared records are swept, and a resync of unchanged resources writes
 //! nothing anywhere.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
@@ -14,6 +15,11 @@ use portcullis::store::Directory;
 use serde_json::json;
 
 use crate::harness::*;
+
+/// Redis commands that write unconditionally: none may run on a resync of unchanged
+/// resources.
+const WRITE_COMMANDS: [&str; 13] =
+    ["del", "unlink", "hset", "hdel", "sadd", "srem", "expire", "publish", "eval", "multi", "exec", "zadd", "zrem"];
 
 fn signing_key(name: &str) -> SigningKey {
     serde_json::from_value(json!({
@@ -77,7 +83,7 @@ async fn a_resync_of_unchanged_resources_writes_nothing_and_lists_nothing() {
     // Let the reconciles that the controller's own writes triggered pass.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    let (mark, redis) = (cluster.api.mark(), cluster.redis_writes());
+    let (mark, redis, commands) = (cluster.api.mark(), cluster.redis_writes(), cluster.redis_commands());
     let reconciles = |replica: &Replica| ["OidcClient", "OidcUser", "SigningKey"].map(|kind| replica.reconciles(kind));
     let before = reconciles(&replica);
     tokio::time::sleep(Duration::from_millis(3500)).await;
@@ -90,6 +96,18 @@ async fn a_resync_of_unchanged_resources_writes_nothing_and_lists_nothing() {
         assert_eq!(since.writes(resource), 0, "no {resource} write");
     }
     assert_eq!(cluster.redis_writes(), redis, "no Redis write, no cache invalidation");
+    // Nor a command that writes whatever it finds. The only scripts run are the leader's
+    // epoch polls: a claim, whose one `SET NX` changes nothing while the epoch is there.
+    let after = cluster.redis_commands();
+    let delta: BTreeMap<&str, u64> = after
+        .iter()
+        .map(|(name, calls)| (name.as_str(), calls - commands.get(name).copied().unwrap_or(0)))
+        .filter(|(_, calls)| *calls > 0)
+        .collect();
+    for command in WRITE_COMMANDS {
+        assert_eq!(delta.get(command), None, "no `{command}` while nothing changed: {delta:?}");
+    }
+    assert!(delta.get("set") <= delta.get("evalsha"), "no SET but the claims' `SET NX`: {delta:?}");
     for resource in ["oidcclients", "oidcusers"] {
         assert_eq!(since.lists(resource), 0, "reconciles read {resource} from the reflector");
     }
