@@ -11,12 +11,19 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 
-use super::claim::{Claimant, owner, released, revoked};
-use super::{Decision, Note, NoteKind, Readiness, Reason, Requeue, ready_condition, transition};
+use super::claim::{Claimant, owner, released};
+use super::{Decision, Names, Readiness, Reason, Settled, settle};
 use crate::controller::reconcile::{
     CLIENT_SECRET_KEY, ClientSecret, DesiredClient, credentials_secret_name, desired_client, desired_client_id,
 };
 use crate::crd::{OidcClient, OidcClientStatus};
+
+/// Client ids: lost to an older client, revoked on a rename.
+const CLIENT_IDS: Names = Names {
+    conflict: Reason::ClientIdConflict,
+    revoked: "ClientIdRevoked",
+    revoked_message: |old| format!("client id `{old}` is no longer registered"),
+};
 
 /// What to do for one `OidcClient`.
 pub type ClientDecision = Decision<ClientApply, OidcClientStatus>;
@@ -88,19 +95,8 @@ pub fn decide_client(
         Err(readiness) => (None, readiness),
     };
     let kept = apply.as_ref().map(|desired| desired.record.client_id.clone());
-    let delete = revoked(client, kept.as_deref(), peers);
-    let requeue =
-        if readiness.reason == Reason::ClientIdConflict { Requeue::ConflictRecheck } else { Requeue::AtResync };
-    let mut events: Vec<Note> = delete
-        .iter()
-        .map(|old| Note {
-            kind: NoteKind::Normal,
-            reason: "ClientIdRevoked",
-            message: format!("client id `{old}` is no longer registered"),
-        })
-        .collect();
-    events.extend(transition(&previous.conditions, &readiness));
-    let condition = ready_condition(&previous.conditions, &readiness, generation, now);
+    let Settled { delete, events, condition, requeue } =
+        settle(client, kept.as_deref(), &readiness, &previous.conditions, peers, &CLIENT_IDS, now);
     let apply = apply.map(|desired| {
         let create_secret = (desired.secret == ClientSecret::Missing { secret_exists: false }).then_some(secret_name);
         ClientApply { desired, create_secret }
@@ -124,8 +120,8 @@ pub fn client_cleanup(client: &OidcClient, credentials: Option<&Secret>, peers: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::decide::NoteKind;
     use crate::controller::decide::fixtures::{SecretData, secret};
+    use crate::controller::decide::{NoteKind, Requeue};
 
     fn peers(clients: &[&OidcClient]) -> Vec<Arc<OidcClient>> {
         clients.iter().map(|c| Arc::new((*c).clone())).collect()

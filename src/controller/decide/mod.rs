@@ -13,6 +13,9 @@ pub mod client;
 pub(crate) mod fixtures;
 pub mod user;
 
+use std::sync::Arc;
+
+use claim::{Claimant, revoked};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
@@ -160,6 +163,48 @@ pub fn ready_condition(previous: &[Condition], readiness: &Readiness, generation
 
 fn timestamp(seconds: u64) -> Timestamp {
     i64::try_from(seconds).ok().and_then(|s| Timestamp::from_second(s).ok()).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// What a kind calls the names its resources hold, for [`settle`].
+pub struct Names {
+    /// The reason a resource shows when an older one holds its name.
+    pub conflict: Reason,
+    /// The reason of the event announcing that a name was revoked.
+    pub revoked: &'static str,
+    /// Its message, given the name.
+    pub revoked_message: fn(&str) -> String,
+}
+
+/// What follows from a resource's readiness once it holds `kept` (or nothing): the
+/// names it gives up, the events (one per revoked name, one for a transition), its dated
+/// `Ready` condition and when to look again.
+pub struct Settled {
+    pub delete: Vec<String>,
+    pub events: Vec<Note>,
+    pub condition: Condition,
+    pub requeue: Requeue,
+}
+
+/// Settles a decision about `resource` (see [`Settled`]): a resource that lost its name
+/// to an older one looks again soon, since the winner may go.
+pub fn settle<K: Claimant>(
+    resource: &K,
+    kept: Option<&str>,
+    readiness: &Readiness,
+    previous: &[Condition],
+    peers: &[Arc<K>],
+    names: &Names,
+    now: u64,
+) -> Settled {
+    let delete = revoked(resource, kept, peers);
+    let requeue = if readiness.reason == names.conflict { Requeue::ConflictRecheck } else { Requeue::AtResync };
+    let mut events: Vec<Note> = delete
+        .iter()
+        .map(|old| Note { kind: NoteKind::Normal, reason: names.revoked, message: (names.revoked_message)(old) })
+        .collect();
+    events.extend(transition(previous, readiness));
+    let condition = ready_condition(previous, readiness, resource.meta().generation, now);
+    Settled { delete, events, condition, requeue }
 }
 
 /// Whether the conditions say `Ready=True`.

@@ -10,11 +10,18 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 
-use super::claim::{Claimant, owner, released, revoked};
-use super::{Decision, Note, NoteKind, Readiness, Reason, Requeue, is_ready, ready_condition, transition};
+use super::claim::{Claimant, owner, released};
+use super::{Decision, Names, Readiness, Reason, Settled, is_ready, settle};
 use crate::controller::reconcile::plan_user;
 use crate::crd::{OidcUser, OidcUserStatus};
 use crate::model::UserRecord;
+
+/// Usernames: lost to an older user, revoked on a rename.
+const USERNAMES: Names = Names {
+    conflict: Reason::UsernameConflict,
+    revoked: "UsernameRevoked",
+    revoked_message: |old| format!("username `{old}` can no longer sign in"),
+};
 
 /// What to do for one `OidcUser`.
 pub type UserDecision = Decision<UserRecord, OidcUserStatus>;
@@ -69,19 +76,8 @@ pub fn decide_user(
         Err(readiness) => (None, readiness),
     };
     let kept = apply.as_ref().map(|record| record.username.clone());
-    let delete = revoked(user, kept.as_deref(), peers);
-    let requeue =
-        if readiness.reason == Reason::UsernameConflict { Requeue::ConflictRecheck } else { Requeue::AtResync };
-    let mut events: Vec<Note> = delete
-        .iter()
-        .map(|old| Note {
-            kind: NoteKind::Normal,
-            reason: "UsernameRevoked",
-            message: format!("username `{old}` can no longer sign in"),
-        })
-        .collect();
-    events.extend(transition(&previous.conditions, &readiness));
-    let condition = ready_condition(&previous.conditions, &readiness, generation, now);
+    let Settled { delete, events, condition, requeue } =
+        settle(user, kept.as_deref(), &readiness, &previous.conditions, peers, &USERNAMES, now);
     let status = OidcUserStatus {
         username: kept,
         subject: apply.as_ref().map(|record| record.subject.clone()),
@@ -101,6 +97,7 @@ pub fn user_cleanup(user: &OidcUser, peers: &[Arc<OidcUser>]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::decide::Requeue;
     use crate::controller::decide::fixtures::{PASSWORD_HASH, SecretData, password_secret, secret};
 
     fn peers(users: &[&OidcUser]) -> Vec<Arc<OidcUser>> {
