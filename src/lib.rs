@@ -17,7 +17,8 @@
 //! - [`controller`]: the reconcile functions shared by the Kubernetes controller and the
 //!   manifests folder; [`provider`]: the thin HTTP handlers (its module doc maps its
 //!   files); [`kubernetes`]: the controller's cluster side;
-//! - [`server`]: the wiring of `dev` and `serve`; `main.rs`: the command line.
+//! - [`server`]: the wiring of `dev` and `serve`, whose sockets [`listener`] bounds;
+//!   `main.rs`: the command line.
 
 pub mod audit;
 pub mod clock;
@@ -26,6 +27,7 @@ pub mod controller;
 pub mod crd;
 pub mod keys;
 pub mod kubernetes;
+pub mod listener;
 pub mod metrics;
 pub mod model;
 pub mod protocol;

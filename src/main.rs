@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use portcullis::clock::Clock;
 use portcullis::controller::replica::Intervals;
+use portcullis::listener::{self, ConnectionLimits};
 use portcullis::provider::RegistrationPolicy;
 use portcullis::server::{self, BuiltProvider, ServerError, ServerOptions};
 use portcullis::store::{RedisConfig, RedisStore};
@@ -79,6 +80,18 @@ struct ProviderArgs {
     /// --metrics-on-main-port.
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
+    /// The longest a client may take to send a request's head, counted from connecting (or,
+    /// on a kept-alive connection, from the request's first byte); then it is closed.
+    #[arg(long, default_value = "10s", value_parser = positive_duration)]
+    header_read_timeout: Duration,
+    /// How long a kept-alive connection may go without a request before it is closed.
+    #[arg(long, default_value = "30s", value_parser = positive_duration)]
+    idle_timeout: Duration,
+    /// The most connections open at once on the main port; at the cap, the oldest one with
+    /// no request in progress is closed to make room. Defaults to the file-descriptor limit
+    /// (raised to the hard limit at start-up) less a reserve of 80.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
     /// How often the store's data epoch (lost data is applied again), the shared signing
     /// keys and, every third time, the store's eviction policy are checked.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
@@ -87,6 +100,15 @@ struct ProviderArgs {
     /// do this where the main port is not public.
     #[arg(long)]
     metrics_on_main_port: bool,
+}
+
+/// A duration above zero, e.g. `10s` or `500ms`.
+fn positive_duration(value: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(value) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        Ok(_) => Err("must be longer than zero".to_owned()),
+        Err(error) => Err(error.to_string()),
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -324,6 +346,14 @@ fn run(
             return ExitCode::from(2);
         }
     };
+    let defaults = ConnectionLimits::for_fd_limit(listener::raise_fd_limit());
+    let limits = ConnectionLimits {
+        header_read_timeout: args.header_read_timeout,
+        idle_timeout: args.idle_timeout,
+        max_connections: args
+            .max_connections
+            .map_or(defaults.max_connections, |max| usize::try_from(max).unwrap_or(usize::MAX)),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -359,7 +389,9 @@ fn run(
                 metrics_listener.local_addr().map_err(|source| ServerError::Listen { addr, source })?;
             let provider = std::sync::Arc::clone(&built.provider);
             tokio::spawn(async move {
-                if let Err(error) = server::serve_metrics(metrics_listener, provider, std::future::pending()).await {
+                if let Err(error) =
+                    server::serve_metrics(metrics_listener, provider, limits, std::future::pending()).await
+                {
                     tracing::error!(%error, "the metrics listener stopped");
                 }
             });
@@ -376,7 +408,7 @@ fn run(
             (None, None) => "manifests from the embedded examples".to_owned(),
         };
         println!("Portcullis {command} listening on http://{address} (issuer {}, {source})", options.issuer);
-        server::serve(listener, built.provider, server::shutdown_signal()).await
+        server::serve_with(listener, built.provider, limits, server::shutdown_signal()).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::vocabulary::{AuthorizationRequest, ClientMetadata, GrantType, Scope, TokenEndpointAuthMethod};
+use crate::vocabulary::{ClientMetadata, GrantType, Scope, TokenEndpointAuthMethod};
 
 /// A registered client, as the provider needs it at request time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,20 +129,6 @@ pub struct Session {
     pub auth_time: u64,
     /// CSRF token of forms that act on the session (logout confirmation).
     pub csrf_token: String,
-}
-
-/// A browser interaction in progress: an authorization request waiting for the user to
-/// log in and/or consent, bound to one browser and one CSRF token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Interaction {
-    pub id: String,
-    pub browser_id: String,
-    pub csrf_token: String,
-    pub request: AuthorizationRequest,
-    /// Set once the user has authenticated during (or before) this interaction.
-    pub subject: Option<String>,
-    pub auth_time: Option<u64>,
-    pub session_id: Option<String>,
 }
 
 /// What an authorization code stands for (RFC 6749 §4.1.2, OIDC Core §3.1.3.1).

@@ -17,6 +17,7 @@ use crate::controller::reconcile::GeneratedCredentials;
 use crate::controller::replica::{self, Intervals, LiveFolder, Replica, Source};
 use crate::keys::{KeyError, Keyring, SharedKeyring};
 use crate::kubernetes::key_secrets::{self, KeyWatch};
+use crate::listener::{self, ConnectionLimits};
 use crate::provider::{self, Provider, ProviderConfig, RegistrationPolicy};
 use crate::store::{Eviction, MemoryStore, RedisConfig, RedisStore, Store, StoreError, StoreStatus, epoch};
 use crate::vocabulary::Scope;
@@ -217,27 +218,37 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
     TcpListener::bind(addr).await.map_err(|source| ServerError::Listen { addr, source })
 }
 
-/// Serves until `shutdown` completes, then finishes in-flight requests.
+/// Serves until `shutdown` completes, then finishes in-flight requests, within the default
+/// [`ConnectionLimits`] of this process.
 pub async fn serve(
     listener: TcpListener,
     provider: Arc<Provider>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let app = provider::app(provider).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(ServerError::Serve)
+    serve_with(listener, provider, ConnectionLimits::default(), shutdown).await
+}
+
+/// [`serve`] within `limits` (`--header-read-timeout`, `--idle-timeout`, `--max-connections`).
+pub async fn serve_with(
+    listener: TcpListener,
+    provider: Arc<Provider>,
+    limits: ConnectionLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    listener::serve(listener, provider::app(provider), limits, shutdown).await.map_err(ServerError::Serve)
 }
 
 /// Serves `/metrics`, `/health` and `/ready` on a separate listener (`--metrics-listen`)
-/// until `shutdown` completes.
+/// until `shutdown` completes, with the timeouts of `limits` and at most
+/// [`listener::METRICS_CONNECTIONS`] connections.
 pub async fn serve_metrics(
     listener: TcpListener,
     provider: Arc<Provider>,
+    limits: ConnectionLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    axum::serve(listener, provider::metrics_app(provider))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(ServerError::Serve)
+    let limits = ConnectionLimits { max_connections: listener::METRICS_CONNECTIONS, ..limits };
+    listener::serve(listener, provider::metrics_app(provider), limits, shutdown).await.map_err(ServerError::Serve)
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -15,7 +15,7 @@ use fixtures::m2m_client;
 use portcullis::store::{Directory, RedisConfig, RedisStore};
 use redis_server::RedisServer;
 use serde_json::Value;
-use serve::{REDIRECT, Replica, authorize_params, browser, hidden, param, sign_in, token};
+use serve::{REDIRECT, Replica, authorize_params, browser, hidden, param, sign_in, sign_in_with, token};
 
 const PASSWORD: &str = "replica-secret";
 
@@ -27,6 +27,18 @@ fn replica_with(redis: &RedisServer, prefix: &str, extra: &[&str]) -> Replica {
 
 fn replica(redis: &RedisServer, prefix: &str) -> Replica {
     replica_with(redis, prefix, &[])
+}
+
+/// RFC 7662 introspection of `token` by the webapp on `replica`.
+async fn introspect(replica: &Replica, token: &str) -> Value {
+    let response = reqwest::Client::new()
+        .post(replica.url("/introspect"))
+        .basic_auth("webapp", Some("webapp-secret"))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    response.json().await.unwrap()
 }
 
 fn unique_prefix() -> String {
@@ -103,16 +115,7 @@ async fn replicas_agree_on_generated_secrets_and_redeem_a_raced_code_once() {
         for response in [first, second] {
             if response.status() == 200 {
                 let body: Value = response.json().await.unwrap();
-                let introspection: Value = reqwest::Client::new()
-                    .post(b.url("/introspect"))
-                    .basic_auth("webapp", Some("webapp-secret"))
-                    .form(&[("token", body["access_token"].as_str().unwrap())])
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let introspection = introspect(&b, body["access_token"].as_str().unwrap()).await;
                 assert_eq!(introspection["active"], false, "round {round}: a token from a replayed code is revoked");
             }
         }
@@ -140,6 +143,144 @@ async fn parallel_refreshes_on_two_replicas_let_one_win_and_keep_the_family() {
     let again =
         token(&b, &[("grant_type", "refresh_token"), ("refresh_token", next["refresh_token"].as_str().unwrap())]).await;
     assert_eq!(again.status(), 200, "the concurrent loser did not revoke the family");
+}
+
+/// How many keys of `kind` this installation holds.
+fn keys_of(redis: &RedisServer, prefix: &str, kind: &str) -> usize {
+    redis.cli(&["--scan", "--pattern", &format!("{prefix}:v1:{kind}:*")]).len()
+}
+
+/// RFC 6749 §4.1.2 with a stalled store: Redis holds the code's consume past the 500 ms
+/// command timeout (the client gets a 503) and applies it when it wakes. The client's retry
+/// with the same verifier is refused without revoking the grant; a replay with another
+/// verifier revokes it. A refresh stalled the same way keeps its family.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_after_a_stalled_store_is_refused_without_revoking_and_a_replay_still_revokes() {
+    let redis = RedisServer::start(PASSWORD);
+    let prefix = unique_prefix();
+    let (a, b) = (replica(&redis, &prefix), replica(&redis, &prefix));
+    let verifier = "a-verifier-of-the-webapp-".repeat(3);
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+    let challenge = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, digest.as_ref());
+    let mut params = authorize_params("openid offline_access");
+    params.extend([("code_challenge", challenge.as_str()), ("code_challenge_method", "S256")]);
+    // A first exchange loads the consume script, as in any running installation.
+    let browser = browser();
+    let warm = sign_in_with(&browser, &a, &b, &params).await;
+    let warm = [
+        ("grant_type", "authorization_code"),
+        ("code", &warm),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", &verifier),
+    ];
+    let tokens: Value = token(&a, &warm).await.json().await.unwrap();
+
+    let again = browser.get(a.url("/authorize")).query(&params).send().await.unwrap();
+    let code = param(&again, "code").expect("signed in and consented: straight back with a code");
+    let exchange = |verifier: &str| {
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier),
+        ];
+        form.map(|(name, value)| (name, value.to_owned()))
+    };
+    let grants = keys_of(&redis, &prefix, "grant");
+    let paused = Instant::now();
+    redis.cli(&["CLIENT", "PAUSE", "3000", "WRITE"]);
+    let stalled = reqwest::Client::new()
+        .post(a.url("/token"))
+        .basic_auth("webapp", Some("webapp-secret"))
+        .form(&exchange(&verifier))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stalled.status(), 503, "the client gives up after the store timeout");
+    tokio::time::sleep(Duration::from_millis(3300).saturating_sub(paused.elapsed())).await;
+    let retry = reqwest::Client::new().post(b.url("/token")).basic_auth("webapp", Some("webapp-secret"));
+    let retry = retry.form(&exchange(&verifier)).send().await.unwrap();
+    assert_eq!(retry.status(), 400);
+    assert_eq!(retry.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    assert_eq!(keys_of(&redis, &prefix, "grant"), grants, "the retry revoked nothing");
+    let replay = reqwest::Client::new().post(a.url("/token")).basic_auth("webapp", Some("webapp-secret"));
+    let replay = replay.form(&exchange("another-verifier-of-43-characters-or-more-xyz")).send().await.unwrap();
+    assert_eq!(replay.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    assert_eq!(keys_of(&redis, &prefix, "grant"), grants - 1, "a replay with another verifier revokes the grant");
+
+    let refresh = [("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().unwrap())];
+    let paused = Instant::now();
+    redis.cli(&["CLIENT", "PAUSE", "3000", "WRITE"]);
+    assert_eq!(token(&a, &refresh).await.status(), 503);
+    tokio::time::sleep(Duration::from_millis(3300).saturating_sub(paused.elapsed())).await;
+    let retry = token(&b, &refresh).await;
+    assert_eq!(retry.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    let introspection = introspect(&b, tokens["access_token"].as_str().unwrap()).await;
+    assert_eq!(introspection["active"], true, "the refresh retry kept the family");
+}
+
+/// Issue 18.2: a thousand anonymous `/authorize` requests to two replicas — every sealed
+/// parameter at its limit (a login page each), or at 8 KiB (refused) — leave Redis with
+/// exactly the keys it had; a login started before finishes after, and a new one works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn anonymous_authorizes_write_nothing_to_redis_and_logins_keep_working() {
+    let redis = RedisServer::start(PASSWORD);
+    let prefix = unique_prefix();
+    let (a, b) = (replica(&redis, &prefix), replica(&redis, &prefix));
+    let stranger = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let anonymous = |replica: &Replica, size: Option<usize>| {
+        let mut params: Vec<(&str, String)> = authorize_params("openid")
+            .into_iter()
+            .filter(|(name, _)| *name != "state")
+            .map(|(name, value)| (name, value.to_owned()))
+            .collect();
+        for (name, limit) in portcullis::protocol::pending::SEALED_PARAMETER_LIMITS {
+            params.push((name, "x".repeat(size.unwrap_or(limit))));
+        }
+        stranger.get(replica.url("/authorize")).query(&params).send()
+    };
+    // The first requests claim the sealing key, once for the installation.
+    assert_eq!(anonymous(&a, None).await.unwrap().status(), 200);
+    assert_eq!(anonymous(&b, None).await.unwrap().status(), 200);
+    let user = browser();
+    let in_flight = user.get(a.url("/authorize")).query(&authorize_params("openid")).send().await.unwrap();
+    let dbsize = || redis.cli(&["DBSIZE"]);
+    let before = dbsize();
+    for round in 0..250 {
+        let (replica, other) = if round % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let (page, refused, page_elsewhere, refused_elsewhere) = tokio::join!(
+            anonymous(replica, None),
+            anonymous(replica, Some(8 * 1024)),
+            anonymous(other, None),
+            anonymous(other, Some(8 * 1024)),
+        );
+        for response in [page.unwrap(), page_elsewhere.unwrap()] {
+            assert_eq!(response.status(), 200);
+        }
+        for response in [refused.unwrap(), refused_elsewhere.unwrap()] {
+            assert_eq!(param(&response, "error").as_deref(), Some("invalid_request"));
+        }
+    }
+    assert_eq!(dbsize(), before, "1,000 anonymous requests wrote nothing");
+    assert_eq!(in_flight.status(), 200);
+    let page = in_flight.text().await.unwrap();
+    let form = [
+        ("interaction", hidden(&page, "interaction")),
+        ("csrf_token", hidden(&page, "csrf_token")),
+        ("username", "alice".into()),
+        ("password", "alice-password".into()),
+    ];
+    let consent = user.post(b.url("/login")).form(&form).send().await.unwrap();
+    assert_eq!(consent.status(), 200, "a login started before the flood finishes after it");
+    let consent = consent.text().await.unwrap();
+    let form = [
+        ("interaction", hidden(&consent, "interaction")),
+        ("csrf_token", hidden(&consent, "csrf_token")),
+        ("decision", "allow".into()),
+    ];
+    let redirect = user.post(a.url("/consent")).form(&form).send().await.unwrap();
+    assert!(param(&redirect, "code").is_some());
+    sign_in(&browser(), &b, &a, "openid profile").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -185,13 +326,17 @@ async fn every_short_lived_key_the_flows_write_has_an_expiry() {
     browser.post(b.url("/login")).form(&wrong).send().await.unwrap();
 
     let keys = redis.cli(&["--scan", "--pattern", &format!("{prefix}:*")]);
-    let kinds = ["session", "interaction", "code", "refresh", "grant", "consent", "{revoked}", "counter"];
+    let kinds = ["session", "code", "refresh", "grant", "consent", "{revoked}", "counter"];
     for kind in kinds {
         assert!(
             keys.iter().any(|k| k.starts_with(&format!("{prefix}:v1:{kind}:"))),
             "the flows wrote a {kind} key: {keys:?}"
         );
     }
+    assert!(
+        !keys.iter().any(|k| k.contains(":interaction:")),
+        "pending authorization requests travel sealed in the browser, never stored: {keys:?}"
+    );
     for key in &keys {
         let ttl: i64 = redis.cli(&["TTL", key])[0].parse().unwrap();
         let registry = key.contains("{clients}") || key.contains("{users}") || key.contains(":claimed:");

@@ -13,12 +13,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use portcullis::clock::Clock;
 use portcullis::metrics::Metrics;
-use portcullis::model::{AuthorizationCode, ClientRecord, Grant, Interaction, RefreshToken, Session, UserRecord};
+use portcullis::model::{AuthorizationCode, ClientRecord, Grant, RefreshToken, Session, UserRecord};
 use portcullis::store::{
     Budget, Cached, Consumed, Coordination, Counters, Directory, Ephemeral, Eviction, Grants, Instrumented,
     MemoryStore, OPERATIONS, PublishedKeys, RedisConfig, RedisStore, Reservation, SingleUse, Store, StoreError, epoch,
 };
-use portcullis::vocabulary::{AuthorizationRequest, GrantType, Scope, TokenEndpointAuthMethod};
+use portcullis::vocabulary::{GrantType, Scope, TokenEndpointAuthMethod};
 use redis_server::RedisServer;
 
 /// How a check lets time pass. Expiries in the checks are two seconds away so that waiting
@@ -191,13 +191,40 @@ fn code(grant_id: &str) -> AuthorizationCode {
 async fn codes_are_consumed_exactly_once(store: &dyn SingleUse, time: &Time) {
     let t = time.now();
     store.put_code("h1", &code("g1"), t + 60).await.unwrap();
-    assert_eq!(store.consume_code("h1").await.unwrap(), Consumed::Fresh(code("g1")));
-    let replay = store.consume_code("h1").await.unwrap();
-    assert!(used_since(&replay, &code("g1"), t), "a replay is recognised, with the time of first use: {replay:?}");
-    assert_eq!(store.consume_code("unknown").await.unwrap(), Consumed::Unknown);
+    assert_eq!(store.consume_code("h1", "client a").await.unwrap(), Consumed::Fresh(code("g1")));
+    let replay = store.consume_code("h1", "client a").await.unwrap();
+    assert!(
+        used_since(&replay, &code("g1"), "client a", t),
+        "a replay is recognised, with who used it first and when: {replay:?}"
+    );
+    assert_eq!(store.consume_code("unknown", "client a").await.unwrap(), Consumed::Unknown);
     store.put_code("h2", &code("g2"), t + 2).await.unwrap();
     time.advance(2).await;
-    assert_eq!(store.consume_code("h2").await.unwrap(), Consumed::Unknown, "expired codes are gone");
+    assert_eq!(store.consume_code("h2", "client a").await.unwrap(), Consumed::Unknown, "expired codes are gone");
+}
+
+/// The record of the first use is kept as it was: a later use by someone else learns who
+/// came first, and a use right after the first is never taken for a retry.
+async fn the_first_use_is_recorded_with_who_and_when(store: &dyn SingleUse, time: &Time) {
+    let t = time.now();
+    store.put_code("who", &code("g"), t + 60).await.unwrap();
+    store.consume_code("who", "the client").await.unwrap();
+    let replay = store.consume_code("who", "a thief").await.unwrap();
+    assert!(used_since(&replay, &code("g"), "the client", t), "{replay:?}");
+    assert!(
+        matches!(replay, Consumed::Reused { may_be_retry: false, .. }),
+        "a use at once after the first is concurrent, not a retry: {replay:?}"
+    );
+    let token = RefreshToken {
+        grant_id: "g".into(),
+        client_id: "a".into(),
+        scope: Scope::parse("openid").unwrap(),
+        expires_at: t + 100,
+    };
+    store.put_refresh_token("who", &token).await.unwrap();
+    store.consume_refresh_token("who", "the client").await.unwrap();
+    assert!(used_since(&store.peek_refresh_token("who").await.unwrap(), &token, "the client", t));
+    assert!(used_since(&store.consume_refresh_token("who", "another").await.unwrap(), &token, "the client", t));
 }
 
 async fn refresh_tokens_can_be_peeked_and_consumed_once(store: &dyn SingleUse, time: &Time) {
@@ -210,14 +237,16 @@ async fn refresh_tokens_can_be_peeked_and_consumed_once(store: &dyn SingleUse, t
     };
     store.put_refresh_token("r1", &token).await.unwrap();
     assert_eq!(store.peek_refresh_token("r1").await.unwrap(), Consumed::Fresh(token.clone()), "peeking uses nothing");
-    assert_eq!(store.consume_refresh_token("r1").await.unwrap(), Consumed::Fresh(token.clone()));
-    assert!(used_since(&store.peek_refresh_token("r1").await.unwrap(), &token, t));
-    assert!(used_since(&store.consume_refresh_token("r1").await.unwrap(), &token, t));
+    assert_eq!(store.consume_refresh_token("r1", "client a").await.unwrap(), Consumed::Fresh(token.clone()));
+    assert!(used_since(&store.peek_refresh_token("r1").await.unwrap(), &token, "client a", t));
+    assert!(used_since(&store.consume_refresh_token("r1", "client a").await.unwrap(), &token, "client a", t));
 }
 
-/// Whether `consumed` is a reuse of `value` first used at or after `since` (and not in the future).
-fn used_since<T: PartialEq>(consumed: &Consumed<T>, value: &T, since: u64) -> bool {
-    matches!(consumed, Consumed::Reused(v, used_at) if v == value && *used_at >= since && *used_at <= since + 1)
+/// Whether `consumed` is a reuse of `value` first used by `first` at or after `since` (and
+/// not in the future).
+fn used_since<T: PartialEq>(consumed: &Consumed<T>, value: &T, first: &str, since: u64) -> bool {
+    matches!(consumed, Consumed::Reused { value: v, by, at, .. }
+        if v == value && by == first && *at >= since && *at <= since + 1)
 }
 
 async fn claims_keep_the_first_value(store: &dyn Coordination) {
@@ -242,7 +271,7 @@ async fn concurrent_consumers_get_one_fresh_code(store: Arc<dyn Store>, time: &T
     let tasks: Vec<_> = (0..16)
         .map(|_| {
             let store = Arc::clone(&store);
-            tokio::spawn(async move { store.consume_code("race").await.unwrap() })
+            tokio::spawn(async move { store.consume_code("race", "the client").await.unwrap() })
         })
         .collect();
     let mut fresh = 0;
@@ -294,40 +323,6 @@ async fn sessions_and_consents_expire_and_can_be_removed(store: &dyn Ephemeral, 
     assert_eq!(store.consent("a", "s").await.unwrap(), None);
     time.advance(2).await;
     assert_eq!(store.consent("s", "a").await.unwrap(), None, "consent expires");
-}
-
-async fn interactions_expire_and_can_be_removed(store: &dyn Ephemeral, time: &Time) {
-    let t = time.now();
-    let interaction = |id: &str| Interaction {
-        id: id.into(),
-        browser_id: "browser".into(),
-        csrf_token: "c".into(),
-        request: AuthorizationRequest {
-            client_id: "a".into(),
-            redirect_uri: "https://app.example/cb".into(),
-            scope: Scope::parse("openid").unwrap(),
-            state: Some("st".into()),
-            nonce: None,
-            prompt: Default::default(),
-            max_age: None,
-            code_challenge: None,
-            login_hint: None,
-            id_token_hint: None,
-            ui_locales: Some("fr".into()),
-        },
-        subject: Some("s".into()),
-        auth_time: Some(t),
-        session_id: None,
-    };
-    store.put_interaction(&interaction("i-1"), t + 10).await.unwrap();
-    store.put_interaction(&interaction("i-2"), t + 2).await.unwrap();
-    store.put_interaction(&interaction("born-expired"), t).await.unwrap();
-    assert_eq!(store.interaction("i-1").await.unwrap(), Some(interaction("i-1")));
-    assert_eq!(store.interaction("born-expired").await.unwrap(), None);
-    store.delete_interaction("i-1").await.unwrap();
-    assert_eq!(store.interaction("i-1").await.unwrap(), None);
-    time.advance(2).await;
-    assert_eq!(store.interaction("i-2").await.unwrap(), None, "an interaction expires");
 }
 
 async fn reservations_stay_within_their_budget_and_window(store: &dyn Counters, time: &Time) {
@@ -421,11 +416,11 @@ async fn keeps_the_directory_contract(store: &dyn Directory) {
 async fn keeps_the_contract(store: &dyn Store, time: &Time) {
     keeps_the_directory_contract(store).await;
     codes_are_consumed_exactly_once(store, time).await;
+    the_first_use_is_recorded_with_who_and_when(store, time).await;
     refresh_tokens_can_be_peeked_and_consumed_once(store, time).await;
     grants_are_updated_while_present_and_revoked_whole(store, time).await;
     revoked_tokens_stay_denied_until_they_expire(store, time).await;
     sessions_and_consents_expire_and_can_be_removed(store, time).await;
-    interactions_expire_and_can_be_removed(store, time).await;
     active_sessions_counts_live_sessions_only(store, time).await;
     reservations_stay_within_their_budget_and_window(store, time).await;
     claims_keep_the_first_value(store).await;
@@ -495,6 +490,37 @@ async fn redis_store_keeps_the_contract() {
     keeps_the_contract(store.as_ref(), &time).await;
     concurrent_consumers_get_one_fresh_code(Arc::clone(&store), &time).await;
     concurrent_reservations_grant_exactly_the_limit(store, &time).await;
+}
+
+/// A stalled Redis applies a consume after its caller gave up on it (`CLIENT PAUSE` holds
+/// the script until the pause ends): the caller's next use finds the value used, and is
+/// told it may be its own retry, with the fingerprint of the first use to compare.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_store_reports_a_use_after_a_late_applied_one_as_a_possible_retry() {
+    let server = RedisServer::start(REDIS_PASSWORD);
+    let config = RedisConfig { command_timeout: Duration::from_millis(500), ..unique_config(&server) };
+    let store = RedisStore::connect(config).await.unwrap();
+    let t = Clock::system().now();
+    // The consume script is loaded first, as it is in any running installation.
+    assert_eq!(store.consume_code("never stored", "the client").await.unwrap(), Consumed::Unknown);
+    store.put_code("stalled", &code("g"), t + 60).await.unwrap();
+    server.cli(&["CLIENT", "PAUSE", "1500", "WRITE"]);
+    let stalled = store.consume_code("stalled", "the client").await;
+    assert!(matches!(stalled, Err(StoreError::Unavailable(_))), "the caller gives up after 500 ms: {stalled:?}");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let retry = store.consume_code("stalled", "the client").await.unwrap();
+    assert!(
+        matches!(&retry, Consumed::Reused { by, may_be_retry: true, .. } if by == "the client"),
+        "the stalled consume was applied later; this use may be its retry: {retry:?}"
+    );
+    store.put_code("prompt", &code("g"), t + 60).await.unwrap();
+    store.consume_code("prompt", "the client").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let later = store.consume_code("prompt", "the client").await.unwrap();
+    assert!(
+        matches!(later, Consumed::Reused { may_be_retry: true, .. }),
+        "after the command timeout, a use may be a retry of one whose answer was lost: {later:?}"
+    );
 }
 
 /// Waits for `check` to hold, five seconds at most: announcements travel asynchronously.

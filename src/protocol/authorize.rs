@@ -14,8 +14,8 @@
 //! kept for choosing the language of the pages.
 
 use super::form::FormParams;
-use super::pkce;
 use super::redirect;
+use super::{pending, pkce};
 use crate::model::ClientRecord;
 use crate::vocabulary::AuthorizationRequest;
 use crate::vocabulary::{ErrorCode, OAuthError};
@@ -83,6 +83,7 @@ fn checks(
 ) -> Result<AuthorizationRequest, OAuthError> {
     // RFC 6749 §3.1: a repeated `state` is refused like any other repeated parameter.
     params.get("state")?;
+    pending::check_sizes(params)?;
     check_no_request_object(params)?;
     check_response_type(params)?;
     check_grant_allowed(client)?;

@@ -14,6 +14,7 @@ pub mod epoch;
 pub mod form;
 pub mod id_token;
 pub mod introspection;
+pub mod pending;
 pub mod pkce;
 pub mod redirect;
 pub mod registration;

@@ -44,6 +44,16 @@ pub fn is_registered(client: &ClientRecord, redirect_uri: &str) -> bool {
     client.redirect_uris.iter().any(|registered| registered == redirect_uri)
 }
 
+/// RFC 9700 §4.11.2 and RP-Initiated Logout 1.0 §3: whether the provider vouches for the
+/// client's redirect URIs, and so sends the browser there before the user has done anything
+/// (an authorization error, a logout with no session to end). A client that registered
+/// itself (RFC 7591) chose its URIs alone, and anyone may register one that phishes, so the
+/// browser goes there only after the user acted: signed in, consented or refused,
+/// confirmed a logout. Declared clients' URIs were vetted by whoever declared them.
+pub fn vouches_for_redirect_uris(client: &ClientRecord) -> bool {
+    client.registration.is_none()
+}
+
 /// RFC 6749 §3.1.2.3 and OIDC Core §3.1.2.1: the redirect URI an authorization request
 /// will be answered at.
 ///
@@ -127,6 +137,20 @@ mod tests {
 
     fn client(uris: &[&str]) -> ClientRecord {
         ClientRecord::fixture("app", uris, "openid")
+    }
+
+    #[test]
+    fn rfc9700_4_11_2_only_declared_clients_redirect_uris_are_vouched_for() {
+        assert!(vouches_for_redirect_uris(&client(&["https://app.example/cb"])));
+        let registered = ClientRecord {
+            registration: Some(crate::model::Registration {
+                metadata: Default::default(),
+                access_token_hash: "h".into(),
+                client_id_issued_at: 1,
+            }),
+            ..client(&["https://evil.example/cb"])
+        };
+        assert!(!vouches_for_redirect_uris(&registered));
     }
 
     #[test]

@@ -10,13 +10,14 @@ use axum::response::Response;
 use super::browser::{self, BROWSER_COOKIE};
 use super::error::PageError;
 use super::extract::BrowserParams;
-use super::flow::{PageResult, consent_page, issue_code, login_page, needs_consent};
+use super::flow::{Interaction, PageResult, consent_page, issue_code, login_page, needs_consent};
 use super::respond::with_cookies;
-use super::state::{INTERACTION_TTL, Provider};
-use crate::model::{ClientRecord, Interaction};
-use crate::protocol::authorize;
+use super::state::Provider;
+use crate::model::ClientRecord;
 use crate::protocol::form::FormParams;
 use crate::protocol::id_token::IdTokenClaims;
+use crate::protocol::pending::PendingRequest;
+use crate::protocol::{authorize, redirect as redirects};
 use crate::secrets;
 use crate::vocabulary::AuthorizationRequest;
 use crate::vocabulary::OAuthError;
@@ -36,9 +37,18 @@ async fn handle(provider: &Provider, headers: &HeaderMap, params: &FormParams) -
     let client_id = authorize::client_id(params).map_err(bad_request)?;
     let client = provider.store.client(client_id).await?.ok_or(PageError::UnknownClient)?;
     let redirect_uri = authorize::redirect_uri(params, &client).map_err(bad_request)?;
-    let request = authorize::validate(params, &client, redirect_uri)
-        .map_err(|e| PageError::Redirect(StatusCode::FOUND, Box::new(e)))?;
-    decide(provider, headers, &client, request).await
+    let answer = match authorize::validate(params, &client, redirect_uri) {
+        Ok(request) => decide(provider, headers, &client, request).await,
+        Err(error) => Err(PageError::Redirect(StatusCode::FOUND, Box::new(error))),
+    };
+    // Nothing here follows an action of the user's, so an error goes back only to a redirect
+    // URI the provider vouches for (RFC 9700 §4.11.2).
+    answer.map_err(|error| match error {
+        PageError::Redirect(_, refused) if !redirects::vouches_for_redirect_uris(&client) => {
+            PageError::BadRequest(refused.error.description)
+        }
+        other => other,
+    })
 }
 
 /// OIDC Core §3.1.2.3–3.1.2.6: with the request valid, answer now, or ask the user.
@@ -69,30 +79,29 @@ async fn decide(
         return Err(PageError::redirect(StatusCode::FOUND, &request, error));
     }
     if let Some((session, _)) = session.as_ref().filter(|_| !needs_login && !needs_consent) {
-        return issue_code(provider, StatusCode::FOUND, &request, session, None).await;
+        return issue_code(provider, StatusCode::FOUND, &request, session).await;
     }
     let (browser_id, new_browser) = match browser::cookie(headers, BROWSER_COOKIE) {
         Some(id) if !id.is_empty() => (id, false),
         _ => (secrets::random_token(32)?, true),
     };
     let logged_in = session.filter(|_| !needs_login);
-    let interaction = Interaction {
-        id: secrets::random_token(32)?,
-        browser_id: browser_id.clone(),
+    // Carried by the browser, not stored: a stranger's request leaves nothing behind.
+    let pending = PendingRequest {
+        browser: browser_id.clone(),
         csrf_token: secrets::random_token(32)?,
-        subject: logged_in.as_ref().map(|(s, _)| s.subject.clone()),
-        auth_time: logged_in.as_ref().map(|(s, _)| s.auth_time),
-        session_id: logged_in.as_ref().map(|(s, _)| s.id.clone()),
-        request,
+        issued_at: now,
+        sid: logged_in.as_ref().map(|(s, _)| s.sid.clone()),
+        request: AuthorizationRequest { id_token_hint: None, ..request },
     };
-    provider.store.put_interaction(&interaction, now + INTERACTION_TTL).await?;
+    let interaction = Interaction::seal(provider, pending).await?;
     let page = match &logged_in {
         Some((_, user)) => consent_page(provider, client, &interaction, user),
         None => login_page(
             provider,
             client,
             &interaction,
-            interaction.request.login_hint.as_deref().unwrap_or(""),
+            interaction.request().login_hint.as_deref().unwrap_or(""),
             None,
             StatusCode::OK,
         ),

@@ -13,7 +13,7 @@ use crate::store::StoreError;
 
 /// The SSO session cookie; its value is the session's secret id.
 pub const SESSION_COOKIE: &str = "portcullis_session";
-/// The browser-binding cookie; interactions remember it.
+/// The browser-binding cookie; a sealed interaction names the browser it belongs to.
 pub const BROWSER_COOKIE: &str = "portcullis_browser";
 
 /// The value of a request cookie.

@@ -1,6 +1,7 @@
 //! The interaction flow shared by the authorization endpoint and its login and consent
-//! forms: the pages of an interaction, the form's binding to its browser, the consent check
-//! and the issuing of the code that ends it.
+//! forms: the pending request each page carries sealed (see [`crate::protocol::pending`]),
+//! the form's binding to its browser, the consent check and the issuing of the code that
+//! ends it. Nothing of an interaction is stored until the user has authenticated.
 
 use std::sync::Arc;
 
@@ -12,8 +13,9 @@ use super::error::PageError;
 use super::pages::{self, ConsentPage, LoginPage, ScopeLine, Text};
 use super::respond::redirect;
 use super::state::{CODE_TTL, Provider};
-use crate::model::{AuthorizationCode, ClientRecord, Grant, Interaction, Session, UserRecord};
+use crate::model::{AuthorizationCode, ClientRecord, Grant, Session, UserRecord};
 use crate::protocol::form::FormParams;
+use crate::protocol::pending::PendingRequest;
 use crate::protocol::{endpoints, redirect as redirects};
 use crate::secrets;
 use crate::vocabulary::AuthorizationRequest;
@@ -25,25 +27,46 @@ pub type PageResult = Result<Response, PageError>;
 /// still finds it.
 const GRANT_MARGIN: u64 = 10;
 
-/// The interaction named by the form, if this browser started it and the form carries
-/// its CSRF token (compared in constant time), with its client.
-pub async fn verified_interaction(
-    provider: &Provider,
-    headers: &HeaderMap,
-    form: &FormParams,
-) -> Result<(Interaction, Arc<ClientRecord>), PageError> {
-    let field = |name| form.get(name).ok().flatten();
-    let (Some(id), Some(csrf_token)) = (field("interaction"), field("csrf_token")) else {
-        return Err(PageError::FormRefused);
-    };
-    let interaction = provider.store.interaction(id).await?.ok_or(PageError::Expired)?;
-    let same_browser =
-        browser::cookie(headers, BROWSER_COOKIE).is_some_and(|b| browser::tokens_match(&b, &interaction.browser_id));
-    if !same_browser || !browser::tokens_match(csrf_token, &interaction.csrf_token) {
-        return Err(PageError::FormRefused);
+/// A pending request with its sealed form, as a page carries it (the form field
+/// `interaction`).
+pub struct Interaction {
+    pub pending: PendingRequest,
+    pub sealed: String,
+}
+
+impl Interaction {
+    /// Seals `pending` for the next page.
+    pub async fn seal(provider: &Provider, pending: PendingRequest) -> Result<Self, PageError> {
+        let sealed = provider.sealer.seal(provider.store.as_ref(), provider.clock.now(), &pending).await?;
+        Ok(Self { pending, sealed })
     }
-    let client = provider.store.client(&interaction.request.client_id).await?.ok_or(PageError::Expired)?;
-    Ok((interaction, client))
+
+    /// The interaction a form carries, if this browser started it and the form carries its
+    /// CSRF token (both compared in constant time), with its client, which must still have
+    /// the request's redirect URI.
+    pub async fn of_form(
+        provider: &Provider,
+        headers: &HeaderMap,
+        form: &FormParams,
+    ) -> Result<(Self, Arc<ClientRecord>), PageError> {
+        let field = |name| form.get(name).ok().flatten();
+        let (Some(sealed), Some(csrf_token)) = (field("interaction"), field("csrf_token")) else {
+            return Err(PageError::FormRefused);
+        };
+        let browser = browser::cookie(headers, BROWSER_COOKIE);
+        let now = provider.clock.now();
+        let pending =
+            provider.sealer.open(provider.store.as_ref(), now, sealed, browser.as_deref(), csrf_token).await?;
+        let client = provider.store.client(&pending.request.client_id).await?.ok_or(PageError::Expired)?;
+        if !redirects::is_registered(&client, &pending.request.redirect_uri) {
+            return Err(PageError::Expired);
+        }
+        Ok((Self { pending, sealed: sealed.to_owned() }, client))
+    }
+
+    pub fn request(&self) -> &AuthorizationRequest {
+        &self.pending.request
+    }
 }
 
 /// Whether the user must be asked: not for a client that skips consent; always for
@@ -76,16 +99,16 @@ pub fn login_page(
     let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
     let action = provider.config.browser_path(endpoints::LOGIN);
     let page = LoginPage {
-        text: Text::for_ui_locales(interaction.request.ui_locales.as_deref()),
+        text: Text::for_ui_locales(interaction.request().ui_locales.as_deref()),
         stylesheet: &stylesheet,
         action: &action,
         client_name: client.client_name.as_deref().unwrap_or(&client.client_id),
-        interaction: &interaction.id,
-        csrf_token: &interaction.csrf_token,
+        interaction: &interaction.sealed,
+        csrf_token: &interaction.pending.csrf_token,
         username,
         error,
     };
-    pages::render_with_form_target(status, &page, &interaction.request.redirect_uri)
+    pages::render_with_form_target(status, &page, &interaction.request().redirect_uri)
 }
 
 /// The consent form of an interaction, listing the scopes in plain words.
@@ -97,12 +120,13 @@ pub fn consent_page(
 ) -> Response {
     let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
     let action = provider.config.browser_path(endpoints::CONSENT);
-    let text = Text::for_ui_locales(interaction.request.ui_locales.as_deref());
+    let request = interaction.request();
+    let text = Text::for_ui_locales(request.ui_locales.as_deref());
     let mut descriptions: Vec<(&str, _)> =
-        interaction.request.scope.iter().map(|scope| (scope, text.describe_scope(scope))).collect();
+        request.scope.iter().map(|scope| (scope, text.describe_scope(scope))).collect();
     // Signing in comes first; the rest stay in their stable order.
     descriptions.sort_by_key(|(scope, _)| *scope != "openid");
-    let return_to = pages::destination(&interaction.request.redirect_uri);
+    let return_to = pages::destination(&request.redirect_uri);
     let page = ConsentPage {
         text,
         stylesheet: &stylesheet,
@@ -111,10 +135,10 @@ pub fn consent_page(
         username: &user.username,
         scopes: descriptions.iter().map(|(name, description)| ScopeLine { name, description }).collect(),
         return_to: &return_to,
-        interaction: &interaction.id,
-        csrf_token: &interaction.csrf_token,
+        interaction: &interaction.sealed,
+        csrf_token: &interaction.pending.csrf_token,
     };
-    pages::render_with_form_target(StatusCode::OK, &page, &interaction.request.redirect_uri)
+    pages::render_with_form_target(StatusCode::OK, &page, &request.redirect_uri)
 }
 
 /// OIDC Core §3.1.2.5: issues a single-use code bound to the client, redirect URI, PKCE
@@ -124,7 +148,6 @@ pub async fn issue_code(
     status: StatusCode,
     request: &AuthorizationRequest,
     session: &Session,
-    finished: Option<&str>,
 ) -> PageResult {
     let code = secrets::random_token(32)?;
     let record = AuthorizationCode {
@@ -153,9 +176,6 @@ pub async fn issue_code(
     };
     provider.store.put_grant(&grant).await?;
     provider.store.put_code(&secrets::token_digest(&code), &record, now + CODE_TTL).await?;
-    if let Some(interaction) = finished {
-        provider.store.delete_interaction(interaction).await?;
-    }
     let location =
         redirects::code_redirect(&request.redirect_uri, &code, request.state.as_deref(), &provider.config.issuer);
     redirect(status, &location).ok_or(PageError::BadRedirectUri)

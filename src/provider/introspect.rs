@@ -61,7 +61,7 @@ pub async fn introspect(
                     now,
                 )
             }
-            Consumed::Reused(..) | Consumed::Unknown => IntrospectionResponse::inactive(),
+            Consumed::Reused { .. } | Consumed::Unknown => IntrospectionResponse::inactive(),
         },
     };
     Ok(no_store(Json(response)))

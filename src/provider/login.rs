@@ -11,14 +11,15 @@ use axum::response::Response;
 use super::browser::{self, SESSION_COOKIE};
 use super::error::PageError;
 use super::extract::BrowserParams;
-use super::flow::{PageResult, consent_page, issue_code, login_page, needs_consent, verified_interaction};
+use super::flow::{Interaction, PageResult, consent_page, issue_code, login_page, needs_consent};
 use super::respond::with_cookies;
-use super::state::{INTERACTION_TTL, Provider};
+use super::state::Provider;
 use super::text::ENGLISH;
 use crate::audit::{self, AuditEvent, AuditFields};
 use crate::metrics::{Argon2Purpose, LoginResult};
-use crate::model::{ClientRecord, Interaction, Session, UserRecord};
+use crate::model::{ClientRecord, Session, UserRecord};
 use crate::protocol::form::FormParams;
+use crate::protocol::pending::PendingRequest;
 use crate::secrets;
 use crate::store::Budget;
 
@@ -40,7 +41,7 @@ pub async fn login(
     BrowserParams(form): BrowserParams,
 ) -> Response {
     let result = async {
-        let (interaction, client) = verified_interaction(&provider, &headers, &form).await?;
+        let (interaction, client) = Interaction::of_form(&provider, &headers, &form).await?;
         authenticate(&provider, &headers, &interaction, &client, &form, &browser::client_ip(peer)).await
     };
     result.await.unwrap_or_else(|error| error.render(&provider))
@@ -121,15 +122,12 @@ async fn authenticate(
     provider.metrics.login(LoginResult::Success);
     audit::emit(AuditEvent::LoginSucceeded, AuditFields::client(&client.client_id).subject(&user.subject));
     let cookie = browser::set_cookie(provider, SESSION_COOKIE, &session.id, Some(provider.config.session_ttl));
-    let mut interaction = interaction.clone();
-    interaction.subject = Some(session.subject.clone());
-    interaction.auth_time = Some(session.auth_time);
-    interaction.session_id = Some(session.id.clone());
-    let response = if needs_consent(provider, client, &interaction.request, &session.subject).await? {
-        provider.store.put_interaction(&interaction, now + INTERACTION_TTL).await?;
-        consent_page(provider, client, &interaction, &user)
+    let response = if needs_consent(provider, client, interaction.request(), &session.subject).await? {
+        // The consent form answers for this session only, for a lifetime from now.
+        let pending = PendingRequest { sid: Some(session.sid.clone()), issued_at: now, ..interaction.pending.clone() };
+        consent_page(provider, client, &Interaction::seal(provider, pending).await?, &user)
     } else {
-        issue_code(provider, StatusCode::SEE_OTHER, &interaction.request, &session, Some(&interaction.id)).await?
+        issue_code(provider, StatusCode::SEE_OTHER, interaction.request(), &session).await?
     };
     Ok(with_cookies(response, [cookie]))
 }

@@ -20,7 +20,7 @@ use crate::model::Session;
 use crate::protocol::endpoints;
 use crate::protocol::form::FormParams;
 use crate::protocol::id_token::IdTokenClaims;
-use crate::protocol::redirect::append_query;
+use crate::protocol::redirect::{self as redirects, append_query};
 
 /// `GET` or `POST /logout` (RP-Initiated Logout §2), and the confirmation form's `POST`.
 pub async fn logout(
@@ -38,6 +38,9 @@ struct LogoutRequest {
     client_name: Option<String>,
     /// Set only when registered for the client, so it is always safe to redirect to.
     redirect_uri: Option<String>,
+    /// Whether the provider vouches for the client's redirect URIs, so that the browser may
+    /// be sent there although the user decided nothing (RFC 9700 §4.11.2).
+    vouched: bool,
     state: Option<String>,
     ui_locales: Option<String>,
 }
@@ -46,7 +49,10 @@ async fn handle(provider: &Provider, headers: &HeaderMap, params: &FormParams) -
     let request = validate(provider, params).await?;
     let session = browser::current_session(provider, headers).await?.map(|(s, _)| s);
     let Some(session) = session else {
-        return finish(provider, &request);
+        // RP-Initiated Logout §3: nothing to end and nobody asked, so the browser goes only
+        // to a redirect URI the provider vouches for; a registered client's gets the
+        // signed-out page instead, hint or not (any registrant holds ID tokens of its own).
+        return finish(provider, &request, request.vouched);
     };
     match params.get("decision").ok().flatten() {
         Some("logout") => {
@@ -92,6 +98,7 @@ async fn validate(provider: &Provider, params: &FormParams) -> Result<LogoutRequ
     let redirect_uri = field("post_logout_redirect_uri")?
         .filter(|uri| client.as_ref().is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri)));
     Ok(LogoutRequest {
+        vouched: client.as_deref().is_some_and(redirects::vouches_for_redirect_uris),
         hint,
         client_name: client.as_ref().map(|c| c.client_name.clone().unwrap_or_else(|| c.client_id.clone())),
         client_id: client.map(|c| c.client_id.clone()),
@@ -111,12 +118,13 @@ async fn end_session(provider: &Provider, session: &Session, request: &LogoutReq
     let fields = AuditFields { client_id: request.client_id.as_deref(), ..AuditFields::default() };
     audit::emit(AuditEvent::Logout, fields.subject(&session.subject));
     let cookie = browser::clear_cookie(provider, SESSION_COOKIE);
-    Ok(with_cookies(finish(provider, request)?, [cookie]))
+    Ok(with_cookies(finish(provider, request, true)?, [cookie]))
 }
 
-/// Back to the registered redirect URI with `state`, or the signed-out page.
-fn finish(provider: &Provider, request: &LogoutRequest) -> PageResult {
-    match &request.redirect_uri {
+/// Back to the registered redirect URI with `state` when `follow` allows it, else the
+/// signed-out page.
+fn finish(provider: &Provider, request: &LogoutRequest, follow: bool) -> PageResult {
+    match request.redirect_uri.as_ref().filter(|_| follow) {
         Some(uri) => {
             let params: Vec<(&str, &str)> = request.state.as_deref().map(|s| ("state", s)).into_iter().collect();
             redirect(StatusCode::SEE_OTHER, &append_query(uri, &params)).ok_or(PageError::BadRedirectUri)

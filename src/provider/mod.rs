@@ -8,7 +8,8 @@
 //!   `introspect`, `revoke`, `userinfo`, `register`, and `metadata` (discovery, JWKS, the
 //!   stylesheet, probes, metrics);
 //! - what endpoints share: `flow` (the interaction of authorize, login and consent),
-//!   `user_grants`, `client_auth`, `password_work` (what a password check costs), `extract`
+//!   `sealing` (the key its pages are sealed with), `user_grants`, `client_auth`,
+//!   `password_work` (what a password check costs), `extract`
 //!   (extractors), `browser` (cookies, sessions);
 //! - `error`: [`ApiError`] for JSON endpoints and [`PageError`] for browser endpoints, the
 //!   only place errors become responses;
@@ -35,6 +36,7 @@ mod readiness;
 mod register;
 mod respond;
 mod revoke;
+mod sealing;
 mod state;
 mod text;
 mod token;
@@ -54,7 +56,7 @@ pub use extract::bearer_header;
 pub use limits::{MAX_HEADER_BYTES, MAX_HEADERS};
 pub use observe::REQUEST_ID;
 pub use readiness::Readiness;
-pub use state::{CODE_TTL, CONSENT_TTL, INTERACTION_TTL, Provider, ProviderConfig, RegistrationPolicy};
+pub use state::{CODE_TTL, CONSENT_TTL, Provider, ProviderConfig, RegistrationPolicy};
 pub use user_grants::REFRESH_RACE_GRACE;
 
 use crate::protocol::endpoints as path;

@@ -46,7 +46,7 @@ pub async fn revoke(
         provider.store.revoke_token(&claims.jti, claims.exp).await?;
         provider.metrics.token_revoked();
         audit::emit(AuditEvent::TokenRevoked, AuditFields::client(&client.client_id).subject(&claims.sub));
-    } else if let Consumed::Fresh(refresh) | Consumed::Reused(refresh, _) =
+    } else if let Consumed::Fresh(refresh) | Consumed::Reused { value: refresh, .. } =
         provider.store.peek_refresh_token(&secrets::token_digest(token)).await?
     {
         if refresh.client_id != client.client_id {

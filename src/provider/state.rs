@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use super::password_work::PasswordWork;
 use super::readiness::Readiness;
+use super::sealing::Sealer;
 use crate::clock::Clock;
 use crate::keys::{Keyring, SharedKeyring};
 use crate::metrics::Metrics;
@@ -20,8 +21,6 @@ use crate::vocabulary::Scope;
 
 /// Authorization codes live this long (OIDC Core §3.1.3.1 asks for a short lifetime).
 pub const CODE_TTL: u64 = 60;
-/// A login or consent page may be answered within this time.
-pub const INTERACTION_TTL: u64 = 600;
 /// Consent is remembered this long.
 pub const CONSENT_TTL: u64 = 365 * 24 * 3600;
 
@@ -121,6 +120,8 @@ pub struct Provider {
     pub(super) password_work: PasswordWork,
     /// The discovery document, serialized again whenever the keyring changes.
     discovery: ArcSwapOption<Discovery>,
+    /// The key that seals pending authorization requests into the browser's forms.
+    pub(super) sealer: Sealer,
 }
 
 impl Provider {
@@ -145,6 +146,7 @@ impl Provider {
             store_status,
             password_work: PasswordWork::default(),
             discovery: ArcSwapOption::empty(),
+            sealer: Sealer::default(),
         };
         provider.discovery_document()?;
         Ok(provider)

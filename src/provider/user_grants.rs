@@ -21,18 +21,33 @@ use crate::vocabulary::GrantType;
 use crate::vocabulary::OAuthError;
 use crate::vocabulary::Scope;
 
-/// A rotated-out refresh token presented within this many seconds of its first use is
-/// taken for a concurrent request of the same client (two tabs, a retry), refused without
-/// revoking the family; later it is a replay and revokes the whole family (RFC 9700
-/// §4.14.2).
+/// A rotated-out refresh token presented by its client within this many seconds of its
+/// first use is taken for a concurrent request (two tabs), refused without revoking the
+/// family; later it is a replay and revokes the whole family (RFC 9700 §4.14.2), unless the
+/// store reports it as a possible retry of a use it applied late.
 pub const REFRESH_RACE_GRACE: u64 = 2;
 
 /// Bytes of randomness in token ids and refresh tokens.
 const JTI_BYTES: usize = 16;
 const REFRESH_TOKEN_BYTES: usize = 32;
 
+/// Who redeems a code or refresh token, as the store records it: a digest of the client id
+/// and, for a code, the PKCE verifier (the verifier itself is a secret).
+fn redeemer(client_id: &str, code_verifier: Option<&str>) -> String {
+    let verifier = code_verifier.unwrap_or_default();
+    secrets::token_digest(&format!("{}:{client_id}{}:{verifier}", client_id.len(), verifier.len()))
+}
+
 /// OIDC Core §3.1.3.2: exchanges a code once. A second use revokes every token issued from
 /// the first (RFC 6749 §4.1.2) — the revocation is kept although the request fails.
+///
+/// Except for the client's own retry of a redemption the store applied after it had timed
+/// out (the client got a 503, the code was used up all the same): the same client with the
+/// same verifier, when the store says the timing fits (see [`Consumed::Reused`]). That is
+/// refused with `invalid_grant` too, but revokes nothing: RFC 6749 §4.1.2 has the server
+/// revoke "when possible", against a stolen code, and whoever presents the same client
+/// credentials and PKCE verifier holds everything the client has anyway. The tokens cannot
+/// be issued again without having been stored, so the client starts a new authorization.
 pub async fn authorization_code(
     provider: &Provider,
     client: &ClientRecord,
@@ -40,9 +55,14 @@ pub async fn authorization_code(
     redirect_uri: Option<&str>,
     code_verifier: Option<&str>,
 ) -> Result<TokenResponse, ApiError> {
-    let code = match provider.store.consume_code(&secrets::token_digest(code)).await? {
+    let by = redeemer(&client.client_id, code_verifier);
+    let code = match provider.store.consume_code(&secrets::token_digest(code), &by).await? {
         Consumed::Fresh(code) => code,
-        Consumed::Reused(code, _) => {
+        Consumed::Reused { by: first, may_be_retry: true, .. } if first == by => {
+            tracing::info!(client_id = %client.client_id, "a retried code redemption the store had applied late; nothing is revoked");
+            return Err(OAuthError::invalid_grant("the authorization code was already used").into());
+        }
+        Consumed::Reused { value: code, .. } => {
             revoke_grant(provider, &code.grant_id).await?;
             tracing::warn!(client_id = %client.client_id, "authorization code reused; its grant is revoked");
             return Err(OAuthError::invalid_grant("the authorization code was already used").into());
@@ -89,21 +109,24 @@ pub async fn refresh_token(
     // Checks that need no state change come before the token is used up, so a request
     // refused for its client or scope does not burn a valid token.
     match provider.store.peek_refresh_token(&digest).await? {
-        Consumed::Fresh(token) | Consumed::Reused(token, _) if token.client_id != client.client_id => {
+        Consumed::Fresh(token) | Consumed::Reused { value: token, .. } if token.client_id != client.client_id => {
             return Err(OAuthError::invalid_grant("the refresh token was issued to another client").into());
         }
         Consumed::Fresh(token) => {
             token::refresh_scope(requested, &token.scope)?;
         }
-        Consumed::Reused(..) => {}
+        Consumed::Reused { .. } => {}
         Consumed::Unknown => return Err(invalid().into()),
     }
-    let token = match provider.store.consume_refresh_token(&digest).await? {
+    let by = redeemer(&client.client_id, None);
+    let token = match provider.store.consume_refresh_token(&digest, &by).await? {
         Consumed::Fresh(token) => token,
-        Consumed::Reused(_, used_at) if provider.clock.now().saturating_sub(used_at) <= REFRESH_RACE_GRACE => {
+        Consumed::Reused { by: first, at, may_be_retry, .. }
+            if first == by && (may_be_retry || provider.clock.now().saturating_sub(at) <= REFRESH_RACE_GRACE) =>
+        {
             return Err(OAuthError::invalid_grant("the refresh token was just used by a concurrent request").into());
         }
-        Consumed::Reused(token, _) => {
+        Consumed::Reused { value: token, .. } => {
             let subject = provider.store.grant(&token.grant_id).await?.map(|grant| grant.subject);
             revoke_grant(provider, &token.grant_id).await?;
             tracing::warn!(client_id = %client.client_id, "refresh token reused; its grant is revoked");

@@ -12,7 +12,7 @@ use super::ports::{
     SingleUse, TokenCheck,
 };
 use crate::clock::Clock;
-use crate::model::{AuthorizationCode, ClientRecord, Grant, Interaction, RefreshToken, Session, UserRecord};
+use crate::model::{AuthorizationCode, ClientRecord, Grant, RefreshToken, Session, UserRecord};
 use crate::vocabulary::Scope;
 
 /// A map whose entries vanish at their expiry (checked on read, purged periodically).
@@ -105,30 +105,43 @@ impl Expiring<u32> {
     }
 }
 
-/// A single-use value and when it was used.
+/// A single-use value and, once used, who used it and when.
 #[derive(Clone)]
 struct Once<T> {
     value: T,
-    used_at: Option<u64>,
+    used: Option<(String, u64)>,
 }
 
-fn consume<T: Clone>(table: &Expiring<Once<T>>, key: &str, now: u64) -> Consumed<T> {
+impl<T: Clone> Once<T> {
+    fn fresh(value: &T) -> Self {
+        Self { value: value.clone(), used: None }
+    }
+
+    /// What a use finds. This store answers every call at once, so no use is ever the retry
+    /// of one it applied late.
+    fn state(&self) -> Consumed<T> {
+        match &self.used {
+            None => Consumed::Fresh(self.value.clone()),
+            Some((by, at)) => {
+                Consumed::Reused { value: self.value.clone(), by: by.clone(), at: *at, may_be_retry: false }
+            }
+        }
+    }
+}
+
+fn consume<T: Clone>(table: &Expiring<Once<T>>, key: &str, by: &str, now: u64) -> Consumed<T> {
     table.update(key, now, |entry| match entry {
         None => Consumed::Unknown,
-        Some((Once { value, used_at: Some(used_at) }, _)) => Consumed::Reused(value.clone(), *used_at),
         Some((once, _)) => {
-            once.used_at = Some(now);
-            Consumed::Fresh(once.value.clone())
+            let state = once.state();
+            once.used.get_or_insert_with(|| (by.to_owned(), now));
+            state
         }
     })
 }
 
 fn peek<T: Clone>(table: &Expiring<Once<T>>, key: &str, now: u64) -> Consumed<T> {
-    match table.get(key, now) {
-        None => Consumed::Unknown,
-        Some(Once { value, used_at: Some(used_at) }) => Consumed::Reused(value, used_at),
-        Some(once) => Consumed::Fresh(once.value),
-    }
+    table.get(key, now).map_or(Consumed::Unknown, |once| once.state())
 }
 
 /// Maps behind locks that are never held across an `.await`.
@@ -138,7 +151,6 @@ pub struct MemoryStore {
     users: RwLock<Users>,
     revoked: Expiring<()>,
     sessions: Expiring<Session>,
-    interactions: Expiring<Interaction>,
     codes: Expiring<Once<AuthorizationCode>>,
     refresh_tokens: Expiring<Once<RefreshToken>>,
     grants: Expiring<Grant>,
@@ -165,7 +177,6 @@ impl MemoryStore {
             users: RwLock::default(),
             revoked: Expiring::new(),
             sessions: Expiring::new(),
-            interactions: Expiring::new(),
             codes: Expiring::new(),
             refresh_tokens: Expiring::new(),
             grants: Expiring::new(),
@@ -182,7 +193,6 @@ impl MemoryStore {
         let now = self.clock.now();
         self.revoked.purge(now);
         self.sessions.purge(now);
-        self.interactions.purge(now);
         self.codes.purge(now);
         self.refresh_tokens.purge(now);
         self.grants.purge(now);
@@ -268,22 +278,21 @@ impl Directory for MemoryStore {
 #[async_trait]
 impl SingleUse for MemoryStore {
     async fn put_code(&self, code_hash: &str, code: &AuthorizationCode, expires_at: u64) -> Result<(), StoreError> {
-        self.codes.put(code_hash, Once { value: code.clone(), used_at: None }, expires_at, self.clock.now());
+        self.codes.put(code_hash, Once::fresh(code), expires_at, self.clock.now());
         Ok(())
     }
 
-    async fn consume_code(&self, code_hash: &str) -> Result<Consumed<AuthorizationCode>, StoreError> {
-        Ok(consume(&self.codes, code_hash, self.clock.now()))
+    async fn consume_code(&self, code_hash: &str, by: &str) -> Result<Consumed<AuthorizationCode>, StoreError> {
+        Ok(consume(&self.codes, code_hash, by, self.clock.now()))
     }
 
     async fn put_refresh_token(&self, token_hash: &str, token: &RefreshToken) -> Result<(), StoreError> {
-        let once = Once { value: token.clone(), used_at: None };
-        self.refresh_tokens.put(token_hash, once, token.expires_at, self.clock.now());
+        self.refresh_tokens.put(token_hash, Once::fresh(token), token.expires_at, self.clock.now());
         Ok(())
     }
 
-    async fn consume_refresh_token(&self, token_hash: &str) -> Result<Consumed<RefreshToken>, StoreError> {
-        Ok(consume(&self.refresh_tokens, token_hash, self.clock.now()))
+    async fn consume_refresh_token(&self, token_hash: &str, by: &str) -> Result<Consumed<RefreshToken>, StoreError> {
+        Ok(consume(&self.refresh_tokens, token_hash, by, self.clock.now()))
     }
 
     async fn peek_refresh_token(&self, token_hash: &str) -> Result<Consumed<RefreshToken>, StoreError> {
@@ -347,20 +356,6 @@ impl Ephemeral for MemoryStore {
 
     async fn active_sessions(&self) -> Result<u64, StoreError> {
         Ok(self.sessions.count_live(self.clock.now()) as u64)
-    }
-
-    async fn put_interaction(&self, interaction: &Interaction, expires_at: u64) -> Result<(), StoreError> {
-        self.interactions.put(&interaction.id, interaction.clone(), expires_at, self.clock.now());
-        Ok(())
-    }
-
-    async fn interaction(&self, id: &str) -> Result<Option<Interaction>, StoreError> {
-        Ok(self.interactions.get(id, self.clock.now()))
-    }
-
-    async fn delete_interaction(&self, id: &str) -> Result<(), StoreError> {
-        self.interactions.delete(id);
-        Ok(())
     }
 
     async fn put_consent(

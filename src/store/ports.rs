@@ -21,7 +21,7 @@ use tracing::Instrument;
 
 use super::error::StoreError;
 use crate::metrics::Metrics;
-use crate::model::{AuthorizationCode, ClientRecord, Grant, Interaction, RefreshToken, Session, UserRecord};
+use crate::model::{AuthorizationCode, ClientRecord, Grant, RefreshToken, Session, UserRecord};
 use crate::vocabulary::Scope;
 
 /// The outcome of consuming a single-use value.
@@ -29,9 +29,21 @@ use crate::vocabulary::Scope;
 pub enum Consumed<T> {
     /// First use: the value, now marked used.
     Fresh(T),
-    /// Used before, at the given time: a replay (or a concurrent use). The value is
-    /// returned so its grant can be revoked.
-    Reused(T, u64),
+    /// Used before: a replay, a concurrent use, or a retry of a use the store applied after
+    /// its caller had given up on it. The value is returned so its grant can be revoked; the
+    /// rest is what the first use recorded, for telling these apart.
+    Reused {
+        value: T,
+        /// The fingerprint the first consumer passed (who used it).
+        by: String,
+        /// When it was first used, in seconds since the epoch.
+        at: u64,
+        /// Whether this use could be the first consumer trying again because the store timed
+        /// out on its first use yet applied it later: this call comes after the store's
+        /// command timeout had run out for the first one, and within a short margin of the
+        /// store applying it. Always false for a store that never answers late.
+        may_be_retry: bool,
+    },
     /// Never stored, or expired.
     Unknown,
 }
@@ -188,12 +200,14 @@ store_ports! {
     pub trait SingleUse {
         /// Stores an authorization code until `expires_at`.
         async fn put_code(&self, code_hash: &str, code: &AuthorizationCode, expires_at: u64) -> Result<(), StoreError>;
-        /// Atomically marks a code used; exactly one caller ever gets [`Consumed::Fresh`].
-        async fn consume_code(&self, code_hash: &str) -> Result<Consumed<AuthorizationCode>, StoreError>;
+        /// Atomically marks a code used, recording `by` (a fingerprint of who redeems it) and
+        /// when; exactly one caller ever gets [`Consumed::Fresh`].
+        async fn consume_code(&self, code_hash: &str, by: &str) -> Result<Consumed<AuthorizationCode>, StoreError>;
         /// Stores a refresh token until its `expires_at`.
         async fn put_refresh_token(&self, token_hash: &str, token: &RefreshToken) -> Result<(), StoreError>;
-        /// Atomically marks a refresh token used (rotation); exactly one caller gets `Fresh`.
-        async fn consume_refresh_token(&self, token_hash: &str) -> Result<Consumed<RefreshToken>, StoreError>;
+        /// Atomically marks a refresh token used (rotation), recording `by` and when; exactly
+        /// one caller gets `Fresh`.
+        async fn consume_refresh_token(&self, token_hash: &str, by: &str) -> Result<Consumed<RefreshToken>, StoreError>;
         /// Reads a refresh token without using it; `Reused` means already rotated out.
         async fn peek_refresh_token(&self, token_hash: &str) -> Result<Consumed<RefreshToken>, StoreError>;
     }
@@ -212,8 +226,8 @@ store_ports! {
         async fn revoke_grant(&self, id: &str) -> Result<Option<Grant>, StoreError>;
     }
 
-    /// Records that expire by themselves: the deny-list of revoked tokens, SSO sessions,
-    /// browser interactions and remembered consents.
+    /// Records that expire by themselves: the deny-list of revoked tokens, SSO sessions and
+    /// remembered consents.
     pub trait Ephemeral {
         /// Puts a token id on the deny-list until `expires_at`, when the token dies anyway.
         async fn revoke_token(&self, jti: &str, expires_at: u64) -> Result<(), StoreError>;
@@ -228,10 +242,6 @@ store_ports! {
         /// How many sessions are stored and unexpired (`portcullis_active_sessions`); cheap
         /// enough to call at every metrics scrape.
         async fn active_sessions(&self) -> Result<u64, StoreError>;
-        /// Stores a browser interaction until `expires_at`.
-        async fn put_interaction(&self, interaction: &Interaction, expires_at: u64) -> Result<(), StoreError>;
-        async fn interaction(&self, id: &str) -> Result<Option<Interaction>, StoreError>;
-        async fn delete_interaction(&self, id: &str) -> Result<(), StoreError>;
         /// Remembers that a user consented to scopes for a client, until `expires_at`.
         async fn put_consent(&self, subject: &str, client_id: &str, scope: &Scope, expires_at: u64) -> Result<(), StoreError>;
         async fn consent(&self, subject: &str, client_id: &str) -> Result<Option<Scope>, StoreError>;
@@ -317,7 +327,6 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::vocabulary::AuthorizationRequest;
 
     /// A store that only records which operation was called, and fails it.
     #[derive(Default)]
@@ -390,34 +399,6 @@ mod tests {
                 subject: "sub".into(),
                 auth_time: 1,
                 csrf_token: "c".into(),
-            })
-        }
-    }
-
-    impl Sample for &Interaction {
-        fn sample() -> Self {
-            let request = AuthorizationRequest {
-                client_id: "app".into(),
-                redirect_uri: "https://app.example/cb".into(),
-                scope: Scope::default(),
-                state: None,
-                nonce: None,
-                prompt: Default::default(),
-                max_age: None,
-                code_challenge: None,
-                login_hint: None,
-                id_token_hint: None,
-                ui_locales: None,
-            };
-            let id = String::from("id");
-            leak(Interaction {
-                id: id.clone(),
-                browser_id: id.clone(),
-                csrf_token: id,
-                request,
-                subject: None,
-                auth_time: None,
-                session_id: None,
             })
         }
     }

@@ -109,6 +109,112 @@ async fn rfc6749_4_1_2_1_errors_after_redirect_verification_are_redirected_with_
     }
 }
 
+/// A redirect URI anyone can register for itself (RFC 7591): the provider does not vouch
+/// for it.
+const REGISTERED_ELSEWHERE: &str = "https://elsewhere.example/cb";
+
+/// RFC 9700 §4.11.2: a self-registered client's erroneous request, made before the user did
+/// anything, gets the error page, so registering a client does not make the provider an
+/// open redirector. A declared client's same requests are redirected (above).
+#[tokio::test]
+async fn rfc9700_4_11_2_a_self_registered_clients_errors_before_any_interaction_get_the_error_page() {
+    let server = TestServer::start().await;
+    let client = server.register_client(serde_json::json!({"redirect_uris": [REGISTERED_ELSEWHERE]})).await;
+    let base =
+        [("client_id", client["client_id"].as_str().unwrap()), ("redirect_uri", REGISTERED_ELSEWHERE), ("state", "s")];
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (&[("response_type", "bogus"), ("scope", "openid")], "only response_type=code is supported"),
+        (&[("response_type", "code"), ("scope", "profile")], "scope must include openid"),
+        (
+            &[("response_type", "code"), ("scope", "openid"), ("prompt", "create")],
+            "prompt contains an unsupported value",
+        ),
+        (&[("response_type", "code"), ("scope", "openid"), ("prompt", "none")], "the user must log in"),
+        (&[("response_type", "code"), ("scope", "openid"), ("id_token_hint", "a.b.c")], "id_token_hint is not"),
+    ];
+    for (extra, description) in cases {
+        let mut params = base.to_vec();
+        params.extend_from_slice(extra);
+        let response = Browser::new(&server).authorize(&params).await;
+        assert_eq!(response.status(), 400, "{extra:?}");
+        assert!(response.headers().get("location").is_none(), "{extra:?} must not be redirected");
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        assert!(response.text().await.unwrap().contains(description), "{extra:?}: {description}");
+    }
+    let mut declared = webapp_request("openid", "s", "n");
+    declared[2] = ("response_type", "bogus");
+    assert_eq!(redirected_error(&server, &declared).await.0, "unsupported_response_type", "declared clients redirect");
+}
+
+/// RFC 9700 §4.11.2: once the user has acted — signed in and consented, or refused — a
+/// self-registered client gets its answer at its redirect URI like any other.
+#[tokio::test]
+async fn rfc9700_4_11_2_a_self_registered_client_is_answered_at_its_redirect_uri_after_the_user_acted() {
+    let server = TestServer::start().await;
+    let client = server.register_client(serde_json::json!({"redirect_uris": [REGISTERED_ELSEWHERE]})).await;
+    let params = [
+        ("client_id", client["client_id"].as_str().unwrap()),
+        ("redirect_uri", REGISTERED_ELSEWHERE),
+        ("response_type", "code"),
+        ("scope", "openid"),
+        ("state", "s"),
+    ];
+    let browser = Browser::new(&server);
+    let login = browser.authorize(&params).await.text().await.unwrap();
+    let consent = browser.login(&login, "alice", "alice-password").await.text().await.unwrap();
+    let denied = browser.consent(&consent, "deny").await;
+    assert_eq!(denied.status(), 303);
+    assert_eq!(location_base(&denied), REGISTERED_ELSEWHERE);
+    assert_eq!(location_param(&denied, "error").as_deref(), Some("access_denied"));
+    let allowed = browser.sign_in(&params).await;
+    assert_eq!(location_base(&allowed), REGISTERED_ELSEWHERE);
+    assert!(location_param(&allowed, "code").is_some());
+}
+
+/// The parameters the login pages carry sealed are bounded (issue 18.2); one over its
+/// limit is `invalid_request`, sent to the verified redirect URI with `state`.
+#[tokio::test]
+async fn oidc_core_3_1_2_1_parameters_longer_than_the_sealed_limits_are_invalid_request() {
+    let server = TestServer::start().await;
+    for (name, limit) in portcullis::protocol::pending::SEALED_PARAMETER_LIMITS {
+        let mut params = webapp_request("openid", "s", "n");
+        params.retain(|(param, _)| *param != name);
+        let at_limit = "x".repeat(limit);
+        params.push((name, &at_limit));
+        assert_eq!(Browser::new(&server).authorize(&params).await.status(), 200, "{name} at {limit} bytes");
+        let over = "x".repeat(limit + 1);
+        *params.last_mut().unwrap() = (name, &over);
+        let response = Browser::new(&server).authorize(&params).await;
+        assert_eq!(response.status(), 302, "{name}");
+        assert_eq!(location_param(&response, "error").as_deref(), Some("invalid_request"));
+        let description = format!("{name} is longer than {limit} bytes");
+        assert_eq!(location_param(&response, "error_description"), Some(description));
+    }
+}
+
+/// The sealed interaction opens only unmodified, in the browser that started it.
+#[tokio::test]
+async fn a_tampered_interaction_is_an_expired_page() {
+    let server = TestServer::start().await;
+    let browser = Browser::new(&server);
+    let page = browser.authorize(&webapp_request("openid", "s", "n")).await.text().await.unwrap();
+    let interaction = hidden(&page, "interaction");
+    let mut tampered = interaction.clone().into_bytes();
+    let middle = tampered.len() / 2;
+    tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let form = [
+        ("interaction", tampered.as_str()),
+        ("csrf_token", &hidden(&page, "csrf_token")),
+        ("username", "alice"),
+        ("password", "alice-password"),
+    ];
+    let refused = browser.post("/login", &form).await;
+    assert_eq!(refused.status(), 400);
+    assert!(refused.text().await.unwrap().contains("This page has expired"));
+    assert_eq!(browser.login(&page, "alice", "alice-password").await.status(), 200, "the original still works");
+}
+
 #[tokio::test]
 async fn rfc6749_3_3_scope_order_does_not_matter_and_unknown_scopes_are_dropped() {
     let server = TestServer::start().await;

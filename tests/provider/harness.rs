@@ -76,7 +76,7 @@ impl TestServer {
         let generated = built.generated.iter().map(|g| (g.client_id.clone(), g.client_secret.clone())).collect();
         let (stop, stopped) = oneshot::channel::<()>();
         let (stop_metrics, metrics_stopped) = oneshot::channel::<()>();
-        tokio::spawn(server::serve_metrics(metrics_listener, Arc::clone(&built.provider), async {
+        tokio::spawn(server::serve_metrics(metrics_listener, Arc::clone(&built.provider), Default::default(), async {
             let _ = metrics_stopped.await;
         }));
         let provider = Arc::clone(&built.provider);
@@ -278,6 +278,14 @@ impl TestServer {
         let code = location_param(&redirect, "code").expect("a code");
         let response = self.exchange(&code, &[]).await;
         assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    /// Registers a client through RFC 7591 (open registration); returns the registration
+    /// response.
+    pub async fn register_client(&self, metadata: Value) -> Value {
+        let response = self.http.post(self.url("/register")).json(&metadata).send().await.unwrap();
+        assert_eq!(response.status(), 201);
         response.json().await.unwrap()
     }
 

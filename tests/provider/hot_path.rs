@@ -2,8 +2,9 @@
 //! wrapper that measures every store in production, read through its own metrics):
 //! client_credentials costs none (revocation is a deny-list consulted on use, not a record
 //! written on issue), validating an access token (userinfo, introspection) one deny-list
-//! check, which reads the store's data epoch in the same round trip. Client and user lookups are counted too: `serve` answers them from each
-//! replica's directory cache (tests/replicas.rs counts the real Redis commands).
+//! check, which reads the store's data epoch in the same round trip; an anonymous
+//! `/authorize` writes nothing. Client and user lookups are counted too: `serve` answers them
+//! from each replica's directory cache (tests/replicas.rs counts the real Redis commands).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,10 +14,12 @@ use crate::harness::serve_store;
 use portcullis::clock::Clock;
 use portcullis::keys::{JwtType, SharedKeyring};
 use portcullis::metrics::Metrics;
-use portcullis::model::UserRecord;
+use portcullis::model::{ClientRecord, UserRecord};
 use portcullis::protocol::claims::{AccessTokenClaims, Audience};
 use portcullis::protocol::epoch::token_epoch;
+use portcullis::protocol::pending::SEALED_PARAMETER_LIMITS;
 use portcullis::store::{Directory, Instrumented, MemoryStore, OPERATIONS, Store};
+use portcullis::vocabulary::{GrantType, Scope};
 
 /// How often each store operation was called.
 type Calls = BTreeMap<&'static str, u64>;
@@ -160,4 +163,51 @@ async fn validating_an_access_token_costs_one_deny_list_check() {
         calls(&[("token_check", 1), ("user_by_subject", 1), ("client", 1)]),
         "userinfo: the deny-list (with the data epoch), and the user and the client from the directory"
     );
+}
+
+/// A browser client whose login page an anonymous request reaches.
+fn browser_client() -> ClientRecord {
+    ClientRecord {
+        client_id: "app".into(),
+        redirect_uris: vec!["https://app.example/cb".into()],
+        grant_types: vec![GrantType::AuthorizationCode],
+        scopes: Scope::parse("openid profile").unwrap(),
+        require_pkce: false,
+        ..m2m_client("openid")
+    }
+}
+
+/// Issue 18.2: an anonymous `/authorize` stores nothing, whatever it sends — the pending
+/// request travels sealed in the login page. A thousand requests with every sealed
+/// parameter at its limit (a login page) or at 8 KiB (refused with `invalid_request`) call
+/// no store operation but the client lookup; the first one claimed the sealing key.
+#[tokio::test]
+async fn an_anonymous_authorize_writes_nothing_to_the_store() {
+    let store = CountedStore::new();
+    let (base, _, _) = start(&store).await;
+    store.store.put_client(browser_client()).await.unwrap();
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let request = |size: Option<usize>| {
+        let mut params = vec![
+            ("client_id", "app".to_owned()),
+            ("redirect_uri", "https://app.example/cb".to_owned()),
+            ("response_type", "code".to_owned()),
+            ("scope", "openid".to_owned()),
+        ];
+        for (name, limit) in SEALED_PARAMETER_LIMITS {
+            params.push((name, "x".repeat(size.unwrap_or(limit))));
+        }
+        http.get(format!("{base}/authorize")).query(&params).send()
+    };
+    assert_eq!(request(None).await.unwrap().status(), 200, "the login page");
+    let made = store
+        .per_request(500, || async {
+            assert_eq!(request(None).await.unwrap().status(), 200, "every parameter at its limit");
+            let over = request(Some(8 * 1024)).await.unwrap();
+            assert_eq!(over.status(), 302);
+            let location = over.headers()["location"].to_str().unwrap().to_owned();
+            assert!(location.contains("error=invalid_request"), "{location}");
+        })
+        .await;
+    assert_eq!(made, calls(&[("client", 2)]), "two anonymous requests read the client twice and write nothing");
 }

@@ -1,5 +1,7 @@
 //! OpenID Connect RP-Initiated Logout 1.0.
 
+use serde_json::{Value, json};
+
 use crate::harness::{Browser, TestServer, hidden, location_base, location_param, webapp_request};
 
 async fn prompt_none(browser: &Browser) -> Option<String> {
@@ -81,4 +83,79 @@ async fn rp_initiated_logout_rejects_a_forged_hint_and_a_mismatched_client_id() 
     let mismatch = browser.http.get(server.url("/logout")).query(&params).send().await.unwrap();
     assert_eq!(mismatch.status(), 400);
     assert_eq!(prompt_none(&browser).await, None, "nothing was ended");
+}
+
+/// RP-Initiated Logout §3 and RFC 9700 §4.11.2: a self-registered client's
+/// `post_logout_redirect_uri` is not followed when there is no session to end — not even
+/// with an ID token of its own as a hint, which any registrant can get — while a declared
+/// client's is, as before.
+#[tokio::test]
+async fn rp_initiated_logout_3_a_self_registered_client_is_not_redirected_to_without_a_session_to_end() {
+    let server = TestServer::start().await;
+    let (client, tokens) = self_registered_sign_in(&server, &Browser::new(&server)).await;
+    let client_id = client["client_id"].as_str().unwrap();
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let stranger = Browser::new(&server);
+    for params in [
+        vec![("client_id", client_id), ("post_logout_redirect_uri", SIGNED_OUT_ELSEWHERE), ("state", "s")],
+        vec![("id_token_hint", id_token), ("post_logout_redirect_uri", SIGNED_OUT_ELSEWHERE), ("state", "s")],
+    ] {
+        let response = stranger.http.get(server.url("/logout")).query(&params).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{params:?}");
+        assert!(response.headers().get("location").is_none(), "{params:?} must not be redirected");
+        assert!(response.text().await.unwrap().contains("You are signed out."));
+    }
+    let params = [("client_id", "webapp"), ("post_logout_redirect_uri", "http://127.0.0.1:9000/"), ("state", "s")];
+    let declared = stranger.http.get(server.url("/logout")).query(&params).send().await.unwrap();
+    assert_eq!(declared.status(), 303, "a declared client's URI is followed as before");
+    assert_eq!(location_base(&declared), "http://127.0.0.1:9000/");
+}
+
+/// RFC 9700 §4.11.2: with a session, a self-registered client's logout redirect follows
+/// the user's confirmation, or a hint for this very session.
+#[tokio::test]
+async fn rp_initiated_logout_3_a_self_registered_client_is_redirected_to_after_the_user_confirmed() {
+    let server = TestServer::start().await;
+    let browser = Browser::new(&server);
+    let (client, _) = self_registered_sign_in(&server, &browser).await;
+    let client_id = client["client_id"].as_str().unwrap();
+    let params = [("client_id", client_id), ("post_logout_redirect_uri", SIGNED_OUT_ELSEWHERE), ("state", "s1")];
+    let page = browser.http.get(server.url("/logout")).query(&params).send().await.unwrap();
+    assert_eq!(page.status(), 200, "asked first");
+    let csrf = hidden(&page.text().await.unwrap(), "csrf_token");
+    let mut confirmed = vec![("decision", "logout"), ("csrf_token", csrf.as_str())];
+    confirmed.extend_from_slice(&params);
+    let confirmed = browser.post("/logout", &confirmed).await;
+    assert_eq!(confirmed.status(), 303);
+    assert_eq!(location_base(&confirmed), SIGNED_OUT_ELSEWHERE);
+    assert_eq!(location_param(&confirmed, "state").as_deref(), Some("s1"));
+
+    let (_, tokens) = self_registered_sign_in_as(&server, &browser, &client).await;
+    let hint =
+        [("id_token_hint", tokens["id_token"].as_str().unwrap()), ("post_logout_redirect_uri", SIGNED_OUT_ELSEWHERE)];
+    let ended = browser.http.get(server.url("/logout")).query(&hint).send().await.unwrap();
+    assert_eq!(ended.status(), 303, "a hint for this session ends it at once");
+    assert_eq!(location_base(&ended), SIGNED_OUT_ELSEWHERE);
+}
+
+const REGISTERED_ELSEWHERE: &str = "https://elsewhere.example/cb";
+const SIGNED_OUT_ELSEWHERE: &str = "https://elsewhere.example/signed-out";
+
+/// Registers a client of its own and signs alice in to it; returns the registration and
+/// the token response.
+async fn self_registered_sign_in(server: &TestServer, browser: &Browser) -> (Value, Value) {
+    let metadata =
+        json!({"redirect_uris": [REGISTERED_ELSEWHERE], "post_logout_redirect_uris": [SIGNED_OUT_ELSEWHERE]});
+    let client = server.register_client(metadata).await;
+    self_registered_sign_in_as(server, browser, &client).await
+}
+
+async fn self_registered_sign_in_as(server: &TestServer, browser: &Browser, client: &Value) -> (Value, Value) {
+    let (id, secret) = (client["client_id"].as_str().unwrap(), client["client_secret"].as_str().unwrap());
+    let params =
+        [("client_id", id), ("redirect_uri", REGISTERED_ELSEWHERE), ("response_type", "code"), ("scope", "openid")];
+    let code = location_param(&browser.sign_in(&params).await, "code").expect("a code");
+    let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REGISTERED_ELSEWHERE)];
+    let tokens = server.post_basic("/token", id, secret, &form).await.json().await.unwrap();
+    (client.clone(), tokens)
 }

@@ -122,7 +122,17 @@ pub fn authorize_params(scope: &str) -> Vec<(&str, &str)> {
 
 /// Signs `alice` in to `webapp`: starts the login on `first`, posts the password to `second`, consents on `first`.
 pub async fn sign_in(browser: &reqwest::Client, first: &Replica, second: &Replica, scope: &str) -> String {
-    let page = browser.get(first.url("/authorize")).query(&authorize_params(scope)).send().await.unwrap();
+    sign_in_with(browser, first, second, &authorize_params(scope)).await
+}
+
+/// [`sign_in`] with the given authorization request.
+pub async fn sign_in_with(
+    browser: &reqwest::Client,
+    first: &Replica,
+    second: &Replica,
+    params: &[(&str, &str)],
+) -> String {
+    let page = browser.get(first.url("/authorize")).query(params).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let page = page.text().await.unwrap();
     let form = [

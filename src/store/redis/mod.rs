@@ -16,13 +16,13 @@
 //! | `P:v1:{users}:subject:<subject>` | username (plain string) | none |
 //! | `P:v1:{revoked}:<jti>` | `1` | the token's own expiry |
 //! | `P:v1:{revoked}:claimed:epoch` | the data epoch ([`crate::store::epoch`]) | none |
-//! | `P:v1:session:<id>`, `P:v1:interaction:<id>` | the record | as given |
+//! | `P:v1:session:<id>` | the record | as given |
 //! | `P:v1:sessions` | sorted set: SHA-256 of each session id, scored by its expiry (counts active sessions) | the latest session's |
 //! | `P:v1:code:<hash>`, `P:v1:refresh:<hash>` | use marker + the record | as given / the token's |
 //! | `P:v1:grant:<id>` | `Grant` | the grant's `expires_at` |
 //! | `P:v1:consent:<subject length>:<subject>:<client_id>` | `Scope` | as given |
 //! | `P:v1:counter:{budgets}:<key>` | attempts reserved from a budget (login and client-authentication throttles, registration rate limits) | end of the window |
-//! | `P:v1:claimed:<name>` | a generated client-secret hash or signing key (PKCS#8, base64) | none |
+//! | `P:v1:claimed:<name>` | a generated client-secret hash or signing key (PKCS#8, base64); `claimed:sealing-key`, the master key of sealed sign-ins (base64url) | none |
 //! | `P:v1:keys:jwks`, `P:v1:keys:active` | published JWKS; active `kid` per algorithm (JSON), written by the controller | none |
 //! | `P:v1:keys:retired` | hash: `kid` → `<expiry> <public JWK>` of keys replicas stopped signing with | the latest entry's |
 //!
@@ -46,11 +46,18 @@
 //!
 //! # Single use
 //! Codes and refresh tokens are stored as `F` (fresh) followed by the JSON. The `CONSUME`
-//! script returns the stored value and rewrites it as `U`, the time of use (20 digits) and
-//! the JSON, keeping the expiry (`KEEPTTL`), atomically and in one round trip, so exactly
-//! one caller across all replicas ever sees `F`. If the client library resends a consume after
-//! a dropped connection, the resend sees `U`: a retry can only turn `Fresh` into `Reused`,
-//! never hand out a second `Fresh`.
+//! script returns the stored value and rewrites it as `R`, the caller's time of use, the
+//! time Redis applied it, who used it (the caller's fingerprint) and the JSON, keeping the
+//! expiry (`KEEPTTL`), atomically and in one round trip, so exactly one caller across all
+//! replicas ever sees `F`. If the client library resends a consume after a dropped
+//! connection, the resend sees `R`: a retry can only turn `Fresh` into `Reused`, never hand
+//! out a second `Fresh`. (`U`, the time of use and the JSON, is the record of uses before
+//! fingerprints were kept; it is still read.)
+//!
+//! A stalled Redis may apply a consume after the caller gave up waiting for it (and answered
+//! 503), so the caller's retry finds the value used. The two times tell that retry from a
+//! concurrent use or a replay: a use that starts after the first caller's command timeout
+//! and within 10 s of Redis applying the first use is reported with `may_be_retry`.
 
 use std::fmt;
 use std::sync::{Arc, LazyLock};
@@ -64,7 +71,7 @@ use fred::types::scripts::Script;
 use fred::types::{Builder, ClusterHash, CustomCommand, InfoKind, SetOptions};
 use tokio::sync::Notify;
 
-use self::connection::{Redis, decode, decode_once, encode, expire_at, redis_error};
+use self::connection::{Redis, decode, encode, expire_at, redis_error};
 use self::directory::{RedisDirectory, deliver_changes};
 use super::cached::Cached;
 use super::epoch::EPOCH_CLAIM;
@@ -74,7 +81,7 @@ use super::ports::{
     TokenCheck,
 };
 use crate::clock::Clock;
-use crate::model::{AuthorizationCode, Grant, Interaction, RefreshToken, Session};
+use crate::model::{AuthorizationCode, Grant, RefreshToken, Session};
 use crate::secrets::token_digest;
 use crate::vocabulary::Scope;
 
@@ -91,7 +98,6 @@ const POOL_SIZE: usize = 4;
 const REVOKED: &str = "{revoked}";
 const SESSION: &str = "session";
 const SESSIONS: &str = "sessions";
-const INTERACTION: &str = "interaction";
 const CODE: &str = "code";
 const REFRESH: &str = "refresh";
 const GRANT: &str = "grant";
@@ -248,7 +254,12 @@ impl RedisStore {
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 10_000, 2));
         let pool = builder.build_pool(POOL_SIZE).map_err(redis_error)?;
         pool.init().await.map_err(redis_error)?;
-        let redis = Arc::new(Redis { pool, prefix: config.key_prefix, clock: Clock::system() });
+        let redis = Arc::new(Redis {
+            pool,
+            prefix: config.key_prefix,
+            clock: Clock::system(),
+            command_timeout: config.command_timeout,
+        });
         let directory = Cached::new(RedisDirectory::new(Arc::clone(&redis)));
         let subscriber = builder.build_subscriber_client().map_err(redis_error)?;
         let reconnected = Arc::new(Notify::new());
@@ -304,20 +315,20 @@ impl SingleUse for RedisStore {
         self.redis.put_once(CODE, code_hash, code, expires_at).await
     }
 
-    async fn consume_code(&self, code_hash: &str) -> Result<Consumed<AuthorizationCode>, StoreError> {
-        self.redis.consume_once(CODE, code_hash).await
+    async fn consume_code(&self, code_hash: &str, by: &str) -> Result<Consumed<AuthorizationCode>, StoreError> {
+        self.redis.consume_once(CODE, code_hash, by).await
     }
 
     async fn put_refresh_token(&self, token_hash: &str, token: &RefreshToken) -> Result<(), StoreError> {
         self.redis.put_once(REFRESH, token_hash, token, token.expires_at).await
     }
 
-    async fn consume_refresh_token(&self, token_hash: &str) -> Result<Consumed<RefreshToken>, StoreError> {
-        self.redis.consume_once(REFRESH, token_hash).await
+    async fn consume_refresh_token(&self, token_hash: &str, by: &str) -> Result<Consumed<RefreshToken>, StoreError> {
+        self.redis.consume_once(REFRESH, token_hash, by).await
     }
 
     async fn peek_refresh_token(&self, token_hash: &str) -> Result<Consumed<RefreshToken>, StoreError> {
-        decode_once(REFRESH, self.redis.get_raw(REFRESH, token_hash).await?)
+        self.redis.peek_once(REFRESH, token_hash).await
     }
 }
 
@@ -387,18 +398,6 @@ impl Ephemeral for RedisStore {
         let now = self.redis.clock.now().to_string();
         let count: i64 = self.redis.run(&COUNT_SESSIONS, vec![self.redis.index_key(SESSIONS)], vec![now]).await?;
         Ok(u64::try_from(count).unwrap_or(0))
-    }
-
-    async fn put_interaction(&self, interaction: &Interaction, expires_at: u64) -> Result<(), StoreError> {
-        self.redis.put_json(INTERACTION, &interaction.id, interaction, expires_at).await
-    }
-
-    async fn interaction(&self, id: &str) -> Result<Option<Interaction>, StoreError> {
-        self.redis.get_json(INTERACTION, id).await
-    }
-
-    async fn delete_interaction(&self, id: &str) -> Result<(), StoreError> {
-        self.redis.delete(INTERACTION, id).await
     }
 
     async fn put_consent(
