@@ -232,11 +232,13 @@ async fn run_controllers(shared: Arc<Shared>, until: impl Future<Output = ()> + 
     for (controller, report) in client_controllers.into_iter().zip(client_reports) {
         let store = controller.store();
         let run = drain(controller.run(clients::reconcile, error_policy, Arc::clone(&context)));
-        tasks.push(tokio::spawn(reporting_readiness(run, store, report)));
+        tasks.push(tokio::spawn(reporting_readiness(run, store, report, stop_rx.clone())));
     }
     let users_run = drain(users_controller.run(users::reconcile, error_policy, Arc::clone(&context)));
-    tasks.push(tokio::spawn(reporting_readiness(users_run, context.users.store.clone(), user_report)));
-    tasks.push(tokio::spawn(drain(keys_controller.run(signing_keys::reconcile, error_policy, Arc::clone(&context)))));
+    tasks.push(tokio::spawn(reporting_readiness(users_run, context.users.store.clone(), user_report, stop_rx.clone())));
+    let keys_store = keys_controller.store();
+    let keys_run = drain(keys_controller.run(signing_keys::reconcile, error_policy, Arc::clone(&context)));
+    tasks.push(tokio::spawn(reporting_readiness(keys_run, keys_store, watch::channel(false).0, stop_rx.clone())));
     let epoch_watch = tokio::spawn(watch_epoch(Arc::clone(&context), repair, stop_rx.clone()));
     let sweeper = tokio::spawn(sweep_periodically(Arc::clone(&context), stop_rx));
 
@@ -256,16 +258,35 @@ async fn run_controllers(shared: Arc<Shared>, until: impl Future<Output = ()> + 
 /// Runs a controller and, in the same task, reports when its cache has listed: waiting on
 /// the cache from this task cannot take the wake-up of the controller's runner (see
 /// [`Cache`]).
-async fn reporting_readiness<K>(run: impl Future<Output = ()>, store: Reflector<K>, report: watch::Sender<bool>)
-where
+///
+/// A controller stopped before its cache listed is dropped instead of shut down
+/// gracefully: its runner waits for the first LIST, which a shutdown no longer reads, so
+/// it would wait forever; and it has reconciled nothing yet, so there is nothing to let
+/// finish.
+async fn reporting_readiness<K>(
+    run: impl Future<Output = ()>,
+    store: Reflector<K>,
+    report: watch::Sender<bool>,
+    mut stop: watch::Receiver<bool>,
+) where
     K: 'static + Resource<DynamicType = ()> + Clone,
 {
+    let listed = report.subscribe();
     let ready = async move {
         if store.wait_until_ready().await.is_ok() {
             report.send_replace(true);
         }
     };
-    futures::join!(run, ready);
+    let stopped_unlisted = async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+        if *listed.borrow() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        _ = futures::future::join(run, ready) => {}
+        () = stopped_unlisted => tracing::debug!("stopped before the first LIST: nothing to finish"),
+    }
 }
 
 async fn drain<T, E: std::fmt::Display>(stream: impl futures::Stream<Item = Result<T, E>>) {
