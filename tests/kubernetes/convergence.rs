@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use portcullis::controller::reconcile::plan_client;
 use portcullis::crd::{OidcClient, SigningKey};
 use portcullis::kubernetes::WatchNamespaces;
@@ -159,5 +159,36 @@ async fn records_no_resource_declares_are_swept_in_every_watched_namespace_but_r
     assert!(
         Api::<Secret>::namespaced(cluster.api.client(), "other").get_opt("far-credentials").await.unwrap().is_some()
     );
+    replica.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_does_not_answer_is_reported_and_retried_with_back_off_then_the_change_lands() {
+    let mut cluster = Cluster::start("t-outage").await;
+    let mut config = config("replica-a");
+    config.resync_period = Duration::from_secs(300);
+    let replica = Replica::start_with(&cluster, config).await;
+    let clients: Api<OidcClient> = cluster.api();
+    clients.create(&PostParams::default(), &oidc_client("app", machine_spec())).await.unwrap();
+    wait_ready(&cluster, "oidcclients", "app", ("True", "Reconciled")).await;
+
+    cluster.redis.stop();
+    let patch = json!({ "spec": { "scopes": ["api", "reports"] } });
+    clients.patch("app", &PatchParams::default(), &Patch::Merge(patch)).await.unwrap();
+    let object = wait_ready(&cluster, "oidcclients", "app", ("False", "StoreUnavailable")).await;
+    assert_eq!(object["status"]["clientId"], "app", "what it held before is still shown");
+    // Retried 1 s, 2 s, 4 s … apart (each try waits for the store's timeout too), not in a loop.
+    let before = replica.reconciles("OidcClient");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let retries = replica.reconciles("OidcClient") - before;
+    assert!((1..=4).contains(&retries), "{retries} retries in 6 s");
+
+    cluster.redis.restart();
+    let key = format!("{}:v1:{{clients}}:client:app", cluster.prefix);
+    eventually("the change applied once the store answers", Duration::from_secs(40), || async {
+        cluster.redis.cli(&["GET", &key]).concat().contains("reports").then_some(())
+    })
+    .await;
+    wait_ready(&cluster, "oidcclients", "app", ("True", "Reconciled")).await;
     replica.shutdown().await;
 }
