@@ -172,9 +172,13 @@ struct ControllerArgs {
     /// How long a silent leader keeps the Lease before a standby takes over.
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     lease_duration: Duration,
-    /// How often every resource is reconciled without a change (heals a flushed Redis).
+    /// How often every resource is reconciled, and Redis swept of what no resource
+    /// declares, without a change. Lost Redis data is re-applied within seconds anyway.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     resync_period: Duration,
+    /// The most reconciles running at once, per kind: bounds the work of a full resync.
+    #[arg(long, default_value_t = 8)]
+    reconcile_concurrency: u16,
     /// How long a new signing key is published in the JWKS before it signs; at least the
     /// JWKS cache lifetime (5m).
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
@@ -238,8 +242,7 @@ fn serve(args: ServeArgs) -> ExitCode {
 }
 
 fn controller(args: ControllerArgs) -> ExitCode {
-    use portcullis::kubernetes::controller::{self, ControllerConfig, WatchNamespaces};
-    use portcullis::kubernetes::{lease::LeaseConfig, metrics};
+    use portcullis::kubernetes::{self, ControllerConfig, WatchNamespaces, lease::LeaseConfig, metrics};
 
     if let Err(error) = server::validate_issuer(&args.issuer) {
         eprintln!("portcullis controller: {error}");
@@ -257,6 +260,7 @@ fn controller(args: ControllerArgs) -> ExitCode {
         resync_period: args.resync_period,
         key_publish_delay: args.key_publish_delay,
         key_retire_after: args.key_retire_after,
+        concurrency: args.reconcile_concurrency,
     };
     let redis =
         RedisConfig { url: args.redis_url, key_prefix: args.redis_key_prefix, command_timeout: args.redis_timeout };
@@ -269,7 +273,7 @@ fn controller(args: ControllerArgs) -> ExitCode {
     };
     let result: Result<(), String> = runtime.block_on(async {
         let metrics = std::sync::Arc::new(metrics::ControllerMetrics::new().map_err(|e| format!("metrics: {e}"))?);
-        let client = portcullis::kubernetes::client().await.map_err(|e| format!("Kubernetes client: {e}"))?;
+        let client = kubernetes::client().await.map_err(|e| format!("Kubernetes client: {e}"))?;
         let store = RedisStore::connect(redis).await.map_err(|e| format!("connecting to Redis: {e}"))?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let listener = tokio::net::TcpListener::bind(args.metrics_listen)
@@ -291,7 +295,7 @@ fn controller(args: ControllerArgs) -> ExitCode {
             server::shutdown_signal().await;
             let _ = stop_tx.send(true);
         };
-        controller::run(client, std::sync::Arc::new(store), config, Clock::system(), metrics, shutdown).await;
+        kubernetes::run(client, std::sync::Arc::new(store), config, Clock::system(), metrics, shutdown).await;
         drop(stop_rx);
         match metrics_server.await {
             Ok(Ok(())) => Ok(()),

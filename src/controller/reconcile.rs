@@ -11,7 +11,7 @@ use super::manifests::DEFAULT_NAMESPACE;
 use crate::crd::{OidcClient, OidcUser, SigningKey};
 use crate::model::{ClientRecord, UserRecord};
 use crate::protocol::registration::CLIENT_ID_PREFIX;
-use crate::secrets::{self, SecretError};
+use crate::secrets::{self, SecretError, SecretString};
 use crate::vocabulary::Scope;
 use crate::vocabulary::{GrantType, SigningAlgorithm, TokenEndpointAuthMethod};
 
@@ -125,33 +125,88 @@ pub struct ClientPlan {
     pub generated: Option<GeneratedCredentials>,
 }
 
-/// Reconciles an `OidcClient` and its credentials Secret (if it exists) into a record.
+/// Where a client's secret comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientSecret {
+    /// A public client (`tokenEndpointAuthMethod: none`) has none.
+    Public,
+    /// The credentials Secret's `clientSecret`.
+    Provided(SecretString),
+    /// A confidential client with no secret given: the Secret does not exist
+    /// (`secret_exists: false`), or exists without a `clientSecret`.
+    Missing { secret_exists: bool },
+}
+
+/// What a client resource asks for, before its secret is hashed: the record (with no
+/// `secret_hash` yet) and where the secret comes from. Hashing is left to the caller, so a
+/// reconcile that finds the secret unchanged keeps the stored hash instead of making a
+/// new one (argon2 salts every hash, so re-hashing would always rewrite the record).
+#[derive(Debug, Clone)]
+pub struct DesiredClient {
+    pub record: ClientRecord,
+    pub secret: ClientSecret,
+}
+
+/// Reconciles an `OidcClient` and its credentials Secret (if it exists) into a record,
+/// hashing the secret, or generating one when none is given.
 pub fn plan_client(client: &OidcClient, credentials: Option<&Secret>) -> Result<ClientPlan, ReconcileError> {
     let fail = |problem| error("OidcClient", client, problem);
-    let spec = &client.spec;
-    let secret_id = credentials.map(|s| secret_value(s, CLIENT_ID_KEY)).transpose().map_err(fail)?.flatten();
-    let client_id = match (&spec.client_id, secret_id) {
+    let DesiredClient { mut record, secret } = desired_client(client, credentials)?;
+    let generated = match secret {
+        ClientSecret::Public => None,
+        ClientSecret::Provided(secret) => {
+            record.secret_hash = Some(secrets::hash(secret.expose()).map_err(|e| fail(e.into()))?);
+            None
+        }
+        ClientSecret::Missing { .. } => {
+            let client_secret = secrets::generate_client_secret().map_err(|e| fail(e.into()))?;
+            record.secret_hash = Some(secrets::hash(&client_secret).map_err(|e| fail(e.into()))?);
+            Some(GeneratedCredentials {
+                namespace: client.namespace().unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
+                secret_name: credentials_secret_name(client),
+                client_id: record.client_id.clone(),
+                client_secret,
+            })
+        }
+    };
+    Ok(ClientPlan { record, generated })
+}
+
+/// The client id a resource asks for: `spec.clientId`, else the credentials Secret's
+/// `clientId`, else `metadata.name`; the two explicit ones must agree.
+pub fn desired_client_id(client: &OidcClient, credentials: Option<&Secret>) -> Result<String, Problem> {
+    let secret_id = credentials.map(|s| secret_value(s, CLIENT_ID_KEY)).transpose()?.flatten();
+    let client_id = match (&client.spec.client_id, secret_id) {
         (Some(spec_id), Some(secret_id)) if *spec_id != secret_id => {
-            return Err(fail(Problem::ConflictingClientId { spec: spec_id.clone(), secret: secret_id }));
+            return Err(Problem::ConflictingClientId { spec: spec_id.clone(), secret: secret_id });
         }
         (Some(spec_id), _) => spec_id.clone(),
         (None, Some(secret_id)) => secret_id,
         (None, None) => client.name_any(),
     };
     if client_id.is_empty() || client_id.len() > 255 || !client_id.bytes().all(|b| (0x20..=0x7E).contains(&b)) {
-        return Err(fail(Problem::InvalidClientId(client_id)));
+        return Err(Problem::InvalidClientId(client_id));
     }
     if client_id.starts_with(CLIENT_ID_PREFIX) {
-        return Err(fail(Problem::ReservedClientId(client_id)));
+        return Err(Problem::ReservedClientId(client_id));
     }
-    let secret = credentials
+    Ok(client_id)
+}
+
+/// Validates an `OidcClient` and its credentials Secret (if it exists) into the record it
+/// asks for, without hashing anything.
+pub fn desired_client(client: &OidcClient, credentials: Option<&Secret>) -> Result<DesiredClient, ReconcileError> {
+    let fail = |problem| error("OidcClient", client, problem);
+    let spec = &client.spec;
+    let client_id = desired_client_id(client, credentials).map_err(fail)?;
+    let provided = credentials
         .map(|s| secret_value(s, CLIENT_SECRET_KEY))
         .transpose()
         .map_err(fail)?
         .flatten()
         .filter(|s| !s.is_empty());
     let public = spec.token_endpoint_auth_method == TokenEndpointAuthMethod::None;
-    if public && secret.is_some() {
+    if public && provided.is_some() {
         return Err(fail(Problem::PublicClientWithSecret));
     }
     if public && spec.grant_types.contains(&GrantType::ClientCredentials) {
@@ -174,29 +229,15 @@ pub fn plan_client(client: &OidcClient, credentials: Option<&Secret>) -> Result<
         .map(|value| parse_duration("spec.accessTokenLifetime", value, MAX_ACCESS_TOKEN_LIFETIME, "24h"))
         .transpose()
         .map_err(fail)?;
-
-    let (secret_hash, generated) = if public {
-        (None, None)
-    } else {
-        match secret {
-            Some(secret) => (Some(secrets::hash(&secret).map_err(|e| fail(e.into()))?), None),
-            None => {
-                let client_secret = secrets::generate_client_secret().map_err(|e| fail(e.into()))?;
-                let hash = secrets::hash(&client_secret).map_err(|e| fail(e.into()))?;
-                let generated = GeneratedCredentials {
-                    namespace: client.namespace().unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
-                    secret_name: credentials_secret_name(client),
-                    client_id: client_id.clone(),
-                    client_secret,
-                };
-                (Some(hash), Some(generated))
-            }
-        }
+    let secret = match provided {
+        _ if public => ClientSecret::Public,
+        Some(secret) => ClientSecret::Provided(SecretString::new(secret)),
+        None => ClientSecret::Missing { secret_exists: credentials.is_some() },
     };
     let record = ClientRecord {
         client_id,
         client_name: spec.client_name.clone(),
-        secret_hash,
+        secret_hash: None,
         auth_method: spec.token_endpoint_auth_method,
         redirect_uris: spec.redirect_uris.clone(),
         post_logout_redirect_uris: spec.post_logout_redirect_uris.clone(),
@@ -209,7 +250,7 @@ pub fn plan_client(client: &OidcClient, credentials: Option<&Secret>) -> Result<
         skip_consent: spec.skip_consent,
         registration: None,
     };
-    Ok(ClientPlan { record, generated })
+    Ok(DesiredClient { record, secret })
 }
 
 /// RFC 6749 §3.1.2: a redirection endpoint URI is absolute and has no fragment.
@@ -301,7 +342,7 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     use super::*;
-    use crate::crd::{OidcClientSpec, OidcUserSpec, SecretKeyRef, SigningKeySpec};
+    use crate::crd::{OidcClientSpec, SigningKeySpec};
 
     fn meta(name: &str) -> ObjectMeta {
         ObjectMeta { name: Some(name.into()), namespace: Some("team".into()), ..Default::default() }
@@ -398,21 +439,9 @@ mod tests {
     }
 
     fn user(secret_ref_key: &str) -> OidcUser {
-        let spec = OidcUserSpec {
-            username: "alice".into(),
-            subject: None,
-            email: Some("alice@example.com".into()),
-            email_verified: true,
-            name: None,
-            given_name: None,
-            family_name: None,
-            groups: vec![],
-            roles: vec![],
-            client_roles: BTreeMap::new(),
-            password_secret_ref: SecretKeyRef { name: "alice-password".into(), key: secret_ref_key.into() },
-            disabled: false,
-        };
-        OidcUser { metadata: meta("alice"), spec, status: None }
+        let mut user = OidcUser::test("alice");
+        user.spec.password_secret_ref.key = secret_ref_key.into();
+        user
     }
 
     #[test]

@@ -89,13 +89,17 @@ fn default_grant_types() -> Vec<GrantType> {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OidcClientStatus {
-    /// The effective client id.
+    /// The client id the registry holds for this resource; absent while it holds none. A
+    /// rename (of `spec.clientId` or the Secret's `clientId`) removes the one recorded here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     /// The generation last reconciled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// Standard conditions; `Ready` says whether the client is usable.
+    // A map keyed by `type`, as upstream `metav1.Condition` lists are (`+listType=map`), so
+    // server-side apply merges conditions by type rather than replacing the whole list.
     #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
 }

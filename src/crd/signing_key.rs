@@ -69,7 +69,10 @@ pub struct SigningKeyStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// Standard conditions; `Ready` says whether an active key signs.
+    // A map keyed by `type`, as upstream `metav1.Condition` lists are (`+listType=map`), so
+    // server-side apply merges conditions by type rather than replacing the whole list.
     #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
 }
 

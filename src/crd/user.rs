@@ -75,10 +75,20 @@ pub struct SecretKeyRef {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OidcUserStatus {
+    /// The username the directory holds for this resource; absent while it holds none. A
+    /// rename removes the one recorded here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The subject (`sub`) of the user record held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     /// The generation last reconciled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// Standard conditions; `Ready` says whether the user can log in.
+    // A map keyed by `type`, as upstream `metav1.Condition` lists are (`+listType=map`), so
+    // server-side apply merges conditions by type rather than replacing the whole list.
     #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
 }

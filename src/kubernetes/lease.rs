@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use tokio::sync::watch;
+
+use super::create_params;
 
 /// Who competes for which Lease.
 #[derive(Debug, Clone)]
@@ -100,7 +102,7 @@ async fn try_acquire_or_renew(
                 ..Default::default()
             }),
         };
-        return match api.create(&PostParams::default(), &lease).await {
+        return match api.create(&create_params(), &lease).await {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
             Err(error) => Err(error),
@@ -127,7 +129,7 @@ async fn try_acquire_or_renew(
     }
     spec.lease_duration_seconds = Some(duration_seconds(config.duration));
     spec.renew_time = Some(now());
-    match api.replace(&config.name, &PostParams::default(), &lease).await {
+    match api.replace(&config.name, &create_params(), &lease).await {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
         Err(error) => Err(error),
@@ -145,7 +147,7 @@ async fn release(api: &Api<Lease>, config: &LeaseConfig) {
         spec.holder_identity = None;
         spec.lease_duration_seconds = Some(1);
         spec.renew_time = Some(now());
-        api.replace(&config.name, &PostParams::default(), &lease).await.map(|_| ())
+        api.replace(&config.name, &create_params(), &lease).await.map(|_| ())
     }
     .await;
     match result {

@@ -1,12 +1,43 @@
 //! Portcullis inside Kubernetes: the controller that reconciles the custom resources into
-//! Secrets and Redis ([`controller`]), its leader election ([`lease`]) and metrics
-//! ([`metrics`]), and the signing-key Secrets that `serve --kubernetes` watches
-//! ([`key_secrets`]).
+//! Secrets and Redis, its leader election ([`lease`]) and metrics ([`metrics`]), and the
+//! signing-key Secrets that `serve --kubernetes` watches ([`key_secrets`]).
+//!
+//! The controller has the shape of kube-rs's `controller-rs`: [`run`] elects a leader and
+//! runs one `kube-runtime` controller per kind — [`clients`], [`users`], [`signing_keys`] —
+//! whose thin `reconcile` hands the resource to [`finalizer`] and on to `apply` or
+//! `cleanup`. Those read the inputs (the resource, its Secret, the peers in the reflector
+//! caches, what the store holds), ask the pure decisions of `crate::controller::decide`
+//! what to do and carry out exactly that ([`context`] holds what they share, [`status`]
+//! writes status and events). [`sweep`] removes what no resource declares any more, and
+//! [`run`] re-applies everything at once when the store's data epoch changes.
 
-pub mod controller;
+pub mod clients;
+pub mod context;
+pub mod finalizer;
 pub mod key_secrets;
 pub mod lease;
 pub mod metrics;
+pub mod run;
+pub mod signing_keys;
+pub mod status;
+pub mod sweep;
+pub mod users;
+
+pub use run::{ControllerConfig, WatchNamespaces, run};
+
+/// The field manager of every write the controller makes (server-side apply of status,
+/// creates and patches), so `managedFields` say which fields are the controller's.
+pub const MANAGER: &str = "portcullis-controller";
+
+/// Options of a create or replace by the controller.
+pub fn create_params() -> kube::api::PostParams {
+    kube::api::PostParams { field_manager: Some(MANAGER.into()), ..kube::api::PostParams::default() }
+}
+
+/// Options of a merge patch by the controller.
+pub fn patch_params() -> kube::api::PatchParams {
+    kube::api::PatchParams { field_manager: Some(MANAGER.into()), ..kube::api::PatchParams::default() }
+}
 
 /// Where a pod finds its own namespace.
 const NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -21,7 +52,14 @@ pub fn resolve_namespace(flag: Option<String>) -> String {
         .unwrap_or_else(|| "default".to_owned())
 }
 
-/// A client from the in-cluster configuration or `KUBECONFIG`.
+/// A client from the in-cluster configuration or `KUBECONFIG`. Its requests carry a
+/// `User-Agent`, which names the manager of the few writes that kube-rs makes without a
+/// field manager (Events).
 pub async fn client() -> Result<kube::Client, kube::Error> {
-    kube::Client::try_default().await
+    let mut config = kube::Config::infer().await.map_err(kube::Error::InferConfig)?;
+    config.headers.push((
+        axum::http::header::USER_AGENT,
+        axum::http::HeaderValue::from_static(concat!("portcullis/", env!("CARGO_PKG_VERSION"))),
+    ));
+    kube::Client::try_from(config)
 }

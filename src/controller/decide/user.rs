@@ -1,0 +1,185 @@
+//! Deciding an `OidcUser`: which record the directory holds for it, which usernames it no
+//! longer uses (a rename revokes the old one at once) and what its status says.
+//!
+//! The username a resource *applied* is the one its `status.username` records (a ready
+//! status written before that field existed stands for `spec.username`); [`super::claim`]
+//! has the rules.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+
+use super::claim::{Claimant, owner, released};
+use super::{Decision, Names, Readiness, Reason, Settled, is_ready, settle};
+use crate::controller::reconcile::plan_user;
+use crate::crd::{OidcUser, OidcUserStatus};
+use crate::model::UserRecord;
+
+/// Usernames: lost to an older user, revoked on a rename.
+const USERNAMES: Names = Names {
+    conflict: Reason::UsernameConflict,
+    revoked: "UsernameRevoked",
+    revoked_message: |old| format!("username `{old}` can no longer sign in"),
+};
+
+/// What to do for one `OidcUser`.
+pub type UserDecision = Decision<UserRecord, OidcUserStatus>;
+
+impl Claimant for OidcUser {
+    fn applied(&self) -> Option<&str> {
+        let status = self.status.as_ref()?;
+        match &status.username {
+            Some(username) => Some(username),
+            None if is_ready(&status.conditions) => Some(&self.spec.username),
+            None => None,
+        }
+    }
+
+    fn claimed(&self) -> &str {
+        self.applied().unwrap_or(&self.spec.username)
+    }
+}
+
+/// The names a decision about `user` looks at in its peers: the username it applied and
+/// the one it asks for.
+pub fn user_names(user: &OidcUser) -> Vec<String> {
+    user.applied().map(str::to_owned).into_iter().chain([user.spec.username.clone()]).collect()
+}
+
+/// Decides `user`, given its password Secret (if it exists), the `OidcUser`s the
+/// controller watches that concern its [`user_names`] (`peers`; `user` itself may be
+/// among them) and the time.
+pub fn decide_user(
+    user: &OidcUser,
+    password_secret: Option<&Secret>,
+    peers: &[Arc<OidcUser>],
+    now: u64,
+) -> UserDecision {
+    let previous = user.status.clone().unwrap_or_default();
+    let generation = user.metadata.generation;
+    let outcome = match plan_user(user, password_secret) {
+        Err(error) => Err(Readiness::not_ready(Reason::of(&error.problem), error.problem.to_string())),
+        Ok(record) => match owner(user, &user.spec.username, peers) {
+            Some(owner) => Err(Readiness::not_ready(
+                Reason::UsernameConflict,
+                format!("username `{}` is already used by OidcUser {}", user.spec.username, owner.name_any()),
+            )),
+            None => Ok(record),
+        },
+    };
+    let (apply, readiness) = match outcome {
+        Ok(record) => {
+            let readiness = Readiness::ready(format!("user `{}` can sign in", record.username));
+            (Some(record), readiness)
+        }
+        Err(readiness) => (None, readiness),
+    };
+    let kept = apply.as_ref().map(|record| record.username.clone());
+    let Settled { delete, events, condition, requeue } =
+        settle(user, kept.as_deref(), &readiness, &previous.conditions, peers, &USERNAMES, now);
+    let status = OidcUserStatus {
+        username: kept,
+        subject: apply.as_ref().map(|record| record.subject.clone()),
+        observed_generation: generation,
+        conditions: vec![condition],
+    };
+    Decision { apply, delete, readiness, status, events, requeue }
+}
+
+/// The usernames to remove when `user` is deleted: the applied one and `spec.username`,
+/// unless another resource holds them. Removing the record ends the user's sessions: each
+/// request re-reads the user.
+pub fn user_cleanup(user: &OidcUser, peers: &[Arc<OidcUser>]) -> Vec<String> {
+    released(user, Some(user.spec.username.clone()), peers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::decide::Requeue;
+    use crate::controller::decide::fixtures::{PASSWORD_HASH, SecretData, password_secret, secret};
+
+    fn peers(users: &[&OidcUser]) -> Vec<Arc<OidcUser>> {
+        users.iter().map(|u| Arc::new((*u).clone())).collect()
+    }
+
+    fn decide(user: &OidcUser, others: &[&OidcUser]) -> UserDecision {
+        let mut all = vec![user];
+        all.extend_from_slice(others);
+        decide_user(user, Some(&password_secret(user)), &peers(&all), 200)
+    }
+
+    #[test]
+    fn a_user_with_a_valid_hash_can_sign_in_and_its_status_records_it() {
+        let user = OidcUser::test("alice");
+        let decision = decide(&user, &[]);
+        let record = decision.apply.unwrap();
+        assert_eq!((record.username.as_str(), record.password_hash.as_str()), ("alice", PASSWORD_HASH));
+        assert_eq!(decision.status.username.as_deref(), Some("alice"));
+        assert_eq!(decision.status.subject.as_deref(), Some("alice"));
+        assert_eq!(decision.readiness.reason, Reason::Reconciled);
+    }
+
+    #[test]
+    fn a_renamed_username_revokes_the_old_one_at_once() {
+        let user = OidcUser::test("alice").applied_as("alice").username("alice2");
+        let decision = decide(&user, &[]);
+        assert_eq!(decision.apply.unwrap().username, "alice2");
+        assert_eq!(decision.delete, ["alice"]);
+        assert!(decision.events.iter().any(|n| n.reason == "UsernameRevoked"));
+    }
+
+    #[test]
+    fn an_unchanged_user_deletes_nothing_and_announces_nothing() {
+        let user = OidcUser::test("alice").applied_as("alice");
+        let decision = decide(&user, &[]);
+        assert!(decision.delete.is_empty() && decision.events.is_empty(), "{decision:?}");
+        assert_eq!(Some(decision.status), user.status);
+    }
+
+    #[test]
+    fn a_missing_password_secret_is_reported_and_the_user_removed() {
+        let user = OidcUser::test("alice").applied_as("alice");
+        let decision = decide_user(&user, None, &peers(&[&user]), 200);
+        assert!(decision.apply.is_none());
+        assert_eq!(decision.readiness.reason, Reason::SecretMissing);
+        assert_eq!(decision.delete, ["alice"]);
+        assert_eq!(decision.status.username, None);
+        assert_eq!(decision.requeue, Requeue::AtResync);
+    }
+
+    #[test]
+    fn a_password_secret_without_the_key_is_reported_as_such() {
+        let user = OidcUser::test("alice");
+        let other_key = secret("alice-password").with("other", PASSWORD_HASH);
+        let decision = decide_user(&user, Some(&other_key), &peers(&[&user]), 200);
+        assert_eq!(decision.readiness.reason, Reason::SecretMissingKey);
+        let plain = secret("alice-password").with("hash", "plain");
+        assert_eq!(decide_user(&user, Some(&plain), &[], 200).readiness.reason, Reason::InvalidSecret);
+    }
+
+    #[test]
+    fn the_older_user_keeps_a_username_and_the_twin_conflicts() {
+        let alice = OidcUser::test("alice").applied_as("alice");
+        let twin = OidcUser::test("alice-twin").created_at(200).username("alice");
+        let decision = decide(&twin, &[&alice]);
+        assert!(decision.apply.is_none());
+        assert_eq!(decision.readiness.reason, Reason::UsernameConflict);
+        assert_eq!(decision.requeue, Requeue::ConflictRecheck);
+        assert!(decide(&alice, &[&twin]).apply.is_some());
+    }
+
+    #[test]
+    fn cleanup_removes_the_applied_and_the_current_username() {
+        let user = OidcUser::test("alice").applied_as("alice").username("alice2").deleting();
+        assert_eq!(user_cleanup(&user, &[]), ["alice", "alice2"]);
+    }
+
+    #[test]
+    fn cleanup_of_a_twin_leaves_the_holder_alone_even_from_an_older_status() {
+        let alice = OidcUser::test("alice").ready_without_username();
+        let twin = OidcUser::test("alice-twin").created_at(200).username("alice").deleting();
+        assert!(user_cleanup(&twin, &peers(&[&alice, &twin])).is_empty());
+    }
+}

@@ -1,0 +1,368 @@
+//! `portcullis controller`: competes for the leader Lease and, while it holds it, runs one
+//! `kube-runtime` controller per kind, the sweep and the watch on the store's data epoch.
+//!
+//! The Lease is renewed by its own task; reconciles run at most
+//! [`ControllerConfig::concurrency`] at a time and do their argon2 work on the blocking
+//! pool, so a full reconcile of many resources never makes a renewal late.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store as Reflector};
+use kube::runtime::watcher;
+use kube::{Client, Resource};
+use tokio::sync::{Semaphore, watch};
+
+use super::context::{Cache, Context, ControllerError, Memo, Shared, hashing_permits, object_key, retry_delay};
+use super::key_secrets::SIGNING_KEY_LABEL;
+use super::lease::{self, LeaseConfig};
+use super::metrics::ControllerMetrics;
+use super::sweep::sweep;
+use super::{MANAGER, clients, signing_keys, users};
+use crate::clock::Clock;
+use crate::crd::{OidcClient, OidcUser, SigningKey};
+use crate::store::{Store, epoch};
+
+/// How often the leader reads the store's data epoch: lost data is re-applied within
+/// this plus one round of reconciles.
+pub const EPOCH_POLL: Duration = Duration::from_secs(2);
+
+/// Which namespaces hold the `OidcClient`s to reconcile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchNamespaces {
+    /// Every namespace (`*`).
+    All,
+    /// These namespaces.
+    List(Vec<String>),
+}
+
+impl WatchNamespaces {
+    /// Parses `--watch-namespaces`: `*`, or a comma-separated list; empty means `own`.
+    pub fn parse(value: Option<&str>, own: &str) -> Self {
+        match value.map(str::trim) {
+            Some("*") => Self::All,
+            Some(list) if !list.is_empty() => {
+                let mut names: Vec<String> =
+                    list.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).collect();
+                names.sort();
+                names.dedup();
+                Self::List(names)
+            }
+            _ => Self::List(vec![own.to_owned()]),
+        }
+    }
+}
+
+/// Everything the controller is configured with.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// Holds the `SigningKey`s, the `OidcUser`s and the Lease.
+    pub namespace: String,
+    pub watch_namespaces: WatchNamespaces,
+    /// Written into generated client Secrets (`issuer`, `discoveryUrl`).
+    pub issuer: String,
+    pub lease: LeaseConfig,
+    /// How often every resource is reconciled, and the store swept, without a change.
+    pub resync_period: Duration,
+    /// How long a new key is published before it signs (at least the JWKS cache lifetime).
+    pub key_publish_delay: Duration,
+    /// How long a retired key stays published (at least the longest token lifetime).
+    pub key_retire_after: Duration,
+    /// The most reconciles running at once, per kind (and per watched namespace).
+    pub concurrency: u16,
+}
+
+/// Runs the controller until `shutdown` completes: competes for the Lease and, while it
+/// holds it, runs the resource controllers.
+pub async fn run(
+    client: Client,
+    store: Arc<dyn Store>,
+    config: ControllerConfig,
+    clock: Clock,
+    metrics: Arc<ControllerMetrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let (leader_tx, mut leader_rx) = watch::channel(false);
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &config.namespace);
+    let reachable_metrics = Arc::clone(&metrics);
+    let election = tokio::spawn(lease::run(
+        leases,
+        config.lease.clone(),
+        leader_tx,
+        move || reachable_metrics.api_reachable.store(true, std::sync::atomic::Ordering::SeqCst),
+        stop_rx.clone(),
+    ));
+    let reporter = Reporter { controller: MANAGER.into(), instance: Some(config.lease.identity.clone()) };
+    let shared = Arc::new(Shared {
+        recorder: Recorder::new(client.clone(), reporter),
+        client,
+        store,
+        config,
+        clock,
+        metrics: Arc::clone(&metrics),
+        memo: Memo::default(),
+        hashing: Semaphore::new(hashing_permits()),
+    });
+    loop {
+        let mut stop = stop_rx.clone();
+        tokio::select! {
+            _ = leader_rx.wait_for(|leader| *leader) => {}
+            _ = stop.wait_for(|stopped| *stopped) => break,
+        }
+        metrics.leader.set(1);
+        tracing::info!("leading: reconciling");
+        let mut lost = leader_rx.clone();
+        let mut stopped = stop_rx.clone();
+        let until = async move {
+            tokio::select! {
+                _ = lost.wait_for(|leader| !*leader) => {}
+                _ = stopped.wait_for(|stopped| *stopped) => {}
+            }
+        };
+        run_controllers(Arc::clone(&shared), until).await;
+        metrics.leader.set(0);
+        if *stop_rx.borrow() {
+            break;
+        }
+        tracing::warn!("lost the leader Lease: stopped reconciling");
+    }
+    if let Err(error) = election.await {
+        tracing::warn!(%error, "leader election task failed");
+    }
+}
+
+/// A stream that yields once per change of `trigger`: what `reconcile_all_on` listens to.
+fn each_change(trigger: &watch::Sender<u64>) -> impl futures::Stream<Item = ()> + Send + 'static {
+    futures::stream::unfold(trigger.subscribe(), |mut receiver| async move {
+        receiver.changed().await.ok()?;
+        Some(((), receiver))
+    })
+}
+
+/// Runs the resource controllers, the sweep and the epoch watch until `until` completes,
+/// then lets in-flight reconciliations finish.
+async fn run_controllers(shared: Arc<Shared>, until: impl Future<Output = ()> + Send + 'static) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopper = tokio::spawn(async move {
+        until.await;
+        let _ = stop_tx.send(true);
+    });
+    let signal = {
+        let stop_rx = stop_rx.clone();
+        move || {
+            let mut stop = stop_rx.clone();
+            async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            }
+        }
+    };
+    let (repair, _) = watch::channel(0u64);
+    let client = shared.client.clone();
+    let own = shared.config.namespace.clone();
+    let config = controller::Config::default().concurrency(shared.config.concurrency);
+
+    let client_apis: Vec<(Api<OidcClient>, Api<Secret>)> = match &shared.config.watch_namespaces {
+        WatchNamespaces::All => vec![(Api::all(client.clone()), Api::all(client.clone()))],
+        WatchNamespaces::List(names) => {
+            names.iter().map(|ns| (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns))).collect()
+        }
+    };
+    let mut client_controllers = Vec::new();
+    for (clients_api, secrets_api) in client_apis {
+        let controller = Controller::new(clients_api, watcher::Config::default()).with_config(config.clone());
+        let reflector = controller.store();
+        let controller = controller
+            .watches(secrets_api, watcher::Config::default(), move |secret: Secret| {
+                clients::owners_of(&secret, &reflector.state())
+                    .iter()
+                    .map(|c| ObjectRef::from_obj(&**c))
+                    .collect::<Vec<_>>()
+            })
+            .reconcile_all_on(each_change(&repair))
+            .graceful_shutdown_on(signal());
+        client_controllers.push(controller);
+    }
+    let users_controller =
+        Controller::new(Api::<OidcUser>::namespaced(client.clone(), &own), watcher::Config::default())
+            .with_config(config.clone());
+    let user_reflector = users_controller.store();
+    let watched = user_reflector.clone();
+    let users_controller = users_controller
+        .watches(Api::<Secret>::namespaced(client.clone(), &own), watcher::Config::default(), move |secret: Secret| {
+            users::owners_of(&secret, &watched.state()).iter().map(|u| ObjectRef::from_obj(&**u)).collect::<Vec<_>>()
+        })
+        .reconcile_all_on(each_change(&repair))
+        .graceful_shutdown_on(signal());
+    let keys_controller =
+        Controller::new(Api::<SigningKey>::namespaced(client.clone(), &own), watcher::Config::default())
+            .with_config(config)
+            .owns(Api::<Secret>::namespaced(client, &own), watcher::Config::default().labels(SIGNING_KEY_LABEL))
+            .reconcile_all_on(each_change(&repair))
+            .graceful_shutdown_on(signal());
+
+    let mut client_caches = Vec::new();
+    let mut client_reports = Vec::new();
+    for controller in &client_controllers {
+        let (cache, report) = Cache::new(controller.store());
+        client_caches.push(cache);
+        client_reports.push(report);
+    }
+    let (user_cache, user_report) = Cache::new(user_reflector);
+    let context = Arc::new(Context::new(Arc::clone(&shared), client_caches, user_cache));
+    match epoch(&*shared.store).await {
+        Ok(epoch) => {
+            context.set_epoch(epoch.id);
+        }
+        Err(error) => tracing::warn!(%error, "reading the store's data epoch"),
+    }
+
+    let mut tasks = Vec::new();
+    for (controller, report) in client_controllers.into_iter().zip(client_reports) {
+        let store = controller.store();
+        let run = drain(controller.run(clients::reconcile, error_policy, Arc::clone(&context)));
+        tasks.push(tokio::spawn(reporting_readiness(run, store, report, stop_rx.clone())));
+    }
+    let users_run = drain(users_controller.run(users::reconcile, error_policy, Arc::clone(&context)));
+    tasks.push(tokio::spawn(reporting_readiness(users_run, context.users.store.clone(), user_report, stop_rx.clone())));
+    let keys_store = keys_controller.store();
+    let keys_run = drain(keys_controller.run(signing_keys::reconcile, error_policy, Arc::clone(&context)));
+    tasks.push(tokio::spawn(reporting_readiness(keys_run, keys_store, watch::channel(false).0, stop_rx.clone())));
+    let epoch_watch = tokio::spawn(watch_epoch(Arc::clone(&context), repair, stop_rx.clone()));
+    let sweeper = tokio::spawn(sweep_periodically(Arc::clone(&context), stop_rx));
+
+    for task in tasks {
+        if let Err(error) = task.await {
+            tracing::warn!(%error, "a controller task failed");
+        }
+    }
+    for task in [epoch_watch, sweeper] {
+        if let Err(error) = task.await {
+            tracing::warn!(%error, "a controller task failed");
+        }
+    }
+    stopper.abort();
+}
+
+/// Runs a controller and, in the same task, reports when its cache has listed: waiting on
+/// the cache from this task cannot take the wake-up of the controller's runner (see
+/// [`Cache`]).
+///
+/// A controller stopped before its cache listed is dropped instead of shut down
+/// gracefully: its runner waits for the first LIST, which a shutdown no longer reads, so
+/// it would wait forever; and it has reconciled nothing yet, so there is nothing to let
+/// finish.
+async fn reporting_readiness<K>(
+    run: impl Future<Output = ()>,
+    store: Reflector<K>,
+    report: watch::Sender<bool>,
+    mut stop: watch::Receiver<bool>,
+) where
+    K: 'static + Resource<DynamicType = ()> + Clone,
+{
+    let listed = report.subscribe();
+    let ready = async move {
+        if store.wait_until_ready().await.is_ok() {
+            report.send_replace(true);
+        }
+    };
+    let stopped_unlisted = async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+        if *listed.borrow() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        _ = futures::future::join(run, ready) => {}
+        () = stopped_unlisted => tracing::debug!("stopped before the first LIST: nothing to finish"),
+    }
+}
+
+async fn drain<T, E: std::fmt::Display>(stream: impl futures::Stream<Item = Result<T, E>>) {
+    stream
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "reconcile");
+            }
+        })
+        .await;
+}
+
+/// Retries a failed resource as its kind of failure asks (counted in [`Context::finish`]).
+fn error_policy<K: Resource<DynamicType = ()>>(
+    object: Arc<K>,
+    error: &ControllerError,
+    context: Arc<Context>,
+) -> Action {
+    let key = object_key(&*object);
+    let delay = retry_delay(error.retry(), context.failures(&key));
+    tracing::warn!(resource = %key, kind = error.kind(), %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Reads the store's data epoch every [`EPOCH_POLL`]; when it changed — the store lost
+/// its data, so a new one was made — every resource is reconciled at once, which writes
+/// what the reconciles remembered as applied under the old epoch, whatever a cached read
+/// says.
+async fn watch_epoch(context: Arc<Context>, repair: watch::Sender<u64>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(EPOCH_POLL) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+        match epoch(&*context.shared.store).await {
+            Ok(epoch) => {
+                if context.set_epoch(epoch.id) {
+                    tracing::warn!("the store's data epoch changed (its data was lost): applying every resource again");
+                    repair.send_modify(|count| *count = count.wrapping_add(1));
+                }
+            }
+            Err(error) => tracing::debug!(%error, "reading the store's data epoch"),
+        }
+    }
+}
+
+/// Sweeps once the reflectors listed, then every resync period.
+async fn sweep_periodically(context: Arc<Context>, mut stop: watch::Receiver<bool>) {
+    let period = context.shared.config.resync_period;
+    loop {
+        tokio::select! {
+            result = sweep(&context) => match result {
+                Ok(swept) if swept.clients.is_empty() && swept.users.is_empty() => {}
+                Ok(swept) => tracing::info!(clients = ?swept.clients, users = ?swept.users, "swept undeclared records"),
+                Err(error) => tracing::warn!(%error, "sweeping undeclared records"),
+            },
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(period) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watch_namespaces_default_to_the_own_namespace() {
+        assert_eq!(WatchNamespaces::parse(None, "auth"), WatchNamespaces::List(vec!["auth".into()]));
+        assert_eq!(WatchNamespaces::parse(Some("*"), "auth"), WatchNamespaces::All);
+        assert_eq!(
+            WatchNamespaces::parse(Some("b, a,,b"), "auth"),
+            WatchNamespaces::List(vec!["a".into(), "b".into()])
+        );
+    }
+}

@@ -1,0 +1,90 @@
+//! `OidcUser`s (in the controller's namespace): reads the password Secret and the peers,
+//! asks [`decide_user`] what to do and does exactly that — revoke the usernames it no
+//! longer uses, write the record only when the stored one differs, then status and events.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+
+use super::context::{Context, ControllerError, object_key};
+use super::finalizer::{Event, finalizer};
+use super::status::{apply_status, publish, report_unavailable};
+use crate::controller::decide::user::{UserDecision, decide_user, user_cleanup, user_names};
+use crate::crd::OidcUser;
+
+/// The kind, for metrics and keys.
+pub const KIND: &str = "OidcUser";
+
+/// Reconciles one `OidcUser`: the finalizer, then [`apply`] or [`cleanup`].
+pub async fn reconcile(user: Arc<OidcUser>, context: Arc<Context>) -> Result<Action, ControllerError> {
+    let started = Instant::now();
+    let key = object_key(&*user);
+    let api: Api<OidcUser> = Api::namespaced(context.shared.client.clone(), &context.shared.config.namespace);
+    let result = finalizer(&api, user, |event| async {
+        match event {
+            Event::Apply(user) => apply(&user, &api, &context).await,
+            Event::Cleanup(user) => cleanup(&user, &context).await,
+        }
+    })
+    .await;
+    context.finish(KIND, key, started, result.is_ok());
+    result
+}
+
+async fn apply(user: &OidcUser, api: &Api<OidcUser>, context: &Context) -> Result<Action, ControllerError> {
+    let secrets: Api<Secret> = Api::namespaced(context.shared.client.clone(), &context.shared.config.namespace);
+    let password = secrets.get_opt(&user.spec.password_secret_ref.name).await?;
+    let peers = context.users_concerning(&user_names(user)).await;
+    let decision = decide_user(user, password.as_ref(), &peers, context.shared.clock.now());
+    match carry_out(user, &decision, context).await {
+        Ok(()) => {}
+        Err(ControllerError::Store(error)) => {
+            report_unavailable(api, user, user.status.as_ref(), context).await;
+            return Err(error.into());
+        }
+        Err(error) => return Err(error),
+    }
+    apply_status(api, user, user.status.as_ref(), &decision.status).await?;
+    publish(context, &user.object_ref(&()), &decision.events, "Reconcile").await;
+    Ok(context.requeue(decision.requeue))
+}
+
+/// Carries out the store side of a decision.
+async fn carry_out(user: &OidcUser, decision: &UserDecision, context: &Context) -> Result<(), ControllerError> {
+    let shared = &context.shared;
+    let key = object_key(user);
+    for username in &decision.delete {
+        shared.store.delete_user(username).await?;
+        tracing::info!(%username, user = %user.name_any(), "removed a username the resource no longer uses");
+    }
+    let Some(record) = &decision.apply else {
+        shared.memo.forget(&key);
+        return Ok(());
+    };
+    let stored = shared.store.user_by_username(&record.username).await?;
+    if context.applying(key, &record.username, None, stored.as_deref(), record) {
+        shared.store.put_user(record.clone()).await?;
+    }
+    Ok(())
+}
+
+/// Removes the applied and the current username unless another resource holds them;
+/// that ends the user's sessions (every request re-reads the user).
+async fn cleanup(user: &OidcUser, context: &Context) -> Result<Action, ControllerError> {
+    let peers = context.users_concerning(&user_names(user)).await;
+    for username in user_cleanup(user, &peers) {
+        context.shared.store.delete_user(&username).await?;
+    }
+    context.shared.memo.forget(&object_key(user));
+    Ok(Action::await_change())
+}
+
+/// The `OidcUser`s whose password Secret `secret` is, for the Secret watch.
+pub fn owners_of(secret: &Secret, users: &[Arc<OidcUser>]) -> Vec<Arc<OidcUser>> {
+    let name = secret.name_any();
+    users.iter().filter(|u| u.spec.password_secret_ref.name == name).cloned().collect()
+}

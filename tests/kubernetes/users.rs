@@ -1,0 +1,121 @@
+//! `OidcUser`s: the record follows the resource and its password Secret, a flushed Redis is
+//! restored by the resync, usernames conflict, a rename revokes the old username at once.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use portcullis::crd::{OidcClient, OidcUser};
+use portcullis::secrets;
+use portcullis::store::Directory;
+use serde_json::json;
+
+use crate::harness::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flushed_redis_is_restored_by_the_periodic_resync_and_deleted_users_are_removed() {
+    let cluster = Cluster::start("t-resync").await;
+    let replica = Replica::start(&cluster, "replica-a").await;
+    let clients: Api<OidcClient> = cluster.api();
+    let users: Api<OidcUser> = cluster.api();
+    let secrets_api: Api<Secret> = cluster.api();
+    clients.create(&PostParams::default(), &oidc_client("app", machine_spec())).await.unwrap();
+    let hash = secrets::hash("alice-password").unwrap();
+    let password: Secret = serde_json::from_value(json!({
+        "metadata": { "name": "alice-password", "namespace": NAMESPACE },
+        "data": { "hash": STANDARD.encode(&hash) },
+    }))
+    .unwrap();
+    secrets_api.create(&PostParams::default(), &password).await.unwrap();
+    let user: OidcUser = serde_json::from_value(json!({
+        "apiVersion": "portcullis.dev/v1alpha1", "kind": "OidcUser",
+        "metadata": { "name": "alice", "namespace": NAMESPACE },
+        "spec": { "username": "alice", "email": "alice@example.com", "passwordSecretRef": { "name": "alice-password", "key": "hash" } },
+    }))
+    .unwrap();
+    users.create(&PostParams::default(), &user).await.unwrap();
+    eventually("both records", WAIT, || async {
+        let client = cluster.store.client("app").await.unwrap();
+        let user = cluster.store.user_by_username("alice").await.unwrap();
+        (client.is_some() && user.is_some_and(|u| u.password_hash == hash)).then_some(())
+    })
+    .await;
+
+    // Let the reconciles triggered by the resources' own status writes finish, so that only
+    // the periodic resync can bring the records back.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(cluster.redis.cli(&["FLUSHALL"]), vec!["OK".to_owned()]);
+    // Read Redis itself: the store's directory cache would still answer.
+    let exists = |key: &str| cluster.redis.cli(&["EXISTS", key]) == vec!["1".to_owned()];
+    assert!(!exists("t-resync:v1:{clients}:client:app"));
+    eventually("the resync restores both records", WAIT, || async {
+        (exists("t-resync:v1:{clients}:client:app") && exists("t-resync:v1:{users}:user:alice")).then_some(())
+    })
+    .await;
+
+    // The password Secret changes → the user record follows.
+    let new_hash = secrets::hash("new-password").unwrap();
+    let patch = json!({ "data": { "hash": STANDARD.encode(&new_hash) } });
+    secrets_api.patch("alice-password", &PatchParams::default(), &Patch::Merge(patch)).await.unwrap();
+    eventually("the new password hash", WAIT, || async {
+        cluster
+            .store
+            .user_by_username("alice")
+            .await
+            .unwrap()
+            .is_some_and(|u| u.password_hash == new_hash)
+            .then_some(())
+    })
+    .await;
+
+    // A second resource for the same username conflicts; deleting it leaves alice alone.
+    let mut twin = user.clone();
+    twin.metadata.name = Some("alice-twin".into());
+    users.create(&PostParams::default(), &twin).await.unwrap();
+    let (status, reason) = eventually("the username conflict", WAIT, || async {
+        ready(&cluster.api.get("oidcusers", NAMESPACE, "alice-twin")?)
+    })
+    .await;
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "UsernameConflict"));
+    users.delete("alice-twin", &DeleteParams::default()).await.unwrap();
+    eventually("the twin is gone", WAIT, || async {
+        cluster.api.get("oidcusers", NAMESPACE, "alice-twin").is_none().then_some(())
+    })
+    .await;
+    assert!(exists("t-resync:v1:{users}:user:alice"), "the twin's deletion left alice's record");
+
+    users.delete("alice", &DeleteParams::default()).await.unwrap();
+    eventually("the user is removed", WAIT, || async {
+        (cluster.api.get("oidcusers", NAMESPACE, "alice").is_none()
+            && cluster.store.user_by_username("alice").await.unwrap().is_none())
+        .then_some(())
+    })
+    .await;
+    replica.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_username_is_revoked_at_once_and_the_old_one_cannot_sign_in() {
+    let cluster = Cluster::start("t-user-rename").await;
+    let replica = Replica::start(&cluster, "replica-a").await;
+    let users: Api<OidcUser> = cluster.api();
+    let hash = cluster.create_user_with_password("alice", "alice", "alice-password").await;
+    eventually("alice", WAIT, || async { cluster.holds_user("alice").then_some(()) }).await;
+    let object = wait_ready(&cluster, "oidcusers", "alice", ("True", "Reconciled")).await;
+    assert_eq!(object["status"]["username"], "alice");
+    assert_eq!(object["status"]["subject"], "alice");
+
+    let patch = json!({ "spec": { "username": "alice.smith" } });
+    users.patch("alice", &PatchParams::default(), &Patch::Merge(patch)).await.unwrap();
+    eventually("the new username", WAIT, || async { cluster.holds_user("alice.smith").then_some(()) }).await;
+    assert!(!cluster.holds_user("alice"), "the old username was revoked before the new one was written");
+    assert!(cluster.store.user_by_username("alice.smith").await.unwrap().is_some_and(|u| u.password_hash == hash));
+    eventually("the status records the new username", WAIT, || async {
+        (cluster.api.get("oidcusers", NAMESPACE, "alice")?["status"]["username"] == "alice.smith").then_some(())
+    })
+    .await;
+    assert!(cluster.store.user_by_username("alice").await.unwrap().is_none(), "the old username cannot sign in");
+    replica.shutdown().await;
+}
