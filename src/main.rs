@@ -242,7 +242,7 @@ fn serve(args: ServeArgs) -> ExitCode {
 }
 
 fn controller(args: ControllerArgs) -> ExitCode {
-    use portcullis::kubernetes::{self, ControllerConfig, WatchNamespaces, lease::LeaseConfig, metrics};
+    use portcullis::kubernetes::{self, ControllerConfig, LeaseConfig, WatchNamespaces, metrics};
 
     if let Err(error) = server::validate_issuer(&args.issuer) {
         eprintln!("portcullis controller: {error}");
@@ -295,7 +295,7 @@ fn controller(args: ControllerArgs) -> ExitCode {
             server::shutdown_signal().await;
             let _ = stop_tx.send(true);
         };
-        kubernetes::run(client, std::sync::Arc::new(store), config, Clock::system(), metrics, shutdown).await;
+        kubernetes::run::run(client, std::sync::Arc::new(store), config, Clock::system(), metrics, shutdown).await;
         drop(stop_rx);
         match metrics_server.await {
             Ok(Ok(())) => Ok(()),

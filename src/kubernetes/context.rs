@@ -12,8 +12,8 @@ use kube::runtime::reflector::Store as Reflector;
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::{Semaphore, watch};
 
+use super::config::ControllerConfig;
 use super::metrics::ControllerMetrics;
-use super::run::ControllerConfig;
 use crate::clock::Clock;
 use crate::controller::decide::Requeue;
 use crate::controller::decide::claim::Claimant;

@@ -14,17 +14,8 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 use tokio::sync::watch;
 
+use super::config::LeaseConfig;
 use super::create_params;
-
-/// Who competes for which Lease.
-#[derive(Debug, Clone)]
-pub struct LeaseConfig {
-    pub name: String,
-    /// This replica's identity (the pod name, or host name plus a random suffix).
-    pub identity: String,
-    /// How long a silent holder keeps the Lease.
-    pub duration: Duration,
-}
 
 /// What this replica knows about the Lease between attempts.
 struct Observed {

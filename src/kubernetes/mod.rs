@@ -2,7 +2,7 @@
 //! Secrets and Redis, its leader election ([`lease`]) and metrics ([`metrics`]), and the
 //! signing-key Secrets that `serve --kubernetes` watches ([`key_secrets`]).
 //!
-//! The controller has the shape of kube-rs's `controller-rs`: [`run`] elects a leader and
+//! The controller has the shape of kube-rs's `controller-rs`: [`run::run`] elects a leader and
 //! runs one `kube-runtime` controller per kind — [`clients`], [`users`], [`signing_keys`] —
 //! whose thin `reconcile` hands the resource to [`finalizer`] and on to `apply` or
 //! `cleanup`. Those read the inputs (the resource, its Secret, the peers in the reflector
@@ -12,6 +12,7 @@
 //! [`run`] re-applies everything at once when the store's data epoch changes.
 
 pub mod clients;
+pub mod config;
 pub mod context;
 pub mod finalizer;
 pub mod key_secrets;
@@ -23,7 +24,7 @@ pub mod status;
 pub mod sweep;
 pub mod users;
 
-pub use run::{ControllerConfig, WatchNamespaces, run};
+pub use config::{ControllerConfig, LeaseConfig, WatchNamespaces};
 
 /// The field manager of every write the controller makes (server-side apply of status,
 /// creates and patches), so `managedFields` say which fields are the controller's.

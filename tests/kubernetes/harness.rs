@@ -13,9 +13,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use portcullis::clock::Clock;
 use portcullis::crd::{OidcClient, OidcUser};
-use portcullis::kubernetes::lease::LeaseConfig;
 use portcullis::kubernetes::metrics::ControllerMetrics;
-use portcullis::kubernetes::{self, ControllerConfig, WatchNamespaces};
+use portcullis::kubernetes::{self, ControllerConfig, LeaseConfig, WatchNamespaces};
 use portcullis::secrets;
 use portcullis::store::{Directory, RedisConfig, RedisStore};
 use serde_json::{Value, json};
@@ -173,7 +172,7 @@ impl Replica {
         let store = Arc::new(RedisStore::connect(redis_config(&cluster.redis, &cluster.prefix)).await.unwrap());
         let metrics = Arc::new(ControllerMetrics::new().unwrap());
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(kubernetes::run(
+        let task = tokio::spawn(kubernetes::run::run(
             cluster.api.client(),
             store,
             config,
