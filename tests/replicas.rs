@@ -429,20 +429,6 @@ async fn a_client_changed_in_the_registry_is_seen_by_every_replica_within_a_seco
     }
 }
 
-/// Redis commands served so far, by command, from `INFO commandstats`, leaving out the
-/// `INFO` and `AUTH` of the measuring `redis-cli` and connection upkeep (`PING`).
-fn commands_served(redis: &RedisServer) -> std::collections::BTreeMap<String, u64> {
-    redis
-        .cli(&["INFO", "commandstats"])
-        .iter()
-        .filter_map(|line| {
-            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = stats.split(',').find_map(|s| s.strip_prefix("calls="))?.parse().ok()?;
-            (!matches!(name, "info" | "ping" | "auth")).then(|| (name.to_owned(), calls))
-        })
-        .collect()
-}
-
 fn calls_between(
     before: &std::collections::BTreeMap<String, u64>,
     after: &std::collections::BTreeMap<String, u64>,
@@ -470,16 +456,16 @@ async fn hot_path_issuing_costs_no_redis_round_trip_and_validation_and_userinfo_
     };
     assert_eq!(introspect().await.unwrap().status(), 200);
 
-    let before = commands_served(&redis);
+    let before = redis.commands_served();
     for _ in 0..20 {
         assert_eq!(issue().await.unwrap().status(), 200);
     }
-    let after_issuing = commands_served(&redis);
+    let after_issuing = redis.commands_served();
     assert_eq!(calls_between(&before, &after_issuing), 0, "issuing: {before:?} -> {after_issuing:?}");
     for _ in 0..10 {
         assert_eq!(introspect().await.unwrap().json::<Value>().await.unwrap()["active"], true);
     }
-    let after_validating = commands_served(&redis);
+    let after_validating = redis.commands_served();
     assert_eq!(calls_between(&after_issuing, &after_validating), 10, "one deny-list check per validation");
 
     let code = sign_in(&browser(), &a, &a, "openid profile").await;
@@ -492,11 +478,11 @@ async fn hot_path_issuing_costs_no_redis_round_trip_and_validation_and_userinfo_
     let user_token = tokens["access_token"].as_str().unwrap().to_owned();
     let userinfo = || http.get(a.url("/userinfo")).bearer_auth(&user_token).send();
     assert_eq!(userinfo().await.unwrap().status(), 200, "warms the user into the replica's directory cache");
-    let before = commands_served(&redis);
+    let before = redis.commands_served();
     for _ in 0..10 {
         assert_eq!(userinfo().await.unwrap().status(), 200);
     }
-    let after_userinfo = commands_served(&redis);
+    let after_userinfo = redis.commands_served();
     assert_eq!(calls_between(&before, &after_userinfo), 10, "one deny-list check per userinfo: {after_userinfo:?}");
 }
 

@@ -92,18 +92,9 @@ impl Cluster {
         RedisWrites { changes, publishes }
     }
 
-    /// Redis commands served so far, by command (`INFO commandstats`), leaving out the
-    /// measuring `redis-cli`'s `INFO` and `AUTH` and connection upkeep (`PING`).
+    /// Redis commands served so far, by command (`INFO commandstats`).
     pub fn redis_commands(&self) -> BTreeMap<String, u64> {
-        self.redis
-            .cli(&["INFO", "commandstats"])
-            .iter()
-            .filter_map(|line| {
-                let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-                let calls = stats.split(',').find_map(|s| s.strip_prefix("calls="))?.parse().ok()?;
-                (!matches!(name, "info" | "ping" | "auth")).then(|| (name.to_owned(), calls))
-            })
-            .collect()
+        self.redis.commands_served()
     }
 
     pub async fn create_user_with_password(&self, name: &str, username: &str, password: &str) -> String {

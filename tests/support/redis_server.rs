@@ -88,6 +88,20 @@ impl RedisServer {
             .expect("redis-cli comes with redis-server");
         String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect()
     }
+
+    /// Redis commands served so far, by command, from `INFO commandstats`, leaving out the
+    /// `INFO` and `AUTH` of the measuring `redis-cli` and connection upkeep (`PING`).
+    #[allow(dead_code)]
+    pub fn commands_served(&self) -> std::collections::BTreeMap<String, u64> {
+        self.cli(&["INFO", "commandstats"])
+            .iter()
+            .filter_map(|line| {
+                let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = stats.split(',').find_map(|s| s.strip_prefix("calls="))?.parse().ok()?;
+                (!matches!(name, "info" | "ping" | "auth")).then(|| (name.to_owned(), calls))
+            })
+            .collect()
+    }
 }
 
 impl Drop for RedisServer {
