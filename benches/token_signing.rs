@@ -37,6 +37,7 @@ fn m2m_client() -> ClientRecord {
         access_token_ttl: None,
         require_pkce: false,
         skip_consent: false,
+        web_origins: vec![],
         registration: None,
     }
 }

@@ -27,6 +27,11 @@ pub struct ClientRecord {
     pub access_token_ttl: Option<u64>,
     pub require_pkce: bool,
     pub skip_consent: bool,
+    /// The browser origins allowed to read this client's token, userinfo and revocation
+    /// answers (CORS): derived once from its redirect URIs and `allowedOrigins` by
+    /// [`crate::protocol::cors::web_origins`].
+    #[serde(default)]
+    pub web_origins: Vec<String>,
     /// Set for clients that registered themselves (RFC 7591); `None` for declared ones.
     #[serde(default)]
     pub registration: Option<Registration>,
@@ -73,6 +78,7 @@ impl ClientRecord {
             access_token_ttl: None,
             require_pkce: true,
             skip_consent: false,
+            web_origins: vec![],
             registration: None,
         }
     }

@@ -64,6 +64,7 @@ fn client(id: &str) -> ClientRecord {
         access_token_ttl: None,
         require_pkce: true,
         skip_consent: false,
+        web_origins: vec![],
         registration: None,
     }
 }

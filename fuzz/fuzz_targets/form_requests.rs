@@ -53,6 +53,7 @@ fn client() -> ClientRecord {
         access_token_ttl: None,
         require_pkce: true,
         skip_consent: false,
+        web_origins: vec![],
         registration: None,
     }
 }

@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
         access_token_ttl: None,
         require_pkce: true,
         skip_consent: false,
+        web_origins: vec![],
         registration: None,
     };
     if let Some(uri) = requested {

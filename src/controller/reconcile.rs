@@ -8,8 +8,9 @@ use kube::ResourceExt;
 use url::Url;
 
 use super::manifests::DEFAULT_NAMESPACE;
-use crate::crd::{OidcClient, OidcUser, SigningKey};
+use crate::crd::{OidcClient, OidcClientSpec, OidcUser, SigningKey};
 use crate::model::{ClientRecord, UserRecord};
+use crate::protocol::cors;
 use crate::protocol::registration::CLIENT_ID_PREFIX;
 use crate::secrets::{self, SecretError};
 use crate::vocabulary::Scope;
@@ -55,6 +56,8 @@ pub enum Problem {
     NoRedirectUri,
     #[error("{field}: `{uri}` is not an absolute URI without a fragment (RFC 6749 §3.1.2)")]
     InvalidUri { field: &'static str, uri: String },
+    #[error("spec.allowedOrigins: `{0}` is not an origin (scheme://host[:port], as browsers send it in Origin)")]
+    InvalidOrigin(String),
     #[error("spec.scopes: {0}")]
     InvalidScope(String),
     #[error("{field}: `{value}` is not a duration between 1s and {max}")]
@@ -207,9 +210,19 @@ pub fn plan_client(client: &OidcClient, credentials: Option<&Secret>) -> Result<
         access_token_ttl: access_token_ttl.map(|d| d.as_secs()),
         require_pkce: spec.require_pkce || public,
         skip_consent: spec.skip_consent,
+        web_origins: client_web_origins(spec).map_err(fail)?,
         registration: None,
     };
     Ok(ClientPlan { record, generated })
+}
+
+/// The client's CORS origins; every declared one must be an exact origin.
+fn client_web_origins(spec: &OidcClientSpec) -> Result<Vec<String>, Problem> {
+    let allowed = spec.allowed_origins.as_deref();
+    if let Some(invalid) = allowed.into_iter().flatten().find(|origin| !cors::is_origin(origin)) {
+        return Err(Problem::InvalidOrigin(invalid.clone()));
+    }
+    Ok(cors::web_origins(&spec.redirect_uris, &spec.post_logout_redirect_uris, allowed))
 }
 
 /// RFC 6749 §3.1.2: a redirection endpoint URI is absolute and has no fragment.

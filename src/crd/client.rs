@@ -79,6 +79,11 @@ pub struct OidcClientSpec {
     /// Skip the consent page for this (first-party) client.
     #[serde(default)]
     pub skip_consent: bool,
+    /// Browser origins (`scheme://host[:port]`) whose scripts may call the token, userinfo and
+    /// revocation endpoints (CORS), in addition to the origins of `redirectUris` and
+    /// `postLogoutRedirectUris`, which count by default. An empty list allows no origin at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 fn default_grant_types() -> Vec<GrantType> {

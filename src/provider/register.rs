@@ -18,6 +18,7 @@ use super::respond::no_store;
 use super::state::{Provider, RegistrationPolicy};
 use crate::audit::{self, AuditEvent, AuditFields};
 use crate::model::{ClientRecord, Registration};
+use crate::protocol::cors::web_origins;
 use crate::protocol::endpoints;
 use crate::protocol::registration::{
     CLIENT_ID_PREFIX, ClientInformation, RegistrationError, RegistrationErrorCode, validate,
@@ -136,6 +137,7 @@ async fn build(
         access_token_ttl: None,
         require_pkce: valid.auth_method == TokenEndpointAuthMethod::None,
         skip_consent: false,
+        web_origins: web_origins(&valid.metadata.redirect_uris, &valid.metadata.post_logout_redirect_uris, None),
         registration: Some(Registration {
             metadata: valid.metadata,
             access_token_hash: secrets::token_digest(&token),

@@ -23,6 +23,7 @@ pub fn m2m_client(scopes: &str) -> ClientRecord {
         access_token_ttl: None,
         require_pkce: false,
         skip_consent: false,
+        web_origins: vec![],
         registration: None,
     }
 }
