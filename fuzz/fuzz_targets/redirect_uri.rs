@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
         client_id: "app".into(),
         client_name: None,
         secret_hash: None,
-        auth_method: TokenEndpointAuthMethod::None,
+        auth_method: Some(TokenEndpointAuthMethod::None),
         redirect_uris: lines.map(str::to_owned).collect(),
         post_logout_redirect_uris: vec![],
         grant_types: vec![GrantType::AuthorizationCode],

@@ -153,7 +153,7 @@ pub fn plan_client(client: &OidcClient, credentials: Option<&Secret>) -> Result<
         .map_err(fail)?
         .flatten()
         .filter(|s| !s.is_empty());
-    let public = spec.token_endpoint_auth_method == TokenEndpointAuthMethod::None;
+    let public = spec.token_endpoint_auth_method == Some(TokenEndpointAuthMethod::None);
     if public && secret.is_some() {
         return Err(fail(Problem::PublicClientWithSecret));
     }
@@ -370,7 +370,7 @@ mod tests {
 
     #[test]
     fn public_client_has_no_secret_requires_pkce_and_no_client_credentials() {
-        let public = |c: &mut OidcClientSpec| c.token_endpoint_auth_method = TokenEndpointAuthMethod::None;
+        let public = |c: &mut OidcClientSpec| c.token_endpoint_auth_method = Some(TokenEndpointAuthMethod::None);
         let plan = plan_client(&client(public), None).unwrap();
         assert!(plan.record.secret_hash.is_none() && plan.generated.is_none() && plan.record.require_pkce);
         let err = plan_client(&client(public), Some(&secret(&[("clientSecret", "x")]))).unwrap_err();

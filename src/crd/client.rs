@@ -58,9 +58,11 @@ pub struct OidcClientSpec {
     #[serde(default)]
     pub scopes: Vec<String>,
     /// How the client authenticates at the token, introspection and revocation endpoints
-    /// (RFC 7591 `token_endpoint_auth_method`); `none` makes it a public client.
-    #[serde(default)]
-    pub token_endpoint_auth_method: TokenEndpointAuthMethod,
+    /// (RFC 7591 `token_endpoint_auth_method`); `none` makes it a public client. When unset, the
+    /// client authenticates with its secret either way, `client_secret_basic` or
+    /// `client_secret_post`; when set, only that method is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_method: Option<TokenEndpointAuthMethod>,
     /// Secret holding the credentials (keys `clientId`, `clientSecret`). Defaults to `<metadata.name>-credentials`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,

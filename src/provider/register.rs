@@ -109,7 +109,7 @@ async fn build(
 ) -> Result<(ClientRecord, Option<String>, String), ApiError> {
     let valid = validate(metadata, &provider.config.registration_scopes).map_err(ApiError::Registration)?;
     let (secret, secret_hash) = match (valid.auth_method, current.and_then(|c| c.secret_hash.clone())) {
-        (TokenEndpointAuthMethod::None, _) => (None, None),
+        (Some(TokenEndpointAuthMethod::None), _) => (None, None),
         (_, Some(hash)) => (None, Some(hash)),
         (_, None) => {
             let secret = secrets::random_token(32)?;
@@ -135,7 +135,7 @@ async fn build(
         roles: Vec::new(),
         audience: Vec::new(),
         access_token_ttl: None,
-        require_pkce: valid.auth_method == TokenEndpointAuthMethod::None,
+        require_pkce: valid.auth_method == Some(TokenEndpointAuthMethod::None),
         skip_consent: false,
         web_origins: web_origins(&valid.metadata.redirect_uris, &valid.metadata.post_logout_redirect_uris, None),
         registration: Some(Registration {

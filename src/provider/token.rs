@@ -22,9 +22,9 @@ use crate::model::ClientRecord;
 use crate::protocol::form::FormParams;
 use crate::protocol::token::{self, GrantRequest, TokenResponse};
 use crate::secrets;
+use crate::vocabulary::GrantType;
 use crate::vocabulary::OAuthError;
 use crate::vocabulary::Scope;
-use crate::vocabulary::{GrantType, TokenEndpointAuthMethod};
 
 /// Bytes of randomness in a token id (`jti`).
 const JTI_BYTES: usize = 16;
@@ -87,7 +87,7 @@ fn client_credentials(
     client: &ClientRecord,
     requested: Option<&Scope>,
 ) -> Result<TokenResponse, ApiError> {
-    if client.auth_method == TokenEndpointAuthMethod::None {
+    if client.is_public() {
         return Err(OAuthError::unauthorized_client("public clients cannot use the client_credentials grant").into());
     }
     let scope = token::client_credentials_scope(client, requested)?;
