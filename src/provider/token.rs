@@ -18,6 +18,7 @@ use super::state::Provider;
 use super::user_grants;
 use crate::audit::{self, AuditEvent, AuditFields};
 use crate::keys::JwtType;
+use crate::metrics::{NO_GRANT, UNSUPPORTED_GRANT};
 use crate::model::ClientRecord;
 use crate::protocol::form::FormParams;
 use crate::protocol::token::{self, GrantRequest, TokenResponse};
@@ -59,8 +60,8 @@ pub async fn token(
 /// The `grant_type` label: one of the grants we know, so a made-up value adds no series.
 fn grant_type_label(form: &FormParams) -> &'static str {
     match form.get("grant_type").ok().flatten() {
-        Some(name) => name.parse::<GrantType>().map_or("unsupported", GrantType::as_str),
-        None => "none",
+        Some(name) => name.parse::<GrantType>().map_or(UNSUPPORTED_GRANT, GrantType::as_str),
+        None => NO_GRANT,
     }
 }
 
