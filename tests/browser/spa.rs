@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 
 use crate::chromium::Chromium;
 use crate::harness::TestServer;
+use crate::parties::serve_on_loopback;
 
 /// oidc-client-ts 3.5.0, vendored unmodified (see `vendor/oidc-client-ts/README.md`).
 const OIDC_CLIENT: &str = include_str!("vendor/oidc-client-ts/oidc-client-ts.min.js");
@@ -79,17 +80,8 @@ struct Page {
 
 impl WebApp {
     async fn start(issuer: &str) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding the web app");
-        let origin = format!("http://{}", listener.local_addr().expect("local address"));
         let page = Arc::new(Page { issuer: issuer.to_owned(), client_id: Mutex::new(String::new()) });
-        let app = axum::Router::new().fallback(serve).with_state(Arc::clone(&page));
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            let _ = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
-        });
+        let (origin, stop) = serve_on_loopback(axum::Router::new().fallback(serve).with_state(Arc::clone(&page))).await;
         Self { origin, page, _stop: stop }
     }
 
