@@ -387,6 +387,31 @@ mod tests {
     }
 
     #[test]
+    fn web_origins_come_from_the_redirect_uris_plus_allowed_origins_which_must_be_origins() {
+        let plan = plan_client(&client(|_| {}), None).unwrap();
+        assert_eq!(plan.record.web_origins, vec!["https://app.example".to_owned()]);
+        let extra = client(|c| c.allowed_origins = Some(vec!["http://localhost:3000".into()]));
+        let plan = plan_client(&extra, None).unwrap();
+        assert_eq!(plan.record.web_origins, vec!["http://localhost:3000".to_owned(), "https://app.example".to_owned()]);
+        let none = plan_client(&client(|c| c.allowed_origins = Some(vec![])), None).unwrap();
+        assert!(none.record.web_origins.is_empty(), "allowedOrigins: [] turns the default off");
+        let err = plan_client(&client(|c| c.allowed_origins = Some(vec!["https://spa.example/app".into()])), None);
+        assert!(
+            matches!(err.unwrap_err().problem, Problem::InvalidOrigin(origin) if origin == "https://spa.example/app")
+        );
+    }
+
+    #[test]
+    fn an_unset_auth_method_is_kept_apart_from_an_explicit_basic() {
+        assert_eq!(plan_client(&client(|_| {}), None).unwrap().record.auth_method, None);
+        let basic = client(|c| c.token_endpoint_auth_method = Some(TokenEndpointAuthMethod::ClientSecretBasic));
+        assert_eq!(
+            plan_client(&basic, None).unwrap().record.auth_method,
+            Some(TokenEndpointAuthMethod::ClientSecretBasic)
+        );
+    }
+
+    #[test]
     fn rfc6749_3_1_2_redirect_uris_are_absolute_without_fragment() {
         for bad in ["/relative", "https://app.example/cb#frag", "not a uri"] {
             let err = plan_client(&client(|c| c.redirect_uris = vec![bad.into()]), None).unwrap_err();

@@ -62,6 +62,7 @@ pub struct OidcClientSpec {
     /// client authenticates with its secret either way, `client_secret_basic` or
     /// `client_secret_post`; when set, only that method is accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "optional_auth_method")]
     pub token_endpoint_auth_method: Option<TokenEndpointAuthMethod>,
     /// Secret holding the credentials (keys `clientId`, `clientSecret`). Defaults to `<metadata.name>-credentials`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,6 +87,12 @@ pub struct OidcClientSpec {
     /// `postLogoutRedirectUris`, which count by default. An empty list allows no origin at all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_origins: Option<Vec<String>>,
+}
+
+/// The schema of an optional method, spelled out: the generated one would carry the enum's
+/// own description instead of the field's.
+fn optional_auth_method(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "string", "enum": TokenEndpointAuthMethod::NAMES, "nullable": true})
 }
 
 fn default_grant_types() -> Vec<GrantType> {
