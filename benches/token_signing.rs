@@ -27,7 +27,7 @@ fn m2m_client() -> ClientRecord {
         client_id: "batch-job".into(),
         client_name: None,
         secret_hash: None,
-        auth_method: TokenEndpointAuthMethod::ClientSecretBasic,
+        auth_method: Some(TokenEndpointAuthMethod::ClientSecretBasic),
         redirect_uris: vec![],
         post_logout_redirect_uris: vec![],
         grant_types: vec![GrantType::ClientCredentials],
@@ -37,6 +37,7 @@ fn m2m_client() -> ClientRecord {
         access_token_ttl: None,
         require_pkce: false,
         skip_consent: false,
+        web_origins: vec![],
         registration: None,
     }
 }

@@ -28,11 +28,12 @@ pub enum AuditEvent {
     ClientDeleted,
     Logout,
     KeyRotated,
+    CorsOriginRefused,
 }
 
 impl AuditEvent {
     /// Every event, in a fixed order (documentation and tests walk it).
-    pub const ALL: [AuditEvent; 13] = [
+    pub const ALL: [AuditEvent; 14] = [
         AuditEvent::LoginSucceeded,
         AuditEvent::LoginFailed,
         AuditEvent::LoginThrottled,
@@ -46,6 +47,7 @@ impl AuditEvent {
         AuditEvent::ClientDeleted,
         AuditEvent::Logout,
         AuditEvent::KeyRotated,
+        AuditEvent::CorsOriginRefused,
     ];
 
     /// The `event` field's value.
@@ -64,6 +66,7 @@ impl AuditEvent {
             AuditEvent::ClientDeleted => "client_deleted",
             AuditEvent::Logout => "logout",
             AuditEvent::KeyRotated => "key_rotated",
+            AuditEvent::CorsOriginRefused => "cors_origin_refused",
         }
     }
 }
@@ -85,6 +88,8 @@ pub struct AuditFields<'a> {
     /// Why a login failed: `unknown_user`, `bad_password` or `disabled`. Only here, never in
     /// a metric or a response, since it tells whether a username exists.
     pub reason: Option<&'a str>,
+    /// The browser origin of a cross-origin request (`Origin`).
+    pub origin: Option<&'a str>,
 }
 
 impl<'a> AuditFields<'a> {
@@ -134,6 +139,7 @@ fn log(event: AuditEvent, fields: AuditFields<'_>) {
         kid = fields.kid,
         grant_type = fields.grant_type,
         reason = fields.reason,
+        origin = fields.origin,
         "audit: {}",
         event.as_str()
     );

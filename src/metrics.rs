@@ -13,12 +13,47 @@ use prometheus::{
 
 use crate::keys::Keyring;
 use crate::model::ClientRecord;
+use crate::protocol::endpoints;
+use crate::vocabulary::{ErrorCode, GrantType};
 
 /// The `client_id` label of dynamically registered clients (RFC 7591): anyone may create
 /// those under the open policy, so one label stands for all of them.
 pub const DYNAMIC_CLIENT: &str = "dynamic";
 /// The `endpoint` label of requests that matched no route.
 pub const UNMATCHED: &str = "unmatched";
+/// The `grant_type` label of a token request whose `grant_type` we do not know.
+pub const UNSUPPORTED_GRANT: &str = "unsupported";
+/// The `grant_type` label of a token request without a `grant_type`.
+pub const NO_GRANT: &str = "none";
+
+/// The routes and the method each mostly answers, whose request series exist from the start.
+const ROUTES: &[(&str, &str)] = &[
+    (endpoints::OPENID_CONFIGURATION, "GET"),
+    (endpoints::OAUTH_AUTHORIZATION_SERVER, "GET"),
+    (endpoints::JWKS, "GET"),
+    (endpoints::WELL_KNOWN_JWKS, "GET"),
+    (endpoints::AUTHORIZE, "GET"),
+    (endpoints::LOGIN, "POST"),
+    (endpoints::CONSENT, "POST"),
+    (endpoints::TOKEN, "POST"),
+    (endpoints::USERINFO, "GET"),
+    (endpoints::INTROSPECT, "POST"),
+    (endpoints::REVOKE, "POST"),
+    (endpoints::LOGOUT, "GET"),
+    (endpoints::REGISTER, "POST"),
+];
+
+/// The errors the token endpoint answers (RFC 6749 §5.2, and its 5xx and 503 answers).
+const TOKEN_ERRORS: [ErrorCode; 8] = [
+    ErrorCode::InvalidRequest,
+    ErrorCode::InvalidClient,
+    ErrorCode::InvalidGrant,
+    ErrorCode::UnauthorizedClient,
+    ErrorCode::UnsupportedGrantType,
+    ErrorCode::InvalidScope,
+    ErrorCode::ServerError,
+    ErrorCode::TemporarilyUnavailable,
+];
 
 /// Latency buckets (seconds): from a cached JWKS answer to an argon2 password check.
 const HTTP_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
@@ -144,7 +179,7 @@ impl Metrics {
             "argon2 verifications run, by purpose: every one that is not refused by a throttle first.",
             &["purpose"],
         );
-        Self {
+        let metrics = Self {
             http_requests: counter_vec(
                 &registry,
                 "portcullis_http_requests_total",
@@ -221,7 +256,30 @@ impl Metrics {
             ),
             key_first_seen: Mutex::default(),
             registry,
+        };
+        metrics.create_known_series();
+        metrics
+    }
+
+    /// Creates at 0 every series whose labels are known before anything happens, so that a
+    /// fresh scrape lists them and `rate()` and alerts see them from the start (Prometheus
+    /// instrumentation guidance: avoid missing metrics). Series named by a declared client
+    /// appear when that client first acts; dynamically registered clients share one label.
+    fn create_known_series(&self) {
+        for (endpoint, method) in ROUTES {
+            self.http_requests.with_label_values(&[endpoint, method, "200"]);
+            self.http_duration.with_label_values(&[endpoint]);
         }
+        let grant_labels = GrantType::NAMES.iter().copied().chain([UNSUPPORTED_GRANT, NO_GRANT]);
+        for grant_type in grant_labels {
+            for error in TOKEN_ERRORS {
+                self.token_errors.with_label_values(&[grant_type, error.as_str()]);
+            }
+        }
+        for grant_type in GrantType::NAMES {
+            self.tokens_issued.with_label_values(&[grant_type, DYNAMIC_CLIENT]);
+        }
+        self.client_auth_throttled.with_label_values(&[DYNAMIC_CLIENT]);
     }
 
     /// Counts one answered request.
@@ -305,6 +363,25 @@ pub fn client_label(client: &ClientRecord) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fresh_registry_lists_every_family_with_its_known_series_at_zero() {
+        let text = Metrics::new().render(None, &Keyring::new(Vec::new()).unwrap(), 100);
+        for series in [
+            "portcullis_http_requests_total{endpoint=\"/token\",method=\"POST\",status=\"200\"} 0",
+            "portcullis_http_request_duration_seconds_count{endpoint=\"/userinfo\"} 0",
+            "portcullis_tokens_issued_total{client_id=\"dynamic\",grant_type=\"client_credentials\"} 0",
+            "portcullis_token_errors_total{error=\"invalid_grant\",grant_type=\"refresh_token\"} 0",
+            "portcullis_token_errors_total{error=\"unsupported_grant_type\",grant_type=\"unsupported\"} 0",
+            "portcullis_logins_total{result=\"failure\"} 0",
+            "portcullis_argon2_verifications_total{purpose=\"client_secret\"} 0",
+            "portcullis_client_auth_throttled_total{client_id=\"dynamic\"} 0",
+            "portcullis_tokens_revoked_total 0",
+            "portcullis_clients_registered_total 0",
+        ] {
+            assert!(text.contains(series), "{series} missing from\n{text}");
+        }
+    }
 
     #[test]
     fn every_metric_registers_and_renders() {

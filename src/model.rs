@@ -16,7 +16,10 @@ pub struct ClientRecord {
     pub client_name: Option<String>,
     /// Argon2id PHC string of the client secret; `None` for public clients.
     pub secret_hash: Option<String>,
-    pub auth_method: TokenEndpointAuthMethod,
+    /// The declared `token_endpoint_auth_method`; `None` when the client declared none,
+    /// which lets a confidential client present its secret either way (see
+    /// [`crate::protocol::client_auth::method_accepted`]).
+    pub auth_method: Option<TokenEndpointAuthMethod>,
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
     pub grant_types: Vec<GrantType>,
@@ -27,6 +30,11 @@ pub struct ClientRecord {
     pub access_token_ttl: Option<u64>,
     pub require_pkce: bool,
     pub skip_consent: bool,
+    /// The browser origins allowed to read this client's token, userinfo and revocation
+    /// answers (CORS): derived once from its redirect URIs and `allowedOrigins` by
+    /// [`crate::protocol::cors::web_origins`].
+    #[serde(default)]
+    pub web_origins: Vec<String>,
     /// Set for clients that registered themselves (RFC 7591); `None` for declared ones.
     #[serde(default)]
     pub registration: Option<Registration>,
@@ -49,6 +57,11 @@ impl ClientRecord {
         self.grant_types.contains(&grant)
     }
 
+    /// A public client (`none`): it holds no secret and is identified by its id alone.
+    pub fn is_public(&self) -> bool {
+        self.auth_method == Some(TokenEndpointAuthMethod::None)
+    }
+
     /// The audiences of this client's access tokens: configured ones, else the client itself.
     pub fn token_audience(&self) -> Vec<String> {
         if self.audience.is_empty() { vec![self.client_id.clone()] } else { self.audience.clone() }
@@ -63,7 +76,7 @@ impl ClientRecord {
             client_id: client_id.into(),
             client_name: None,
             secret_hash: None,
-            auth_method: TokenEndpointAuthMethod::None,
+            auth_method: Some(TokenEndpointAuthMethod::None),
             redirect_uris: redirect_uris.iter().map(|u| (*u).to_owned()).collect(),
             post_logout_redirect_uris: vec![],
             grant_types: vec![GrantType::AuthorizationCode],
@@ -73,6 +86,7 @@ impl ClientRecord {
             access_token_ttl: None,
             require_pkce: true,
             skip_consent: false,
+            web_origins: vec![],
             registration: None,
         }
     }

@@ -217,8 +217,11 @@ async fn full_flow_logs_carry_audit_events_and_request_ids_but_no_secret() {
     let introspected =
         http.post(server.url("/introspect")).basic_auth("m2m", Some("m2m-secret")).form(&[("token", m2m_token)]);
     assert_eq!(introspected.send().await.unwrap().status(), 200);
-    let revoked = http.post(server.url("/revoke")).basic_auth("m2m", Some("m2m-secret")).form(&[("token", m2m_token)]);
-    assert_eq!(revoked.send().await.unwrap().status(), 200);
+    // From a browser on an origin that is none of m2m's web origins: no CORS answer, audited.
+    let revoked = http.post(server.url("/revoke")).header("origin", "https://evil.example");
+    let revoked = revoked.basic_auth("m2m", Some("m2m-secret")).form(&[("token", m2m_token)]).send().await.unwrap();
+    assert_eq!(revoked.status(), 200);
+    assert!(revoked.headers().get("access-control-allow-origin").is_none());
 
     // Dynamic registration (RFC 7591) and deletion (RFC 7592).
     let metadata = serde_json::json!({"redirect_uris": ["https://rp.example/cb"], "client_name": "Logged"});
@@ -273,6 +276,7 @@ async fn full_flow_logs_carry_audit_events_and_request_ids_but_no_secret() {
         "client_registered",
         "client_deleted",
         "logout",
+        "cors_origin_refused",
     ]);
     assert_eq!(names, expected, "one of each provider audit event (key_rotated is the controller's)");
     for audit in &audits {
@@ -281,6 +285,9 @@ async fn full_flow_logs_carry_audit_events_and_request_ids_but_no_secret() {
         assert!(audit["fields"]["request_id"].as_str().is_some_and(|id| !id.is_empty()), "{audit}");
         assert_eq!(audit["fields"]["source_ip"], "127.0.0.1", "{audit}");
     }
+    let refused = audits.iter().find(|e| e["fields"]["event"] == "cors_origin_refused").unwrap();
+    assert_eq!(refused["fields"]["client_id"], "m2m");
+    assert_eq!(refused["fields"]["origin"], "https://evil.example");
     let succeeded = audits.iter().find(|e| e["fields"]["event"] == "login_succeeded").unwrap();
     assert_eq!(succeeded["fields"]["client_id"], "webapp");
     assert_eq!(succeeded["fields"]["subject"].as_str().map(str::is_empty), Some(false));

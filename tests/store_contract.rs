@@ -54,7 +54,7 @@ fn client(id: &str) -> ClientRecord {
         client_id: id.into(),
         client_name: Some("Client".into()),
         secret_hash: None,
-        auth_method: TokenEndpointAuthMethod::None,
+        auth_method: Some(TokenEndpointAuthMethod::None),
         redirect_uris: vec!["https://app.example/cb".into()],
         post_logout_redirect_uris: vec![],
         grant_types: vec![GrantType::AuthorizationCode],
@@ -64,6 +64,7 @@ fn client(id: &str) -> ClientRecord {
         access_token_ttl: None,
         require_pkce: true,
         skip_consent: false,
+        web_origins: vec![],
         registration: None,
     }
 }

@@ -43,7 +43,7 @@ fn client() -> ClientRecord {
         client_id: "app".into(),
         client_name: None,
         secret_hash: None,
-        auth_method: TokenEndpointAuthMethod::None,
+        auth_method: Some(TokenEndpointAuthMethod::None),
         redirect_uris: vec![REGISTERED.into(), "com.example.app:/cb".into()],
         post_logout_redirect_uris: vec![],
         grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
@@ -53,6 +53,7 @@ fn client() -> ClientRecord {
         access_token_ttl: None,
         require_pkce: true,
         skip_consent: false,
+        web_origins: vec![],
         registration: None,
     }
 }

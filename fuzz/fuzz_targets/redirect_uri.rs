@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
         client_id: "app".into(),
         client_name: None,
         secret_hash: None,
-        auth_method: TokenEndpointAuthMethod::None,
+        auth_method: Some(TokenEndpointAuthMethod::None),
         redirect_uris: lines.map(str::to_owned).collect(),
         post_logout_redirect_uris: vec![],
         grant_types: vec![GrantType::AuthorizationCode],
@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
         access_token_ttl: None,
         require_pkce: true,
         skip_consent: false,
+        web_origins: vec![],
         registration: None,
     };
     if let Some(uri) = requested {

@@ -8,8 +8,9 @@ use kube::ResourceExt;
 use url::Url;
 
 use super::manifests::DEFAULT_NAMESPACE;
-use crate::crd::{OidcClient, OidcUser, SigningKey};
+use crate::crd::{OidcClient, OidcClientSpec, OidcUser, SigningKey};
 use crate::model::{ClientRecord, UserRecord};
+use crate::protocol::cors;
 use crate::protocol::registration::CLIENT_ID_PREFIX;
 use crate::secrets::{self, SecretError, SecretString};
 use crate::vocabulary::Scope;
@@ -55,6 +56,8 @@ pub enum Problem {
     NoRedirectUri,
     #[error("{field}: `{uri}` is not an absolute URI without a fragment (RFC 6749 §3.1.2)")]
     InvalidUri { field: &'static str, uri: String },
+    #[error("spec.allowedOrigins: `{0}` is not an origin (scheme://host[:port], as browsers send it in Origin)")]
+    InvalidOrigin(String),
     #[error("spec.scopes: {0}")]
     InvalidScope(String),
     #[error("{field}: `{value}` is not a duration between 1s and {max}")]
@@ -205,7 +208,7 @@ pub fn desired_client(client: &OidcClient, credentials: Option<&Secret>) -> Resu
         .map_err(fail)?
         .flatten()
         .filter(|s| !s.is_empty());
-    let public = spec.token_endpoint_auth_method == TokenEndpointAuthMethod::None;
+    let public = spec.token_endpoint_auth_method == Some(TokenEndpointAuthMethod::None);
     if public && provided.is_some() {
         return Err(fail(Problem::PublicClientWithSecret));
     }
@@ -248,9 +251,19 @@ pub fn desired_client(client: &OidcClient, credentials: Option<&Secret>) -> Resu
         access_token_ttl: access_token_ttl.map(|d| d.as_secs()),
         require_pkce: spec.require_pkce || public,
         skip_consent: spec.skip_consent,
+        web_origins: client_web_origins(spec).map_err(fail)?,
         registration: None,
     };
     Ok(DesiredClient { record, secret })
+}
+
+/// The client's CORS origins; every declared one must be an exact origin.
+fn client_web_origins(spec: &OidcClientSpec) -> Result<Vec<String>, Problem> {
+    let allowed = spec.allowed_origins.as_deref();
+    if let Some(invalid) = allowed.into_iter().flatten().find(|origin| !cors::is_origin(origin)) {
+        return Err(Problem::InvalidOrigin(invalid.clone()));
+    }
+    Ok(cors::web_origins(&spec.redirect_uris, &spec.post_logout_redirect_uris, allowed))
 }
 
 /// RFC 6749 §3.1.2: a redirection endpoint URI is absolute and has no fragment.
@@ -398,7 +411,7 @@ mod tests {
 
     #[test]
     fn public_client_has_no_secret_requires_pkce_and_no_client_credentials() {
-        let public = |c: &mut OidcClientSpec| c.token_endpoint_auth_method = TokenEndpointAuthMethod::None;
+        let public = |c: &mut OidcClientSpec| c.token_endpoint_auth_method = Some(TokenEndpointAuthMethod::None);
         let plan = plan_client(&client(public), None).unwrap();
         assert!(plan.record.secret_hash.is_none() && plan.generated.is_none() && plan.record.require_pkce);
         let err = plan_client(&client(public), Some(&secret(&[("clientSecret", "x")]))).unwrap_err();
@@ -412,6 +425,31 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err.problem, Problem::PublicClientCredentials));
+    }
+
+    #[test]
+    fn web_origins_come_from_the_redirect_uris_plus_allowed_origins_which_must_be_origins() {
+        let plan = plan_client(&client(|_| {}), None).unwrap();
+        assert_eq!(plan.record.web_origins, vec!["https://app.example".to_owned()]);
+        let extra = client(|c| c.allowed_origins = Some(vec!["http://localhost:3000".into()]));
+        let plan = plan_client(&extra, None).unwrap();
+        assert_eq!(plan.record.web_origins, vec!["http://localhost:3000".to_owned(), "https://app.example".to_owned()]);
+        let none = plan_client(&client(|c| c.allowed_origins = Some(vec![])), None).unwrap();
+        assert!(none.record.web_origins.is_empty(), "allowedOrigins: [] turns the default off");
+        let err = plan_client(&client(|c| c.allowed_origins = Some(vec!["https://spa.example/app".into()])), None);
+        assert!(
+            matches!(err.unwrap_err().problem, Problem::InvalidOrigin(origin) if origin == "https://spa.example/app")
+        );
+    }
+
+    #[test]
+    fn an_unset_auth_method_is_kept_apart_from_an_explicit_basic() {
+        assert_eq!(plan_client(&client(|_| {}), None).unwrap().record.auth_method, None);
+        let basic = client(|c| c.token_endpoint_auth_method = Some(TokenEndpointAuthMethod::ClientSecretBasic));
+        assert_eq!(
+            plan_client(&basic, None).unwrap().record.auth_method,
+            Some(TokenEndpointAuthMethod::ClientSecretBasic)
+        );
     }
 
     #[test]

@@ -58,9 +58,12 @@ pub struct OidcClientSpec {
     #[serde(default)]
     pub scopes: Vec<String>,
     /// How the client authenticates at the token, introspection and revocation endpoints
-    /// (RFC 7591 `token_endpoint_auth_method`); `none` makes it a public client.
-    #[serde(default)]
-    pub token_endpoint_auth_method: TokenEndpointAuthMethod,
+    /// (RFC 7591 `token_endpoint_auth_method`); `none` makes it a public client. When unset, the
+    /// client authenticates with its secret either way, `client_secret_basic` or
+    /// `client_secret_post`; when set, only that method is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "optional_auth_method")]
+    pub token_endpoint_auth_method: Option<TokenEndpointAuthMethod>,
     /// Secret holding the credentials (keys `clientId`, `clientSecret`). Defaults to `<metadata.name>-credentials`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,
@@ -79,6 +82,17 @@ pub struct OidcClientSpec {
     /// Skip the consent page for this (first-party) client.
     #[serde(default)]
     pub skip_consent: bool,
+    /// Browser origins (`scheme://host[:port]`) whose scripts may call the token, userinfo and
+    /// revocation endpoints (CORS), in addition to the origins of `redirectUris` and
+    /// `postLogoutRedirectUris`, which count by default. An empty list allows no origin at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+/// The schema of an optional method, spelled out: the generated one would carry the enum's
+/// own description instead of the field's.
+fn optional_auth_method(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "string", "enum": TokenEndpointAuthMethod::NAMES, "nullable": true})
 }
 
 fn default_grant_types() -> Vec<GrantType> {

@@ -23,16 +23,16 @@ pub struct PresentedClient {
 /// RFC 6749 §2.3.1: with HTTP Basic, the id and secret are form-encoded before base64, so
 /// they are form-decoded here; credentials in the body are `client_id` + `client_secret`.
 /// RFC 6749 §2.3: a client must not use more than one authentication method per request.
-pub fn presented_client(authorization: Option<&str>, form: &FormParams) -> Result<PresentedClient, OAuthError> {
+pub fn presented_client(authorization: Option<&str>, form: &FormParams) -> Result<PresentedClient, ClientAuthError> {
     let body_id = form.get("client_id")?;
     let body_secret = form.get("client_secret")?;
     if let Some(header) = authorization {
         let (id, secret) = parse_basic(header)?;
         if body_secret.is_some() {
-            return Err(OAuthError::invalid_request("the client used more than one authentication method"));
+            return Err(OAuthError::invalid_request("the client used more than one authentication method").into());
         }
         if body_id.is_some_and(|body_id| body_id != id) {
-            return Err(OAuthError::invalid_request("client_id does not match the Authorization header"));
+            return Err(OAuthError::invalid_request("client_id does not match the Authorization header").into());
         }
         return Ok(PresentedClient {
             client_id: id,
@@ -41,7 +41,7 @@ pub fn presented_client(authorization: Option<&str>, form: &FormParams) -> Resul
         });
     }
     let Some(client_id) = body_id else {
-        return Err(OAuthError::invalid_client("client authentication is required"));
+        return Err(ClientAuthError::Failed("no client credentials"));
     };
     let (secret, method) = match body_secret {
         Some(secret) => (Some(SecretString::new(secret)), TokenEndpointAuthMethod::ClientSecretPost),
@@ -51,11 +51,11 @@ pub fn presented_client(authorization: Option<&str>, form: &FormParams) -> Resul
 }
 
 /// Parses `Basic base64(urlencode(id):urlencode(secret))`.
-fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
-    let malformed = || OAuthError::invalid_client("malformed HTTP Basic credentials");
+fn parse_basic(header: &str) -> Result<(String, String), ClientAuthError> {
+    let malformed = || ClientAuthError::Failed("malformed HTTP Basic credentials");
     let (scheme, encoded) = header.trim().split_once(' ').ok_or_else(malformed)?;
     if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(OAuthError::invalid_client("unsupported authentication scheme; use HTTP Basic"));
+        return Err(ClientAuthError::Failed("an Authorization scheme other than Basic"));
     }
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
     let colon = decoded.iter().position(|b| *b == b':').ok_or_else(malformed)?;
@@ -68,8 +68,35 @@ fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
 }
 
 /// The one answer to every failed client authentication, so responses do not tell which
-/// client ids exist or why a client was refused.
+/// client ids exist, how a client authenticates, or why it was refused.
 pub const AUTHENTICATION_FAILED: &str = "client authentication failed";
+
+/// Why a request's client could not be authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientAuthError {
+    /// A malformed request (RFC 6749 §2.3: two methods at once), answered as it is.
+    #[error("{}", .0.description)]
+    Request(OAuthError),
+    /// A failed authentication: the detail is for the log only; the answer is always
+    /// `invalid_client` with [`AUTHENTICATION_FAILED`].
+    #[error("{0}")]
+    Failed(&'static str),
+}
+
+impl From<OAuthError> for ClientAuthError {
+    fn from(error: OAuthError) -> Self {
+        ClientAuthError::Request(error)
+    }
+}
+
+impl From<ClientAuthError> for OAuthError {
+    fn from(error: ClientAuthError) -> Self {
+        match error {
+            ClientAuthError::Request(error) => error,
+            ClientAuthError::Failed(_) => OAuthError::invalid_client(AUTHENTICATION_FAILED),
+        }
+    }
+}
 
 /// What authenticating a client takes once its method matched: nothing more for a public
 /// client, else the presented secret checked against the stored hash. A confidential
@@ -85,25 +112,41 @@ pub enum SecretCheck<'a> {
 /// RFC 6749 §2.3.1: a confidential client authenticates with its secret. Call after
 /// [`check_method`], which already refused a public client presenting a secret.
 pub fn secret_check<'a>(
-    registered: TokenEndpointAuthMethod,
+    registered: Option<TokenEndpointAuthMethod>,
     presented: &'a PresentedClient,
     stored_hash: Option<&'a str>,
-) -> Result<SecretCheck<'a>, OAuthError> {
-    if registered == TokenEndpointAuthMethod::None {
+) -> Result<SecretCheck<'a>, ClientAuthError> {
+    if registered == Some(TokenEndpointAuthMethod::None) {
         return Ok(SecretCheck::Public);
     }
     match (presented.secret.as_ref(), stored_hash) {
         (Some(secret), Some(hash)) => Ok(SecretCheck::Verify { secret: secret.expose(), hash }),
-        _ => Err(OAuthError::invalid_client(AUTHENTICATION_FAILED)),
+        (None, _) => Err(ClientAuthError::Failed("a confidential client presented no secret")),
+        (Some(_), None) => Err(ClientAuthError::Failed("the client has no stored secret")),
     }
 }
 
-/// OIDC Core §9: the client must authenticate with the method it registered.
-pub fn check_method(registered: TokenEndpointAuthMethod, presented: &PresentedClient) -> Result<(), OAuthError> {
-    if registered == presented.method {
+/// Whether `presented` is a method the client may use. OIDC Core §9: a client that
+/// declared a method must use it. One that declared none holds a secret (a public client
+/// declares `none`), and may send it either way: `client_secret_basic` and
+/// `client_secret_post` carry the same shared secret, so refusing one buys no security and
+/// only breaks libraries whose default is the other (openid-client sends `post`).
+pub fn method_accepted(registered: Option<TokenEndpointAuthMethod>, presented: TokenEndpointAuthMethod) -> bool {
+    match registered {
+        Some(registered) => registered == presented,
+        None => presented != TokenEndpointAuthMethod::None,
+    }
+}
+
+/// OIDC Core §9: the client authenticates with a method it may use ([`method_accepted`]).
+pub fn check_method(
+    registered: Option<TokenEndpointAuthMethod>,
+    presented: &PresentedClient,
+) -> Result<(), ClientAuthError> {
+    if method_accepted(registered, presented.method) {
         Ok(())
     } else {
-        Err(OAuthError::invalid_client(format!("the client must authenticate with {}", registered.as_str())))
+        Err(ClientAuthError::Failed("the client used an authentication method it did not register"))
     }
 }
 
@@ -111,6 +154,10 @@ pub fn check_method(registered: TokenEndpointAuthMethod, presented: &PresentedCl
 mod tests {
     use super::*;
     use crate::vocabulary::ErrorCode;
+
+    fn code_of(error: ClientAuthError) -> OAuthError {
+        OAuthError::from(error)
+    }
 
     fn form(body: &str) -> FormParams {
         FormParams::parse(body.as_bytes()).unwrap()
@@ -146,7 +193,7 @@ mod tests {
     #[test]
     fn rfc6749_2_3_more_than_one_method_is_invalid_request() {
         let header = basic("app:s");
-        let err = presented_client(Some(&header), &form("client_secret=s")).unwrap_err();
+        let err = code_of(presented_client(Some(&header), &form("client_secret=s")).unwrap_err());
         assert_eq!(err.code, ErrorCode::InvalidRequest);
     }
 
@@ -154,7 +201,7 @@ mod tests {
     fn body_client_id_must_match_basic() {
         let header = basic("app:s");
         assert_eq!(
-            presented_client(Some(&header), &form("client_id=other")).unwrap_err().code,
+            code_of(presented_client(Some(&header), &form("client_id=other")).unwrap_err()).code,
             ErrorCode::InvalidRequest
         );
         assert!(presented_client(Some(&header), &form("client_id=app")).is_ok());
@@ -162,14 +209,14 @@ mod tests {
 
     #[test]
     fn missing_credentials_are_invalid_client() {
-        assert_eq!(presented_client(None, &form("")).unwrap_err().code, ErrorCode::InvalidClient);
+        assert_eq!(code_of(presented_client(None, &form("")).unwrap_err()).code, ErrorCode::InvalidClient);
     }
 
     #[test]
     fn malformed_basic_is_invalid_client() {
         for header in ["Basic !!!", "Basic", "Bearer abc", &basic("no-colon"), &basic(":secret")] {
             assert_eq!(
-                presented_client(Some(header), &form("")).unwrap_err().code,
+                code_of(presented_client(Some(header), &form("")).unwrap_err()).code,
                 ErrorCode::InvalidClient,
                 "{header}"
             );
@@ -194,32 +241,61 @@ mod tests {
             (TokenEndpointAuthMethod::ClientSecretPost, "client_id=app&client_secret="),
         ] {
             let presented = presented_client(None, &form(body)).unwrap();
-            assert_eq!(secret_check(method, &presented, None).unwrap_err().code, ErrorCode::InvalidClient, "{body}");
+            assert_eq!(
+                code_of(secret_check(Some(method), &presented, None).unwrap_err()).code,
+                ErrorCode::InvalidClient,
+                "{body}"
+            );
         }
         let header = basic("app:anything");
         let presented = presented_client(Some(&header), &form("")).unwrap();
-        let refused = secret_check(TokenEndpointAuthMethod::ClientSecretBasic, &presented, None).unwrap_err();
-        assert_eq!(refused.code, ErrorCode::InvalidClient);
+        let refused =
+            code_of(secret_check(Some(TokenEndpointAuthMethod::ClientSecretBasic), &presented, None).unwrap_err());
+        assert_eq!(refused, OAuthError::invalid_client(AUTHENTICATION_FAILED));
     }
 
     #[test]
     fn rfc6749_2_3_1_a_confidential_client_verifies_its_secret_and_a_public_one_needs_none() {
         let presented = presented_client(None, &form("client_id=app&client_secret=s")).unwrap();
         assert_eq!(
-            secret_check(TokenEndpointAuthMethod::ClientSecretPost, &presented, Some("hash")).unwrap(),
+            secret_check(Some(TokenEndpointAuthMethod::ClientSecretPost), &presented, Some("hash")).unwrap(),
             SecretCheck::Verify { secret: "s", hash: "hash" }
         );
         let public = presented_client(None, &form("client_id=spa")).unwrap();
-        assert_eq!(secret_check(TokenEndpointAuthMethod::None, &public, None).unwrap(), SecretCheck::Public);
+        assert_eq!(secret_check(Some(TokenEndpointAuthMethod::None), &public, None).unwrap(), SecretCheck::Public);
         let without_secret = PresentedClient { secret: None, ..presented };
-        assert!(secret_check(TokenEndpointAuthMethod::ClientSecretPost, &without_secret, Some("hash")).is_err());
+        assert!(secret_check(Some(TokenEndpointAuthMethod::ClientSecretPost), &without_secret, Some("hash")).is_err());
     }
 
     #[test]
-    fn oidc_core_9_registered_method_must_be_used() {
+    fn oidc_core_9_a_declared_method_must_be_used_and_every_refusal_says_the_same() {
         let post = presented_client(None, &form("client_id=app&client_secret=s")).unwrap();
-        assert!(check_method(TokenEndpointAuthMethod::ClientSecretPost, &post).is_ok());
-        let err = check_method(TokenEndpointAuthMethod::ClientSecretBasic, &post).unwrap_err();
-        assert_eq!(err.code, ErrorCode::InvalidClient);
+        assert!(check_method(Some(TokenEndpointAuthMethod::ClientSecretPost), &post).is_ok());
+        let err = check_method(Some(TokenEndpointAuthMethod::ClientSecretBasic), &post).unwrap_err();
+        assert_eq!(code_of(err), OAuthError::invalid_client(AUTHENTICATION_FAILED), "nothing about the method");
+        let header = basic("app:s");
+        let basic_client = presented_client(Some(&header), &form("")).unwrap();
+        assert!(check_method(Some(TokenEndpointAuthMethod::ClientSecretPost), &basic_client).is_err());
+    }
+
+    #[test]
+    fn a_client_that_declared_no_method_may_send_its_secret_either_way_but_not_none() {
+        use TokenEndpointAuthMethod::{ClientSecretBasic, ClientSecretPost};
+        assert!(method_accepted(None, ClientSecretBasic));
+        assert!(method_accepted(None, ClientSecretPost));
+        assert!(!method_accepted(None, TokenEndpointAuthMethod::None), "a confidential client must send its secret");
+        assert!(!method_accepted(Some(TokenEndpointAuthMethod::None), ClientSecretPost));
+    }
+
+    #[test]
+    fn every_failed_authentication_answers_the_same_description() {
+        let failures = [
+            presented_client(None, &form("")).unwrap_err(),
+            presented_client(Some("Bearer abc"), &form("")).unwrap_err(),
+            presented_client(Some(&basic("no-colon")), &form("")).unwrap_err(),
+        ];
+        for failure in failures {
+            assert_eq!(code_of(failure), OAuthError::invalid_client(AUTHENTICATION_FAILED));
+        }
     }
 }

@@ -8,6 +8,7 @@
 pub mod authorize;
 pub mod claims;
 pub mod client_auth;
+pub mod cors;
 pub mod discovery;
 pub mod endpoints;
 pub mod epoch;

@@ -56,7 +56,9 @@ fn redirect_error(description: impl Into<String>) -> RegistrationError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidatedMetadata {
     pub metadata: ClientMetadata,
-    pub auth_method: TokenEndpointAuthMethod,
+    /// What the client asked for; `None` when it did not say (echoed as the RFC 7591 §2
+    /// default, `client_secret_basic`, and accepting `client_secret_post` too).
+    pub auth_method: Option<TokenEndpointAuthMethod>,
     pub grant_types: Vec<GrantType>,
     pub scope: Scope,
 }
@@ -69,7 +71,8 @@ pub fn validate(mut metadata: ClientMetadata, allowed_scopes: &Scope) -> Result<
             description: "software statements are not supported".into(),
         });
     }
-    let auth_method = auth_method(metadata.token_endpoint_auth_method.as_deref())?;
+    let declared = auth_method(metadata.token_endpoint_auth_method.as_deref())?;
+    let auth_method = declared.unwrap_or_default();
     let grant_types = grant_types(metadata.grant_types.as_deref())?;
     let response_types = metadata.response_types.clone().unwrap_or_else(|| {
         if grant_types.contains(&GrantType::AuthorizationCode) {
@@ -126,12 +129,12 @@ pub fn validate(mut metadata: ClientMetadata, allowed_scopes: &Scope) -> Result<
     metadata.response_types = Some(response_types);
     metadata.application_type = Some(if native { "native" } else { "web" }.to_owned());
     metadata.scope = Some(scope.to_string());
-    Ok(ValidatedMetadata { metadata, auth_method, grant_types, scope })
+    Ok(ValidatedMetadata { metadata, auth_method: declared, grant_types, scope })
 }
 
-/// RFC 7591 §2: `token_endpoint_auth_method` defaults to `client_secret_basic`.
-fn auth_method(raw: Option<&str>) -> Result<TokenEndpointAuthMethod, RegistrationError> {
-    raw.map_or(Ok(TokenEndpointAuthMethod::default()), str::parse).map_err(|_| {
+/// RFC 7591 §2: `token_endpoint_auth_method`, when the client gives one.
+fn auth_method(raw: Option<&str>) -> Result<Option<TokenEndpointAuthMethod>, RegistrationError> {
+    raw.map(str::parse).transpose().map_err(|_| {
         metadata_error("token_endpoint_auth_method must be client_secret_basic, client_secret_post or none")
     })
 }
@@ -262,7 +265,8 @@ mod tests {
         let valid =
             check(serde_json::json!({"redirect_uris": ["https://app.example/cb"], "client_name": "App", "unknown": 1}))
                 .unwrap();
-        assert_eq!(valid.auth_method, TokenEndpointAuthMethod::ClientSecretBasic);
+        assert_eq!(valid.auth_method, None, "not declared: either secret method is accepted");
+        assert_eq!(valid.metadata.token_endpoint_auth_method.as_deref(), Some("client_secret_basic"));
         assert_eq!(valid.grant_types, vec![GrantType::AuthorizationCode]);
         assert_eq!(valid.metadata.response_types, Some(vec!["code".to_owned()]));
         assert_eq!(valid.metadata.application_type.as_deref(), Some("web"));

@@ -175,7 +175,7 @@ mod tests {
 
     fn client(grants: &[GrantType], scopes: &str) -> ClientRecord {
         ClientRecord {
-            auth_method: TokenEndpointAuthMethod::ClientSecretBasic,
+            auth_method: Some(TokenEndpointAuthMethod::ClientSecretBasic),
             grant_types: grants.to_vec(),
             require_pkce: false,
             ..ClientRecord::fixture("batch-job", &[], scopes)

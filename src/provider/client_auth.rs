@@ -9,13 +9,10 @@ use super::error::ApiError;
 use super::state::Provider;
 use crate::metrics::Argon2Purpose;
 use crate::model::ClientRecord;
-use crate::protocol::client_auth::{AUTHENTICATION_FAILED, SecretCheck, check_method, presented_client, secret_check};
+use crate::protocol::client_auth::{ClientAuthError, SecretCheck, check_method, presented_client, secret_check};
 use crate::protocol::form::FormParams;
 use crate::store::Budget;
 use crate::vocabulary::OAuthError;
-
-/// One message for every failure, so responses do not tell which client ids exist.
-const FAILED: &str = AUTHENTICATION_FAILED;
 
 /// Failed client authentications allowed per client id, and per client address, within
 /// [`FAILURE_WINDOW`] seconds. A client that knows its secret never fails; ten tries a
@@ -33,22 +30,39 @@ pub async fn authenticate_client(
     address: &str,
 ) -> Result<Arc<ClientRecord>, ApiError> {
     let authorization = match headers.get(header::AUTHORIZATION) {
-        Some(value) => Some(value.to_str().map_err(|_| OAuthError::invalid_client("malformed Authorization header"))?),
+        Some(value) => Some(
+            value.to_str().map_err(|_| refused(None, ClientAuthError::Failed("a non-ASCII Authorization header")))?,
+        ),
         None => None,
     };
-    let presented = presented_client(authorization, form)?;
-    let client =
-        provider.store.client(&presented.client_id).await?.ok_or_else(|| OAuthError::invalid_client(FAILED))?;
-    check_method(client.auth_method, &presented)?;
-    let (secret, hash) = match secret_check(client.auth_method, &presented, client.secret_hash.as_deref())? {
-        SecretCheck::Public => return Ok(client),
-        SecretCheck::Verify { secret, hash } => (secret, hash),
+    let presented = presented_client(authorization, form).map_err(|error| refused(None, error))?;
+    let client_id = Some(presented.client_id.as_str());
+    let client = provider
+        .store
+        .client(&presented.client_id)
+        .await?
+        .ok_or_else(|| refused(client_id, ClientAuthError::Failed("unknown client")))?;
+    let refuse = |error| refused(client_id, error);
+    check_method(client.auth_method, &presented).map_err(refuse)?;
+    let (secret, hash) = match secret_check(client.auth_method, &presented, client.secret_hash.as_deref()) {
+        Ok(SecretCheck::Public) => return Ok(client),
+        Ok(SecretCheck::Verify { secret, hash }) => (secret, hash),
+        Err(error) => return Err(refuse(error)),
     };
     if check_secret(provider, &client, secret, hash, address).await? {
         Ok(client)
     } else {
-        Err(OAuthError::invalid_client(FAILED).into())
+        Err(refuse(ClientAuthError::Failed("wrong secret")))
     }
+}
+
+/// The answer to a refused client: the same `invalid_client` for every failure, with why
+/// in the log only.
+fn refused(client_id: Option<&str>, error: ClientAuthError) -> ApiError {
+    if let ClientAuthError::Failed(detail) = &error {
+        tracing::info!(client_id, detail, "client authentication failed");
+    }
+    OAuthError::from(error).into()
 }
 
 /// The memo answers a secret verified before at no cost: the hot path touches neither the

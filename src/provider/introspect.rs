@@ -16,12 +16,12 @@ use super::respond::no_store;
 use super::state::Provider;
 use crate::keys::JwtType;
 use crate::protocol::claims::AccessTokenClaims;
+use crate::protocol::client_auth::AUTHENTICATION_FAILED;
 use crate::protocol::epoch::issued_in_current_epoch;
 use crate::protocol::introspection::{IntrospectionResponse, introspect_access_token, introspect_refresh_token};
 use crate::secrets;
 use crate::store::Consumed;
 use crate::vocabulary::OAuthError;
-use crate::vocabulary::TokenEndpointAuthMethod;
 
 /// RFC 7662 §2.1: an authenticated client asks about a token; `token_type_hint` is only a
 /// hint and every token kind (JWT access token, refresh token) is looked up anyway.
@@ -32,8 +32,9 @@ pub async fn introspect(
     OAuthForm(form): OAuthForm,
 ) -> Result<Response, ApiError> {
     let client = authenticate_client(&provider, &headers, &form, &client_ip(peer)).await?;
-    if client.auth_method == TokenEndpointAuthMethod::None {
-        return Err(OAuthError::invalid_client("public clients cannot use token introspection").into());
+    if client.is_public() {
+        tracing::info!(client_id = client.client_id, "client authentication failed: a public client cannot introspect");
+        return Err(OAuthError::invalid_client(AUTHENTICATION_FAILED).into());
     }
     let token = form.require("token")?;
     let now = provider.clock.now();

@@ -20,6 +20,7 @@ mod authorize;
 mod browser;
 mod client_auth;
 mod consent;
+mod cors;
 mod error;
 mod extract;
 mod flow;
@@ -46,8 +47,8 @@ mod userinfo;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::middleware;
-use axum::routing::{get, post};
+use axum::middleware::{self, from_fn, map_response, map_response_with_state};
+use axum::routing::{MethodRouter, get, post};
 
 /// The request-header parsers, public for the fuzz targets (`fuzz/`).
 pub use browser::{cookie, tokens_match};
@@ -64,24 +65,36 @@ use crate::protocol::endpoints as path;
 /// The router, separate from any socket so tests can drive it directly too.
 pub fn app(provider: Arc<Provider>) -> Router {
     let router = Router::new()
-        .route(path::OPENID_CONFIGURATION, get(metadata::discovery))
-        .route(path::OAUTH_AUTHORIZATION_SERVER, get(metadata::discovery))
-        .route(path::JWKS, get(metadata::jwks))
-        .route(path::WELL_KNOWN_JWKS, get(metadata::jwks))
+        .route(path::OPENID_CONFIGURATION, public(get(metadata::discovery)))
+        .route(path::OAUTH_AUTHORIZATION_SERVER, public(get(metadata::discovery)))
+        .route(path::JWKS, public(get(metadata::jwks)))
+        .route(path::WELL_KNOWN_JWKS, public(get(metadata::jwks)))
         .route(path::AUTHORIZE, get(authorize::authorize).post(authorize::authorize))
         .route(path::LOGIN, post(login::login))
         .route(path::CONSENT, post(consent::consent))
-        .route(path::USERINFO, get(userinfo::userinfo).post(userinfo::userinfo))
+        .route(
+            path::USERINFO,
+            get(userinfo::userinfo)
+                .post(userinfo::userinfo)
+                .options(cors::preflight_get_post)
+                .layer(from_fn(cors::client_endpoint)),
+        )
         .route(path::LOGOUT, get(logout::logout).post(logout::logout))
         .route(path::STYLESHEET, get(metadata::stylesheet))
-        .route(path::REGISTER, post(register::register).fallback(metadata::post_only))
+        .route(
+            path::REGISTER,
+            post(register::register)
+                .options(cors::registration_preflight)
+                .fallback(metadata::post_only)
+                .layer(map_response_with_state(Arc::clone(&provider), cors::registration)),
+        )
         .route(
             &format!("{}/{{client_id}}", path::REGISTER),
             get(register::read).put(register::update).delete(register::delete),
         )
-        .route(path::TOKEN, post(token::token).fallback(metadata::post_only))
+        .route(path::TOKEN, for_clients(post(token::token)))
         .route(path::INTROSPECT, post(introspect::introspect).fallback(metadata::post_only))
-        .route(path::REVOKE, post(revoke::revoke).fallback(metadata::post_only))
+        .route(path::REVOKE, for_clients(post(revoke::revoke)))
         .route(path::HEALTH, get(metadata::health))
         .route(path::READY, get(metadata::ready));
     let router =
@@ -93,6 +106,16 @@ pub fn app(provider: Arc<Provider>) -> Router {
     // Every route layer is cloned per request, so the limits and response headers live in
     // the one outer middleware rather than in layers of their own.
     router.layer(headers::catch_panics()).layer(middleware::from_fn_with_state(provider, observe::observe))
+}
+
+/// A public document (discovery, JWKS): readable from any origin (see [`cors`]).
+fn public(route: MethodRouter<Arc<Provider>>) -> MethodRouter<Arc<Provider>> {
+    route.options(cors::public_preflight).layer(map_response(cors::public))
+}
+
+/// A `POST` endpoint that a client's browser app may call (token, revocation; see [`cors`]).
+fn for_clients(route: MethodRouter<Arc<Provider>>) -> MethodRouter<Arc<Provider>> {
+    route.options(cors::preflight_post).fallback(metadata::post_only).layer(from_fn(cors::client_endpoint))
 }
 
 /// The router of `--metrics-listen`: `/metrics`, `/health` and `/ready` only, so the

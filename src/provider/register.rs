@@ -18,6 +18,7 @@ use super::respond::no_store;
 use super::state::{Provider, RegistrationPolicy};
 use crate::audit::{self, AuditEvent, AuditFields};
 use crate::model::{ClientRecord, Registration};
+use crate::protocol::cors::web_origins;
 use crate::protocol::endpoints;
 use crate::protocol::registration::{
     CLIENT_ID_PREFIX, ClientInformation, RegistrationError, RegistrationErrorCode, validate,
@@ -108,7 +109,7 @@ async fn build(
 ) -> Result<(ClientRecord, Option<String>, String), ApiError> {
     let valid = validate(metadata, &provider.config.registration_scopes).map_err(ApiError::Registration)?;
     let (secret, secret_hash) = match (valid.auth_method, current.and_then(|c| c.secret_hash.clone())) {
-        (TokenEndpointAuthMethod::None, _) => (None, None),
+        (Some(TokenEndpointAuthMethod::None), _) => (None, None),
         (_, Some(hash)) => (None, Some(hash)),
         (_, None) => {
             let secret = secrets::random_token(32)?;
@@ -134,8 +135,9 @@ async fn build(
         roles: Vec::new(),
         audience: Vec::new(),
         access_token_ttl: None,
-        require_pkce: valid.auth_method == TokenEndpointAuthMethod::None,
+        require_pkce: valid.auth_method == Some(TokenEndpointAuthMethod::None),
         skip_consent: false,
+        web_origins: web_origins(&valid.metadata.redirect_uris, &valid.metadata.post_logout_redirect_uris, None),
         registration: Some(Registration {
             metadata: valid.metadata,
             access_token_hash: secrets::token_digest(&token),

@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use super::browser::client_ip;
 use super::client_auth::authenticate_client;
+use super::cors;
 use super::error::ApiError;
 use super::extract::OAuthForm;
 use super::respond::no_store;
@@ -16,7 +17,9 @@ use super::state::Provider;
 use super::user_grants::revoke_grant;
 use crate::audit::{self, AuditEvent, AuditFields};
 use crate::keys::JwtType;
+use crate::model::ClientRecord;
 use crate::protocol::claims::AccessTokenClaims;
+use crate::protocol::form::FormParams;
 use crate::secrets;
 use crate::store::Consumed;
 use crate::vocabulary::OAuthError;
@@ -31,6 +34,11 @@ pub async fn revoke(
     OAuthForm(form): OAuthForm,
 ) -> Result<Response, ApiError> {
     let client = authenticate_client(&provider, &headers, &form, &client_ip(peer)).await?;
+    Ok(cors::for_client(revoke_for(&provider, &client, &form).await.into_response(), &client))
+}
+
+/// Revocation once the client is known: the answer, errors included, is that client's to read.
+async fn revoke_for(provider: &Provider, client: &ClientRecord, form: &FormParams) -> Result<Response, ApiError> {
     let token = form.require("token")?;
     let not_yours = || OAuthError::unauthorized_client("the token was not issued to this client");
     let verified = provider.keys.load().verify::<AccessTokenClaims>(
@@ -54,7 +62,7 @@ pub async fn revoke(
         }
         // RFC 7009 §2.1: revoking a refresh token revokes the grant's access tokens too.
         let subject = provider.store.grant(&refresh.grant_id).await?.map(|grant| grant.subject);
-        revoke_grant(&provider, &refresh.grant_id).await?;
+        revoke_grant(provider, &refresh.grant_id).await?;
         provider.metrics.token_revoked();
         let fields = AuditFields { subject: subject.as_deref(), ..AuditFields::client(&client.client_id) };
         audit::emit(AuditEvent::TokenRevoked, fields);

@@ -155,7 +155,7 @@ impl Chromium {
     }
 
     /// Polls `condition` (a JavaScript expression) until it is true.
-    async fn wait_for(&self, condition: &str) {
+    pub async fn wait_for(&self, condition: &str) {
         let deadline = Instant::now() + PAGE_TIMEOUT;
         let script = format!("return Boolean({condition})");
         loop {

@@ -12,3 +12,4 @@ mod flows;
 #[path = "../provider/harness.rs"]
 mod harness;
 mod parties;
+mod spa;

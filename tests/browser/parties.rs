@@ -34,17 +34,8 @@ const RP_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"ut
 
 impl RelyingParty {
     pub async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding the relying party");
-        let origin = format!("http://{}", listener.local_addr().expect("local address"));
         let visits = Arc::new(Mutex::new(Vec::new()));
-        let app = axum::Router::new().fallback(record).with_state(visits.clone());
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            let _ = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
-        });
+        let (origin, stop) = serve_on_loopback(axum::Router::new().fallback(record).with_state(visits.clone())).await;
         Self { origin, visits, _stop: stop }
     }
 
@@ -64,6 +55,21 @@ impl RelyingParty {
     pub fn visit_count(&self) -> usize {
         self.visits.lock().expect("visits").len()
     }
+}
+
+/// Serves `app` on a fresh loopback port until the returned sender is dropped; returns the
+/// server's origin and that sender.
+pub async fn serve_on_loopback(app: axum::Router) -> (String, oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding a loopback port");
+    let origin = format!("http://{}", listener.local_addr().expect("local address"));
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        let _ = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    });
+    (origin, stop)
 }
 
 async fn record(State(visits): State<Arc<Mutex<Vec<Visit>>>>, OriginalUri(uri): OriginalUri) -> impl IntoResponse {

@@ -3,6 +3,7 @@
 
 mod authorize;
 mod code_grant;
+mod cors;
 mod discovery;
 #[path = "../support/fixtures.rs"]
 mod fixtures;

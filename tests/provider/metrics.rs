@@ -172,6 +172,69 @@ async fn metrics_page_parses_and_lists_every_documented_metric_with_help() {
     assert!(phases.contains("active"), "{phases:?}");
 }
 
+/// The route templates whose request series exist from the start.
+const ROUTES: &[&str] = &[
+    "/.well-known/openid-configuration",
+    "/.well-known/oauth-authorization-server",
+    "/jwks.json",
+    "/.well-known/jwks.json",
+    "/authorize",
+    "/login",
+    "/consent",
+    "/token",
+    "/userinfo",
+    "/introspect",
+    "/revoke",
+    "/logout",
+    "/register",
+];
+
+/// Every `grant_type` label: the grants, a made-up one, none.
+const GRANT_LABELS: &[&str] = &["authorization_code", "refresh_token", "client_credentials", "unsupported", "none"];
+
+/// Prometheus instrumentation guidance: a series that appears only once it moves breaks
+/// `rate()` and alerts, so every series with known labels is there, at 0, before anything.
+#[tokio::test]
+async fn a_fresh_metrics_page_lists_every_known_series_at_zero() {
+    let server = TestServer::start().await;
+    let scrape = scrape_from(&server, &format!("{}/metrics", server.metrics_base)).await;
+    let at_zero =
+        |name: &str, labels: &[(&str, &str)]| scrape.samples.iter().any(|s| matches(s, name, labels) && s.value == 0.0);
+    for route in ROUTES {
+        assert!(at_zero("portcullis_http_requests_total", &[("endpoint", route), ("status", "200")]), "{route}");
+        assert!(at_zero("portcullis_http_request_duration_seconds_count", &[("endpoint", route)]), "{route}");
+    }
+    let zeros = |name: &str, label: &str| -> BTreeSet<String> {
+        let samples = scrape.samples.iter().filter(|s| s.name == name && s.value == 0.0);
+        samples.filter_map(|s| s.labels.get(label).cloned()).collect()
+    };
+    let grants: BTreeSet<String> = GRANT_LABELS.iter().map(|g| g.to_string()).collect();
+    assert_eq!(zeros("portcullis_token_errors_total", "grant_type"), grants);
+    let errors = zeros("portcullis_token_errors_total", "error");
+    for error in [
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "unauthorized_client",
+        "unsupported_grant_type",
+        "invalid_scope",
+        "server_error",
+        "temporarily_unavailable",
+    ] {
+        assert!(errors.contains(error), "{error} missing: {errors:?}");
+    }
+    let issued = zeros("portcullis_tokens_issued_total", "grant_type");
+    assert_eq!(issued, grants.iter().filter(|g| !["unsupported", "none"].contains(&g.as_str())).cloned().collect());
+    assert_eq!(zeros("portcullis_tokens_issued_total", "client_id"), BTreeSet::from(["dynamic".to_owned()]));
+    let results = zeros("portcullis_logins_total", "result");
+    assert_eq!(results, ["success", "failure", "throttled"].iter().map(|r| r.to_string()).collect());
+    assert_eq!(zeros("portcullis_argon2_verifications_total", "purpose").len(), 2);
+    assert_eq!(zeros("portcullis_client_auth_throttled_total", "client_id"), BTreeSet::from(["dynamic".to_owned()]));
+    for counter in ["portcullis_tokens_revoked_total", "portcullis_clients_registered_total"] {
+        assert!(at_zero(counter, &[]), "{counter}");
+    }
+}
+
 /// One of each flow; every counter moves by exactly what the flow did.
 #[tokio::test]
 async fn counters_move_by_exactly_the_flow_and_histograms_observe_it() {
@@ -267,17 +330,15 @@ async fn label_cardinality_stays_bounded_under_random_paths_and_client_ids() {
     }
     let scrape = scrape(&server).await;
     let endpoints = label_values(&scrape, "portcullis_http_requests_total", "endpoint");
-    let expected: BTreeSet<String> = ["/token", "/authorize", "/register/{client_id}", "unmatched", "/metrics"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    assert_eq!(endpoints, expected);
+    let expected: BTreeSet<String> =
+        ROUTES.iter().chain(&["/register/{client_id}", "unmatched", "/metrics"]).map(|s| s.to_string()).collect();
+    assert_eq!(endpoints, expected, "the routes (created at start) and the ones these requests reached");
     let methods = label_values(&scrape, "portcullis_http_requests_total", "method");
     assert!(methods.iter().all(|m| ["GET", "POST", "other"].contains(&m.as_str())), "{methods:?}");
     let clients = label_values(&scrape, "portcullis_tokens_issued_total", "client_id");
-    assert_eq!(clients, BTreeSet::from(["m2m".to_owned()]));
+    assert_eq!(clients, BTreeSet::from(["m2m".to_owned(), "dynamic".to_owned()]));
     let grants = label_values(&scrape, "portcullis_token_errors_total", "grant_type");
-    assert!(grants.iter().all(|g| ["client_credentials", "unsupported"].contains(&g.as_str())), "{grants:?}");
+    assert_eq!(grants, GRANT_LABELS.iter().map(|g| g.to_string()).collect(), "made-up grants are `unsupported`");
     let grown = scrape.samples.len() - baseline;
     assert!(grown < 120, "240 random requests added {grown} samples: labels are not bounded");
 }

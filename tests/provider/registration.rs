@@ -211,3 +211,29 @@ async fn disabled_registration_is_refused_and_not_advertised() {
         server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
     assert!(doc.get("registration_endpoint").is_none());
 }
+
+/// A token request that only needs the client authenticated to get past it: an unknown
+/// refresh token then answers `invalid_grant`, a refused client `invalid_client`.
+async fn authenticated_with_post(server: &TestServer, client: &Value) -> Value {
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", "unknown"),
+        ("client_id", client["client_id"].as_str().unwrap()),
+        ("client_secret", client["client_secret"].as_str().unwrap()),
+    ];
+    server.http.post(server.url("/token")).form(&form).send().await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test]
+async fn rfc7591_2_an_omitted_auth_method_echoes_basic_and_accepts_post_too_an_explicit_one_is_strict() {
+    let server = TestServer::start().await;
+    let grants = json!(["authorization_code", "refresh_token"]);
+    let omitted = registered(&server, json!({"redirect_uris": [CALLBACK], "grant_types": grants})).await;
+    assert_eq!(omitted["token_endpoint_auth_method"], "client_secret_basic");
+    assert_eq!(authenticated_with_post(&server, &omitted).await["error"], "invalid_grant", "post accepted");
+
+    let basic = json!({"redirect_uris": [CALLBACK], "grant_types": grants, "token_endpoint_auth_method": "client_secret_basic"});
+    let explicit = registered(&server, basic).await;
+    let refused = authenticated_with_post(&server, &explicit).await;
+    assert_eq!(refused, json!({"error": "invalid_client", "error_description": "client authentication failed"}));
+}

@@ -76,12 +76,52 @@ async fn rfc6749_5_2_unknown_client_and_missing_credentials_are_invalid_client()
     assert_oauth_error(anonymous.unwrap(), 401, "invalid_client").await;
 }
 
+/// What every failed client authentication answers, whatever the reason.
+const AUTHENTICATION_FAILED: &str = "client authentication failed";
+
 #[tokio::test]
-async fn oidc_core_9_client_must_use_its_registered_auth_method() {
+async fn oidc_core_9_client_must_use_its_declared_auth_method_and_the_refusal_tells_nothing() {
     let server = TestServer::start().await;
+    let post =
+        [("grant_type", "client_credentials"), ("client_id", "reports-api"), ("client_secret", "reports-api-secret")];
+    let response = server.http.post(server.url("/token")).form(&post).send().await.unwrap();
+    let body = assert_oauth_error(response, 401, "invalid_client").await;
+    assert_eq!(body["error_description"], AUTHENTICATION_FAILED, "explicit client_secret_basic refuses post");
+    let basic =
+        server.post_basic("/token", "m2m-post", "m2m-post-secret", &[("grant_type", "client_credentials")]).await;
+    let body = assert_oauth_error(basic, 401, "invalid_client").await;
+    assert_eq!(body["error_description"], AUTHENTICATION_FAILED, "explicit client_secret_post refuses basic");
+}
+
+#[tokio::test]
+async fn a_client_that_declares_no_method_authenticates_with_basic_or_post() {
+    let server = TestServer::start().await;
+    let basic = server.post_basic("/token", "m2m", "m2m-secret", &[("grant_type", "client_credentials")]).await;
+    assert_eq!(basic.status(), 200);
     let form = [("grant_type", "client_credentials"), ("client_id", "m2m"), ("client_secret", "m2m-secret")];
-    let response = server.http.post(server.url("/token")).form(&form).send().await.unwrap();
-    assert_oauth_error(response, 401, "invalid_client").await;
+    let post = server.http.post(server.url("/token")).form(&form).send().await.unwrap();
+    assert_eq!(post.status(), 200);
+    let id_only = server.http.post(server.url("/token")).form(&form[..2]).send().await.unwrap();
+    let body = assert_oauth_error(id_only, 401, "invalid_client").await;
+    assert_eq!(body["error_description"], AUTHENTICATION_FAILED, "a confidential client must send its secret");
+}
+
+#[tokio::test]
+async fn every_client_authentication_failure_answers_the_same_description() {
+    let server = TestServer::start().await;
+    let grant = [("grant_type", "client_credentials")];
+    let requests = [
+        server.http.post(server.url("/token")).form(&grant),
+        server.http.post(server.url("/token")).basic_auth("nobody", Some("x")).form(&grant),
+        server.http.post(server.url("/token")).basic_auth("m2m", Some("wrong")).form(&grant),
+        server.http.post(server.url("/token")).header("authorization", "Basic !!!").form(&grant),
+        server.http.post(server.url("/token")).header("authorization", "Bearer abc").form(&grant),
+        server.http.post(server.url("/introspect")).form(&[("token", "x"), ("client_id", "spa")]),
+    ];
+    for request in requests {
+        let body = assert_oauth_error(request.send().await.unwrap(), 401, "invalid_client").await;
+        assert_eq!(body["error_description"], AUTHENTICATION_FAILED, "{body}");
+    }
 }
 
 #[tokio::test]
@@ -168,7 +208,7 @@ async fn rfc6749_2_3_1_a_confidential_client_without_a_stored_secret_is_refused_
     store.put_client(ClientRecord { secret_hash: None, ..m2m_client("api") }).await.unwrap();
     let post = ClientRecord {
         client_id: "m2m-post".into(),
-        auth_method: TokenEndpointAuthMethod::ClientSecretPost,
+        auth_method: Some(TokenEndpointAuthMethod::ClientSecretPost),
         secret_hash: None,
         ..m2m_client("api")
     };

@@ -13,7 +13,7 @@ pub fn m2m_client(scopes: &str) -> ClientRecord {
         client_id: "m2m".into(),
         client_name: None,
         secret_hash: Some(secrets::hash("m2m-secret").unwrap()),
-        auth_method: TokenEndpointAuthMethod::ClientSecretBasic,
+        auth_method: Some(TokenEndpointAuthMethod::ClientSecretBasic),
         redirect_uris: vec![],
         post_logout_redirect_uris: vec![],
         grant_types: vec![GrantType::ClientCredentials],
@@ -23,6 +23,7 @@ pub fn m2m_client(scopes: &str) -> ClientRecord {
         access_token_ttl: None,
         require_pkce: false,
         skip_consent: false,
+        web_origins: vec![],
         registration: None,
     }
 }

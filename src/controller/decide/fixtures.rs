@@ -49,7 +49,7 @@ impl OidcClient {
 
     /// A public client (PKCE, no secret).
     pub fn public(mut self) -> Self {
-        self.spec.token_endpoint_auth_method = TokenEndpointAuthMethod::None;
+        self.spec.token_endpoint_auth_method = Some(TokenEndpointAuthMethod::None);
         self
     }
 
