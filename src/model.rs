@@ -30,6 +30,19 @@ pub struct ClientRecord {
     /// Set for clients that registered themselves (RFC 7591); `None` for declared ones.
     #[serde(default)]
     pub registration: Option<Registration>,
+    /// How tokens and claims are issued to this client beyond its RFC 7591 metadata.
+    #[serde(default)]
+    pub policy: ClientPolicy,
+}
+
+/// Issuance settings a declared client may change; dynamically registered clients get the
+/// defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientPolicy {
+    /// Seconds during which a rotated-out refresh token gets the same successor tokens
+    /// again instead of revoking its family; 0 (strict) revokes on any reuse.
+    #[serde(default)]
+    pub refresh_reuse_interval: u64,
 }
 
 /// What a dynamically registered client registered with, and how it manages that
@@ -74,6 +87,7 @@ impl ClientRecord {
             require_pkce: true,
             skip_consent: false,
             registration: None,
+            policy: ClientPolicy::default(),
         }
     }
 }

@@ -9,7 +9,7 @@ use url::Url;
 
 use super::manifests::DEFAULT_NAMESPACE;
 use crate::crd::{OidcClient, OidcUser, SigningKey};
-use crate::model::{ClientRecord, UserRecord};
+use crate::model::{ClientPolicy, ClientRecord, UserRecord};
 use crate::protocol::registration::CLIENT_ID_PREFIX;
 use crate::secrets::{self, SecretError};
 use crate::vocabulary::Scope;
@@ -21,6 +21,8 @@ pub const CLIENT_ID_KEY: &str = "clientId";
 pub const CLIENT_SECRET_KEY: &str = "clientSecret";
 /// Longest access-token lifetime a client may configure.
 pub const MAX_ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// Longest refresh-token reuse interval a client may configure.
+pub const MAX_REFRESH_REUSE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A resource that cannot be reconciled, and why.
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +176,12 @@ pub fn plan_client(client: &OidcClient, credentials: Option<&Secret>) -> Result<
         .map(|value| parse_duration("spec.accessTokenLifetime", value, MAX_ACCESS_TOKEN_LIFETIME, "24h"))
         .transpose()
         .map_err(fail)?;
+    let refresh_reuse_interval = spec
+        .refresh_token_reuse_interval
+        .as_deref()
+        .map(|value| parse_reuse_interval(value).map_err(fail))
+        .transpose()?
+        .unwrap_or(0);
 
     let (secret_hash, generated) = if public {
         (None, None)
@@ -208,6 +216,7 @@ pub fn plan_client(client: &OidcClient, credentials: Option<&Secret>) -> Result<
         require_pkce: spec.require_pkce || public,
         skip_consent: spec.skip_consent,
         registration: None,
+        policy: ClientPolicy { refresh_reuse_interval },
     };
     Ok(ClientPlan { record, generated })
 }
@@ -229,6 +238,15 @@ fn parse_duration(
     match humantime::parse_duration(value) {
         Ok(d) if d >= Duration::from_secs(1) && d <= max => Ok(d),
         _ => Err(Problem::InvalidDuration { field, value: value.to_owned(), max: max_text }),
+    }
+}
+
+/// `spec.refreshTokenReuseInterval`: `0s` (strict) up to [`MAX_REFRESH_REUSE_INTERVAL`].
+fn parse_reuse_interval(value: &str) -> Result<u64, Problem> {
+    match humantime::parse_duration(value) {
+        Ok(d) if d.is_zero() => Ok(0),
+        _ => parse_duration("spec.refreshTokenReuseInterval", value, MAX_REFRESH_REUSE_INTERVAL, "60s")
+            .map(|d| d.as_secs()),
     }
 }
 
@@ -386,6 +404,22 @@ mod tests {
             c.grant_types = vec![GrantType::ClientCredentials];
         });
         assert!(plan_client(&machine, None).is_ok());
+    }
+
+    #[test]
+    fn refresh_token_reuse_interval_is_strict_by_default_and_bounded() {
+        let interval = |value: Option<&str>| {
+            plan_client(&client(|c| c.refresh_token_reuse_interval = value.map(Into::into)), None)
+                .map(|plan| plan.record.policy.refresh_reuse_interval)
+        };
+        assert_eq!(interval(None).unwrap(), 0);
+        assert_eq!(interval(Some("0s")).unwrap(), 0);
+        assert_eq!(interval(Some("3s")).unwrap(), 3);
+        assert_eq!(interval(Some("1m")).unwrap(), 60);
+        for bad in ["61s", "-1s", "soon", "500ms"] {
+            let error = interval(Some(bad)).unwrap_err().to_string();
+            assert!(error.contains("spec.refreshTokenReuseInterval"), "{bad}: {error}");
+        }
     }
 
     #[test]

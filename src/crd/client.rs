@@ -79,6 +79,13 @@ pub struct OidcClientSpec {
     /// Skip the consent page for this (first-party) client.
     #[serde(default)]
     pub skip_consent: bool,
+    /// How long a rotated-out refresh token may be presented again and get the very same
+    /// successor tokens, for clients that refresh concurrently (several tabs, kubectl
+    /// plugins sharing a token cache), e.g. `3s`; at most `60s`. Defaults to `0s`: any
+    /// reuse revokes the whole token family (RFC 9700 section 4.14.2). Within the interval
+    /// whoever holds the old token gets the successor, so keep it short.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token_reuse_interval: Option<String>,
 }
 
 fn default_grant_types() -> Vec<GrantType> {

@@ -1,7 +1,7 @@
 //! The token endpoint's shared rules (RFC 6749 §3.2, §5) and the `client_credentials`
 //! grant (RFC 6749 §4.4) with RFC 9068 JWT access tokens.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::claims::{AccessTokenClaims, Audience};
 use super::epoch::token_epoch;
@@ -155,10 +155,10 @@ pub fn user_access_token(
 }
 
 /// The successful token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenResponse {
     pub access_token: String,
-    pub token_type: &'static str,
+    pub token_type: String,
     pub expires_in: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,

@@ -57,7 +57,6 @@ pub use limits::{MAX_HEADER_BYTES, MAX_HEADERS};
 pub use observe::REQUEST_ID;
 pub use readiness::Readiness;
 pub use state::{CODE_TTL, CONSENT_TTL, Provider, ProviderConfig, RegistrationPolicy};
-pub use user_grants::REFRESH_RACE_GRACE;
 
 use crate::protocol::endpoints as path;
 

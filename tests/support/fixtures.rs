@@ -2,7 +2,7 @@
 // Each test crate that includes this uses part of it.
 #![allow(dead_code)]
 
-use portcullis::model::ClientRecord;
+use portcullis::model::{ClientPolicy, ClientRecord};
 use portcullis::secrets;
 use portcullis::vocabulary::Scope;
 use portcullis::vocabulary::{GrantType, TokenEndpointAuthMethod};
@@ -24,6 +24,7 @@ pub fn m2m_client(scopes: &str) -> ClientRecord {
         require_pkce: false,
         skip_consent: false,
         registration: None,
+        policy: ClientPolicy::default(),
     }
 }
 
