@@ -11,7 +11,7 @@ use axum::response::Response;
 use super::browser::{self, BROWSER_COOKIE};
 use super::error::PageError;
 use super::pages::{self, ConsentPage, LoginPage, ScopeLine, Text};
-use super::respond::redirect;
+use super::respond::authorization_response;
 use super::state::{CODE_TTL, Provider};
 use crate::model::{AuthorizationCode, ClientRecord, Grant, Session, UserRecord};
 use crate::protocol::form::FormParams;
@@ -176,7 +176,7 @@ pub async fn issue_code(
     };
     provider.store.put_grant(&grant).await?;
     provider.store.put_code(&secrets::token_digest(&code), &record, now + CODE_TTL).await?;
-    let location =
-        redirects::code_redirect(&request.redirect_uri, &code, request.state.as_deref(), &provider.config.issuer);
-    redirect(status, &location).ok_or(PageError::BadRedirectUri)
+    let params = redirects::code_params(&code, request.state.as_deref(), &provider.config.issuer);
+    authorization_response(provider, status, request.response_mode, &request.redirect_uri, &params)
+        .ok_or(PageError::BadRedirectUri)
 }

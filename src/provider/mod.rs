@@ -73,6 +73,7 @@ pub fn app(provider: Arc<Provider>) -> Router {
         .route(path::USERINFO, get(userinfo::userinfo).post(userinfo::userinfo))
         .route(path::LOGOUT, get(logout::logout).post(logout::logout))
         .route(path::STYLESHEET, get(metadata::stylesheet))
+        .route(path::FORM_POST_SCRIPT, get(metadata::form_post_script))
         .route(path::REGISTER, post(register::register).fallback(metadata::post_only))
         .route(
             &format!("{}/{{client_id}}", path::REGISTER),

@@ -41,6 +41,10 @@ pub struct Text {
     pub logged_out_heading: &'static str,
     pub close_page: &'static str,
 
+    pub form_post_title: &'static str,
+    pub form_post_lead: &'static str,
+    pub continue_button: &'static str,
+
     pub error_next_step: &'static str,
     pub invalid_request_title: &'static str,
     pub unknown_client_title: &'static str,
@@ -101,6 +105,10 @@ pub const ENGLISH: Text = Text {
     logged_out_title: "Signed out",
     logged_out_heading: "You are signed out.",
     close_page: "You can close this page now.",
+
+    form_post_title: "Returning to the application",
+    form_post_lead: "Press Continue if you are not taken back to",
+    continue_button: "Continue",
 
     error_next_step: "You can close this page and start again from the application you were using.",
     invalid_request_title: "Invalid request",

@@ -29,7 +29,7 @@ async fn oidc_discovery_3_metadata_lists_what_is_implemented() {
         server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
     assert_eq!(doc["grant_types_supported"], json!(["authorization_code", "refresh_token", "client_credentials"]));
     assert_eq!(doc["response_types_supported"], json!(["code"]));
-    assert_eq!(doc["response_modes_supported"], json!(["query"]));
+    assert_eq!(doc["response_modes_supported"], json!(["query", "form_post"]));
     let methods = json!(["client_secret_basic", "client_secret_post", "none"]);
     assert_eq!(doc["token_endpoint_auth_methods_supported"], methods);
     assert_eq!(
