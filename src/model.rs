@@ -108,6 +108,43 @@ pub struct UserRecord {
     /// Argon2id PHC string of the password.
     pub password_hash: String,
     pub disabled: bool,
+    /// The other OIDC Core §5.1 standard claims.
+    #[serde(default)]
+    pub profile: UserProfile,
+}
+
+/// OIDC Core §5.1 standard claims beyond names and email, as declared; released under
+/// `profile`, `phone` and `address` (§5.4).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserProfile {
+    pub middle_name: Option<String>,
+    pub nickname: Option<String>,
+    pub picture: Option<String>,
+    pub website: Option<String>,
+    pub gender: Option<String>,
+    pub birthdate: Option<String>,
+    pub zoneinfo: Option<String>,
+    pub locale: Option<String>,
+    pub phone_number: Option<String>,
+    pub phone_number_verified: bool,
+    pub address: Option<Address>,
+}
+
+/// OIDC Core §5.1.1: a postal address; absent parts are omitted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Address {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formatted: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub street_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locality: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postal_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
 }
 
 #[cfg(test)]
@@ -128,6 +165,7 @@ impl UserRecord {
             client_roles: BTreeMap::new(),
             password_hash: String::new(),
             disabled: false,
+            profile: UserProfile::default(),
         }
     }
 }

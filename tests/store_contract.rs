@@ -13,7 +13,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use portcullis::clock::Clock;
 use portcullis::metrics::Metrics;
-use portcullis::model::{AuthorizationCode, ClientPolicy, ClientRecord, Grant, RefreshToken, Session, UserRecord};
+use portcullis::model::{
+    AuthorizationCode, ClientPolicy, ClientRecord, Grant, RefreshToken, Session, UserProfile, UserRecord,
+};
 use portcullis::store::{
     Budget, Cached, Consumed, Coordination, Counters, Directory, Ephemeral, Eviction, Grants, Instrumented,
     MemoryStore, OPERATIONS, PublishedKeys, RedisConfig, RedisStore, Reservation, SingleUse, Store, StoreError, epoch,
@@ -83,6 +85,7 @@ fn user(username: &str, subject: &str) -> UserRecord {
         client_roles: BTreeMap::new(),
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".into(),
         disabled: false,
+        profile: UserProfile::default(),
     }
 }
 

@@ -8,8 +8,8 @@ use kube::ResourceExt;
 use url::Url;
 
 use super::manifests::DEFAULT_NAMESPACE;
-use crate::crd::{OidcClient, OidcUser, SigningKey};
-use crate::model::{ClientPolicy, ClientRecord, UserRecord};
+use crate::crd::{OidcClient, OidcUser, OidcUserSpec, SigningKey};
+use crate::model::{Address, ClientPolicy, ClientRecord, UserProfile, UserRecord};
 use crate::protocol::registration::CLIENT_ID_PREFIX;
 use crate::secrets::{self, SecretError};
 use crate::vocabulary::Scope;
@@ -279,7 +279,32 @@ pub fn plan_user(user: &OidcUser, password_secret: Option<&Secret>) -> Result<Us
         client_roles: spec.client_roles.clone(),
         password_hash,
         disabled: spec.disabled,
+        profile: user_profile(spec),
     })
+}
+
+/// The OIDC Core §5.1 claims of a user beyond names and email.
+fn user_profile(spec: &OidcUserSpec) -> UserProfile {
+    UserProfile {
+        middle_name: spec.middle_name.clone(),
+        nickname: spec.nickname.clone(),
+        picture: spec.picture.clone(),
+        website: spec.website.clone(),
+        gender: spec.gender.clone(),
+        birthdate: spec.birthdate.clone(),
+        zoneinfo: spec.zoneinfo.clone(),
+        locale: spec.locale.clone(),
+        phone_number: spec.phone_number.clone(),
+        phone_number_verified: spec.phone_number_verified,
+        address: spec.address.as_ref().map(|a| Address {
+            formatted: a.formatted.clone(),
+            street_address: a.street_address.clone(),
+            locality: a.locality.clone(),
+            region: a.region.clone(),
+            postal_code: a.postal_code.clone(),
+            country: a.country.clone(),
+        }),
+    }
 }
 
 /// Default time a key signs before the next one takes over.
@@ -319,7 +344,7 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     use super::*;
-    use crate::crd::{OidcClientSpec, OidcUserSpec, SecretKeyRef, SigningKeySpec};
+    use crate::crd::{OidcClientSpec, OidcUserSpec, SigningKeySpec};
 
     fn meta(name: &str) -> ObjectMeta {
         ObjectMeta { name: Some(name.into()), namespace: Some("team".into()), ..Default::default() }
@@ -432,21 +457,37 @@ mod tests {
     }
 
     fn user(secret_ref_key: &str) -> OidcUser {
-        let spec = OidcUserSpec {
-            username: "alice".into(),
-            subject: None,
-            email: Some("alice@example.com".into()),
-            email_verified: true,
-            name: None,
-            given_name: None,
-            family_name: None,
-            groups: vec![],
-            roles: vec![],
-            client_roles: BTreeMap::new(),
-            password_secret_ref: SecretKeyRef { name: "alice-password".into(), key: secret_ref_key.into() },
-            disabled: false,
-        };
+        let spec: OidcUserSpec = serde_json::from_value(serde_json::json!({
+            "username": "alice",
+            "email": "alice@example.com",
+            "emailVerified": true,
+            "passwordSecretRef": {"name": "alice-password", "key": secret_ref_key},
+        }))
+        .unwrap();
         OidcUser { metadata: meta("alice"), spec, status: None }
+    }
+
+    #[test]
+    fn user_profile_claims_are_taken_from_the_spec() {
+        let hash = secrets::hash("pw").unwrap();
+        let mut alice = user("passwordHash");
+        alice.spec.picture = Some("https://img.example/a.png".into());
+        alice.spec.locale = Some("en-GB".into());
+        alice.spec.phone_number = Some("+44 20 7946 0000".into());
+        alice.spec.phone_number_verified = true;
+        alice.spec.address =
+            serde_json::from_value(serde_json::json!({"streetAddress": "1 Main St", "postalCode": "N1"})).unwrap();
+        let record = plan_user(&alice, Some(&secret(&[("passwordHash", &hash)]))).unwrap();
+        let profile = record.profile;
+        assert_eq!(profile.picture.as_deref(), Some("https://img.example/a.png"));
+        assert_eq!(profile.locale.as_deref(), Some("en-GB"));
+        assert_eq!((profile.phone_number.as_deref(), profile.phone_number_verified), (Some("+44 20 7946 0000"), true));
+        let address = profile.address.unwrap();
+        assert_eq!(
+            (address.street_address.as_deref(), address.postal_code.as_deref()),
+            (Some("1 Main St"), Some("N1"))
+        );
+        assert_eq!(address.country, None);
     }
 
     #[test]

@@ -63,7 +63,8 @@ pub fn check_grant_allowed(client: &ClientRecord, grant: GrantType) -> Result<()
 }
 
 /// Scopes that only make sense with an end-user, never granted to a client acting for itself.
-const USER_ONLY_SCOPES: &[&str] = &["openid", "offline_access", "profile", "email", "roles", "address", "phone"];
+const USER_ONLY_SCOPES: &[&str] =
+    &["openid", "offline_access", "profile", "email", "roles", "groups", "address", "phone"];
 
 /// RFC 6749 §4.4 + §3.3: the scope a client-credentials token carries.
 pub fn client_credentials_scope(client: &ClientRecord, requested: Option<&Scope>) -> Result<Scope, OAuthError> {

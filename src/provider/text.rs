@@ -68,6 +68,9 @@ pub struct Text {
     pub scope_openid: &'static str,
     pub scope_profile: &'static str,
     pub scope_email: &'static str,
+    pub scope_phone: &'static str,
+    pub scope_address: &'static str,
+    pub scope_groups: &'static str,
     pub scope_roles: &'static str,
     pub scope_offline_access: &'static str,
     /// Said of a scope with no description of its own; the scope's name follows.
@@ -133,6 +136,9 @@ pub const ENGLISH: Text = Text {
     scope_openid: "Confirm who you are",
     scope_profile: "See your name and username",
     scope_email: "See your email address",
+    scope_phone: "See your phone number",
+    scope_address: "See your postal address",
+    scope_groups: "See the groups you belong to",
     scope_roles: "See your roles and groups",
     scope_offline_access: "Keep access while you are away",
     scope_other: "Access",
@@ -152,6 +158,9 @@ impl Text {
             "openid" => self.scope_openid.into(),
             "profile" => self.scope_profile.into(),
             "email" => self.scope_email.into(),
+            "phone" => self.scope_phone.into(),
+            "address" => self.scope_address.into(),
+            "groups" => self.scope_groups.into(),
             "roles" => self.scope_roles.into(),
             "offline_access" => self.scope_offline_access.into(),
             other => format!("{} {other}", self.scope_other).into(),
@@ -176,6 +185,9 @@ mod tests {
         assert_eq!(text.describe_scope("profile"), "See your name and username");
         assert_eq!(text.describe_scope("email"), "See your email address");
         assert_eq!(text.describe_scope("roles"), "See your roles and groups");
+        assert_eq!(text.describe_scope("phone"), "See your phone number");
+        assert_eq!(text.describe_scope("address"), "See your postal address");
+        assert_eq!(text.describe_scope("groups"), "See the groups you belong to");
         assert_eq!(text.describe_scope("offline_access"), "Keep access while you are away");
         assert_eq!(text.describe_scope("billing:read"), "Access billing:read");
     }

@@ -42,8 +42,12 @@ async fn oidc_discovery_3_metadata_lists_what_is_implemented() {
     assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
     assert_eq!(doc["request_parameter_supported"], false);
     assert_eq!(doc["request_uri_parameter_supported"], false);
-    for scope in ["openid", "profile", "email", "roles", "offline_access"] {
+    for scope in ["openid", "profile", "email", "phone", "address", "groups", "roles", "offline_access"] {
         assert!(doc["scopes_supported"].as_array().unwrap().contains(&scope.into()), "{scope}");
+    }
+    let claims = doc["claims_supported"].as_array().unwrap();
+    for claim in ["picture", "locale", "zoneinfo", "phone_number", "phone_number_verified", "address", "groups"] {
+        assert!(claims.contains(&claim.into()), "OIDC Discovery 3 claims_supported lists {claim}");
     }
 }
 

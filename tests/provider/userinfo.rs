@@ -115,3 +115,25 @@ async fn id_token_carries_the_scoped_user_claims_for_relying_parties_that_read_i
     assert_eq!(claims["resource_access"]["webapp"]["roles"], serde_json::json!(["admin", "viewer"]));
     assert!(claims.get("email").is_none(), "email was not granted");
 }
+
+async fn userinfo(server: &TestServer, token: &str) -> Value {
+    server.http.get(server.url("/userinfo")).bearer_auth(token).send().await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test]
+async fn oidc_core_5_4_phone_address_and_groups_scopes_release_exactly_their_claims() {
+    let server = TestServer::start().await;
+    let (token, tokens) = access_token(&server, "openid phone address groups").await;
+    let sub = jwt_part(tokens["id_token"].as_str().unwrap(), 1)["sub"].clone();
+    assert_eq!(
+        userinfo(&server, &token).await,
+        serde_json::json!({
+            "sub": sub,
+            "phone_number": "+44 20 7946 0000",
+            "phone_number_verified": false,
+            "address": { "locality": "Oxford", "country": "United Kingdom" },
+            "groups": ["engineering"],
+        }),
+        "the groups scope releases groups without roles"
+    );
+}
