@@ -43,6 +43,9 @@ pub struct ClientPolicy {
     /// again instead of revoking its family; 0 (strict) revokes on any reuse.
     #[serde(default)]
     pub refresh_reuse_interval: u64,
+    /// Custom scopes and the users' custom claims each releases.
+    #[serde(default)]
+    pub scope_claims: BTreeMap<String, Vec<String>>,
 }
 
 /// What a dynamically registered client registered with, and how it manages that
@@ -111,6 +114,9 @@ pub struct UserRecord {
     /// The other OIDC Core §5.1 standard claims.
     #[serde(default)]
     pub profile: UserProfile,
+    /// Custom claims by name, released under a client's `scope_claims`.
+    #[serde(default)]
+    pub custom_claims: BTreeMap<String, serde_json::Value>,
 }
 
 /// OIDC Core §5.1 standard claims beyond names and email, as declared; released under
@@ -166,6 +172,7 @@ impl UserRecord {
             password_hash: String::new(),
             disabled: false,
             profile: UserProfile::default(),
+            custom_claims: BTreeMap::new(),
         }
     }
 }

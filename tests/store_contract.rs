@@ -86,6 +86,7 @@ fn user(username: &str, subject: &str) -> UserRecord {
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".into(),
         disabled: false,
         profile: UserProfile::default(),
+        custom_claims: Default::default(),
     }
 }
 

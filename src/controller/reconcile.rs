@@ -1,6 +1,7 @@
 //! Pure reconcile functions shared by the controller and the manifests folder: a resource
 //! and the Secret it refers to in, the record to store and the actions to take out.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -11,6 +12,7 @@ use super::manifests::DEFAULT_NAMESPACE;
 use crate::crd::{OidcClient, OidcUser, OidcUserSpec, SigningKey};
 use crate::model::{Address, ClientPolicy, ClientRecord, UserProfile, UserRecord};
 use crate::protocol::registration::CLIENT_ID_PREFIX;
+use crate::protocol::userinfo::{RESERVED_CLAIMS, STANDARD_SCOPES};
 use crate::secrets::{self, SecretError};
 use crate::vocabulary::Scope;
 use crate::vocabulary::{GrantType, SigningAlgorithm, TokenEndpointAuthMethod};
@@ -65,6 +67,10 @@ pub enum Problem {
     InvalidPasswordHash,
     #[error("spec.username must not be empty")]
     EmptyUsername,
+    #[error("{field}: `{name}` is a registered JWT or OpenID Connect claim; give the custom claim another name")]
+    ReservedClaim { field: &'static str, name: String },
+    #[error("spec.scopeClaims: `{0}` must be one scope token (RFC 6749 section 3.3) other than the standard scopes")]
+    InvalidCustomScope(String),
     #[error("spec.rsaBits must be 2048, 3072 or 4096")]
     InvalidRsaBits,
     #[error("{0}")]
@@ -170,6 +176,9 @@ pub fn plan_client(client: &OidcClient, credentials: Option<&Secret>) -> Result<
     }
     let scopes =
         Scope::parse(&spec.scopes.join(" ")).map_err(|e| fail(Problem::InvalidScope(e.description.into_owned())))?;
+    check_scope_claims(&spec.scope_claims).map_err(fail)?;
+    // A custom scope the client maps claims to is one it may request.
+    let scopes = Scope::from_tokens(scopes.iter().chain(spec.scope_claims.keys().map(String::as_str)));
     let access_token_ttl = spec
         .access_token_lifetime
         .as_deref()
@@ -216,7 +225,7 @@ pub fn plan_client(client: &OidcClient, credentials: Option<&Secret>) -> Result<
         require_pkce: spec.require_pkce || public,
         skip_consent: spec.skip_consent,
         registration: None,
-        policy: ClientPolicy { refresh_reuse_interval },
+        policy: ClientPolicy { refresh_reuse_interval, scope_claims: spec.scope_claims.clone() },
     };
     Ok(ClientPlan { record, generated })
 }
@@ -241,6 +250,27 @@ fn parse_duration(
     }
 }
 
+/// `spec.scopeClaims`: custom scope tokens, each mapped to claim names that are not
+/// registered ones.
+fn check_scope_claims(scope_claims: &BTreeMap<String, Vec<String>>) -> Result<(), Problem> {
+    for (scope, names) in scope_claims {
+        let single = Scope::parse(scope).is_ok_and(|parsed| parsed.iter().eq([scope.as_str()]));
+        if !single || STANDARD_SCOPES.contains(&scope.as_str()) {
+            return Err(Problem::InvalidCustomScope(scope.clone()));
+        }
+        check_claim_names("spec.scopeClaims", names.iter())?;
+    }
+    Ok(())
+}
+
+/// Refuses a custom claim named like a registered one.
+fn check_claim_names<'a>(field: &'static str, mut names: impl Iterator<Item = &'a String>) -> Result<(), Problem> {
+    match names.find(|name| RESERVED_CLAIMS.contains(&name.as_str())) {
+        Some(name) => Err(Problem::ReservedClaim { field, name: name.clone() }),
+        None => Ok(()),
+    }
+}
+
 /// `spec.refreshTokenReuseInterval`: `0s` (strict) up to [`MAX_REFRESH_REUSE_INTERVAL`].
 fn parse_reuse_interval(value: &str) -> Result<u64, Problem> {
     match humantime::parse_duration(value) {
@@ -257,6 +287,7 @@ pub fn plan_user(user: &OidcUser, password_secret: Option<&Secret>) -> Result<Us
     if spec.username.trim().is_empty() {
         return Err(fail(Problem::EmptyUsername));
     }
+    check_claim_names("spec.claims", spec.claims.keys()).map_err(fail)?;
     let reference = &spec.password_secret_ref;
     let secret = password_secret.ok_or_else(|| fail(Problem::MissingSecret(reference.name.clone())))?;
     let password_hash = secret_value(secret, &reference.key).map_err(fail)?.ok_or_else(|| {
@@ -280,6 +311,7 @@ pub fn plan_user(user: &OidcUser, password_secret: Option<&Secret>) -> Result<Us
         password_hash,
         disabled: spec.disabled,
         profile: user_profile(spec),
+        custom_claims: spec.claims.clone(),
     })
 }
 
@@ -465,6 +497,38 @@ mod tests {
         }))
         .unwrap();
         OidcUser { metadata: meta("alice"), spec, status: None }
+    }
+
+    #[test]
+    fn custom_claims_named_like_registered_claims_are_refused() {
+        let hash = secrets::hash("pw").unwrap();
+        let password = secret(&[("passwordHash", &hash)]);
+        let mut alice = user("passwordHash");
+        alice.spec.claims = BTreeMap::from([("organization".into(), serde_json::json!("Acme"))]);
+        let record = plan_user(&alice, Some(&password)).unwrap();
+        assert_eq!(record.custom_claims["organization"], "Acme");
+        for reserved in ["sub", "email", "groups", "resource_access", "auth_time", "phone_number"] {
+            alice.spec.claims.insert(reserved.into(), serde_json::json!("x"));
+            let error = plan_user(&alice, Some(&password)).unwrap_err().to_string();
+            assert!(error.contains(&format!("spec.claims: `{reserved}` is a registered")), "{error}");
+            alice.spec.claims.remove(reserved);
+        }
+    }
+
+    #[test]
+    fn scope_claims_map_custom_scopes_to_unreserved_claim_names() {
+        let org = BTreeMap::from([("org".to_owned(), vec!["organization".to_owned(), "department".to_owned()])]);
+        let plan = plan_client(&client(|c| c.scope_claims = org.clone()), None).unwrap();
+        assert_eq!(plan.record.policy.scope_claims, org);
+        assert!(plan.record.scopes.contains("org"), "a mapped scope may be requested");
+        let refused = |mapping: (&str, &str)| {
+            let scope_claims = BTreeMap::from([(mapping.0.to_owned(), vec![mapping.1.to_owned()])]);
+            plan_client(&client(|c| c.scope_claims = scope_claims), None).unwrap_err().to_string()
+        };
+        assert!(refused(("org", "iss")).contains("spec.scopeClaims: `iss` is a registered"));
+        for scope in ["profile", "two words", "", "bad\\scope"] {
+            assert!(refused((scope, "organization")).contains("must be one scope token"), "{scope}");
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
 // kube's derive repeats `type_` across printcolumns by design; clippy mistakes it for a duplicate.
 #![allow(clippy::duplicated_attributes)]
 
+use std::collections::BTreeMap;
+
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -86,6 +88,10 @@ pub struct OidcClientSpec {
     /// whoever holds the old token gets the successor, so keep it short.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token_reuse_interval: Option<String>,
+    /// Custom scopes this client may request and the users' custom `claims` each releases,
+    /// e.g. `{org: [organization, department]}`. The consent page names the claims.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scope_claims: BTreeMap<String, Vec<String>>,
 }
 
 fn default_grant_types() -> Vec<GrantType> {

@@ -87,11 +87,25 @@ pub struct OidcUserSpec {
     /// Roles per client id (`resource_access.<client>.roles`); only roles the client declares are released.
     #[serde(default)]
     pub client_roles: BTreeMap<String, Vec<String>>,
+    /// Extra claims about the user, any JSON values by claim name, e.g.
+    /// `{organization: Acme, department: R&D}`. A client releases them under the scopes of
+    /// its `scopeClaims`. Names of registered JWT and OpenID Connect claims are refused.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "any_json_values")]
+    pub claims: BTreeMap<String, serde_json::Value>,
     /// Where the argon2id PHC hash of the password is kept (`portcullis hash-password` makes one).
     pub password_secret_ref: SecretKeyRef,
     /// A disabled user cannot log in.
     #[serde(default)]
     pub disabled: bool,
+}
+
+/// An object whose values may be any JSON, kept as written.
+fn any_json_values(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "additionalProperties": { "x-kubernetes-preserve-unknown-fields": true }
+    })
 }
 
 /// A postal address (OIDC Core section 5.1.1); every part is optional.

@@ -67,7 +67,74 @@ pub fn user_claims(user: &UserRecord, client: &ClientRecord, scope: &Scope) -> M
     if scope.contains("groups") || scope.contains("roles") {
         claims.insert("groups".into(), json!(user.groups));
     }
+    insert_custom_claims(&mut claims, user, client, scope);
     claims
+}
+
+/// Claim names a custom claim may not take: registered JWT claims (RFC 7519 §4.1), the
+/// ones OIDC Core gives meaning in tokens (§2, §3.1.3.6), the §5.1 standard claims, and
+/// those Portcullis releases itself (`groups`, Keycloak's role claims).
+pub const RESERVED_CLAIMS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "auth_time",
+    "nonce",
+    "acr",
+    "amr",
+    "azp",
+    "at_hash",
+    "c_hash",
+    "sid",
+    "client_id",
+    "scope",
+    "cnf",
+    "name",
+    "given_name",
+    "family_name",
+    "middle_name",
+    "nickname",
+    "preferred_username",
+    "profile",
+    "picture",
+    "website",
+    "email",
+    "email_verified",
+    "gender",
+    "birthdate",
+    "zoneinfo",
+    "locale",
+    "phone_number",
+    "phone_number_verified",
+    "address",
+    "updated_at",
+    "groups",
+    "roles",
+    "realm_access",
+    "resource_access",
+];
+
+/// Scopes whose claims OIDC Core or Portcullis defines; a client cannot map them to custom
+/// claims.
+pub const STANDARD_SCOPES: &[&str] =
+    &["openid", "profile", "email", "phone", "address", "groups", "roles", "offline_access"];
+
+/// The custom claims the granted custom scopes of `client` release, as the user has them.
+fn insert_custom_claims(claims: &mut Map<String, Value>, user: &UserRecord, client: &ClientRecord, scope: &Scope) {
+    for (custom_scope, names) in &client.policy.scope_claims {
+        if !scope.contains(custom_scope) {
+            continue;
+        }
+        for name in names {
+            if let Some(value) = user.custom_claims.get(name) {
+                claims.insert(name.clone(), value.clone());
+            }
+        }
+    }
 }
 
 /// The user's roles for this client, limited to the roles the client declares.
@@ -113,6 +180,11 @@ mod tests {
             password_hash: "$argon2id$secret".into(),
             disabled: false,
             profile: UserProfile::default(),
+            custom_claims: BTreeMap::from([
+                ("organization".into(), json!("Acme")),
+                ("department".into(), json!("R&D")),
+                ("badge".into(), json!({ "level": 3 })),
+            ]),
         }
     }
 
@@ -263,6 +335,20 @@ mod tests {
         assert_eq!(claims_for(&user(), "openid groups"), json!({ "sub": "u-123", "groups": ["dev"] }));
         let loner = UserRecord { groups: vec![], ..user() };
         assert_eq!(claims_for(&loner, "openid groups"), json!({ "sub": "u-123", "groups": [] }));
+    }
+
+    #[test]
+    fn custom_scopes_release_the_custom_claims_the_client_maps_to_them() {
+        let mut app = client();
+        app.policy.scope_claims = BTreeMap::from([
+            ("org".into(), vec!["organization".into(), "department".into(), "missing".into()]),
+            ("security".into(), vec!["badge".into()]),
+        ]);
+        let claims = |scope: &str| Value::Object(user_claims(&user(), &app, &Scope::parse(scope).unwrap()));
+        assert_eq!(claims("openid org"), json!({ "sub": "u-123", "organization": "Acme", "department": "R&D" }));
+        assert_eq!(claims("openid security"), json!({ "sub": "u-123", "badge": { "level": 3 } }));
+        assert_eq!(claims("openid"), json!({ "sub": "u-123" }), "nothing custom without its scope");
+        assert_eq!(claims_for(&user(), "openid org"), json!({ "sub": "u-123" }), "nor for a client that maps none");
     }
 
     #[test]

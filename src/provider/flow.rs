@@ -122,8 +122,11 @@ pub fn consent_page(
     let action = provider.config.browser_path(endpoints::CONSENT);
     let request = interaction.request();
     let text = Text::for_ui_locales(request.ui_locales.as_deref());
-    let mut descriptions: Vec<(&str, _)> =
-        request.scope.iter().map(|scope| (scope, text.describe_scope(scope))).collect();
+    let describe = |scope| match client.policy.scope_claims.get(scope) {
+        Some(names) if !names.is_empty() => text.describe_claims(names).into(),
+        _ => text.describe_scope(scope),
+    };
+    let mut descriptions: Vec<(&str, _)> = request.scope.iter().map(|scope| (scope, describe(scope))).collect();
     // Signing in comes first; the rest stay in their stable order.
     descriptions.sort_by_key(|(scope, _)| *scope != "openid");
     let return_to = pages::destination(&request.redirect_uri);

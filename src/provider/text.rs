@@ -75,6 +75,8 @@ pub struct Text {
     pub scope_offline_access: &'static str,
     /// Said of a scope with no description of its own; the scope's name follows.
     pub scope_other: &'static str,
+    /// Before the claim names a custom scope releases.
+    pub scope_custom_claims: &'static str,
 }
 
 /// English, the default language.
@@ -142,6 +144,7 @@ pub const ENGLISH: Text = Text {
     scope_roles: "See your roles and groups",
     scope_offline_access: "Keep access while you are away",
     scope_other: "Access",
+    scope_custom_claims: "See your",
 };
 
 impl Text {
@@ -153,6 +156,11 @@ impl Text {
 
     /// What granting a scope means, in plain words for the consent page (OIDC Core §5.4,
     /// §11 for `offline_access`).
+    /// A custom scope, by the claims it releases: "See your organization, department".
+    pub fn describe_claims(&self, names: &[String]) -> String {
+        format!("{} {}", self.scope_custom_claims, names.join(", "))
+    }
+
     pub fn describe_scope<'a>(&self, scope: &'a str) -> Cow<'a, str> {
         match scope {
             "openid" => self.scope_openid.into(),
@@ -190,5 +198,7 @@ mod tests {
         assert_eq!(text.describe_scope("groups"), "See the groups you belong to");
         assert_eq!(text.describe_scope("offline_access"), "Keep access while you are away");
         assert_eq!(text.describe_scope("billing:read"), "Access billing:read");
+        let names = ["organization".to_owned(), "department".to_owned()];
+        assert_eq!(text.describe_claims(&names), "See your organization, department");
     }
 }

@@ -88,6 +88,7 @@ fn user() -> UserRecord {
         password_hash: String::new(),
         disabled: false,
         profile: UserProfile::default(),
+        custom_claims: Default::default(),
     }
 }
 
