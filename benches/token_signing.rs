@@ -13,7 +13,7 @@ use aws_lc_rs::signature::{
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use portcullis::keys::{JwtType, KeyPair, KeyPhase, Keyring};
-use portcullis::model::ClientRecord;
+use portcullis::model::{ClientPolicy, ClientRecord};
 use portcullis::protocol::claims::AccessTokenClaims;
 use portcullis::protocol::token;
 use portcullis::vocabulary::Scope;
@@ -39,6 +39,7 @@ fn m2m_client() -> ClientRecord {
         skip_consent: false,
         web_origins: vec![],
         registration: None,
+        policy: ClientPolicy::default(),
     }
 }
 

@@ -38,6 +38,22 @@ pub struct ClientRecord {
     /// Set for clients that registered themselves (RFC 7591); `None` for declared ones.
     #[serde(default)]
     pub registration: Option<Registration>,
+    /// How tokens and claims are issued to this client beyond its RFC 7591 metadata.
+    #[serde(default)]
+    pub policy: ClientPolicy,
+}
+
+/// Issuance settings a declared client may change; dynamically registered clients get the
+/// defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientPolicy {
+    /// Seconds during which a rotated-out refresh token gets the same successor tokens
+    /// again instead of revoking its family; 0 (strict) revokes on any reuse.
+    #[serde(default)]
+    pub refresh_reuse_interval: u64,
+    /// Custom scopes and the users' custom claims each releases.
+    #[serde(default)]
+    pub scope_claims: BTreeMap<String, Vec<String>>,
 }
 
 /// What a dynamically registered client registered with, and how it manages that
@@ -88,6 +104,7 @@ impl ClientRecord {
             skip_consent: false,
             web_origins: vec![],
             registration: None,
+            policy: ClientPolicy::default(),
         }
     }
 }
@@ -108,6 +125,46 @@ pub struct UserRecord {
     /// Argon2id PHC string of the password.
     pub password_hash: String,
     pub disabled: bool,
+    /// The other OIDC Core §5.1 standard claims.
+    #[serde(default)]
+    pub profile: UserProfile,
+    /// Custom claims by name, released under a client's `scope_claims`.
+    #[serde(default)]
+    pub custom_claims: BTreeMap<String, serde_json::Value>,
+}
+
+/// OIDC Core §5.1 standard claims beyond names and email, as declared; released under
+/// `profile`, `phone` and `address` (§5.4).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserProfile {
+    pub middle_name: Option<String>,
+    pub nickname: Option<String>,
+    pub picture: Option<String>,
+    pub website: Option<String>,
+    pub gender: Option<String>,
+    pub birthdate: Option<String>,
+    pub zoneinfo: Option<String>,
+    pub locale: Option<String>,
+    pub phone_number: Option<String>,
+    pub phone_number_verified: bool,
+    pub address: Option<Address>,
+}
+
+/// OIDC Core §5.1.1: a postal address; absent parts are omitted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Address {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formatted: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub street_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locality: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postal_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
 }
 
 #[cfg(test)]
@@ -128,6 +185,8 @@ impl UserRecord {
             client_roles: BTreeMap::new(),
             password_hash: String::new(),
             disabled: false,
+            profile: UserProfile::default(),
+            custom_claims: BTreeMap::new(),
         }
     }
 }

@@ -122,27 +122,57 @@ async fn replicas_agree_on_generated_secrets_and_redeem_a_raced_code_once() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn parallel_refreshes_on_two_replicas_let_one_win_and_keep_the_family() {
-    let redis = RedisServer::start(PASSWORD);
-    let prefix = unique_prefix();
-    let (a, b) = (replica(&redis, &prefix), replica(&redis, &prefix));
-    let code = sign_in(&browser(), &a, &b, "openid offline_access").await;
+/// Signs in on `a` and `b` and refreshes the first refresh token on both at once.
+async fn parallel_refreshes(a: &Replica, b: &Replica) -> (reqwest::Response, reqwest::Response) {
+    let code = sign_in(&browser(), a, b, "openid offline_access").await;
     let tokens: Value =
-        crate::token(&a, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)])
+        crate::token(a, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)])
             .await
             .json()
             .await
             .unwrap();
-    let refresh = tokens["refresh_token"].as_str().unwrap();
-    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
-    let (first, second) = tokio::join!(token(&a, &form), token(&b, &form));
-    let (winner, loser) = if first.status() == 200 { (first, second) } else { (second, first) };
-    assert_eq!((winner.status().as_u16(), loser.status().as_u16()), (200, 400), "exactly one refresh wins");
-    let next: Value = winner.json().await.unwrap();
-    let again =
-        token(&b, &[("grant_type", "refresh_token"), ("refresh_token", next["refresh_token"].as_str().unwrap())]).await;
-    assert_eq!(again.status(), 200, "the concurrent loser did not revoke the family");
+    let form = [("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().unwrap())];
+    tokio::join!(token(a, &form), token(b, &form))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rfc9700_4_14_2_parallel_refreshes_on_two_replicas_revoke_the_family_by_default() {
+    let redis = RedisServer::start(PASSWORD);
+    let prefix = unique_prefix();
+    let (a, b) = (replica(&redis, &prefix), replica(&redis, &prefix));
+    let (first, second) = parallel_refreshes(&a, &b).await;
+    assert!(first.status() != 200 || second.status() != 200, "the reuse is refused");
+    for winner in [first, second].into_iter().filter(|response| response.status() == 200) {
+        let next: Value = winner.json().await.unwrap();
+        let form = [("grant_type", "refresh_token"), ("refresh_token", next["refresh_token"].as_str().unwrap())];
+        assert_eq!(token(&b, &form).await.status(), 400, "the family is revoked");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_refreshes_on_two_replicas_within_the_reuse_interval_get_the_same_successor() {
+    let redis = RedisServer::start(PASSWORD);
+    let prefix = format!("{}-reuse", unique_prefix());
+    let manifests = std::env::temp_dir().join(format!("portcullis-replicas-reuse-{}", std::process::id()));
+    std::fs::create_dir_all(&manifests).unwrap();
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests");
+    for file in ["keys.yaml", "users.yaml"] {
+        std::fs::copy(fixtures.join(file), manifests.join(file)).unwrap();
+    }
+    let clients = std::fs::read_to_string(fixtures.join("clients.yaml")).unwrap();
+    let roles = "  roles: [admin, viewer, editor]\n";
+    let clients = clients.replace(roles, &format!("{roles}  refreshTokenReuseInterval: 3s\n"));
+    std::fs::write(manifests.join("clients.yaml"), clients).unwrap();
+    let start = || Replica::start(&redis.url(PASSWORD), &prefix, &manifests, &[]);
+    let (a, b) = (start(), start());
+    let (first, second) = parallel_refreshes(&a, &b).await;
+    assert_eq!((first.status().as_u16(), second.status().as_u16()), (200, 200));
+    let (first, second): (Value, Value) = (first.json().await.unwrap(), second.json().await.unwrap());
+    assert_eq!(first["refresh_token"], second["refresh_token"], "one successor, through Redis");
+    assert_eq!(first["access_token"], second["access_token"]);
+    assert_eq!(keys_of(&redis, &prefix, "successor"), 1, "kept sealed for the interval");
+    let form = [("grant_type", "refresh_token"), ("refresh_token", first["refresh_token"].as_str().unwrap())];
+    assert_eq!(token(&b, &form).await.status(), 200, "the family lives on");
 }
 
 /// How many keys of `kind` this installation holds.

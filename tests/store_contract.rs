@@ -13,7 +13,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use portcullis::clock::Clock;
 use portcullis::metrics::Metrics;
-use portcullis::model::{AuthorizationCode, ClientRecord, Grant, RefreshToken, Session, UserRecord};
+use portcullis::model::{
+    AuthorizationCode, ClientPolicy, ClientRecord, Grant, RefreshToken, Session, UserProfile, UserRecord,
+};
 use portcullis::store::{
     Budget, Cached, Consumed, Coordination, Counters, Directory, Ephemeral, Eviction, Grants, Instrumented,
     MemoryStore, OPERATIONS, PublishedKeys, RedisConfig, RedisStore, Reservation, SingleUse, Store, StoreError, epoch,
@@ -66,6 +68,7 @@ fn client(id: &str) -> ClientRecord {
         skip_consent: false,
         web_origins: vec![],
         registration: None,
+        policy: ClientPolicy::default(),
     }
 }
 
@@ -83,6 +86,8 @@ fn user(username: &str, subject: &str) -> UserRecord {
         client_roles: BTreeMap::new(),
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".into(),
         disabled: false,
+        profile: UserProfile::default(),
+        custom_claims: Default::default(),
     }
 }
 
@@ -241,6 +246,16 @@ async fn refresh_tokens_can_be_peeked_and_consumed_once(store: &dyn SingleUse, t
     assert_eq!(store.consume_refresh_token("r1", "client a").await.unwrap(), Consumed::Fresh(token.clone()));
     assert!(used_since(&store.peek_refresh_token("r1").await.unwrap(), &token, "client a", t));
     assert!(used_since(&store.consume_refresh_token("r1", "client a").await.unwrap(), &token, "client a", t));
+}
+
+async fn refresh_successors_are_kept_for_their_interval(store: &dyn SingleUse, time: &Time) {
+    let t = time.now();
+    assert_eq!(store.refresh_successor("r2").await.unwrap(), None);
+    store.put_refresh_successor("r2", "sealed", t + 2).await.unwrap();
+    assert_eq!(store.refresh_successor("r2").await.unwrap().as_deref(), Some("sealed"));
+    assert_eq!(store.refresh_successor("r3").await.unwrap(), None, "kept per token");
+    time.advance(2).await;
+    assert_eq!(store.refresh_successor("r2").await.unwrap(), None, "gone once the interval is over");
 }
 
 /// Whether `consumed` is a reuse of `value` first used by `first` at or after `since` (and
@@ -419,6 +434,7 @@ async fn keeps_the_contract(store: &dyn Store, time: &Time) {
     codes_are_consumed_exactly_once(store, time).await;
     the_first_use_is_recorded_with_who_and_when(store, time).await;
     refresh_tokens_can_be_peeked_and_consumed_once(store, time).await;
+    refresh_successors_are_kept_for_their_interval(store, time).await;
     grants_are_updated_while_present_and_revoked_whole(store, time).await;
     revoked_tokens_stay_denied_until_they_expire(store, time).await;
     sessions_and_consents_expire_and_can_be_removed(store, time).await;

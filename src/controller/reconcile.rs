@@ -1,6 +1,7 @@
 //! Pure reconcile functions shared by the controller and the manifests folder: a resource
 //! and the Secret it refers to in, the record to store and the actions to take out.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -8,10 +9,11 @@ use kube::ResourceExt;
 use url::Url;
 
 use super::manifests::DEFAULT_NAMESPACE;
-use crate::crd::{OidcClient, OidcClientSpec, OidcUser, SigningKey};
-use crate::model::{ClientRecord, UserRecord};
+use crate::crd::{OidcClient, OidcClientSpec, OidcUser, OidcUserSpec, SigningKey};
+use crate::model::{Address, ClientPolicy, ClientRecord, UserProfile, UserRecord};
 use crate::protocol::cors;
 use crate::protocol::registration::CLIENT_ID_PREFIX;
+use crate::protocol::userinfo::{RESERVED_CLAIMS, STANDARD_SCOPES};
 use crate::secrets::{self, SecretError, SecretString};
 use crate::vocabulary::Scope;
 use crate::vocabulary::{GrantType, SigningAlgorithm, TokenEndpointAuthMethod};
@@ -22,6 +24,8 @@ pub const CLIENT_ID_KEY: &str = "clientId";
 pub const CLIENT_SECRET_KEY: &str = "clientSecret";
 /// Longest access-token lifetime a client may configure.
 pub const MAX_ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// Longest refresh-token reuse interval a client may configure.
+pub const MAX_REFRESH_REUSE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A resource that cannot be reconciled, and why.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +70,10 @@ pub enum Problem {
     InvalidPasswordHash,
     #[error("spec.username must not be empty")]
     EmptyUsername,
+    #[error("{field}: `{name}` is a registered JWT or OpenID Connect claim; give the custom claim another name")]
+    ReservedClaim { field: &'static str, name: String },
+    #[error("spec.scopeClaims: `{0}` must be one scope token (RFC 6749 section 3.3) other than the standard scopes")]
+    InvalidCustomScope(String),
     #[error("spec.rsaBits must be 2048, 3072 or 4096")]
     InvalidRsaBits,
     #[error("{0}")]
@@ -226,12 +234,21 @@ pub fn desired_client(client: &OidcClient, credentials: Option<&Secret>) -> Resu
     }
     let scopes =
         Scope::parse(&spec.scopes.join(" ")).map_err(|e| fail(Problem::InvalidScope(e.description.into_owned())))?;
+    check_scope_claims(&spec.scope_claims).map_err(fail)?;
+    // A custom scope the client maps claims to is one it may request.
+    let scopes = Scope::from_tokens(scopes.iter().chain(spec.scope_claims.keys().map(String::as_str)));
     let access_token_ttl = spec
         .access_token_lifetime
         .as_deref()
         .map(|value| parse_duration("spec.accessTokenLifetime", value, MAX_ACCESS_TOKEN_LIFETIME, "24h"))
         .transpose()
         .map_err(fail)?;
+    let refresh_reuse_interval = spec
+        .refresh_token_reuse_interval
+        .as_deref()
+        .map(|value| parse_reuse_interval(value).map_err(fail))
+        .transpose()?
+        .unwrap_or(0);
     let secret = match provided {
         _ if public => ClientSecret::Public,
         Some(secret) => ClientSecret::Provided(SecretString::new(secret)),
@@ -253,6 +270,7 @@ pub fn desired_client(client: &OidcClient, credentials: Option<&Secret>) -> Resu
         skip_consent: spec.skip_consent,
         web_origins: client_web_origins(spec).map_err(fail)?,
         registration: None,
+        policy: ClientPolicy { refresh_reuse_interval, scope_claims: spec.scope_claims.clone() },
     };
     Ok(DesiredClient { record, secret })
 }
@@ -286,6 +304,36 @@ fn parse_duration(
     }
 }
 
+/// `spec.scopeClaims`: custom scope tokens, each mapped to claim names that are not
+/// registered ones.
+fn check_scope_claims(scope_claims: &BTreeMap<String, Vec<String>>) -> Result<(), Problem> {
+    for (scope, names) in scope_claims {
+        let single = Scope::parse(scope).is_ok_and(|parsed| parsed.iter().eq([scope.as_str()]));
+        if !single || STANDARD_SCOPES.contains(&scope.as_str()) {
+            return Err(Problem::InvalidCustomScope(scope.clone()));
+        }
+        check_claim_names("spec.scopeClaims", names.iter())?;
+    }
+    Ok(())
+}
+
+/// Refuses a custom claim named like a registered one.
+fn check_claim_names<'a>(field: &'static str, mut names: impl Iterator<Item = &'a String>) -> Result<(), Problem> {
+    match names.find(|name| RESERVED_CLAIMS.contains(&name.as_str())) {
+        Some(name) => Err(Problem::ReservedClaim { field, name: name.clone() }),
+        None => Ok(()),
+    }
+}
+
+/// `spec.refreshTokenReuseInterval`: `0s` (strict) up to [`MAX_REFRESH_REUSE_INTERVAL`].
+fn parse_reuse_interval(value: &str) -> Result<u64, Problem> {
+    match humantime::parse_duration(value) {
+        Ok(d) if d.is_zero() => Ok(0),
+        _ => parse_duration("spec.refreshTokenReuseInterval", value, MAX_REFRESH_REUSE_INTERVAL, "60s")
+            .map(|d| d.as_secs()),
+    }
+}
+
 /// Reconciles an `OidcUser` and its password Secret into a directory record.
 pub fn plan_user(user: &OidcUser, password_secret: Option<&Secret>) -> Result<UserRecord, ReconcileError> {
     let fail = |problem| error("OidcUser", user, problem);
@@ -293,6 +341,7 @@ pub fn plan_user(user: &OidcUser, password_secret: Option<&Secret>) -> Result<Us
     if spec.username.trim().is_empty() {
         return Err(fail(Problem::EmptyUsername));
     }
+    check_claim_names("spec.claims", spec.claims.keys()).map_err(fail)?;
     let reference = &spec.password_secret_ref;
     let secret = password_secret.ok_or_else(|| fail(Problem::MissingSecret(reference.name.clone())))?;
     let password_hash = secret_value(secret, &reference.key).map_err(fail)?.ok_or_else(|| {
@@ -315,7 +364,33 @@ pub fn plan_user(user: &OidcUser, password_secret: Option<&Secret>) -> Result<Us
         client_roles: spec.client_roles.clone(),
         password_hash,
         disabled: spec.disabled,
+        profile: user_profile(spec),
+        custom_claims: spec.claims.clone(),
     })
+}
+
+/// The OIDC Core §5.1 claims of a user beyond names and email.
+fn user_profile(spec: &OidcUserSpec) -> UserProfile {
+    UserProfile {
+        middle_name: spec.middle_name.clone(),
+        nickname: spec.nickname.clone(),
+        picture: spec.picture.clone(),
+        website: spec.website.clone(),
+        gender: spec.gender.clone(),
+        birthdate: spec.birthdate.clone(),
+        zoneinfo: spec.zoneinfo.clone(),
+        locale: spec.locale.clone(),
+        phone_number: spec.phone_number.clone(),
+        phone_number_verified: spec.phone_number_verified,
+        address: spec.address.as_ref().map(|a| Address {
+            formatted: a.formatted.clone(),
+            street_address: a.street_address.clone(),
+            locality: a.locality.clone(),
+            region: a.region.clone(),
+            postal_code: a.postal_code.clone(),
+            country: a.country.clone(),
+        }),
+    }
 }
 
 /// Default time a key signs before the next one takes over.
@@ -355,7 +430,7 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     use super::*;
-    use crate::crd::{OidcClientSpec, SigningKeySpec};
+    use crate::crd::{OidcClientSpec, OidcUserSpec, SigningKeySpec};
 
     fn meta(name: &str) -> ObjectMeta {
         ObjectMeta { name: Some(name.into()), namespace: Some("team".into()), ..Default::default() }
@@ -468,6 +543,22 @@ mod tests {
     }
 
     #[test]
+    fn refresh_token_reuse_interval_is_strict_by_default_and_bounded() {
+        let interval = |value: Option<&str>| {
+            plan_client(&client(|c| c.refresh_token_reuse_interval = value.map(Into::into)), None)
+                .map(|plan| plan.record.policy.refresh_reuse_interval)
+        };
+        assert_eq!(interval(None).unwrap(), 0);
+        assert_eq!(interval(Some("0s")).unwrap(), 0);
+        assert_eq!(interval(Some("3s")).unwrap(), 3);
+        assert_eq!(interval(Some("1m")).unwrap(), 60);
+        for bad in ["61s", "-1s", "soon", "500ms"] {
+            let error = interval(Some(bad)).unwrap_err().to_string();
+            assert!(error.contains("spec.refreshTokenReuseInterval"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
     fn access_token_lifetime_is_parsed_and_bounded() {
         let plan = plan_client(&client(|c| c.access_token_lifetime = Some("15m".into())), None).unwrap();
         assert_eq!(plan.record.access_token_ttl, Some(900));
@@ -480,6 +571,61 @@ mod tests {
         let mut user = OidcUser::test("alice");
         user.spec.password_secret_ref.key = secret_ref_key.into();
         user
+    }
+
+    #[test]
+    fn custom_claims_named_like_registered_claims_are_refused() {
+        let hash = secrets::hash("pw").unwrap();
+        let password = secret(&[("passwordHash", &hash)]);
+        let mut alice = user("passwordHash");
+        alice.spec.claims = BTreeMap::from([("organization".into(), serde_json::json!("Acme"))]);
+        let record = plan_user(&alice, Some(&password)).unwrap();
+        assert_eq!(record.custom_claims["organization"], "Acme");
+        for reserved in ["sub", "email", "groups", "resource_access", "auth_time", "phone_number"] {
+            alice.spec.claims.insert(reserved.into(), serde_json::json!("x"));
+            let error = plan_user(&alice, Some(&password)).unwrap_err().to_string();
+            assert!(error.contains(&format!("spec.claims: `{reserved}` is a registered")), "{error}");
+            alice.spec.claims.remove(reserved);
+        }
+    }
+
+    #[test]
+    fn scope_claims_map_custom_scopes_to_unreserved_claim_names() {
+        let org = BTreeMap::from([("org".to_owned(), vec!["organization".to_owned(), "department".to_owned()])]);
+        let plan = plan_client(&client(|c| c.scope_claims = org.clone()), None).unwrap();
+        assert_eq!(plan.record.policy.scope_claims, org);
+        assert!(plan.record.scopes.contains("org"), "a mapped scope may be requested");
+        let refused = |mapping: (&str, &str)| {
+            let scope_claims = BTreeMap::from([(mapping.0.to_owned(), vec![mapping.1.to_owned()])]);
+            plan_client(&client(|c| c.scope_claims = scope_claims), None).unwrap_err().to_string()
+        };
+        assert!(refused(("org", "iss")).contains("spec.scopeClaims: `iss` is a registered"));
+        for scope in ["profile", "two words", "", "bad\\scope"] {
+            assert!(refused((scope, "organization")).contains("must be one scope token"), "{scope}");
+        }
+    }
+
+    #[test]
+    fn user_profile_claims_are_taken_from_the_spec() {
+        let hash = secrets::hash("pw").unwrap();
+        let mut alice = user("passwordHash");
+        alice.spec.picture = Some("https://img.example/a.png".into());
+        alice.spec.locale = Some("en-GB".into());
+        alice.spec.phone_number = Some("+44 20 7946 0000".into());
+        alice.spec.phone_number_verified = true;
+        alice.spec.address =
+            serde_json::from_value(serde_json::json!({"streetAddress": "1 Main St", "postalCode": "N1"})).unwrap();
+        let record = plan_user(&alice, Some(&secret(&[("passwordHash", &hash)]))).unwrap();
+        let profile = record.profile;
+        assert_eq!(profile.picture.as_deref(), Some("https://img.example/a.png"));
+        assert_eq!(profile.locale.as_deref(), Some("en-GB"));
+        assert_eq!((profile.phone_number.as_deref(), profile.phone_number_verified), (Some("+44 20 7946 0000"), true));
+        let address = profile.address.unwrap();
+        assert_eq!(
+            (address.street_address.as_deref(), address.postal_code.as_deref()),
+            (Some("1 Main St"), Some("N1"))
+        );
+        assert_eq!(address.country, None);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 // kube's derive repeats `type_` across printcolumns by design; clippy mistakes it for a duplicate.
 #![allow(clippy::duplicated_attributes)]
 
+use std::collections::BTreeMap;
+
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -87,6 +89,17 @@ pub struct OidcClientSpec {
     /// `postLogoutRedirectUris`, which count by default. An empty list allows no origin at all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_origins: Option<Vec<String>>,
+    /// How long a rotated-out refresh token may be presented again and get the very same
+    /// successor tokens, for clients that refresh concurrently (several tabs, kubectl
+    /// plugins sharing a token cache), e.g. `3s`; at most `60s`. Defaults to `0s`: any
+    /// reuse revokes the whole token family (RFC 9700 section 4.14.2). Within the interval
+    /// whoever holds the old token gets the successor, so keep it short.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token_reuse_interval: Option<String>,
+    /// Custom scopes this client may request and the users' custom `claims` each releases,
+    /// e.g. `{org: [organization, department]}`. The consent page names the claims.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scope_claims: BTreeMap<String, Vec<String>>,
 }
 
 /// The schema of an optional method, spelled out: the generated one would carry the enum's

@@ -45,7 +45,40 @@ pub struct OidcUserSpec {
     /// Family name (`family_name` claim).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family_name: Option<String>,
-    /// Group names (`groups` claim).
+    /// Middle name (`middle_name` claim, scope `profile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub middle_name: Option<String>,
+    /// Casual name (`nickname` claim, scope `profile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nickname: Option<String>,
+    /// URL of a profile picture (`picture` claim, scope `profile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub picture: Option<String>,
+    /// URL of a web page or blog (`website` claim, scope `profile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub website: Option<String>,
+    /// Gender (`gender` claim, scope `profile`), e.g. `female`, `male` or another value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gender: Option<String>,
+    /// Birthday as `YYYY-MM-DD`, `0000-MM-DD` or `YYYY` (`birthdate` claim, scope `profile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birthdate: Option<String>,
+    /// IANA time zone, e.g. `Europe/Paris` (`zoneinfo` claim, scope `profile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zoneinfo: Option<String>,
+    /// BCP 47 language tag, e.g. `en-US` (`locale` claim, scope `profile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    /// Telephone number, E.164 recommended, e.g. `+1 (425) 555-1212` (`phone_number` claim, scope `phone`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<String>,
+    /// Whether the telephone number has been verified (`phone_number_verified` claim, scope `phone`).
+    #[serde(default)]
+    pub phone_number_verified: bool,
+    /// Postal address (`address` claim, scope `address`; OIDC Core section 5.1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<PostalAddress>,
+    /// Group names (`groups` claim, scopes `groups` and `roles`).
     #[serde(default)]
     pub groups: Vec<String>,
     /// Roles that apply to every client (`realm_access.roles`, as Keycloak names it).
@@ -54,11 +87,49 @@ pub struct OidcUserSpec {
     /// Roles per client id (`resource_access.<client>.roles`); only roles the client declares are released.
     #[serde(default)]
     pub client_roles: BTreeMap<String, Vec<String>>,
+    /// Extra claims about the user, any JSON values by claim name, e.g.
+    /// `{organization: Acme, department: R&D}`. A client releases them under the scopes of
+    /// its `scopeClaims`. Names of registered JWT and OpenID Connect claims are refused.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "any_json_values")]
+    pub claims: BTreeMap<String, serde_json::Value>,
     /// Where the argon2id PHC hash of the password is kept (`portcullis hash-password` makes one).
     pub password_secret_ref: SecretKeyRef,
     /// A disabled user cannot log in.
     #[serde(default)]
     pub disabled: bool,
+}
+
+/// An object whose values may be any JSON, kept as written.
+fn any_json_values(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "additionalProperties": { "x-kubernetes-preserve-unknown-fields": true }
+    })
+}
+
+/// A postal address (OIDC Core section 5.1.1); every part is optional.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PostalAddress {
+    /// The full address for display, lines separated by newlines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formatted: Option<String>,
+    /// Street, house number, apartment; lines separated by newlines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub street_address: Option<String>,
+    /// City or locality.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locality: Option<String>,
+    /// State, province, prefecture or region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Zip or postal code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postal_code: Option<String>,
+    /// Country name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
 }
 
 /// A key inside a Secret in the resource's own namespace.

@@ -28,12 +28,14 @@ pub struct RedirectableError {
     pub error: OAuthError,
     pub redirect_uri: String,
     pub state: Option<String>,
+    /// The mode the request asked for, when it named a supported one; errors follow it.
+    pub response_mode: ResponseMode,
 }
 
 impl RedirectableError {
-    /// The redirect carrying this error (RFC 6749 §4.1.2.1, RFC 9207 §2).
-    pub fn to_redirect(&self, issuer: &str) -> String {
-        redirect::error_redirect(&self.redirect_uri, &self.error, self.state.as_deref(), issuer)
+    /// The parameters carrying this error (RFC 6749 §4.1.2.1, RFC 9207 §2).
+    pub fn params(&self, issuer: &str) -> redirect::ResponseParams {
+        redirect::error_params(&self.error, self.state.as_deref(), issuer)
     }
 }
 
@@ -67,10 +69,14 @@ pub fn validate(
     redirect_uri: String,
 ) -> Result<AuthorizationRequest, RedirectableError> {
     let state = params.get("state").ok().flatten().map(str::to_owned);
+    // Read leniently like `state`: an error follows the requested mode when it is one we
+    // support, else the default (OAuth 2.0 Form Post Response Mode §2).
+    let response_mode = params.get("response_mode").ok().flatten().and_then(|mode| mode.parse().ok());
     checks(params, client, &redirect_uri, state.as_deref()).map_err(|error| RedirectableError {
         error,
         redirect_uri,
         state,
+        response_mode: response_mode.unwrap_or_default(),
     })
 }
 
@@ -87,7 +93,7 @@ fn checks(
     check_no_request_object(params)?;
     check_response_type(params)?;
     check_grant_allowed(client)?;
-    check_response_mode(params)?;
+    let response_mode = check_response_mode(params)?;
     let scope = check_scope(params, client)?;
     let prompt = Prompt::parse(params.get("prompt")?)?;
     let max_age = check_max_age(params.get("max_age")?)?;
@@ -109,6 +115,7 @@ fn checks(
         login_hint: owned("login_hint")?,
         ui_locales: owned("ui_locales")?,
         id_token_hint: owned("id_token_hint")?,
+        response_mode,
     })
 }
 
@@ -146,12 +153,14 @@ fn check_grant_allowed(client: &ClientRecord) -> Result<(), OAuthError> {
     }
 }
 
-/// OAuth 2.0 Multiple Response Type Encoding Practices §2.1: only `query` (the default for
-/// `code`) is supported.
-fn check_response_mode(params: &FormParams) -> Result<(), OAuthError> {
+/// OAuth 2.0 Multiple Response Type Encoding Practices §2.1 and Form Post Response Mode §2:
+/// `query` (the default for `code`) or `form_post`. `fragment` is refused: it would hand the
+/// code to scripts of the client's page and is never needed for `code`.
+fn check_response_mode(params: &FormParams) -> Result<ResponseMode, OAuthError> {
     match params.get("response_mode")?.map(str::parse) {
-        None | Some(Ok(ResponseMode::Query)) => Ok(()),
-        Some(Err(_)) => Err(OAuthError::invalid_request("only response_mode=query is supported")),
+        None => Ok(ResponseMode::default()),
+        Some(Ok(mode)) => Ok(mode),
+        Some(Err(_)) => Err(OAuthError::invalid_request("response_mode must be query or form_post")),
     }
 }
 
@@ -344,15 +353,25 @@ mod tests {
     }
 
     #[test]
-    fn oauth_response_modes_2_1_only_query_is_supported() {
-        for mode in ["fragment", "form_post"] {
+    fn oauth_response_modes_2_1_query_and_form_post_are_supported() {
+        for mode in ["fragment", "Form_Post", "web_message"] {
             assert_refused(
                 &format!("response_mode={mode}"),
                 ErrorCode::InvalidRequest,
-                "only response_mode=query is supported",
+                "response_mode must be query or form_post",
             );
         }
-        accepted(&form("response_mode=query"), &client());
+        assert_eq!(accepted(&form(""), &client()).response_mode, ResponseMode::Query);
+        assert_eq!(accepted(&form("response_mode=query"), &client()).response_mode, ResponseMode::Query);
+        assert_eq!(accepted(&form("response_mode=form_post"), &client()).response_mode, ResponseMode::FormPost);
+    }
+
+    #[test]
+    fn oauth_form_post_2_errors_follow_the_requested_mode() {
+        let error = validate(&form("response_mode=form_post&prompt=bogus"), &client(), CB.into()).unwrap_err();
+        assert_eq!(error.response_mode, ResponseMode::FormPost);
+        let error = validate(&form("response_mode=fragment"), &client(), CB.into()).unwrap_err();
+        assert_eq!(error.response_mode, ResponseMode::Query, "an unsupported mode falls back to the default");
     }
 
     #[test]
@@ -453,7 +472,8 @@ mod tests {
 
     #[test]
     fn rfc9207_2_redirectable_error_redirects_with_state_and_iss() {
-        let uri = validate(&form("prompt=bogus"), &client(), CB.into()).unwrap_err().to_redirect("https://id.example");
+        let error = validate(&form("prompt=bogus"), &client(), CB.into()).unwrap_err();
+        let uri = redirect::query_redirect(&error.redirect_uri, &error.params("https://id.example"));
         assert!(uri.starts_with("https://app.example/cb?error=invalid_request&error_description="), "{uri}");
         assert!(uri.ends_with("&state=st&iss=https%3A%2F%2Fid.example"), "{uri}");
     }

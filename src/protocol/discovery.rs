@@ -15,7 +15,7 @@ pub const CLIENT_AUTH_METHODS: &[&str] =
 /// At the token endpoint public clients identify themselves with `client_id` alone.
 pub const TOKEN_ENDPOINT_AUTH_METHODS: &[&str] = TokenEndpointAuthMethod::NAMES;
 /// Scopes with a defined meaning here; clients may also be allowed scopes of their own.
-pub const SCOPES: &[&str] = &["openid", "profile", "email", "roles", "offline_access"];
+pub const SCOPES: &[&str] = &["openid", "profile", "email", "phone", "address", "groups", "roles", "offline_access"];
 /// Claims the UserInfo endpoint and ID tokens can release.
 pub const CLAIMS: &[&str] = &[
     "sub",
@@ -30,9 +30,20 @@ pub const CLAIMS: &[&str] = &[
     "name",
     "given_name",
     "family_name",
+    "middle_name",
+    "nickname",
     "preferred_username",
+    "picture",
+    "website",
+    "gender",
+    "birthdate",
+    "zoneinfo",
+    "locale",
     "email",
     "email_verified",
+    "phone_number",
+    "phone_number_verified",
+    "address",
     "groups",
     "realm_access",
     "resource_access",

@@ -17,3 +17,4 @@ pub const USERINFO: &str = "/userinfo";
 pub const LOGOUT: &str = "/logout";
 pub const REGISTER: &str = "/register";
 pub const STYLESHEET: &str = "/assets/portcullis.css";
+pub const FORM_POST_SCRIPT: &str = "/assets/form-post.js";

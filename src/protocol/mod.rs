@@ -18,6 +18,7 @@ pub mod introspection;
 pub mod pending;
 pub mod pkce;
 pub mod redirect;
+pub mod refresh_reuse;
 pub mod registration;
 pub mod scope;
 pub mod token;

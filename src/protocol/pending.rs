@@ -229,7 +229,7 @@ pub fn open(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vocabulary::{Prompt, Scope};
+    use crate::vocabulary::{Prompt, ResponseMode, Scope};
 
     const NOW: u64 = 1_800_000_000;
 
@@ -246,6 +246,7 @@ mod tests {
             login_hint: None,
             id_token_hint: None,
             ui_locales: None,
+            response_mode: ResponseMode::FormPost,
         }
     }
 

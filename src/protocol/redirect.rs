@@ -105,29 +105,35 @@ pub fn append_query(redirect_uri: &str, params: &[(&str, &str)]) -> String {
     out
 }
 
-/// RFC 6749 §4.1.2.1 and RFC 9207 §2: the redirect carrying an authorization error, with
-/// `error`, `error_description`, the client's `state` (when it sent one) and `iss`.
-///
-/// Only call this with a redirect URI already verified for the client.
-pub fn error_redirect(redirect_uri: &str, error: &OAuthError, state: Option<&str>, issuer: &str) -> String {
+/// The parameters of an authorization response, whatever the response mode carries them.
+pub type ResponseParams = Vec<(&'static str, String)>;
+
+/// RFC 6749 §4.1.2.1 and RFC 9207 §2: `error`, `error_description`, `state` when the
+/// client sent one, and `iss`.
+pub fn error_params(error: &OAuthError, state: Option<&str>, issuer: &str) -> ResponseParams {
     let description = crate::vocabulary::error_description(&error.description);
-    let mut params = vec![("error", error.code.as_str()), ("error_description", description.as_ref())];
-    if let Some(state) = state {
-        params.push(("state", state));
-    }
-    params.push(("iss", issuer));
-    append_query(redirect_uri, &params)
+    let params = vec![("error", error.code.as_str().to_owned()), ("error_description", description.into_owned())];
+    with_state_and_issuer(params, state, issuer)
 }
 
-/// RFC 6749 §4.1.2 and RFC 9207 §2: the redirect carrying an authorization code, with the
-/// client's `state` (when it sent one) and `iss`.
-pub fn code_redirect(redirect_uri: &str, code: &str, state: Option<&str>, issuer: &str) -> String {
-    let mut params = vec![("code", code)];
+/// RFC 6749 §4.1.2 and RFC 9207 §2: `code`, `state` when the client sent one, and `iss`.
+pub fn code_params(code: &str, state: Option<&str>, issuer: &str) -> ResponseParams {
+    with_state_and_issuer(vec![("code", code.to_owned())], state, issuer)
+}
+
+fn with_state_and_issuer(mut params: ResponseParams, state: Option<&str>, issuer: &str) -> ResponseParams {
     if let Some(state) = state {
-        params.push(("state", state));
+        params.push(("state", state.to_owned()));
     }
-    params.push(("iss", issuer));
-    append_query(redirect_uri, &params)
+    params.push(("iss", issuer.to_owned()));
+    params
+}
+
+/// OAuth 2.0 Multiple Response Type Encoding Practices §2.1: `params` in the query of
+/// `redirect_uri`.
+pub fn query_redirect(redirect_uri: &str, params: &[(&'static str, String)]) -> String {
+    let pairs: Vec<(&str, &str)> = params.iter().map(|(name, value)| (*name, value.as_str())).collect();
+    append_query(redirect_uri, &pairs)
 }
 
 #[cfg(test)]
@@ -262,26 +268,26 @@ mod tests {
 
     #[test]
     fn rfc6749_4_1_2_and_rfc9207_2_code_redirect_carries_code_state_and_iss() {
-        let uri = code_redirect("https://a.example/cb", "c0de", Some("xyz"), "https://id.example");
+        let uri = query_redirect("https://a.example/cb", &code_params("c0de", Some("xyz"), "https://id.example"));
         assert_eq!(uri, "https://a.example/cb?code=c0de&state=xyz&iss=https%3A%2F%2Fid.example");
     }
 
     #[test]
     fn rfc6749_4_1_2_state_is_omitted_when_the_client_sent_none() {
-        let uri = code_redirect("https://a.example/cb", "c0de", None, "https://id.example");
+        let uri = query_redirect("https://a.example/cb", &code_params("c0de", None, "https://id.example"));
         assert_eq!(uri, "https://a.example/cb?code=c0de&iss=https%3A%2F%2Fid.example");
     }
 
     #[test]
     fn rfc6749_4_1_2_1_and_rfc9207_2_error_redirect_carries_error_state_and_iss() {
         let err = OAuthError::invalid_scope("scope must include openid");
-        let uri = error_redirect("https://a.example/cb?x=1", &err, Some("s t"), "https://id.example");
+        let uri = query_redirect("https://a.example/cb?x=1", &error_params(&err, Some("s t"), "https://id.example"));
         assert_eq!(
             uri,
             "https://a.example/cb?x=1&error=invalid_scope&error_description=scope+must+include+openid\
              &state=s+t&iss=https%3A%2F%2Fid.example"
         );
-        let without_state = error_redirect("https://a.example/cb", &err, None, "https://id.example");
+        let without_state = query_redirect("https://a.example/cb", &error_params(&err, None, "https://id.example"));
         assert!(!without_state.contains("state="));
     }
 }

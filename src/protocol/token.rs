@@ -1,7 +1,7 @@
 //! The token endpoint's shared rules (RFC 6749 §3.2, §5) and the `client_credentials`
 //! grant (RFC 6749 §4.4) with RFC 9068 JWT access tokens.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::claims::{AccessTokenClaims, Audience};
 use super::epoch::token_epoch;
@@ -63,7 +63,8 @@ pub fn check_grant_allowed(client: &ClientRecord, grant: GrantType) -> Result<()
 }
 
 /// Scopes that only make sense with an end-user, never granted to a client acting for itself.
-const USER_ONLY_SCOPES: &[&str] = &["openid", "offline_access", "profile", "email", "roles", "address", "phone"];
+const USER_ONLY_SCOPES: &[&str] =
+    &["openid", "offline_access", "profile", "email", "roles", "groups", "address", "phone"];
 
 /// RFC 6749 §4.4 + §3.3: the scope a client-credentials token carries.
 pub fn client_credentials_scope(client: &ClientRecord, requested: Option<&Scope>) -> Result<Scope, OAuthError> {
@@ -155,10 +156,10 @@ pub fn user_access_token(
 }
 
 /// The successful token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenResponse {
     pub access_token: String,
-    pub token_type: &'static str,
+    pub token_type: String,
     pub expires_in: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,

@@ -9,8 +9,14 @@ use crate::vocabulary::Scope;
 /// OIDC Core §5.3.2 and §5.4: the claims the client may see for this scope.
 ///
 /// - always `sub` (OIDC Core §5.3.2);
-/// - `profile`: `name`, `given_name`, `family_name` when known, and `preferred_username`;
+/// - `profile`: `name`, `given_name`, `family_name`, `middle_name`, `nickname`, `picture`,
+///   `website`, `gender`, `birthdate`, `zoneinfo`, `locale` when known, and
+///   `preferred_username`;
 /// - `email`: `email` and `email_verified`, when the user has an email address;
+/// - `phone`: `phone_number` and `phone_number_verified`, when the user has a number;
+/// - `address`: the §5.1.1 `address` object, when the user has one;
+/// - `groups`: `groups` alone, always a JSON array (empty when the user is in none), as
+///   the Kubernetes API server and Argo CD read it;
 /// - `roles` (Keycloak-compatible, not in OIDC Core): `resource_access.<client_id>.roles`
 ///   with the user's roles for this client that the client declares, `realm_access.roles`
 ///   and `groups`.
@@ -19,11 +25,20 @@ use crate::vocabulary::Scope;
 pub fn user_claims(user: &UserRecord, client: &ClientRecord, scope: &Scope) -> Map<String, Value> {
     let mut claims = Map::new();
     claims.insert("sub".into(), json!(user.subject));
+    let profile = &user.profile;
     if scope.contains("profile") {
         insert_some(&mut claims, "name", user.name.as_deref());
         insert_some(&mut claims, "given_name", user.given_name.as_deref());
         insert_some(&mut claims, "family_name", user.family_name.as_deref());
+        insert_some(&mut claims, "middle_name", profile.middle_name.as_deref());
+        insert_some(&mut claims, "nickname", profile.nickname.as_deref());
         claims.insert("preferred_username".into(), json!(user.username));
+        insert_some(&mut claims, "picture", profile.picture.as_deref());
+        insert_some(&mut claims, "website", profile.website.as_deref());
+        insert_some(&mut claims, "gender", profile.gender.as_deref());
+        insert_some(&mut claims, "birthdate", profile.birthdate.as_deref());
+        insert_some(&mut claims, "zoneinfo", profile.zoneinfo.as_deref());
+        insert_some(&mut claims, "locale", profile.locale.as_deref());
     }
     if scope.contains("email")
         && let Some(email) = &user.email
@@ -31,15 +46,95 @@ pub fn user_claims(user: &UserRecord, client: &ClientRecord, scope: &Scope) -> M
         claims.insert("email".into(), json!(email));
         claims.insert("email_verified".into(), json!(user.email_verified));
     }
+    if scope.contains("phone")
+        && let Some(phone_number) = &profile.phone_number
+    {
+        claims.insert("phone_number".into(), json!(phone_number));
+        claims.insert("phone_number_verified".into(), json!(profile.phone_number_verified));
+    }
+    if scope.contains("address")
+        && let Some(address) = &profile.address
+    {
+        claims.insert("address".into(), json!(address));
+    }
     if scope.contains("roles") {
         let client_roles = client_roles(user, client);
         if !client_roles.is_empty() {
             claims.insert("resource_access".into(), json!({ client.client_id.as_str(): { "roles": client_roles } }));
         }
         claims.insert("realm_access".into(), json!({ "roles": user.roles }));
+    }
+    if scope.contains("groups") || scope.contains("roles") {
         claims.insert("groups".into(), json!(user.groups));
     }
+    insert_custom_claims(&mut claims, user, client, scope);
     claims
+}
+
+/// Claim names a custom claim may not take: registered JWT claims (RFC 7519 §4.1), the
+/// ones OIDC Core gives meaning in tokens (§2, §3.1.3.6), the §5.1 standard claims, and
+/// those Portcullis releases itself (`groups`, Keycloak's role claims).
+pub const RESERVED_CLAIMS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "auth_time",
+    "nonce",
+    "acr",
+    "amr",
+    "azp",
+    "at_hash",
+    "c_hash",
+    "sid",
+    "client_id",
+    "scope",
+    "cnf",
+    "name",
+    "given_name",
+    "family_name",
+    "middle_name",
+    "nickname",
+    "preferred_username",
+    "profile",
+    "picture",
+    "website",
+    "email",
+    "email_verified",
+    "gender",
+    "birthdate",
+    "zoneinfo",
+    "locale",
+    "phone_number",
+    "phone_number_verified",
+    "address",
+    "updated_at",
+    "groups",
+    "roles",
+    "realm_access",
+    "resource_access",
+];
+
+/// Scopes whose claims OIDC Core or Portcullis defines; a client cannot map them to custom
+/// claims.
+pub const STANDARD_SCOPES: &[&str] =
+    &["openid", "profile", "email", "phone", "address", "groups", "roles", "offline_access"];
+
+/// The custom claims the granted custom scopes of `client` release, as the user has them.
+fn insert_custom_claims(claims: &mut Map<String, Value>, user: &UserRecord, client: &ClientRecord, scope: &Scope) {
+    for (custom_scope, names) in &client.policy.scope_claims {
+        if !scope.contains(custom_scope) {
+            continue;
+        }
+        for name in names {
+            if let Some(value) = user.custom_claims.get(name) {
+                claims.insert(name.clone(), value.clone());
+            }
+        }
+    }
 }
 
 /// The user's roles for this client, limited to the roles the client declares.
@@ -65,6 +160,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::model::{Address, UserProfile};
 
     fn user() -> UserRecord {
         UserRecord {
@@ -83,6 +179,34 @@ mod tests {
             ]),
             password_hash: "$argon2id$secret".into(),
             disabled: false,
+            profile: UserProfile::default(),
+            custom_claims: BTreeMap::from([
+                ("organization".into(), json!("Acme")),
+                ("department".into(), json!("R&D")),
+                ("badge".into(), json!({ "level": 3 })),
+            ]),
+        }
+    }
+
+    fn full_profile() -> UserProfile {
+        UserProfile {
+            middle_name: Some("Q.".into()),
+            nickname: Some("annie".into()),
+            picture: Some("https://img.example/ann.png".into()),
+            website: Some("https://ann.example".into()),
+            gender: Some("female".into()),
+            birthdate: Some("0000-04-01".into()),
+            zoneinfo: Some("Europe/Paris".into()),
+            locale: Some("fr-FR".into()),
+            phone_number: Some("+33 1 23 45 67 89".into()),
+            phone_number_verified: true,
+            address: Some(Address {
+                street_address: Some("1 rue de la Paix".into()),
+                locality: Some("Paris".into()),
+                postal_code: Some("75002".into()),
+                country: Some("France".into()),
+                ..Address::default()
+            }),
         }
     }
 
@@ -160,6 +284,71 @@ mod tests {
     fn other_clients_roles_are_never_released() {
         let claims = claims_for(&user(), "openid roles");
         assert!(!claims.to_string().contains("root"));
+    }
+
+    #[test]
+    fn oidc_core_5_4_profile_releases_every_standard_profile_claim_the_user_has() {
+        let ann = UserRecord { profile: full_profile(), ..user() };
+        assert_eq!(
+            claims_for(&ann, "openid profile"),
+            json!({
+                "sub": "u-123",
+                "name": "Ann Example",
+                "given_name": "Ann",
+                "middle_name": "Q.",
+                "nickname": "annie",
+                "preferred_username": "ann",
+                "picture": "https://img.example/ann.png",
+                "website": "https://ann.example",
+                "gender": "female",
+                "birthdate": "0000-04-01",
+                "zoneinfo": "Europe/Paris",
+                "locale": "fr-FR",
+            })
+        );
+    }
+
+    #[test]
+    fn oidc_core_5_4_phone_and_address_scopes_release_their_claims() {
+        let ann = UserRecord { profile: full_profile(), ..user() };
+        assert_eq!(
+            claims_for(&ann, "openid phone"),
+            json!({ "sub": "u-123", "phone_number": "+33 1 23 45 67 89", "phone_number_verified": true })
+        );
+        assert_eq!(
+            claims_for(&ann, "openid address"),
+            json!({
+                "sub": "u-123",
+                "address": {
+                    "street_address": "1 rue de la Paix",
+                    "locality": "Paris",
+                    "postal_code": "75002",
+                    "country": "France",
+                },
+            })
+        );
+        assert_eq!(claims_for(&user(), "openid phone address"), json!({ "sub": "u-123" }), "absent: omitted");
+    }
+
+    #[test]
+    fn groups_scope_releases_groups_alone_always_as_an_array() {
+        assert_eq!(claims_for(&user(), "openid groups"), json!({ "sub": "u-123", "groups": ["dev"] }));
+        let loner = UserRecord { groups: vec![], ..user() };
+        assert_eq!(claims_for(&loner, "openid groups"), json!({ "sub": "u-123", "groups": [] }));
+    }
+
+    #[test]
+    fn custom_scopes_release_the_custom_claims_the_client_maps_to_them() {
+        let mut app = client();
+        app.policy.scope_claims = BTreeMap::from([
+            ("org".into(), vec!["organization".into(), "department".into(), "missing".into()]),
+            ("security".into(), vec!["badge".into()]),
+        ]);
+        let claims = |scope: &str| Value::Object(user_claims(&user(), &app, &Scope::parse(scope).unwrap()));
+        assert_eq!(claims("openid org"), json!({ "sub": "u-123", "organization": "Acme", "department": "R&D" }));
+        assert_eq!(claims("openid security"), json!({ "sub": "u-123", "badge": { "level": 3 } }));
+        assert_eq!(claims("openid"), json!({ "sub": "u-123" }), "nothing custom without its scope");
+        assert_eq!(claims_for(&user(), "openid org"), json!({ "sub": "u-123" }), "nor for a client that maps none");
     }
 
     #[test]

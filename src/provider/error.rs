@@ -12,7 +12,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::respond::{message_page, no_store, redirect};
+use super::respond::{authorization_response, message_page, no_store};
 use super::sealing::SealingError;
 use super::state::Provider;
 use super::text::ENGLISH;
@@ -230,8 +230,12 @@ impl PageError {
     /// `error` for the client of `request`, whose redirect URI was verified with it: the
     /// only errors that go back to the client instead of onto a page.
     pub fn redirect(status: StatusCode, request: &AuthorizationRequest, error: OAuthError) -> Self {
-        let redirectable =
-            RedirectableError { error, redirect_uri: request.redirect_uri.clone(), state: request.state.clone() };
+        let redirectable = RedirectableError {
+            error,
+            redirect_uri: request.redirect_uri.clone(),
+            state: request.state.clone(),
+            response_mode: request.response_mode,
+        };
         Self::Redirect(status, Box::new(redirectable))
     }
 
@@ -255,8 +259,9 @@ impl PageError {
                 (StatusCode::INTERNAL_SERVER_ERROR, ENGLISH.server_error_title, ENGLISH.server_error)
             }
             PageError::Redirect(status, error) => {
-                let location = error.to_redirect(&provider.config.issuer);
-                return redirect(*status, &location).unwrap_or_else(|| PageError::BadRedirectUri.render(provider));
+                let params = error.params(&provider.config.issuer);
+                return authorization_response(provider, *status, error.response_mode, &error.redirect_uri, &params)
+                    .unwrap_or_else(|| PageError::BadRedirectUri.render(provider));
             }
         };
         let mut response = message_page(provider, status, title, description);
@@ -303,6 +308,7 @@ mod tests {
 
     use super::*;
     use crate::protocol::registration::RegistrationErrorCode;
+    use crate::vocabulary::ResponseMode;
 
     /// The status, headers and body of a response.
     async fn parts(response: Response) -> (StatusCode, HeaderMap, String, Option<Unexpected>) {
@@ -462,6 +468,7 @@ mod tests {
                 error: OAuthError::new(ErrorCode::AccessDenied, "the user denied the request"),
                 redirect_uri: "https://app.example/cb".to_owned(),
                 state: Some("s 1".to_owned()),
+                response_mode: ResponseMode::Query,
             }),
         );
         let (status, headers, _, _) = parts(error.render(&provider)).await;
@@ -477,6 +484,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn oauth_form_post_2_errors_are_posted_in_form_post_mode() {
+        let provider = Provider::for_tests();
+        let error = PageError::Redirect(
+            StatusCode::SEE_OTHER,
+            Box::new(RedirectableError {
+                error: OAuthError::new(ErrorCode::AccessDenied, "the user denied the request"),
+                redirect_uri: "https://app.example/cb".to_owned(),
+                state: Some("s1".to_owned()),
+                response_mode: ResponseMode::FormPost,
+            }),
+        );
+        let (status, headers, html, _) = parts(error.render(&provider)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(!headers.contains_key(header::LOCATION));
+        assert!(
+            headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("form-action https://app.example;")
+        );
+        assert!(html.contains("<form method=\"post\" action=\"https://app.example/cb\">"), "{html}");
+        for (name, value) in [("error", "access_denied"), ("state", "s1"), ("iss", "https://id.example/base")] {
+            assert!(html.contains(&format!("name=\"{name}\" value=\"{value}\"")), "{name} in {html}");
+        }
+    }
+
+    #[tokio::test]
     async fn a_redirect_uri_that_cannot_be_a_header_gets_the_error_page() {
         let provider = Provider::for_tests();
         let error = PageError::Redirect(
@@ -485,6 +516,7 @@ mod tests {
                 error: OAuthError::invalid_request("bad"),
                 redirect_uri: "https://app.example/\u{7f}".to_owned(),
                 state: None,
+                response_mode: ResponseMode::Query,
             }),
         );
         let (status, _, html, _) = parts(error.render(&provider)).await;

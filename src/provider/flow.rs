@@ -11,7 +11,7 @@ use axum::response::Response;
 use super::browser::{self, BROWSER_COOKIE};
 use super::error::PageError;
 use super::pages::{self, ConsentPage, LoginPage, ScopeLine, Text};
-use super::respond::redirect;
+use super::respond::authorization_response;
 use super::state::{CODE_TTL, Provider};
 use crate::model::{AuthorizationCode, ClientRecord, Grant, Session, UserRecord};
 use crate::protocol::form::FormParams;
@@ -122,8 +122,11 @@ pub fn consent_page(
     let action = provider.config.browser_path(endpoints::CONSENT);
     let request = interaction.request();
     let text = Text::for_ui_locales(request.ui_locales.as_deref());
-    let mut descriptions: Vec<(&str, _)> =
-        request.scope.iter().map(|scope| (scope, text.describe_scope(scope))).collect();
+    let describe = |scope| match client.policy.scope_claims.get(scope) {
+        Some(names) if !names.is_empty() => text.describe_claims(names).into(),
+        _ => text.describe_scope(scope),
+    };
+    let mut descriptions: Vec<(&str, _)> = request.scope.iter().map(|scope| (scope, describe(scope))).collect();
     // Signing in comes first; the rest stay in their stable order.
     descriptions.sort_by_key(|(scope, _)| *scope != "openid");
     let return_to = pages::destination(&request.redirect_uri);
@@ -176,7 +179,7 @@ pub async fn issue_code(
     };
     provider.store.put_grant(&grant).await?;
     provider.store.put_code(&secrets::token_digest(&code), &record, now + CODE_TTL).await?;
-    let location =
-        redirects::code_redirect(&request.redirect_uri, &code, request.state.as_deref(), &provider.config.issuer);
-    redirect(status, &location).ok_or(PageError::BadRedirectUri)
+    let params = redirects::code_params(&code, request.state.as_deref(), &provider.config.issuer);
+    authorization_response(provider, status, request.response_mode, &request.redirect_uri, &params)
+        .ok_or(PageError::BadRedirectUri)
 }

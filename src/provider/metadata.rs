@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use super::pages::STYLESHEET;
+use super::pages::{FORM_POST_SCRIPT, STYLESHEET};
 use super::state::Provider;
 
 /// How long clients may cache discovery and the JWKS. Keys are published well before they
@@ -67,6 +67,18 @@ pub async fn stylesheet() -> Response {
             (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400")),
         ],
         STYLESHEET,
+    )
+        .into_response()
+}
+
+/// Serves the script of `form_post` response pages.
+pub async fn form_post_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400")),
+        ],
+        FORM_POST_SCRIPT,
     )
         .into_response()
 }

@@ -58,7 +58,6 @@ pub use limits::{MAX_HEADER_BYTES, MAX_HEADERS};
 pub use observe::REQUEST_ID;
 pub use readiness::Readiness;
 pub use state::{CODE_TTL, CONSENT_TTL, Provider, ProviderConfig, RegistrationPolicy};
-pub use user_grants::REFRESH_RACE_GRACE;
 
 use crate::protocol::endpoints as path;
 
@@ -81,6 +80,7 @@ pub fn app(provider: Arc<Provider>) -> Router {
         )
         .route(path::LOGOUT, get(logout::logout).post(logout::logout))
         .route(path::STYLESHEET, get(metadata::stylesheet))
+        .route(path::FORM_POST_SCRIPT, get(metadata::form_post_script))
         .route(
             path::REGISTER,
             post(register::register)

@@ -17,6 +17,23 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self';
 /// The stylesheet, compiled into the binary.
 pub const STYLESHEET: &str = include_str!("../../assets/portcullis.css");
 
+/// The one script: it submits a `form_post` response page's form on load.
+pub const FORM_POST_SCRIPT: &str = include_str!("../../assets/form-post.js");
+
+/// OAuth 2.0 Form Post Response Mode §2: the authorization response as hidden fields of a
+/// form posted to the client's redirect URI. The static [`FORM_POST_SCRIPT`] submits it; with
+/// no script the person presses Continue.
+#[derive(Template)]
+#[template(path = "form_post.html")]
+pub struct FormPostPage<'a> {
+    pub text: &'a Text,
+    pub stylesheet: &'a str,
+    pub script: &'a str,
+    pub redirect_uri: &'a str,
+    pub destination: &'a str,
+    pub params: &'a [(&'static str, String)],
+}
+
 /// The sign-in form.
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -128,6 +145,17 @@ fn form_action_source(uri: &str) -> Option<String> {
     source.bytes().all(|b| b.is_ascii_graphic() && b != b';' && b != b',').then_some(source)
 }
 
+/// Renders a `form_post` response page under a policy that lets it run the provider's own
+/// script and post only to the client's origin (or private-use scheme): not even to the
+/// provider itself.
+pub fn render_form_post(page: &FormPostPage<'_>) -> Option<Response> {
+    let source = form_action_source(page.redirect_uri)?;
+    let policy = CONTENT_SECURITY_POLICY
+        .replace("form-action 'self'", &format!("form-action {source}"))
+        .replace("default-src 'none';", "default-src 'none'; script-src 'self';");
+    Some(render_with_policy(StatusCode::OK, page, HeaderValue::from_str(&policy).ok()?))
+}
+
 fn render_with_policy<T: Template>(status: StatusCode, page: &T, policy: HeaderValue) -> Response {
     match page.render() {
         Ok(html) => (
@@ -172,6 +200,33 @@ mod form_target_tests {
         let policy = response.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
         assert!(policy.contains("form-action 'self' http://127.0.0.1:9000;"), "{policy}");
         assert!(policy.contains("frame-ancestors 'none'"));
+    }
+
+    #[test]
+    fn oauth_form_post_2_page_posts_the_parameters_to_the_redirect_uri_only() {
+        let params = [("code", "c<0>de".to_owned()), ("state", "s\"t".to_owned()), ("iss", "https://id".to_owned())];
+        let page = FormPostPage {
+            text: &ENGLISH,
+            stylesheet: "/assets/portcullis.css",
+            script: "/assets/form-post.js",
+            redirect_uri: "https://app.example:8443/cb?x=1&y=2",
+            destination: "app.example:8443",
+            params: &params,
+        };
+        let response = render_form_post(&page).unwrap();
+        let policy = response.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert_eq!(
+            policy,
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             form-action https://app.example:8443; frame-ancestors 'none'; base-uri 'none'"
+        );
+        let html = page.render().unwrap();
+        assert!(html.contains("<form method=\"post\" action=\"https://app.example:8443/cb?x=1&#38;y=2\">"), "{html}");
+        assert!(html.contains("<input type=\"hidden\" name=\"code\" value=\"c&#60;0&#62;de\">"), "{html}");
+        assert!(html.contains("name=\"state\" value=\"s&#34;t\""), "{html}");
+        assert!(html.contains("<button type=\"submit\">Continue</button>"));
+        assert!(html.contains("<script src=\"/assets/form-post.js\"></script>"));
+        assert_eq!(html.matches("<script").count(), 1, "no inline script");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::extract::{MAX_BODY_BYTES, bearer_header, has_media_type};
 use super::respond::no_store;
 use super::state::{Provider, RegistrationPolicy};
 use crate::audit::{self, AuditEvent, AuditFields};
-use crate::model::{ClientRecord, Registration};
+use crate::model::{ClientPolicy, ClientRecord, Registration};
 use crate::protocol::cors::web_origins;
 use crate::protocol::endpoints;
 use crate::protocol::registration::{
@@ -143,6 +143,7 @@ async fn build(
             access_token_hash: secrets::token_digest(&token),
             client_id_issued_at: issued_at,
         }),
+        policy: ClientPolicy::default(),
     };
     Ok((record, secret, token))
 }

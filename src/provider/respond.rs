@@ -4,10 +4,12 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::pages::{self, ErrorPage};
+use super::pages::{self, ErrorPage, FormPostPage};
 use super::state::Provider;
 use super::text::ENGLISH;
 use crate::protocol::endpoints;
+use crate::protocol::redirect::{self as redirects, ResponseParams};
+use crate::vocabulary::ResponseMode;
 
 /// RFC 6749 §5.1: responses carrying tokens (or errors about them) must not be cached.
 pub fn no_store(body: impl IntoResponse) -> Response {
@@ -23,6 +25,35 @@ pub fn no_store(body: impl IntoResponse) -> Response {
 pub fn redirect(status: StatusCode, location: &str) -> Option<Response> {
     let location = HeaderValue::from_str(location).ok()?;
     Some(no_store((status, [(header::LOCATION, location)])))
+}
+
+/// RFC 6749 §4.1.2 and §4.1.2.1: sends the authorization response `params` to the client's
+/// verified `redirect_uri` in the response mode it asked for: a redirect with `status`
+/// (`query`), or a page whose form posts them (`form_post`). `None` when the redirect URI
+/// cannot carry them (not a header value, or no origin to allow the form to post to).
+pub fn authorization_response(
+    provider: &Provider,
+    status: StatusCode,
+    mode: ResponseMode,
+    redirect_uri: &str,
+    params: &ResponseParams,
+) -> Option<Response> {
+    match mode {
+        ResponseMode::Query => redirect(status, &redirects::query_redirect(redirect_uri, params)),
+        ResponseMode::FormPost => {
+            let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
+            let script = provider.config.browser_path(endpoints::FORM_POST_SCRIPT);
+            let destination = pages::destination(redirect_uri);
+            pages::render_form_post(&FormPostPage {
+                text: &ENGLISH,
+                stylesheet: &stylesheet,
+                script: &script,
+                redirect_uri,
+                destination: &destination,
+                params,
+            })
+        }
+    }
 }
 
 /// Adds `Set-Cookie` headers to a response.

@@ -133,7 +133,7 @@ mod tests {
     use super::*;
     use crate::clock::Clock;
     use crate::store::MemoryStore;
-    use crate::vocabulary::{AuthorizationRequest, Prompt, Scope};
+    use crate::vocabulary::{AuthorizationRequest, Prompt, ResponseMode, Scope};
 
     fn pending(now: u64) -> PendingRequest {
         PendingRequest {
@@ -153,6 +153,7 @@ mod tests {
                 login_hint: None,
                 id_token_hint: None,
                 ui_locales: None,
+                response_mode: ResponseMode::Query,
             },
         }
     }

@@ -41,6 +41,10 @@ pub struct Text {
     pub logged_out_heading: &'static str,
     pub close_page: &'static str,
 
+    pub form_post_title: &'static str,
+    pub form_post_lead: &'static str,
+    pub continue_button: &'static str,
+
     pub error_next_step: &'static str,
     pub invalid_request_title: &'static str,
     pub unknown_client_title: &'static str,
@@ -64,10 +68,15 @@ pub struct Text {
     pub scope_openid: &'static str,
     pub scope_profile: &'static str,
     pub scope_email: &'static str,
+    pub scope_phone: &'static str,
+    pub scope_address: &'static str,
+    pub scope_groups: &'static str,
     pub scope_roles: &'static str,
     pub scope_offline_access: &'static str,
     /// Said of a scope with no description of its own; the scope's name follows.
     pub scope_other: &'static str,
+    /// Before the claim names a custom scope releases.
+    pub scope_custom_claims: &'static str,
 }
 
 /// English, the default language.
@@ -102,6 +111,10 @@ pub const ENGLISH: Text = Text {
     logged_out_heading: "You are signed out.",
     close_page: "You can close this page now.",
 
+    form_post_title: "Returning to the application",
+    form_post_lead: "Press Continue if you are not taken back to",
+    continue_button: "Continue",
+
     error_next_step: "You can close this page and start again from the application you were using.",
     invalid_request_title: "Invalid request",
     unknown_client_title: "Unknown application",
@@ -125,9 +138,13 @@ pub const ENGLISH: Text = Text {
     scope_openid: "Confirm who you are",
     scope_profile: "See your name and username",
     scope_email: "See your email address",
+    scope_phone: "See your phone number",
+    scope_address: "See your postal address",
+    scope_groups: "See the groups you belong to",
     scope_roles: "See your roles and groups",
     scope_offline_access: "Keep access while you are away",
     scope_other: "Access",
+    scope_custom_claims: "See your",
 };
 
 impl Text {
@@ -139,11 +156,19 @@ impl Text {
 
     /// What granting a scope means, in plain words for the consent page (OIDC Core §5.4,
     /// §11 for `offline_access`).
+    /// A custom scope, by the claims it releases: "See your organization, department".
+    pub fn describe_claims(&self, names: &[String]) -> String {
+        format!("{} {}", self.scope_custom_claims, names.join(", "))
+    }
+
     pub fn describe_scope<'a>(&self, scope: &'a str) -> Cow<'a, str> {
         match scope {
             "openid" => self.scope_openid.into(),
             "profile" => self.scope_profile.into(),
             "email" => self.scope_email.into(),
+            "phone" => self.scope_phone.into(),
+            "address" => self.scope_address.into(),
+            "groups" => self.scope_groups.into(),
             "roles" => self.scope_roles.into(),
             "offline_access" => self.scope_offline_access.into(),
             other => format!("{} {other}", self.scope_other).into(),
@@ -168,7 +193,12 @@ mod tests {
         assert_eq!(text.describe_scope("profile"), "See your name and username");
         assert_eq!(text.describe_scope("email"), "See your email address");
         assert_eq!(text.describe_scope("roles"), "See your roles and groups");
+        assert_eq!(text.describe_scope("phone"), "See your phone number");
+        assert_eq!(text.describe_scope("address"), "See your postal address");
+        assert_eq!(text.describe_scope("groups"), "See the groups you belong to");
         assert_eq!(text.describe_scope("offline_access"), "Keep access while you are away");
         assert_eq!(text.describe_scope("billing:read"), "Access billing:read");
+        let names = ["organization".to_owned(), "department".to_owned()];
+        assert_eq!(text.describe_claims(&names), "See your organization, department");
     }
 }

@@ -103,7 +103,7 @@ fn client_credentials(
     );
     Ok(TokenResponse {
         access_token,
-        token_type: "Bearer",
+        token_type: "Bearer".into(),
         expires_in: grant.expires_in,
         scope: grant.claims.scope,
         refresh_token: None,

@@ -3,6 +3,10 @@
 //! §4.14.2), and the issuance of access, ID and refresh tokens they share.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lc_rs::aead::NONCE_LEN;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 
 use serde_json::{Map, Value};
 
@@ -13,19 +17,19 @@ use crate::keys::JwtType;
 use crate::model::{ClientRecord, Grant, RefreshToken, UserRecord};
 use crate::protocol::claims::Audience;
 use crate::protocol::id_token::{IdTokenClaims, at_hash};
+use crate::protocol::refresh_reuse::{self, Reuse};
 use crate::protocol::token::{self, TokenResponse};
 use crate::protocol::userinfo::user_claims;
-use crate::secrets;
+use crate::secrets::{self, SecretError};
 use crate::store::Consumed;
 use crate::vocabulary::GrantType;
 use crate::vocabulary::OAuthError;
 use crate::vocabulary::Scope;
 
-/// A rotated-out refresh token presented by its client within this many seconds of its
-/// first use is taken for a concurrent request (two tabs), refused without revoking the
-/// family; later it is a replay and revokes the whole family (RFC 9700 §4.14.2), unless the
-/// store reports it as a possible retry of a use it applied late.
-pub const REFRESH_RACE_GRACE: u64 = 2;
+/// How long a concurrent reuse waits, at most, for the first use to store its successor
+/// (see [`repeat_successor`]), and how often it looks.
+const SUCCESSOR_WAIT: Duration = Duration::from_secs(2);
+const SUCCESSOR_POLL: Duration = Duration::from_millis(50);
 
 /// Bytes of randomness in token ids and refresh tokens.
 const JTI_BYTES: usize = 16;
@@ -97,7 +101,9 @@ pub async fn authorization_code(
 
 /// RFC 6749 §6 with rotation: the presented refresh token dies, a new one of the same scope
 /// is issued, and presenting a rotated-out token revokes the whole family (RFC 9700
-/// §4.14.2). Refresh tokens are bound to their client.
+/// §4.14.2), except within the client's reuse interval, where it gets the first use's
+/// successor again, and for the client's retry of a use a stalled store applied late (see
+/// [`refresh_reuse::decide`]). Refresh tokens are bound to their client.
 pub async fn refresh_token(
     provider: &Provider,
     client: &ClientRecord,
@@ -121,18 +127,20 @@ pub async fn refresh_token(
     let by = redeemer(&client.client_id, None);
     let token = match provider.store.consume_refresh_token(&digest, &by).await? {
         Consumed::Fresh(token) => token,
-        Consumed::Reused { by: first, at, may_be_retry, .. }
-            if first == by && (may_be_retry || provider.clock.now().saturating_sub(at) <= REFRESH_RACE_GRACE) =>
-        {
-            return Err(OAuthError::invalid_grant("the refresh token was just used by a concurrent request").into());
-        }
-        Consumed::Reused { value: token, .. } => {
-            let subject = provider.store.grant(&token.grant_id).await?.map(|grant| grant.subject);
-            revoke_grant(provider, &token.grant_id).await?;
-            tracing::warn!(client_id = %client.client_id, "refresh token reused; its grant is revoked");
-            let fields = AuditFields { subject: subject.as_deref(), ..AuditFields::client(&client.client_id) };
-            audit::emit(AuditEvent::RefreshReuseDetected, fields);
-            return Err(OAuthError::invalid_grant("the refresh token was already used; the grant is revoked").into());
+        Consumed::Reused { value: token, by: first, at, may_be_retry } => {
+            let interval = client.policy.refresh_reuse_interval;
+            return match refresh_reuse::decide(interval, first == by, at, may_be_retry, provider.clock.now()) {
+                Reuse::Repeat => repeat_successor(provider, &token, presented, &digest).await,
+                Reuse::Retry => Err(concurrent_use().into()),
+                Reuse::Replay => {
+                    let subject = provider.store.grant(&token.grant_id).await?.map(|grant| grant.subject);
+                    revoke_grant(provider, &token.grant_id).await?;
+                    tracing::warn!(client_id = %client.client_id, "refresh token reused; its grant is revoked");
+                    let fields = AuditFields { subject: subject.as_deref(), ..AuditFields::client(&client.client_id) };
+                    audit::emit(AuditEvent::RefreshReuseDetected, fields);
+                    Err(OAuthError::invalid_grant("the refresh token was already used; the grant is revoked").into())
+                }
+            };
         }
         Consumed::Unknown => return Err(invalid().into()),
     };
@@ -143,10 +151,51 @@ pub async fn refresh_token(
     };
     let scope = token::refresh_scope(requested, &token.scope)?;
     let response = issue(provider, client, &user, &mut grant, &scope, None, Some(&token.scope)).await?;
+    let interval = client.policy.refresh_reuse_interval;
+    if interval > 0 {
+        let mut nonce = [0u8; NONCE_LEN];
+        SystemRandom::new().fill(&mut nonce).map_err(|_| SecretError::Random)?;
+        let sealed = refresh_reuse::seal_successor(presented, &response, nonce)
+            .map_err(|error| ApiError::Internal(error.to_string()))?;
+        let until = provider.clock.now() + interval;
+        provider.store.put_refresh_successor(&digest, &sealed, until).await?;
+    }
     let fields =
         AuditFields::client(&client.client_id).subject(&grant.subject).grant_type(GrantType::RefreshToken.as_str());
     audit::emit(AuditEvent::TokenRefreshed, fields);
     Ok(response)
+}
+
+fn concurrent_use() -> OAuthError {
+    OAuthError::invalid_grant("the refresh token was just used by a concurrent request")
+}
+
+/// A reuse within the client's interval: the response the first use got, once that use has
+/// stored it (a concurrent request may arrive while it is still being issued). If it never
+/// appears, the first use failed or its interval ended, and this one is refused without
+/// revoking anything. The family must still be alive: a revoked grant's tokens are dead.
+async fn repeat_successor(
+    provider: &Provider,
+    token: &RefreshToken,
+    presented: &str,
+    digest: &str,
+) -> Result<TokenResponse, ApiError> {
+    let deadline = tokio::time::Instant::now() + SUCCESSOR_WAIT;
+    let sealed = loop {
+        if let Some(sealed) = provider.store.refresh_successor(digest).await? {
+            break sealed;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(concurrent_use().into());
+        }
+        tokio::time::sleep(SUCCESSOR_POLL).await;
+    };
+    if provider.store.grant(&token.grant_id).await?.is_none() {
+        return Err(OAuthError::invalid_grant("the refresh token is invalid, expired or revoked").into());
+    }
+    tracing::info!(client_id = %token.client_id, "refresh token reused within its interval; same successor sent again");
+    refresh_reuse::open_successor(presented, &sealed)
+        .ok_or_else(|| ApiError::Internal("the sealed refresh successor does not open".to_owned()))
 }
 
 /// OIDC Core §11: refresh tokens only with `offline_access`, for clients allowed the grant.
@@ -232,7 +281,7 @@ async fn issue(
     };
     Ok(TokenResponse {
         access_token,
-        token_type: "Bearer",
+        token_type: "Bearer".into(),
         expires_in: access.expires_in,
         scope: access.claims.scope,
         refresh_token,

@@ -153,6 +153,7 @@ pub struct MemoryStore {
     sessions: Expiring<Session>,
     codes: Expiring<Once<AuthorizationCode>>,
     refresh_tokens: Expiring<Once<RefreshToken>>,
+    refresh_successors: Expiring<String>,
     grants: Expiring<Grant>,
     consents: Expiring<Scope>,
     counters: Expiring<u32>,
@@ -179,6 +180,7 @@ impl MemoryStore {
             sessions: Expiring::new(),
             codes: Expiring::new(),
             refresh_tokens: Expiring::new(),
+            refresh_successors: Expiring::new(),
             grants: Expiring::new(),
             consents: Expiring::new(),
             counters: Expiring::new(),
@@ -195,6 +197,7 @@ impl MemoryStore {
         self.sessions.purge(now);
         self.codes.purge(now);
         self.refresh_tokens.purge(now);
+        self.refresh_successors.purge(now);
         self.grants.purge(now);
         self.consents.purge(now);
         self.counters.purge(now);
@@ -297,6 +300,15 @@ impl SingleUse for MemoryStore {
 
     async fn peek_refresh_token(&self, token_hash: &str) -> Result<Consumed<RefreshToken>, StoreError> {
         Ok(peek(&self.refresh_tokens, token_hash, self.clock.now()))
+    }
+
+    async fn put_refresh_successor(&self, token_hash: &str, sealed: &str, expires_at: u64) -> Result<(), StoreError> {
+        self.refresh_successors.put(token_hash, sealed.to_owned(), expires_at, self.clock.now());
+        Ok(())
+    }
+
+    async fn refresh_successor(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.refresh_successors.get(token_hash, self.clock.now()))
     }
 }
 

@@ -210,6 +210,12 @@ store_ports! {
         async fn consume_refresh_token(&self, token_hash: &str, by: &str) -> Result<Consumed<RefreshToken>, StoreError>;
         /// Reads a refresh token without using it; `Reused` means already rotated out.
         async fn peek_refresh_token(&self, token_hash: &str) -> Result<Consumed<RefreshToken>, StoreError>;
+        /// Keeps the sealed successor response of a rotated-out refresh token until
+        /// `expires_at` (the end of its client's reuse interval), for the client's
+        /// concurrent requests (see [`crate::protocol::refresh_reuse`]).
+        async fn put_refresh_successor(&self, token_hash: &str, sealed: &str, expires_at: u64) -> Result<(), StoreError>;
+        /// The sealed successor of a rotated-out refresh token, while its interval lasts.
+        async fn refresh_successor(&self, token_hash: &str) -> Result<Option<String>, StoreError>;
     }
 
     /// Grants: what one user allowed one client, shared by the tokens of one code.

@@ -127,10 +127,20 @@ wire_enum! {
 
 wire_enum! {
     /// How the authorization response is returned (OAuth 2.0 Multiple Response Type
-    /// Encoding Practices §2.1): in the query, the default for `code`.
+    /// Encoding Practices §2.1): in the query, the default for `code`, or posted by an HTML
+    /// form (OAuth 2.0 Form Post Response Mode §2).
     #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
     pub enum ResponseMode {
         Query = "query",
+        FormPost = "form_post",
+    }
+}
+
+/// `query`, the default response mode of the code flow (OAuth 2.0 Multiple Response Type
+/// Encoding Practices §5).
+impl Default for ResponseMode {
+    fn default() -> Self {
+        ResponseMode::Query
     }
 }
 
@@ -197,6 +207,9 @@ pub struct AuthorizationRequest {
     /// The preferred languages of the pages, as given (OIDC Core §3.1.2.1).
     #[serde(default)]
     pub ui_locales: Option<String>,
+    /// How the response goes back to the client.
+    #[serde(default)]
+    pub response_mode: ResponseMode,
 }
 
 /// RFC 7591 §2 client metadata as sent. Unknown fields are ignored (§2). Values stay

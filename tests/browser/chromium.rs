@@ -150,6 +150,13 @@ impl Chromium {
         self.eval(&script).await.as_str().map(str::to_owned)
     }
 
+    /// Waits until the browser has loaded a page whose URL starts with `prefix` (after a
+    /// navigation the page starts itself, such as a script submitting a form).
+    pub async fn wait_for_url(&self, prefix: &str) {
+        self.wait_for(&format!("location.href.startsWith({}) && document.readyState === 'complete'", json!(prefix)))
+            .await;
+    }
+
     async fn wait_until_loaded(&self) {
         self.wait_for("document.readyState === 'complete'").await;
     }

@@ -252,3 +252,28 @@ async fn the_console_check_sees_a_csp_violation() {
     );
     world.finish().await;
 }
+
+/// OAuth 2.0 Form Post Response Mode §2 under the pages' strict CSP: the response page's own
+/// script submits its form to the relying party, which receives code, state and iss by
+/// POST, with no CSP violation or console error on the way.
+#[tokio::test]
+async fn oauth_form_post_2_posts_the_code_to_the_relying_party_under_the_strict_csp() {
+    let world = World::new().await;
+    let browser = &world.browser;
+    let extra = [("response_mode", "form_post")];
+    browser
+        .goto(&parties::authorize_url_with(&world.server, &world.client, &world.rp, "posted", &world.pkce, &extra))
+        .await;
+    world.sign_in_by_keyboard(PASSWORD).await;
+    assert_eq!(browser.heading().await, "Allow access?");
+    browser.press(Key::Tab).await;
+    browser.assert_focus("button:Allow").await;
+    browser.press(Key::Enter).await;
+    browser.wait_for_url(&world.rp.callback()).await;
+    let params = world.assert_at_callback("posted").await;
+    assert_eq!(world.rp.last_visit().method, "POST", "the response came by form post");
+    let code = params.get("code").expect("a code posted to the callback");
+    let tokens = parties::exchange(&world.server, &world.client, &world.rp, code, &world.pkce).await;
+    assert!(tokens["id_token"].is_string(), "{tokens}");
+    world.finish().await;
+}

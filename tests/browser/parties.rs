@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use axum::body::Bytes;
 use axum::extract::{OriginalUri, State};
-use axum::http::header;
+use axum::http::{Method, header};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -18,6 +19,7 @@ pub const CLIENT_NAME: &str = "Acme Dashboard";
 /// One request the browser made to the relying party.
 #[derive(Debug, Clone)]
 pub struct Visit {
+    pub method: String,
     pub path: String,
     pub params: HashMap<String, String>,
 }
@@ -72,9 +74,18 @@ pub async fn serve_on_loopback(app: axum::Router) -> (String, oneshot::Sender<()
     (origin, stop)
 }
 
-async fn record(State(visits): State<Arc<Mutex<Vec<Visit>>>>, OriginalUri(uri): OriginalUri) -> impl IntoResponse {
-    let params = url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()).into_owned().collect();
-    visits.lock().expect("visits").push(Visit { path: uri.path().to_owned(), params });
+/// Records the query parameters and, for a form post (OAuth 2.0 Form Post Response Mode),
+/// the form's.
+async fn record(
+    State(visits): State<Arc<Mutex<Vec<Visit>>>>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    body: Bytes,
+) -> impl IntoResponse {
+    let query = url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes());
+    let posted = url::form_urlencoded::parse(if method == Method::POST { &body } else { &[] });
+    let params = query.chain(posted).map(|(name, value)| (name.into_owned(), value.into_owned())).collect();
+    visits.lock().expect("visits").push(Visit { method: method.to_string(), path: uri.path().to_owned(), params });
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], RP_PAGE)
 }
 
@@ -101,9 +112,22 @@ pub async fn register(server: &TestServer, rp: &RelyingParty) -> Client {
 
 /// An authorization request URL for `client` (OIDC Core §3.1.2.1) with PKCE.
 pub fn authorize_url(server: &TestServer, client: &Client, rp: &RelyingParty, state: &str, pkce: &Pkce) -> String {
-    let params = [
+    authorize_url_with(server, client, rp, state, pkce, &[])
+}
+
+/// [`authorize_url`] with `extra` parameters.
+pub fn authorize_url_with(
+    server: &TestServer,
+    client: &Client,
+    rp: &RelyingParty,
+    state: &str,
+    pkce: &Pkce,
+    extra: &[(&str, &str)],
+) -> String {
+    let callback = rp.callback();
+    let mut params = vec![
         ("client_id", client.id.as_str()),
-        ("redirect_uri", &rp.callback()),
+        ("redirect_uri", &callback),
         ("response_type", "code"),
         ("scope", "openid profile email"),
         ("state", state),
@@ -111,6 +135,7 @@ pub fn authorize_url(server: &TestServer, client: &Client, rp: &RelyingParty, st
         ("code_challenge", &pkce.challenge),
         ("code_challenge_method", "S256"),
     ];
+    params.extend_from_slice(extra);
     url::Url::parse_with_params(&server.url("/authorize"), params).expect("authorize URL").into()
 }
 

@@ -461,3 +461,64 @@ async fn sso_cookie_is_http_only_and_same_site_lax() {
     assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax"), "{session}");
     assert!(!session.contains("Secure"), "not Secure for an http issuer");
 }
+
+/// The hidden fields of a `form_post` response page, by name.
+fn posted_fields(html: &str) -> std::collections::HashMap<String, String> {
+    html.split("<input type=\"hidden\" name=\"")
+        .skip(1)
+        .filter_map(|field| {
+            let (name, rest) = field.split_once("\" value=\"")?;
+            Some((name.to_owned(), rest.split_once('"')?.0.to_owned()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn oauth_form_post_2_code_state_and_iss_are_posted_to_the_redirect_uri() {
+    let server = TestServer::start().await;
+    let browser = Browser::new(&server);
+    let mut request = webapp_request("openid", "xyz", "n1");
+    request.push(("response_mode", "form_post"));
+    let login = browser.authorize(&request).await.text().await.unwrap();
+    let consent = browser.login(&login, "alice", "alice-password").await.text().await.unwrap();
+    let response = browser.consent(&consent, "allow").await;
+    assert_eq!(response.status(), 200, "a page, not a redirect");
+    assert!(response.headers().get("location").is_none());
+    let policy = response.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(policy.contains("script-src 'self';") && policy.contains("form-action http://127.0.0.1:9000;"), "{policy}");
+    let html = response.text().await.unwrap();
+    assert!(html.contains(&format!("<form method=\"post\" action=\"{WEBAPP_REDIRECT}\">")), "{html}");
+    let fields = posted_fields(&html);
+    assert_eq!(fields.len(), 3, "{fields:?}");
+    assert_eq!((fields["state"].as_str(), fields["iss"].as_str()), ("xyz", server.base.as_str()));
+    assert_eq!(server.exchange(&fields["code"], &[]).await.status(), 200, "the posted code is redeemable");
+
+    // A second request rides the session: the form comes straight from /authorize.
+    request.retain(|(name, _)| *name != "state");
+    request.push(("state", "again"));
+    let response = browser.authorize(&request).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(posted_fields(&response.text().await.unwrap())["state"], "again");
+}
+
+#[tokio::test]
+async fn oauth_form_post_2_errors_after_the_redirect_uri_check_are_posted_too() {
+    let server = TestServer::start().await;
+    let browser = Browser::new(&server);
+    let mut request = webapp_request("openid", "xyz", "n1");
+    request.extend([("response_mode", "form_post"), ("prompt", "bogus")]);
+    let response = browser.authorize(&request).await;
+    assert_eq!(response.status(), 200);
+    let fields = posted_fields(&response.text().await.unwrap());
+    assert_eq!(fields["error"], "invalid_request");
+    assert_eq!((fields["state"].as_str(), fields["iss"].as_str()), ("xyz", server.base.as_str()));
+}
+
+#[tokio::test]
+async fn form_post_script_is_served_as_javascript() {
+    let server = TestServer::start().await;
+    let response = server.http.get(server.url("/assets/form-post.js")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/javascript; charset=utf-8");
+    assert!(response.text().await.unwrap().contains("document.forms[0].submit()"));
+}

@@ -3,12 +3,11 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use portcullis::provider::REFRESH_RACE_GRACE;
 use serde_json::Value;
 
 use crate::harness::{
-    Browser, Pkce, SPA_REDIRECT, TestServer, WEBAPP_REDIRECT, assert_oauth_error, jwt_part, location_param,
-    webapp_request,
+    Browser, Pkce, SPA_REDIRECT, TestServer, WEBAPP_REDIRECT, assert_oauth_error, fixtures_with_webapp, jwt_part,
+    location_param, webapp_request,
 };
 
 async fn webapp_code(server: &TestServer, browser: &Browser, scope: &str) -> String {
@@ -186,25 +185,63 @@ async fn rfc9700_4_14_2_reusing_a_rotated_refresh_token_revokes_the_family() {
     let rotated: Value = refresh(&server, first, &[]).await.json().await.unwrap();
     let second = rotated["refresh_token"].as_str().unwrap();
     let latest_access = rotated["access_token"].as_str().unwrap();
-    // Past the grace period for concurrent requests, a replay is a replay.
-    tokio::time::sleep(std::time::Duration::from_millis(REFRESH_RACE_GRACE * 1000 + 1100)).await;
-    assert_oauth_error(refresh(&server, first, &[]).await, 400, "invalid_grant").await;
+    // Strict by default: even an immediate reuse is a replay.
+    let reused = assert_oauth_error(refresh(&server, first, &[]).await, 400, "invalid_grant").await;
+    assert_eq!(reused["error_description"], "the refresh token was already used; the grant is revoked");
     assert_oauth_error(refresh(&server, second, &[]).await, 400, "invalid_grant").await;
     assert!(!server.introspect_active(latest_access).await, "access tokens of the family are revoked too");
 }
 
 #[tokio::test]
-async fn concurrent_refreshes_with_one_token_let_one_win_without_killing_the_family() {
+async fn rfc9700_4_14_2_concurrent_refreshes_under_the_strict_default_revoke_the_family() {
     let server = TestServer::start().await;
     let tokens = server.webapp_tokens(&Browser::new(&server), "openid offline_access").await;
     let token = tokens["refresh_token"].as_str().unwrap();
     let (a, b) = tokio::join!(refresh(&server, token, &[]), refresh(&server, token, &[]));
-    let mut statuses = [a.status().as_u16(), b.status().as_u16()];
-    statuses.sort_unstable();
-    assert_eq!(statuses, [200, 400], "exactly one refresh wins");
-    let winner: Value = if a.status() == 200 { a.json().await.unwrap() } else { b.json().await.unwrap() };
-    let next = winner["refresh_token"].as_str().unwrap();
+    assert!(a.status() != 200 || b.status() != 200, "the reuse is refused");
+    let winner = [a, b].into_iter().find(|r| r.status() == 200);
+    if let Some(winner) = winner {
+        let winner: Value = winner.json().await.unwrap();
+        let next = winner["refresh_token"].as_str().unwrap();
+        assert_oauth_error(refresh(&server, next, &[]).await, 400, "invalid_grant").await;
+    }
+    assert_oauth_error(refresh(&server, token, &[]).await, 400, "invalid_grant").await;
+}
+
+async fn server_with_reuse_interval(name: &str) -> TestServer {
+    let folder = fixtures_with_webapp(name, "  refreshTokenReuseInterval: 3s\n");
+    TestServer::start_on(folder, portcullis::provider::RegistrationPolicy::Open).await
+}
+
+#[tokio::test]
+async fn refresh_token_reuse_interval_gives_concurrent_refreshes_the_same_successor() {
+    let server = server_with_reuse_interval("reuse-concurrent").await;
+    let tokens = server.webapp_tokens(&Browser::new(&server), "openid offline_access").await;
+    let token = tokens["refresh_token"].as_str().unwrap();
+    let (a, b) = tokio::join!(refresh(&server, token, &[]), refresh(&server, token, &[]));
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200), "both concurrent refreshes succeed");
+    let (a, b): (Value, Value) = (a.json().await.unwrap(), b.json().await.unwrap());
+    assert_eq!(a["refresh_token"], b["refresh_token"], "the same successor refresh token");
+    assert_eq!(a["access_token"], b["access_token"], "the same access token");
+    assert_eq!(a["id_token"], b["id_token"], "the same ID token");
+    assert_ne!(a["refresh_token"], tokens["refresh_token"]);
+    let again: Value = refresh(&server, token, &[]).await.json().await.unwrap();
+    assert_eq!(again["refresh_token"], a["refresh_token"], "a third use within the interval too");
+    let next = a["refresh_token"].as_str().unwrap();
     assert_eq!(refresh(&server, next, &[]).await.status(), 200, "the family lives on");
+}
+
+#[tokio::test]
+async fn refresh_token_reuse_after_the_interval_revokes_the_family() {
+    let server = server_with_reuse_interval("reuse-late").await;
+    let tokens = server.webapp_tokens(&Browser::new(&server), "openid offline_access").await;
+    let first = tokens["refresh_token"].as_str().unwrap();
+    let rotated: Value = refresh(&server, first, &[]).await.json().await.unwrap();
+    let second = rotated["refresh_token"].as_str().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(4100)).await;
+    assert_oauth_error(refresh(&server, first, &[]).await, 400, "invalid_grant").await;
+    assert_oauth_error(refresh(&server, second, &[]).await, 400, "invalid_grant").await;
+    assert!(!server.introspect_active(rotated["access_token"].as_str().unwrap()).await);
 }
 
 #[tokio::test]

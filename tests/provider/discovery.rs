@@ -29,7 +29,7 @@ async fn oidc_discovery_3_metadata_lists_what_is_implemented() {
         server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
     assert_eq!(doc["grant_types_supported"], json!(["authorization_code", "refresh_token", "client_credentials"]));
     assert_eq!(doc["response_types_supported"], json!(["code"]));
-    assert_eq!(doc["response_modes_supported"], json!(["query"]));
+    assert_eq!(doc["response_modes_supported"], json!(["query", "form_post"]));
     let methods = json!(["client_secret_basic", "client_secret_post", "none"]);
     assert_eq!(doc["token_endpoint_auth_methods_supported"], methods);
     assert_eq!(
@@ -42,8 +42,12 @@ async fn oidc_discovery_3_metadata_lists_what_is_implemented() {
     assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
     assert_eq!(doc["request_parameter_supported"], false);
     assert_eq!(doc["request_uri_parameter_supported"], false);
-    for scope in ["openid", "profile", "email", "roles", "offline_access"] {
+    for scope in ["openid", "profile", "email", "phone", "address", "groups", "roles", "offline_access"] {
         assert!(doc["scopes_supported"].as_array().unwrap().contains(&scope.into()), "{scope}");
+    }
+    let claims = doc["claims_supported"].as_array().unwrap();
+    for claim in ["picture", "locale", "zoneinfo", "phone_number", "phone_number_verified", "address", "groups"] {
+        assert!(claims.contains(&claim.into()), "OIDC Discovery 3 claims_supported lists {claim}");
     }
 }
 

@@ -14,7 +14,7 @@ use crate::harness::serve_store;
 use portcullis::clock::Clock;
 use portcullis::keys::{JwtType, SharedKeyring};
 use portcullis::metrics::Metrics;
-use portcullis::model::{ClientRecord, UserRecord};
+use portcullis::model::{ClientRecord, UserProfile, UserRecord};
 use portcullis::protocol::claims::{AccessTokenClaims, Audience};
 use portcullis::protocol::epoch::token_epoch;
 use portcullis::protocol::pending::SEALED_PARAMETER_LIMITS;
@@ -87,6 +87,8 @@ fn user() -> UserRecord {
         client_roles: Default::default(),
         password_hash: String::new(),
         disabled: false,
+        profile: UserProfile::default(),
+        custom_claims: Default::default(),
     }
 }
 

@@ -115,3 +115,47 @@ async fn id_token_carries_the_scoped_user_claims_for_relying_parties_that_read_i
     assert_eq!(claims["resource_access"]["webapp"]["roles"], serde_json::json!(["admin", "viewer"]));
     assert!(claims.get("email").is_none(), "email was not granted");
 }
+
+async fn userinfo(server: &TestServer, token: &str) -> Value {
+    server.http.get(server.url("/userinfo")).bearer_auth(token).send().await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test]
+async fn oidc_core_5_4_phone_address_and_groups_scopes_release_exactly_their_claims() {
+    let server = TestServer::start().await;
+    let (token, tokens) = access_token(&server, "openid phone address groups").await;
+    let sub = jwt_part(tokens["id_token"].as_str().unwrap(), 1)["sub"].clone();
+    assert_eq!(
+        userinfo(&server, &token).await,
+        serde_json::json!({
+            "sub": sub,
+            "phone_number": "+44 20 7946 0000",
+            "phone_number_verified": false,
+            "address": { "locality": "Oxford", "country": "United Kingdom" },
+            "groups": ["engineering"],
+        }),
+        "the groups scope releases groups without roles"
+    );
+}
+
+#[tokio::test]
+async fn custom_scope_releases_the_custom_claims_the_client_maps_to_it_and_names_them_on_consent() {
+    let folder =
+        crate::harness::fixtures_with_webapp("scope-claims", "  scopeClaims: {org: [organization, department]}\n");
+    let server = TestServer::start_on(folder, portcullis::provider::RegistrationPolicy::Open).await;
+    let browser = Browser::new(&server);
+    let login = browser.authorize(&crate::harness::webapp_request("openid org", "st", "n")).await.text().await.unwrap();
+    let consent = browser.login(&login, "alice", "alice-password").await.text().await.unwrap();
+    assert!(consent.contains("See your organization, department"), "{consent}");
+    let (token, tokens) = access_token(&server, "openid org").await;
+    let sub = jwt_part(tokens["id_token"].as_str().unwrap(), 1)["sub"].clone();
+    let expected = serde_json::json!({ "sub": sub, "organization": "Wonderland", "department": "Tea parties" });
+    assert_eq!(userinfo(&server, &token).await, expected);
+    let id_token = jwt_part(tokens["id_token"].as_str().unwrap(), 1);
+    assert_eq!(
+        (&id_token["organization"], &id_token["department"]),
+        (&expected["organization"], &expected["department"])
+    );
+    let (token, _) = access_token(&server, "openid profile").await;
+    assert!(userinfo(&server, &token).await.get("organization").is_none(), "only under its scope");
+}

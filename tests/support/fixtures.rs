@@ -2,7 +2,7 @@
 // Each test crate that includes this uses part of it.
 #![allow(dead_code)]
 
-use portcullis::model::ClientRecord;
+use portcullis::model::{ClientPolicy, ClientRecord};
 use portcullis::secrets;
 use portcullis::vocabulary::Scope;
 use portcullis::vocabulary::{GrantType, TokenEndpointAuthMethod};
@@ -25,6 +25,7 @@ pub fn m2m_client(scopes: &str) -> ClientRecord {
         skip_consent: false,
         web_origins: vec![],
         registration: None,
+        policy: ClientPolicy::default(),
     }
 }
 

@@ -19,6 +19,7 @@
 //! | `P:v1:session:<id>` | the record | as given |
 //! | `P:v1:sessions` | sorted set: SHA-256 of each session id, scored by its expiry (counts active sessions) | the latest session's |
 //! | `P:v1:code:<hash>`, `P:v1:refresh:<hash>` | use marker + the record | as given / the token's |
+//! | `P:v1:successor:<hash>` | the sealed successor response of a rotated-out refresh token (plain string) | the client's reuse interval |
 //! | `P:v1:grant:<id>` | `Grant` | the grant's `expires_at` |
 //! | `P:v1:consent:<subject length>:<subject>:<client_id>` | `Scope` | as given |
 //! | `P:v1:counter:{budgets}:<key>` | attempts reserved from a budget (login and client-authentication throttles, registration rate limits) | end of the window |
@@ -100,6 +101,7 @@ const SESSION: &str = "session";
 const SESSIONS: &str = "sessions";
 const CODE: &str = "code";
 const REFRESH: &str = "refresh";
+const SUCCESSOR: &str = "successor";
 const GRANT: &str = "grant";
 const CONSENT: &str = "consent";
 const BUDGETS: &str = "counter:{budgets}";
@@ -329,6 +331,14 @@ impl SingleUse for RedisStore {
 
     async fn peek_refresh_token(&self, token_hash: &str) -> Result<Consumed<RefreshToken>, StoreError> {
         self.redis.peek_once(REFRESH, token_hash).await
+    }
+
+    async fn put_refresh_successor(&self, token_hash: &str, sealed: &str, expires_at: u64) -> Result<(), StoreError> {
+        self.redis.put_raw(SUCCESSOR, token_hash, sealed.to_owned(), expires_at).await
+    }
+
+    async fn refresh_successor(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
+        self.redis.get_raw(SUCCESSOR, token_hash).await
     }
 }
 
