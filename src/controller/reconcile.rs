@@ -430,7 +430,7 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     use super::*;
-    use crate::crd::{OidcClientSpec, OidcUserSpec, SigningKeySpec};
+    use crate::crd::{OidcClientSpec, SigningKeySpec};
 
     fn meta(name: &str) -> ObjectMeta {
         ObjectMeta { name: Some(name.into()), namespace: Some("team".into()), ..Default::default() }

@@ -78,6 +78,7 @@ impl Sealer {
                 error: OAuthError::invalid_request(error.to_string()),
                 redirect_uri: pending.request.redirect_uri.clone(),
                 state: pending.request.state.clone(),
+                response_mode: pending.request.response_mode,
             })),
             SealError::Crypto => SealingError::Crypto(error.to_string()),
         })
