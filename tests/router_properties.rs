@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{Method, Request, Uri};
+use axum::http::{Method, Request, StatusCode, Uri};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use portcullis::provider::{self, Provider, RegistrationPolicy};
@@ -498,7 +498,16 @@ async fn check(router: axum::Router, arbitrary: ArbitraryRequest) -> Result<(), 
     let status = response.status();
     let headers = response.headers().clone();
     let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap_or_default();
-    prop_assert!(!status.is_server_error(), "{status} for {arbitrary:?}: {}", String::from_utf8_lossy(&body));
+    // `/ready` answers 503 by design while the store has not answered within a second,
+    // which a starved test machine can make happen; any other 5xx is a failure.
+    let not_ready = arbitrary.path == "/ready"
+        && status == StatusCode::SERVICE_UNAVAILABLE
+        && String::from_utf8_lossy(&body).contains("\"not ready\"");
+    prop_assert!(
+        !status.is_server_error() || not_ready,
+        "{status} for {arbitrary:?}: {}",
+        String::from_utf8_lossy(&body)
+    );
     let text = String::from_utf8_lossy(&body);
     let header_text: String = headers.values().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect();
     for secret in secrets_sent(&arbitrary) {
