@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::vocabulary::{ClientMetadata, GrantType, Scope, TokenEndpointAuthMethod};
+use crate::vocabulary::{ClaimsRequest, ClientMetadata, GrantType, Scope, TokenEndpointAuthMethod};
 
 /// A registered client, as the provider needs it at request time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -216,6 +216,9 @@ pub struct AuthorizationCode {
     pub subject: String,
     pub auth_time: u64,
     pub session_id: String,
+    /// The claims the request asked for individually (OIDC Core §5.5).
+    #[serde(default, skip_serializing_if = "ClaimsRequest::is_empty")]
+    pub claims: ClaimsRequest,
 }
 
 /// A grant: what one user allowed one client, shared by every token issued from one
@@ -232,6 +235,10 @@ pub struct Grant {
     /// `(jti, exp)` of the access tokens issued under this grant, so revoking the grant
     /// puts them on the deny-list.
     pub access_tokens: Vec<(String, u64)>,
+    /// The claims the authorization request asked for individually (OIDC Core §5.5),
+    /// released again in every token the grant issues.
+    #[serde(default, skip_serializing_if = "ClaimsRequest::is_empty")]
+    pub claims: ClaimsRequest,
 }
 
 /// A refresh token, stored under the hash of its value.

@@ -191,6 +191,7 @@ fn code(grant_id: &str) -> AuthorizationCode {
         subject: "sub-1".into(),
         auth_time: 1,
         session_id: "sid".into(),
+        claims: Default::default(),
     }
 }
 
@@ -310,6 +311,7 @@ async fn grants_are_updated_while_present_and_revoked_whole(store: &dyn Grants, 
         session_id: "sid".into(),
         expires_at: t + 10,
         access_tokens: vec![("jti".into(), t + 5)],
+        claims: Default::default(),
     };
     store.put_grant(&grant).await.unwrap();
     assert_eq!(store.grant("g").await.unwrap(), Some(grant.clone()));

@@ -11,13 +11,13 @@
 //!
 //! Unknown parameters are ignored (RFC 6749 §3.1); `display`, `claims_locales` and
 //! `acr_values` are accepted and ignored (OIDC Core §3.1.2.1, §5.5.1.1); `ui_locales` is
-//! kept for choosing the language of the pages.
+//! kept for choosing the language of the pages; `claims` is read as OIDC Core §5.5 asks.
 
 use super::form::FormParams;
 use super::redirect;
-use super::{pending, pkce};
+use super::{pending, pkce, userinfo};
 use crate::model::ClientRecord;
-use crate::vocabulary::AuthorizationRequest;
+use crate::vocabulary::{AuthorizationRequest, ClaimsRequest};
 use crate::vocabulary::{ErrorCode, OAuthError};
 use crate::vocabulary::{GrantType, Prompt, ResponseMode, ResponseType, Scope};
 
@@ -102,6 +102,7 @@ fn checks(
         params.get("code_challenge_method")?,
         client.require_pkce,
     )?;
+    let claims = check_claims(params, client)?;
     let owned = |name: &str| params.get(name).map(|v| v.map(str::to_owned));
     Ok(AuthorizationRequest {
         client_id: client.client_id.clone(),
@@ -116,7 +117,19 @@ fn checks(
         ui_locales: owned("ui_locales")?,
         id_token_hint: owned("id_token_hint")?,
         response_mode,
+        claims,
     })
+}
+
+/// OIDC Core §5.5: the `claims` request, malformed JSON being `invalid_request`; the claims
+/// that could never be released to this client are dropped.
+fn check_claims(params: &FormParams, client: &ClientRecord) -> Result<ClaimsRequest, OAuthError> {
+    let Some(raw) = params.get("claims")? else {
+        return Ok(ClaimsRequest::default());
+    };
+    let mut claims = ClaimsRequest::parse(raw)?;
+    claims.retain(|name| userinfo::requestable(client, name));
+    Ok(claims)
 }
 
 /// Whether a parameter was sent with a value (a repeated one counts).
@@ -253,6 +266,18 @@ mod tests {
     /// `extra` makes an otherwise valid request fail with `code` and `description`, echoing state.
     fn assert_refused(extra: &str, code: ErrorCode, description: &str) {
         assert_eq!(refused(&form(extra), &client()), (code, description.into(), Some("st".into())), "{extra}");
+    }
+
+    #[test]
+    fn oidc_core_5_5_claims_keeps_the_releasable_names_and_refuses_malformed_json() {
+        let request =
+            accepted(&form("claims=%7B%22id_token%22%3A%7B%22email%22%3Anull%2C%22iss%22%3Anull%7D%7D"), &client());
+        assert_eq!(request.claims.id_token.iter().collect::<Vec<_>>(), ["email"]);
+        assert!(request.claims.userinfo.is_empty());
+        assert!(accepted(&form(""), &client()).claims.is_empty());
+        assert_refused("claims=%7B", ErrorCode::InvalidRequest, "claims is not a JSON object");
+        let too_long = format!("claims={}", "a".repeat(2049));
+        assert_refused(&too_long, ErrorCode::InvalidRequest, "claims is longer than 2048 bytes");
     }
 
     #[test]

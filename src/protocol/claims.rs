@@ -1,5 +1,7 @@
 //! JWT claim sets Portcullis issues.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
 /// The `aud` claim: one audience serializes as a string, several as an array (RFC 7519 §4.1.3).
@@ -55,6 +57,10 @@ pub struct AccessTokenClaims {
     /// ([`super::epoch`]); a token from before a loss of the store's data is refused.
     #[serde(rename = "pcl_ep", default, skip_serializing_if = "Option::is_none")]
     pub epoch: Option<String>,
+    /// Private claim: the claims the authorization request asked UserInfo for (OIDC Core
+    /// §5.5), so UserInfo answers from the token as it does for its scope.
+    #[serde(rename = "pcl_uc", default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub userinfo_claims: BTreeSet<String>,
 }
 
 #[cfg(test)]

@@ -111,7 +111,7 @@ pub fn metadata(issuer: &str, id_token_algorithm: Option<SigningAlgorithm>, regi
         code_challenge_methods_supported: &["S256"],
         claims_supported: CLAIMS,
         prompt_values_supported: PromptValue::NAMES,
-        claims_parameter_supported: false,
+        claims_parameter_supported: true,
         request_parameter_supported: false,
         request_uri_parameter_supported: false,
         authorization_response_iss_parameter_supported: true,

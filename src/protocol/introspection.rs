@@ -118,6 +118,7 @@ mod tests {
             scope: Some("read".into()),
             auth_time: None,
             epoch: None,
+            userinfo_claims: Default::default(),
         }
     }
 
@@ -164,6 +165,7 @@ mod tests {
             session_id: "s".into(),
             expires_at: 2000,
             access_tokens: vec![],
+            claims: Default::default(),
         };
         (token, grant)
     }

@@ -47,9 +47,11 @@ const SESSION_ROOM: usize = 64;
 /// IdentityServer allows a 300-byte `nonce`; an e-mail address, the usual `login_hint`, has
 /// at most 254). With every one at its limit the sealed form is about 5.3 KiB, and with a
 /// 2000-byte redirect URI (the most a registered client may have) it still fits a form
-/// field; a usual request seals into about 1 KiB.
-pub const SEALED_PARAMETER_LIMITS: [(&str, usize); 4] =
-    [("state", 2048), ("nonce", 1024), ("login_hint", 256), ("ui_locales", 128)];
+/// field; a usual request seals into about 1 KiB. A `claims` request (OIDC Core §5.5) is
+/// sealed as the names of the claims that can be released only, so its limit bounds what
+/// is parsed, not what is sealed.
+pub const SEALED_PARAMETER_LIMITS: [(&str, usize); 5] =
+    [("state", 2048), ("nonce", 1024), ("login_hint", 256), ("ui_locales", 128), ("claims", 2048)];
 
 const VERSION: u8 = 1;
 const HEADER_LEN: usize = 1 + 4 + NONCE_LEN;
@@ -229,7 +231,7 @@ pub fn open(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vocabulary::{Prompt, ResponseMode, Scope};
+    use crate::vocabulary::{ClaimsRequest, Prompt, ResponseMode, Scope};
 
     const NOW: u64 = 1_800_000_000;
 
@@ -247,6 +249,7 @@ mod tests {
             id_token_hint: None,
             ui_locales: None,
             response_mode: ResponseMode::FormPost,
+            claims: ClaimsRequest::default(),
         }
     }
 

@@ -1,6 +1,8 @@
 //! The token endpoint's shared rules (RFC 6749 §3.2, §5) and the `client_credentials`
 //! grant (RFC 6749 §4.4) with RFC 9068 JWT access tokens.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
 use super::claims::{AccessTokenClaims, Audience};
@@ -109,6 +111,7 @@ pub fn client_credentials_token(
         scope: (!scope.is_empty()).then(|| scope.to_string()),
         auth_time: None,
         epoch: Some(token_epoch(issuance.epoch)),
+        userinfo_claims: BTreeSet::new(),
     };
     AccessTokenGrant { claims, expires_in }
 }
@@ -152,6 +155,7 @@ pub fn user_access_token(
     let mut token = client_credentials_token(issuance, client, scope, jti, now);
     token.claims.sub = grant.subject.clone();
     token.claims.auth_time = Some(grant.auth_time);
+    token.claims.userinfo_claims = grant.claims.userinfo.clone();
     token
 }
 
@@ -258,6 +262,7 @@ mod tests {
             subject: "alice".into(),
             auth_time: 1,
             session_id: "s".into(),
+            claims: Default::default(),
         }
     }
 

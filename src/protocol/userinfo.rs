@@ -3,8 +3,11 @@
 
 use serde_json::{Map, Value, json};
 
+use std::collections::BTreeSet;
+
+use super::discovery;
 use crate::model::{ClientRecord, UserRecord};
-use crate::vocabulary::Scope;
+use crate::vocabulary::{ClaimsRequest, Scope};
 
 /// OIDC Core §5.3.2 and §5.4: the claims the client may see for this scope.
 ///
@@ -69,6 +72,72 @@ pub fn user_claims(user: &UserRecord, client: &ClientRecord, scope: &Scope) -> M
     }
     insert_custom_claims(&mut claims, user, client, scope);
     claims
+}
+
+/// The claims of the tokens themselves, which a `claims` request (OIDC Core §5.5) never
+/// sets: Portcullis issues them.
+const TOKEN_CLAIMS: &[&str] = &["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid"];
+
+/// OIDC Core §5.5: whether a `claims` request may ask for `name` from `client`: a user
+/// claim listed in `claims_supported`, or a custom claim one of the client's scopes
+/// releases. Anything else could never be released, so it is dropped from the request.
+pub fn requestable(client: &ClientRecord, name: &str) -> bool {
+    let standard = discovery::CLAIMS.contains(&name) && !TOKEN_CLAIMS.contains(&name);
+    standard || client.policy.scope_claims.values().any(|names| names.iter().any(|custom| custom == name))
+}
+
+/// OIDC Core §5.5: the claims the granted scope releases, plus each `requested` claim the
+/// user has, even beyond the scope (that is what a `claims` request is for). A claim the
+/// user lacks is simply absent, `essential` or not (§5.5.1: the request does not fail),
+/// and the user's real value is released whatever `value` or `values` asked (§5.5.1: the
+/// relying party compares). Claims already released, such as `sub`, are never replaced.
+pub fn released_claims(
+    user: &UserRecord,
+    client: &ClientRecord,
+    scope: &Scope,
+    requested: &BTreeSet<String>,
+) -> Map<String, Value> {
+    let mut claims = user_claims(user, client, scope);
+    if requested.is_empty() {
+        return claims;
+    }
+    let every_scope = STANDARD_SCOPES.iter().copied().chain(client.policy.scope_claims.keys().map(String::as_str));
+    let everything = user_claims(user, client, &Scope::from_tokens(every_scope));
+    for name in requested {
+        if requestable(client, name)
+            && !claims.contains_key(name)
+            && let Some(value) = everything.get(name)
+        {
+            claims.insert(name.clone(), value.clone());
+        }
+    }
+    claims
+}
+
+/// OIDC Core §5.5: the requested claims the granted scope does not release already. The
+/// user is asked for them on the consent page, and a consent remembered for the scopes
+/// does not cover them.
+pub fn claims_beyond_scope<'a>(client: &ClientRecord, scope: &Scope, claims: &'a ClaimsRequest) -> Vec<&'a str> {
+    claims.names().filter(|name| !released_by_scope(client, scope, name)).collect()
+}
+
+/// Whether the granted scope releases `name`, as [`user_claims`] decides (OIDC Core §5.4).
+fn released_by_scope(client: &ClientRecord, scope: &Scope, name: &str) -> bool {
+    match name {
+        "sub" => true,
+        "name" | "given_name" | "family_name" | "middle_name" | "nickname" | "preferred_username" | "picture"
+        | "website" | "gender" | "birthdate" | "zoneinfo" | "locale" => scope.contains("profile"),
+        "email" | "email_verified" => scope.contains("email"),
+        "phone_number" | "phone_number_verified" => scope.contains("phone"),
+        "address" => scope.contains("address"),
+        "groups" => scope.contains("groups") || scope.contains("roles"),
+        "realm_access" | "resource_access" => scope.contains("roles"),
+        custom => client
+            .policy
+            .scope_claims
+            .iter()
+            .any(|(custom_scope, names)| scope.contains(custom_scope) && names.iter().any(|n| n == custom)),
+    }
 }
 
 /// Claim names a custom claim may not take: registered JWT claims (RFC 7519 §4.1), the
@@ -349,6 +418,75 @@ mod tests {
         assert_eq!(claims("openid security"), json!({ "sub": "u-123", "badge": { "level": 3 } }));
         assert_eq!(claims("openid"), json!({ "sub": "u-123" }), "nothing custom without its scope");
         assert_eq!(claims_for(&user(), "openid org"), json!({ "sub": "u-123" }), "nor for a client that maps none");
+    }
+
+    fn requested(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|name| (*name).to_owned()).collect()
+    }
+
+    fn released(user: &UserRecord, client: &ClientRecord, scope: &str, names: &[&str]) -> Value {
+        Value::Object(released_claims(user, client, &Scope::parse(scope).unwrap(), &requested(names)))
+    }
+
+    #[test]
+    fn oidc_core_5_5_a_claims_request_releases_claims_beyond_the_scope() {
+        assert_eq!(
+            released(&user(), &client(), "openid", &["email", "given_name"]),
+            json!({ "sub": "u-123", "email": "ann@example.com", "given_name": "Ann" })
+        );
+        assert_eq!(released(&user(), &client(), "openid email", &[]), claims_for(&user(), "openid email"));
+    }
+
+    #[test]
+    fn oidc_core_5_5_1_a_claim_the_user_lacks_is_absent_without_error() {
+        assert_eq!(released(&user(), &client(), "openid", &["family_name", "phone_number"]), json!({ "sub": "u-123" }));
+    }
+
+    #[test]
+    fn oidc_core_5_5_token_claims_and_unknown_names_are_never_released_from_a_request() {
+        let app = client();
+        for name in ["sub", "iss", "aud", "exp", "nonce", "sid", "password_hash", "organization"] {
+            assert!(!requestable(&app, name), "{name}");
+        }
+        assert_eq!(released(&user(), &app, "openid", &["iss", "aud", "password_hash"]), json!({ "sub": "u-123" }));
+    }
+
+    #[test]
+    fn oidc_core_5_5_custom_claims_are_requestable_only_when_the_client_maps_them() {
+        let mut app = client();
+        app.policy.scope_claims = BTreeMap::from([("org".into(), vec!["organization".into()])]);
+        assert!(requestable(&app, "organization") && !requestable(&app, "department"));
+        assert_eq!(
+            released(&user(), &app, "openid", &["organization", "department"]),
+            json!({ "sub": "u-123", "organization": "Acme" })
+        );
+    }
+
+    #[test]
+    fn oidc_core_5_5_claims_beyond_scope_are_those_its_scopes_do_not_release() {
+        let mut app = client();
+        app.policy.scope_claims = BTreeMap::from([("org".into(), vec!["organization".into()])]);
+        let request = ClaimsRequest { userinfo: requested(&["email", "organization"]), id_token: requested(&["name"]) };
+        let beyond = |scope: &str| claims_beyond_scope(&app, &Scope::parse(scope).unwrap(), &request);
+        assert_eq!(beyond("openid"), ["email", "name", "organization"]);
+        assert_eq!(beyond("openid profile email org"), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn released_by_scope_agrees_with_the_claims_each_scope_releases() {
+        let mut app = client();
+        app.policy.scope_claims = BTreeMap::from([("org".into(), vec!["organization".into(), "department".into()])]);
+        let ann = UserRecord { profile: full_profile(), ..user() };
+        for scope in STANDARD_SCOPES.iter().chain(&["org"]) {
+            let scope = Scope::parse(&format!("openid {scope}")).unwrap();
+            for name in user_claims(&ann, &app, &scope).keys() {
+                assert!(released_by_scope(&app, &scope, name), "{name} under {scope:?}");
+            }
+            let other = Scope::parse("openid").unwrap();
+            for name in user_claims(&ann, &app, &scope).keys().filter(|name| *name != "sub") {
+                assert!(!released_by_scope(&app, &other, name), "{name} without {scope:?}");
+            }
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ use super::state::{CODE_TTL, Provider};
 use crate::model::{AuthorizationCode, ClientRecord, Grant, Session, UserRecord};
 use crate::protocol::form::FormParams;
 use crate::protocol::pending::PendingRequest;
+use crate::protocol::userinfo::claims_beyond_scope;
 use crate::protocol::{endpoints, redirect as redirects};
 use crate::secrets;
 use crate::vocabulary::AuthorizationRequest;
@@ -70,7 +71,9 @@ impl Interaction {
 }
 
 /// Whether the user must be asked: not for a client that skips consent; always for
-/// `prompt=consent`; otherwise when the remembered consent does not cover the scope.
+/// `prompt=consent` and for claims requested beyond the scope (OIDC Core §5.5), which
+/// consent is not remembered for; otherwise when the remembered consent does not cover the
+/// scope.
 pub async fn needs_consent(
     provider: &Provider,
     client: &ClientRecord,
@@ -80,7 +83,7 @@ pub async fn needs_consent(
     if client.skip_consent {
         return Ok(false);
     }
-    if request.prompt.consent {
+    if request.prompt.consent || !claims_beyond_scope(client, &request.scope, &request.claims).is_empty() {
         return Ok(true);
     }
     let remembered = provider.store.consent(subject, &client.client_id).await?;
@@ -129,6 +132,11 @@ pub fn consent_page(
     let mut descriptions: Vec<(&str, _)> = request.scope.iter().map(|scope| (scope, describe(scope))).collect();
     // Signing in comes first; the rest stay in their stable order.
     descriptions.sort_by_key(|(scope, _)| *scope != "openid");
+    let extra_claims = claims_beyond_scope(client, &request.scope, &request.claims);
+    if !extra_claims.is_empty() {
+        let plain: Vec<String> = extra_claims.iter().map(|name| name.replace('_', " ")).collect();
+        descriptions.push(("claims", text.describe_claims(&plain).into()));
+    }
     let return_to = pages::destination(&request.redirect_uri);
     let page = ConsentPage {
         text,
@@ -163,6 +171,7 @@ pub async fn issue_code(
         subject: session.subject.clone(),
         auth_time: session.auth_time,
         session_id: session.sid.clone(),
+        claims: request.claims.clone(),
     };
     let now = provider.clock.now();
     // The grant exists from the start, so a replayed code can always revoke it, however
@@ -176,6 +185,7 @@ pub async fn issue_code(
         session_id: record.session_id.clone(),
         expires_at: now + CODE_TTL + GRANT_MARGIN,
         access_tokens: Vec::new(),
+        claims: record.claims.clone(),
     };
     provider.store.put_grant(&grant).await?;
     provider.store.put_code(&secrets::token_digest(&code), &record, now + CODE_TTL).await?;

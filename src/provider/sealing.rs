@@ -134,7 +134,7 @@ mod tests {
     use super::*;
     use crate::clock::Clock;
     use crate::store::MemoryStore;
-    use crate::vocabulary::{AuthorizationRequest, Prompt, ResponseMode, Scope};
+    use crate::vocabulary::{AuthorizationRequest, ClaimsRequest, Prompt, ResponseMode, Scope};
 
     fn pending(now: u64) -> PendingRequest {
         PendingRequest {
@@ -155,6 +155,7 @@ mod tests {
                 id_token_hint: None,
                 ui_locales: None,
                 response_mode: ResponseMode::Query,
+                claims: ClaimsRequest::default(),
             },
         }
     }

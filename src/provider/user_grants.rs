@@ -19,7 +19,7 @@ use crate::protocol::claims::Audience;
 use crate::protocol::id_token::{IdTokenClaims, at_hash};
 use crate::protocol::refresh_reuse::{self, Reuse};
 use crate::protocol::token::{self, TokenResponse};
-use crate::protocol::userinfo::user_claims;
+use crate::protocol::userinfo::released_claims;
 use crate::secrets::{self, SecretError};
 use crate::store::Consumed;
 use crate::vocabulary::GrantType;
@@ -89,6 +89,7 @@ pub async fn authorization_code(
         session_id: code.session_id,
         expires_at: now + lifetime,
         access_tokens: Vec::new(),
+        claims: code.claims,
     };
     let refresh_scope = refresh.then_some(&code.scope);
     let response = issue(provider, client, &user, &mut grant, &code.scope, code.nonce, refresh_scope).await?;
@@ -253,7 +254,7 @@ async fn issue(
                 at_hash: Some(at_hash(&access_token, signer.algorithm())),
                 sid: Some(grant.session_id.clone()),
                 azp: None,
-                user: without_sub(user_claims(user, client, scope)),
+                user: without_sub(released_claims(user, client, scope, &grant.claims.id_token)),
             };
             Some(keys.sign(None, JwtType::Jwt, &claims)?)
         }

@@ -15,7 +15,7 @@ use crate::keys::JwtType;
 use crate::model::ClientRecord;
 use crate::protocol::claims::AccessTokenClaims;
 use crate::protocol::epoch::issued_in_current_epoch;
-use crate::protocol::userinfo::user_claims;
+use crate::protocol::userinfo::released_claims;
 use crate::vocabulary::Scope;
 
 /// OIDC Core §5.3: the claims of the token's user, released per the token's scope.
@@ -50,5 +50,5 @@ async fn released(
         return Err(ApiError::InsufficientScope("the access token was not issued with the openid scope"));
     }
     let user = provider.store.user_by_subject(&claims.sub).await?.filter(|u| !u.disabled).ok_or_else(invalid)?;
-    Ok(no_store(Json(user_claims(&user, client, &scope))))
+    Ok(no_store(Json(released_claims(&user, client, &scope, &claims.userinfo_claims))))
 }

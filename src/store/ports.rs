@@ -421,6 +421,7 @@ mod tests {
                 subject: "sub".into(),
                 auth_time: 1,
                 session_id: "sid".into(),
+                claims: Default::default(),
             })
         }
     }
@@ -442,6 +443,7 @@ mod tests {
                 session_id: "sid".into(),
                 expires_at: 1,
                 access_tokens: vec![],
+                claims: Default::default(),
             })
         }
     }

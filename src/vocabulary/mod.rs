@@ -8,9 +8,11 @@
 //! schemas list the same names) and the keys. This module imports nothing else of the
 //! crate.
 
+mod claims_request;
 mod error;
 mod scope;
 
+pub use claims_request::ClaimsRequest;
 pub use error::{ErrorCode, OAuthError, error_description};
 pub use scope::Scope;
 
@@ -210,6 +212,10 @@ pub struct AuthorizationRequest {
     /// How the response goes back to the client.
     #[serde(default)]
     pub response_mode: ResponseMode,
+    /// The individual claims asked for (OIDC Core §5.5), limited to those that can be
+    /// released.
+    #[serde(default, skip_serializing_if = "ClaimsRequest::is_empty")]
+    pub claims: ClaimsRequest,
 }
 
 /// RFC 7591 §2 client metadata as sent. Unknown fields are ignored (§2). Values stay

@@ -42,6 +42,7 @@ async fn oidc_discovery_3_metadata_lists_what_is_implemented() {
     assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
     assert_eq!(doc["request_parameter_supported"], false);
     assert_eq!(doc["request_uri_parameter_supported"], false);
+    assert_eq!(doc["claims_parameter_supported"], true, "OIDC Core 5.5");
     for scope in ["openid", "profile", "email", "phone", "address", "groups", "roles", "offline_access"] {
         assert!(doc["scopes_supported"].as_array().unwrap().contains(&scope.into()), "{scope}");
     }

@@ -153,6 +153,7 @@ async fn validating_an_access_token_costs_one_deny_list_check() {
         scope: Some("openid profile".into()),
         auth_time: Some(now),
         epoch: Some(token_epoch(&epoch)),
+        userinfo_claims: Default::default(),
     };
     let user_token = keys.load().sign(None, JwtType::AccessToken, &claims).unwrap();
     let userinfo = || async {
@@ -197,7 +198,7 @@ async fn an_anonymous_authorize_writes_nothing_to_the_store() {
             ("scope", "openid".to_owned()),
         ];
         for (name, limit) in SEALED_PARAMETER_LIMITS {
-            params.push((name, "x".repeat(size.unwrap_or(limit))));
+            params.push((name, crate::harness::sealed_parameter_value(name, size.unwrap_or(limit))));
         }
         http.get(format!("{base}/authorize")).query(&params).send()
     };

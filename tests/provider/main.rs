@@ -2,6 +2,7 @@
 //! specification.
 
 mod authorize;
+mod claims_request;
 mod code_grant;
 mod cors;
 mod discovery;
