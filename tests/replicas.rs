@@ -265,7 +265,7 @@ async fn anonymous_authorizes_write_nothing_to_redis_and_logins_keep_working() {
             .map(|(name, value)| (name, value.to_owned()))
             .collect();
         for (name, limit) in portcullis::protocol::pending::SEALED_PARAMETER_LIMITS {
-            params.push((name, "x".repeat(size.unwrap_or(limit))));
+            params.push((name, fixtures::sealed_parameter_value(name, size.unwrap_or(limit))));
         }
         stranger.get(replica.url("/authorize")).query(&params).send()
     };

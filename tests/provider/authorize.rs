@@ -179,11 +179,11 @@ async fn oidc_core_3_1_2_1_parameters_longer_than_the_sealed_limits_are_invalid_
     for (name, limit) in portcullis::protocol::pending::SEALED_PARAMETER_LIMITS {
         let mut params = webapp_request("openid", "s", "n");
         params.retain(|(param, _)| *param != name);
-        let at_limit = crate::harness::sealed_parameter_value(name, limit);
+        let at_limit = crate::fixtures::sealed_parameter_value(name, limit);
         assert_eq!(at_limit.len(), limit);
         params.push((name, &at_limit));
         assert_eq!(Browser::new(&server).authorize(&params).await.status(), 200, "{name} at {limit} bytes");
-        let over = crate::harness::sealed_parameter_value(name, limit + 1);
+        let over = crate::fixtures::sealed_parameter_value(name, limit + 1);
         *params.last_mut().unwrap() = (name, &over);
         let response = Browser::new(&server).authorize(&params).await;
         assert_eq!(response.status(), 302, "{name}");

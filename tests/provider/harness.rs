@@ -248,15 +248,6 @@ impl Browser {
     }
 }
 
-/// A value of `len` bytes that the sealed parameter `name` accepts: `x`s, or for `claims`
-/// (OIDC Core §5.5) a JSON object asking for a claim named with `x`s.
-pub fn sealed_parameter_value(name: &str, len: usize) -> String {
-    match name {
-        "claims" => format!(r#"{{"userinfo":{{"{}":null}}}}"#, "x".repeat(len - 22)),
-        _ => "x".repeat(len),
-    }
-}
-
 /// The `value` of the hidden input named `name` in a page.
 pub fn hidden(page: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");

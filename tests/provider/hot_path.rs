@@ -198,7 +198,7 @@ async fn an_anonymous_authorize_writes_nothing_to_the_store() {
             ("scope", "openid".to_owned()),
         ];
         for (name, limit) in SEALED_PARAMETER_LIMITS {
-            params.push((name, crate::harness::sealed_parameter_value(name, size.unwrap_or(limit))));
+            params.push((name, crate::fixtures::sealed_parameter_value(name, size.unwrap_or(limit))));
         }
         http.get(format!("{base}/authorize")).query(&params).send()
     };

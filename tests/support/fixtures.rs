@@ -39,3 +39,12 @@ pub fn client_manifest(name: &str, client_id: &str, secret: &str) -> String {
          stringData: {{clientSecret: {secret}}}\n"
     )
 }
+
+/// A value of `len` bytes that the sealed parameter `name` accepts: `x`s, or for `claims`
+/// (OIDC Core §5.5) a JSON object asking for a claim named with `x`s.
+pub fn sealed_parameter_value(name: &str, len: usize) -> String {
+    match name {
+        "claims" => format!(r#"{{"userinfo":{{"{}":null}}}}"#, "x".repeat(len - 22)),
+        _ => "x".repeat(len),
+    }
+}
