@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::OAuthError;
+use super::error::OAuthError;
 
 /// The individual claims a request asks for, by where they go (OIDC Core §5.5). Only the
 /// names are kept: `value` and `values` never change what is released (§5.5.1, the relying
