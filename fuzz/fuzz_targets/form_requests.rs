@@ -10,8 +10,8 @@ use portcullis::crd::{GrantType, TokenEndpointAuthMethod};
 use portcullis::model::ClientRecord;
 use portcullis::protocol::authorize;
 use portcullis::protocol::form::{FormParams, MAX_PARAMETERS, MAX_VALUE_LEN};
-use portcullis::vocabulary::Scope;
 use portcullis::protocol::token::parse_grant_request;
+use portcullis::vocabulary::Scope;
 
 const NAMES: &[&str] = &[
     "grant_type",
@@ -55,6 +55,7 @@ fn client() -> ClientRecord {
         skip_consent: false,
         web_origins: vec![],
         registration: None,
+        policy: Default::default(),
     }
 }
 

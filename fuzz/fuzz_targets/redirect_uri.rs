@@ -7,7 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 use portcullis::crd::{GrantType, TokenEndpointAuthMethod};
 use portcullis::model::ClientRecord;
-use portcullis::protocol::redirect::{code_redirect, is_registered, resolve_redirect_uri};
+use portcullis::protocol::redirect::{code_params, is_registered, query_redirect, resolve_redirect_uri};
 use portcullis::vocabulary::Scope;
 
 fuzz_target!(|data: &[u8]| {
@@ -32,6 +32,7 @@ fuzz_target!(|data: &[u8]| {
         skip_consent: false,
         web_origins: vec![],
         registration: None,
+        policy: Default::default(),
     };
     if let Some(uri) = requested {
         assert_eq!(is_registered(&client, uri), client.redirect_uris.iter().any(|r| r.as_bytes() == uri.as_bytes()));
@@ -46,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
         } else {
             assert!(!openid && client.redirect_uris.len() == 1);
         }
-        let redirect = code_redirect(&resolved, "code", Some("state"), "https://id.example");
+        let redirect = query_redirect(&resolved, &code_params("code", Some("state"), "https://id.example"));
         let base = resolved.split('#').next().unwrap_or("");
         assert!(redirect.starts_with(base), "the registered URI is kept as it is");
     }
