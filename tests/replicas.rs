@@ -15,7 +15,9 @@ use fixtures::m2m_client;
 use portcullis::store::{Directory, RedisConfig, RedisStore};
 use redis_server::RedisServer;
 use serde_json::Value;
-use serve::{REDIRECT, Replica, authorize_params, browser, hidden, param, sign_in, sign_in_with, token};
+use serve::{
+    REDIRECT, Replica, authorize_params, browser, finish_sign_in, hidden, param, sign_in, sign_in_with, token,
+};
 
 const PASSWORD: &str = "replica-secret";
 
@@ -293,23 +295,8 @@ async fn anonymous_authorizes_write_nothing_to_redis_and_logins_keep_working() {
     }
     assert_eq!(dbsize(), before, "1,000 anonymous requests wrote nothing");
     assert_eq!(in_flight.status(), 200);
-    let page = in_flight.text().await.unwrap();
-    let form = [
-        ("interaction", hidden(&page, "interaction")),
-        ("csrf_token", hidden(&page, "csrf_token")),
-        ("username", "alice".into()),
-        ("password", "alice-password".into()),
-    ];
-    let consent = user.post(b.url("/login")).form(&form).send().await.unwrap();
-    assert_eq!(consent.status(), 200, "a login started before the flood finishes after it");
-    let consent = consent.text().await.unwrap();
-    let form = [
-        ("interaction", hidden(&consent, "interaction")),
-        ("csrf_token", hidden(&consent, "csrf_token")),
-        ("decision", "allow".into()),
-    ];
-    let redirect = user.post(a.url("/consent")).form(&form).send().await.unwrap();
-    assert!(param(&redirect, "code").is_some());
+    // A login started before the flood finishes after it, across the replicas.
+    finish_sign_in(&user, in_flight, &b, &a).await;
     sign_in(&browser(), &b, &a, "openid profile").await;
 }
 

@@ -134,6 +134,17 @@ pub async fn sign_in_with(
 ) -> String {
     let page = browser.get(first.url("/authorize")).query(params).send().await.unwrap();
     assert_eq!(page.status(), 200);
+    finish_sign_in(browser, page, second, first).await
+}
+
+/// Signs `alice` in from a login `page` already served: posts the password to `login`,
+/// consents on `consent`, and returns the code.
+pub async fn finish_sign_in(
+    browser: &reqwest::Client,
+    page: reqwest::Response,
+    login: &Replica,
+    consent: &Replica,
+) -> String {
     let page = page.text().await.unwrap();
     let form = [
         ("interaction", hidden(&page, "interaction")),
@@ -141,15 +152,15 @@ pub async fn sign_in_with(
         ("username", "alice".into()),
         ("password", "alice-password".into()),
     ];
-    let consent = browser.post(second.url("/login")).form(&form).send().await.unwrap();
-    assert_eq!(consent.status(), 200, "the other replica knows the interaction");
-    let consent = consent.text().await.unwrap();
+    let consent_page = browser.post(login.url("/login")).form(&form).send().await.unwrap();
+    assert_eq!(consent_page.status(), 200, "the other replica knows the interaction");
+    let consent_page = consent_page.text().await.unwrap();
     let form = [
-        ("interaction", hidden(&consent, "interaction")),
-        ("csrf_token", hidden(&consent, "csrf_token")),
+        ("interaction", hidden(&consent_page, "interaction")),
+        ("csrf_token", hidden(&consent_page, "csrf_token")),
         ("decision", "allow".into()),
     ];
-    let redirect = browser.post(first.url("/consent")).form(&form).send().await.unwrap();
+    let redirect = browser.post(consent.url("/consent")).form(&form).send().await.unwrap();
     assert_eq!(redirect.status(), 303);
     assert_eq!(param(&redirect, "iss").as_deref(), Some(ISSUER));
     param(&redirect, "code").unwrap()
