@@ -148,6 +148,10 @@ pub struct UserProfile {
     pub phone_number: Option<String>,
     pub phone_number_verified: bool,
     pub address: Option<Address>,
+    /// OIDC Core §5.1 `updated_at`: when the user's released information last changed, in
+    /// seconds since the epoch; stamped by [`crate::controller::reconcile::stamp_updated_at`].
+    #[serde(default)]
+    pub updated_at: Option<u64>,
 }
 
 /// OIDC Core §5.1.1: a postal address; absent parts are omitted.

@@ -390,7 +390,30 @@ fn user_profile(spec: &OidcUserSpec) -> UserProfile {
             postal_code: a.postal_code.clone(),
             country: a.country.clone(),
         }),
+        updated_at: None,
     }
+}
+
+/// OIDC Core §5.1 `updated_at` for a planned record: kept from `previous` (the record
+/// last applied or stored for the same username) when nothing a relying party can see has
+/// changed since, otherwise `now`. The password is not released, so changing it alone
+/// keeps the time; a record never stamped before (written by an older version, or lost
+/// with the store's data) is stamped `now`, which tells relying parties to read again
+/// rather than to keep what they have.
+pub fn stamp_updated_at(mut record: UserRecord, previous: Option<&UserRecord>, now: u64) -> UserRecord {
+    let kept = previous.filter(|previous| same_released_information(previous, &record));
+    record.profile.updated_at = Some(kept.and_then(|previous| previous.profile.updated_at).unwrap_or(now));
+    record
+}
+
+/// Whether two records differ only in what [`stamp_updated_at`] does not count.
+fn same_released_information(a: &UserRecord, b: &UserRecord) -> bool {
+    let comparable = |record: &UserRecord| UserRecord {
+        password_hash: String::new(),
+        profile: UserProfile { updated_at: None, ..record.profile.clone() },
+        ..record.clone()
+    };
+    comparable(a) == comparable(b)
 }
 
 /// Default time a key signs before the next one takes over.
@@ -626,6 +649,51 @@ mod tests {
             (Some("1 Main St"), Some("N1"))
         );
         assert_eq!(address.country, None);
+    }
+
+    #[test]
+    fn oidc_core_5_1_updated_at_moves_only_when_released_information_changes() {
+        let planned = || {
+            let mut record = UserRecord::fixture("alice", "alice");
+            record.name = Some("Alice".into());
+            record.password_hash = "$argon2id$first".into();
+            record
+        };
+        let first = stamp_updated_at(planned(), None, 100);
+        assert_eq!(first.profile.updated_at, Some(100), "never stamped: now");
+
+        let unchanged = stamp_updated_at(planned(), Some(&first), 200);
+        assert_eq!(unchanged, first, "nothing changed: the same record, so nothing is written");
+
+        let new_password =
+            stamp_updated_at(UserRecord { password_hash: "$argon2id$second".into(), ..planned() }, Some(&first), 300);
+        assert_eq!(new_password.profile.updated_at, Some(100), "the password is not released information");
+
+        for (changed, what) in [
+            (UserRecord { name: Some("Alice B".into()), ..planned() }, "a name"),
+            (UserRecord { groups: vec!["dev".into()], ..planned() }, "groups"),
+            (
+                UserRecord {
+                    profile: UserProfile { locale: Some("fr".into()), ..UserProfile::default() },
+                    ..planned()
+                },
+                "a profile claim",
+            ),
+            (
+                UserRecord { custom_claims: BTreeMap::from([("org".into(), serde_json::json!("Acme"))]), ..planned() },
+                "a custom claim",
+            ),
+        ] {
+            assert_eq!(stamp_updated_at(changed, Some(&first), 400).profile.updated_at, Some(400), "{what}");
+        }
+
+        let unstamped =
+            UserRecord { profile: UserProfile { updated_at: None, ..first.profile.clone() }, ..first.clone() };
+        assert_eq!(
+            stamp_updated_at(planned(), Some(&unstamped), 500).profile.updated_at,
+            Some(500),
+            "stored by an older version"
+        );
     }
 
     #[test]

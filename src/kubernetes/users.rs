@@ -1,6 +1,7 @@
 //! `OidcUser`s (in the controller's namespace): reads the password Secret and the peers,
 //! asks [`decide_user`] what to do and does exactly that — revoke the usernames it no
-//! longer uses, write the record only when the stored one differs, then status and events.
+//! longer uses, write the record only when the stored one differs (its `updated_at` kept
+//! from the stored one while nothing else changed), then status and events.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,6 +15,7 @@ use super::context::{Context, ControllerError, object_key};
 use super::finalizer::{Event, finalizer};
 use super::status::{apply_status, publish, report_unavailable};
 use crate::controller::decide::user::{UserDecision, decide_user, user_cleanup, user_names};
+use crate::controller::reconcile::stamp_updated_at;
 use crate::crd::OidcUser;
 
 /// The kind, for metrics and keys.
@@ -61,13 +63,14 @@ async fn carry_out(user: &OidcUser, decision: &UserDecision, context: &Context) 
         shared.store.delete_user(username).await?;
         tracing::info!(%username, user = %user.name_any(), "removed a username the resource no longer uses");
     }
-    let Some(record) = &decision.apply else {
+    let Some(planned) = &decision.apply else {
         shared.memo.forget(&key);
         return Ok(());
     };
-    let stored = shared.store.user_by_username(&record.username).await?;
-    if context.applying(key, &record.username, None, stored.as_deref(), record) {
-        shared.store.put_user(record.clone()).await?;
+    let stored = shared.store.user_by_username(&planned.username).await?;
+    let record = stamp_updated_at(planned.clone(), stored.as_deref(), shared.clock.now());
+    if context.applying(key, &record.username, None, stored.as_deref(), &record) {
+        shared.store.put_user(record).await?;
     }
     Ok(())
 }

@@ -39,6 +39,7 @@ pub const CLAIMS: &[&str] = &[
     "birthdate",
     "zoneinfo",
     "locale",
+    "updated_at",
     "email",
     "email_verified",
     "phone_number",

@@ -13,8 +13,8 @@ use crate::vocabulary::{ClaimsRequest, Scope};
 ///
 /// - always `sub` (OIDC Core §5.3.2);
 /// - `profile`: `name`, `given_name`, `family_name`, `middle_name`, `nickname`, `picture`,
-///   `website`, `gender`, `birthdate`, `zoneinfo`, `locale` when known, and
-///   `preferred_username`;
+///   `website`, `gender`, `birthdate`, `zoneinfo`, `locale` and `updated_at` (a JSON
+///   number of seconds, §5.1) when known, and `preferred_username`;
 /// - `email`: `email` and `email_verified`, when the user has an email address;
 /// - `phone`: `phone_number` and `phone_number_verified`, when the user has a number;
 /// - `address`: the §5.1.1 `address` object, when the user has one;
@@ -42,6 +42,9 @@ pub fn user_claims(user: &UserRecord, client: &ClientRecord, scope: &Scope) -> M
         insert_some(&mut claims, "birthdate", profile.birthdate.as_deref());
         insert_some(&mut claims, "zoneinfo", profile.zoneinfo.as_deref());
         insert_some(&mut claims, "locale", profile.locale.as_deref());
+        if let Some(updated_at) = profile.updated_at {
+            claims.insert("updated_at".into(), json!(updated_at));
+        }
     }
     if scope.contains("email")
         && let Some(email) = &user.email
@@ -126,7 +129,7 @@ fn released_by_scope(client: &ClientRecord, scope: &Scope, name: &str) -> bool {
     match name {
         "sub" => true,
         "name" | "given_name" | "family_name" | "middle_name" | "nickname" | "preferred_username" | "picture"
-        | "website" | "gender" | "birthdate" | "zoneinfo" | "locale" => scope.contains("profile"),
+        | "website" | "gender" | "birthdate" | "zoneinfo" | "locale" | "updated_at" => scope.contains("profile"),
         "email" | "email_verified" => scope.contains("email"),
         "phone_number" | "phone_number_verified" => scope.contains("phone"),
         "address" => scope.contains("address"),
@@ -276,6 +279,7 @@ mod tests {
                 country: Some("France".into()),
                 ..Address::default()
             }),
+            updated_at: Some(1_700_000_000),
         }
     }
 
@@ -373,6 +377,7 @@ mod tests {
                 "birthdate": "0000-04-01",
                 "zoneinfo": "Europe/Paris",
                 "locale": "fr-FR",
+                "updated_at": 1_700_000_000,
             })
         );
     }

@@ -56,6 +56,7 @@ async fn a_flushed_redis_is_restored_by_the_periodic_resync_and_deleted_users_ar
     .await;
 
     // The password Secret changes → the user record follows.
+    let first_stamp = cluster.store.user_by_username("alice").await.unwrap().unwrap().profile.updated_at;
     let new_hash = secrets::hash("new-password").unwrap();
     let patch = json!({ "data": { "hash": STANDARD.encode(&new_hash) } });
     secrets_api.patch("alice-password", &PatchParams::default(), &Patch::Merge(patch)).await.unwrap();
@@ -69,6 +70,25 @@ async fn a_flushed_redis_is_restored_by_the_periodic_resync_and_deleted_users_ar
             .then_some(())
     })
     .await;
+
+    // OIDC Core §5.1 `updated_at`: a new password is not released information, a new name is.
+    let stamped = cluster.store.user_by_username("alice").await.unwrap().unwrap().profile.updated_at;
+    assert_eq!(stamped, first_stamp, "the new password kept the time");
+    let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!(stamped.is_some_and(|at| at <= started && at + 60 > started), "{stamped:?}");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let patch = json!({ "spec": { "name": "Alice Liddell" } });
+    users.patch("alice", &PatchParams::default(), &Patch::Merge(patch)).await.unwrap();
+    let renamed = eventually("the new name", WAIT, || async {
+        let user = cluster.store.user_by_username("alice").await.unwrap()?;
+        (user.name.as_deref() == Some("Alice Liddell")).then_some(user)
+    })
+    .await;
+    assert!(renamed.profile.updated_at > stamped, "{:?} after {stamped:?}", renamed.profile.updated_at);
+    assert_eq!(
+        cluster.store.user_by_username("alice").await.unwrap().unwrap().profile.updated_at,
+        renamed.profile.updated_at
+    );
 
     // A second resource for the same username conflicts; deleting it leaves alice alone.
     let mut twin = user.clone();

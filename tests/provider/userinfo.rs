@@ -88,6 +88,9 @@ async fn oidc_core_5_4_claims_are_released_per_scope() {
     assert_eq!(claims["family_name"], "Liddell");
     assert_eq!(claims["email"], "alice@example.com");
     assert_eq!(claims["email_verified"], true);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let updated_at = claims["updated_at"].as_u64().expect("OIDC Core §5.1: updated_at is a JSON number of seconds");
+    assert!(updated_at <= now && updated_at + 300 > now, "stamped when the folder was applied: {updated_at}");
     assert!(claims.get("resource_access").is_none(), "roles only with the roles scope");
 }
 

@@ -114,8 +114,10 @@ pub struct Plan {
 /// The folder as last applied, and the keys it signs with.
 pub struct Folder {
     clients: BTreeMap<String, DeclaredClient>,
+    /// As applied: stamped with their `updated_at`.
     users: BTreeMap<String, UserRecord>,
     keys: Keys,
+    clock: Clock,
 }
 
 /// What applying produced besides the store's contents.
@@ -130,7 +132,12 @@ impl Folder {
     /// Nothing applied yet; `keys_retire_after` is how long a key this replica stops
     /// signing with keeps verifying (the longest token lifetime), in seconds.
     pub fn new(keyring: SharedKeyring, keys_retire_after: u64, clock: Clock) -> Self {
-        Self { clients: BTreeMap::new(), users: BTreeMap::new(), keys: Keys::new(keyring, keys_retire_after, clock) }
+        Self {
+            clients: BTreeMap::new(),
+            users: BTreeMap::new(),
+            keys: Keys::new(keyring, keys_retire_after, clock.clone()),
+            clock,
+        }
     }
 
     /// Validates a whole set: every resource reconciles, ids and usernames are unique,
@@ -214,21 +221,29 @@ impl Folder {
         }
         applied.changes.extend(removed.into_iter().map(|id| Change::Client(Verb::Removed, id)));
 
-        for record in plan.users.values() {
-            let verb = match self.users.get(&record.username) {
+        let mut users = BTreeMap::new();
+        for (username, planned) in plan.users {
+            let applied_before = self.users.get(&username);
+            let stored = match applied_before {
+                Some(_) => None,
+                None => store.user_by_username(&username).await?,
+            };
+            let previous = applied_before.or(stored.as_deref());
+            let record = reconcile::stamp_updated_at(planned, previous, self.clock.now());
+            let verb = match applied_before {
                 None => Some(Verb::Added),
-                Some(previous) if previous != record => Some(Verb::Updated),
+                Some(applied) if *applied != record => Some(Verb::Updated),
                 Some(_) => None,
             };
-            if verb.is_none() && !again {
-                continue;
+            if verb.is_some() || again {
+                store.put_user(record.clone()).await?;
             }
-            store.put_user(record.clone()).await?;
             if let Some(verb) = verb {
-                applied.changes.push(Change::User(verb, record.username.clone()));
+                applied.changes.push(Change::User(verb, username.clone()));
             }
+            users.insert(username, record);
         }
-        let declared: BTreeSet<&str> = plan.users.keys().map(String::as_str).collect();
+        let declared: BTreeSet<&str> = users.keys().map(String::as_str).collect();
         let mut removed: BTreeSet<String> =
             self.users.keys().filter(|name| !declared.contains(name.as_str())).cloned().collect();
         let stored = store.usernames().await?;
@@ -239,7 +254,7 @@ impl Folder {
         applied.changes.extend(removed.into_iter().map(|name| Change::User(Verb::Removed, name)));
 
         self.clients = clients;
-        self.users = plan.users;
+        self.users = users;
         let key_changes = self.keys.apply(plan.keys, store, again).await?;
         applied.changes.extend(key_changes.into_iter().map(Change::Key));
         Ok(applied)
@@ -335,6 +350,56 @@ mod tests {
         let applied = restarted.apply(plan, &store, true).await.unwrap();
         assert!(client_changes(&applied).contains(&client(Verb::Removed, "gone")));
         assert_eq!(store.client_ids().await.unwrap(), ["a"]);
+    }
+
+    fn users(names: &[(&str, &str)]) -> ManifestSet {
+        let hash = crate::controller::decide::fixtures::PASSWORD_HASH;
+        let texts: Vec<String> = names
+            .iter()
+            .map(|(username, name)| {
+                format!(
+                    "apiVersion: portcullis.dev/v1alpha1\nkind: OidcUser\nmetadata: {{name: {username}}}\nspec:\n  \
+                     username: {username}\n  name: {name}\n  passwordSecretRef: {{name: {username}-pw, key: hash}}\n\
+                     ---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {username}-pw}}\nstringData: {{hash: \"{hash}\"}}\n"
+                )
+            })
+            .collect();
+        let files: Vec<(String, &str)> =
+            texts.iter().enumerate().map(|(i, text)| (format!("{i}.yaml"), text.as_str())).collect();
+        let files: Vec<(&str, &str)> = files.iter().map(|(name, text)| (name.as_str(), *text)).collect();
+        ManifestSet::load_texts(&files).unwrap()
+    }
+
+    async fn updated_at(store: &MemoryStore, username: &str) -> Option<u64> {
+        store.user_by_username(username).await.unwrap().unwrap().profile.updated_at
+    }
+
+    #[tokio::test]
+    async fn oidc_core_5_1_updated_at_is_the_time_a_users_claims_last_changed_in_the_folder() {
+        let now = Arc::new(std::sync::atomic::AtomicU64::new(1_000));
+        let clock = Clock::manual(now.clone());
+        let store = MemoryStore::new(clock.clone());
+        let keyring = || Arc::new(ArcSwap::from_pointee(Keyring::new(Vec::new()).unwrap()));
+        let mut folder = Folder::new(keyring(), 60, clock.clone());
+        let plan = folder.plan(&users(&[("ann", "Ann"), ("bob", "Bob")])).unwrap();
+        folder.apply(plan, &store, true).await.unwrap();
+        assert_eq!((updated_at(&store, "ann").await, updated_at(&store, "bob").await), (Some(1_000), Some(1_000)));
+
+        now.store(2_000, std::sync::atomic::Ordering::SeqCst);
+        let plan = folder.plan(&users(&[("ann", "Ann Changed"), ("bob", "Bob")])).unwrap();
+        let applied = folder.apply(plan, &store, false).await.unwrap();
+        assert_eq!(applied.changes, [Change::User(Verb::Updated, "ann".into())], "bob is not rewritten");
+        assert_eq!((updated_at(&store, "ann").await, updated_at(&store, "bob").await), (Some(2_000), Some(1_000)));
+
+        now.store(3_000, std::sync::atomic::Ordering::SeqCst);
+        let mut restarted = Folder::new(keyring(), 60, clock);
+        let plan = restarted.plan(&users(&[("ann", "Ann Changed"), ("bob", "Bob")])).unwrap();
+        restarted.apply(plan, &store, true).await.unwrap();
+        assert_eq!(
+            (updated_at(&store, "ann").await, updated_at(&store, "bob").await),
+            (Some(2_000), Some(1_000)),
+            "a restart (or another replica) keeps the stored times"
+        );
     }
 
     #[test]
