@@ -54,6 +54,11 @@ pub struct ClientPolicy {
     /// Custom scopes and the users' custom claims each releases.
     #[serde(default)]
     pub scope_claims: BTreeMap<String, Vec<String>>,
+    /// The user claims ID tokens carry, when limited (see [`id_token_user_claims`]).
+    ///
+    /// [`id_token_user_claims`]: crate::protocol::userinfo::id_token_user_claims
+    #[serde(default)]
+    pub id_token_claims: Option<Vec<String>>,
 }
 
 /// What a dynamically registered client registered with, and how it manages that

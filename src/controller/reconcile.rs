@@ -13,7 +13,7 @@ use crate::crd::{OidcClient, OidcClientSpec, OidcUser, OidcUserSpec, SigningKey}
 use crate::model::{Address, ClientPolicy, ClientRecord, UserProfile, UserRecord};
 use crate::protocol::cors;
 use crate::protocol::registration::CLIENT_ID_PREFIX;
-use crate::protocol::userinfo::{RESERVED_CLAIMS, STANDARD_SCOPES};
+use crate::protocol::userinfo::{RESERVED_CLAIMS, STANDARD_SCOPES, is_standard_user_claim};
 use crate::secrets::{self, SecretError, SecretString};
 use crate::vocabulary::Scope;
 use crate::vocabulary::{GrantType, SigningAlgorithm, TokenEndpointAuthMethod};
@@ -74,6 +74,8 @@ pub enum Problem {
     ReservedClaim { field: &'static str, name: String },
     #[error("spec.scopeClaims: `{0}` must be one scope token (RFC 6749 section 3.3) other than the standard scopes")]
     InvalidCustomScope(String),
+    #[error("spec.idTokenClaims: `{0}` is neither a standard user claim nor a custom claim of spec.scopeClaims")]
+    UnknownIdTokenClaim(String),
     #[error("spec.rsaBits must be 2048, 3072 or 4096")]
     InvalidRsaBits,
     #[error("{0}")]
@@ -235,6 +237,7 @@ pub fn desired_client(client: &OidcClient, credentials: Option<&Secret>) -> Resu
     let scopes =
         Scope::parse(&spec.scopes.join(" ")).map_err(|e| fail(Problem::InvalidScope(e.description.into_owned())))?;
     check_scope_claims(&spec.scope_claims).map_err(fail)?;
+    check_id_token_claims(spec).map_err(fail)?;
     // A custom scope the client maps claims to is one it may request.
     let scopes = Scope::from_tokens(scopes.iter().chain(spec.scope_claims.keys().map(String::as_str)));
     let access_token_ttl = spec
@@ -270,7 +273,11 @@ pub fn desired_client(client: &OidcClient, credentials: Option<&Secret>) -> Resu
         skip_consent: spec.skip_consent,
         web_origins: client_web_origins(spec).map_err(fail)?,
         registration: None,
-        policy: ClientPolicy { refresh_reuse_interval, scope_claims: spec.scope_claims.clone() },
+        policy: ClientPolicy {
+            refresh_reuse_interval,
+            scope_claims: spec.scope_claims.clone(),
+            id_token_claims: spec.id_token_claims.clone(),
+        },
     };
     Ok(DesiredClient { record, secret })
 }
@@ -315,6 +322,15 @@ fn check_scope_claims(scope_claims: &BTreeMap<String, Vec<String>>) -> Result<()
         check_claim_names("spec.scopeClaims", names.iter())?;
     }
     Ok(())
+}
+
+/// `spec.idTokenClaims`: each name is a claim some scope of this client can release.
+fn check_id_token_claims(spec: &OidcClientSpec) -> Result<(), Problem> {
+    let custom = |name: &str| spec.scope_claims.values().any(|names| names.iter().any(|n| n == name));
+    match spec.id_token_claims.iter().flatten().find(|name| !is_standard_user_claim(name) && !custom(name)) {
+        Some(name) => Err(Problem::UnknownIdTokenClaim(name.clone())),
+        None => Ok(()),
+    }
 }
 
 /// Refuses a custom claim named like a registered one.
@@ -625,6 +641,26 @@ mod tests {
         assert!(refused(("org", "iss")).contains("spec.scopeClaims: `iss` is a registered"));
         for scope in ["profile", "two words", "", "bad\\scope"] {
             assert!(refused((scope, "organization")).contains("must be one scope token"), "{scope}");
+        }
+    }
+
+    #[test]
+    fn id_token_claims_name_standard_user_claims_or_the_clients_custom_claims() {
+        let org = BTreeMap::from([("org".to_owned(), vec!["organization".to_owned()])]);
+        let names = |names: &[&str]| Some(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>());
+        let plan = plan_client(
+            &client(|c| {
+                c.scope_claims = org.clone();
+                c.id_token_claims = names(&["groups", "email_verified", "organization"]);
+            }),
+            None,
+        )
+        .unwrap();
+        assert_eq!(plan.record.policy.id_token_claims, names(&["groups", "email_verified", "organization"]));
+        assert_eq!(plan_client(&client(|_| {}), None).unwrap().record.policy.id_token_claims, None);
+        for unknown in ["iss", "nonce", "department", "favourite_colour"] {
+            let error = plan_client(&client(|c| c.id_token_claims = names(&[unknown])), None).unwrap_err().to_string();
+            assert!(error.contains(&format!("spec.idTokenClaims: `{unknown}` is neither")), "{error}");
         }
     }
 

@@ -100,6 +100,16 @@ pub struct OidcClientSpec {
     /// e.g. `{org: [organization, department]}`. The consent page names the claims.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub scope_claims: BTreeMap<String, Vec<String>>,
+    /// The user claims the ID token carries, e.g. `[groups, email, email_verified]`. By
+    /// default (unset) the ID token carries every claim the granted scopes release, so
+    /// relying parties that never call userinfo (the Kubernetes API server, kubelogin,
+    /// Argo CD) read them there. Set it to keep ID tokens small (the API server reads them
+    /// from a request header): the other released claims are then served by userinfo only.
+    /// A claim asked for by name in the `claims` request parameter's `id_token` member is
+    /// always included. Names: the standard user claims (`claims_supported`) or custom
+    /// claims of `scopeClaims`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token_claims: Option<Vec<String>>,
 }
 
 /// The schema of an optional method, spelled out: the generated one would carry the enum's

@@ -85,8 +85,29 @@ const TOKEN_CLAIMS: &[&str] = &["sub", "iss", "aud", "exp", "iat", "auth_time", 
 /// claim listed in `claims_supported`, or a custom claim one of the client's scopes
 /// releases. Anything else could never be released, so it is dropped from the request.
 pub fn requestable(client: &ClientRecord, name: &str) -> bool {
-    let standard = discovery::CLAIMS.contains(&name) && !TOKEN_CLAIMS.contains(&name);
-    standard || client.policy.scope_claims.values().any(|names| names.iter().any(|custom| custom == name))
+    is_standard_user_claim(name)
+        || client.policy.scope_claims.values().any(|names| names.iter().any(|custom| custom == name))
+}
+
+/// A claim about the user that a standard scope releases (listed in `claims_supported`),
+/// as opposed to the claims of the token itself.
+pub fn is_standard_user_claim(name: &str) -> bool {
+    discovery::CLAIMS.contains(&name) && !TOKEN_CLAIMS.contains(&name)
+}
+
+/// The user claims an ID token carries: all it was `released` (by the scope and the
+/// `claims` request), or, for a client that limits them (`id_token_claims`), those it
+/// names plus any the request's `id_token` member asked for by name (OIDC Core §5.5:
+/// the relying party asked for that claim in that token).
+pub fn id_token_user_claims(
+    mut released: Map<String, Value>,
+    client: &ClientRecord,
+    requested: &BTreeSet<String>,
+) -> Map<String, Value> {
+    if let Some(names) = &client.policy.id_token_claims {
+        released.retain(|name, _| name == "sub" || names.contains(name) || requested.contains(name));
+    }
+    released
 }
 
 /// OIDC Core §5.5: the claims the granted scope releases, plus each `requested` claim the
@@ -292,6 +313,28 @@ mod tests {
 
     fn claims_for(user: &UserRecord, scope: &str) -> Value {
         Value::Object(user_claims(user, &client(), &Scope::parse(scope).unwrap()))
+    }
+
+    #[test]
+    fn id_tokens_carry_every_released_claim_unless_the_client_names_the_ones_they_carry() {
+        let scope = Scope::parse("openid profile email groups").unwrap();
+        let released = || user_claims(&user(), &client(), &scope);
+        let none = BTreeSet::new();
+        assert_eq!(id_token_user_claims(released(), &client(), &none), released(), "unset: all of them");
+
+        let mut limited = client();
+        limited.policy.id_token_claims = Some(vec!["groups".into(), "email".into(), "locale".into()]);
+        assert_eq!(
+            Value::Object(id_token_user_claims(released(), &limited, &none)),
+            json!({ "sub": "u-123", "groups": ["dev"], "email": "ann@example.com" }),
+            "only the named ones the scope released (ann has no locale)"
+        );
+        let asked = BTreeSet::from(["name".to_owned()]);
+        assert_eq!(
+            id_token_user_claims(released(), &limited, &asked).get("name"),
+            Some(&json!("Ann Example")),
+            "OIDC Core §5.5: a claim the id_token member asks for by name is kept"
+        );
     }
 
     #[test]

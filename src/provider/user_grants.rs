@@ -19,7 +19,7 @@ use crate::protocol::claims::Audience;
 use crate::protocol::id_token::{IdTokenClaims, at_hash};
 use crate::protocol::refresh_reuse::{self, Reuse};
 use crate::protocol::token::{self, TokenResponse};
-use crate::protocol::userinfo::released_claims;
+use crate::protocol::userinfo::{id_token_user_claims, released_claims};
 use crate::secrets::{self, SecretError};
 use crate::store::Consumed;
 use crate::vocabulary::GrantType;
@@ -254,7 +254,11 @@ async fn issue(
                 at_hash: Some(at_hash(&access_token, signer.algorithm())),
                 sid: Some(grant.session_id.clone()),
                 azp: None,
-                user: without_sub(released_claims(user, client, scope, &grant.claims.id_token)),
+                user: without_sub(id_token_user_claims(
+                    released_claims(user, client, scope, &grant.claims.id_token),
+                    client,
+                    &grant.claims.id_token,
+                )),
             };
             Some(keys.sign(None, JwtType::Jwt, &claims)?)
         }

@@ -2,7 +2,9 @@
 
 use serde_json::Value;
 
-use crate::harness::{Browser, TestServer, jwt_part};
+use portcullis::provider::RegistrationPolicy;
+
+use crate::harness::{Browser, TestServer, fixtures_with_webapp, jwt_part};
 
 async fn access_token(server: &TestServer, scope: &str) -> (String, Value) {
     let tokens = server.webapp_tokens(&Browser::new(server), scope).await;
@@ -117,6 +119,25 @@ async fn id_token_carries_the_scoped_user_claims_for_relying_parties_that_read_i
     assert_eq!(claims["preferred_username"], "alice");
     assert_eq!(claims["resource_access"]["webapp"]["roles"], serde_json::json!(["admin", "viewer"]));
     assert!(claims.get("email").is_none(), "email was not granted");
+}
+
+#[tokio::test]
+async fn a_client_that_names_its_id_token_claims_gets_only_those_there_and_the_rest_at_userinfo() {
+    let folder = fixtures_with_webapp("id-token-claims", "  idTokenClaims: [groups, email, email_verified]\n");
+    let server = TestServer::start_on(folder, RegistrationPolicy::Disabled).await;
+    let (token, tokens) = access_token(&server, "openid profile email groups").await;
+    let claims = jwt_part(tokens["id_token"].as_str().unwrap(), 1);
+    let user_claims: Vec<&str> = ["sub", "name", "preferred_username", "email", "email_verified", "groups"]
+        .into_iter()
+        .filter(|name| claims.get(*name).is_some())
+        .collect();
+    assert_eq!(user_claims, ["sub", "email", "email_verified", "groups"], "{claims}");
+    assert_eq!(claims["groups"], serde_json::json!(["engineering"]));
+    let at_userinfo = userinfo(&server, &token).await;
+    assert_eq!(
+        (at_userinfo["name"].as_str(), at_userinfo["preferred_username"].as_str()),
+        (Some("Alice Liddell"), Some("alice"))
+    );
 }
 
 async fn userinfo(server: &TestServer, token: &str) -> Value {
