@@ -66,12 +66,20 @@ struct FixedRate {
     /// Requests per second to send, whatever the answers' latency.
     #[arg(long)]
     rate: u64,
+    /// Authenticate as this client, `ID:SECRET`, instead of the benchmark's m2m client (a
+    /// wrong secret makes a flood of failures; each one counts as an error).
+    #[arg(long, value_parser = parse_credentials)]
+    client: Option<(String, String)>,
     /// How long to run, e.g. 10s.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     duration: Duration,
 }
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+fn parse_credentials(text: &str) -> Result<(String, String), String> {
+    text.split_once(':').map(|(id, secret)| (id.to_owned(), secret.to_owned())).ok_or_else(|| "ID:SECRET".to_owned())
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Failure> {
@@ -231,6 +239,8 @@ async fn refresh(load: Load) -> Result<(), Failure> {
 
 async fn fixed_rate(fixed: FixedRate) -> Result<(), Failure> {
     let base = fixed.target.base;
+    let (id, secret) = fixed.client.unwrap_or_else(|| (M2M_CLIENT.0.to_owned(), M2M_CLIENT.1.to_owned()));
+    let credentials = Arc::new((id, secret));
     let http = reqwest::Client::builder().pool_max_idle_per_host(1024).build()?;
     let period = Duration::from_secs_f64(1.0 / fixed.rate.max(1) as f64);
     let total = (fixed.duration.as_secs_f64() * fixed.rate as f64) as u64;
@@ -242,12 +252,13 @@ async fn fixed_rate(fixed: FixedRate) -> Result<(), Failure> {
         tokio::time::sleep_until(due).await;
         most_behind = most_behind.max(tokio::time::Instant::now() - due);
         let (http, url, sender) = (http.clone(), format!("{base}/token"), sender.clone());
+        let credentials = Arc::clone(&credentials);
         tokio::spawn(async move {
             // Measured from the request's due time, so a slow server cannot hide latency by
             // slowing the sender down (no coordinated omission).
             let response = http
                 .post(url)
-                .basic_auth(M2M_CLIENT.0, Some(M2M_CLIENT.1))
+                .basic_auth(&credentials.0, Some(&credentials.1))
                 .form(&[("grant_type", "client_credentials")])
                 .send()
                 .await;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use fixtures::m2m_client;
 use portcullis::store::{Directory, RedisConfig, RedisStore};
-use redis_server::RedisServer;
+use redis_server::{Monitor, RedisServer};
 use serde_json::Value;
 use serve::{
     REDIRECT, Replica, authorize_params, browser, finish_sign_in, hidden, param, sign_in, sign_in_with, token,
@@ -565,4 +565,123 @@ async fn two_replicas_share_one_budget_of_client_authentication_failures() {
     let m2m =
         http.post(a.url("/token")).basic_auth("m2m", Some("m2m-secret")).form(&[("grant_type", "client_credentials")]);
     assert_eq!(m2m.send().await.unwrap().status(), 200, "other clients are not affected");
+}
+
+/// The most commands a `serve` replica sends to Redis for each operation once it runs
+/// (each script loaded, the client secret memoised). Each is a round trip of its own,
+/// except two pairs sent as one pipeline: writing a session with its index entry, and
+/// updating a grant with the refresh token it issues. A rise fails here, whatever the
+/// timing. Today: the sign-in is the password step's budget reservation, refund and
+/// session (3 round trips), then the consent step's reads of the session and of the
+/// consent given before, and its consent, grant and code writes (5); a code exchange is
+/// the code's use and the grant's update (2); a refresh is the token's use, the grant's
+/// read and its update (3).
+const REDIS_COMMAND_BUDGETS: &[(&str, usize)] = &[
+    ("sign-in (authorize page, password, consent)", 9),
+    ("authorize with a session and consent", 4),
+    ("code exchange", 3),
+    ("refresh", 4),
+    ("introspection", 1),
+    ("userinfo", 1),
+];
+
+/// Runs each operation of [`REDIS_COMMAND_BUDGETS`] once on `replica`, in order, and
+/// returns the commands each sent.
+async fn commands_per_operation(redis: &RedisServer, monitor: &Monitor, replica: &Replica) -> Vec<Vec<String>> {
+    let browser = browser();
+    let scope = "openid profile offline_access";
+    let _ = monitor.commands_since(redis);
+    let mut spent = Vec::new();
+    // Asks for consent again, as the operation measured includes it.
+    let mut params = authorize_params(scope);
+    params.push(("prompt", "consent"));
+    let code = sign_in_with(&browser, replica, replica, &params).await;
+    spent.push(monitor.commands_since(redis));
+    let again = browser.get(replica.url("/authorize")).query(&authorize_params(scope)).send().await.unwrap();
+    assert!(param(&again, "code").is_some(), "signed in and consented: a code straight away");
+    spent.push(monitor.commands_since(redis));
+    let exchange = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT)];
+    let tokens: Value = token(replica, &exchange).await.json().await.unwrap();
+    spent.push(monitor.commands_since(redis));
+    let refresh = [("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().unwrap())];
+    let refreshed: Value = token(replica, &refresh).await.json().await.unwrap();
+    let access_token = refreshed["access_token"].as_str().expect("refreshed").to_owned();
+    spent.push(monitor.commands_since(redis));
+    assert_eq!(introspect(replica, &access_token).await["active"], true);
+    spent.push(monitor.commands_since(redis));
+    let userinfo = reqwest::Client::new().get(replica.url("/userinfo")).bearer_auth(&access_token).send().await;
+    assert_eq!(userinfo.unwrap().status(), 200);
+    spent.push(monitor.commands_since(redis));
+    spent
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_commands_per_operation_stay_within_their_budgets() {
+    let redis = RedisServer::start(PASSWORD);
+    // The periodic store checks are put off, so every command counted is the request's own.
+    let a = replica_with(&redis, &unique_prefix(), &["--store-check-interval", "1h"]);
+    let monitor = redis.monitor();
+    commands_per_operation(&redis, &monitor, &a).await;
+    let spent = commands_per_operation(&redis, &monitor, &a).await;
+    let over: Vec<_> = REDIS_COMMAND_BUDGETS
+        .iter()
+        .zip(&spent)
+        .filter(|((_, budget), commands)| commands.len() > *budget)
+        .map(|((operation, budget), commands)| format!("{operation}: {commands:?} (budget {budget})"))
+        .collect();
+    assert!(over.is_empty(), "over budget: {over:#?}");
+}
+
+/// The most Redis memory (`MEMORY USAGE`, key and overhead included) one SSO session, one
+/// refresh family and one remembered consent may take. The aim is 512 bytes each (a
+/// million sessions in 512 MB); a refresh family, two JSON records (the grant, and the
+/// refresh token repeating its client and scope), takes some 700 today.
+const RECORD_MEMORY_BUDGETS: [u64; 3] = [512, 768, 512];
+
+/// The fixture manifests with alice's subject a UUID, 36 characters, as directories issue.
+fn manifests_with_uuid_subject() -> PathBuf {
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests");
+    let folder = std::env::temp_dir().join(format!("portcullis-uuid-subject-{}", std::process::id()));
+    std::fs::create_dir_all(&folder).unwrap();
+    for entry in std::fs::read_dir(&fixtures).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text =
+            text.replace("  username: alice\n", "  username: alice\n  subject: 4f0c1a52-9d3e-4b7a-8c61-2e5f9a7b3d10\n");
+        std::fs::write(folder.join(path.file_name().unwrap()), text).unwrap();
+    }
+    folder
+}
+
+/// `MEMORY USAGE` of every key of `kind`.
+fn memory_of(redis: &RedisServer, prefix: &str, kind: &str) -> Vec<u64> {
+    let keys = redis.cli(&["--scan", "--pattern", &format!("{prefix}:v1:{kind}:*")]);
+    keys.iter().map(|key| redis.cli(&["MEMORY", "USAGE", key])[0].parse().unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_memory_per_session_refresh_family_and_consent_stays_within_budget() {
+    let redis = RedisServer::start(PASSWORD);
+    let prefix = unique_prefix();
+    let a = Replica::start(&redis.url(PASSWORD), &prefix, &manifests_with_uuid_subject(), &[]);
+    let code = sign_in(&browser(), &a, &a, "openid profile email offline_access").await;
+    let exchange = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT)];
+    let tokens: Value = token(&a, &exchange).await.json().await.unwrap();
+    assert_eq!(tokens["token_type"], "Bearer");
+
+    let [session, grant, refresh, consent] =
+        ["session", "grant", "refresh", "consent"].map(|kind| memory_of(&redis, &prefix, kind));
+    assert_eq!([session.len(), grant.len(), refresh.len(), consent.len()], [1, 1, 1, 1], "one of each");
+    let index: u64 = redis.cli(&["MEMORY", "USAGE", &format!("{prefix}:v1:sessions")])[0].parse().unwrap();
+    let figures = [
+        ("SSO session, its share of the session index included", session[0] + index),
+        ("refresh family (grant and live refresh token)", grant[0] + refresh[0]),
+        ("remembered consent", consent[0]),
+    ];
+    for (record, bytes) in figures {
+        eprintln!("{record}: {bytes} bytes, so {bytes} MB for 1,000,000 of them");
+    }
+    let over: Vec<_> =
+        figures.iter().zip(RECORD_MEMORY_BUDGETS).filter(|((_, bytes), budget)| bytes > budget).collect();
+    assert!(over.is_empty(), "over budget: {over:?}");
 }

@@ -212,7 +212,7 @@ async fn codes_are_consumed_exactly_once(store: &dyn SingleUse, time: &Time) {
 
 /// The record of the first use is kept as it was: a later use by someone else learns who
 /// came first, and a use right after the first is never taken for a retry.
-async fn the_first_use_is_recorded_with_who_and_when(store: &dyn SingleUse, time: &Time) {
+async fn the_first_use_is_recorded_with_who_and_when(store: &dyn Store, time: &Time) {
     let t = time.now();
     store.put_code("who", &code("g"), t + 60).await.unwrap();
     store.consume_code("who", "the client").await.unwrap();
@@ -228,13 +228,20 @@ async fn the_first_use_is_recorded_with_who_and_when(store: &dyn SingleUse, time
         scope: Scope::parse("openid").unwrap(),
         expires_at: t + 100,
     };
-    store.put_refresh_token("who", &token).await.unwrap();
-    store.consume_refresh_token("who", "the client").await.unwrap();
+    issue_refresh_token(store, "who", &token, t).await;
+    store.consume_refresh_token("who", "the client", "a").await.unwrap();
     assert!(used_since(&store.peek_refresh_token("who").await.unwrap(), &token, "the client", t));
-    assert!(used_since(&store.consume_refresh_token("who", "another").await.unwrap(), &token, "the client", t));
+    assert!(used_since(&store.consume_refresh_token("who", "another", "a").await.unwrap(), &token, "the client", t));
 }
 
-async fn refresh_tokens_can_be_peeked_and_consumed_once(store: &dyn SingleUse, time: &Time) {
+/// Stores `token` under `hash` as the provider does: with the update of its grant.
+async fn issue_refresh_token(store: &dyn Store, hash: &str, token: &RefreshToken, t: u64) {
+    let grant = grant(&token.grant_id, t);
+    store.put_grant(&grant).await.unwrap();
+    assert!(store.update_grant(&grant, Some((hash, token))).await.unwrap(), "the grant is there");
+}
+
+async fn refresh_tokens_can_be_peeked_and_consumed_once(store: &dyn Store, time: &Time) {
     let t = time.now();
     let token = RefreshToken {
         grant_id: "g".into(),
@@ -242,11 +249,21 @@ async fn refresh_tokens_can_be_peeked_and_consumed_once(store: &dyn SingleUse, t
         scope: Scope::parse("openid").unwrap(),
         expires_at: t + 100,
     };
-    store.put_refresh_token("r1", &token).await.unwrap();
+    issue_refresh_token(store, "r1", &token, t).await;
     assert_eq!(store.peek_refresh_token("r1").await.unwrap(), Consumed::Fresh(token.clone()), "peeking uses nothing");
-    assert_eq!(store.consume_refresh_token("r1", "client a").await.unwrap(), Consumed::Fresh(token.clone()));
+    assert_eq!(
+        store.consume_refresh_token("r1", "client b", "b").await.unwrap(),
+        Consumed::Fresh(token.clone()),
+        "another client's token is answered as it is"
+    );
+    assert_eq!(store.peek_refresh_token("r1").await.unwrap(), Consumed::Fresh(token.clone()), "and stays unused");
+    assert_eq!(store.consume_refresh_token("r1", "client a", "a").await.unwrap(), Consumed::Fresh(token.clone()));
     assert!(used_since(&store.peek_refresh_token("r1").await.unwrap(), &token, "client a", t));
-    assert!(used_since(&store.consume_refresh_token("r1", "client a").await.unwrap(), &token, "client a", t));
+    assert!(used_since(&store.consume_refresh_token("r1", "client a", "a").await.unwrap(), &token, "client a", t));
+    assert!(
+        used_since(&store.consume_refresh_token("r1", "client b", "b").await.unwrap(), &token, "client a", t),
+        "a used token is answered as used, whoever asks"
+    );
 }
 
 async fn refresh_successors_are_kept_for_their_interval(store: &dyn SingleUse, time: &Time) {
@@ -300,10 +317,10 @@ async fn concurrent_consumers_get_one_fresh_code(store: Arc<dyn Store>, time: &T
     assert_eq!(fresh, 1);
 }
 
-async fn grants_are_updated_while_present_and_revoked_whole(store: &dyn Grants, time: &Time) {
-    let t = time.now();
-    let grant = Grant {
-        id: "g".into(),
+/// A grant that lives ten seconds from `t`, with one access token.
+fn grant(id: &str, t: u64) -> Grant {
+    Grant {
+        id: id.into(),
         client_id: "a".into(),
         subject: "s".into(),
         scope: Scope::parse("openid").unwrap(),
@@ -312,16 +329,24 @@ async fn grants_are_updated_while_present_and_revoked_whole(store: &dyn Grants, 
         expires_at: t + 10,
         access_tokens: vec![("jti".into(), t + 5)],
         claims: Default::default(),
-    };
+    }
+}
+
+async fn grants_are_updated_while_present_and_revoked_whole(store: &dyn Grants, time: &Time) {
+    let t = time.now();
+    let grant = grant("g", t);
     store.put_grant(&grant).await.unwrap();
     assert_eq!(store.grant("g").await.unwrap(), Some(grant.clone()));
     let updated = Grant { access_tokens: vec![("jti".into(), t + 5), ("jti-2".into(), t + 6)], ..grant.clone() };
-    assert!(store.update_grant(&updated).await.unwrap());
+    assert!(store.update_grant(&updated, None).await.unwrap());
     assert_eq!(store.grant("g").await.unwrap(), Some(updated.clone()));
     assert_eq!(store.revoke_grant("g").await.unwrap(), Some(updated.clone()), "revoking hands over the tokens");
     assert_eq!(store.grant("g").await.unwrap(), None);
     assert_eq!(store.revoke_grant("g").await.unwrap(), None);
-    assert!(!store.update_grant(&updated).await.unwrap(), "a revoked grant is not brought back");
+    assert!(!store.update_grant(&updated, None).await.unwrap(), "a revoked grant is not brought back");
+    let token =
+        RefreshToken { grant_id: "g".into(), client_id: "a".into(), scope: Scope::default(), expires_at: t + 9 };
+    assert!(!store.update_grant(&updated, Some(("late", &token))).await.unwrap(), "nor by issuing a refresh token");
     assert_eq!(store.grant("g").await.unwrap(), None);
 }
 

@@ -113,20 +113,20 @@ pub async fn refresh_token(
 ) -> Result<TokenResponse, ApiError> {
     let digest = secrets::token_digest(presented);
     let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
-    // Checks that need no state change come before the token is used up, so a request
-    // refused for its client or scope does not burn a valid token.
-    match provider.store.peek_refresh_token(&digest).await? {
+    // A request refused for its client or scope must not burn a valid token: the store uses
+    // only a token of this client, and a narrower scope is checked on a look first (the
+    // usual refresh, asking for no scope, costs no look).
+    if let Some(requested) = requested
+        && let Consumed::Fresh(token) = provider.store.peek_refresh_token(&digest).await?
+        && token.client_id == client.client_id
+    {
+        token::refresh_scope(Some(requested), &token.scope)?;
+    }
+    let by = redeemer(&client.client_id, None);
+    let token = match provider.store.consume_refresh_token(&digest, &by, &client.client_id).await? {
         Consumed::Fresh(token) | Consumed::Reused { value: token, .. } if token.client_id != client.client_id => {
             return Err(OAuthError::invalid_grant("the refresh token was issued to another client").into());
         }
-        Consumed::Fresh(token) => {
-            token::refresh_scope(requested, &token.scope)?;
-        }
-        Consumed::Reused { .. } => {}
-        Consumed::Unknown => return Err(invalid().into()),
-    }
-    let by = redeemer(&client.client_id, None);
-    let token = match provider.store.consume_refresh_token(&digest, &by).await? {
         Consumed::Fresh(token) => token,
         Consumed::Reused { value: token, by: first, at, may_be_retry } => {
             let interval = client.policy.refresh_reuse_interval;
@@ -266,10 +266,6 @@ async fn issue(
     };
     grant.access_tokens.retain(|(_, expires_at)| *expires_at > now);
     grant.access_tokens.push((access.claims.jti.clone(), access.claims.exp));
-    // Revoked meanwhile (a replayed code or refresh token): nothing issued here leaves.
-    if !provider.store.update_grant(grant).await? {
-        return Err(OAuthError::invalid_grant("the grant was revoked").into());
-    }
     let refresh_token = match refresh_scope {
         Some(refresh_scope) => {
             let value = secrets::random_token(REFRESH_TOKEN_BYTES)?;
@@ -279,11 +275,16 @@ async fn issue(
                 scope: refresh_scope.clone(),
                 expires_at: grant.expires_at,
             };
-            provider.store.put_refresh_token(&secrets::token_digest(&value), &record).await?;
-            Some(value)
+            Some((secrets::token_digest(&value), record, value))
         }
         None => None,
     };
+    let stored = refresh_token.as_ref().map(|(digest, record, _)| (digest.as_str(), record));
+    // Revoked meanwhile (a replayed code or refresh token): nothing issued here leaves.
+    if !provider.store.update_grant(grant, stored).await? {
+        return Err(OAuthError::invalid_grant("the grant was revoked").into());
+    }
+    let refresh_token = refresh_token.map(|(_, _, value)| value);
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer".into(),

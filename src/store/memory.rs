@@ -129,12 +129,21 @@ impl<T: Clone> Once<T> {
     }
 }
 
-fn consume<T: Clone>(table: &Expiring<Once<T>>, key: &str, by: &str, now: u64) -> Consumed<T> {
+/// Uses the value under `key` if `may_use` allows it, and answers what it was.
+fn consume<T: Clone>(
+    table: &Expiring<Once<T>>,
+    key: &str,
+    by: &str,
+    now: u64,
+    may_use: impl FnOnce(&T) -> bool,
+) -> Consumed<T> {
     table.update(key, now, |entry| match entry {
         None => Consumed::Unknown,
         Some((once, _)) => {
             let state = once.state();
-            once.used.get_or_insert_with(|| (by.to_owned(), now));
+            if may_use(&once.value) {
+                once.used.get_or_insert_with(|| (by.to_owned(), now));
+            }
             state
         }
     })
@@ -286,16 +295,17 @@ impl SingleUse for MemoryStore {
     }
 
     async fn consume_code(&self, code_hash: &str, by: &str) -> Result<Consumed<AuthorizationCode>, StoreError> {
-        Ok(consume(&self.codes, code_hash, by, self.clock.now()))
+        Ok(consume(&self.codes, code_hash, by, self.clock.now(), |_| true))
     }
 
-    async fn put_refresh_token(&self, token_hash: &str, token: &RefreshToken) -> Result<(), StoreError> {
-        self.refresh_tokens.put(token_hash, Once::fresh(token), token.expires_at, self.clock.now());
-        Ok(())
-    }
-
-    async fn consume_refresh_token(&self, token_hash: &str, by: &str) -> Result<Consumed<RefreshToken>, StoreError> {
-        Ok(consume(&self.refresh_tokens, token_hash, by, self.clock.now()))
+    async fn consume_refresh_token(
+        &self,
+        token_hash: &str,
+        by: &str,
+        client_id: &str,
+    ) -> Result<Consumed<RefreshToken>, StoreError> {
+        let now = self.clock.now();
+        Ok(consume(&self.refresh_tokens, token_hash, by, now, |token| token.client_id == client_id))
     }
 
     async fn peek_refresh_token(&self, token_hash: &str) -> Result<Consumed<RefreshToken>, StoreError> {
@@ -319,15 +329,24 @@ impl Grants for MemoryStore {
         Ok(())
     }
 
-    async fn update_grant(&self, grant: &Grant) -> Result<bool, StoreError> {
+    /// The refresh token is stored only with its grant.
+    async fn update_grant(
+        &self,
+        grant: &Grant,
+        refresh_token: Option<(&str, &RefreshToken)>,
+    ) -> Result<bool, StoreError> {
         let now = self.clock.now();
-        Ok(self.grants.update(&grant.id, now, |entry| match entry {
+        let updated = self.grants.update(&grant.id, now, |entry| match entry {
             Some(entry) if grant.expires_at > now => {
                 *entry = (grant.clone(), grant.expires_at);
                 true
             }
             _ => false,
-        }))
+        });
+        if let Some((token_hash, token)) = refresh_token.filter(|_| updated) {
+            self.refresh_tokens.put(token_hash, Once::fresh(token), token.expires_at, now);
+        }
+        Ok(updated)
     }
 
     async fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError> {

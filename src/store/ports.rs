@@ -203,11 +203,12 @@ store_ports! {
         /// Atomically marks a code used, recording `by` (a fingerprint of who redeems it) and
         /// when; exactly one caller ever gets [`Consumed::Fresh`].
         async fn consume_code(&self, code_hash: &str, by: &str) -> Result<Consumed<AuthorizationCode>, StoreError>;
-        /// Stores a refresh token until its `expires_at`.
-        async fn put_refresh_token(&self, token_hash: &str, token: &RefreshToken) -> Result<(), StoreError>;
-        /// Atomically marks a refresh token used (rotation), recording `by` and when; exactly
-        /// one caller gets `Fresh`.
-        async fn consume_refresh_token(&self, token_hash: &str, by: &str) -> Result<Consumed<RefreshToken>, StoreError>;
+        /// Atomically marks a refresh token used (rotation), recording `by` and when, if it
+        /// was issued to `client_id`; exactly one caller gets `Fresh`. A token of another
+        /// client is answered as it is and stays unused, so presenting it burns nothing.
+        async fn consume_refresh_token(
+            &self, token_hash: &str, by: &str, client_id: &str
+        ) -> Result<Consumed<RefreshToken>, StoreError>;
         /// Reads a refresh token without using it; `Reused` means already rotated out.
         async fn peek_refresh_token(&self, token_hash: &str) -> Result<Consumed<RefreshToken>, StoreError>;
         /// Keeps the sealed successor response of a rotated-out refresh token until
@@ -223,8 +224,13 @@ store_ports! {
         /// Stores a grant until its `expires_at`.
         async fn put_grant(&self, grant: &Grant) -> Result<(), StoreError>;
         /// Replaces a grant only while it still exists; `false` means it was revoked (or
-        /// expired) meanwhile and must not be brought back.
-        async fn update_grant(&self, grant: &Grant) -> Result<bool, StoreError>;
+        /// expired) meanwhile and must not be brought back. `refresh_token`, the hash and
+        /// record of a refresh token the update issues, is stored in the same round trip,
+        /// until its `expires_at`; whether it is kept when the grant is gone is left open,
+        /// since a refresh token without its grant is refused anyway.
+        async fn update_grant(
+            &self, grant: &Grant, refresh_token: Option<(&str, &RefreshToken)>
+        ) -> Result<bool, StoreError>;
         async fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError>;
         /// Removes a grant and returns what it held, in one atomic step: a concurrent
         /// [`Grants::update_grant`] either lands before (and its tokens are returned here)
@@ -359,6 +365,18 @@ mod tests {
     /// Arguments taken by reference live as long as the test process.
     fn leak<T>(value: T) -> &'static T {
         Box::leak(Box::new(value))
+    }
+
+    impl<T: Sample> Sample for Option<T> {
+        fn sample() -> Self {
+            Some(T::sample())
+        }
+    }
+
+    impl<A: Sample, B: Sample> Sample for (A, B) {
+        fn sample() -> Self {
+            (A::sample(), B::sample())
+        }
     }
 
     impl Sample for &str {

@@ -2,10 +2,11 @@
 //! It panics rather than skip when `redis-server` is missing (a skipped suite would pass
 //! silently); `scripts/test` installs it.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 pub struct RedisServer {
@@ -101,6 +102,71 @@ impl RedisServer {
                 (!matches!(name, "info" | "ping" | "auth")).then(|| (name.to_owned(), calls))
             })
             .collect()
+    }
+}
+
+/// Ends what a [`Monitor`] collects: its own `ECHO` is the last command it sees.
+const MONITOR_MARK: &str = "portcullis-monitor-mark";
+
+/// The commands clients send to the server, as `MONITOR` shows them: one per round trip
+/// for a script or a plain command, leaving out the commands scripts run inside Redis
+/// (which `INFO commandstats` counts too) and connection upkeep.
+#[allow(dead_code)]
+pub struct Monitor {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl RedisServer {
+    /// Starts watching the commands clients send; it sees everything sent after it returns.
+    #[allow(dead_code)]
+    pub fn monitor(&self) -> Monitor {
+        let mut child = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "--no-auth-warning", "-a", &self.password, "MONITOR"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("redis-cli comes with redis-server");
+        let stdout = child.stdout.take().expect("a piped stdout");
+        let (sender, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let started = lines.recv_timeout(Duration::from_secs(10)).expect("MONITOR answers");
+        assert_eq!(started, "OK", "MONITOR started");
+        Monitor { child, lines }
+    }
+}
+
+impl Monitor {
+    /// The names of the commands clients sent since the last call (or since it started).
+    #[allow(dead_code)]
+    pub fn commands_since(&self, server: &RedisServer) -> Vec<String> {
+        server.cli(&["ECHO", MONITOR_MARK]);
+        let mut commands = Vec::new();
+        loop {
+            let line = self.lines.recv_timeout(Duration::from_secs(10)).expect("MONITOR sees its mark");
+            let Some((source, command)) = line.split_once("] ") else { continue };
+            if source.ends_with(" lua") {
+                continue;
+            }
+            let name = command.split('"').nth(1).unwrap_or_default().to_lowercase();
+            match name.as_str() {
+                "echo" if command.contains(MONITOR_MARK) => return commands,
+                "auth" | "ping" | "echo" => {}
+                _ => commands.push(name),
+            }
+        }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -4,11 +4,11 @@
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fred::clients::Pool;
+use fred::clients::{Client, Pipeline, Pool};
 use fred::error::{Error as RedisError, ErrorKind};
-use fred::interfaces::KeysInterface;
+use fred::interfaces::{ClientLike, KeysInterface};
 use fred::types::scripts::Script;
-use fred::types::{Expiration, FromValue};
+use fred::types::{ClusterHash, CustomCommand, Expiration, FromValue, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -20,11 +20,13 @@ use crate::store::ports::Consumed;
 /// rewritten as used, keeping its expiry: `R`, the caller's time of use `ARGV[1]`, the time
 /// Redis applied it (both milliseconds, 20 digits; the second from Redis's own clock, since
 /// a stalled Redis may apply it long after the call), who used it (`ARGV[2]`,
-/// length-prefixed), then the JSON.
+/// length-prefixed), then the JSON. With `ARGV[3]`, only a value whose `client_id` it is
+/// gets used.
 static CONSUME: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         "local value = redis.call('GET', KEYS[1])
-         if value and string.sub(value, 1, 1) == 'F' then
+         if value and string.sub(value, 1, 1) == 'F'
+            and (not ARGV[3] or cjson.decode(string.sub(value, 2)).client_id == ARGV[3]) then
            local now = redis.call('TIME')
            local applied = string.format('%020d', now[1] * 1000 + math.floor(now[2] / 1000))
            redis.call('SET', KEYS[1], 'R' .. ARGV[1] .. applied .. ARGV[2] .. string.sub(value, 2), 'KEEPTTL')
@@ -102,22 +104,40 @@ impl Redis {
         value: &T,
         expires_at: u64,
     ) -> Result<(), StoreError> {
-        self.put_raw(kind, id, format!("F{}", encode(kind, value)?), expires_at).await
+        self.put_raw(kind, id, encode_fresh(kind, value)?, expires_at).await
     }
 
+    /// Uses the single-use value under `id`; with `owner`, only if its `client_id` is that.
     pub(super) async fn consume_once<T: DeserializeOwned>(
         &self,
         kind: &str,
         id: &str,
         by: &str,
+        owner: Option<&str>,
     ) -> Result<Consumed<T>, StoreError> {
         if by.len() > 999 {
             return Err(StoreError::Corrupt(format!("the fingerprint of a {kind} use is over 999 bytes")));
         }
         let now = now_millis();
-        let args = vec![format!("{now:020}"), format!("{:03}{by}", by.len())];
+        let mut args = vec![format!("{now:020}"), format!("{:03}{by}", by.len())];
+        args.extend(owner.map(str::to_owned));
         let previous: Option<String> = self.run(&CONSUME, vec![self.key(kind, id)], args).await?;
         decode_once(kind, previous, now, self.command_timeout)
+    }
+
+    /// Queues `EVAL` of `lua` on the one key `key` in `pipeline`: the script travels whole,
+    /// so it needs no loading (a pipeline has no `EVALSHA` with reload).
+    pub(super) async fn eval_in(
+        &self,
+        pipeline: &Pipeline<Client>,
+        lua: &'static str,
+        key: &str,
+        args: Vec<String>,
+    ) -> Result<(), StoreError> {
+        let slot = ClusterHash::Custom(fred::util::redis_keyslot(key.as_bytes()));
+        let mut command = vec![lua.to_owned(), "1".to_owned(), key.to_owned()];
+        command.extend(args);
+        pipeline.custom::<(), _>(CustomCommand::new_static("EVAL", slot, false), command).await.map_err(redis_error)
     }
 
     /// A single-use value as it is now, without using it.
@@ -125,10 +145,11 @@ impl Redis {
         let now = now_millis();
         decode_once(kind, self.get_raw(kind, id).await?, now, self.command_timeout)
     }
+}
 
-    pub(super) async fn delete(&self, kind: &str, id: &str) -> Result<(), StoreError> {
-        self.pool.del(self.key(kind, id)).await.map_err(redis_error)
-    }
+/// Sends a pipeline and answers its replies, failing with the first command that failed.
+pub(super) async fn replies(pipeline: &Pipeline<Client>) -> Result<Vec<Value>, StoreError> {
+    pipeline.try_all::<Value>().await.into_iter().map(|reply| reply.map_err(redis_error)).collect()
 }
 
 pub(super) fn expire_at(expires_at: u64) -> Expiration {
@@ -146,6 +167,11 @@ pub(super) fn redis_error(error: RedisError) -> StoreError {
 
 pub(super) fn encode<T: Serialize>(kind: &str, value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("cannot encode {kind}: {e}")))
+}
+
+/// A single-use value as stored before its use: `F` + JSON.
+pub(super) fn encode_fresh<T: Serialize>(kind: &str, value: &T) -> Result<String, StoreError> {
+    Ok(format!("F{}", encode(kind, value)?))
 }
 
 /// Names the kind of entry, never the key: keys hold secrets such as session ids.

@@ -45,6 +45,15 @@
 //! other operation touches a single key. The length in the consent key keeps
 //! `("a:b", "c")` and `("a", "b:c")` apart.
 //!
+//! # Round trips
+//! Writes that belong together but live in different slots go out as one pipeline, one
+//! round trip though not atomic, each harmless alone: a session with its index entry, and
+//! a grant's update with the refresh token it issues (a refresh token without its grant is
+//! refused). So a code exchange costs 2 round trips (the code's use, then the grant) and a
+//! refresh 3 (the token's use, the grant's read, its update): one script for the token and
+//! its grant would need both in one slot, that is the grant's hash tag inside every
+//! refresh token, a format change left for later.
+//!
 //! # Single use
 //! Codes and refresh tokens are stored as `F` (fresh) followed by the JSON. The `CONSUME`
 //! script returns the stored value and rewrites it as `R`, the caller's time of use, the
@@ -72,7 +81,7 @@ use fred::types::scripts::Script;
 use fred::types::{Builder, ClusterHash, CustomCommand, InfoKind, SetOptions};
 use tokio::sync::Notify;
 
-use self::connection::{Redis, decode, encode, expire_at, redis_error};
+use self::connection::{Redis, decode, encode, encode_fresh, expire_at, redis_error, replies};
 use self::directory::{RedisDirectory, deliver_changes};
 use super::cached::Cached;
 use super::epoch::EPOCH_CLAIM;
@@ -171,18 +180,16 @@ static CLAIM: LazyLock<Script> =
     LazyLock::new(|| Script::from_lua("redis.call('SET', KEYS[1], ARGV[1], 'NX') return redis.call('GET', KEYS[1])"));
 
 /// Lists session `ARGV[2]` in the index `KEYS[1]` until `ARGV[1]`, drops the ones expired
-/// by `ARGV[3]` (now), and keeps the index alive as long as its latest session.
-static INDEX_SESSION: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
-        "redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-         redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
-         local ttl = redis.call('TTL', KEYS[1])
-         if ttl < 0 or tonumber(ARGV[3]) + ttl < tonumber(ARGV[1]) then redis.call('EXPIREAT', KEYS[1], ARGV[1]) end",
-    )
-});
+/// by `ARGV[3]` (now), and keeps the index alive as long as its latest session. Sent whole
+/// (`EVAL`) in the pipeline that writes the session: a pipelined script needs no loading,
+/// so no `NOSCRIPT` reply (after `SCRIPT FLUSH` or a failover) costs a second round trip.
+const INDEX_SESSION: &str = "redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+     redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+     local ttl = redis.call('TTL', KEYS[1])
+     if ttl < 0 or tonumber(ARGV[3]) + ttl < tonumber(ARGV[1]) then redis.call('EXPIREAT', KEYS[1], ARGV[1]) end";
 
-/// Removes session `ARGV[1]` from the index `KEYS[1]`.
-static UNINDEX_SESSION: LazyLock<Script> = LazyLock::new(|| Script::from_lua("redis.call('ZREM', KEYS[1], ARGV[1])"));
+/// Removes session `ARGV[1]` from the index `KEYS[1]`; sent whole, like [`INDEX_SESSION`].
+const UNINDEX_SESSION: &str = "redis.call('ZREM', KEYS[1], ARGV[1])";
 
 /// Counts the sessions in the index `KEYS[1]` that expire after `ARGV[1]` (now).
 static COUNT_SESSIONS: LazyLock<Script> =
@@ -318,15 +325,16 @@ impl SingleUse for RedisStore {
     }
 
     async fn consume_code(&self, code_hash: &str, by: &str) -> Result<Consumed<AuthorizationCode>, StoreError> {
-        self.redis.consume_once(CODE, code_hash, by).await
+        self.redis.consume_once(CODE, code_hash, by, None).await
     }
 
-    async fn put_refresh_token(&self, token_hash: &str, token: &RefreshToken) -> Result<(), StoreError> {
-        self.redis.put_once(REFRESH, token_hash, token, token.expires_at).await
-    }
-
-    async fn consume_refresh_token(&self, token_hash: &str, by: &str) -> Result<Consumed<RefreshToken>, StoreError> {
-        self.redis.consume_once(REFRESH, token_hash, by).await
+    async fn consume_refresh_token(
+        &self,
+        token_hash: &str,
+        by: &str,
+        client_id: &str,
+    ) -> Result<Consumed<RefreshToken>, StoreError> {
+        self.redis.consume_once(REFRESH, token_hash, by, Some(client_id)).await
     }
 
     async fn peek_refresh_token(&self, token_hash: &str) -> Result<Consumed<RefreshToken>, StoreError> {
@@ -348,16 +356,29 @@ impl Grants for RedisStore {
         self.redis.put_json(GRANT, &grant.id, grant, grant.expires_at).await
     }
 
-    async fn update_grant(&self, grant: &Grant) -> Result<bool, StoreError> {
+    /// One pipeline of two `SET`s, not a script: the grant and the refresh token live in
+    /// different Cluster slots. The refresh token is written even when the grant is gone.
+    async fn update_grant(
+        &self,
+        grant: &Grant,
+        refresh_token: Option<(&str, &RefreshToken)>,
+    ) -> Result<bool, StoreError> {
         if grant.expires_at <= self.redis.clock.now() {
             return Ok(false);
         }
-        let value = encode(GRANT, grant)?;
+        let pipeline = self.redis.pool.next().pipeline();
         let key = self.redis.key(GRANT, &grant.id);
         let expiry = Some(expire_at(grant.expires_at));
-        let written: Option<String> =
-            self.redis.pool.set(key, value, expiry, Some(SetOptions::XX), false).await.map_err(redis_error)?;
-        Ok(written.is_some())
+        let value = encode(GRANT, grant)?;
+        pipeline.set::<(), _, _>(key, value, expiry, Some(SetOptions::XX), false).await.map_err(redis_error)?;
+        if let Some((token_hash, token)) = refresh_token {
+            let (key, value) = (self.redis.key(REFRESH, token_hash), encode_fresh(REFRESH, token)?);
+            let expiry = Some(expire_at(token.expires_at));
+            pipeline.set::<(), _, _>(key, value, expiry, None, false).await.map_err(redis_error)?;
+        }
+        let written = replies(&pipeline).await?.into_iter().next();
+        let written = written.ok_or_else(|| StoreError::Corrupt("no reply to a grant update".into()))?;
+        Ok(!written.is_null())
     }
 
     async fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError> {
@@ -384,24 +405,32 @@ impl Ephemeral for RedisStore {
         Ok(TokenCheck { revoked, epoch })
     }
 
-    /// The index of sessions (`P:v1:sessions`) holds digests, never the session ids.
+    /// The index of sessions (`P:v1:sessions`) holds digests, never the session ids. The
+    /// session and its index entry are written in one pipeline, one round trip (two keys of
+    /// different Cluster slots, so no script).
     async fn put_session(&self, session: &Session, expires_at: u64) -> Result<(), StoreError> {
-        self.redis.put_json(SESSION, &session.id, session, expires_at).await?;
         let now = self.redis.clock.now();
         if expires_at <= now {
             return Ok(());
         }
+        let pipeline = self.redis.pool.next().pipeline();
+        let (key, value) = (self.redis.key(SESSION, &session.id), encode(SESSION, session)?);
+        pipeline.set::<(), _, _>(key, value, Some(expire_at(expires_at)), None, false).await.map_err(redis_error)?;
         let args = vec![expires_at.to_string(), token_digest(&session.id), now.to_string()];
-        self.redis.run::<()>(&INDEX_SESSION, vec![self.redis.index_key(SESSIONS)], args).await
+        self.redis.eval_in(&pipeline, INDEX_SESSION, &self.redis.index_key(SESSIONS), args).await?;
+        replies(&pipeline).await.map(drop)
     }
 
     async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
         self.redis.get_json(SESSION, id).await
     }
 
+    /// One pipeline, like [`Ephemeral::put_session`].
     async fn delete_session(&self, id: &str) -> Result<(), StoreError> {
-        self.redis.delete(SESSION, id).await?;
-        self.redis.run::<()>(&UNINDEX_SESSION, vec![self.redis.index_key(SESSIONS)], vec![token_digest(id)]).await
+        let pipeline = self.redis.pool.next().pipeline();
+        pipeline.del::<(), _>(self.redis.key(SESSION, id)).await.map_err(redis_error)?;
+        self.redis.eval_in(&pipeline, UNINDEX_SESSION, &self.redis.index_key(SESSIONS), vec![token_digest(id)]).await?;
+        replies(&pipeline).await.map(drop)
     }
 
     async fn active_sessions(&self) -> Result<u64, StoreError> {
