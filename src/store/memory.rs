@@ -11,6 +11,7 @@ use super::ports::{
     Budget, Consumed, Coordination, Counters, Directory, Ephemeral, Eviction, Grants, PublishedKeys, Reservation,
     SingleUse, TokenCheck,
 };
+use super::ports::{SessionEnds, SessionGrant, SessionTokenCheck};
 use crate::clock::Clock;
 use crate::model::{AuthorizationCode, ClientRecord, Grant, RefreshToken, Session, UserRecord};
 use crate::vocabulary::Scope;
@@ -47,6 +48,18 @@ impl<T: Clone> Expiring<T> {
             entries.remove(key);
         }
         f(entries.get_mut(key))
+    }
+
+    /// Like [`Expiring::update`], but `f` may also create or remove the entry (set the
+    /// `Option`), all under the one write lock.
+    fn upsert<R>(&self, key: &str, now: u64, f: impl FnOnce(&mut Option<(T, u64)>) -> R) -> R {
+        let mut entries = write(&self.entries);
+        let mut entry = entries.remove(key).filter(|(_, expires_at)| *expires_at > now);
+        let result = f(&mut entry);
+        if let Some(entry) = entry.filter(|(_, expires_at)| *expires_at > now) {
+            entries.insert(key.to_owned(), entry);
+        }
+        result
     }
 
     fn count_live(&self, now: u64) -> usize {
@@ -105,6 +118,13 @@ impl Expiring<u32> {
     }
 }
 
+/// The grants linked to one session, or the mark that it ended and takes no more.
+#[derive(Clone)]
+enum SessionLinks {
+    Linked(Vec<SessionGrant>),
+    Ended,
+}
+
 /// A single-use value and, once used, who used it and when.
 #[derive(Clone)]
 struct Once<T> {
@@ -155,6 +175,10 @@ pub struct MemoryStore {
     refresh_tokens: Expiring<Once<RefreshToken>>,
     refresh_successors: Expiring<String>,
     grants: Expiring<Grant>,
+    /// The grants issued in each session, by `sid`, until the session is ended.
+    session_grants: Expiring<SessionLinks>,
+    /// When each ended session (by `sid`) ended.
+    session_ends: Expiring<u64>,
     consents: Expiring<Scope>,
     counters: Expiring<u32>,
     claims: RwLock<HashMap<String, String>>,
@@ -182,6 +206,8 @@ impl MemoryStore {
             refresh_tokens: Expiring::new(),
             refresh_successors: Expiring::new(),
             grants: Expiring::new(),
+            session_grants: Expiring::new(),
+            session_ends: Expiring::new(),
             consents: Expiring::new(),
             counters: Expiring::new(),
             claims: RwLock::default(),
@@ -199,6 +225,8 @@ impl MemoryStore {
         self.refresh_tokens.purge(now);
         self.refresh_successors.purge(now);
         self.grants.purge(now);
+        self.session_grants.purge(now);
+        self.session_ends.purge(now);
         self.consents.purge(now);
         self.counters.purge(now);
         self.retired_keys.purge(now);
@@ -383,6 +411,48 @@ impl Ephemeral for MemoryStore {
 
     async fn consent(&self, subject: &str, client_id: &str) -> Result<Option<Scope>, StoreError> {
         Ok(self.consents.get(&consent_key(subject, client_id), self.clock.now()))
+    }
+}
+
+#[async_trait]
+impl SessionEnds for MemoryStore {
+    async fn link_session_grant(&self, sid: &str, grant: &str, client: &str, until: u64) -> Result<bool, StoreError> {
+        let link = SessionGrant { grant_id: grant.to_owned(), client_id: client.to_owned() };
+        Ok(self.session_grants.upsert(sid, self.clock.now(), |entry| match entry {
+            Some((SessionLinks::Ended, _)) => false,
+            Some((SessionLinks::Linked(grants), expires_at)) => {
+                grants.push(link);
+                *expires_at = (*expires_at).max(until);
+                true
+            }
+            None => {
+                *entry = Some((SessionLinks::Linked(vec![link]), until));
+                true
+            }
+        }))
+    }
+
+    async fn take_session_grants(&self, sid: &str, session_expires_at: u64) -> Result<Vec<SessionGrant>, StoreError> {
+        let ended = (SessionLinks::Ended, session_expires_at);
+        let mut taken = self.session_grants.upsert(sid, self.clock.now(), |entry| {
+            let kept_until = entry.as_ref().map_or(session_expires_at, |(_, expires_at)| *expires_at);
+            match entry.replace((ended.0, kept_until.max(ended.1))) {
+                Some((SessionLinks::Linked(grants), _)) => grants,
+                Some((SessionLinks::Ended, _)) | None => Vec::new(),
+            }
+        });
+        taken.sort();
+        Ok(taken)
+    }
+
+    async fn remember_session_end(&self, sid: &str, ended_at: u64, expires_at: u64) -> Result<(), StoreError> {
+        self.session_ends.put(sid, ended_at, expires_at, self.clock.now());
+        Ok(())
+    }
+
+    async fn session_token_check(&self, jti: &str, sid: &str) -> Result<SessionTokenCheck, StoreError> {
+        let token = self.token_check(jti).await?;
+        Ok(SessionTokenCheck { token, session_ended_at: self.session_ends.get(sid, self.clock.now()) })
     }
 }
 
