@@ -427,22 +427,22 @@ fn link(grant_id: &str, client_id: &str) -> SessionGrant {
     SessionGrant { grant_id: grant_id.into(), client_id: client_id.into() }
 }
 
-async fn a_session_hands_over_its_grants_once_and_takes_none_after(store: &dyn SessionEnds, time: &Time) {
+async fn a_closed_session_lists_its_grants_and_links_no_more(store: &dyn SessionEnds, time: &Time) {
     let t = time.now();
     assert!(store.link_session_grant("sid-a", "g2", "app", t + 10).await.unwrap());
     assert!(store.link_session_grant("sid-a", "g1", "other", t + 10).await.unwrap());
     assert!(store.link_session_grant("sid-b", "g3", "app", t + 10).await.unwrap());
-    let taken = store.take_session_grants("sid-a", t + 10).await.unwrap();
-    assert_eq!(taken, [link("g1", "other"), link("g2", "app")], "sorted, with their clients");
-    assert!(!store.link_session_grant("sid-a", "g4", "app", t + 10).await.unwrap(), "an ended session links no more");
-    assert_eq!(store.take_session_grants("sid-a", t + 10).await.unwrap(), [], "taken once");
-    assert_eq!(store.take_session_grants("sid-b", t + 10).await.unwrap(), [link("g3", "app")], "per session");
-    assert_eq!(store.take_session_grants("sid-never", t + 2).await.unwrap(), []);
-    assert!(!store.link_session_grant("sid-never", "g5", "app", t + 2).await.unwrap(), "ended before any grant");
+    let closed = store.close_session_grants("sid-a", t + 10).await.unwrap();
+    assert_eq!(closed, [link("g1", "other"), link("g2", "app")], "sorted, with their clients");
+    assert!(!store.link_session_grant("sid-a", "g4", "app", t + 10).await.unwrap(), "a closed session links no more");
+    assert_eq!(store.close_session_grants("sid-a", t + 10).await.unwrap(), closed, "closing again lists the same");
+    assert_eq!(store.close_session_grants("sid-b", t + 10).await.unwrap(), [link("g3", "app")], "per session");
+    assert_eq!(store.close_session_grants("sid-never", t + 2).await.unwrap(), []);
+    assert!(!store.link_session_grant("sid-never", "g5", "app", t + 2).await.unwrap(), "closed before any grant");
     assert!(store.link_session_grant("sid-short", "g6", "app", t + 2).await.unwrap());
     time.advance(2).await;
-    assert_eq!(store.take_session_grants("sid-short", t + 10).await.unwrap(), [], "the links expire with the session");
-    assert!(store.link_session_grant("sid-never", "g7", "app", t + 10).await.unwrap(), "the end mark expires too");
+    assert_eq!(store.close_session_grants("sid-short", t + 10).await.unwrap(), [], "the links expire with the session");
+    assert!(store.link_session_grant("sid-never", "g7", "app", t + 10).await.unwrap(), "the closing expires too");
 }
 
 async fn a_session_token_check_reads_the_session_end_with_the_deny_list(store: &dyn Store, time: &Time) {
@@ -482,7 +482,7 @@ async fn keeps_the_contract(store: &dyn Store, time: &Time) {
     revoked_tokens_stay_denied_until_they_expire(store, time).await;
     sessions_and_consents_expire_and_can_be_removed(store, time).await;
     active_sessions_counts_live_sessions_only(store, time).await;
-    a_session_hands_over_its_grants_once_and_takes_none_after(store, time).await;
+    a_closed_session_lists_its_grants_and_links_no_more(store, time).await;
     a_session_token_check_reads_the_session_end_with_the_deny_list(store, time).await;
     reservations_stay_within_their_budget_and_window(store, time).await;
     claims_keep_the_first_value(store).await;

@@ -16,9 +16,11 @@ pub fn session_expires_at(provider: &Provider, session: &Session) -> u64 {
 }
 
 /// Ends `session` for every replica, and what was issued in it (see the module).
+///
+/// The session record goes last: an ending that fails halfway leaves the user signed in,
+/// so that signing out again redoes all of it.
 pub async fn end_session(provider: &Provider, session: &Session) -> Result<(), StoreError> {
-    provider.store.delete_session(&session.id).await?;
-    let links = provider.store.take_session_grants(&session.sid, session_expires_at(provider, session)).await?;
+    let links = provider.store.close_session_grants(&session.sid, session_expires_at(provider, session)).await?;
     let mut grants = Vec::with_capacity(links.len());
     for link in &links {
         grants.extend(provider.store.grant(&link.grant_id).await?);
@@ -31,5 +33,5 @@ pub async fn end_session(provider: &Provider, session: &Session) -> Result<(), S
     for grant_id in &end.revoke {
         revoke_grant(provider, grant_id).await?;
     }
-    Ok(())
+    provider.store.delete_session(&session.id).await
 }

@@ -118,11 +118,11 @@ impl Expiring<u32> {
     }
 }
 
-/// The grants linked to one session, or the mark that it ended and takes no more.
-#[derive(Clone)]
-enum SessionLinks {
-    Linked(Vec<SessionGrant>),
-    Ended,
+/// The grants linked to one session, and whether it is closed to more.
+#[derive(Clone, Default)]
+struct SessionLinks {
+    grants: Vec<SessionGrant>,
+    closed: bool,
 }
 
 /// A single-use value and, once used, who used it and when.
@@ -175,7 +175,7 @@ pub struct MemoryStore {
     refresh_tokens: Expiring<Once<RefreshToken>>,
     refresh_successors: Expiring<String>,
     grants: Expiring<Grant>,
-    /// The grants issued in each session, by `sid`, until the session is ended.
+    /// The grants issued in each session, by `sid`, for as long as the session lives.
     session_grants: Expiring<SessionLinks>,
     /// When each ended session (by `sid`) ended.
     session_ends: Expiring<u64>,
@@ -418,31 +418,26 @@ impl Ephemeral for MemoryStore {
 impl SessionEnds for MemoryStore {
     async fn link_session_grant(&self, sid: &str, grant: &str, client: &str, until: u64) -> Result<bool, StoreError> {
         let link = SessionGrant { grant_id: grant.to_owned(), client_id: client.to_owned() };
-        Ok(self.session_grants.upsert(sid, self.clock.now(), |entry| match entry {
-            Some((SessionLinks::Ended, _)) => false,
-            Some((SessionLinks::Linked(grants), expires_at)) => {
-                grants.push(link);
-                *expires_at = (*expires_at).max(until);
-                true
+        Ok(self.session_grants.upsert(sid, self.clock.now(), |entry| {
+            let (links, expires_at) = entry.get_or_insert_with(|| (SessionLinks::default(), until));
+            if links.closed {
+                return false;
             }
-            None => {
-                *entry = Some((SessionLinks::Linked(vec![link]), until));
-                true
-            }
+            links.grants.push(link);
+            *expires_at = (*expires_at).max(until);
+            true
         }))
     }
 
-    async fn take_session_grants(&self, sid: &str, session_expires_at: u64) -> Result<Vec<SessionGrant>, StoreError> {
-        let ended = (SessionLinks::Ended, session_expires_at);
-        let mut taken = self.session_grants.upsert(sid, self.clock.now(), |entry| {
-            let kept_until = entry.as_ref().map_or(session_expires_at, |(_, expires_at)| *expires_at);
-            match entry.replace((ended.0, kept_until.max(ended.1))) {
-                Some((SessionLinks::Linked(grants), _)) => grants,
-                Some((SessionLinks::Ended, _)) | None => Vec::new(),
-            }
+    async fn close_session_grants(&self, sid: &str, session_expires_at: u64) -> Result<Vec<SessionGrant>, StoreError> {
+        let mut grants = self.session_grants.upsert(sid, self.clock.now(), |entry| {
+            let (links, expires_at) = entry.get_or_insert_with(|| (SessionLinks::default(), session_expires_at));
+            links.closed = true;
+            *expires_at = (*expires_at).max(session_expires_at);
+            links.grants.clone()
         });
-        taken.sort();
-        Ok(taken)
+        grants.sort();
+        Ok(grants)
     }
 
     async fn remember_session_end(&self, sid: &str, ended_at: u64, expires_at: u64) -> Result<(), StoreError> {

@@ -78,7 +78,7 @@ pub struct SessionTokenCheck {
     pub session_ended_at: Option<u64>,
 }
 
-/// A grant issued in a session, as [`SessionEnds::take_session_grants`] returns it.
+/// A grant issued in a session, as [`SessionEnds::close_session_grants`] returns it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SessionGrant {
     pub grant_id: String,
@@ -314,13 +314,14 @@ store_ports! {
     /// introspection. Sessions are named by their public `sid`.
     pub trait SessionEnds {
         /// Records that grant `grant_id` of client `client_id` was issued in session `sid`,
-        /// until `session_expires_at`. `false` when the session has ended already (its grants
-        /// were taken): the grant must then not be issued.
+        /// until `session_expires_at`. `false` when the session has ended already (see
+        /// [`SessionEnds::close_session_grants`]): the grant must then not be issued.
         async fn link_session_grant(&self, sid: &str, grant_id: &str, client_id: &str, session_expires_at: u64) -> Result<bool, StoreError>;
-        /// Takes the grants linked to session `sid`, sorted, and marks it ended until
-        /// `session_expires_at`, in one atomic step: a grant links either before (and is
-        /// taken here) or not at all. A second call takes nothing.
-        async fn take_session_grants(&self, sid: &str, session_expires_at: u64) -> Result<Vec<SessionGrant>, StoreError>;
+        /// Closes session `sid` to new links and returns every grant linked to it, sorted,
+        /// keeping the list until `session_expires_at`. Atomic: a grant links either
+        /// before (and is returned here) or not at all. A second call returns the same
+        /// grants, so an ending that failed halfway can be done again.
+        async fn close_session_grants(&self, sid: &str, session_expires_at: u64) -> Result<Vec<SessionGrant>, StoreError>;
         /// Remembers that session `sid` ended at `ended_at`, until `expires_at` (when the
         /// last access token issued in it expires).
         async fn remember_session_end(&self, sid: &str, ended_at: u64, expires_at: u64) -> Result<(), StoreError>;

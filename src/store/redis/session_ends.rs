@@ -1,7 +1,7 @@
 //! [`SessionEnds`] on Redis. The grants of a session are a hash `P:v1:session-grants:<sid>`
-//! (grant id → client id) that lives as long as the session; ending the session replaces
-//! it, in one script, with the single field `!ended` (grant ids never start with `!`), which
-//! refuses later links. The end marker `P:v1:{revoked}:ended:<sid>` shares the deny-list's
+//! (grant id → client id) that lives as long as the session; ending the session adds the
+//! field `!ended` (grant ids never start with `!`) in the script that reads the hash, and
+//! that field refuses later links. The end marker `P:v1:{revoked}:ended:<sid>` shares the deny-list's
 //! slot, so introspection reads it with the token's deny-list entry and the data epoch in
 //! one `MGET`.
 
@@ -34,18 +34,14 @@ static LINK_SESSION_GRANT: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// Returns the entries of the session hash `KEYS[1]` and replaces them with the ended mark,
-/// kept until `ARGV[1]` or the hash's own expiry, whichever is later (`ARGV[2]` is now).
-static TAKE_SESSION_GRANTS: LazyLock<Script> = LazyLock::new(|| {
+/// Marks the session hash `KEYS[1]` ended and returns its entries, keeping it until
+/// `ARGV[1]` or its own expiry, whichever is later (`ARGV[2]` is now).
+static CLOSE_SESSION_GRANTS: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
-        "local entries = redis.call('HGETALL', KEYS[1])
-         local ttl = redis.call('TTL', KEYS[1])
-         local keep_until = tonumber(ARGV[1])
-         if ttl > 0 and tonumber(ARGV[2]) + ttl > keep_until then keep_until = tonumber(ARGV[2]) + ttl end
-         redis.call('DEL', KEYS[1])
+        "local ttl = redis.call('TTL', KEYS[1])
          redis.call('HSET', KEYS[1], '!ended', '1')
-         redis.call('EXPIREAT', KEYS[1], keep_until)
-         return entries",
+         if ttl < 0 or tonumber(ARGV[2]) + ttl < tonumber(ARGV[1]) then redis.call('EXPIREAT', KEYS[1], ARGV[1]) end
+         return redis.call('HGETALL', KEYS[1])",
     )
 });
 
@@ -63,10 +59,10 @@ impl SessionEnds for RedisStore {
         Ok(linked == 1)
     }
 
-    async fn take_session_grants(&self, sid: &str, session_expires_at: u64) -> Result<Vec<SessionGrant>, StoreError> {
+    async fn close_session_grants(&self, sid: &str, session_expires_at: u64) -> Result<Vec<SessionGrant>, StoreError> {
         let keys = vec![self.redis.key(SESSION_GRANTS, sid)];
         let args = vec![session_expires_at.to_string(), self.redis.clock.now().to_string()];
-        let entries: Vec<String> = self.redis.run(&TAKE_SESSION_GRANTS, keys, args).await?;
+        let entries: Vec<String> = self.redis.run(&CLOSE_SESSION_GRANTS, keys, args).await?;
         let mut grants = Vec::new();
         for pair in entries.chunks(2) {
             let [grant_id, client_id] = pair else {
