@@ -78,6 +78,9 @@ async fn two_replicas_share_every_step_of_the_browser_flow() {
     silent.push(("prompt", "none"));
     let after = browser.get(b.url("/authorize")).query(&silent).send().await.unwrap();
     assert_eq!(param(&after, "error").as_deref(), Some("login_required"), "the session ended on every replica");
+    assert_eq!(introspect(&b, access_token).await["active"], false, "its access tokens are inactive on every replica");
+    let offline = refreshed["refresh_token"].as_str().unwrap();
+    assert_eq!(introspect(&b, offline).await["active"], true, "offline access survives logout (OIDC Core §11)");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -343,7 +346,7 @@ async fn every_short_lived_key_the_flows_write_has_an_expiry() {
     browser.post(b.url("/login")).form(&wrong).send().await.unwrap();
 
     let keys = redis.cli(&["--scan", "--pattern", &format!("{prefix}:*")]);
-    let kinds = ["session", "code", "refresh", "grant", "consent", "{revoked}", "counter"];
+    let kinds = ["session", "code", "refresh", "grant", "session-grants", "consent", "{revoked}", "counter"];
     for kind in kinds {
         assert!(
             keys.iter().any(|k| k.starts_with(&format!("{prefix}:v1:{kind}:"))),
@@ -501,6 +504,19 @@ async fn hot_path_issuing_costs_no_redis_round_trip_and_validation_and_userinfo_
     }
     let after_userinfo = redis.commands_served();
     assert_eq!(calls_between(&before, &after_userinfo), 10, "one deny-list check per userinfo: {after_userinfo:?}");
+    let introspect_user_token = || {
+        http.post(a.url("/introspect"))
+            .basic_auth("webapp", Some("webapp-secret"))
+            .form(&[("token", user_token.as_str())])
+            .send()
+    };
+    assert_eq!(introspect_user_token().await.unwrap().json::<Value>().await.unwrap()["active"], true);
+    let before = redis.commands_served();
+    for _ in 0..10 {
+        assert_eq!(introspect_user_token().await.unwrap().json::<Value>().await.unwrap()["active"], true);
+    }
+    let after = redis.commands_served();
+    assert_eq!(calls_between(&before, &after), 10, "the session's end is read with the deny-list entry: {after:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

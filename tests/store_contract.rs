@@ -20,6 +20,7 @@ use portcullis::store::{
     Budget, Cached, Consumed, Coordination, Counters, Directory, Ephemeral, Eviction, Grants, Instrumented,
     MemoryStore, OPERATIONS, PublishedKeys, RedisConfig, RedisStore, Reservation, SingleUse, Store, StoreError, epoch,
 };
+use portcullis::store::{SessionEnds, SessionGrant};
 use portcullis::vocabulary::{GrantType, Scope, TokenEndpointAuthMethod};
 use redis_server::RedisServer;
 
@@ -447,6 +448,46 @@ async fn active_sessions_counts_live_sessions_only(store: &dyn Ephemeral, time: 
     store.delete_session("long").await.unwrap();
     assert_eq!(store.active_sessions().await.unwrap(), 0);
 }
+fn link(grant_id: &str, client_id: &str) -> SessionGrant {
+    SessionGrant { grant_id: grant_id.into(), client_id: client_id.into() }
+}
+
+async fn a_closed_session_lists_its_grants_and_links_no_more(store: &dyn SessionEnds, time: &Time) {
+    let t = time.now();
+    assert!(store.link_session_grant("sid-a", "g2", "app", t + 10).await.unwrap());
+    assert!(store.link_session_grant("sid-a", "g1", "other", t + 10).await.unwrap());
+    assert!(store.link_session_grant("sid-b", "g3", "app", t + 10).await.unwrap());
+    let closed = store.close_session_grants("sid-a", t + 10).await.unwrap();
+    assert_eq!(closed, [link("g1", "other"), link("g2", "app")], "sorted, with their clients");
+    assert!(!store.link_session_grant("sid-a", "g4", "app", t + 10).await.unwrap(), "a closed session links no more");
+    assert_eq!(store.close_session_grants("sid-a", t + 10).await.unwrap(), closed, "closing again lists the same");
+    assert_eq!(store.close_session_grants("sid-b", t + 10).await.unwrap(), [link("g3", "app")], "per session");
+    assert_eq!(store.close_session_grants("sid-never", t + 2).await.unwrap(), []);
+    assert!(!store.link_session_grant("sid-never", "g5", "app", t + 2).await.unwrap(), "closed before any grant");
+    assert!(store.link_session_grant("sid-short", "g6", "app", t + 2).await.unwrap());
+    time.advance(2).await;
+    assert_eq!(store.close_session_grants("sid-short", t + 10).await.unwrap(), [], "the links expire with the session");
+    assert!(store.link_session_grant("sid-never", "g7", "app", t + 10).await.unwrap(), "the closing expires too");
+}
+
+async fn a_session_token_check_reads_the_session_end_with_the_deny_list(store: &dyn Store, time: &Time) {
+    let t = time.now();
+    store.revoke_token("jti-denied", t + 10).await.unwrap();
+    let check = store.session_token_check("jti-live", "sid-ended").await.unwrap();
+    assert_eq!((check.token.revoked, check.session_ended_at), (false, None), "nothing ended yet");
+    assert_eq!(check.token.epoch, store.token_check("jti-live").await.unwrap().epoch, "the same data epoch");
+    store.remember_session_end("sid-ended", t - 1, t + 2).await.unwrap();
+    store.remember_session_end("sid-born-expired", t - 1, t).await.unwrap();
+    let check = store.session_token_check("jti-denied", "sid-ended").await.unwrap();
+    assert_eq!((check.token.revoked, check.session_ended_at), (true, Some(t - 1)));
+    let other = store.session_token_check("jti-live", "sid-other").await.unwrap();
+    assert_eq!(other.session_ended_at, None, "per session");
+    let expired = store.session_token_check("jti-live", "sid-born-expired").await.unwrap();
+    assert_eq!(expired.session_ended_at, None, "a marker no token needs is not kept");
+    time.advance(2).await;
+    let check = store.session_token_check("jti-live", "sid-ended").await.unwrap();
+    assert_eq!(check.session_ended_at, None, "the marker lives as long as the session's last token");
+}
 
 /// The checks of the directory port.
 async fn keeps_the_directory_contract(store: &dyn Directory) {
@@ -466,6 +507,8 @@ async fn keeps_the_contract(store: &dyn Store, time: &Time) {
     revoked_tokens_stay_denied_until_they_expire(store, time).await;
     sessions_and_consents_expire_and_can_be_removed(store, time).await;
     active_sessions_counts_live_sessions_only(store, time).await;
+    a_closed_session_lists_its_grants_and_links_no_more(store, time).await;
+    a_session_token_check_reads_the_session_end_with_the_deny_list(store, time).await;
     reservations_stay_within_their_budget_and_window(store, time).await;
     claims_keep_the_first_value(store).await;
     published_keys_are_read_back_and_replaced(store).await;

@@ -53,6 +53,11 @@ pub struct AccessTokenClaims {
     /// When the user authenticated (RFC 9068 §2.2.1); absent for client-only tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<u64>,
+    /// The SSO session the token was issued in (the ID token's `sid`, OIDC Core §2 and
+    /// Back-Channel Logout §2.1); absent for client-only tokens. Introspection answers
+    /// `active: false` once that session has ended ([`super::session_end`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     /// Private claim: the store's data epoch the token was issued under
     /// ([`super::epoch`]); a token from before a loss of the store's data is refused.
     #[serde(rename = "pcl_ep", default, skip_serializing_if = "Option::is_none")]

@@ -117,6 +117,7 @@ mod tests {
             client_id: "batch-job".into(),
             scope: Some("read".into()),
             auth_time: None,
+            sid: None,
             epoch: None,
             userinfo_claims: Default::default(),
         }

@@ -21,5 +21,6 @@ pub mod redirect;
 pub mod refresh_reuse;
 pub mod registration;
 pub mod scope;
+pub mod session_end;
 pub mod token;
 pub mod userinfo;

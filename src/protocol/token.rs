@@ -110,6 +110,7 @@ pub fn client_credentials_token(
         client_id: client.client_id.clone(),
         scope: (!scope.is_empty()).then(|| scope.to_string()),
         auth_time: None,
+        sid: None,
         epoch: Some(token_epoch(issuance.epoch)),
         userinfo_claims: BTreeSet::new(),
     };
@@ -155,6 +156,7 @@ pub fn user_access_token(
     let mut token = client_credentials_token(issuance, client, scope, jti, now);
     token.claims.sub = grant.subject.clone();
     token.claims.auth_time = Some(grant.auth_time);
+    token.claims.sid = Some(grant.session_id.clone());
     token.claims.userinfo_claims = grant.claims.userinfo.clone();
     token
 }

@@ -12,6 +12,7 @@ use super::browser::{self, BROWSER_COOKIE};
 use super::error::PageError;
 use super::pages::{self, ConsentPage, LoginPage, ScopeLine, Text};
 use super::respond::authorization_response;
+use super::session_end::session_expires_at;
 use super::state::{CODE_TTL, Provider};
 use crate::model::{AuthorizationCode, ClientRecord, Grant, Session, UserRecord};
 use crate::protocol::form::FormParams;
@@ -188,6 +189,13 @@ pub async fn issue_code(
         claims: record.claims.clone(),
     };
     provider.store.put_grant(&grant).await?;
+    // Linked to its session, so that ending the session reaches it; a session ended since
+    // it was read issues nothing more.
+    let expires_at = session_expires_at(provider, session);
+    if !provider.store.link_session_grant(&session.sid, &grant.id, &grant.client_id, expires_at).await? {
+        provider.store.revoke_grant(&grant.id).await?;
+        return Err(PageError::Expired);
+    }
     provider.store.put_code(&secrets::token_digest(&code), &record, now + CODE_TTL).await?;
     let params = redirects::code_params(&code, request.state.as_deref(), &provider.config.issuer);
     authorization_response(provider, status, request.response_mode, &request.redirect_uri, &params)

@@ -19,6 +19,7 @@ use crate::protocol::claims::AccessTokenClaims;
 use crate::protocol::client_auth::AUTHENTICATION_FAILED;
 use crate::protocol::epoch::issued_in_current_epoch;
 use crate::protocol::introspection::{IntrospectionResponse, introspect_access_token, introspect_refresh_token};
+use crate::protocol::session_end::issued_in_ended_session;
 use crate::secrets;
 use crate::store::Consumed;
 use crate::vocabulary::OAuthError;
@@ -42,10 +43,18 @@ pub async fn introspect(
         provider.keys.load().verify::<AccessTokenClaims>(token, JwtType::AccessToken, &provider.config.issuer, now);
     let response = match verified {
         Ok(claims) => {
-            let check = provider.store.token_check(&claims.jti).await?;
+            let (check, session_ended_at) = match claims.sid.as_deref() {
+                Some(sid) => {
+                    let check = provider.store.session_token_check(&claims.jti, sid).await?;
+                    (check.token, check.session_ended_at)
+                }
+                None => (provider.store.token_check(&claims.jti).await?, None),
+            };
             // A deleted client's tokens die with it (RFC 7592 §2.3), and so does every
-            // token issued before the store lost its data (and its revocations).
+            // token issued before the store lost its data (and its revocations), and
+            // every token of a session that has ended (OIDC Core §11).
             let revoked = check.revoked
+                || issued_in_ended_session(session_ended_at, claims.iat)
                 || !issued_in_current_epoch(claims.epoch.as_deref(), check.epoch.as_deref())
                 || provider.store.client(&claims.client_id).await?.is_none();
             introspect_access_token(claims, revoked, &client.client_id, now)

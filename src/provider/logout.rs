@@ -13,6 +13,7 @@ use super::extract::BrowserParams;
 use super::flow::PageResult;
 use super::pages::{self, LoggedOutPage, LogoutPage, Text};
 use super::respond::{message_page, redirect, with_cookies};
+use super::session_end;
 use super::state::Provider;
 use super::text::ENGLISH;
 use crate::audit::{self, AuditEvent, AuditFields};
@@ -114,7 +115,7 @@ fn hint_matches(hint: Option<&IdTokenClaims>, session: &Session) -> bool {
 }
 
 async fn end_session(provider: &Provider, session: &Session, request: &LogoutRequest) -> PageResult {
-    provider.store.delete_session(&session.id).await?;
+    session_end::end_session(provider, session).await?;
     let fields = AuditFields { client_id: request.client_id.as_deref(), ..AuditFields::default() };
     audit::emit(AuditEvent::Logout, fields.subject(&session.subject));
     let cookie = browser::clear_cookie(provider, SESSION_COOKIE);

@@ -38,6 +38,7 @@ mod register;
 mod respond;
 mod revoke;
 mod sealing;
+mod session_end;
 mod state;
 mod text;
 mod token;

@@ -21,7 +21,7 @@ use crate::protocol::refresh_reuse::{self, Reuse};
 use crate::protocol::token::{self, TokenResponse};
 use crate::protocol::userinfo::{id_token_user_claims, released_claims};
 use crate::secrets::{self, SecretError};
-use crate::store::Consumed;
+use crate::store::{Consumed, StoreError};
 use crate::vocabulary::GrantType;
 use crate::vocabulary::OAuthError;
 use crate::vocabulary::Scope;
@@ -213,7 +213,7 @@ async fn require_active_user(provider: &Provider, subject: &str) -> Result<Arc<U
 
 /// Revokes a grant: its access tokens go on the deny-list and its refresh tokens stop
 /// working (they need the grant).
-pub async fn revoke_grant(provider: &Provider, grant_id: &str) -> Result<(), ApiError> {
+pub async fn revoke_grant(provider: &Provider, grant_id: &str) -> Result<(), StoreError> {
     if let Some(grant) = provider.store.revoke_grant(grant_id).await? {
         for (jti, expires_at) in &grant.access_tokens {
             provider.store.revoke_token(jti, *expires_at).await?;

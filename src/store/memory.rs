@@ -11,6 +11,7 @@ use super::ports::{
     Budget, Consumed, Coordination, Counters, Directory, Ephemeral, Eviction, Grants, PublishedKeys, Reservation,
     SingleUse, TokenCheck,
 };
+use super::ports::{SessionEnds, SessionGrant, SessionTokenCheck};
 use crate::clock::Clock;
 use crate::model::{AuthorizationCode, ClientRecord, Grant, RefreshToken, Session, UserRecord};
 use crate::vocabulary::Scope;
@@ -47,6 +48,18 @@ impl<T: Clone> Expiring<T> {
             entries.remove(key);
         }
         f(entries.get_mut(key))
+    }
+
+    /// Like [`Expiring::update`], but `f` may also create or remove the entry (set the
+    /// `Option`), all under the one write lock.
+    fn upsert<R>(&self, key: &str, now: u64, f: impl FnOnce(&mut Option<(T, u64)>) -> R) -> R {
+        let mut entries = write(&self.entries);
+        let mut entry = entries.remove(key).filter(|(_, expires_at)| *expires_at > now);
+        let result = f(&mut entry);
+        if let Some(entry) = entry.filter(|(_, expires_at)| *expires_at > now) {
+            entries.insert(key.to_owned(), entry);
+        }
+        result
     }
 
     fn count_live(&self, now: u64) -> usize {
@@ -103,6 +116,13 @@ impl Expiring<u32> {
             }
         }
     }
+}
+
+/// The grants linked to one session, and whether it is closed to more.
+#[derive(Clone, Default)]
+struct SessionLinks {
+    grants: Vec<SessionGrant>,
+    closed: bool,
 }
 
 /// A single-use value and, once used, who used it and when.
@@ -164,6 +184,10 @@ pub struct MemoryStore {
     refresh_tokens: Expiring<Once<RefreshToken>>,
     refresh_successors: Expiring<String>,
     grants: Expiring<Grant>,
+    /// The grants issued in each session, by `sid`, for as long as the session lives.
+    session_grants: Expiring<SessionLinks>,
+    /// When each ended session (by `sid`) ended.
+    session_ends: Expiring<u64>,
     consents: Expiring<Scope>,
     counters: Expiring<u32>,
     claims: RwLock<HashMap<String, String>>,
@@ -191,6 +215,8 @@ impl MemoryStore {
             refresh_tokens: Expiring::new(),
             refresh_successors: Expiring::new(),
             grants: Expiring::new(),
+            session_grants: Expiring::new(),
+            session_ends: Expiring::new(),
             consents: Expiring::new(),
             counters: Expiring::new(),
             claims: RwLock::default(),
@@ -208,6 +234,8 @@ impl MemoryStore {
         self.refresh_tokens.purge(now);
         self.refresh_successors.purge(now);
         self.grants.purge(now);
+        self.session_grants.purge(now);
+        self.session_ends.purge(now);
         self.consents.purge(now);
         self.counters.purge(now);
         self.retired_keys.purge(now);
@@ -402,6 +430,43 @@ impl Ephemeral for MemoryStore {
 
     async fn consent(&self, subject: &str, client_id: &str) -> Result<Option<Scope>, StoreError> {
         Ok(self.consents.get(&consent_key(subject, client_id), self.clock.now()))
+    }
+}
+
+#[async_trait]
+impl SessionEnds for MemoryStore {
+    async fn link_session_grant(&self, sid: &str, grant: &str, client: &str, until: u64) -> Result<bool, StoreError> {
+        let link = SessionGrant { grant_id: grant.to_owned(), client_id: client.to_owned() };
+        Ok(self.session_grants.upsert(sid, self.clock.now(), |entry| {
+            let (links, expires_at) = entry.get_or_insert_with(|| (SessionLinks::default(), until));
+            if links.closed {
+                return false;
+            }
+            links.grants.push(link);
+            *expires_at = (*expires_at).max(until);
+            true
+        }))
+    }
+
+    async fn close_session_grants(&self, sid: &str, session_expires_at: u64) -> Result<Vec<SessionGrant>, StoreError> {
+        let mut grants = self.session_grants.upsert(sid, self.clock.now(), |entry| {
+            let (links, expires_at) = entry.get_or_insert_with(|| (SessionLinks::default(), session_expires_at));
+            links.closed = true;
+            *expires_at = (*expires_at).max(session_expires_at);
+            links.grants.clone()
+        });
+        grants.sort();
+        Ok(grants)
+    }
+
+    async fn remember_session_end(&self, sid: &str, ended_at: u64, expires_at: u64) -> Result<(), StoreError> {
+        self.session_ends.put(sid, ended_at, expires_at, self.clock.now());
+        Ok(())
+    }
+
+    async fn session_token_check(&self, jti: &str, sid: &str) -> Result<SessionTokenCheck, StoreError> {
+        let token = self.token_check(jti).await?;
+        Ok(SessionTokenCheck { token, session_ended_at: self.session_ends.get(sid, self.clock.now()) })
     }
 }
 

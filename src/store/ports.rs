@@ -68,6 +68,23 @@ pub struct TokenCheck {
     pub epoch: Option<String>,
 }
 
+/// [`TokenCheck`] and, in the same round trip, when the token's session ended (see
+/// [`SessionEnds::session_token_check`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionTokenCheck {
+    pub token: TokenCheck,
+    /// When the session ended, in seconds since the epoch; `None` while it has not (or
+    /// once no token of it can be alive).
+    pub session_ended_at: Option<u64>,
+}
+
+/// A grant issued in a session, as [`SessionEnds::close_session_grants`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SessionGrant {
+    pub grant_id: String,
+    pub client_id: String,
+}
+
 /// Whether the store may drop keys before they expire, as Redis does under an evicting
 /// `maxmemory-policy`: an evicted deny-list entry or epoch marker would fail open.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,6 +313,27 @@ store_ports! {
         async fn eviction(&self) -> Result<Eviction, StoreError>;
         /// Whether the store answers (readiness).
         async fn ping(&self) -> Result<(), StoreError>;
+    }
+
+    /// What ending an SSO session reaches (see [`crate::protocol::session_end`]): the
+    /// grants issued in it, and a marker that makes its access tokens inactive at
+    /// introspection. Sessions are named by their public `sid`.
+    pub trait SessionEnds {
+        /// Records that grant `grant_id` of client `client_id` was issued in session `sid`,
+        /// until `session_expires_at`. `false` when the session has ended already (see
+        /// [`SessionEnds::close_session_grants`]): the grant must then not be issued.
+        async fn link_session_grant(&self, sid: &str, grant_id: &str, client_id: &str, session_expires_at: u64) -> Result<bool, StoreError>;
+        /// Closes session `sid` to new links and returns every grant linked to it, sorted,
+        /// keeping the list until `session_expires_at`. Atomic: a grant links either
+        /// before (and is returned here) or not at all. A second call returns the same
+        /// grants, so an ending that failed halfway can be done again.
+        async fn close_session_grants(&self, sid: &str, session_expires_at: u64) -> Result<Vec<SessionGrant>, StoreError>;
+        /// Remembers that session `sid` ended at `ended_at`, until `expires_at` (when the
+        /// last access token issued in it expires).
+        async fn remember_session_end(&self, sid: &str, ended_at: u64, expires_at: u64) -> Result<(), StoreError>;
+        /// [`Ephemeral::token_check`] of `jti` and when session `sid` ended, in one round
+        /// trip: the introspection of a user's access token.
+        async fn session_token_check(&self, jti: &str, sid: &str) -> Result<SessionTokenCheck, StoreError>;
     }
 }
 

@@ -2,7 +2,8 @@
 //! wrapper that measures every store in production, read through its own metrics):
 //! client_credentials costs none (revocation is a deny-list consulted on use, not a record
 //! written on issue), validating an access token (userinfo, introspection) one deny-list
-//! check, which reads the store's data epoch in the same round trip; an anonymous
+//! check, which reads the store's data epoch (and, at introspection, the end of the token's
+//! session) in the same round trip; an anonymous
 //! `/authorize` writes nothing. Client and user lookups are counted too: `serve` answers them
 //! from each replica's directory cache (tests/replicas.rs counts the real Redis commands).
 
@@ -118,23 +119,20 @@ async fn issuing_client_credentials_tokens_costs_no_store_round_trip() {
     );
 }
 
+/// Introspects `token` as the `m2m` client and asserts it is active.
+async fn assert_active(http: &reqwest::Client, base: &str, token: &str) {
+    let response =
+        http.post(format!("{base}/introspect")).basic_auth("m2m", Some("m2m-secret")).form(&[("token", token)]).send();
+    assert_eq!(response.await.unwrap().json::<serde_json::Value>().await.unwrap()["active"], true);
+}
+
 #[tokio::test]
 async fn validating_an_access_token_costs_one_deny_list_check() {
     let store = CountedStore::new();
     let (base, keys, epoch) = start(&store).await;
     let http = reqwest::Client::new();
     let token = client_credentials_token(&http, &base).await;
-    let introspect = || async {
-        let response = http
-            .post(format!("{base}/introspect"))
-            .basic_auth("m2m", Some("m2m-secret"))
-            .form(&[("token", token.as_str())])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.json::<serde_json::Value>().await.unwrap()["active"], true);
-    };
-    let made = store.per_request(10, introspect).await;
+    let made = store.per_request(10, || assert_active(&http, &base, &token)).await;
     assert_eq!(
         made,
         calls(&[("token_check", 1), ("client", 2)]),
@@ -152,6 +150,7 @@ async fn validating_an_access_token_costs_one_deny_list_check() {
         client_id: "m2m".into(),
         scope: Some("openid profile".into()),
         auth_time: Some(now),
+        sid: None,
         epoch: Some(token_epoch(&epoch)),
         userinfo_claims: Default::default(),
     };
@@ -165,6 +164,15 @@ async fn validating_an_access_token_costs_one_deny_list_check() {
         made,
         calls(&[("token_check", 1), ("user_by_subject", 1), ("client", 1)]),
         "userinfo: the deny-list (with the data epoch), and the user and the client from the directory"
+    );
+
+    let session_claims = AccessTokenClaims { jti: "session-jti".into(), sid: Some("sid-1".into()), ..claims };
+    let session_token = keys.load().sign(None, JwtType::AccessToken, &session_claims).unwrap();
+    let made = store.per_request(10, || assert_active(&http, &base, &session_token)).await;
+    assert_eq!(
+        made,
+        calls(&[("session_token_check", 1), ("client", 2)]),
+        "introspecting a session's token: the deny-list, the session's end and the data epoch in one round trip"
     );
 }
 

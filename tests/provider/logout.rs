@@ -159,3 +159,66 @@ async fn self_registered_sign_in_as(server: &TestServer, browser: &Browser, clie
     let tokens = server.post_basic("/token", id, secret, &form).await.json().await.unwrap();
     (client.clone(), tokens)
 }
+
+async fn logout_with_hint(server: &TestServer, browser: &Browser, id_token: &str) {
+    let params = [("id_token_hint", id_token), ("post_logout_redirect_uri", "http://127.0.0.1:9000/")];
+    let response = browser.http.get(server.url("/logout")).query(&params).send().await.unwrap();
+    assert_eq!(response.status(), 303, "logged out");
+}
+
+async fn userinfo_status(server: &TestServer, access_token: &str) -> u16 {
+    server.http.get(server.url("/userinfo")).bearer_auth(access_token).send().await.unwrap().status().as_u16()
+}
+
+async fn refresh(server: &TestServer, refresh_token: &str) -> reqwest::Response {
+    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token)];
+    server.post_basic("/token", "webapp", "webapp-secret", &form).await
+}
+
+/// Issue 22.3: ending the session revokes the grants issued in it, their access tokens and
+/// the codes not yet redeemed — except a grant of `offline_access`, whose refresh token
+/// keeps working (OIDC Core §11); every access token of the session answers
+/// `active: false` at introspection, the offline grant's too (RFC 7662 §2.2).
+#[tokio::test]
+async fn oidc_core_11_logout_revokes_the_sessions_grants_but_offline_access_survives() {
+    let server = TestServer::start().await;
+    let browser = Browser::new(&server);
+    let offline = server.webapp_tokens(&browser, "openid offline_access").await;
+    let online = server.webapp_tokens(&browser, "openid").await;
+    let pending = browser.sign_in(&webapp_request("openid", "s", "n")).await;
+    let pending_code = location_param(&pending, "code").expect("a code issued in the session");
+    let (online_access, offline_access) =
+        (online["access_token"].as_str().unwrap(), offline["access_token"].as_str().unwrap());
+    let offline_refresh = offline["refresh_token"].as_str().unwrap();
+    assert!(server.introspect_active(online_access).await && server.introspect_active(offline_access).await);
+    assert_eq!(userinfo_status(&server, online_access).await, 200);
+
+    logout_with_hint(&server, &browser, online["id_token"].as_str().unwrap()).await;
+
+    assert!(!server.introspect_active(online_access).await, "the online grant's access token is revoked");
+    assert_eq!(userinfo_status(&server, online_access).await, 401, "revoked everywhere, not only at introspection");
+    assert!(!server.introspect_active(offline_access).await, "an access token of the ended session is inactive");
+    assert_eq!(userinfo_status(&server, offline_access).await, 200, "yet valid until it expires (documented)");
+    let exchange = server.exchange(&pending_code, &[]).await;
+    assert_eq!(exchange.status(), 400, "a code of the ended session is no longer redeemable");
+    assert_eq!(exchange.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    assert!(server.introspect_active(offline_refresh).await, "offline access survives logout");
+    let refreshed = refresh(&server, offline_refresh).await;
+    assert_eq!(refreshed.status(), 200, "the offline refresh token still works");
+    let refreshed: Value = refreshed.json().await.unwrap();
+    assert!(refreshed["refresh_token"].is_string(), "and rotates as before");
+}
+
+/// Issue 22.3: a logout ends only its own session; the same user's other session (another
+/// browser) keeps its grants and its tokens stay active.
+#[tokio::test]
+async fn logout_leaves_the_grants_of_the_users_other_sessions_alone() {
+    let server = TestServer::start().await;
+    let (laptop, phone) = (Browser::new(&server), Browser::new(&server));
+    let on_laptop = server.webapp_tokens(&laptop, "openid").await;
+    let on_phone = server.webapp_tokens(&phone, "openid").await;
+    logout_with_hint(&server, &laptop, on_laptop["id_token"].as_str().unwrap()).await;
+    assert!(!server.introspect_active(on_laptop["access_token"].as_str().unwrap()).await);
+    assert!(server.introspect_active(on_phone["access_token"].as_str().unwrap()).await, "the other session lives");
+    assert_eq!(prompt_none(&phone).await, None, "and stays signed in");
+}

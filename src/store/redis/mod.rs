@@ -21,6 +21,8 @@
 //! | `P:v1:code:<hash>`, `P:v1:refresh:<hash>` | use marker + the record | as given / the token's |
 //! | `P:v1:successor:<hash>` | the sealed successor response of a rotated-out refresh token (plain string) | the client's reuse interval |
 //! | `P:v1:grant:<id>` | `Grant` | the grant's `expires_at` |
+//! | `P:v1:session-grants:<sid>` | hash: grant id → client id of the grants issued in a session; `!ended` once it ended ([`session_ends`]) | the session's |
+//! | `P:v1:{revoked}:ended:<sid>` | when the session ended | its last access token's expiry |
 //! | `P:v1:consent:<subject length>:<subject>:<client_id>` | `Scope` | as given |
 //! | `P:v1:counter:{budgets}:<key>` | attempts reserved from a budget (login and client-authentication throttles, registration rate limits) | end of the window |
 //! | `P:v1:claimed:<name>` | a generated client-secret hash or signing key (PKCS#8, base64); `claimed:sealing-key`, the master key of sealed sign-ins (base64url) | none |
@@ -97,6 +99,7 @@ use crate::vocabulary::Scope;
 
 mod connection;
 mod directory;
+mod session_ends;
 
 /// The URL schemes of plain, TLS, Sentinel and Cluster deployments.
 const URL_SCHEMES: &[&str] =
