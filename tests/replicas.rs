@@ -589,12 +589,13 @@ async fn two_replicas_share_one_budget_of_client_authentication_failures() {
 /// updating a grant with the refresh token it issues. A rise fails here, whatever the
 /// timing. Today: the sign-in is the password step's budget reservation, refund and
 /// session (3 round trips), then the consent step's reads of the session and of the
-/// consent given before, and its consent, grant and code writes (5); a code exchange is
+/// consent given before, its consent, grant and code writes, and the grant's link to its
+/// session, which logout revokes it through (6); a code exchange is
 /// the code's use and the grant's update (2); a refresh is the token's use, the grant's
 /// read and its update (3).
 const REDIS_COMMAND_BUDGETS: &[(&str, usize)] = &[
-    ("sign-in (authorize page, password, consent)", 9),
-    ("authorize with a session and consent", 4),
+    ("sign-in (authorize page, password, consent)", 10),
+    ("authorize with a session and consent", 5),
     ("code exchange", 3),
     ("refresh", 4),
     ("introspection", 1),
