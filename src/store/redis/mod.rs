@@ -22,6 +22,8 @@
 //! | `P:v1:successor:<hash>` | the sealed successor response of a rotated-out refresh token (plain string) | the client's reuse interval |
 //! | `P:v1:grant:<id>` | `Grant` | the grant's `expires_at` |
 //! | `P:v1:consent:<subject length>:<subject>:<client_id>` | `Scope` | as given |
+//! | `P:v1:device:{devices}:code:<hash>` | `DeviceGrant` (RFC 8628), swapped whole ([`device`]) | a while after the authorization's `expires_at` |
+//! | `P:v1:device:{devices}:user:<hash>` | the device code hash its user code points to (plain string) | the authorization's `expires_at` |
 //! | `P:v1:counter:{budgets}:<key>` | attempts reserved from a budget (login and client-authentication throttles, registration rate limits) | end of the window |
 //! | `P:v1:claimed:<name>` | a generated client-secret hash or signing key (PKCS#8, base64); `claimed:sealing-key`, the master key of sealed sign-ins (base64url) | none |
 //! | `P:v1:keys:jwks`, `P:v1:keys:active` | published JWKS; active `kid` per algorithm (JSON), written by the controller | none |
@@ -35,7 +37,7 @@
 //! `claimed:`, so every replica signs with the same keys: whoever can read this Redis can
 //! read them. Protect it with a password and TLS (`rediss://`).
 //!
-//! `{clients}`, `{users}` and `{budgets}` are Redis Cluster hash tags: each directory, and
+//! `{clients}`, `{users}`, `{devices}` and `{budgets}` are Redis Cluster hash tags: each directory, and
 //! every budget, lives in one slot, so the scripts that change an entry and its index
 //! together, or settle the budgets of one attempt together, stay legal on a cluster.
 //! `{revoked}` keeps the deny-list and the data epoch in one slot, so that checking a
@@ -87,6 +89,7 @@ use crate::secrets::token_digest;
 use crate::vocabulary::Scope;
 
 mod connection;
+mod device;
 mod directory;
 
 /// The URL schemes of plain, TLS, Sentinel and Cluster deployments.
