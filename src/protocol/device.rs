@@ -152,10 +152,15 @@ pub fn poll(grant: &DeviceGrant, client_id: &str, now: u64) -> Poll {
     }
 }
 
+/// RFC 8628 §3.3: whether the authorization still waits for its user: pending, unexpired.
+pub fn awaits_decision(grant: &DeviceGrant, now: u64) -> bool {
+    grant.status == DeviceStatus::Pending && now < grant.expires_at
+}
+
 /// RFC 8628 §3.3: the user's decision on a pending, unexpired authorization, as its next
 /// state (`None` for approval means denial); `None` when it is no longer waiting for one.
 pub fn decide(grant: &DeviceGrant, approval: Option<Approval>, now: u64) -> Option<DeviceGrant> {
-    if grant.status != DeviceStatus::Pending || now >= grant.expires_at {
+    if !awaits_decision(grant, now) {
         return None;
     }
     let status = match approval {
@@ -280,5 +285,6 @@ mod tests {
         assert_eq!(decide(&approved, None, NOW), None, "an approval is not turned into a denial");
         assert_eq!(decide(&decide(&pending(), None, NOW).unwrap(), Some(alice()), NOW), None);
         assert_eq!(decide(&pending(), Some(alice()), NOW + TTL), None, "too late");
+        assert!(awaits_decision(&pending(), NOW + TTL - 1) && !awaits_decision(&approved, NOW));
     }
 }

@@ -19,8 +19,8 @@ use super::browser::{self, BROWSER_COOKIE};
 use super::error::PageError;
 use super::extract::BrowserParams;
 use super::flow::{PageResult, describe_scopes};
-use super::pages::{self, DeviceConsentPage, DeviceFields, DevicePage, LoginPage, ScopeLine};
-use super::respond::{message_page, with_cookies, with_retry_after};
+use super::pages::{self, DeviceConsentPage, DeviceDonePage, DeviceFields, DevicePage, LoginPage, ScopeLine};
+use super::respond::{with_cookies, with_retry_after};
 use super::sign_in::{self, SignIn, sign_in};
 use super::state::Provider;
 use super::text::ENGLISH;
@@ -34,7 +34,7 @@ use crate::store::Budget;
 
 /// Codes one address may enter within [`CODE_WINDOW`] seconds, and all addresses together:
 /// 20^8 codes against at most this many guesses per window.
-pub const MAX_CODES_PER_ADDRESS: u32 = 10;
+const MAX_CODES_PER_ADDRESS: u32 = 10;
 const MAX_CODES_OVERALL: u32 = 1000;
 const CODE_WINDOW: u64 = 15 * 60;
 /// Reads of the authorization a decision makes at most while polls keep changing it.
@@ -141,7 +141,7 @@ async fn find(provider: &Provider, user_code: &str) -> Result<Option<Found>, Pag
         return Ok(None);
     };
     let grant = provider.store.device_grant(&key).await?;
-    let pending = grant.filter(|grant| device::decide(grant, None, provider.clock.now()).is_some());
+    let pending = grant.filter(|grant| device::awaits_decision(grant, provider.clock.now()));
     Ok(pending.map(|grant| Found { key, user_code, grant }))
 }
 
@@ -279,11 +279,13 @@ async fn decide(provider: &Provider, headers: &HeaderMap, form: &FormParams) -> 
         grant = provider.store.device_grant(&found.key).await?.ok_or(PageError::Expired)?;
     }
     let fields = AuditFields::client(&found.grant.client_id).subject(&session.subject);
-    if allow {
+    let (title, description) = if allow {
         audit::emit(AuditEvent::ConsentGranted, fields);
-        Ok(message_page(provider, StatusCode::OK, ENGLISH.device_approved_title, ENGLISH.device_approved))
+        (ENGLISH.device_approved_title, ENGLISH.device_approved)
     } else {
         audit::emit(AuditEvent::ConsentDenied, fields);
-        Ok(message_page(provider, StatusCode::OK, ENGLISH.device_denied_title, ENGLISH.device_denied))
-    }
+        (ENGLISH.device_denied_title, ENGLISH.device_denied)
+    };
+    let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
+    Ok(pages::render(StatusCode::OK, &DeviceDonePage { text: &ENGLISH, stylesheet: &stylesheet, title, description }))
 }

@@ -103,6 +103,16 @@ pub struct DeviceConsentPage<'a> {
     pub csrf_token: &'a str,
 }
 
+/// What became of a device authorization the user decided on.
+#[derive(Template)]
+#[template(path = "device_done.html")]
+pub struct DeviceDonePage<'a> {
+    pub text: &'a Text,
+    pub stylesheet: &'a str,
+    pub title: &'a str,
+    pub description: &'a str,
+}
+
 /// One requested scope, described in plain words.
 pub struct ScopeLine<'a> {
     pub name: &'a str,

@@ -1,41 +1,24 @@
 //! RFC 8628 Device Authorization Grant over HTTP: the device authorization endpoint, the
 //! `/device` pages with a cookie-keeping browser, and polling the token endpoint.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use portcullis::clock::Clock;
-use portcullis::model::{ClientRecord, UserRecord};
-use portcullis::secrets;
+use portcullis::model::ClientRecord;
 use portcullis::store::{Directory, MemoryStore};
 use portcullis::vocabulary::{GrantType, Scope, TokenEndpointAuthMethod};
 use serde_json::Value;
 
-use crate::fixtures::m2m_client;
-use crate::harness::{Browser, TestServer, assert_oauth_error, fixtures, hidden, jwt_part, serve_store_at};
+use crate::fixtures::{fixtures_with_device_client, m2m_client, user_with_password};
+use crate::harness::{Browser, TestServer, assert_oauth_error, hidden, jwt_part, serve_store_at};
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// The per-address budget of codes entered at `/device` (`MAX_CODES_PER_ADDRESS`).
 const CODES_PER_ADDRESS: usize = 10;
 
-/// The fixtures plus `tv`, a public device client allowed refresh tokens.
-fn device_fixtures(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("portcullis-device-fixtures-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    for file in ["keys.yaml", "users.yaml", "clients.yaml"] {
-        std::fs::copy(fixtures().join(file), dir.join(file)).unwrap();
-    }
-    let tv = "apiVersion: portcullis.dev/v1alpha1\nkind: OidcClient\nmetadata: {name: tv, namespace: test}\n\
-              spec:\n  clientName: Living Room TV\n  tokenEndpointAuthMethod: none\n  \
-              grantTypes: [\"urn:ietf:params:oauth:grant-type:device_code\", refresh_token]\n  \
-              scopes: [openid, profile, offline_access]\n";
-    std::fs::write(dir.join("device.yaml"), tv).unwrap();
-    dir
-}
-
 async fn server(name: &str) -> TestServer {
-    TestServer::start_on(device_fixtures(name), portcullis::provider::RegistrationPolicy::Disabled).await
+    TestServer::start_on(fixtures_with_device_client(name), portcullis::provider::RegistrationPolicy::Disabled).await
 }
 
 /// `POST /device_authorization` for `tv`; the response body.
@@ -242,8 +225,7 @@ async fn rfc8628_3_5_past_expires_in_the_device_code_is_expired_token() {
         ..m2m_client("openid")
     };
     store.put_client(tv).await.unwrap();
-    let alice = UserRecord { password_hash: secrets::hash("alice-password").unwrap(), ..user("alice") };
-    store.put_user(alice).await.unwrap();
+    store.put_user(user_with_password("alice", "alice-password")).await.unwrap();
     let (base, _, _) = serve_store_at(store, clock).await;
     let http = reqwest::Client::new();
     let body = start(&http, &base, "openid").await;
@@ -252,23 +234,4 @@ async fn rfc8628_3_5_past_expires_in_the_device_code_is_expired_token() {
     assert_oauth_error(poll(&http, &base, device_code).await, 400, "authorization_pending").await;
     now.fetch_add(1, Ordering::SeqCst);
     assert_oauth_error(poll(&http, &base, device_code).await, 400, "expired_token").await;
-}
-
-fn user(username: &str) -> UserRecord {
-    UserRecord {
-        subject: username.into(),
-        username: username.into(),
-        email: None,
-        email_verified: false,
-        name: None,
-        given_name: None,
-        family_name: None,
-        groups: vec![],
-        roles: vec![],
-        client_roles: Default::default(),
-        password_hash: String::new(),
-        disabled: false,
-        profile: Default::default(),
-        custom_claims: Default::default(),
-    }
 }
