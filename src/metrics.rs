@@ -41,10 +41,13 @@ const ROUTES: &[(&str, &str)] = &[
     (endpoints::REVOKE, "POST"),
     (endpoints::LOGOUT, "GET"),
     (endpoints::REGISTER, "POST"),
+    (endpoints::DEVICE_AUTHORIZATION, "POST"),
+    (endpoints::DEVICE, "GET"),
 ];
 
-/// The errors the token endpoint answers (RFC 6749 §5.2, and its 5xx and 503 answers).
-const TOKEN_ERRORS: [ErrorCode; 8] = [
+/// The errors the token endpoint answers (RFC 6749 §5.2, RFC 8628 §3.5, and its 5xx and
+/// 503 answers).
+const TOKEN_ERRORS: [ErrorCode; 12] = [
     ErrorCode::InvalidRequest,
     ErrorCode::InvalidClient,
     ErrorCode::InvalidGrant,
@@ -53,6 +56,10 @@ const TOKEN_ERRORS: [ErrorCode; 8] = [
     ErrorCode::InvalidScope,
     ErrorCode::ServerError,
     ErrorCode::TemporarilyUnavailable,
+    ErrorCode::AccessDenied,
+    ErrorCode::AuthorizationPending,
+    ErrorCode::SlowDown,
+    ErrorCode::ExpiredToken,
 ];
 
 /// Latency buckets (seconds): from a cached JWKS answer to an argon2 password check.

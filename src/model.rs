@@ -258,3 +258,32 @@ pub struct RefreshToken {
     pub scope: Scope,
     pub expires_at: u64,
 }
+
+/// A device authorization (RFC 8628 §3.1–§3.5), stored under the hash of its
+/// `device_code` until it expires; its `user_code` (hashed) points to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceGrant {
+    pub client_id: String,
+    /// The scope requested and checked at the device authorization endpoint.
+    pub scope: Scope,
+    /// Seconds the client must wait between polls; raised by every `slow_down`.
+    pub interval: u64,
+    /// When the client last polled, if it has.
+    pub last_poll_at: Option<u64>,
+    pub expires_at: u64,
+    pub status: DeviceStatus,
+}
+
+/// Where a device authorization stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum DeviceStatus {
+    /// Waiting for the user to enter the code and decide.
+    Pending,
+    /// The user allowed it; the tokens are issued at the next poll.
+    Approved { subject: String, auth_time: u64, session_id: String },
+    /// The user refused it.
+    Denied,
+    /// The tokens were issued; any further poll is refused.
+    Redeemed,
+}

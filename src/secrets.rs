@@ -145,9 +145,14 @@ pub fn verify(secret: &str, phc: &str) -> bool {
 
 /// `n` random bytes from the system CSPRNG, base64url-encoded.
 pub fn random_token(n: usize) -> Result<String, SecretError> {
+    Ok(URL_SAFE_NO_PAD.encode(random_bytes(n)?))
+}
+
+/// `n` bytes from the system's secure random source.
+pub fn random_bytes(n: usize) -> Result<Vec<u8>, SecretError> {
     let mut bytes = vec![0u8; n];
     SystemRandom::new().fill(&mut bytes).map_err(|_| SecretError::Random)?;
-    Ok(URL_SAFE_NO_PAD.encode(bytes))
+    Ok(bytes)
 }
 
 /// The SHA-256 of a high-entropy token (code, refresh token), base64url: the key it is

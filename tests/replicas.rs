@@ -11,7 +11,7 @@ mod serve;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use fixtures::m2m_client;
+use fixtures::{fixtures_with_device_client, m2m_client};
 use portcullis::store::{Directory, RedisConfig, RedisStore};
 use redis_server::{Monitor, RedisServer};
 use serde_json::Value;
@@ -701,4 +701,57 @@ async fn redis_memory_per_session_refresh_family_and_consent_stays_within_budget
     let over: Vec<_> =
         figures.iter().zip(RECORD_MEMORY_BUDGETS).filter(|((_, bytes), budget)| bytes > budget).collect();
     assert!(over.is_empty(), "over budget: {over:?}");
+}
+
+/// RFC 8628 across replicas: each step on another replica than the one before, the poll
+/// state (its interval, the approval, the one redemption) shared through Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rfc8628_a_device_flow_runs_across_two_replicas() {
+    let redis = RedisServer::start(PASSWORD);
+    let prefix = unique_prefix();
+    let folder = fixtures_with_device_client("replicas");
+    let a = Replica::start(&redis.url(PASSWORD), &prefix, &folder, &[]);
+    let b = Replica::start(&redis.url(PASSWORD), &prefix, &folder, &[]);
+    let http = reqwest::Client::new();
+    let started: Value = http
+        .post(a.url("/device_authorization"))
+        .form(&[("client_id", "tv"), ("scope", "openid offline_access")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let device_code = started["device_code"].as_str().unwrap();
+    let poll = |replica: &Replica| {
+        let form = [
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("client_id", "tv"),
+            ("device_code", device_code),
+        ];
+        http.post(replica.url("/token")).form(&form).send()
+    };
+    let error = |response: reqwest::Response| async move { response.json::<Value>().await.unwrap()["error"].clone() };
+    assert_eq!(error(poll(&a).await.unwrap()).await, "authorization_pending");
+    assert_eq!(error(poll(&b).await.unwrap()).await, "slow_down", "b saw a's poll");
+
+    let browser = browser();
+    let user_code = started["user_code"].as_str().unwrap();
+    let page = browser.get(b.url("/device")).query(&[("user_code", user_code)]).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    let form = [("csrf_token", hidden(&page, "csrf_token")), ("user_code", user_code.to_owned())];
+    let login = browser.post(a.url("/device")).form(&form).send().await.unwrap().text().await.unwrap();
+    let mut form: Vec<(&str, String)> =
+        ["csrf_token", "device", "user_code"].iter().map(|name| (*name, hidden(&login, name))).collect();
+    form.extend([("username", "alice".to_owned()), ("password", "alice-password".to_owned())]);
+    let consent = browser.post(b.url("/device")).form(&form).send().await.unwrap().text().await.unwrap();
+    let mut form: Vec<(&str, String)> =
+        ["csrf_token", "device", "user_code"].iter().map(|name| (*name, hidden(&consent, name))).collect();
+    form.push(("decision", "allow".to_owned()));
+    let done = browser.post(a.url("/device")).form(&form).send().await.unwrap();
+    assert_eq!(done.status(), 200);
+
+    let (on_a, on_b) = tokio::join!(poll(&a), poll(&b));
+    let statuses = [on_a.unwrap().status().as_u16(), on_b.unwrap().status().as_u16()];
+    assert!(statuses == [200, 400] || statuses == [400, 200], "one redemption in all: {statuses:?}");
 }

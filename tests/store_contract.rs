@@ -14,11 +14,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use portcullis::clock::Clock;
 use portcullis::metrics::Metrics;
 use portcullis::model::{
-    AuthorizationCode, ClientPolicy, ClientRecord, Grant, RefreshToken, Session, UserProfile, UserRecord,
+    AuthorizationCode, ClientPolicy, ClientRecord, DeviceGrant, DeviceStatus, Grant, RefreshToken, Session,
+    UserProfile, UserRecord,
 };
+use portcullis::protocol::device;
 use portcullis::store::{
-    Budget, Cached, Consumed, Coordination, Counters, Directory, Ephemeral, Eviction, Grants, Instrumented,
-    MemoryStore, OPERATIONS, PublishedKeys, RedisConfig, RedisStore, Reservation, SingleUse, Store, StoreError, epoch,
+    Budget, Cached, Consumed, Coordination, Counters, DeviceGrants, Directory, Ephemeral, Eviction, Grants,
+    Instrumented, MemoryStore, OPERATIONS, PublishedKeys, RedisConfig, RedisStore, Reservation, SingleUse, Store,
+    StoreError, epoch,
 };
 use portcullis::store::{SessionEnds, SessionGrant};
 use portcullis::vocabulary::{GrantType, Scope, TokenEndpointAuthMethod};
@@ -351,6 +354,74 @@ async fn grants_are_updated_while_present_and_revoked_whole(store: &dyn Grants, 
     assert_eq!(store.grant("g").await.unwrap(), None);
 }
 
+async fn device_grants_are_found_by_user_code_swapped_only_from_what_is_stored_and_expire(
+    store: &dyn DeviceGrants,
+    time: &Time,
+) {
+    let pending = device::new_grant("tv", Scope::parse("openid").unwrap(), time.now(), 2);
+    assert!(store.put_device_grant("dc", "uc", &pending, pending.expires_at + 2).await.unwrap());
+    let other = device::new_grant("tv", Scope::default(), time.now(), 2);
+    assert!(
+        !store.put_device_grant("dc-2", "uc", &other, other.expires_at).await.unwrap(),
+        "a live user code is not taken twice"
+    );
+    assert_eq!(store.device_grant("dc-2").await.unwrap(), None, "nothing of the refused one is stored");
+    assert_eq!(store.device_code_of_user_code("uc").await.unwrap().as_deref(), Some("dc"));
+    assert_eq!(store.device_grant("dc").await.unwrap(), Some(pending.clone()));
+
+    let approved = DeviceGrant {
+        status: DeviceStatus::Approved { subject: "alice".into(), auth_time: time.now(), session_id: "sid".into() },
+        ..pending.clone()
+    };
+    let denied = DeviceGrant { status: DeviceStatus::Denied, ..pending.clone() };
+    assert!(store.swap_device_grant("dc", &pending, &approved).await.unwrap());
+    assert!(!store.swap_device_grant("dc", &pending, &denied).await.unwrap(), "swapped from a stale read");
+    assert_eq!(store.device_grant("dc").await.unwrap(), Some(approved.clone()));
+    assert!(!store.swap_device_grant("absent", &pending, &denied).await.unwrap());
+    assert_eq!(store.device_grant("absent").await.unwrap(), None, "a swap creates nothing");
+
+    time.advance(2).await;
+    assert_eq!(store.device_code_of_user_code("uc").await.unwrap(), None, "the user code goes at the expiry");
+    assert_eq!(store.device_grant("dc").await.unwrap(), Some(approved.clone()), "the record is kept longer");
+    time.advance(2).await;
+    assert_eq!(store.device_grant("dc").await.unwrap(), None, "the swap kept the record's expiry");
+    assert!(!store.swap_device_grant("dc", &approved, &denied).await.unwrap());
+    let later = device::new_grant("tv", Scope::default(), time.now(), 2);
+    assert!(
+        store.put_device_grant("dc-3", "uc", &later, later.expires_at).await.unwrap(),
+        "an expired user code is free again"
+    );
+}
+
+async fn concurrent_polls_redeem_an_approval_once(store: Arc<dyn Store>, time: &Time) {
+    let pending = device::new_grant("tv", Scope::default(), time.now(), 60);
+    assert!(store.put_device_grant("race-dc", "race-uc", &pending, pending.expires_at).await.unwrap());
+    let approval = device::Approval { subject: "alice".into(), auth_time: time.now(), session_id: "sid".into() };
+    let approved = device::decide(&pending, Some(approval), time.now()).unwrap();
+    assert!(store.swap_device_grant("race-dc", &pending, &approved).await.unwrap());
+    let now = time.now();
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let read = store.device_grant("race-dc").await.unwrap().unwrap();
+                let polled = device::poll(&read, "tv", now);
+                match (polled.answer, polled.next) {
+                    (Ok(_), Some(next)) => store.swap_device_grant("race-dc", &read, &next).await.unwrap(),
+                    _ => false,
+                }
+            })
+        })
+        .collect();
+    let mut redeemed = 0;
+    for task in tasks {
+        if task.await.unwrap() {
+            redeemed += 1;
+        }
+    }
+    assert_eq!(redeemed, 1);
+}
+
 async fn sessions_and_consents_expire_and_can_be_removed(store: &dyn Ephemeral, time: &Time) {
     let t = time.now();
     let session =
@@ -506,6 +577,7 @@ async fn keeps_the_contract(store: &dyn Store, time: &Time) {
     grants_are_updated_while_present_and_revoked_whole(store, time).await;
     revoked_tokens_stay_denied_until_they_expire(store, time).await;
     sessions_and_consents_expire_and_can_be_removed(store, time).await;
+    device_grants_are_found_by_user_code_swapped_only_from_what_is_stored_and_expire(store, time).await;
     active_sessions_counts_live_sessions_only(store, time).await;
     a_closed_session_lists_its_grants_and_links_no_more(store, time).await;
     a_session_token_check_reads_the_session_end_with_the_deny_list(store, time).await;
@@ -526,6 +598,7 @@ async fn memory_store_keeps_the_contract() {
     keeps_the_contract(store.as_ref(), &time).await;
     store.purge_expired();
     concurrent_consumers_get_one_fresh_code(Arc::clone(&store) as Arc<dyn Store>, &time).await;
+    concurrent_polls_redeem_an_approval_once(Arc::clone(&store) as Arc<dyn Store>, &time).await;
     concurrent_reservations_grant_exactly_the_limit(store, &time).await;
 }
 
@@ -576,6 +649,7 @@ async fn redis_store_keeps_the_contract() {
     let time = Time::Real;
     keeps_the_contract(store.as_ref(), &time).await;
     concurrent_consumers_get_one_fresh_code(Arc::clone(&store), &time).await;
+    concurrent_polls_redeem_an_approval_once(Arc::clone(&store), &time).await;
     concurrent_reservations_grant_exactly_the_limit(store, &time).await;
 }
 

@@ -61,6 +61,8 @@ pub struct ProviderMetadata {
     pub end_session_endpoint: String,
     pub introspection_endpoint: String,
     pub revocation_endpoint: String,
+    /// RFC 8628 §4.
+    pub device_authorization_endpoint: String,
     /// RFC 7591 §3; absent when registration is disabled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registration_endpoint: Option<String>,
@@ -99,6 +101,7 @@ pub fn metadata(issuer: &str, id_token_algorithm: Option<SigningAlgorithm>, regi
         end_session_endpoint: url(endpoints::LOGOUT),
         introspection_endpoint: url(endpoints::INTROSPECT),
         revocation_endpoint: url(endpoints::REVOKE),
+        device_authorization_endpoint: url(endpoints::DEVICE_AUTHORIZATION),
         registration_endpoint: registration.then(|| url(endpoints::REGISTER)),
         scopes_supported: SCOPES,
         response_types_supported: ResponseType::NAMES,
@@ -129,6 +132,13 @@ mod tests {
         assert_eq!(doc.issuer, "https://id.example/tenant");
         assert_eq!(doc.token_endpoint, "https://id.example/tenant/token");
         assert_eq!(doc.jwks_uri, "https://id.example/tenant/jwks.json");
+    }
+
+    #[test]
+    fn rfc8628_4_device_endpoint_and_grant_type_are_advertised() {
+        let doc = metadata("https://id.example", None, false);
+        assert_eq!(doc.device_authorization_endpoint, "https://id.example/device_authorization");
+        assert!(doc.grant_types_supported.contains(&"urn:ietf:params:oauth:grant-type:device_code"));
     }
 
     #[test]

@@ -16,5 +16,7 @@ pub const CONSENT: &str = "/consent";
 pub const USERINFO: &str = "/userinfo";
 pub const LOGOUT: &str = "/logout";
 pub const REGISTER: &str = "/register";
+pub const DEVICE_AUTHORIZATION: &str = "/device_authorization";
+pub const DEVICE: &str = "/device";
 pub const STYLESHEET: &str = "/assets/portcullis.css";
 pub const FORM_POST_SCRIPT: &str = "/assets/form-post.js";

@@ -23,6 +23,8 @@ pub enum GrantRequest {
     RefreshToken { refresh_token: String, scope: Option<Scope> },
     /// RFC 6749 §4.4.2.
     ClientCredentials { scope: Option<Scope> },
+    /// RFC 8628 §3.4.
+    DeviceCode { device_code: String },
 }
 
 impl GrantRequest {
@@ -31,11 +33,13 @@ impl GrantRequest {
             GrantRequest::AuthorizationCode { .. } => GrantType::AuthorizationCode,
             GrantRequest::RefreshToken { .. } => GrantType::RefreshToken,
             GrantRequest::ClientCredentials { .. } => GrantType::ClientCredentials,
+            GrantRequest::DeviceCode { .. } => GrantType::DeviceCode,
         }
     }
 }
 
-/// Reads `grant_type` and the parameters of that grant (RFC 6749 §4.1.3, §4.4.2, §6).
+/// Reads `grant_type` and the parameters of that grant (RFC 6749 §4.1.3, §4.4.2, §6;
+/// RFC 8628 §3.4).
 pub fn parse_grant_request(form: &FormParams) -> Result<GrantRequest, OAuthError> {
     let owned = |name: &str| form.get(name).map(|v| v.map(str::to_owned));
     let scope = || form.get("scope")?.map(Scope::parse).transpose();
@@ -52,6 +56,7 @@ pub fn parse_grant_request(form: &FormParams) -> Result<GrantRequest, OAuthError
             Ok(GrantRequest::RefreshToken { refresh_token: form.require("refresh_token")?.to_owned(), scope: scope()? })
         }
         GrantType::ClientCredentials => Ok(GrantRequest::ClientCredentials { scope: scope()? }),
+        GrantType::DeviceCode => Ok(GrantRequest::DeviceCode { device_code: form.require("device_code")?.to_owned() }),
     }
 }
 
@@ -200,7 +205,7 @@ mod tests {
 
     #[test]
     fn rfc6749_5_2_unknown_grant_type_is_unsupported_grant_type() {
-        for grant in ["password", "implicit", "urn:ietf:params:oauth:grant-type:device_code", "Authorization_Code"] {
+        for grant in ["password", "implicit", "urn:ietf:params:oauth:grant-type:jwt-bearer", "Authorization_Code"] {
             assert_eq!(parse(&format!("grant_type={grant}")).unwrap_err().code, ErrorCode::UnsupportedGrantType);
         }
     }
@@ -279,6 +284,14 @@ mod tests {
         };
         assert_eq!(parsed, expected);
         assert_eq!(parse("grant_type=authorization_code").unwrap_err().code, ErrorCode::InvalidRequest);
+    }
+
+    #[test]
+    fn rfc8628_3_4_device_grant_reads_the_device_code() {
+        let parsed = parse("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=d").unwrap();
+        assert_eq!(parsed, GrantRequest::DeviceCode { device_code: "d".into() });
+        let missing = parse("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code").unwrap_err();
+        assert_eq!(missing.code, ErrorCode::InvalidRequest);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! the form's binding to its browser, the consent check and the issuing of the code that
 //! ends it. Nothing of an interaction is stored until the user has authenticated.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, StatusCode};
@@ -20,7 +21,7 @@ use crate::protocol::pending::PendingRequest;
 use crate::protocol::userinfo::claims_beyond_scope;
 use crate::protocol::{endpoints, redirect as redirects};
 use crate::secrets;
-use crate::vocabulary::AuthorizationRequest;
+use crate::vocabulary::{AuthorizationRequest, Scope};
 
 /// A browser endpoint's answer: a page or a redirect, or the error to render.
 pub type PageResult = Result<Response, PageError>;
@@ -111,6 +112,7 @@ pub fn login_page(
         csrf_token: &interaction.pending.csrf_token,
         username,
         error,
+        device: None,
     };
     pages::render_with_form_target(status, &page, &interaction.request().redirect_uri)
 }
@@ -126,13 +128,7 @@ pub fn consent_page(
     let action = provider.config.browser_path(endpoints::CONSENT);
     let request = interaction.request();
     let text = Text::for_ui_locales(request.ui_locales.as_deref());
-    let describe = |scope| match client.policy.scope_claims.get(scope) {
-        Some(names) if !names.is_empty() => text.describe_claims(names).into(),
-        _ => text.describe_scope(scope),
-    };
-    let mut descriptions: Vec<(&str, _)> = request.scope.iter().map(|scope| (scope, describe(scope))).collect();
-    // Signing in comes first; the rest stay in their stable order.
-    descriptions.sort_by_key(|(scope, _)| *scope != "openid");
+    let mut descriptions = describe_scopes(text, client, &request.scope);
     let extra_claims = claims_beyond_scope(client, &request.scope, &request.claims);
     if !extra_claims.is_empty() {
         let plain: Vec<String> = extra_claims.iter().map(|name| name.replace('_', " ")).collect();
@@ -151,6 +147,18 @@ pub fn consent_page(
         csrf_token: &interaction.pending.csrf_token,
     };
     pages::render_with_form_target(StatusCode::OK, &page, &request.redirect_uri)
+}
+
+/// Each scope of `scope` in plain words (a custom scope by the claims it releases to
+/// `client`), signing in first and the rest in their stable order.
+pub fn describe_scopes<'a>(text: &Text, client: &'a ClientRecord, scope: &'a Scope) -> Vec<(&'a str, Cow<'a, str>)> {
+    let describe = |scope| match client.policy.scope_claims.get(scope) {
+        Some(names) if !names.is_empty() => text.describe_claims(names).into(),
+        _ => text.describe_scope(scope),
+    };
+    let mut descriptions: Vec<(&str, _)> = scope.iter().map(|scope| (scope, describe(scope))).collect();
+    descriptions.sort_by_key(|(scope, _)| *scope != "openid");
+    descriptions
 }
 
 /// OIDC Core §3.1.2.5: issues a single-use code bound to the client, redirect URI, PKCE

@@ -5,29 +5,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::browser::{self, SESSION_COOKIE};
-use super::error::PageError;
+use super::browser;
 use super::extract::BrowserParams;
 use super::flow::{Interaction, PageResult, consent_page, issue_code, login_page, needs_consent};
-use super::respond::with_cookies;
+use super::respond::{with_cookies, with_retry_after};
+use super::sign_in::{self, SignIn, sign_in};
 use super::state::Provider;
 use super::text::ENGLISH;
-use crate::audit::{self, AuditEvent, AuditFields};
-use crate::metrics::{Argon2Purpose, LoginResult};
-use crate::model::{ClientRecord, Session, UserRecord};
+use crate::model::ClientRecord;
 use crate::protocol::form::FormParams;
 use crate::protocol::pending::PendingRequest;
-use crate::secrets;
-use crate::store::Budget;
-
-/// Failed logins allowed per username, and per client address, within [`THROTTLE_WINDOW`]
-/// seconds.
-const MAX_FAILURES_PER_USER: u32 = 5;
-const MAX_FAILURES_PER_ADDRESS: u32 = 20;
-const THROTTLE_WINDOW: u64 = 15 * 60;
 
 const WRONG_CREDENTIALS: &str = ENGLISH.wrong_credentials;
 const THROTTLED: &str = ENGLISH.throttled;
@@ -47,17 +37,8 @@ pub async fn login(
     result.await.unwrap_or_else(|error| error.render(&provider))
 }
 
-/// The budgets a login attempt is reserved from: its username's and its address's. The
-/// username is keyed by its digest, so a key has the same small size whatever was typed.
-fn budget_keys(username: &str, address: &str) -> [String; 2] {
-    [format!("login-user:{}", secrets::token_digest(username)), format!("login-address:{address}")]
-}
-
-/// The attempt is reserved from both budgets before the password is checked, in one step
-/// the store makes atomic, so concurrent attempts (on any number of replicas) never get
-/// more checks than the budgets allow. A failed attempt stays counted until its window
-/// ends; a successful one is refunded, so the budgets count failures only (and a busy
-/// shared address is not throttled by its successful logins).
+/// Signs the user in (see [`sign_in`]), then asks for consent or returns to the client
+/// with a code.
 async fn authenticate(
     provider: &Provider,
     headers: &HeaderMap,
@@ -66,110 +47,26 @@ async fn authenticate(
     form: &FormParams,
     address: &str,
 ) -> PageResult {
-    let username = form.get("username").ok().flatten().unwrap_or("").trim().to_owned();
-    let password = secrets::SecretString::new(form.get("password").ok().flatten().unwrap_or(""));
-    let [user_key, address_key] = budget_keys(&username, address);
-    let budgets = [
-        Budget { key: &user_key, limit: MAX_FAILURES_PER_USER },
-        Budget { key: &address_key, limit: MAX_FAILURES_PER_ADDRESS },
-    ];
-    let now = provider.clock.now();
-    let reservation = provider.store.reserve(&budgets, now + THROTTLE_WINDOW).await?;
-    if !reservation.allowed {
-        provider.metrics.login(LoginResult::Throttled);
-        audit::emit(AuditEvent::LoginThrottled, AuditFields::client(&client.client_id));
-        let page = login_page(provider, client, interaction, &username, Some(THROTTLED), StatusCode::TOO_MANY_REQUESTS);
-        return Ok(with_retry_after(page, reservation.retry_after));
-    }
-    let user = provider.store.user_by_username(&username).await?.filter(|_| !username.is_empty());
-    let rehash_with = user.as_ref().filter(|u| secrets::needs_rehash(&u.password_hash)).map(|_| password.clone());
-    let password_ok = check_password(provider, password, user.as_deref(), now).await?;
-    let user = match user {
-        Some(user) if password_ok && !user.disabled => user,
-        _ => {
-            let reason = match &user {
-                None => "unknown_user",
-                Some(user) if user.disabled && password_ok => "disabled",
-                Some(_) => "bad_password",
-            };
-            provider.metrics.login(LoginResult::Failure);
-            let fields = AuditFields {
-                subject: user.as_ref().map(|user| user.subject.as_str()),
-                reason: Some(reason),
-                ..AuditFields::client(&client.client_id)
-            };
-            audit::emit(AuditEvent::LoginFailed, fields);
+    let (session, user, cookie) = match sign_in(provider, headers, form, address, &client.client_id).await? {
+        SignIn::SignedIn { session, user, cookie } => (session, user, cookie),
+        SignIn::Refused => {
+            let username = sign_in::username(form);
             return Ok(login_page(provider, client, interaction, &username, Some(WRONG_CREDENTIALS), StatusCode::OK));
         }
+        SignIn::Throttled { retry_after } => {
+            let username = sign_in::username(form);
+            let status = StatusCode::TOO_MANY_REQUESTS;
+            let page = login_page(provider, client, interaction, &username, Some(THROTTLED), status);
+            return Ok(with_retry_after(page, retry_after));
+        }
     };
-    provider.store.refund(&[&user_key, &address_key]).await?;
-    if let Some(password) = rehash_with {
-        upgrade_hash(provider, &user, password).await;
-    }
-    // A new session id at every login, and the one this browser had before ends: a
-    // session id planted in or stolen from the browser never becomes a signed-in session.
-    if let Some(previous) = browser::cookie(headers, SESSION_COOKIE) {
-        provider.store.delete_session(&previous).await?;
-    }
-    let session = Session {
-        id: secrets::random_token(32)?,
-        sid: secrets::random_token(16)?,
-        subject: user.subject.clone(),
-        auth_time: now,
-        csrf_token: secrets::random_token(32)?,
-    };
-    provider.store.put_session(&session, now + provider.config.session_ttl).await?;
-    provider.metrics.login(LoginResult::Success);
-    audit::emit(AuditEvent::LoginSucceeded, AuditFields::client(&client.client_id).subject(&user.subject));
-    let cookie = browser::set_cookie(provider, SESSION_COOKIE, &session.id, Some(provider.config.session_ttl));
     let response = if needs_consent(provider, client, interaction.request(), &session.subject).await? {
         // The consent form answers for this session only, for a lifetime from now.
+        let now = provider.clock.now();
         let pending = PendingRequest { sid: Some(session.sid.clone()), issued_at: now, ..interaction.pending.clone() };
         consent_page(provider, client, &Interaction::seal(provider, pending).await?, &user)
     } else {
         issue_code(provider, StatusCode::SEE_OTHER, interaction.request(), &session).await?
     };
     Ok(with_cookies(response, [cookie]))
-}
-
-/// Checks the password of `user` (`None`: no such user), padded to the directory's
-/// costliest hash so the time taken does not tell which case it was.
-async fn check_password(
-    provider: &Provider,
-    password: secrets::SecretString,
-    user: Option<&UserRecord>,
-    now: u64,
-) -> Result<bool, PageError> {
-    let hash = user.map(|user| user.password_hash.clone());
-    if let Some(hash) = &hash {
-        provider.password_work.observe(hash);
-    }
-    let floor = provider.password_work.floor(&provider.store, now).await?;
-    provider.metrics.argon2_verification(Argon2Purpose::Password);
-    provider
-        .secrets
-        .check_password(password, hash, floor)
-        .await
-        .ok_or_else(|| PageError::Internal("the password check could not run".to_owned()))
-}
-
-/// Makes a hash outside the policy again under it, now that the password is known to be
-/// right. A declared user's record is written again from its Secret by the next reconcile,
-/// so there the upgrade lasts until then: declare the new hash to keep it.
-async fn upgrade_hash(provider: &Provider, user: &UserRecord, password: secrets::SecretString) {
-    let upgraded = match provider.secrets.hash(password).await {
-        Some(Ok(hash)) => UserRecord { password_hash: hash, ..user.clone() },
-        Some(Err(error)) => return tracing::warn!(%error, "cannot make the password hash again"),
-        None => return tracing::warn!("cannot make the password hash again: hashing could not run"),
-    };
-    match provider.store.put_user(upgraded).await {
-        Ok(()) => tracing::info!(subject = %user.subject, "password hash made again under the policy"),
-        Err(error) => tracing::warn!(%error, "cannot store the password hash made again"),
-    }
-}
-
-/// RFC 6585 §4: a 429 says when to try again.
-fn with_retry_after(mut response: Response, seconds: u64) -> Response {
-    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    response
 }

@@ -5,10 +5,11 @@
 //! - this router, and the request middleware around it: `observe` (request ids, spans,
 //!   metrics, logs), `limits`, `headers`;
 //! - one file per endpoint: `authorize`, `login`, `consent`, `logout`, `token`,
-//!   `introspect`, `revoke`, `userinfo`, `register`, and `metadata` (discovery, JWKS, the
+//!   `introspect`, `revoke`, `userinfo`, `register`, `device_authorization`, `device`
+//!   (the page where a device's user code is entered), and `metadata` (discovery, JWKS, the
 //!   stylesheet, probes, metrics);
 //! - what endpoints share: `flow` (the interaction of authorize, login and consent),
-//!   `sealing` (the key its pages are sealed with), `user_grants`, `client_auth`,
+//!   `sealing` (the key its pages are sealed with), `sign_in`, `user_grants`, `client_auth`,
 //!   `password_work` (what a password check costs), `extract`
 //!   (extractors), `browser` (cookies, sessions);
 //! - `error`: [`ApiError`] for JSON endpoints and [`PageError`] for browser endpoints, the
@@ -21,6 +22,8 @@ mod browser;
 mod client_auth;
 mod consent;
 mod cors;
+mod device;
+mod device_authorization;
 mod error;
 mod extract;
 mod flow;
@@ -39,6 +42,7 @@ mod respond;
 mod revoke;
 mod sealing;
 mod session_end;
+mod sign_in;
 mod state;
 mod text;
 mod token;
@@ -94,6 +98,11 @@ pub fn app(provider: Arc<Provider>) -> Router {
             get(register::read).put(register::update).delete(register::delete),
         )
         .route(path::TOKEN, for_clients(post(token::token)))
+        .route(
+            path::DEVICE_AUTHORIZATION,
+            post(device_authorization::device_authorization).fallback(metadata::post_only),
+        )
+        .route(path::DEVICE, get(device::page).post(device::submit))
         .route(path::INTROSPECT, post(introspect::introspect).fallback(metadata::post_only))
         .route(path::REVOKE, for_clients(post(revoke::revoke)))
         .route(path::HEALTH, get(metadata::health))

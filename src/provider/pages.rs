@@ -47,6 +47,15 @@ pub struct LoginPage<'a> {
     /// Prefilled after a failed attempt; empty on first display.
     pub username: &'a str,
     pub error: Option<&'a str>,
+    /// Set when the form signs in for a device authorization (posted to `/device`), in
+    /// place of `interaction`.
+    pub device: Option<DeviceFields<'a>>,
+}
+
+/// What the forms of a device authorization carry to name it: its key and its user code.
+pub struct DeviceFields<'a> {
+    pub key: &'a str,
+    pub user_code: &'a str,
 }
 
 /// The consent form: what the client asks for, allow or deny.
@@ -64,6 +73,44 @@ pub struct ConsentPage<'a> {
     pub return_to: &'a str,
     pub interaction: &'a str,
     pub csrf_token: &'a str,
+}
+
+/// RFC 8628 §3.3: where the user enters the code their device shows.
+#[derive(Template)]
+#[template(path = "device.html")]
+pub struct DevicePage<'a> {
+    pub text: &'a Text,
+    pub stylesheet: &'a str,
+    pub action: &'a str,
+    pub csrf_token: &'a str,
+    /// Prefilled from `verification_uri_complete`, or what was typed.
+    pub user_code: &'a str,
+    pub error: Option<&'a str>,
+}
+
+/// RFC 8628 §5.4: the consent form of a device authorization, naming the client and
+/// showing the code, so the user can tell it is their own device asking.
+#[derive(Template)]
+#[template(path = "device_consent.html")]
+pub struct DeviceConsentPage<'a> {
+    pub text: &'a Text,
+    pub stylesheet: &'a str,
+    pub action: &'a str,
+    pub client_name: &'a str,
+    pub username: &'a str,
+    pub scopes: Vec<ScopeLine<'a>>,
+    pub device: DeviceFields<'a>,
+    pub csrf_token: &'a str,
+}
+
+/// What became of a device authorization the user decided on.
+#[derive(Template)]
+#[template(path = "device_done.html")]
+pub struct DeviceDonePage<'a> {
+    pub text: &'a Text,
+    pub stylesheet: &'a str,
+    pub title: &'a str,
+    pub description: &'a str,
 }
 
 /// One requested scope, described in plain words.
@@ -259,6 +306,7 @@ mod tests {
             csrf_token: "csrf-456",
             username,
             error,
+            device: None,
         }
     }
 

@@ -69,3 +69,9 @@ pub fn message_page(provider: &Provider, status: StatusCode, title: &str, descri
     let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
     pages::render(status, &ErrorPage { text: &ENGLISH, stylesheet: &stylesheet, title, description })
 }
+
+/// RFC 6585 §4: a 429 says when to try again.
+pub fn with_retry_after(mut response: Response, seconds: u64) -> Response {
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}

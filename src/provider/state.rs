@@ -21,6 +21,8 @@ use crate::vocabulary::Scope;
 
 /// Authorization codes live this long (OIDC Core §3.1.3.1 asks for a short lifetime).
 pub const CODE_TTL: u64 = 60;
+/// A device authorization waits this long for its user (RFC 8628 §3.2 `expires_in`).
+pub const DEVICE_CODE_TTL: u64 = 600;
 /// Consent is remembered this long.
 pub const CONSENT_TTL: u64 = 365 * 24 * 3600;
 

@@ -30,6 +30,22 @@ pub struct Text {
     pub allow_button: &'static str,
     pub deny_button: &'static str,
 
+    pub device_title: &'static str,
+    pub device_lead: &'static str,
+    pub user_code_label: &'static str,
+    pub user_code_hint: &'static str,
+    /// One message for a code that does not exist, has expired or was used, so the page
+    /// tells a guesser nothing.
+    pub wrong_user_code: &'static str,
+    pub user_code_throttled: &'static str,
+    pub device_consent_lead_after: &'static str,
+    pub device_code_shown: &'static str,
+    pub device_code_check: &'static str,
+    pub device_approved_title: &'static str,
+    pub device_approved: &'static str,
+    pub device_denied_title: &'static str,
+    pub device_denied: &'static str,
+
     pub logout_title: &'static str,
     pub logout_heading: &'static str,
     pub logout_asked_by_after: &'static str,
@@ -99,6 +115,20 @@ pub const ENGLISH: Text = Text {
     consent_trust: "Only allow applications you trust.",
     allow_button: "Allow",
     deny_button: "Deny",
+
+    device_title: "Connect a device",
+    device_lead: "Enter the code shown on your device.",
+    user_code_label: "Device code",
+    user_code_hint: "Eight letters, for example WDJB-MJHT.",
+    wrong_user_code: "That code is not valid or has expired. Check the code on your device.",
+    user_code_throttled: "Too many codes entered. Please wait a few minutes and try again.",
+    device_consent_lead_after: "on a device would like to:",
+    device_code_shown: "The device shows this code:",
+    device_code_check: "Only allow if your own device shows this code. If someone sent you this code or link, deny.",
+    device_approved_title: "Device connected",
+    device_approved: "You can return to your device now.",
+    device_denied_title: "Device not connected",
+    device_denied: "The device was not given access. You can close this page now.",
 
     logout_title: "Sign out",
     logout_heading: "Sign out of Portcullis?",

@@ -78,6 +78,7 @@ async fn exchange(provider: &Provider, client: &ClientRecord, form: &FormParams)
             user_grants::refresh_token(provider, client, &refresh_token, scope.as_ref()).await?
         }
         GrantRequest::ClientCredentials { scope } => client_credentials(provider, client, scope.as_ref())?,
+        GrantRequest::DeviceCode { device_code } => user_grants::device_code(provider, client, &device_code).await?,
     };
     Ok(response)
 }

@@ -1,6 +1,7 @@
 //! The grants that act for a user: `authorization_code` (RFC 6749 §4.1.3, OIDC Core
-//! §3.1.3) and `refresh_token` with rotation and reuse detection (RFC 6749 §6, RFC 9700
-//! §4.14.2), and the issuance of access, ID and refresh tokens they share.
+//! §3.1.3), the device code (RFC 8628 §3.4) and `refresh_token` with rotation and reuse
+//! detection (RFC 6749 §6, RFC 9700 §4.14.2), and the issuance of access, ID and refresh
+//! tokens they share.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use crate::audit::{self, AuditEvent, AuditFields};
 use crate::keys::JwtType;
 use crate::model::{ClientRecord, Grant, RefreshToken, UserRecord};
 use crate::protocol::claims::Audience;
+use crate::protocol::device;
 use crate::protocol::id_token::{IdTokenClaims, at_hash};
 use crate::protocol::refresh_reuse::{self, Reuse};
 use crate::protocol::token::{self, TokenResponse};
@@ -25,6 +27,10 @@ use crate::store::{Consumed, StoreError};
 use crate::vocabulary::GrantType;
 use crate::vocabulary::OAuthError;
 use crate::vocabulary::Scope;
+
+/// Reads of a device authorization one poll makes at most when concurrent polls or the
+/// user's decision keep changing it under it.
+const DEVICE_POLL_ATTEMPTS: usize = 3;
 
 /// How long a concurrent reuse waits, at most, for the first use to store its successor
 /// (see [`repeat_successor`]), and how often it looks.
@@ -96,6 +102,58 @@ pub async fn authorization_code(
     let fields = AuditFields::client(&client.client_id)
         .subject(&grant.subject)
         .grant_type(GrantType::AuthorizationCode.as_str());
+    audit::emit(AuditEvent::TokenIssued, fields);
+    Ok(response)
+}
+
+/// RFC 8628 §3.4–§3.5: one poll with a device code. The decision (see [`device::poll`]) is
+/// swapped in only over the very state it was made from, so of concurrent polls on any
+/// replicas exactly one redeems an approval; a poll that loses the swap decides again on
+/// what won. The tokens are those of the code grant: the same grant record, ID token and,
+/// with `offline_access`, refresh token.
+pub async fn device_code(
+    provider: &Provider,
+    client: &ClientRecord,
+    device_code: &str,
+) -> Result<TokenResponse, ApiError> {
+    let digest = secrets::token_digest(device_code);
+    let mut attempts = 0;
+    let (approval, scope) = loop {
+        let Some(stored) = provider.store.device_grant(&digest).await? else {
+            return Err(OAuthError::invalid_grant("the device code is invalid or expired").into());
+        };
+        let polled = device::poll(&stored, &client.client_id, provider.clock.now());
+        let swapped = match &polled.next {
+            Some(next) => provider.store.swap_device_grant(&digest, &stored, next).await?,
+            None => true,
+        };
+        attempts += 1;
+        if swapped {
+            break (polled.answer?, stored.scope);
+        }
+        if attempts == DEVICE_POLL_ATTEMPTS {
+            return Err(OAuthError::temporarily_unavailable().into());
+        }
+    };
+    let user = require_active_user(provider, &approval.subject).await?;
+    let refresh = issues_refresh_tokens(client, &scope);
+    let now = provider.clock.now();
+    let lifetime = if refresh { provider.config.refresh_token_ttl } else { provider.config.access_token_ttl };
+    let mut grant = Grant {
+        id: secrets::random_token(16)?,
+        client_id: client.client_id.clone(),
+        subject: approval.subject,
+        scope: scope.clone(),
+        auth_time: approval.auth_time,
+        session_id: approval.session_id,
+        expires_at: now + lifetime,
+        access_tokens: Vec::new(),
+        claims: Default::default(),
+    };
+    provider.store.put_grant(&grant).await?;
+    let response = issue(provider, client, &user, &mut grant, &scope, None, refresh.then_some(&scope)).await?;
+    let fields =
+        AuditFields::client(&client.client_id).subject(&grant.subject).grant_type(GrantType::DeviceCode.as_str());
     audit::emit(AuditEvent::TokenIssued, fields);
     Ok(response)
 }

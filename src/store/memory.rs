@@ -8,12 +8,12 @@ use async_trait::async_trait;
 use super::epoch::EPOCH_CLAIM;
 use super::error::StoreError;
 use super::ports::{
-    Budget, Consumed, Coordination, Counters, Directory, Ephemeral, Eviction, Grants, PublishedKeys, Reservation,
-    SingleUse, TokenCheck,
+    Budget, Consumed, Coordination, Counters, DeviceGrants, Directory, Ephemeral, Eviction, Grants, PublishedKeys,
+    Reservation, SingleUse, TokenCheck,
 };
 use super::ports::{SessionEnds, SessionGrant, SessionTokenCheck};
 use crate::clock::Clock;
-use crate::model::{AuthorizationCode, ClientRecord, Grant, RefreshToken, Session, UserRecord};
+use crate::model::{AuthorizationCode, ClientRecord, DeviceGrant, Grant, RefreshToken, Session, UserRecord};
 use crate::vocabulary::Scope;
 
 /// A map whose entries vanish at their expiry (checked on read, purged periodically).
@@ -189,6 +189,9 @@ pub struct MemoryStore {
     /// When each ended session (by `sid`) ended.
     session_ends: Expiring<u64>,
     consents: Expiring<Scope>,
+    device_grants: Expiring<DeviceGrant>,
+    /// Device code hash by user code hash.
+    user_codes: Expiring<String>,
     counters: Expiring<u32>,
     claims: RwLock<HashMap<String, String>>,
     /// Kept so what was published can be read back, as from Redis.
@@ -218,6 +221,8 @@ impl MemoryStore {
             session_grants: Expiring::new(),
             session_ends: Expiring::new(),
             consents: Expiring::new(),
+            device_grants: Expiring::new(),
+            user_codes: Expiring::new(),
             counters: Expiring::new(),
             claims: RwLock::default(),
             published_keys: RwLock::default(),
@@ -237,6 +242,8 @@ impl MemoryStore {
         self.session_grants.purge(now);
         self.session_ends.purge(now);
         self.consents.purge(now);
+        self.device_grants.purge(now);
+        self.user_codes.purge(now);
         self.counters.purge(now);
         self.retired_keys.purge(now);
     }
@@ -467,6 +474,54 @@ impl SessionEnds for MemoryStore {
     async fn session_token_check(&self, jti: &str, sid: &str) -> Result<SessionTokenCheck, StoreError> {
         let token = self.token_check(jti).await?;
         Ok(SessionTokenCheck { token, session_ended_at: self.session_ends.get(sid, self.clock.now()) })
+    }
+}
+
+#[async_trait]
+impl DeviceGrants for MemoryStore {
+    async fn put_device_grant(
+        &self,
+        device_code_hash: &str,
+        user_code_hash: &str,
+        grant: &DeviceGrant,
+        kept_until: u64,
+    ) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        if grant.expires_at <= now {
+            return Ok(true);
+        }
+        {
+            let mut user_codes = write(&self.user_codes.entries);
+            if user_codes.get(user_code_hash).is_some_and(|(_, expires_at)| *expires_at > now) {
+                return Ok(false);
+            }
+            user_codes.insert(user_code_hash.to_owned(), (device_code_hash.to_owned(), grant.expires_at));
+        }
+        self.device_grants.put(device_code_hash, grant.clone(), kept_until.max(grant.expires_at), now);
+        Ok(true)
+    }
+
+    async fn device_grant(&self, device_code_hash: &str) -> Result<Option<DeviceGrant>, StoreError> {
+        Ok(self.device_grants.get(device_code_hash, self.clock.now()))
+    }
+
+    async fn device_code_of_user_code(&self, user_code_hash: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.user_codes.get(user_code_hash, self.clock.now()))
+    }
+
+    async fn swap_device_grant(
+        &self,
+        device_code_hash: &str,
+        expected: &DeviceGrant,
+        next: &DeviceGrant,
+    ) -> Result<bool, StoreError> {
+        Ok(self.device_grants.update(device_code_hash, self.clock.now(), |entry| match entry {
+            Some((stored, _)) if stored == expected => {
+                *stored = next.clone();
+                true
+            }
+            _ => false,
+        }))
     }
 }
 

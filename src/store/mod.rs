@@ -2,7 +2,8 @@
 //! every piece of short-lived state the provider needs, each with its expiry.
 //!
 //! Small ports, one per kind of state ([`ports`]: [`Directory`], [`SingleUse`],
-//! [`Grants`], [`Ephemeral`], [`Counters`], [`Coordination`], [`SessionEnds`]), with small operations
+//! [`Grants`], [`Ephemeral`], [`DeviceGrants`], [`Counters`], [`Coordination`],
+//! [`SessionEnds`]), with small operations
 //! (upsert with expiry, find, atomic consume, delete, reserve from a budget); [`Store`] is all of them at once.
 //! The in-memory and Redis implementations pass the same contract suite
 //! (`tests/store_contract.rs`). Times are seconds since the Unix epoch; an entry whose
@@ -27,8 +28,8 @@ pub use epoch::{EPOCH_CLAIM, Epoch, epoch};
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use ports::{
-    Budget, Consumed, Coordination, Counters, Directory, Ephemeral, Eviction, Grants, Instrumented, OPERATIONS,
-    PublishedKeys, Reservation, SingleUse, Store, TokenCheck,
+    Budget, Consumed, Coordination, Counters, DeviceGrants, Directory, Ephemeral, Eviction, Grants, Instrumented,
+    OPERATIONS, PublishedKeys, Reservation, SingleUse, Store, TokenCheck,
 };
 pub use ports::{SessionEnds, SessionGrant, SessionTokenCheck};
 pub use redis::{RedisConfig, RedisStore};

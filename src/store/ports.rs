@@ -21,7 +21,7 @@ use tracing::Instrument;
 
 use super::error::StoreError;
 use crate::metrics::Metrics;
-use crate::model::{AuthorizationCode, ClientRecord, Grant, RefreshToken, Session, UserRecord};
+use crate::model::{AuthorizationCode, ClientRecord, DeviceGrant, Grant, RefreshToken, Session, UserRecord};
 use crate::vocabulary::Scope;
 
 /// The outcome of consuming a single-use value.
@@ -276,6 +276,23 @@ store_ports! {
         async fn consent(&self, subject: &str, client_id: &str) -> Result<Option<Scope>, StoreError>;
     }
 
+    /// Device authorizations (RFC 8628), stored under the hash of their device code until
+    /// they expire, and found by the hash of their user code. Every change is a swap of the
+    /// whole record that only lands on the one it was decided from, so a poll, the user's
+    /// decision and a concurrent poll on another replica never both apply.
+    pub trait DeviceGrants {
+        /// Stores a new authorization until `kept_until` (past its `expires_at`, so a late
+        /// poll learns it expired), with its user code pointing to it until `expires_at`;
+        /// `false` (and nothing stored) when that user code is live already.
+        async fn put_device_grant(&self, device_code_hash: &str, user_code_hash: &str, grant: &DeviceGrant, kept_until: u64) -> Result<bool, StoreError>;
+        async fn device_grant(&self, device_code_hash: &str) -> Result<Option<DeviceGrant>, StoreError>;
+        /// The device code hash a user code hash points to, while its authorization lives.
+        async fn device_code_of_user_code(&self, user_code_hash: &str) -> Result<Option<String>, StoreError>;
+        /// Replaces `expected` by `next`, keeping the expiry, only when `expected` is what
+        /// is stored; `false` when it changed meanwhile or is gone.
+        async fn swap_device_grant(&self, device_code_hash: &str, expected: &DeviceGrant, next: &DeviceGrant) -> Result<bool, StoreError>;
+    }
+
     /// Budgets of attempts within a time window, for throttling (logins, client
     /// authentication, registrations). Every attempt is reserved before the work it stands
     /// for (an argon2 check, a registration), so concurrent attempts can never overrun a
@@ -501,6 +518,12 @@ mod tests {
                 access_tokens: vec![],
                 claims: Default::default(),
             })
+        }
+    }
+
+    impl Sample for &DeviceGrant {
+        fn sample() -> Self {
+            leak(crate::protocol::device::new_grant("app", Scope::default(), 1, 1))
         }
     }
 

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 /// Registered OAuth 2.0 / OIDC error codes (RFC 6749 §4.1.2.1, §5.2; RFC 6750 §3.1;
-/// RFC 7009 §2.2.1; OIDC Core §3.1.2.6).
+/// RFC 7009 §2.2.1; RFC 8628 §3.5; OIDC Core §3.1.2.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
     InvalidRequest,
@@ -27,6 +27,12 @@ pub enum ErrorCode {
     InteractionRequired,
     RequestNotSupported,
     RequestUriNotSupported,
+    /// RFC 8628 §3.5: the user has not decided yet.
+    AuthorizationPending,
+    /// RFC 8628 §3.5: polling too often.
+    SlowDown,
+    /// RFC 8628 §3.5: the device code has expired.
+    ExpiredToken,
 }
 
 impl ErrorCode {
@@ -50,6 +56,9 @@ impl ErrorCode {
             ErrorCode::InteractionRequired => "interaction_required",
             ErrorCode::RequestNotSupported => "request_not_supported",
             ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
+            ErrorCode::AuthorizationPending => "authorization_pending",
+            ErrorCode::SlowDown => "slow_down",
+            ErrorCode::ExpiredToken => "expired_token",
         }
     }
 }

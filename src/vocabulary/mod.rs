@@ -88,6 +88,8 @@ wire_enum! {
         RefreshToken = "refresh_token",
         /// RFC 6749 §4.4.
         ClientCredentials = "client_credentials",
+        /// RFC 8628 §3.4.
+        DeviceCode = "urn:ietf:params:oauth:grant-type:device_code",
     }
 }
 
@@ -264,11 +266,21 @@ mod tests {
 
     #[test]
     fn wire_names_round_trip_through_serde_display_and_from_str() {
-        for grant in [GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::ClientCredentials] {
+        for grant in
+            [GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::ClientCredentials, GrantType::DeviceCode]
+        {
             assert_eq!(serde_json::to_value(grant).unwrap(), grant.as_str());
             assert_eq!(grant.to_string().parse::<GrantType>(), Ok(grant));
         }
-        assert_eq!(GrantType::NAMES, ["authorization_code", "refresh_token", "client_credentials"]);
+        assert_eq!(
+            GrantType::NAMES,
+            [
+                "authorization_code",
+                "refresh_token",
+                "client_credentials",
+                "urn:ietf:params:oauth:grant-type:device_code"
+            ]
+        );
         assert_eq!(serde_json::from_str::<SigningAlgorithm>("\"EdDSA\"").unwrap(), SigningAlgorithm::EdDSA);
         assert_eq!(TokenEndpointAuthMethod::default().as_str(), "client_secret_basic");
     }

@@ -6,6 +6,9 @@
 //! what to install; they never skip.
 
 mod chromium;
+mod device;
+#[path = "../support/fixtures.rs"]
+mod fixtures;
 mod flows;
 // Shared with the provider tests; this target uses only part of it.
 #[allow(dead_code)]

@@ -27,7 +27,16 @@ async fn oidc_discovery_3_metadata_lists_what_is_implemented() {
     let server = TestServer::start().await;
     let doc: Value =
         server.http.get(server.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(doc["grant_types_supported"], json!(["authorization_code", "refresh_token", "client_credentials"]));
+    assert_eq!(
+        doc["grant_types_supported"],
+        json!([
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:device_code"
+        ])
+    );
+    assert_eq!(doc["device_authorization_endpoint"], server.url("/device_authorization"));
     assert_eq!(doc["response_types_supported"], json!(["code"]));
     assert_eq!(doc["response_modes_supported"], json!(["query", "form_post"]));
     let methods = json!(["client_secret_basic", "client_secret_post", "none"]);

@@ -135,6 +135,11 @@ impl TestServer {
 /// A provider on a loopback port over `store` as it is, signing with one ES256 key;
 /// returns its base URL, the keyring and the store's data epoch.
 pub async fn serve_store(store: Arc<dyn Store>) -> (String, SharedKeyring, String) {
+    serve_store_at(store, Clock::system()).await
+}
+
+/// [`serve_store`] with the provider reading `clock`, which a test may pin and advance.
+pub async fn serve_store_at(store: Arc<dyn Store>, clock: Clock) -> (String, SharedKeyring, String) {
     let epoch = epoch(store.as_ref()).await.unwrap().id;
     let keyring =
         Keyring::new(vec![(KeyPair::generate(SigningAlgorithm::ES256, None).unwrap().0, KeyPhase::Active)]).unwrap();
@@ -151,7 +156,7 @@ pub async fn serve_store(store: Arc<dyn Store>) -> (String, SharedKeyring, Strin
         metrics_on_main_port: false,
     };
     let status = Arc::new(StoreStatus::new(epoch.clone()));
-    let provider = Provider::new(config, store, Arc::clone(&keys), Clock::system(), status).unwrap();
+    let provider = Provider::new(config, store, Arc::clone(&keys), clock, status).unwrap();
     let app = app(Arc::new(provider)).into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
     (base, keys, epoch)

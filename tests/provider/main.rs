@@ -5,6 +5,7 @@ mod authorize;
 mod claims_request;
 mod code_grant;
 mod cors;
+mod device;
 mod discovery;
 #[path = "../support/fixtures.rs"]
 mod fixtures;

@@ -187,10 +187,19 @@ const ROUTES: &[&str] = &[
     "/revoke",
     "/logout",
     "/register",
+    "/device_authorization",
+    "/device",
 ];
 
 /// Every `grant_type` label: the grants, a made-up one, none.
-const GRANT_LABELS: &[&str] = &["authorization_code", "refresh_token", "client_credentials", "unsupported", "none"];
+const GRANT_LABELS: &[&str] = &[
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    "urn:ietf:params:oauth:grant-type:device_code",
+    "unsupported",
+    "none",
+];
 
 /// Prometheus instrumentation guidance: a series that appears only once it moves breaks
 /// `rate()` and alerts, so every series with known labels is there, at 0, before anything.
@@ -220,6 +229,10 @@ async fn a_fresh_metrics_page_lists_every_known_series_at_zero() {
         "invalid_scope",
         "server_error",
         "temporarily_unavailable",
+        "access_denied",
+        "authorization_pending",
+        "slow_down",
+        "expired_token",
     ] {
         assert!(errors.contains(error), "{error} missing: {errors:?}");
     }

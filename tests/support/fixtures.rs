@@ -2,7 +2,9 @@
 // Each test crate that includes this uses part of it.
 #![allow(dead_code)]
 
-use portcullis::model::{ClientPolicy, ClientRecord};
+use std::path::PathBuf;
+
+use portcullis::model::{ClientPolicy, ClientRecord, UserRecord};
 use portcullis::secrets;
 use portcullis::vocabulary::Scope;
 use portcullis::vocabulary::{GrantType, TokenEndpointAuthMethod};
@@ -46,5 +48,42 @@ pub fn sealed_parameter_value(name: &str, len: usize) -> String {
     match name {
         "claims" => format!(r#"{{"userinfo":{{"{}":null}}}}"#, "x".repeat(len - 22)),
         _ => "x".repeat(len),
+    }
+}
+
+/// A manifests folder with the fixtures and `tv`, a public RFC 8628 device client allowed
+/// refresh tokens.
+pub fn fixtures_with_device_client(name: &str) -> PathBuf {
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests");
+    let dir = std::env::temp_dir().join(format!("portcullis-device-fixtures-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in ["keys.yaml", "users.yaml", "clients.yaml"] {
+        std::fs::copy(fixtures.join(file), dir.join(file)).unwrap();
+    }
+    let tv = "apiVersion: portcullis.dev/v1alpha1\nkind: OidcClient\nmetadata: {name: tv, namespace: test}\n\
+              spec:\n  clientName: Living Room TV\n  tokenEndpointAuthMethod: none\n  \
+              grantTypes: [\"urn:ietf:params:oauth:grant-type:device_code\", refresh_token]\n  \
+              scopes: [openid, profile, offline_access]\n";
+    std::fs::write(dir.join("device.yaml"), tv).unwrap();
+    dir
+}
+
+/// An enabled user whose password is `password`, with no claims.
+pub fn user_with_password(username: &str, password: &str) -> UserRecord {
+    UserRecord {
+        subject: username.into(),
+        username: username.into(),
+        email: None,
+        email_verified: false,
+        name: None,
+        given_name: None,
+        family_name: None,
+        groups: vec![],
+        roles: vec![],
+        client_roles: Default::default(),
+        password_hash: secrets::hash(password).unwrap(),
+        disabled: false,
+        profile: Default::default(),
+        custom_claims: Default::default(),
     }
 }

@@ -24,6 +24,8 @@
 //! | `P:v1:session-grants:<sid>` | hash: grant id → client id of the grants issued in a session; `!ended` once it ended ([`session_ends`]) | the session's |
 //! | `P:v1:{revoked}:ended:<sid>` | when the session ended | its last access token's expiry |
 //! | `P:v1:consent:<subject length>:<subject>:<client_id>` | `Scope` | as given |
+//! | `P:v1:device:{devices}:code:<hash>` | `DeviceGrant` (RFC 8628), swapped whole ([`device`]) | a while after the authorization's `expires_at` |
+//! | `P:v1:device:{devices}:user:<hash>` | the device code hash its user code points to (plain string) | the authorization's `expires_at` |
 //! | `P:v1:counter:{budgets}:<key>` | attempts reserved from a budget (login and client-authentication throttles, registration rate limits) | end of the window |
 //! | `P:v1:claimed:<name>` | a generated client-secret hash or signing key (PKCS#8, base64); `claimed:sealing-key`, the master key of sealed sign-ins (base64url) | none |
 //! | `P:v1:keys:jwks`, `P:v1:keys:active` | published JWKS; active `kid` per algorithm (JSON), written by the controller | none |
@@ -37,7 +39,7 @@
 //! `claimed:`, so every replica signs with the same keys: whoever can read this Redis can
 //! read them. Protect it with a password and TLS (`rediss://`).
 //!
-//! `{clients}`, `{users}` and `{budgets}` are Redis Cluster hash tags: each directory, and
+//! `{clients}`, `{users}`, `{devices}` and `{budgets}` are Redis Cluster hash tags: each directory, and
 //! every budget, lives in one slot, so the scripts that change an entry and its index
 //! together, or settle the budgets of one attempt together, stay legal on a cluster.
 //! `{revoked}` keeps the deny-list and the data epoch in one slot, so that checking a
@@ -98,6 +100,7 @@ use crate::secrets::token_digest;
 use crate::vocabulary::Scope;
 
 mod connection;
+mod device;
 mod directory;
 mod session_ends;
 

@@ -1,0 +1,152 @@
+//! Signing a person in with a username and password, for every form that asks for them
+//! (the login form of an authorization, the device page): throttled per username and per
+//! address, padded to the directory's costliest hash, and ending in a new SSO session.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, HeaderValue};
+
+use super::browser::{self, SESSION_COOKIE};
+use super::error::PageError;
+use super::state::Provider;
+use crate::audit::{self, AuditEvent, AuditFields};
+use crate::metrics::{Argon2Purpose, LoginResult};
+use crate::model::{Session, UserRecord};
+use crate::protocol::form::FormParams;
+use crate::secrets;
+use crate::store::Budget;
+
+/// Failed logins allowed per username, and per client address, within [`THROTTLE_WINDOW`]
+/// seconds.
+const MAX_FAILURES_PER_USER: u32 = 5;
+const MAX_FAILURES_PER_ADDRESS: u32 = 20;
+const THROTTLE_WINDOW: u64 = 15 * 60;
+
+/// How a sign-in attempt ended.
+pub enum SignIn {
+    /// The password was right: a new session, and the cookie that carries it.
+    SignedIn { session: Session, user: Arc<UserRecord>, cookie: Option<HeaderValue> },
+    /// A wrong password, an unknown user or a disabled one, told apart in the audit log only.
+    Refused,
+    /// A budget is spent; nothing was checked. Seconds until it may be tried again.
+    Throttled { retry_after: u64 },
+}
+
+/// The budgets a login attempt is reserved from: its username's and its address's. The
+/// username is keyed by its digest, so a key has the same small size whatever was typed.
+fn budget_keys(username: &str, address: &str) -> [String; 2] {
+    [format!("login-user:{}", secrets::token_digest(username)), format!("login-address:{address}")]
+}
+
+/// The form's `username`, as it is looked up.
+pub fn username(form: &FormParams) -> String {
+    form.get("username").ok().flatten().unwrap_or("").trim().to_owned()
+}
+
+/// Checks the form's `username` and `password` for `client_id` (named in the audit log).
+///
+/// The attempt is reserved from both budgets before the password is checked, in one step
+/// the store makes atomic, so concurrent attempts (on any number of replicas) never get
+/// more checks than the budgets allow. A failed attempt stays counted until its window
+/// ends; a successful one is refunded, so the budgets count failures only (and a busy
+/// shared address is not throttled by its successful logins). A new session id at every
+/// login, and the one this browser had before ends: a session id planted in or stolen from
+/// the browser never becomes a signed-in session.
+pub async fn sign_in(
+    provider: &Provider,
+    headers: &HeaderMap,
+    form: &FormParams,
+    address: &str,
+    client_id: &str,
+) -> Result<SignIn, PageError> {
+    let username = username(form);
+    let password = secrets::SecretString::new(form.get("password").ok().flatten().unwrap_or(""));
+    let [user_key, address_key] = budget_keys(&username, address);
+    let budgets = [
+        Budget { key: &user_key, limit: MAX_FAILURES_PER_USER },
+        Budget { key: &address_key, limit: MAX_FAILURES_PER_ADDRESS },
+    ];
+    let now = provider.clock.now();
+    let reservation = provider.store.reserve(&budgets, now + THROTTLE_WINDOW).await?;
+    if !reservation.allowed {
+        provider.metrics.login(LoginResult::Throttled);
+        audit::emit(AuditEvent::LoginThrottled, AuditFields::client(client_id));
+        return Ok(SignIn::Throttled { retry_after: reservation.retry_after });
+    }
+    let user = provider.store.user_by_username(&username).await?.filter(|_| !username.is_empty());
+    let rehash_with = user.as_ref().filter(|u| secrets::needs_rehash(&u.password_hash)).map(|_| password.clone());
+    let password_ok = check_password(provider, password, user.as_deref(), now).await?;
+    let user = match user {
+        Some(user) if password_ok && !user.disabled => user,
+        _ => {
+            let reason = match &user {
+                None => "unknown_user",
+                Some(user) if user.disabled && password_ok => "disabled",
+                Some(_) => "bad_password",
+            };
+            provider.metrics.login(LoginResult::Failure);
+            let fields = AuditFields {
+                subject: user.as_ref().map(|user| user.subject.as_str()),
+                reason: Some(reason),
+                ..AuditFields::client(client_id)
+            };
+            audit::emit(AuditEvent::LoginFailed, fields);
+            return Ok(SignIn::Refused);
+        }
+    };
+    provider.store.refund(&[&user_key, &address_key]).await?;
+    if let Some(password) = rehash_with {
+        upgrade_hash(provider, &user, password).await;
+    }
+    if let Some(previous) = browser::cookie(headers, SESSION_COOKIE) {
+        provider.store.delete_session(&previous).await?;
+    }
+    let session = Session {
+        id: secrets::random_token(32)?,
+        sid: secrets::random_token(16)?,
+        subject: user.subject.clone(),
+        auth_time: now,
+        csrf_token: secrets::random_token(32)?,
+    };
+    provider.store.put_session(&session, now + provider.config.session_ttl).await?;
+    provider.metrics.login(LoginResult::Success);
+    audit::emit(AuditEvent::LoginSucceeded, AuditFields::client(client_id).subject(&user.subject));
+    let cookie = browser::set_cookie(provider, SESSION_COOKIE, &session.id, Some(provider.config.session_ttl));
+    Ok(SignIn::SignedIn { session, user, cookie })
+}
+
+/// Checks the password of `user` (`None`: no such user), padded to the directory's
+/// costliest hash so the time taken does not tell which case it was.
+async fn check_password(
+    provider: &Provider,
+    password: secrets::SecretString,
+    user: Option<&UserRecord>,
+    now: u64,
+) -> Result<bool, PageError> {
+    let hash = user.map(|user| user.password_hash.clone());
+    if let Some(hash) = &hash {
+        provider.password_work.observe(hash);
+    }
+    let floor = provider.password_work.floor(&provider.store, now).await?;
+    provider.metrics.argon2_verification(Argon2Purpose::Password);
+    provider
+        .secrets
+        .check_password(password, hash, floor)
+        .await
+        .ok_or_else(|| PageError::Internal("the password check could not run".to_owned()))
+}
+
+/// Makes a hash outside the policy again under it, now that the password is known to be
+/// right. A declared user's record is written again from its Secret by the next reconcile,
+/// so there the upgrade lasts until then: declare the new hash to keep it.
+async fn upgrade_hash(provider: &Provider, user: &UserRecord, password: secrets::SecretString) {
+    let upgraded = match provider.secrets.hash(password).await {
+        Some(Ok(hash)) => UserRecord { password_hash: hash, ..user.clone() },
+        Some(Err(error)) => return tracing::warn!(%error, "cannot make the password hash again"),
+        None => return tracing::warn!("cannot make the password hash again: hashing could not run"),
+    };
+    match provider.store.put_user(upgraded).await {
+        Ok(()) => tracing::info!(subject = %user.subject, "password hash made again under the policy"),
+        Err(error) => tracing::warn!(%error, "cannot store the password hash made again"),
+    }
+}
