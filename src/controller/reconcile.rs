@@ -9,7 +9,7 @@ use kube::ResourceExt;
 use url::Url;
 
 use super::manifests::DEFAULT_NAMESPACE;
-use crate::crd::{OidcClient, OidcClientSpec, OidcUser, OidcUserSpec, SigningKey};
+use crate::crd::{ApplicationType, OidcClient, OidcClientSpec, OidcUser, OidcUserSpec, SigningKey};
 use crate::model::{Address, ClientPolicy, ClientRecord, UserProfile, UserRecord};
 use crate::protocol::cors;
 use crate::protocol::registration::CLIENT_ID_PREFIX;
@@ -270,7 +270,11 @@ pub fn desired_client(client: &OidcClient, credentials: Option<&Secret>) -> Resu
         skip_consent: spec.skip_consent,
         web_origins: client_web_origins(spec).map_err(fail)?,
         registration: None,
-        policy: ClientPolicy { refresh_reuse_interval, scope_claims: spec.scope_claims.clone() },
+        policy: ClientPolicy {
+            refresh_reuse_interval,
+            scope_claims: spec.scope_claims.clone(),
+            native_application: spec.application_type == Some(ApplicationType::Native),
+        },
     };
     Ok(DesiredClient { record, secret })
 }
