@@ -18,6 +18,7 @@
 //!   manifests folder; [`provider`]: the thin HTTP handlers (its module doc maps its
 //!   files); [`kubernetes`]: the controller's cluster side;
 //! - [`server`]: the wiring of `dev` and `serve`, whose sockets [`listener`] bounds;
+//!   [`login`]: `portcullis login`, a native-app client of the provider's HTTP interface;
 //!   `main.rs`: the command line.
 
 pub mod audit;
@@ -28,6 +29,7 @@ pub mod crd;
 pub mod keys;
 pub mod kubernetes;
 pub mod listener;
+pub mod login;
 pub mod metrics;
 pub mod model;
 pub mod protocol;

@@ -41,6 +41,37 @@ enum Command {
     Crds,
     /// Read a password from stdin and print its argon2id PHC hash, for an OidcUser's Secret.
     HashPassword,
+    /// Sign in from a terminal (authorization code flow with PKCE on a loopback redirect,
+    /// RFC 8252) and print the ID token, or a kubectl ExecCredential; tokens are cached
+    /// under $XDG_CACHE_HOME/portcullis/ and refreshed when they expire.
+    Login(LoginArgs),
+}
+
+#[derive(Args)]
+struct LoginArgs {
+    /// The provider's issuer URL, exactly as it announces itself.
+    #[arg(long)]
+    issuer: String,
+    /// The client id of a native public client (`applicationType: native`,
+    /// `tokenEndpointAuthMethod: none`) with `http://127.0.0.1/callback` registered.
+    #[arg(long)]
+    client_id: String,
+    /// Scopes to request.
+    #[arg(long, default_value = "openid profile email groups offline_access")]
+    scope: String,
+    /// Port of the loopback listener the browser returns to; 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    listen_port: u16,
+    /// Only print the URL to open, do not try xdg-open.
+    #[arg(long)]
+    no_browser: bool,
+    /// Print a client.authentication.k8s.io/v1 ExecCredential (for a kubeconfig `exec`
+    /// user) instead of the bare ID token.
+    #[arg(long)]
+    exec_credential: bool,
+    /// How long to wait for the sign-in in the browser.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    timeout: Duration,
 }
 
 #[derive(Args)]
@@ -202,6 +233,47 @@ fn main() -> ExitCode {
         Command::Controller(args) => controller(args),
         Command::Crds => print_crds(),
         Command::HashPassword => hash_password(),
+        Command::Login(args) => login(args),
+    }
+}
+
+fn login(args: LoginArgs) -> ExitCode {
+    let xdg_cache_home = std::env::var("XDG_CACHE_HOME").ok();
+    let home = std::env::var("HOME").ok();
+    let Some(cache_folder) = portcullis::login::cache::folder(xdg_cache_home.as_deref(), home.as_deref()) else {
+        eprintln!("portcullis login: set XDG_CACHE_HOME or HOME for the token cache");
+        return ExitCode::from(2);
+    };
+    let options = portcullis::login::LoginOptions {
+        issuer: args.issuer,
+        client_id: args.client_id,
+        scope: args.scope,
+        listen_port: args.listen_port,
+        open_browser: !args.no_browser,
+        cache_folder,
+        timeout: args.timeout,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("portcullis login: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let announce = |url: &str| eprintln!("Open this URL in your browser to sign in:\n\n    {url}\n");
+    match runtime.block_on(portcullis::login::login(&options, std::time::SystemTime::now(), announce)) {
+        Ok(tokens) if args.exec_credential => {
+            println!("{}", portcullis::login::session::exec_credential(&tokens.id_token));
+            ExitCode::SUCCESS
+        }
+        Ok(tokens) => {
+            println!("{}", tokens.id_token);
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("portcullis login: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 

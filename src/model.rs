@@ -59,6 +59,9 @@ pub struct ClientPolicy {
     /// [`id_token_user_claims`]: crate::protocol::userinfo::id_token_user_claims
     #[serde(default)]
     pub id_token_claims: Option<Vec<String>>,
+    /// Declared `applicationType: native` (RFC 8252); see [`ClientRecord::is_native`].
+    #[serde(default)]
+    pub native_application: bool,
 }
 
 /// What a dynamically registered client registered with, and how it manages that
@@ -81,6 +84,16 @@ impl ClientRecord {
     /// A public client (`none`): it holds no secret and is identified by its id alone.
     pub fn is_public(&self) -> bool {
         self.auth_method == Some(TokenEndpointAuthMethod::None)
+    }
+
+    /// A native application (RFC 8252, OIDC Registration §2 `application_type`): declared
+    /// with `applicationType: native`, or registered with `application_type: native`. Its
+    /// loopback redirect URIs match with any port ([`crate::protocol::redirect::is_registered`]).
+    pub fn is_native(&self) -> bool {
+        match &self.registration {
+            Some(registration) => registration.metadata.application_type.as_deref() == Some("native"),
+            None => self.policy.native_application,
+        }
     }
 
     /// The audiences of this client's access tokens: configured ones, else the client itself.

@@ -5,6 +5,11 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "support/serve.rs"]
+mod serve;
+
+use serve::hidden;
+
 fn portcullis() -> Command {
     Command::new(env!("CARGO_BIN_EXE_portcullis"))
 }
@@ -53,10 +58,11 @@ fn dev_serves_the_examples_and_prints_generated_secrets_once() {
     assert_ne!(address, "127.0.0.1:0", "the real port is printed");
 }
 
-#[test]
-fn dev_without_manifests_uses_the_embedded_examples() {
+/// Starts `portcullis dev` on a free port with `args`; returns it and its "listening" line.
+fn start_dev(args: &[&std::ffi::OsStr]) -> (Running, String) {
     let child = portcullis()
         .args(["dev", "--listen", "127.0.0.1:0"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -64,6 +70,12 @@ fn dev_without_manifests_uses_the_embedded_examples() {
     let mut running = Running(child);
     let stdout = BufReader::new(running.0.stdout.take().unwrap());
     let listening = stdout.lines().map(Result::unwrap).find(|l| l.starts_with("Portcullis dev listening")).unwrap();
+    (running, listening)
+}
+
+#[test]
+fn dev_without_manifests_uses_the_embedded_examples() {
+    let (_running, listening) = start_dev(&[]);
     assert!(listening.contains("manifests from the embedded examples"), "{listening}");
 }
 
@@ -164,4 +176,146 @@ fn crds_prints_the_checked_in_definitions() {
     assert!(output.status.success());
     let checked_in = std::fs::read_to_string(repo("crds/portcullis.dev.yaml")).unwrap();
     assert!(String::from_utf8(output.stdout).unwrap() == checked_in);
+}
+
+/// A `portcullis dev` on the test fixtures plus the documented kubectl client; returns it
+/// with its issuer.
+fn dev_with_kubectl_client(name: &str) -> (Running, String) {
+    let dir = std::env::temp_dir().join(format!("portcullis-login-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in ["keys.yaml", "users.yaml", "clients.yaml"] {
+        std::fs::copy(repo("tests/fixtures/manifests").join(file), dir.join(file)).unwrap();
+    }
+    std::fs::copy(repo("docs/examples/kubectl-oidcclient.yaml"), dir.join("kubectl.yaml")).unwrap();
+    let (running, listening) = start_dev(&["--manifests".as_ref(), dir.as_os_str()]);
+    let issuer = listening.split("(issuer ").nth(1).unwrap().split(',').next().unwrap().to_owned();
+    (running, issuer)
+}
+
+/// `portcullis login` for the kubectl client with its cache under `cache`.
+fn login_command(issuer: &str, cache: &std::path::Path) -> Command {
+    let mut command = portcullis();
+    command
+        .args(["login", "--issuer", issuer, "--client-id", "kubectl", "--no-browser", "--exec-credential"])
+        .env("XDG_CACHE_HOME", cache)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Plays the browser: opens the authorization URL, signs alice in and consents; returns
+/// the provider's redirect to the login command's loopback listener.
+async fn sign_in_as_alice(issuer: &str, authorization_url: &str) -> String {
+    let browser = serve::browser();
+    let login = browser.get(authorization_url).send().await.unwrap();
+    assert_eq!(login.status(), 200);
+    let page = login.text().await.unwrap();
+    let form = [
+        ("interaction", hidden(&page, "interaction")),
+        ("csrf_token", hidden(&page, "csrf_token")),
+        ("username", "alice".into()),
+        ("password", "alice-password".into()),
+    ];
+    let consent = browser.post(format!("{issuer}/login")).form(&form).send().await.unwrap();
+    assert_eq!(consent.status(), 200);
+    let page = consent.text().await.unwrap();
+    let form = [
+        ("interaction", hidden(&page, "interaction")),
+        ("csrf_token", hidden(&page, "csrf_token")),
+        ("decision", "allow".into()),
+    ];
+    let redirect = browser.post(format!("{issuer}/consent")).form(&form).send().await.unwrap();
+    assert_eq!(redirect.status(), 303);
+    redirect.headers()["location"].to_str().unwrap().to_owned()
+}
+
+fn jwt_claims(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+fn exec_credential_token(output: &std::process::Output) -> String {
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let credential: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(credential["apiVersion"], "client.authentication.k8s.io/v1");
+    assert_eq!(credential["kind"], "ExecCredential");
+    let token = credential["status"]["token"].as_str().unwrap().to_owned();
+    let exp = jwt_claims(&token)["exp"].as_u64().unwrap();
+    let expected = humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(exp)).to_string();
+    assert_eq!(credential["status"]["expirationTimestamp"], expected.as_str());
+    token
+}
+
+#[tokio::test]
+async fn rfc8252_login_signs_in_on_a_loopback_port_caches_privately_and_refreshes() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dev, issuer) = dev_with_kubectl_client("loopback");
+    let cache = std::env::temp_dir().join(format!("portcullis-login-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+
+    let mut login = Running(login_command(&issuer, &cache).spawn().unwrap());
+    let stderr = BufReader::new(login.0.stderr.take().unwrap());
+    let url = tokio::task::spawn_blocking(move || {
+        stderr.lines().map(Result::unwrap).map(|l| l.trim().to_owned()).find(|l| l.starts_with("http")).unwrap()
+    })
+    .await
+    .unwrap();
+    let authorization = reqwest::Url::parse(&url).unwrap();
+    let param = |name: &str| authorization.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+    assert_eq!(param("code_challenge_method").as_deref(), Some("S256"));
+    assert!(param("state").is_some_and(|s| s.len() >= 32));
+    let redirect_uri = param("redirect_uri").unwrap();
+    assert!(redirect_uri.starts_with("http://127.0.0.1:") && redirect_uri.ends_with("/callback"), "{redirect_uri}");
+    assert_ne!(redirect_uri, "http://127.0.0.1:0/callback");
+
+    let callback = sign_in_as_alice(&issuer, &url).await;
+    assert!(callback.starts_with(&format!("{redirect_uri}?code=")), "{callback}");
+    let forged = callback.replace(&param("state").unwrap(), "forged-state");
+    let ignored = reqwest::get(&forged).await.unwrap();
+    assert_eq!(ignored.status(), 400, "a request with another state does not end the login");
+    let answer = reqwest::get(&callback).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let output = tokio::task::spawn_blocking(move || {
+        let mut child = login;
+        let mut stdout = Vec::new();
+        std::io::Read::read_to_end(child.0.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+        let status = child.0.wait().unwrap();
+        std::process::Output { status, stdout, stderr: Vec::new() }
+    })
+    .await
+    .unwrap();
+    let first = exec_credential_token(&output);
+    let claims = jwt_claims(&first);
+    assert_eq!(claims["iss"], issuer.as_str());
+    assert_eq!(claims["aud"], "kubectl");
+    assert_eq!(claims["groups"], serde_json::json!(["engineering"]));
+
+    let files: Vec<_> = std::fs::read_dir(cache.join("portcullis")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(cache.join("portcullis")).unwrap().permissions().mode() & 0o777, 0o700);
+
+    let cached = login_command(&issuer, &cache).output().unwrap();
+    assert_eq!(exec_credential_token(&cached), first, "a fresh cached ID token is reused without a browser");
+
+    let mut stored: serde_json::Value = serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap();
+    let refresh_token = stored["refresh_token"].as_str().unwrap().to_owned();
+    let parts: Vec<&str> = first.split('.').collect();
+    let expired_payload = {
+        use base64::Engine;
+        let mut expired = claims.clone();
+        expired["exp"] = serde_json::json!(claims["iat"].as_u64().unwrap() - 1);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(expired.to_string())
+    };
+    stored["id_token"] = format!("{}.{expired_payload}.{}", parts[0], parts[2]).into();
+    std::fs::write(&files[0], stored.to_string()).unwrap();
+    let refreshed = login_command(&issuer, &cache).output().unwrap();
+    let renewed = exec_credential_token(&refreshed);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!(jwt_claims(&renewed)["exp"].as_u64().unwrap() > now, "an expired ID token is renewed");
+    assert_eq!(jwt_claims(&renewed)["sub"], claims["sub"]);
+    let stored: serde_json::Value = serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap();
+    assert_ne!(stored["refresh_token"], refresh_token.as_str(), "the rotated refresh token is cached");
+    std::fs::remove_dir_all(&cache).unwrap();
 }

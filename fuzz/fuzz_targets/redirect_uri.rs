@@ -1,12 +1,14 @@
 //! `redirect_uri` matching (RFC 6749 §3.1.2.3, RFC 9700 §4.1.3).
 //!
-//! Invariants: a redirect URI that matches is byte-equal to a registered one; a requested
-//! URI is never replaced by another; appended parameters keep the URI as its prefix.
+//! Invariants: a redirect URI that matches is byte-equal to a registered one or, for a
+//! native client (RFC 8252 §7.3; inputs of even length), is a registered `http` loopback
+//! IP URI with another port and nothing else changed; a requested URI is never replaced by
+//! another; appended parameters keep the URI as its prefix.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use portcullis::crd::{GrantType, TokenEndpointAuthMethod};
-use portcullis::model::ClientRecord;
+use portcullis::model::{ClientPolicy, ClientRecord};
 use portcullis::protocol::redirect::{code_params, is_registered, query_redirect, resolve_redirect_uri};
 use portcullis::vocabulary::Scope;
 
@@ -32,15 +34,24 @@ fuzz_target!(|data: &[u8]| {
         skip_consent: false,
         web_origins: vec![],
         registration: None,
-        policy: Default::default(),
+        policy: ClientPolicy { native_application: data.len() % 2 == 0, ..Default::default() },
     };
     if let Some(uri) = requested {
-        assert_eq!(is_registered(&client, uri), client.redirect_uris.iter().any(|r| r.as_bytes() == uri.as_bytes()));
+        let exact = client.redirect_uris.iter().any(|r| r.as_bytes() == uri.as_bytes());
+        if exact {
+            assert!(is_registered(&client, uri));
+        } else if is_registered(&client, uri) {
+            assert!(client.is_native(), "only native clients match beyond the exact string");
+            assert!(client.redirect_uris.iter().any(|r| same_loopback_but_port(r, uri)), "{uri}");
+        }
     }
     if let Ok(resolved) = resolve_redirect_uri(&client, requested, openid) {
         assert!(
-            client.redirect_uris.iter().any(|r| r.as_bytes() == resolved.as_bytes()),
-            "byte-equal to a registered URI"
+            client
+                .redirect_uris
+                .iter()
+                .any(|r| r.as_bytes() == resolved.as_bytes() || same_loopback_but_port(r, &resolved)),
+            "a registered URI, or a loopback one with another port"
         );
         if let Some(uri) = requested {
             assert_eq!(resolved, uri);
@@ -52,3 +63,20 @@ fuzz_target!(|data: &[u8]| {
         assert!(redirect.starts_with(base), "the registered URI is kept as it is");
     }
 });
+
+/// Whether two URIs are the same `http` loopback IP URI up to the port, as a URL parser
+/// sees them: no user info, the same literal, path, query and fragment.
+fn same_loopback_but_port(registered: &str, requested: &str) -> bool {
+    let (Ok(registered), Ok(requested)) = (url::Url::parse(registered), url::Url::parse(requested)) else {
+        return false;
+    };
+    [&registered, &requested].iter().all(|url| {
+        url.scheme() == "http"
+            && matches!(url.host_str(), Some("127.0.0.1" | "[::1]"))
+            && url.username().is_empty()
+            && url.password().is_none()
+    }) && registered.host_str() == requested.host_str()
+        && registered.path() == requested.path()
+        && registered.query() == requested.query()
+        && registered.fragment() == requested.fragment()
+}

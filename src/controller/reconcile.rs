@@ -9,7 +9,7 @@ use kube::ResourceExt;
 use url::Url;
 
 use super::manifests::DEFAULT_NAMESPACE;
-use crate::crd::{OidcClient, OidcClientSpec, OidcUser, OidcUserSpec, SigningKey};
+use crate::crd::{ApplicationType, OidcClient, OidcClientSpec, OidcUser, OidcUserSpec, SigningKey};
 use crate::model::{Address, ClientPolicy, ClientRecord, UserProfile, UserRecord};
 use crate::protocol::cors;
 use crate::protocol::registration::CLIENT_ID_PREFIX;
@@ -277,6 +277,7 @@ pub fn desired_client(client: &OidcClient, credentials: Option<&Secret>) -> Resu
             refresh_reuse_interval,
             scope_claims: spec.scope_claims.clone(),
             id_token_claims: spec.id_token_claims.clone(),
+            native_application: spec.application_type == Some(ApplicationType::Native),
         },
     };
     Ok(DesiredClient { record, secret })

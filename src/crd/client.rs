@@ -47,7 +47,9 @@ pub struct OidcClientSpec {
     /// Human-readable name shown on the login and consent pages (RFC 7591 `client_name`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_name: Option<String>,
-    /// Exact redirect URIs the client may use (RFC 7591 `redirect_uris`); compared by exact string match.
+    /// Exact redirect URIs the client may use (RFC 7591 `redirect_uris`); compared by exact
+    /// string match, except that a `native` client's `http://127.0.0.1/…` and `http://[::1]/…`
+    /// URIs match with any port (RFC 8252 section 7.3).
     #[serde(default)]
     pub redirect_uris: Vec<String>,
     /// Exact URIs the client may be sent to after logout (RP-Initiated Logout `post_logout_redirect_uris`).
@@ -66,6 +68,16 @@ pub struct OidcClientSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "optional_auth_method")]
     pub token_endpoint_auth_method: Option<TokenEndpointAuthMethod>,
+    /// `native` for an application on the user's device, such as a command-line tool or
+    /// kubectl plugin (OpenID Connect Registration `application_type`, RFC 8252): its loopback IP
+    /// redirect URIs (`http://127.0.0.1/…`, `http://[::1]/…`) then match with whatever port it
+    /// listens on at run time; the path and query still match exactly, and `localhost` only
+    /// exactly (RFC 8252 section 8.3). Native apps cannot keep a secret, so they are usually
+    /// public clients (`tokenEndpointAuthMethod: none`), which always use PKCE. Defaults to
+    /// `web`: every redirect URI matches exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "optional_application_type")]
+    pub application_type: Option<ApplicationType>,
     /// Secret holding the credentials (keys `clientId`, `clientSecret`). Defaults to `<metadata.name>-credentials`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,
@@ -116,6 +128,21 @@ pub struct OidcClientSpec {
 /// own description instead of the field's.
 fn optional_auth_method(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({"type": "string", "enum": TokenEndpointAuthMethod::NAMES, "nullable": true})
+}
+
+/// OpenID Connect Registration §2 `application_type`.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ApplicationType {
+    #[default]
+    Web,
+    Native,
+}
+
+/// The schema of an optional application type, spelled out for the same reason as
+/// [`optional_auth_method`].
+fn optional_application_type(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "string", "enum": ["web", "native"], "nullable": true})
 }
 
 fn default_grant_types() -> Vec<GrantType> {

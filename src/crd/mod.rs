@@ -10,7 +10,7 @@ mod client;
 mod signing_key;
 mod user;
 
-pub use client::{OidcClient, OidcClientSpec, OidcClientStatus};
+pub use client::{ApplicationType, OidcClient, OidcClientSpec, OidcClientStatus};
 pub use signing_key::{PublishedKey, SigningKey, SigningKeySpec, SigningKeyStatus};
 pub use user::{OidcUser, OidcUserSpec, OidcUserStatus, SecretKeyRef};
 

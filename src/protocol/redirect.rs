@@ -39,9 +39,50 @@ impl From<RedirectUriError> for OAuthError {
 
 /// RFC 9700 §4.1.3 and RFC 6749 §3.1.2.3: a redirect URI is accepted only if it equals a
 /// registered one character for character — no prefix matching, no normalisation, no case
-/// folding, no wildcard.
+/// folding, no wildcard. The one exception is RFC 8252 §7.3 for native clients
+/// ([`ClientRecord::is_native`]): a loopback IP redirect URI matches with any port.
 pub fn is_registered(client: &ClientRecord, redirect_uri: &str) -> bool {
-    client.redirect_uris.iter().any(|registered| registered == redirect_uri)
+    let native = client.is_native();
+    client
+        .redirect_uris
+        .iter()
+        .any(|registered| registered == redirect_uri || (native && loopback_matches_any_port(registered, redirect_uri)))
+}
+
+/// The loopback IP literals of RFC 8252 §7.3, as written after `http://`. `localhost` is
+/// not one: §8.3 advises against it, so it is matched exactly, port included.
+const LOOPBACK_PREFIXES: [&str; 2] = ["http://127.0.0.1", "http://[::1]"];
+
+/// RFC 8252 §7.3: `requested` is `registered` with the port replaced by any port (or none).
+/// Both must be `http` on the same loopback IP literal, spelled exactly; everything after
+/// the port — path and query — must be equal character for character.
+fn loopback_matches_any_port(registered: &str, requested: &str) -> bool {
+    LOOPBACK_PREFIXES.iter().any(|prefix| {
+        match (after_loopback_port(registered, prefix), after_loopback_port(requested, prefix)) {
+            (Some(registered_rest), Some(requested_rest)) => registered_rest == requested_rest,
+            _ => false,
+        }
+    })
+}
+
+/// What follows `prefix` and an optional `:port` in `uri`, if that is a path or nothing.
+/// The port must be 1–65535 written without leading zeros, so `127.0.0.1.evil.example`,
+/// `127.0.0.1:80@evil.example` and `127.0.0.1:` are not loopback URIs.
+fn after_loopback_port<'a>(uri: &'a str, prefix: &str) -> Option<&'a str> {
+    let rest = uri.strip_prefix(prefix)?;
+    let rest = match rest.strip_prefix(':') {
+        Some(with_port) => {
+            let digits = with_port.bytes().take_while(u8::is_ascii_digit).count();
+            let (port, rest) = with_port.split_at(digits);
+            let valid = !port.starts_with('0') && port.parse::<u16>().is_ok_and(|port| port > 0);
+            if !valid {
+                return None;
+            }
+            rest
+        }
+        None => rest,
+    };
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
 }
 
 /// RFC 9700 §4.11.2 and RP-Initiated Logout 1.0 §3: whether the provider vouches for the
@@ -185,6 +226,200 @@ mod tests {
         ] {
             assert!(!is_registered(&c, near_miss), "{near_miss}");
         }
+    }
+
+    fn native(uris: &[&str]) -> ClientRecord {
+        let c = client(uris);
+        ClientRecord { policy: crate::model::ClientPolicy { native_application: true, ..c.policy.clone() }, ..c }
+    }
+
+    fn confidential(uris: &[&str]) -> ClientRecord {
+        ClientRecord {
+            secret_hash: Some("hash".into()),
+            auth_method: Some(crate::vocabulary::TokenEndpointAuthMethod::ClientSecretBasic),
+            ..client(uris)
+        }
+    }
+
+    fn registered(uris: &[&str], application_type: &str) -> ClientRecord {
+        let metadata =
+            crate::vocabulary::ClientMetadata { application_type: Some(application_type.into()), ..Default::default() };
+        ClientRecord {
+            registration: Some(crate::model::Registration {
+                metadata,
+                access_token_hash: "h".into(),
+                client_id_issued_at: 1,
+            }),
+            ..client(uris)
+        }
+    }
+
+    #[test]
+    fn rfc8252_7_3_ipv4_loopback_matches_any_port() {
+        let c = native(&["http://127.0.0.1/callback"]);
+        for uri in [
+            "http://127.0.0.1/callback",
+            "http://127.0.0.1:8000/callback",
+            "http://127.0.0.1:1/callback",
+            "http://127.0.0.1:65535/callback",
+        ] {
+            assert!(is_registered(&c, uri), "{uri}");
+        }
+    }
+
+    #[test]
+    fn rfc8252_7_3_ipv6_loopback_matches_any_port() {
+        let c = native(&["http://[::1]/callback"]);
+        assert!(is_registered(&c, "http://[::1]:53123/callback"));
+        assert!(is_registered(&c, "http://[::1]/callback"));
+        assert!(!is_registered(&c, "http://127.0.0.1:53123/callback"), "the IP literal must be the registered one");
+    }
+
+    #[test]
+    fn rfc8252_7_3_registered_port_is_replaced_by_any_port() {
+        let c = native(&["http://127.0.0.1:8000/cb"]);
+        assert!(is_registered(&c, "http://127.0.0.1:18000/cb"));
+        assert!(is_registered(&c, "http://127.0.0.1/cb"));
+    }
+
+    #[test]
+    fn rfc8252_7_3_registered_without_path_matches_without_path() {
+        let c = native(&["http://127.0.0.1"]);
+        assert!(is_registered(&c, "http://127.0.0.1:4000"));
+        assert!(!is_registered(&c, "http://127.0.0.1:4000/"), "path is compared exactly");
+    }
+
+    #[test]
+    fn rfc8252_7_3_path_and_query_stay_exact() {
+        let c = native(&["http://127.0.0.1/cb?x=1"]);
+        assert!(is_registered(&c, "http://127.0.0.1:9000/cb?x=1"));
+        for near_miss in [
+            "http://127.0.0.1:9000/cb",
+            "http://127.0.0.1:9000/cb?x=2",
+            "http://127.0.0.1:9000/cb?x=1&y=2",
+            "http://127.0.0.1:9000/CB?x=1",
+            "http://127.0.0.1:9000/cb/?x=1",
+            "http://127.0.0.1:9000/cb?x=1#f",
+            "http://127.0.0.1:9000//cb?x=1",
+        ] {
+            assert!(!is_registered(&c, near_miss), "{near_miss}");
+        }
+    }
+
+    #[test]
+    fn rfc8252_7_3_other_loopback_addresses_and_lookalike_hosts_do_not_match() {
+        let c = native(&["http://127.0.0.1/cb", "http://[::1]/cb"]);
+        for uri in [
+            "http://127.0.0.2/cb",
+            "http://127.0.0.2:8000/cb",
+            "http://127.0.0.1.evil.com/cb",
+            "http://127.0.0.1.evil.com:8000/cb",
+            "http://127.1/cb",
+            "http://2130706433/cb",
+            "http://0x7f000001/cb",
+            "http://[0:0:0:0:0:0:0:1]:8000/cb",
+            "http://[::ffff:127.0.0.1]:8000/cb",
+            "http://[::1].evil.com/cb",
+        ] {
+            assert!(!is_registered(&c, uri), "{uri}");
+        }
+    }
+
+    #[test]
+    fn rfc8252_7_3_userinfo_tricks_do_not_match() {
+        let c = native(&["http://127.0.0.1/cb"]);
+        for uri in [
+            "http://127.0.0.1:8000@evil.com/cb",
+            "http://127.0.0.1@evil.com/cb",
+            "http://evil.com@127.0.0.1/cb",
+            "http://evil.com@127.0.0.1:8000/cb",
+            "http://127.0.0.1:8000\\@evil.com/cb",
+            "http://user:pass@127.0.0.1:8000/cb",
+        ] {
+            assert!(!is_registered(&c, uri), "{uri}");
+        }
+    }
+
+    #[test]
+    fn rfc8252_7_3_ports_must_be_valid_decimal_ports() {
+        let c = native(&["http://127.0.0.1/cb"]);
+        for uri in [
+            "http://127.0.0.1:/cb",
+            "http://127.0.0.1:0/cb",
+            "http://127.0.0.1:08000/cb",
+            "http://127.0.0.1:65536/cb",
+            "http://127.0.0.1:99999999999999999999/cb",
+            "http://127.0.0.1:+80/cb",
+            "http://127.0.0.1:80a/cb",
+            "http://127.0.0.1: 80/cb",
+        ] {
+            assert!(!is_registered(&c, uri), "{uri}");
+        }
+    }
+
+    #[test]
+    fn rfc8252_7_3_only_http_loopback_gets_any_port() {
+        let c = native(&["https://127.0.0.1/cb", "HTTP://127.0.0.1/up"]);
+        assert!(is_registered(&c, "https://127.0.0.1/cb"));
+        assert!(!is_registered(&c, "https://127.0.0.1:8443/cb"), "https loopback is matched exactly");
+        assert!(!is_registered(&c, "http://127.0.0.1:8000/cb"), "scheme must be the registered one");
+        assert!(!is_registered(&c, "HTTP://127.0.0.1:8000/up"), "the scheme is compared as written");
+        assert!(!is_registered(&c, "http://127.0.0.1:8000/up"));
+    }
+
+    #[test]
+    fn rfc8252_8_3_localhost_is_matched_exactly() {
+        let c = native(&["http://localhost/cb", "http://localhost:8000/cb"]);
+        assert!(is_registered(&c, "http://localhost/cb"));
+        assert!(is_registered(&c, "http://localhost:8000/cb"));
+        assert!(!is_registered(&c, "http://localhost:1234/cb"));
+        assert!(!is_registered(&native(&["http://localhost/cb"]), "http://localhost:8000/cb"));
+        assert!(!is_registered(&c, "http://127.0.0.1:8000/cb"), "localhost is not the loopback literal");
+    }
+
+    #[test]
+    fn rfc8252_7_1_private_use_schemes_are_matched_exactly() {
+        let c = native(&["com.example.app:/oauth2redirect"]);
+        assert!(is_registered(&c, "com.example.app:/oauth2redirect"));
+        for near_miss in
+            ["com.example.app:/oauth2redirect/", "com.example.app://oauth2redirect", "com.example.apps:/oauth2redirect"]
+        {
+            assert!(!is_registered(&c, near_miss), "{near_miss}");
+        }
+    }
+
+    #[test]
+    fn rfc8252_7_3_declared_web_clients_keep_exact_loopback_matching_even_when_public() {
+        let public_web = client(&["http://127.0.0.1:8080/cb"]);
+        assert!(public_web.is_public() && !public_web.is_native(), "a public SPA is not native");
+        assert!(!is_registered(&public_web, "http://127.0.0.1:8081/cb"));
+        let c = confidential(&["http://127.0.0.1:8080/cb"]);
+        assert!(is_registered(&c, "http://127.0.0.1:8080/cb"));
+        assert!(!is_registered(&c, "http://127.0.0.1:8081/cb"));
+        assert!(!is_registered(&c, "http://127.0.0.1/cb"));
+    }
+
+    #[test]
+    fn rfc8252_7_3_registered_clients_get_any_port_only_as_application_type_native() {
+        let native_client = registered(&["http://127.0.0.1/cb"], "native");
+        assert!(native_client.is_native());
+        assert!(is_registered(&native_client, "http://127.0.0.1:40000/cb"));
+        let web_client = registered(&["http://127.0.0.1/cb"], "web");
+        assert!(!web_client.is_native(), "a public web client (an SPA) is not native");
+        assert!(!is_registered(&web_client, "http://127.0.0.1:40000/cb"));
+    }
+
+    #[test]
+    fn rfc8252_7_3_resolved_uri_is_the_requested_one_with_its_runtime_port() {
+        let c = native(&["http://127.0.0.1/cb"]);
+        assert_eq!(
+            resolve_redirect_uri(&c, Some("http://127.0.0.1:43210/cb"), true).unwrap(),
+            "http://127.0.0.1:43210/cb"
+        );
+        assert_eq!(
+            resolve_redirect_uri(&c, Some("http://127.0.0.2:43210/cb"), true),
+            Err(RedirectUriError::NotRegistered)
+        );
     }
 
     #[test]

@@ -61,6 +61,7 @@ VALUE_SETS = {
         "registration": {"mode": "token", "tokenSecret": {"name": "portcullis-registration", "key": "token"}},
     },
     "cluster-wide": {"controller": {"watchNamespaces": ["*"]}},
+    "kubectl-client": {"kubectlClient": {"enabled": True, "clientId": "k8s-login", "refreshTokenReuseInterval": "5s"}},
     "namespace-list": {
         "controller": {"watchNamespaces": ["team-a", "team-b"]},
         "redis": {"bundled": {"persistence": {"enabled": False}, "existingSecret": "gitops-redis", "networkPolicy": {"enabled": False}}},

@@ -49,6 +49,17 @@ pub fn fixtures_with_webapp(name: &str, spec_lines: &str) -> PathBuf {
     dir
 }
 
+/// A manifests folder with the fixtures plus the manifests of `extra` (YAML documents).
+pub fn fixtures_with(name: &str, extra: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("portcullis-fixtures-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in ["keys.yaml", "users.yaml", "clients.yaml"] {
+        std::fs::copy(fixtures().join(file), dir.join(file)).unwrap();
+    }
+    std::fs::write(dir.join("extra.yaml"), extra).unwrap();
+    dir
+}
+
 impl TestServer {
     pub async fn start() -> Self {
         Self::start_with(RegistrationPolicy::Open).await

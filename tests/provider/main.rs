@@ -16,6 +16,7 @@ mod limits;
 mod logout;
 mod malformed;
 mod metrics;
+mod native_apps;
 mod registration;
 mod reload;
 mod revocation;

@@ -17,11 +17,12 @@ ROOT = Path(__file__).resolve().parents[2]
 BINARY = Path(os.environ.get("PORTCULLIS_BIN", ROOT / "target" / "debug" / "portcullis"))
 
 
-@pytest.fixture(scope="session")
-def provider():
+def start_dev(manifests, *extra_args):
+    """Runs `portcullis dev` on `manifests`; returns the process and what it printed: the
+    issuer, the metrics base URL and the generated client secrets."""
     process = subprocess.Popen(
         [str(BINARY), "dev", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-         "--manifests", str(ROOT / "tests/fixtures/manifests")],
+         "--manifests", str(manifests), *extra_args],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -42,9 +43,19 @@ def provider():
             issuer = listening.group(1)
             break
     assert issuer and metrics, "portcullis dev did not start"
-    yield {"issuer": issuer, "metrics": metrics, "generated": generated}
+    return process, {"issuer": issuer, "metrics": metrics, "generated": generated}
+
+
+def stop_dev(process):
     process.terminate()
     process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def provider():
+    process, info = start_dev(ROOT / "tests/fixtures/manifests")
+    yield info
+    stop_dev(process)
 
 
 @pytest.fixture(scope="session")
