@@ -22,7 +22,14 @@ def test_metrics_page_parses_as_prometheus_text_format(provider):
     assert results == {"success", "failure", "throttled"}, "no result tells whether a username exists"
     # Series with known labels exist from the start (at 0 until they move).
     grants = {s.labels["grant_type"] for s in families["portcullis_token_errors"].samples}
-    assert grants == {"authorization_code", "refresh_token", "client_credentials", "unsupported", "none"}
+    assert grants == {
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+        "urn:ietf:params:oauth:grant-type:device_code",
+        "unsupported",
+        "none",
+    }
     issued = {(s.labels["grant_type"], s.labels["client_id"]) for s in families["portcullis_tokens_issued"].samples}
     assert {(grant, "dynamic") for grant in ("authorization_code", "refresh_token", "client_credentials")} <= issued
     assert {"/token", "/userinfo", "/authorize"} <= endpoints
