@@ -166,7 +166,8 @@ pub fn generate_client_secret() -> Result<String, SecretError> {
     random_token(32)
 }
 
-/// Most clients whose verified secret is remembered; the memo is cleared when full.
+/// Most clients whose verified secret is remembered; a full memo forgets one client to make
+/// room, never all of them (each forgotten client costs an argon2 run).
 const MEMO_CAPACITY: usize = 10_000;
 
 /// Remembers secrets already verified with argon2, per client, bounds how many argon2
@@ -277,13 +278,21 @@ impl ClientSecretVerifier {
         if !verify(secret, phc) {
             return false;
         }
-        if let Ok(mut memo) = self.memo.write() {
-            if memo.len() >= MEMO_CAPACITY {
-                memo.clear();
-            }
-            memo.insert(client_id.to_owned(), (phc.to_owned(), sha256(secret)));
-        }
+        self.remember(client_id, phc, sha256(secret));
         true
+    }
+
+    /// Remembers a verified secret's digest under the client's current hash.
+    fn remember(&self, client_id: &str, phc: &str, digest: [u8; 32]) {
+        if let Ok(mut memo) = self.memo.write() {
+            if memo.len() >= MEMO_CAPACITY && !memo.contains_key(client_id) {
+                let forgotten = memo.keys().next().cloned();
+                if let Some(forgotten) = forgotten {
+                    memo.remove(&forgotten);
+                }
+            }
+            memo.insert(client_id.to_owned(), (phc.to_owned(), digest));
+        }
     }
 }
 
@@ -350,6 +359,18 @@ mod tests {
         verifier
             .check_memo(client_id, secret, phc)
             .unwrap_or_else(|| verifier.verify_and_remember(client_id, secret, phc))
+    }
+
+    #[test]
+    fn a_full_memo_forgets_one_client_not_all() {
+        let verifier = ClientSecretVerifier::default();
+        let ids: Vec<String> = (0..=MEMO_CAPACITY).map(|i| format!("app-{i}")).collect();
+        for id in &ids {
+            verifier.remember(id, "phc", sha256("s3cret"));
+        }
+        let remembered = ids.iter().filter(|id| verifier.check_memo(id, "s3cret", "phc") == Some(true)).count();
+        assert_eq!(remembered, MEMO_CAPACITY);
+        assert_eq!(verifier.check_memo(&ids[MEMO_CAPACITY], "s3cret", "phc"), Some(true), "the newest is kept");
     }
 
     #[test]

@@ -72,8 +72,9 @@ impl Source {
 pub struct LiveFolder {
     source: Source,
     folder: Folder,
-    /// The last good set, applied again after the store lost its data.
-    set: ManifestSet,
+    /// The last good files, parsed and applied again after the store lost its data: their
+    /// text is a fraction of the parsed resources' memory, and that happens rarely.
+    texts: Vec<(String, String)>,
     /// Digest of the files last read, good or not (or the error that kept them from being
     /// read): a broken edit is reported once.
     digest: String,
@@ -98,7 +99,7 @@ impl LiveFolder {
         for change in &applied.changes {
             tracing::info!("{change}");
         }
-        Ok((Self { source, folder, set, digest, announce }, applied.generated))
+        Ok((Self { source, folder, texts, digest, announce }, applied.generated))
     }
 
     /// Reads the folder again and applies it if it changed.
@@ -111,8 +112,8 @@ impl LiveFolder {
         if digest == self.digest {
             return;
         }
-        let planned = load(&texts).and_then(|set| Ok((self.folder.plan(&set)?, set)));
-        let (plan, set) = match planned {
+        let planned = load(&texts).and_then(|set| self.folder.plan(&set));
+        let plan = match planned {
             Ok(planned) => planned,
             Err(error) => return self.refuse(&error.to_string(), digest),
         };
@@ -124,7 +125,7 @@ impl LiveFolder {
                 for generated in &applied.generated {
                     (self.announce)(generated);
                 }
-                self.set = set;
+                self.texts = texts;
                 self.digest = digest;
             }
             // Read again at the next check, as if it had just changed.
@@ -144,7 +145,7 @@ impl LiveFolder {
 
     /// Writes the last good state again, all of it: the store lost its data.
     async fn reapply(&mut self, store: &dyn Store) -> Result<(), ApplyError> {
-        let plan = self.folder.plan(&self.set)?;
+        let plan = self.folder.plan(&load(&self.texts)?)?;
         let applied = self.folder.apply(plan, store, true).await?;
         for change in &applied.changes {
             tracing::info!("{change}");

@@ -23,7 +23,8 @@ use crate::model::{ClientRecord, UserRecord};
 
 /// The longest an entry is trusted without a fresh read.
 pub const MAX_AGE: Duration = Duration::from_secs(30);
-/// Entries per map; a full map starts over, so memory stays bounded.
+/// Entries per map, so memory stays bounded. A full map makes room gradually (see
+/// [`keep`]), never by starting over, so a registry just above the bound still hits.
 const CAPACITY: usize = 10_000;
 
 /// One change to the directory: the keys every copy must drop.
@@ -56,9 +57,18 @@ fn fresh<V>(map: &HashMap<String, Entry<V>>, key: &str) -> Option<Arc<V>> {
     map.get(key).filter(|entry| entry.read_at.elapsed() < MAX_AGE).map(|entry| Arc::clone(&entry.value))
 }
 
+/// Keeps `value` under `key`. A full map first drops its expired entries (useless anyway, and
+/// usually many, so the sweep is rare), else one arbitrary entry: with more keys in use than
+/// [`CAPACITY`], all but a few still hit.
 fn keep<V>(map: &mut HashMap<String, Entry<V>>, key: String, value: Arc<V>) {
-    if map.len() >= CAPACITY {
-        map.clear();
+    if map.len() >= CAPACITY && !map.contains_key(&key) {
+        map.retain(|_, entry| entry.read_at.elapsed() < MAX_AGE);
+        if map.len() >= CAPACITY {
+            let evicted = map.keys().next().cloned();
+            if let Some(evicted) = evicted {
+                map.remove(&evicted);
+            }
+        }
     }
     map.insert(key, Entry { value, read_at: Instant::now() });
 }
@@ -312,6 +322,44 @@ mod tests {
         entries.forget(&DirectoryChange::Client { client_id: "other".into() });
         entries.remember_user(version, &Arc::new(UserRecord::fixture("ann", "s-1")));
         assert!(entries.read().users_by_username.is_empty(), "the value read before the change may be stale");
+    }
+
+    #[test]
+    fn one_client_more_than_the_capacity_keeps_all_but_one_cached() {
+        let entries = Invalidations::default();
+        let ids: Vec<String> = (0..=CAPACITY).map(|i| format!("client-{i}")).collect();
+        for id in &ids {
+            let client = Arc::new(ClientRecord::fixture(id, &[], "openid"));
+            entries.remember(entries.version(), |entries| keep(&mut entries.clients, id.clone(), client));
+        }
+        let cached = entries.read();
+        assert_eq!(cached.clients.len(), CAPACITY, "one entry made room, not the whole map");
+        assert!(cached.clients.contains_key(&ids[CAPACITY]), "the newest entry is kept");
+        let missing = ids.iter().filter(|id| !cached.clients.contains_key(*id)).count();
+        assert_eq!(missing, 1);
+    }
+
+    #[test]
+    fn a_full_map_drops_its_expired_entries_first() {
+        let mut map = HashMap::new();
+        let expired = Instant::now().checked_sub(MAX_AGE).expect("the clock is past MAX_AGE");
+        for i in 0..CAPACITY {
+            let read_at = if i % 2 == 0 { expired } else { Instant::now() };
+            map.insert(format!("client-{i}"), Entry { value: Arc::new(i), read_at });
+        }
+        keep(&mut map, "new".into(), Arc::new(CAPACITY));
+        assert_eq!(map.len(), CAPACITY / 2 + 1, "every expired entry went, every fresh one stayed");
+        assert!(map.values().all(|entry| entry.read_at.elapsed() < MAX_AGE));
+    }
+
+    #[test]
+    fn rewriting_a_key_of_a_full_map_evicts_nothing() {
+        let mut map = HashMap::new();
+        for i in 0..CAPACITY {
+            map.insert(format!("client-{i}"), Entry { value: Arc::new(i), read_at: Instant::now() });
+        }
+        keep(&mut map, "client-0".into(), Arc::new(0));
+        assert_eq!(map.len(), CAPACITY);
     }
 
     #[test]
