@@ -59,6 +59,9 @@ pub struct ClientPolicy {
     /// [`id_token_user_claims`]: crate::protocol::userinfo::id_token_user_claims
     #[serde(default)]
     pub id_token_claims: Option<Vec<String>>,
+    /// Where the client receives logout tokens (Back-Channel Logout 1.0 §2.2), if anywhere.
+    #[serde(default)]
+    pub backchannel_logout_uri: Option<String>,
 }
 
 /// What a dynamically registered client registered with, and how it manages that
