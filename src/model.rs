@@ -117,6 +117,23 @@ impl ClientRecord {
     }
 }
 
+/// A back-channel logout token still to be delivered to one client (Back-Channel Logout
+/// 1.0 §2.5): one per (session, client), signed afresh at each attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogoutDelivery {
+    /// The ended session's public `sid`.
+    pub sid: String,
+    pub client_id: String,
+    /// The user the session was for (the logout token's `sub`).
+    pub subject: String,
+    /// When the first attempt was due; retries stop a bounded time after it.
+    pub first_due_at: u64,
+    /// When the next attempt is due.
+    pub due_at: u64,
+    /// How many attempts have failed so far.
+    pub failed_attempts: u32,
+}
+
 /// A user who can log in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserRecord {

@@ -581,7 +581,9 @@ mod tests {
 
     #[test]
     fn backchannel_logout_2_2_the_uri_is_https_or_http_to_a_loopback_address() {
-        for good in ["https://rp.example/logout?x=1", "http://127.0.0.1:8080/bcl", "http://[::1]/bcl", "http://localhost/bcl"] {
+        for good in
+            ["https://rp.example/logout?x=1", "http://127.0.0.1:8080/bcl", "http://[::1]/bcl", "http://localhost/bcl"]
+        {
             let plan = plan_client(&client(|c| c.backchannel_logout_uri = Some(good.into())), None).unwrap();
             assert_eq!(plan.record.policy.backchannel_logout_uri.as_deref(), Some(good));
         }
