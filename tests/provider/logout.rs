@@ -2,11 +2,7 @@
 
 use serde_json::{Value, json};
 
-use portcullis::provider::RegistrationPolicy;
-
-use crate::harness::{
-    Browser, TestServer, fixtures_with_webapp, hidden, jwt_part, location_base, location_param, webapp_request,
-};
+use crate::harness::{Browser, TestServer, hidden, location_base, location_param, webapp_request};
 
 async fn prompt_none(browser: &Browser) -> Option<String> {
     let mut params = webapp_request("openid", "s", "n");
@@ -164,7 +160,7 @@ async fn self_registered_sign_in_as(server: &TestServer, browser: &Browser, clie
     (client.clone(), tokens)
 }
 
-async fn logout_with_hint(server: &TestServer, browser: &Browser, id_token: &str) {
+pub async fn logout_with_hint(server: &TestServer, browser: &Browser, id_token: &str) {
     let params = [("id_token_hint", id_token), ("post_logout_redirect_uri", "http://127.0.0.1:9000/")];
     let response = browser.http.get(server.url("/logout")).query(&params).send().await.unwrap();
     assert_eq!(response.status(), 303, "logged out");
@@ -225,31 +221,6 @@ async fn logout_leaves_the_grants_of_the_users_other_sessions_alone() {
     assert!(!server.introspect_active(on_laptop["access_token"].as_str().unwrap()).await);
     assert!(server.introspect_active(on_phone["access_token"].as_str().unwrap()).await, "the other session lives");
     assert_eq!(prompt_none(&phone).await, None, "and stays signed in");
-}
-
-/// Back-Channel Logout 1.0 §2.5: ending a session queues one logout token for each client
-/// that got tokens in it and registered a `backchannel_logout_uri` (however many tokens it
-/// got), about the ID token's `sub` and `sid`.
-#[tokio::test]
-async fn backchannel_logout_2_5_ending_a_session_queues_one_logout_per_client_with_a_uri() {
-    let folder = fixtures_with_webapp("bcl-queue", "  backchannelLogoutUri: http://127.0.0.1:9/bcl\n");
-    let server = TestServer::start_on(folder, RegistrationPolicy::Open).await;
-    let browser = Browser::new(&server);
-    server.webapp_tokens(&browser, "openid offline_access").await;
-    let last = server.webapp_tokens(&browser, "openid").await;
-    let now = server.provider.clock.now();
-    assert_eq!(server.provider.store.claim_logouts(now + 60, now + 90, 10).await.unwrap(), [], "nothing before");
-
-    logout_with_hint(&server, &browser, last["id_token"].as_str().unwrap()).await;
-
-    let claims = jwt_part(last["id_token"].as_str().unwrap(), 1);
-    let queued = server.provider.store.claim_logouts(now + 60, now + 90, 10).await.unwrap();
-    assert_eq!(queued.len(), 1, "one delivery, to the webapp only: {queued:?}");
-    let delivery = &queued[0];
-    assert_eq!((delivery.client_id.as_str(), delivery.failed_attempts), ("webapp", 0));
-    assert_eq!(Some(delivery.sid.as_str()), claims["sid"].as_str(), "the ID token's sid");
-    assert_eq!(Some(delivery.subject.as_str()), claims["sub"].as_str(), "the ID token's sub");
-    assert!(delivery.due_at >= now && delivery.due_at <= server.provider.clock.now(), "due at once");
 }
 
 /// Back-Channel Logout 1.0 §2.5: a client without a `backchannel_logout_uri` is sent no
