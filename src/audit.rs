@@ -29,11 +29,14 @@ pub enum AuditEvent {
     Logout,
     KeyRotated,
     CorsOriginRefused,
+    BackchannelLogoutDelivered,
+    BackchannelLogoutRetried,
+    BackchannelLogoutGivenUp,
 }
 
 impl AuditEvent {
     /// Every event, in a fixed order (documentation and tests walk it).
-    pub const ALL: [AuditEvent; 14] = [
+    pub const ALL: [AuditEvent; 17] = [
         AuditEvent::LoginSucceeded,
         AuditEvent::LoginFailed,
         AuditEvent::LoginThrottled,
@@ -48,6 +51,9 @@ impl AuditEvent {
         AuditEvent::Logout,
         AuditEvent::KeyRotated,
         AuditEvent::CorsOriginRefused,
+        AuditEvent::BackchannelLogoutDelivered,
+        AuditEvent::BackchannelLogoutRetried,
+        AuditEvent::BackchannelLogoutGivenUp,
     ];
 
     /// The `event` field's value.
@@ -67,6 +73,9 @@ impl AuditEvent {
             AuditEvent::Logout => "logout",
             AuditEvent::KeyRotated => "key_rotated",
             AuditEvent::CorsOriginRefused => "cors_origin_refused",
+            AuditEvent::BackchannelLogoutDelivered => "backchannel_logout_delivered",
+            AuditEvent::BackchannelLogoutRetried => "backchannel_logout_retried",
+            AuditEvent::BackchannelLogoutGivenUp => "backchannel_logout_given_up",
         }
     }
 }

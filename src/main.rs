@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use portcullis::clock::Clock;
 use portcullis::controller::replica::Intervals;
 use portcullis::listener::{self, ConnectionLimits};
-use portcullis::provider::RegistrationPolicy;
+use portcullis::provider::{BackchannelSettings, RegistrationPolicy};
 use portcullis::server::{self, BuiltProvider, ServerError, ServerOptions};
 use portcullis::store::{RedisConfig, RedisStore};
 use portcullis::telemetry::{self, LogFormat};
@@ -127,6 +127,12 @@ struct ProviderArgs {
     /// keys and, every third time, the store's eviction policy are checked.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     store_check_interval: Duration,
+    /// How often the back-channel logout queue is looked at (for tests).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, hide = true)]
+    backchannel_logout_poll_interval: Duration,
+    /// How long a failing back-channel logout delivery is retried (for tests).
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration, hide = true)]
+    backchannel_logout_give_up_after: Duration,
     /// Also serve /metrics on the main listener. Its login counts are every user's, so only
     /// do this where the main port is not public.
     #[arg(long)]
@@ -445,6 +451,11 @@ fn run(
             registration,
             registration_scopes,
             intervals: Intervals { store: args.store_check_interval, ..Intervals::default() },
+            backchannel: BackchannelSettings {
+                poll: args.backchannel_logout_poll_interval,
+                give_up_after: args.backchannel_logout_give_up_after,
+                ..BackchannelSettings::default()
+            },
             metrics_on_main_port: args.metrics_on_main_port,
         };
         let built: BuiltProvider = match (redis, &kubernetes) {

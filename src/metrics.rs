@@ -91,6 +91,31 @@ impl LoginResult {
     }
 }
 
+/// How a back-channel logout delivery attempt ended
+/// (`portcullis_backchannel_logout_total{result}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackchannelLogoutResult {
+    /// The relying party answered 2xx.
+    Delivered,
+    /// It failed (an error, a timeout or another status) and is tried again later.
+    Retried,
+    /// It failed and the retry bound is spent, or the client no longer takes logout tokens.
+    GivenUp,
+}
+
+impl BackchannelLogoutResult {
+    const ALL: [BackchannelLogoutResult; 3] =
+        [BackchannelLogoutResult::Delivered, BackchannelLogoutResult::Retried, BackchannelLogoutResult::GivenUp];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackchannelLogoutResult::Delivered => "delivered",
+            BackchannelLogoutResult::Retried => "retried",
+            BackchannelLogoutResult::GivenUp => "given_up",
+        }
+    }
+}
+
 /// What an argon2 verification was for (`portcullis_argon2_verifications_total{purpose}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Argon2Purpose {
@@ -121,6 +146,7 @@ pub struct Metrics {
     token_errors: IntCounterVec,
     logins: [IntCounter; LoginResult::ALL.len()],
     argon2_verifications: [IntCounter; Argon2Purpose::ALL.len()],
+    backchannel_logouts: [IntCounter; BackchannelLogoutResult::ALL.len()],
     client_auth_throttled: IntCounterVec,
     active_sessions: IntGauge,
     clients_registered: IntCounter,
@@ -186,6 +212,12 @@ impl Metrics {
             "argon2 verifications run, by purpose: every one that is not refused by a throttle first.",
             &["purpose"],
         );
+        let backchannel_logouts = counter_vec(
+            &registry,
+            "portcullis_backchannel_logout_total",
+            "Back-channel logout delivery attempts (OpenID Connect Back-Channel Logout 1.0), by result.",
+            &["result"],
+        );
         let metrics = Self {
             http_requests: counter_vec(
                 &registry,
@@ -220,6 +252,8 @@ impl Metrics {
             logins: LoginResult::ALL.map(|result| logins.with_label_values(&[result.as_str()])),
             argon2_verifications: Argon2Purpose::ALL
                 .map(|purpose| argon2_verifications.with_label_values(&[purpose.as_str()])),
+            backchannel_logouts: BackchannelLogoutResult::ALL
+                .map(|result| backchannel_logouts.with_label_values(&[result.as_str()])),
             client_auth_throttled: counter_vec(
                 &registry,
                 "portcullis_client_auth_throttled_total",
@@ -316,6 +350,13 @@ impl Metrics {
     pub fn argon2_verification(&self, purpose: Argon2Purpose) {
         let index = Argon2Purpose::ALL.iter().position(|p| *p == purpose);
         if let Some(counter) = index.and_then(|i| self.argon2_verifications.get(i)) {
+            counter.inc();
+        }
+    }
+
+    pub fn backchannel_logout(&self, result: BackchannelLogoutResult) {
+        let index = BackchannelLogoutResult::ALL.iter().position(|r| *r == result);
+        if let Some(counter) = index.and_then(|i| self.backchannel_logouts.get(i)) {
             counter.inc();
         }
     }

@@ -62,6 +62,9 @@ pub struct ClientPolicy {
     /// Declared `applicationType: native` (RFC 8252); see [`ClientRecord::is_native`].
     #[serde(default)]
     pub native_application: bool,
+    /// Where the client receives logout tokens (Back-Channel Logout 1.0 §2.2), if anywhere.
+    #[serde(default)]
+    pub backchannel_logout_uri: Option<String>,
 }
 
 /// What a dynamically registered client registered with, and how it manages that
@@ -125,6 +128,23 @@ impl ClientRecord {
             policy: ClientPolicy::default(),
         }
     }
+}
+
+/// A back-channel logout token still to be delivered to one client (Back-Channel Logout
+/// 1.0 §2.5): one per (session, client), signed afresh at each attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogoutDelivery {
+    /// The ended session's public `sid`.
+    pub sid: String,
+    pub client_id: String,
+    /// The user the session was for (the logout token's `sub`).
+    pub subject: String,
+    /// When the first attempt was due; retries stop a bounded time after it.
+    pub first_due_at: u64,
+    /// When the next attempt is due.
+    pub due_at: u64,
+    /// How many attempts have failed so far.
+    pub failed_attempts: u32,
 }
 
 /// A user who can log in.

@@ -18,7 +18,7 @@ use crate::controller::replica::{self, Intervals, LiveFolder, Replica, Source};
 use crate::keys::{KeyError, Keyring, SharedKeyring};
 use crate::kubernetes::key_secrets::{self, KeyWatch};
 use crate::listener::{self, ConnectionLimits};
-use crate::provider::{self, Provider, ProviderConfig, RegistrationPolicy};
+use crate::provider::{self, BackchannelSettings, Provider, ProviderConfig, RegistrationPolicy};
 use crate::store::{Eviction, MemoryStore, RedisConfig, RedisStore, Store, StoreError, StoreStatus, epoch};
 use crate::vocabulary::Scope;
 
@@ -75,6 +75,8 @@ pub struct ServerOptions {
     /// How often the store's data epoch and the shared keys are checked, and the
     /// manifests folder read again.
     pub intervals: Intervals,
+    /// How back-channel logout tokens are delivered.
+    pub backchannel: BackchannelSettings,
     /// Serve `/metrics` on the main port too; otherwise only `--metrics-listen` has it.
     pub metrics_on_main_port: bool,
 }
@@ -159,9 +161,11 @@ pub async fn build_kubernetes(
         Arc::clone(&status),
     )?
     .with_key_watch(Arc::clone(&key_watch.synced));
+    let provider = Arc::new(provider);
+    tokio::spawn(provider::deliver_logouts(Arc::downgrade(&provider), options.backchannel));
     let replica = Replica { store, status, folder: None, reconnected: Some(reconnected), intervals: options.intervals };
     tokio::spawn(replica.run());
-    Ok(BuiltProvider { provider: Arc::new(provider), generated: Vec::new(), key_watch: Some(key_watch) })
+    Ok(BuiltProvider { provider, generated: Vec::new(), key_watch: Some(key_watch) })
 }
 
 async fn build(
@@ -182,6 +186,7 @@ async fn build(
     let (folder, generated) = LiveFolder::start(source, folder, store.as_ref(), announce_generated).await?;
     let config = provider_config(options);
     let provider = Arc::new(Provider::new(config, Arc::clone(&store), keys, clock, Arc::clone(&status))?);
+    tokio::spawn(provider::deliver_logouts(Arc::downgrade(&provider), options.backchannel));
     let replica = Replica { store, status, folder: Some(folder), reconnected, intervals: options.intervals };
     tokio::spawn(replica.run());
     Ok(BuiltProvider { provider, generated, key_watch: None })

@@ -460,6 +460,7 @@ async fn provider() -> Arc<Provider> {
         registration: RegistrationPolicy::Open,
         registration_scopes: Scope::parse("openid profile email offline_access").unwrap(),
         intervals: Default::default(),
+        backchannel: Default::default(),
         metrics_on_main_port: false,
     };
     server::build_dev(&options).await.unwrap().provider

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use portcullis::clock::Clock;
 use portcullis::metrics::Metrics;
 use portcullis::model::{
-    AuthorizationCode, ClientPolicy, ClientRecord, DeviceGrant, DeviceStatus, Grant, RefreshToken, Session,
-    UserProfile, UserRecord,
+    AuthorizationCode, ClientPolicy, ClientRecord, DeviceGrant, DeviceStatus, Grant, LogoutDelivery, RefreshToken,
+    Session, UserProfile, UserRecord,
 };
 use portcullis::protocol::device;
 use portcullis::store::{
@@ -23,7 +23,7 @@ use portcullis::store::{
     Instrumented, MemoryStore, OPERATIONS, PublishedKeys, RedisConfig, RedisStore, Reservation, SingleUse, Store,
     StoreError, epoch,
 };
-use portcullis::store::{SessionEnds, SessionGrant};
+use portcullis::store::{LogoutQueue, SessionEnds, SessionGrant};
 use portcullis::vocabulary::{GrantType, Scope, TokenEndpointAuthMethod};
 use redis_server::RedisServer;
 
@@ -560,6 +560,60 @@ async fn a_session_token_check_reads_the_session_end_with_the_deny_list(store: &
     assert_eq!(check.session_ended_at, None, "the marker lives as long as the session's last token");
 }
 
+fn delivery(sid: &str, client_id: &str, due_at: u64) -> LogoutDelivery {
+    LogoutDelivery {
+        sid: sid.into(),
+        client_id: client_id.into(),
+        subject: "alice".into(),
+        first_due_at: due_at,
+        due_at,
+        failed_attempts: 0,
+    }
+}
+
+async fn logout_deliveries_are_queued_once_per_session_and_client_and_claimed_by_one(store: &dyn LogoutQueue, t: u64) {
+    assert!(store.queue_logout(&delivery("sid-a", "app", t)).await.unwrap());
+    assert!(!store.queue_logout(&delivery("sid-a", "app", t - 5)).await.unwrap(), "one per (session, client)");
+    assert!(store.queue_logout(&delivery("sid-a", "other app", t - 1)).await.unwrap());
+    assert!(store.queue_logout(&delivery("sid-b", "app", t + 10)).await.unwrap());
+    let claimed = store.claim_logouts(t, t + 30, 10).await.unwrap();
+    assert_eq!(claimed, [delivery("sid-a", "other app", t - 1), delivery("sid-a", "app", t)], "due ones, oldest first");
+    assert_eq!(store.claim_logouts(t + 29, t + 60, 10).await.unwrap(), [delivery("sid-b", "app", t + 10)], "leased");
+    let retry = LogoutDelivery { due_at: t + 31, failed_attempts: 1, ..delivery("sid-a", "app", t) };
+    store.requeue_logout(&retry).await.unwrap();
+    store.finish_logout("sid-a", "other app").await.unwrap();
+    assert_eq!(store.claim_logouts(t + 30, t + 90, 10).await.unwrap(), [], "requeued for later; finished");
+    assert_eq!(store.claim_logouts(t + 31, t + 90, 1).await.unwrap(), [retry], "due again once its time comes");
+    assert!(!store.queue_logout(&delivery("sid-a", "app", t)).await.unwrap(), "still queued while unfinished");
+    store.finish_logout("sid-a", "app").await.unwrap();
+    store.finish_logout("sid-b", "app").await.unwrap();
+    assert_eq!(store.claim_logouts(t + 1000, t + 2000, 10).await.unwrap(), [], "nothing left");
+    assert!(store.queue_logout(&delivery("sid-a", "app", t)).await.unwrap(), "a finished one can be queued again");
+    store.finish_logout("sid-a", "app").await.unwrap();
+}
+
+async fn concurrent_claims_lend_each_logout_delivery_once(store: Arc<dyn Store>, time: &Time) {
+    let t = time.now();
+    for i in 0..20 {
+        assert!(store.queue_logout(&delivery(&format!("sid-{i}"), "app", t)).await.unwrap());
+    }
+    let claims = (0..8).map(|_| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move { store.claim_logouts(t, t + 30, 3).await.unwrap() })
+    });
+    let mut claimed: Vec<String> = Vec::new();
+    for claim in claims {
+        claimed.extend(claim.await.unwrap().into_iter().map(|d| d.sid));
+    }
+    claimed.sort();
+    let mut unique = claimed.clone();
+    unique.dedup();
+    assert_eq!((claimed.len(), unique.len()), (20, 20), "every delivery claimed exactly once");
+    for i in 0..20 {
+        store.finish_logout(&format!("sid-{i}"), "app").await.unwrap();
+    }
+}
+
 /// The checks of the directory port.
 async fn keeps_the_directory_contract(store: &dyn Directory) {
     clients_are_upserted_found_listed_and_deleted(store).await;
@@ -581,6 +635,7 @@ async fn keeps_the_contract(store: &dyn Store, time: &Time) {
     active_sessions_counts_live_sessions_only(store, time).await;
     a_closed_session_lists_its_grants_and_links_no_more(store, time).await;
     a_session_token_check_reads_the_session_end_with_the_deny_list(store, time).await;
+    logout_deliveries_are_queued_once_per_session_and_client_and_claimed_by_one(store, time.now()).await;
     reservations_stay_within_their_budget_and_window(store, time).await;
     claims_keep_the_first_value(store).await;
     published_keys_are_read_back_and_replaced(store).await;
@@ -598,6 +653,7 @@ async fn memory_store_keeps_the_contract() {
     keeps_the_contract(store.as_ref(), &time).await;
     store.purge_expired();
     concurrent_consumers_get_one_fresh_code(Arc::clone(&store) as Arc<dyn Store>, &time).await;
+    concurrent_claims_lend_each_logout_delivery_once(Arc::clone(&store) as Arc<dyn Store>, &time).await;
     concurrent_polls_redeem_an_approval_once(Arc::clone(&store) as Arc<dyn Store>, &time).await;
     concurrent_reservations_grant_exactly_the_limit(store, &time).await;
 }
@@ -616,6 +672,7 @@ async fn instrumented_store_keeps_the_contract() {
         OPERATIONS.iter().copied().filter(|op| metrics.store_op(op).0.get_sample_count() == 0).collect();
     assert!(untested.is_empty(), "the contract calls every operation; not called: {untested:?}");
     concurrent_consumers_get_one_fresh_code(Arc::clone(&store), &time).await;
+    concurrent_claims_lend_each_logout_delivery_once(Arc::clone(&store), &time).await;
     concurrent_reservations_grant_exactly_the_limit(store, &time).await;
 }
 
@@ -649,6 +706,7 @@ async fn redis_store_keeps_the_contract() {
     let time = Time::Real;
     keeps_the_contract(store.as_ref(), &time).await;
     concurrent_consumers_get_one_fresh_code(Arc::clone(&store), &time).await;
+    concurrent_claims_lend_each_logout_delivery_once(Arc::clone(&store), &time).await;
     concurrent_polls_redeem_an_approval_once(Arc::clone(&store), &time).await;
     concurrent_reservations_grant_exactly_the_limit(store, &time).await;
 }

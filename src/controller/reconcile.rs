@@ -234,6 +234,9 @@ pub fn desired_client(client: &OidcClient, credentials: Option<&Secret>) -> Resu
     for uri in &spec.post_logout_redirect_uris {
         check_uri("spec.postLogoutRedirectUris", uri).map_err(fail)?;
     }
+    if let Some(uri) = &spec.backchannel_logout_uri {
+        check_backchannel_logout_uri(uri).map_err(fail)?;
+    }
     let scopes =
         Scope::parse(&spec.scopes.join(" ")).map_err(|e| fail(Problem::InvalidScope(e.description.into_owned())))?;
     check_scope_claims(&spec.scope_claims).map_err(fail)?;
@@ -278,6 +281,7 @@ pub fn desired_client(client: &OidcClient, credentials: Option<&Secret>) -> Resu
             scope_claims: spec.scope_claims.clone(),
             id_token_claims: spec.id_token_claims.clone(),
             native_application: spec.application_type == Some(ApplicationType::Native),
+            backchannel_logout_uri: spec.backchannel_logout_uri.clone(),
         },
     };
     Ok(DesiredClient { record, secret })
@@ -298,6 +302,25 @@ fn check_uri(field: &'static str, uri: &str) -> Result<(), Problem> {
         Ok(url) if url.fragment().is_none() && !uri.contains('#') => Ok(()),
         _ => Err(Problem::InvalidUri { field, uri: uri.to_owned() }),
     }
+}
+
+/// Back-Channel Logout 1.0 §2.2: the back-channel logout URI is absolute, has no fragment
+/// and uses `https`; we allow `http` only to a loopback address (as RFC 8252 §7.3 does for
+/// redirects), where the logout token cannot cross a network.
+fn check_backchannel_logout_uri(uri: &str) -> Result<(), Problem> {
+    const FIELD: &str = "spec.backchannelLogoutUri";
+    check_uri(FIELD, uri)?;
+    let allowed = Url::parse(uri).is_ok_and(|url| match url.scheme() {
+        "https" => true,
+        "http" => match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            None => false,
+        },
+        _ => false,
+    });
+    if allowed { Ok(()) } else { Err(Problem::InvalidUri { field: FIELD, uri: uri.to_owned() }) }
 }
 
 fn parse_duration(
@@ -555,6 +578,24 @@ mod tests {
         assert!(
             matches!(err.unwrap_err().problem, Problem::InvalidOrigin(origin) if origin == "https://spa.example/app")
         );
+    }
+
+    #[test]
+    fn backchannel_logout_2_2_the_uri_is_https_or_http_to_a_loopback_address() {
+        for good in
+            ["https://rp.example/logout?x=1", "http://127.0.0.1:8080/bcl", "http://[::1]/bcl", "http://localhost/bcl"]
+        {
+            let plan = plan_client(&client(|c| c.backchannel_logout_uri = Some(good.into())), None).unwrap();
+            assert_eq!(plan.record.policy.backchannel_logout_uri.as_deref(), Some(good));
+        }
+        for bad in ["http://rp.example/logout", "https://rp.example/logout#frag", "/logout", "ftp://127.0.0.1/x"] {
+            let err = plan_client(&client(|c| c.backchannel_logout_uri = Some(bad.into())), None).unwrap_err();
+            assert!(
+                matches!(&err.problem, Problem::InvalidUri { field: "spec.backchannelLogoutUri", .. }),
+                "{bad}: {err:?}"
+            );
+        }
+        assert_eq!(plan_client(&client(|_| {}), None).unwrap().record.policy.backchannel_logout_uri, None);
     }
 
     #[test]

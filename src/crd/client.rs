@@ -37,7 +37,9 @@ use crate::vocabulary::{GrantType, TokenEndpointAuthMethod};
     validation = Rule::new("!has(self.redirectUris) || self.redirectUris.all(u, isURL(u) && !u.contains('#'))")
         .message("redirectUris must be absolute URLs without a fragment (RFC 6749 section 3.1.2)"),
     validation = Rule::new("!has(self.postLogoutRedirectUris) || self.postLogoutRedirectUris.all(u, isURL(u) && !u.contains('#'))")
-        .message("postLogoutRedirectUris must be absolute URLs without a fragment")
+        .message("postLogoutRedirectUris must be absolute URLs without a fragment"),
+    validation = Rule::new("!has(self.backchannelLogoutUri) || (isURL(self.backchannelLogoutUri) && !self.backchannelLogoutUri.contains('#'))")
+        .message("backchannelLogoutUri must be an absolute URL without a fragment (Back-Channel Logout 1.0 section 2.2)")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct OidcClientSpec {
@@ -55,6 +57,16 @@ pub struct OidcClientSpec {
     /// Exact URIs the client may be sent to after logout (RP-Initiated Logout `post_logout_redirect_uris`).
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
+    /// Where Portcullis POSTs a logout token when a session the client got tokens in ends
+    /// (Back-Channel Logout 1.0 `backchannel_logout_uri`): `https`, or `http` to a loopback
+    /// address only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
+    /// The client needs `sid` in its logout tokens (Back-Channel Logout 1.0
+    /// `backchannel_logout_session_required`). Portcullis always sends it, so this only
+    /// documents the client's need.
+    #[serde(default)]
+    pub backchannel_logout_session_required: bool,
     /// OAuth 2.0 grant types the client may use (RFC 7591 `grant_types`).
     #[serde(default = "default_grant_types")]
     pub grant_types: Vec<GrantType>,

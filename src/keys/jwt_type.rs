@@ -7,6 +7,9 @@ pub enum JwtType {
     AccessToken,
     /// Plain `JWT`, used by ID tokens.
     Jwt,
+    /// Back-Channel Logout 1.0 §2.4: logout tokens carry `typ: logout+jwt`, so that no
+    /// other kind of token passes for one.
+    LogoutToken,
 }
 
 impl JwtType {
@@ -14,6 +17,7 @@ impl JwtType {
         match self {
             JwtType::AccessToken => "at+jwt",
             JwtType::Jwt => "JWT",
+            JwtType::LogoutToken => "logout+jwt",
         }
     }
 

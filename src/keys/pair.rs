@@ -32,6 +32,7 @@ pub struct KeyPair {
     public: Arc<PublicKey>,
     at_jwt_header: String,
     jwt_header: String,
+    logout_jwt_header: String,
 }
 
 impl fmt::Debug for KeyPair {
@@ -119,6 +120,7 @@ impl KeyPair {
         Ok(Self {
             at_jwt_header: header(JwtType::AccessToken.as_str()),
             jwt_header: header(JwtType::Jwt.as_str()),
+            logout_jwt_header: header(JwtType::LogoutToken.as_str()),
             private,
             public,
         })
@@ -146,6 +148,7 @@ impl KeyPair {
         match typ {
             JwtType::AccessToken => &self.at_jwt_header,
             JwtType::Jwt => &self.jwt_header,
+            JwtType::LogoutToken => &self.logout_jwt_header,
         }
     }
 

@@ -83,6 +83,11 @@ pub struct ProviderMetadata {
     pub request_uri_parameter_supported: bool,
     /// RFC 9207 §3: authorization responses carry `iss`.
     pub authorization_response_iss_parameter_supported: bool,
+    /// Back-Channel Logout 1.0 §2.1: we send logout tokens to clients that registered a
+    /// `backchannel_logout_uri`.
+    pub backchannel_logout_supported: bool,
+    /// Back-Channel Logout 1.0 §2.1: the logout tokens we send always carry `sid`.
+    pub backchannel_logout_session_supported: bool,
 }
 
 /// Builds the metadata for an issuer whose ID tokens are signed with `id_token_algorithm`.
@@ -119,6 +124,8 @@ pub fn metadata(issuer: &str, id_token_algorithm: Option<SigningAlgorithm>, regi
         request_parameter_supported: false,
         request_uri_parameter_supported: false,
         authorization_response_iss_parameter_supported: true,
+        backchannel_logout_supported: true,
+        backchannel_logout_session_supported: true,
     }
 }
 

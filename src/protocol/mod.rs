@@ -6,6 +6,7 @@
 //! [`crate::model`]; `scripts/check-layers` keeps this module free of the layers above.
 
 pub mod authorize;
+pub mod backchannel_logout;
 pub mod claims;
 pub mod client_auth;
 pub mod cors;

@@ -18,6 +18,7 @@
 //! - `state`: [`Provider`], its settings and the lifetimes of what it stores.
 
 mod authorize;
+mod backchannel_logout;
 mod browser;
 mod client_auth;
 mod consent;
@@ -56,6 +57,7 @@ use axum::middleware::{self, from_fn, map_response, map_response_with_state};
 use axum::routing::{MethodRouter, get, post};
 
 /// The request-header parsers, public for the fuzz targets (`fuzz/`).
+pub use backchannel_logout::{BackchannelSettings, deliver_logouts};
 pub use browser::{cookie, tokens_match};
 pub use error::{ApiError, PageError};
 pub use extract::bearer_header;

@@ -1,6 +1,6 @@
 //! The in-memory store of `portcullis dev`: one process, nothing persisted.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
@@ -11,9 +11,11 @@ use super::ports::{
     Budget, Consumed, Coordination, Counters, DeviceGrants, Directory, Ephemeral, Eviction, Grants, PublishedKeys,
     Reservation, SingleUse, TokenCheck,
 };
-use super::ports::{SessionEnds, SessionGrant, SessionTokenCheck};
+use super::ports::{LogoutQueue, SessionEnds, SessionGrant, SessionTokenCheck};
 use crate::clock::Clock;
-use crate::model::{AuthorizationCode, ClientRecord, DeviceGrant, Grant, RefreshToken, Session, UserRecord};
+use crate::model::{
+    AuthorizationCode, ClientRecord, DeviceGrant, Grant, LogoutDelivery, RefreshToken, Session, UserRecord,
+};
 use crate::vocabulary::Scope;
 
 /// A map whose entries vanish at their expiry (checked on read, purged periodically).
@@ -198,6 +200,9 @@ pub struct MemoryStore {
     published_keys: RwLock<Option<PublishedKeys>>,
     /// Retired public keys (JWK) by `kid`.
     retired_keys: Expiring<String>,
+    /// Back-channel logout deliveries by (sid, client id), each due at its `due_at` (a
+    /// claimed one at its lease's end).
+    logouts: RwLock<BTreeMap<(String, String), (u64, LogoutDelivery)>>,
 }
 
 #[derive(Default)]
@@ -227,6 +232,7 @@ impl MemoryStore {
             claims: RwLock::default(),
             published_keys: RwLock::default(),
             retired_keys: Expiring::new(),
+            logouts: RwLock::default(),
         }
     }
 
@@ -474,6 +480,49 @@ impl SessionEnds for MemoryStore {
     async fn session_token_check(&self, jti: &str, sid: &str) -> Result<SessionTokenCheck, StoreError> {
         let token = self.token_check(jti).await?;
         Ok(SessionTokenCheck { token, session_ended_at: self.session_ends.get(sid, self.clock.now()) })
+    }
+}
+
+#[async_trait]
+impl LogoutQueue for MemoryStore {
+    async fn queue_logout(&self, delivery: &LogoutDelivery) -> Result<bool, StoreError> {
+        let mut logouts = self.logouts.write().unwrap_or_else(PoisonError::into_inner);
+        let key = (delivery.sid.clone(), delivery.client_id.clone());
+        if logouts.contains_key(&key) {
+            return Ok(false);
+        }
+        logouts.insert(key, (delivery.due_at, delivery.clone()));
+        Ok(true)
+    }
+
+    async fn claim_logouts(&self, now: u64, lease_until: u64, limit: u64) -> Result<Vec<LogoutDelivery>, StoreError> {
+        let mut logouts = self.logouts.write().unwrap_or_else(PoisonError::into_inner);
+        let mut due: Vec<(u64, (String, String))> = logouts
+            .iter()
+            .filter(|(_, (due_at, _))| *due_at <= now)
+            .map(|(key, (due_at, _))| (*due_at, key.clone()))
+            .collect();
+        due.sort();
+        let mut claimed = Vec::new();
+        for (_, key) in due.into_iter().take(usize::try_from(limit).unwrap_or(usize::MAX)) {
+            if let Some((due_at, delivery)) = logouts.get_mut(&key) {
+                *due_at = lease_until;
+                claimed.push(delivery.clone());
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn requeue_logout(&self, delivery: &LogoutDelivery) -> Result<(), StoreError> {
+        let mut logouts = self.logouts.write().unwrap_or_else(PoisonError::into_inner);
+        logouts.insert((delivery.sid.clone(), delivery.client_id.clone()), (delivery.due_at, delivery.clone()));
+        Ok(())
+    }
+
+    async fn finish_logout(&self, sid: &str, client_id: &str) -> Result<(), StoreError> {
+        let mut logouts = self.logouts.write().unwrap_or_else(PoisonError::into_inner);
+        logouts.remove(&(sid.to_owned(), client_id.to_owned()));
+        Ok(())
     }
 }
 

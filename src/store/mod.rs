@@ -3,7 +3,7 @@
 //!
 //! Small ports, one per kind of state ([`ports`]: [`Directory`], [`SingleUse`],
 //! [`Grants`], [`Ephemeral`], [`DeviceGrants`], [`Counters`], [`Coordination`],
-//! [`SessionEnds`]), with small operations
+//! [`SessionEnds`], [`LogoutQueue`]), with small operations
 //! (upsert with expiry, find, atomic consume, delete, reserve from a budget); [`Store`] is all of them at once.
 //! The in-memory and Redis implementations pass the same contract suite
 //! (`tests/store_contract.rs`). Times are seconds since the Unix epoch; an entry whose
@@ -31,7 +31,7 @@ pub use ports::{
     Budget, Consumed, Coordination, Counters, DeviceGrants, Directory, Ephemeral, Eviction, Grants, Instrumented,
     OPERATIONS, PublishedKeys, Reservation, SingleUse, Store, TokenCheck,
 };
-pub use ports::{SessionEnds, SessionGrant, SessionTokenCheck};
+pub use ports::{LogoutQueue, SessionEnds, SessionGrant, SessionTokenCheck};
 pub use redis::{RedisConfig, RedisStore};
 pub use status::StoreStatus;
 

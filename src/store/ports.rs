@@ -21,7 +21,9 @@ use tracing::Instrument;
 
 use super::error::StoreError;
 use crate::metrics::Metrics;
-use crate::model::{AuthorizationCode, ClientRecord, DeviceGrant, Grant, RefreshToken, Session, UserRecord};
+use crate::model::{
+    AuthorizationCode, ClientRecord, DeviceGrant, Grant, LogoutDelivery, RefreshToken, Session, UserRecord,
+};
 use crate::vocabulary::Scope;
 
 /// The outcome of consuming a single-use value.
@@ -352,6 +354,22 @@ store_ports! {
         /// trip: the introspection of a user's access token.
         async fn session_token_check(&self, jti: &str, sid: &str) -> Result<SessionTokenCheck, StoreError>;
     }
+
+    /// The queue of back-channel logout tokens to deliver (Back-Channel Logout 1.0 §2.5),
+    /// shared by every replica; an entry is named by its (session, client).
+    pub trait LogoutQueue {
+        /// Queues `delivery`, due at its `due_at`, unless one for the same session and client
+        /// is queued already; `true` when queued.
+        async fn queue_logout(&self, delivery: &LogoutDelivery) -> Result<bool, StoreError>;
+        /// Claims up to `limit` deliveries due at `now`, atomically: each is lent to this
+        /// caller until `lease_until` (no other caller claims it before), after which an
+        /// unfinished one is due again.
+        async fn claim_logouts(&self, now: u64, lease_until: u64, limit: u64) -> Result<Vec<LogoutDelivery>, StoreError>;
+        /// Puts a claimed delivery back, due at its (new) `due_at`.
+        async fn requeue_logout(&self, delivery: &LogoutDelivery) -> Result<(), StoreError>;
+        /// Removes the delivery of session `sid` to client `client_id` (delivered or given up).
+        async fn finish_logout(&self, sid: &str, client_id: &str) -> Result<(), StoreError>;
+    }
 }
 
 /// Wraps a store and measures it; the metric children of every operation are resolved
@@ -524,6 +542,19 @@ mod tests {
     impl Sample for &DeviceGrant {
         fn sample() -> Self {
             leak(crate::protocol::device::new_grant("app", Scope::default(), 1, 1))
+        }
+    }
+
+    impl Sample for &LogoutDelivery {
+        fn sample() -> Self {
+            leak(LogoutDelivery {
+                sid: "sid".into(),
+                client_id: "app".into(),
+                subject: "sub".into(),
+                first_due_at: 1,
+                due_at: 1,
+                failed_attempts: 0,
+            })
         }
     }
 

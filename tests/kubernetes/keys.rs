@@ -47,6 +47,7 @@ async fn signing_keys_rotate_next_before_active_and_the_provider_follows_without
         registration: portcullis::provider::RegistrationPolicy::Disabled,
         registration_scopes: portcullis::vocabulary::Scope::parse("openid").unwrap(),
         intervals: Default::default(),
+        backchannel: Default::default(),
         metrics_on_main_port: false,
     };
     let built = tokio::time::timeout(

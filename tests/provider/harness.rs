@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use portcullis::clock::Clock;
 use portcullis::keys::{KeyPair, KeyPhase, Keyring, SharedKeyring};
-use portcullis::provider::{Provider, ProviderConfig, RegistrationPolicy, app};
+use portcullis::provider::{BackchannelSettings, Provider, ProviderConfig, RegistrationPolicy, app};
 use portcullis::server::{self, ServerOptions};
 use portcullis::store::{Store, StoreStatus, epoch};
 use portcullis::vocabulary::{Scope, SigningAlgorithm};
@@ -97,6 +97,11 @@ impl TestServer {
             registration,
             registration_scopes: Scope::parse("openid profile email offline_access").unwrap(),
             intervals: Default::default(),
+            backchannel: BackchannelSettings {
+                poll: Duration::from_millis(100),
+                timeout: Duration::from_secs(2),
+                give_up_after: Duration::from_secs(3),
+            },
             metrics_on_main_port,
         };
         let built = server::build_dev(&options).await.unwrap();

@@ -160,7 +160,7 @@ async fn self_registered_sign_in_as(server: &TestServer, browser: &Browser, clie
     (client.clone(), tokens)
 }
 
-async fn logout_with_hint(server: &TestServer, browser: &Browser, id_token: &str) {
+pub async fn logout_with_hint(server: &TestServer, browser: &Browser, id_token: &str) {
     let params = [("id_token_hint", id_token), ("post_logout_redirect_uri", "http://127.0.0.1:9000/")];
     let response = browser.http.get(server.url("/logout")).query(&params).send().await.unwrap();
     assert_eq!(response.status(), 303, "logged out");
@@ -221,4 +221,16 @@ async fn logout_leaves_the_grants_of_the_users_other_sessions_alone() {
     assert!(!server.introspect_active(on_laptop["access_token"].as_str().unwrap()).await);
     assert!(server.introspect_active(on_phone["access_token"].as_str().unwrap()).await, "the other session lives");
     assert_eq!(prompt_none(&phone).await, None, "and stays signed in");
+}
+
+/// Back-Channel Logout 1.0 §2.5: a client without a `backchannel_logout_uri` is sent no
+/// logout token.
+#[tokio::test]
+async fn backchannel_logout_2_5_a_client_without_a_uri_gets_no_logout_token() {
+    let server = TestServer::start().await;
+    let browser = Browser::new(&server);
+    let tokens = server.webapp_tokens(&browser, "openid").await;
+    logout_with_hint(&server, &browser, tokens["id_token"].as_str().unwrap()).await;
+    let now = server.provider.clock.now();
+    assert_eq!(server.provider.store.claim_logouts(now + 60, now + 90, 10).await.unwrap(), []);
 }

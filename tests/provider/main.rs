@@ -2,6 +2,7 @@
 //! specification.
 
 mod authorize;
+mod backchannel_logout;
 mod claims_request;
 mod code_grant;
 mod cors;
@@ -14,6 +15,8 @@ mod hot_path;
 mod introspection;
 mod limits;
 mod logout;
+#[path = "../support/logout_rp.rs"]
+mod logout_rp;
 mod malformed;
 mod metrics;
 mod native_apps;

@@ -102,6 +102,7 @@ use crate::vocabulary::Scope;
 mod connection;
 mod device;
 mod directory;
+mod logout_queue;
 mod session_ends;
 
 /// The URL schemes of plain, TLS, Sentinel and Cluster deployments.
