@@ -18,7 +18,9 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 use url::Url;
 
-use self::session::{AuthorizationStart, CachedTokens, CallbackError, DeviceAuthorization, PollStep, TokenResponse, next_poll};
+use self::session::{
+    AuthorizationStart, CachedTokens, CallbackError, DeviceAuthorization, PollStep, TokenResponse, next_poll,
+};
 use crate::secrets::random_token;
 
 /// What `portcullis login` was asked to do.
