@@ -42,7 +42,7 @@ enum Command {
     /// Read a password from stdin and print its argon2id PHC hash, for an OidcUser's Secret.
     HashPassword,
     /// Sign in from a terminal (authorization code flow with PKCE on a loopback redirect,
-    /// RFC 8252) and print the ID token, or a kubectl ExecCredential; tokens are cached
+    /// RFC 8252, or with --device the device authorization grant, RFC 8628) and print the ID token, or a kubectl ExecCredential; tokens are cached
     /// under $XDG_CACHE_HOME/portcullis/ and refreshed when they expire.
     Login(LoginArgs),
 }
@@ -69,7 +69,12 @@ struct LoginArgs {
     /// user) instead of the bare ID token.
     #[arg(long)]
     exec_credential: bool,
-    /// How long to wait for the sign-in in the browser.
+    /// Sign in with the device authorization grant (RFC 8628): print a URL and a code to
+    /// confirm on any device, for machines without a browser. The client needs the
+    /// `urn:ietf:params:oauth:grant-type:device_code` grant.
+    #[arg(long)]
+    device: bool,
+    /// How long to wait for the sign-in in the browser (or on the other device).
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     timeout: Duration,
 }
@@ -258,6 +263,7 @@ fn login(args: LoginArgs) -> ExitCode {
         open_browser: !args.no_browser,
         cache_folder,
         timeout: args.timeout,
+        device: args.device,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -266,7 +272,10 @@ fn login(args: LoginArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let announce = |url: &str| eprintln!("Open this URL in your browser to sign in:\n\n    {url}\n");
+    // One write, and a closed stderr is no reason to abandon the sign-in (eprintln! panics).
+    let announce = |message: &str| {
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("{message}\n").as_bytes());
+    };
     match runtime.block_on(portcullis::login::login(&options, std::time::SystemTime::now(), announce)) {
         Ok(tokens) if args.exec_credential => {
             println!("{}", portcullis::login::session::exec_credential(&tokens.id_token));

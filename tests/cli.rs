@@ -319,3 +319,104 @@ async fn rfc8252_login_signs_in_on_a_loopback_port_caches_privately_and_refreshe
     assert_ne!(stored["refresh_token"], refresh_token.as_str(), "the rotated refresh token is cached");
     std::fs::remove_dir_all(&cache).unwrap();
 }
+
+type Stderr = BufReader<std::process::ChildStderr>;
+
+/// `portcullis login --device` for the kubectl client, started; returns it with the user
+/// code it printed and the rest of its stderr.
+async fn start_device_login(issuer: &str, cache: &std::path::Path) -> (Running, String, Stderr) {
+    let mut login = Running(login_command(issuer, cache).arg("--device").spawn().unwrap());
+    let mut stderr = BufReader::new(login.0.stderr.take().unwrap());
+    let issuer = issuer.to_owned();
+    let (user_code, stderr) = tokio::task::spawn_blocking(move || {
+        let mut next_line = || {
+            let mut line = String::new();
+            assert_ne!(stderr.read_line(&mut line).unwrap(), 0, "stderr ended early");
+            line.trim().to_owned()
+        };
+        let url = std::iter::repeat_with(&mut next_line).find(|l| l.starts_with("http")).unwrap();
+        assert!(url.starts_with(&format!("{issuer}/device?user_code=")), "verification_uri_complete: {url}");
+        let code = std::iter::repeat_with(&mut next_line).find_map(|l| l.strip_prefix("Code: ").map(str::to_owned));
+        (code.unwrap(), stderr)
+    })
+    .await
+    .unwrap();
+    (login, user_code, stderr)
+}
+
+/// Plays the user on another device: enters `user_code` at `/device`, signs alice in and
+/// answers the consent with `decision`; returns the last page.
+async fn confirm_device_as_alice(issuer: &str, user_code: &str, decision: &str) -> String {
+    let browser = serve::browser();
+    let entry = browser.get(format!("{issuer}/device")).query(&[("user_code", user_code)]).send().await.unwrap();
+    assert_eq!(entry.status(), 200);
+    let page = entry.text().await.unwrap();
+    let form = [("csrf_token", hidden(&page, "csrf_token")), ("user_code", hidden(&page, "user_code"))];
+    let login = browser.post(format!("{issuer}/device")).form(&form).send().await.unwrap();
+    assert_eq!(login.status(), 200);
+    let page = login.text().await.unwrap();
+    let mut form: Vec<(&str, String)> = ["csrf_token", "device", "user_code"].map(|n| (n, hidden(&page, n))).into();
+    form.extend([("username", "alice".into()), ("password", "alice-password".into())]);
+    let consent = browser.post(format!("{issuer}/device")).form(&form).send().await.unwrap();
+    assert_eq!(consent.status(), 200);
+    let page = consent.text().await.unwrap();
+    assert!(page.contains(user_code), "the consent shows the code");
+    let mut form: Vec<(&str, String)> = ["csrf_token", "device", "user_code"].map(|n| (n, hidden(&page, n))).into();
+    form.push(("decision", decision.into()));
+    let done = browser.post(format!("{issuer}/device")).form(&form).send().await.unwrap();
+    assert_eq!(done.status(), 200);
+    done.text().await.unwrap()
+}
+
+/// Waits for the login command to end; its output, with the rest of its stderr.
+async fn finish(login: Running, mut stderr: Stderr) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        let mut child = login;
+        let mut stdout = Vec::new();
+        std::io::Read::read_to_end(child.0.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+        let mut rest = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut rest).unwrap();
+        let status = child.0.wait().unwrap();
+        std::process::Output { status, stdout, stderr: rest }
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn rfc8628_login_device_polls_until_approved_and_caches_like_the_loopback_flow() {
+    let (_dev, issuer) = dev_with_kubectl_client("device");
+    let cache = std::env::temp_dir().join(format!("portcullis-login-device-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+
+    let (login, user_code, stderr) = start_device_login(&issuer, &cache).await;
+    assert_eq!(user_code.len(), 9, "{user_code}");
+    let done = confirm_device_as_alice(&issuer, &user_code, "allow").await;
+    assert!(done.contains("Device connected"), "{done}");
+    let token = exec_credential_token(&finish(login, stderr).await);
+    let claims = jwt_claims(&token);
+    assert_eq!(claims["iss"], issuer.as_str());
+    assert_eq!(claims["aud"], "kubectl");
+    assert_eq!(claims["sub"], "alice");
+
+    let cached = login_command(&issuer, &cache).arg("--device").output().unwrap();
+    assert_eq!(exec_credential_token(&cached), token, "the cached ID token is reused without a new device code");
+    std::fs::remove_dir_all(&cache).unwrap();
+}
+
+#[tokio::test]
+async fn rfc8628_3_5_login_device_denied_ends_with_access_denied_and_a_failure() {
+    let (_dev, issuer) = dev_with_kubectl_client("device-denied");
+    let cache = std::env::temp_dir().join(format!("portcullis-login-denied-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+
+    let (login, user_code, stderr) = start_device_login(&issuer, &cache).await;
+    let done = confirm_device_as_alice(&issuer, &user_code, "deny").await;
+    assert!(done.contains("Device not connected"), "{done}");
+    let output = finish(login, stderr).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty(), "no credential is printed");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("portcullis login: the token endpoint answered access_denied"), "{stderr}");
+    assert!(!cache.join("portcullis").exists(), "nothing is cached");
+}

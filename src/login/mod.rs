@@ -1,7 +1,9 @@
 //! `portcullis login`: signs the user in from a terminal as a native app (RFC 8252) —
 //! the authorization code flow with PKCE and `state` on a loopback redirect — caches the
 //! tokens ([`cache`]) and renews them with the refresh token, so it can serve as a kubectl
-//! credential plugin ([`session::exec_credential`]).
+//! credential plugin ([`session::exec_credential`]). With `--device` it signs in with the
+//! device authorization grant instead (RFC 8628): the user opens the verification URL on any
+//! device while the command polls the token endpoint.
 //!
 //! It sits beside [`crate::server`] at the top: a client of the provider's HTTP
 //! interface, sharing only the pure PKCE rule with it.
@@ -16,7 +18,9 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 use url::Url;
 
-use self::session::{AuthorizationStart, CachedTokens, CallbackError, TokenResponse};
+use self::session::{
+    AuthorizationStart, CachedTokens, CallbackError, DeviceAuthorization, PollStep, TokenResponse, next_poll,
+};
 use crate::secrets::random_token;
 
 /// What `portcullis login` was asked to do.
@@ -31,8 +35,10 @@ pub struct LoginOptions {
     pub open_browser: bool,
     /// The token cache folder ([`cache::folder`]).
     pub cache_folder: PathBuf,
-    /// How long to wait for the browser to come back.
+    /// How long to wait for the browser to come back (or the device code to be approved).
     pub timeout: Duration,
+    /// Sign in with the device authorization grant (RFC 8628) instead of the loopback flow.
+    pub device: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +52,11 @@ pub enum LoginError {
     IssuerMismatch { expected: String, found: String },
     #[error("the discovery document's {0} is not a URL")]
     BadEndpoint(&'static str),
+    #[error("the provider announces no device_authorization_endpoint")]
+    NoDeviceEndpoint,
+    /// RFC 8628 §3.2 errors from the device authorization endpoint.
+    #[error("the device authorization endpoint answered {error}: {description}")]
+    DeviceAuthorization { error: String, description: String },
     #[error("cannot listen on 127.0.0.1:{port}: {source}")]
     Listen { port: u16, source: std::io::Error },
     #[error("no sign-in completed within {0:?}")]
@@ -69,6 +80,7 @@ struct Discovery {
     issuer: String,
     authorization_endpoint: String,
     token_endpoint: String,
+    device_authorization_endpoint: Option<String>,
 }
 
 /// RFC 6749 §5.2 error body.
@@ -81,7 +93,7 @@ struct TokenError {
 
 /// Valid tokens for `options`: the cached ones while the ID token is fresh at `now`,
 /// else refreshed with the cached refresh token, else from a new sign-in in the browser.
-/// `announce` shows the user the URL to open.
+/// `announce` shows the user what to open (and, for the device grant, the code to confirm).
 pub async fn login(
     options: &LoginOptions,
     now: SystemTime,
@@ -104,6 +116,7 @@ pub async fn login(
     };
     let tokens = match refreshed {
         Some(tokens) => tokens,
+        None if options.device => device_sign_in(&http, &discovery, options, announce).await?,
         None => sign_in(&http, &discovery, options, announce).await?,
     };
     cache::store(&path, &tokens).map_err(|source| LoginError::Cache { path, source })?;
@@ -132,7 +145,7 @@ async fn refresh(
         ("refresh_token", refresh_token.as_str()),
         ("client_id", options.client_id.as_str()),
     ];
-    let response = token_request(http, &discovery.token_endpoint, &form).await?;
+    let response: TokenResponse = token_request(http, &discovery.token_endpoint, &form).await?;
     CachedTokens::from_response(response, Some(refresh_token)).ok_or(LoginError::NoIdToken)
 }
 
@@ -152,7 +165,7 @@ async fn sign_in(
     let secret = || random_token(32).map_err(|_| LoginError::Random);
     let start = AuthorizationStart::new(secret()?, secret()?, port);
     let url = start.authorization_url(&endpoint, &options.client_id, &options.scope);
-    announce(url.as_str());
+    announce(&format!("Open this URL in your browser to sign in:\n\n    {url}\n"));
     if options.open_browser {
         open_browser(url.as_str());
     }
@@ -166,16 +179,63 @@ async fn sign_in(
         ("client_id", options.client_id.as_str()),
         ("code_verifier", start.code_verifier.as_str()),
     ];
-    let response = token_request(http, &discovery.token_endpoint, &form).await?;
+    let response: TokenResponse = token_request(http, &discovery.token_endpoint, &form).await?;
     CachedTokens::from_response(response, None).ok_or(LoginError::NoIdToken)
 }
 
+/// RFC 8628 §3.1–§3.5: a device code for the client, the verification URL and user code
+/// shown to the user, then the token endpoint polled at the server's interval (5 seconds
+/// longer after each `slow_down`) until the user approves, denies, or the code expires.
+async fn device_sign_in(
+    http: &reqwest::Client,
+    discovery: &Discovery,
+    options: &LoginOptions,
+    announce: impl Fn(&str),
+) -> Result<CachedTokens, LoginError> {
+    let endpoint = discovery.device_authorization_endpoint.as_deref().ok_or(LoginError::NoDeviceEndpoint)?;
+    let form = [("client_id", options.client_id.as_str()), ("scope", options.scope.as_str())];
+    let authorization: DeviceAuthorization = match token_request(http, endpoint, &form).await {
+        Ok(response) => response,
+        Err(LoginError::Token { error, description }) => {
+            return Err(LoginError::DeviceAuthorization { error, description });
+        }
+        Err(error) => return Err(error),
+    };
+    let open = authorization.verification_uri_complete.as_deref().unwrap_or(&authorization.verification_uri);
+    announce(&format!(
+        "On any device, open this URL and confirm the code:\n\n    {open}\n\nCode: {}\n",
+        authorization.user_code
+    ));
+    let limit = options.timeout.min(Duration::from_secs(authorization.expires_in));
+    let form = [
+        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+        ("device_code", authorization.device_code.as_str()),
+        ("client_id", options.client_id.as_str()),
+    ];
+    let poll = async {
+        let mut interval = authorization.interval;
+        loop {
+            tokio::time::sleep(Duration::from_secs(interval)).await;
+            match token_request(http, &discovery.token_endpoint, &form).await {
+                Ok(response) => return CachedTokens::from_response(response, None).ok_or(LoginError::NoIdToken),
+                Err(LoginError::Token { error, description }) => match next_poll(&error, interval) {
+                    PollStep::Wait(next) => interval = next,
+                    PollStep::Stop => return Err(LoginError::Token { error, description }),
+                },
+                Err(error) => return Err(error),
+            }
+        }
+    };
+    tokio::time::timeout(limit, poll).await.map_err(|_| LoginError::Timeout(limit))?
+}
+
 /// A public client's token request (RFC 6749 §2.3: `client_id` in the body, no secret).
-async fn token_request(
+/// Also the device authorization request, which answers errors the same way (RFC 8628 §3.2).
+async fn token_request<T: serde::de::DeserializeOwned>(
     http: &reqwest::Client,
     endpoint: &str,
     form: &[(&str, &str)],
-) -> Result<TokenResponse, LoginError> {
+) -> Result<T, LoginError> {
     let http_error = |source| LoginError::Http { url: endpoint.to_owned(), source };
     let response = http.post(endpoint).form(form).send().await.map_err(http_error)?;
     if response.status().is_success() {

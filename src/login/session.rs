@@ -1,6 +1,7 @@
 //! The pure half of `portcullis login`: the authorization request of a native app
 //! (RFC 8252 §6–§8 with PKCE, RFC 7636), its loopback callback, what a token response and
-//! an ID token tell the client, and the kubectl `ExecCredential` it prints.
+//! an ID token tell the client, the device grant's polling rule (RFC 8628), and the
+//! kubectl `ExecCredential` it prints.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -140,6 +141,43 @@ pub fn id_token_expiry(id_token: &str) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(Duration::from_secs(claims.exp))
 }
 
+/// RFC 8628 §3.2: the device authorization response the client shows and polls with.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeviceAuthorization {
+    pub device_code: String,
+    pub user_code: String,
+    pub verification_uri: String,
+    pub verification_uri_complete: Option<String>,
+    pub expires_in: u64,
+    /// RFC 8628 §3.2: 5 seconds when the server names none.
+    #[serde(default = "default_interval")]
+    pub interval: u64,
+}
+
+fn default_interval() -> u64 {
+    5
+}
+
+/// RFC 8628 §3.5: what a poll's error tells the device to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollStep {
+    /// Poll again after this many seconds.
+    Wait(u64),
+    /// The login ends with this error.
+    Stop,
+}
+
+/// RFC 8628 §3.5: `authorization_pending` keeps the interval, `slow_down` lengthens it by
+/// 5 seconds for every later poll; any other error (`access_denied`, `expired_token`, …)
+/// ends the login.
+pub fn next_poll(error: &str, interval: u64) -> PollStep {
+    match error {
+        "authorization_pending" => PollStep::Wait(interval),
+        "slow_down" => PollStep::Wait(interval + 5),
+        _ => PollStep::Stop,
+    }
+}
+
 /// The `client.authentication.k8s.io/v1` `ExecCredential` a kubectl credential plugin
 /// prints: the ID token as the bearer token, and when it expires so kubectl asks again.
 pub fn exec_credential(id_token: &str) -> serde_json::Value {
@@ -267,6 +305,25 @@ mod tests {
             Some("new")
         );
         assert!(CachedTokens::from_response(TokenResponse { id_token: None, refresh_token: None }, None).is_none());
+    }
+
+    #[test]
+    fn rfc8628_3_5_pending_keeps_the_interval_slow_down_adds_5_seconds_others_stop() {
+        assert_eq!(next_poll("authorization_pending", 5), PollStep::Wait(5));
+        assert_eq!(next_poll("slow_down", 5), PollStep::Wait(10));
+        assert_eq!(next_poll("slow_down", 10), PollStep::Wait(15));
+        for error in ["access_denied", "expired_token", "invalid_grant", "invalid_client", ""] {
+            assert_eq!(next_poll(error, 5), PollStep::Stop, "{error}");
+        }
+    }
+
+    #[test]
+    fn rfc8628_3_2_a_response_without_interval_polls_every_5_seconds() {
+        let response: DeviceAuthorization = serde_json::from_str(
+            r#"{"device_code":"d","user_code":"WDJB-MJHT","verification_uri":"https://id.example/device","expires_in":600}"#,
+        )
+        .unwrap();
+        assert_eq!((response.interval, response.verification_uri_complete), (5, None));
     }
 
     #[test]

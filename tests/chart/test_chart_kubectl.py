@@ -31,7 +31,8 @@ def test_enabled_kubectl_client_is_the_documented_native_public_client():
     assert spec["applicationType"] == "native" and spec["tokenEndpointAuthMethod"] == "none"
     assert "http://127.0.0.1/callback" in spec["redirectUris"]
     assert "groups" in spec["scopes"] and "offline_access" in spec["scopes"]
-    assert spec["grantTypes"] == ["authorization_code", "refresh_token"], "no device grant until the provider has it"
+    device_grant = "urn:ietf:params:oauth:grant-type:device_code"
+    assert spec["grantTypes"] == ["authorization_code", "refresh_token", device_grant], "kubelogin's device-code too"
     assert spec["refreshTokenReuseInterval"] == "10s"
     (documented,) = load_yaml_documents(DOCUMENTED_CLIENT)
     jsonschema.validate(documented, custom_resource_json_schema(crds()["OidcClient"]))
