@@ -32,6 +32,7 @@ pub mod listener;
 pub mod login;
 pub mod metrics;
 pub mod model;
+pub mod outbound;
 pub mod protocol;
 pub mod provider;
 pub mod secrets;

@@ -21,7 +21,11 @@ use url::Url;
 use self::session::{
     AuthorizationStart, CachedTokens, CallbackError, DeviceAuthorization, PollStep, TokenResponse, next_poll,
 };
+use crate::outbound::{self, HttpClient, OutboundError};
 use crate::secrets::random_token;
+
+/// How long one request to the provider may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What `portcullis login` was asked to do.
 #[derive(Debug, Clone)]
@@ -44,7 +48,9 @@ pub struct LoginOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
     #[error("fetching {url}: {source}")]
-    Http { url: String, source: reqwest::Error },
+    Http { url: String, source: OutboundError },
+    #[error("{url} answered what is not the JSON expected: {source}")]
+    Json { url: String, source: serde_json::Error },
     #[error("{url} answered HTTP {status}")]
     Status { url: String, status: u16 },
     /// OIDC Discovery §4.3: the document must name the issuer it was fetched for.
@@ -104,11 +110,7 @@ pub async fn login(
     if let Some(tokens) = cached.as_ref().filter(|tokens| tokens.is_fresh(now)) {
         return Ok(tokens.clone());
     }
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|source| LoginError::Http { url: options.issuer.clone(), source })?;
+    let http = outbound::client().map_err(|source| LoginError::Http { url: options.issuer.clone(), source })?;
     let discovery = discover(&http, &options.issuer).await?;
     let refreshed = match cached.and_then(|tokens| tokens.refresh_token) {
         Some(refresh_token) => refresh(&http, &discovery, options, refresh_token).await.ok(),
@@ -124,9 +126,9 @@ pub async fn login(
 }
 
 /// OIDC Discovery §4: the document at the issuer's well-known URL, naming that issuer.
-async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Discovery, LoginError> {
+async fn discover(http: &HttpClient, issuer: &str) -> Result<Discovery, LoginError> {
     let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
-    let discovery: Discovery = get_json(http.get(&url), &url).await?;
+    let discovery: Discovery = get_json(http, &url).await?;
     if discovery.issuer != issuer {
         return Err(LoginError::IssuerMismatch { expected: issuer.to_owned(), found: discovery.issuer });
     }
@@ -135,7 +137,7 @@ async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Discovery, Log
 
 /// RFC 6749 §6: new tokens for the refresh token; `Err` when it is no longer good.
 async fn refresh(
-    http: &reqwest::Client,
+    http: &HttpClient,
     discovery: &Discovery,
     options: &LoginOptions,
     refresh_token: String,
@@ -151,7 +153,7 @@ async fn refresh(
 
 /// RFC 8252 §7.3 and RFC 7636: the code flow through the browser and the loopback listener.
 async fn sign_in(
-    http: &reqwest::Client,
+    http: &HttpClient,
     discovery: &Discovery,
     options: &LoginOptions,
     announce: impl Fn(&str),
@@ -187,7 +189,7 @@ async fn sign_in(
 /// shown to the user, then the token endpoint polled at the server's interval (5 seconds
 /// longer after each `slow_down`) until the user approves, denies, or the code expires.
 async fn device_sign_in(
-    http: &reqwest::Client,
+    http: &HttpClient,
     discovery: &Discovery,
     options: &LoginOptions,
     announce: impl Fn(&str),
@@ -232,32 +234,33 @@ async fn device_sign_in(
 /// A public client's token request (RFC 6749 §2.3: `client_id` in the body, no secret).
 /// Also the device authorization request, which answers errors the same way (RFC 8628 §3.2).
 async fn token_request<T: serde::de::DeserializeOwned>(
-    http: &reqwest::Client,
+    http: &HttpClient,
     endpoint: &str,
     form: &[(&str, &str)],
 ) -> Result<T, LoginError> {
     let http_error = |source| LoginError::Http { url: endpoint.to_owned(), source };
-    let response = http.post(endpoint).form(form).send().await.map_err(http_error)?;
-    if response.status().is_success() {
-        return response.json().await.map_err(http_error);
+    let answer = outbound::post_form(http, endpoint, form, REQUEST_TIMEOUT).await.map_err(http_error)?;
+    if answer.is_success() {
+        return json(&answer, endpoint);
     }
-    let status = response.status().as_u16();
-    match response.json::<TokenError>().await {
+    match serde_json::from_slice::<TokenError>(&answer.body) {
         Ok(error) => Err(LoginError::Token { error: error.error, description: error.error_description }),
-        Err(_) => Err(LoginError::Status { url: endpoint.to_owned(), status }),
+        Err(_) => Err(LoginError::Status { url: endpoint.to_owned(), status: answer.status }),
     }
 }
 
-async fn get_json<T: serde::de::DeserializeOwned>(
-    request: reqwest::RequestBuilder,
-    url: &str,
-) -> Result<T, LoginError> {
-    let http_error = |source| LoginError::Http { url: url.to_owned(), source };
-    let response = request.send().await.map_err(http_error)?;
-    if !response.status().is_success() {
-        return Err(LoginError::Status { url: url.to_owned(), status: response.status().as_u16() });
+async fn get_json<T: serde::de::DeserializeOwned>(http: &HttpClient, url: &str) -> Result<T, LoginError> {
+    let answer = outbound::get(http, url, REQUEST_TIMEOUT)
+        .await
+        .map_err(|source| LoginError::Http { url: url.to_owned(), source })?;
+    if !answer.is_success() {
+        return Err(LoginError::Status { url: url.to_owned(), status: answer.status });
     }
-    response.json().await.map_err(http_error)
+    json(&answer, url)
+}
+
+fn json<T: serde::de::DeserializeOwned>(answer: &outbound::Answer, url: &str) -> Result<T, LoginError> {
+    serde_json::from_slice(&answer.body).map_err(|source| LoginError::Json { url: url.to_owned(), source })
 }
 
 /// Best effort: a desktop session opens the URL; without one the printed URL is the way.

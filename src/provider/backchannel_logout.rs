@@ -8,21 +8,12 @@
 use std::sync::Weak;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::Request;
-use hyper::header::CONTENT_TYPE;
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use rustls::crypto::ring;
-
 use super::state::Provider;
 use crate::audit::{self, AuditEvent, AuditFields};
 use crate::keys::JwtType;
 use crate::metrics::BackchannelLogoutResult;
 use crate::model::LogoutDelivery;
+use crate::outbound::{self, HttpClient, OutboundError};
 use crate::protocol::backchannel_logout::{LogoutSubject, logout_token_claims, next_attempt_at};
 use crate::secrets;
 use crate::store::StoreError;
@@ -49,19 +40,15 @@ impl Default for BackchannelSettings {
     }
 }
 
-/// The HTTP client the worker posts with: http, or https verified against the system's roots.
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
-
 /// Runs the delivery worker for as long as the provider lives.
 pub async fn deliver_logouts(provider: Weak<Provider>, settings: BackchannelSettings) {
-    let connector = match HttpsConnectorBuilder::new().with_provider_and_native_roots(ring::default_provider()) {
-        Ok(builder) => builder.https_or_http().enable_http1().build(),
+    let http = match outbound::client() {
+        Ok(http) => http,
         Err(error) => {
             tracing::error!(%error, "no TLS roots for back-channel logout: no logout tokens are sent");
             return;
         }
     };
-    let http: HttpClient = Client::builder(TokioExecutor::new()).build(connector);
     let mut tick = tokio::time::interval(settings.poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -150,30 +137,18 @@ async fn deliver(
             return Ok(Attempt::Failed);
         }
     };
-    let body = url::form_urlencoded::Serializer::new(String::new()).append_pair("logout_token", &token).finish();
-    let request = Request::post(uri.as_str())
-        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Full::new(Bytes::from(body)));
-    let request = match request {
-        Ok(request) => request,
-        Err(error) => {
+    match outbound::post_form(http, &uri, &[("logout_token", &token)], timeout).await {
+        Ok(answer) if answer.is_success() => Ok(Attempt::Delivered),
+        Ok(answer) => {
+            tracing::info!(client_id = %delivery.client_id, status = answer.status, "a back-channel logout was refused");
+            Ok(Attempt::Failed)
+        }
+        Err(OutboundError::Request(error)) => {
             tracing::warn!(%error, client_id = %delivery.client_id, "unusable back-channel logout URI");
-            return Ok(Attempt::Refused);
+            Ok(Attempt::Refused)
         }
-    };
-    match tokio::time::timeout(timeout, http.request(request)).await {
-        Ok(Ok(response)) if response.status().is_success() => Ok(Attempt::Delivered),
-        Ok(Ok(response)) => {
-            let status = response.status().as_u16();
-            tracing::info!(client_id = %delivery.client_id, status, "a back-channel logout was refused");
-            Ok(Attempt::Failed)
-        }
-        Ok(Err(error)) => {
+        Err(error) => {
             tracing::info!(client_id = %delivery.client_id, %error, "a back-channel logout failed");
-            Ok(Attempt::Failed)
-        }
-        Err(_) => {
-            tracing::info!(client_id = %delivery.client_id, "a back-channel logout timed out");
             Ok(Attempt::Failed)
         }
     }
