@@ -29,8 +29,10 @@ pub enum OutboundError {
     Roots(std::io::Error),
     #[error("not a usable request: {0}")]
     Request(#[from] hyper::http::Error),
+    /// The error and its causes, which name what failed (a refused connection, a
+    /// certificate not trusted), where the client's own message says only "client error".
     #[error("{0}")]
-    Send(#[from] hyper_util::client::legacy::Error),
+    Send(String),
     #[error("reading the answer: {0}")]
     Body(String),
     #[error("no answer within {0:?}")]
@@ -85,7 +87,7 @@ pub async fn post_form(
 /// Sends `request` and reads its answer, all within `timeout`. Redirects are not followed.
 async fn send(http: &HttpClient, request: Request<Full<Bytes>>, timeout: Duration) -> Result<Answer, OutboundError> {
     let exchange = async {
-        let response = http.request(request).await?;
+        let response = http.request(request).await.map_err(|error| OutboundError::Send(with_causes(&error)))?;
         let status = response.status().as_u16();
         let body = Limited::new(response.into_body(), MAX_BODY_BYTES)
             .collect()
@@ -95,4 +97,31 @@ async fn send(http: &HttpClient, request: Request<Full<Bytes>>, timeout: Duratio
         Ok(Answer { status, body })
     };
     tokio::time::timeout(timeout, exchange).await.map_err(|_| OutboundError::Timeout(timeout))?
+}
+
+/// `error: cause: cause…`.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        text.push_str(": ");
+        text.push_str(&error.to_string());
+        cause = error.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn a_send_error_names_its_causes() {
+        let error = Outer(std::io::Error::other("invalid peer certificate: UnknownIssuer"));
+        assert_eq!(with_causes(&error), "outer: invalid peer certificate: UnknownIssuer");
+    }
 }

@@ -420,3 +420,128 @@ async fn rfc8628_3_5_login_device_denied_ends_with_access_denied_and_a_failure()
     assert!(stderr.contains("portcullis login: the token endpoint answered access_denied"), "{stderr}");
     assert!(!cache.join("portcullis").exists(), "nothing is cached");
 }
+
+/// A CA and a certificate for 127.0.0.1 it signed, made with the `openssl` command line in
+/// `dir`; returns the CA's PEM file and the server's certificate and key files.
+fn test_certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let openssl = |args: &[&str]| {
+        let output =
+            Command::new("openssl").args(args).current_dir(dir).output().expect("openssl (scripts/test installs it)");
+        assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=Portcullis test CA"],
+        ]
+        .concat(),
+    );
+    openssl(&[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]].concat());
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+    ]);
+    (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"))
+}
+
+/// Terminates TLS on `listener` with `certificate` and `key`, forwarding each connection to
+/// `backend` (plain http), as an Ingress in front of the provider does.
+fn tls_front(listener: tokio::net::TcpListener, certificate: &std::path::Path, key: &std::path::Path, backend: String) {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(certificate).unwrap().map(Result::unwrap).collect();
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        tokio_rustls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, backend) = (acceptor.clone(), backend.clone());
+            tokio::spawn(async move {
+                let (Ok(mut tls), Ok(mut plain)) =
+                    (acceptor.accept(tcp).await, tokio::net::TcpStream::connect(&backend).await)
+                else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+}
+
+// Two workers: the TLS front runs while the test waits on a child process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_reaches_an_https_issuer_verified_against_the_system_roots() {
+    let dir = std::env::temp_dir().join(format!("portcullis-login-https-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (ca, certificate, key) = test_certificates(&dir.join("tls"));
+    let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("https://127.0.0.1:{}", front.local_addr().unwrap().port());
+    let manifests = dir.join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    for file in ["keys.yaml", "users.yaml", "clients.yaml"] {
+        std::fs::copy(repo("tests/fixtures/manifests").join(file), manifests.join(file)).unwrap();
+    }
+    std::fs::copy(repo("docs/examples/kubectl-oidcclient.yaml"), manifests.join("kubectl.yaml")).unwrap();
+    let (_dev, listening) =
+        start_dev(&["--issuer".as_ref(), issuer.as_ref(), "--manifests".as_ref(), manifests.as_os_str()]);
+    let backend = listening.split_whitespace().nth(4).unwrap().trim_start_matches("http://").to_owned();
+    tls_front(front, &certificate, &key, backend.clone());
+    let cache = dir.join("cache");
+
+    // Not trusted: the roots (the server's own certificate) do not include the CA that signed it.
+    let untrusted = login_command(&issuer, &cache).arg("--device").env("SSL_CERT_FILE", &certificate).output().unwrap();
+    assert_eq!(untrusted.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(stderr.contains("invalid peer certificate: UnknownIssuer"), "{stderr}");
+    assert!(untrusted.stdout.is_empty());
+
+    // Trusted through SSL_CERT_FILE: the device flow over https, the user on the provider's
+    // plain port (the test's HTTP client speaks no TLS).
+    let mut command = login_command(&issuer, &cache);
+    command.arg("--device").env("SSL_CERT_FILE", &ca);
+    let mut login = Running(command.spawn().unwrap());
+    let mut stderr = BufReader::new(login.0.stderr.take().unwrap());
+    let user_code = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert_ne!(stderr.read_line(&mut line).unwrap(), 0, "stderr ended early");
+            if let Some(code) = line.trim().strip_prefix("Code: ") {
+                return (code.to_owned(), stderr);
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let (user_code, stderr) = user_code;
+    let done = confirm_device_as_alice(&format!("http://{backend}"), &user_code, "allow").await;
+    assert!(done.contains("Device connected"), "{done}");
+    let token = exec_credential_token(&finish(login, stderr).await);
+    assert_eq!(jwt_claims(&token)["iss"], issuer.as_str(), "issued for the https issuer");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
