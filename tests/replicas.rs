@@ -3,6 +3,8 @@
 
 #[path = "support/fixtures.rs"]
 mod fixtures;
+#[path = "support/logout_rp.rs"]
+mod logout_rp;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 #[path = "support/serve.rs"]
@@ -11,7 +13,10 @@ mod serve;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use fixtures::{fixtures_with_device_client, m2m_client};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use fixtures::{fixtures_with_device_client, fixtures_with_webapp, m2m_client};
+use logout_rp::LogoutRp;
 use portcullis::store::{Directory, RedisConfig, RedisStore};
 use redis_server::{Monitor, RedisServer};
 use serde_json::Value;
@@ -754,4 +759,58 @@ async fn rfc8628_a_device_flow_runs_across_two_replicas() {
     let (on_a, on_b) = tokio::join!(poll(&a), poll(&b));
     let statuses = [on_a.unwrap().status().as_u16(), on_b.unwrap().status().as_u16()];
     assert!(statuses == [200, 400] || statuses == [400, 200], "one redemption in all: {statuses:?}");
+}
+
+/// The claims of a JWT, unverified.
+fn jwt_claims(token: &str) -> Value {
+    let part = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+/// Signs a new browser in (password on `login`, the rest on `rest`), redeems the code on
+/// `rest`, logs out there and returns the ID token's `sid`.
+async fn session_signed_in_and_out(login: &Replica, rest: &Replica) -> String {
+    let browser = browser();
+    let mut params = authorize_params("openid");
+    params.push(("prompt", "consent"));
+    let code = sign_in_with(&browser, rest, login, &params).await;
+    let tokens: Value =
+        token(rest, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)])
+            .await
+            .json()
+            .await
+            .unwrap();
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let logout = browser.get(rest.url("/logout")).query(&[("id_token_hint", id_token)]).send().await.unwrap();
+    assert_eq!(logout.status(), 200);
+    jwt_claims(id_token)["sid"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn backchannel_logout_2_8_two_replicas_deliver_each_session_once_even_after_a_retry() {
+    let redis = RedisServer::start(PASSWORD);
+    let prefix = unique_prefix();
+    // The relying party answers 500 to the first attempt, so one delivery is retried while
+    // both replicas poll the queue every 50 ms.
+    let rp = LogoutRp::start(1).await;
+    let folder = fixtures_with_webapp("replicas-bcl", &format!("  backchannelLogoutUri: {}\n", rp.uri));
+    let flags = ["--backchannel-logout-poll-interval", "50ms", "--metrics-listen", "127.0.0.1:0"];
+    let start = |_| Replica::start(&redis.url(PASSWORD), &prefix, &folder, &flags);
+    let (a, b) = (start(0), start(1));
+
+    let mut sids = vec![session_signed_in_and_out(&b, &a).await, session_signed_in_and_out(&a, &b).await];
+    let delivered = rp.wait_for(2).await;
+    // Long enough for every replica to poll the queue many times over.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let delivered_after = rp.delivered();
+    assert_eq!(delivered_after.len(), 2, "one delivery per session, by one replica: {delivered:?}");
+    assert_eq!(rp.attempts(), 3, "the failed attempt was retried once, not once per replica");
+    let mut delivered_sids: Vec<String> =
+        delivered_after.iter().map(|token| jwt_claims(token)["sid"].as_str().unwrap().to_owned()).collect();
+    sids.sort_unstable();
+    delivered_sids.sort_unstable();
+    assert_eq!(delivered_sids, sids, "each logout token names the session its ID token did");
+    let (name, delivered_label) = ("portcullis_backchannel_logout_total", "result=\"delivered\"");
+    let total = a.metric(name, delivered_label).await + b.metric(name, delivered_label).await;
+    assert_eq!(total, 2.0, "counted once, by the replica that delivered");
 }

@@ -17,6 +17,8 @@ use portcullis::vocabulary::{Scope, SigningAlgorithm};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+pub use crate::fixtures::fixtures_with_webapp;
+
 pub struct TestServer {
     pub base: String,
     /// The metrics listener (`--metrics-listen`): `/metrics`, `/health`, `/ready`.
@@ -31,22 +33,6 @@ pub struct TestServer {
 
 pub fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests")
-}
-
-/// A manifests folder with the fixtures, the webapp client's spec extended with `spec_lines`
-/// (YAML lines indented by two spaces).
-pub fn fixtures_with_webapp(name: &str, spec_lines: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("portcullis-fixtures-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    for file in ["keys.yaml", "users.yaml"] {
-        std::fs::copy(fixtures().join(file), dir.join(file)).unwrap();
-    }
-    let clients = std::fs::read_to_string(fixtures().join("clients.yaml")).unwrap();
-    let webapp_roles = "  roles: [admin, viewer, editor]\n";
-    assert!(clients.contains(webapp_roles));
-    std::fs::write(dir.join("clients.yaml"), clients.replace(webapp_roles, &format!("{webapp_roles}{spec_lines}")))
-        .unwrap();
-    dir
 }
 
 /// A manifests folder with the fixtures plus the manifests of `extra` (YAML documents).

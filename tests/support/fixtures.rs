@@ -51,6 +51,23 @@ pub fn sealed_parameter_value(name: &str, len: usize) -> String {
     }
 }
 
+/// A manifests folder with the fixtures, the webapp client's spec extended with `spec_lines`
+/// (YAML lines indented by two spaces).
+pub fn fixtures_with_webapp(name: &str, spec_lines: &str) -> PathBuf {
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests");
+    let dir = std::env::temp_dir().join(format!("portcullis-fixtures-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in ["keys.yaml", "users.yaml"] {
+        std::fs::copy(fixtures.join(file), dir.join(file)).unwrap();
+    }
+    let clients = std::fs::read_to_string(fixtures.join("clients.yaml")).unwrap();
+    let webapp_roles = "  roles: [admin, viewer, editor]\n";
+    assert!(clients.contains(webapp_roles));
+    std::fs::write(dir.join("clients.yaml"), clients.replace(webapp_roles, &format!("{webapp_roles}{spec_lines}")))
+        .unwrap();
+    dir
+}
+
 /// A manifests folder with the fixtures and `tv`, a public RFC 8628 device client allowed
 /// refresh tokens.
 pub fn fixtures_with_device_client(name: &str) -> PathBuf {
