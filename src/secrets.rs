@@ -1,6 +1,16 @@
 //! Hashing and checking of client secrets and user passwords, and random values.
 //!
-//! Both are stored as argon2id PHC strings. Checking a client secret with argon2 on every
+//! Passwords and the client secrets an operator or a developer chose are stored as argon2id
+//! PHC strings. The client secrets Portcullis generates itself (256 random bits, see
+//! [`generate_client_secret`]) are stored as their SHA-256 instead, `$sha256$<base64url>`
+//! ([`hash_generated`]): argon2 slows down guessing a secret from its hash, which only
+//! matters for a secret that can be guessed; no one can search 2^256 values, so the plain
+//! digest is as useless to someone who reads the store, and checking it costs a digest, not
+//! 19 MiB and tens of milliseconds. A keyed hash (HMAC with a pepper) would add nothing
+//! for such secrets but a key to distribute, rotate and lose. A generated secret that is
+//! later replaced by hand in its Secret is hashed with argon2 like any other chosen one.
+//!
+//! Checking an argon2-hashed client secret on every
 //! token request would make the hash the hot path, so a secret verified once is remembered
 //! in process memory as a SHA-256 digest, bound to the exact stored hash it was checked
 //! against: later requests compare digests in constant time, and a changed secret (a new
@@ -166,6 +176,33 @@ pub fn generate_client_secret() -> Result<String, SecretError> {
     random_token(32)
 }
 
+/// How the hash of a generated client secret starts (see the module documentation).
+const GENERATED_HASH_PREFIX: &str = "$sha256$";
+
+/// The stored hash of a secret from [`generate_client_secret`]: its SHA-256, tagged. Only
+/// for those: a secret a person chose is hashed with [`hash`].
+pub fn hash_generated(secret: &str) -> String {
+    format!("{GENERATED_HASH_PREFIX}{}", token_digest(secret))
+}
+
+/// Checks a secret against the hash of a generated one, in constant time; `None` when
+/// `hash` is not such a hash (an argon2id PHC string, checked with [`verify`]).
+pub fn check_generated(secret: &str, hash: &str) -> Option<bool> {
+    let expected = hash.strip_prefix(GENERATED_HASH_PREFIX)?;
+    Some(bool::from(token_digest(secret).as_bytes().ct_eq(expected.as_bytes())))
+}
+
+/// Checks a client secret against either kind of stored hash.
+pub fn verify_client_secret(secret: &str, hash: &str) -> bool {
+    check_generated(secret, hash).unwrap_or_else(|| verify(secret, hash))
+}
+
+/// Whether a stored client-secret hash can be kept as it is when its secret verifies: the
+/// digest of a generated secret, or an argon2id hash made under the policy.
+pub fn is_current_client_secret_hash(hash: &str) -> bool {
+    hash.starts_with(GENERATED_HASH_PREFIX) || !needs_rehash(hash)
+}
+
 /// Most clients whose verified secret is remembered; a full memo forgets one client to make
 /// room, never all of them (each forgotten client costs an argon2 run).
 const MEMO_CAPACITY: usize = 10_000;
@@ -193,10 +230,13 @@ impl Default for ClientSecretVerifier {
 }
 
 impl ClientSecretVerifier {
-    /// Checks a client secret: from the memo when this client's current hash was verified
-    /// before, with argon2 otherwise. Concurrent first requests of a client wait for one
+    /// Checks a client secret: against its digest when it was generated, from the memo when
+    /// this client's current hash was verified before, with argon2 otherwise. Concurrent first requests of a client wait for one
     /// argon2 run rather than each doing their own. `None` when the check could not run.
     pub async fn verify_client_secret(self: &Arc<Self>, client_id: &str, secret: &str, phc: &str) -> Option<bool> {
+        if let Some(matched) = check_generated(secret, phc) {
+            return Some(matched);
+        }
         if let Some(known) = self.check_memo(client_id, secret, phc) {
             return Some(known);
         }
@@ -392,6 +432,31 @@ mod tests {
         let new = hash("new").unwrap();
         assert!(!check(&verifier, "app", "old", &new));
         assert!(check(&verifier, "app", "new", &new));
+    }
+
+    #[test]
+    fn a_generated_secret_is_stored_as_its_tagged_digest_and_checked_without_argon2() {
+        let secret = generate_client_secret().unwrap();
+        let stored = hash_generated(&secret);
+        assert_eq!(stored, format!("$sha256${}", token_digest(&secret)), "no salt: the secret has 256 bits");
+        assert!(!stored.contains(&secret));
+        assert_eq!(check_generated(&secret, &stored), Some(true));
+        assert_eq!(check_generated("wrong", &stored), Some(false));
+        assert_eq!(check_generated(&secret[1..], &stored), Some(false), "a truncated secret");
+        assert!(verify_client_secret(&secret, &stored));
+        assert!(!verify_client_secret("wrong", &stored));
+        assert!(is_current_client_secret_hash(&stored));
+    }
+
+    #[test]
+    fn an_argon2_hash_is_not_a_generated_one_and_both_verify_through_one_check() {
+        let chosen = hash("a secret someone chose").unwrap();
+        assert_eq!(check_generated("a secret someone chose", &chosen), None);
+        assert!(verify_client_secret("a secret someone chose", &chosen));
+        assert!(!verify_client_secret("another", &chosen));
+        assert!(is_current_client_secret_hash(&chosen));
+        assert!(!is_current_client_secret_hash(FOREIGN), "made under another policy");
+        assert!(!verify("a secret", &hash_generated("a secret")), "passwords are never checked as digests");
     }
 
     #[test]

@@ -173,7 +173,7 @@ pub fn plan_client(client: &OidcClient, credentials: Option<&Secret>) -> Result<
         }
         ClientSecret::Missing { .. } => {
             let client_secret = secrets::generate_client_secret().map_err(|e| fail(e.into()))?;
-            record.secret_hash = Some(secrets::hash(&client_secret).map_err(|e| fail(e.into()))?);
+            record.secret_hash = Some(secrets::hash_generated(&client_secret));
             Some(GeneratedCredentials {
                 namespace: client.namespace().unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
                 secret_name: credentials_secret_name(client),
@@ -544,7 +544,13 @@ mod tests {
         let plan = plan_client(&client(|_| {}), None).unwrap();
         let generated = plan.generated.unwrap();
         assert_eq!((generated.namespace.as_str(), generated.secret_name.as_str()), ("team", "app-credentials"));
-        assert!(secrets::verify(&generated.client_secret, &plan.record.secret_hash.unwrap()));
+        let hash = plan.record.secret_hash.unwrap();
+        assert_eq!(
+            hash,
+            secrets::hash_generated(&generated.client_secret),
+            "its digest: 256 random bits need no argon2"
+        );
+        assert!(secrets::verify_client_secret(&generated.client_secret, &hash));
     }
 
     #[test]

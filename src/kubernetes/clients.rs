@@ -110,7 +110,10 @@ async fn carry_out(
         ClientSecret::Provided(secret) => Some(verified_hash(context, secret, stored_hash, known).await?),
         ClientSecret::Missing { .. } => {
             let secret = SecretString::new(secrets::generate_client_secret()?);
-            let verified = new_hash(context, &secret).await?;
+            let verified = Verified {
+                digest: secrets::token_digest(secret.expose()),
+                hash: secrets::hash_generated(secret.expose()),
+            };
             if let Some(name) = create_secret {
                 create_credentials(client, name, &record.client_id, &secret, secrets, context).await?;
             }
@@ -126,8 +129,10 @@ async fn carry_out(
 }
 
 /// The hash to store for a secret: the stored one if it verifies (or was verified
-/// before) and was made under the hashing policy, else a new one — a hash made with other
-/// parameters would make this client's authentication cost another time than the others'.
+/// before) and is current — the digest of the secret Portcullis generated into this
+/// Secret, or an argon2id hash under the policy (one made with other parameters would make
+/// this client's authentication cost another time than the others') — else a new argon2id
+/// one: a secret that does not match the stored digest was not generated here.
 async fn verified_hash(
     context: &Context,
     secret: &SecretString,
@@ -136,12 +141,12 @@ async fn verified_hash(
 ) -> Result<Verified, ControllerError> {
     let digest = secrets::token_digest(secret.expose());
     let known = known.filter(|known| known.digest == digest);
-    if let Some(stored) = stored.filter(|stored| !secrets::needs_rehash(stored)) {
+    if let Some(stored) = stored.filter(|stored| secrets::is_current_client_secret_hash(stored)) {
         if known.as_ref().is_some_and(|known| known.hash == stored) {
             return Ok(Verified { digest, hash: stored });
         }
         let (candidate, hash) = (secret.clone(), stored.clone());
-        if context.blocking(move || secrets::verify(candidate.expose(), &hash)).await? {
+        if context.blocking(move || secrets::verify_client_secret(candidate.expose(), &hash)).await? {
             return Ok(Verified { digest, hash: stored });
         }
     }

@@ -11,6 +11,7 @@ use crate::metrics::Argon2Purpose;
 use crate::model::ClientRecord;
 use crate::protocol::client_auth::{ClientAuthError, SecretCheck, check_method, presented_client, secret_check};
 use crate::protocol::form::FormParams;
+use crate::secrets;
 use crate::store::Budget;
 use crate::vocabulary::OAuthError;
 
@@ -65,8 +66,9 @@ fn refused(client_id: Option<&str>, error: ClientAuthError) -> ApiError {
     OAuthError::from(error).into()
 }
 
-/// The memo answers a secret verified before at no cost: the hot path touches neither the
-/// store nor argon2. Any other secret is a failure until argon2 says otherwise, so it is
+/// A generated secret is checked against its digest, and the memo answers an argon2-hashed
+/// secret verified before, both at no cost: the hot path touches neither the store nor
+/// argon2. Any other secret is a failure until argon2 says otherwise, so it is
 /// reserved from the client's and the address's budgets first (in the store, so the budgets
 /// hold across replicas), and refused with 429 once either is spent. Concurrent first
 /// requests of one client take turns, so only the first pays a reservation and argon2; the
@@ -78,6 +80,9 @@ async fn check_secret(
     hash: &str,
     address: &str,
 ) -> Result<bool, ApiError> {
+    if let Some(matched) = secrets::check_generated(secret, hash) {
+        return if matched { Ok(true) } else { reserve(provider, client, address).await.map(|_| false) };
+    }
     let client_id = client.client_id.as_str();
     match provider.secrets.check_memo(client_id, secret, hash) {
         Some(true) => return Ok(true),

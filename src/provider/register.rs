@@ -112,12 +112,8 @@ async fn build(
         (Some(TokenEndpointAuthMethod::None), _) => (None, None),
         (_, Some(hash)) => (None, Some(hash)),
         (_, None) => {
-            let secret = secrets::random_token(32)?;
-            let hash = provider
-                .secrets
-                .hash(secrets::SecretString::new(secret.as_str()))
-                .await
-                .ok_or_else(|| ApiError::Internal("hashing the client secret could not run".to_owned()))??;
+            let secret = secrets::generate_client_secret()?;
+            let hash = secrets::hash_generated(&secret);
             (Some(secret), Some(hash))
         }
     };

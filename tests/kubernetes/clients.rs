@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use portcullis::controller::reconcile::plan_client;
 use portcullis::crd::OidcClient;
+use portcullis::secrets;
 use portcullis::store::Directory;
 use serde_json::{Value, json};
 
@@ -47,6 +48,8 @@ async fn oidc_client_lifecycle_secret_generated_edited_deleted_and_finalized() {
     // → the Redis record (secret hashed) and Ready with the observed generation.
     eventually("the client record", WAIT, || async { verifies(&cluster.store, "app", &generated).await.then_some(()) })
         .await;
+    let stored_hash = || async { cluster.store.client("app").await.unwrap().unwrap().secret_hash.clone().unwrap() };
+    assert_eq!(stored_hash().await, secrets::hash_generated(&generated), "a generated secret is kept as its digest");
     let object = eventually("Ready=True", WAIT, || async {
         let object = cluster.api.get("oidcclients", NAMESPACE, "app")?;
         (ready(&object)? == ("True".into(), "Reconciled".into())).then_some(object)
@@ -64,6 +67,8 @@ async fn oidc_client_lifecycle_secret_generated_edited_deleted_and_finalized() {
     })
     .await;
     assert!(!verifies(&cluster.store, "app", &generated).await);
+    let chosen = stored_hash().await;
+    assert!(chosen.starts_with("$argon2id$"), "a secret set by hand was not generated here: {chosen}");
 
     // Secret deleted → re-created with a new generated secret.
     secrets_api.delete("app-credentials", &DeleteParams::default()).await.unwrap();
@@ -77,6 +82,7 @@ async fn oidc_client_lifecycle_secret_generated_edited_deleted_and_finalized() {
     })
     .await;
     assert!(!verifies(&cluster.store, "app", "rotated-by-hand").await);
+    assert_eq!(stored_hash().await, secrets::hash_generated(&recreated));
 
     // Delete → the finalizer removes the Redis record, then lets the resource (and its Secret) go.
     clients.delete("app", &DeleteParams::default()).await.unwrap();

@@ -277,7 +277,7 @@ pub fn machine_spec_with_secret(secret: &str) -> Value {
 
 pub async fn verifies(store: &RedisStore, client_id: &str, secret: &str) -> bool {
     match store.client(client_id).await.unwrap() {
-        Some(record) => record.secret_hash.as_deref().is_some_and(|hash| secrets::verify(secret, hash)),
+        Some(record) => record.secret_hash.as_deref().is_some_and(|hash| secrets::verify_client_secret(secret, hash)),
         None => false,
     }
 }

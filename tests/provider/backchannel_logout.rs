@@ -6,7 +6,8 @@ use portcullis::protocol::backchannel_logout::LogoutTokenClaims;
 use portcullis::provider::RegistrationPolicy;
 use serde_json::{Value, json};
 
-use crate::harness::{Browser, TestServer, fixtures_with_webapp, jwt_part};
+use crate::fixtures::fixtures_with_webapp;
+use crate::harness::{Browser, TestServer, jwt_part};
 use crate::logout::logout_with_hint;
 use crate::logout_rp::LogoutRp;
 

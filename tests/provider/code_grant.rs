@@ -5,9 +5,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
+use crate::fixtures::fixtures_with_webapp;
 use crate::harness::{
-    Browser, Pkce, SPA_REDIRECT, TestServer, WEBAPP_REDIRECT, assert_oauth_error, fixtures_with_webapp, jwt_part,
-    location_param, webapp_request,
+    Browser, Pkce, SPA_REDIRECT, TestServer, WEBAPP_REDIRECT, assert_oauth_error, jwt_part, location_param,
+    webapp_request,
 };
 
 async fn webapp_code(server: &TestServer, browser: &Browser, scope: &str) -> String {

@@ -17,8 +17,6 @@ use portcullis::vocabulary::{Scope, SigningAlgorithm};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-pub use crate::fixtures::fixtures_with_webapp;
-
 pub struct TestServer {
     pub base: String,
     /// The metrics listener (`--metrics-listen`): `/metrics`, `/health`, `/ready`.

@@ -4,6 +4,7 @@
 //! minutes; client authentication: 10 failures per client id and 60 per address per minute.
 
 use futures::future::join_all;
+use portcullis::secrets;
 
 use crate::harness::{Browser, TestServer, assert_oauth_error, webapp_request};
 
@@ -108,4 +109,26 @@ async fn client_authentication_failures_are_throttled_per_address_across_client_
     }
     let throttled = server.post_basic("/token", &clients[0], "wrong", &CLIENT_CREDENTIALS).await;
     assert_eq!(throttled.status(), 429, "no client id has spent its 10, but the address has spent its 60");
+}
+
+#[tokio::test]
+async fn a_generated_secret_is_checked_against_its_digest_without_argon2_and_its_failures_still_count() {
+    let server = TestServer::start().await;
+    let metadata = serde_json::json!({"grant_types": ["client_credentials"], "scope": "profile"});
+    let registered = server.http.post(server.url("/register")).json(&metadata).send().await.unwrap();
+    let registered: serde_json::Value = registered.json().await.unwrap();
+    let (id, secret) = (registered["client_id"].as_str().unwrap(), registered["client_secret"].as_str().unwrap());
+    let stored = server.provider.store.client(id).await.unwrap().unwrap();
+    assert_eq!(stored.secret_hash, Some(secrets::hash_generated(secret)), "stored as its digest, never in clear");
+    for _ in 0..3 {
+        assert_eq!(server.post_basic("/token", id, secret, &CLIENT_CREDENTIALS).await.status(), 200);
+    }
+    for attempt in 0..10 {
+        let refused = server.post_basic("/token", id, &format!("{secret}{attempt}"), &CLIENT_CREDENTIALS).await;
+        assert_oauth_error(refused, 401, "invalid_client").await;
+    }
+    let throttled = server.post_basic("/token", id, "wrong", &CLIENT_CREDENTIALS).await;
+    assert_eq!(throttled.status(), 429, "the client id's 10 failures are spent, as with an argon2 hash");
+    let argon2 = server.metric("portcullis_argon2_verifications_total", &[("purpose", "client_secret")]).await;
+    assert_eq!(argon2, 0.0, "no argon2 for a secret Portcullis generated");
 }

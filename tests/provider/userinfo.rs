@@ -4,7 +4,8 @@ use serde_json::Value;
 
 use portcullis::provider::RegistrationPolicy;
 
-use crate::harness::{Browser, TestServer, fixtures_with_webapp, jwt_part};
+use crate::fixtures::fixtures_with_webapp;
+use crate::harness::{Browser, TestServer, jwt_part};
 
 async fn access_token(server: &TestServer, scope: &str) -> (String, Value) {
     let tokens = server.webapp_tokens(&Browser::new(server), scope).await;
@@ -165,7 +166,7 @@ async fn oidc_core_5_4_phone_address_and_groups_scopes_release_exactly_their_cla
 #[tokio::test]
 async fn custom_scope_releases_the_custom_claims_the_client_maps_to_it_and_names_them_on_consent() {
     let folder =
-        crate::harness::fixtures_with_webapp("scope-claims", "  scopeClaims: {org: [organization, department]}\n");
+        crate::fixtures::fixtures_with_webapp("scope-claims", "  scopeClaims: {org: [organization, department]}\n");
     let server = TestServer::start_on(folder, portcullis::provider::RegistrationPolicy::Open).await;
     let browser = Browser::new(&server);
     let login = browser.authorize(&crate::harness::webapp_request("openid org", "st", "n")).await.text().await.unwrap();
