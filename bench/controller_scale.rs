@@ -159,7 +159,7 @@ fn resource<K: serde::de::DeserializeOwned>(value: Value) -> Result<K, Failure> 
 }
 
 fn client_resource(i: usize) -> Result<OidcClient, Failure> {
-    let spec = if i % 2 == 0 {
+    let spec = if i.is_multiple_of(2) {
         json!({ "clientName": format!("Scale service {i}"), "grantTypes": ["client_credentials"], "scopes": ["profile"] })
     } else {
         json!({
