@@ -145,14 +145,18 @@ impl Folder {
     pub fn plan(&self, set: &ManifestSet) -> Result<Plan, ApplyError> {
         let mut clients = BTreeMap::new();
         let mut origins: HashMap<String, Origin> = HashMap::new();
+        // Found by input, not by client id: an unchanged resource keeps its record (and its
+        // hash) even when the id it declares moved; one map, so a reload stays linear.
+        let applied: HashMap<&str, &DeclaredClient> =
+            self.clients.values().map(|declared| (declared.input.as_str(), declared)).collect();
         for located in &set.clients {
             let client = &located.resource;
             let namespace = client.namespace().unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
             let secret = set.secret(&namespace, &reconcile::credentials_secret_name(client));
             let input = fingerprint(&(client, secret))
                 .map_err(|source| ApplyError::Fingerprint { origin: located.origin.clone(), source })?;
-            let declared = match self.clients.values().find(|declared| declared.input == input) {
-                Some(unchanged) => DeclaredClient { generated: None, ..unchanged.clone() },
+            let declared = match applied.get(input.as_str()) {
+                Some(unchanged) => DeclaredClient { generated: None, ..(*unchanged).clone() },
                 None => {
                     let plan =
                         reconcile::plan_client(client, secret).map_err(ApplyError::reconcile(&located.origin))?;
