@@ -765,3 +765,89 @@ async fn rfc8628_a_device_flow_runs_across_two_replicas() {
     let statuses = [on_a.unwrap().status().as_u16(), on_b.unwrap().status().as_u16()];
     assert!(statuses == [200, 400] || statuses == [400, 200], "one redemption in all: {statuses:?}");
 }
+
+/// The fixture manifests in a folder of their own, to edit while replicas watch it.
+fn editable_fixtures(name: &str) -> PathBuf {
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests");
+    let folder = std::env::temp_dir().join(format!("portcullis-editable-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&folder).unwrap();
+    for file in ["keys.yaml", "users.yaml", "clients.yaml"] {
+        std::fs::copy(fixtures.join(file), folder.join(file)).unwrap();
+    }
+    folder
+}
+
+/// Whether on `replica` the browser's SSO session is gone (a `prompt=none` authorization
+/// answers `login_required`) and both tokens are inactive at introspection.
+async fn lost_everything(
+    browser: &reqwest::Client,
+    replica: &Replica,
+    access_token: &str,
+    refresh_token: &str,
+) -> bool {
+    let mut silent = authorize_params("openid");
+    silent.push(("prompt", "none"));
+    let session = browser.get(replica.url("/authorize")).query(&silent).send().await.unwrap();
+    param(&session, "error").as_deref() == Some("login_required")
+        && introspect(replica, access_token).await["active"] == false
+        && introspect(replica, refresh_token).await["active"] == false
+}
+
+/// `spec.disabled: true` in the folder both replicas watch: within 2 s, on both, the
+/// user's access token is inactive at introspection, their refresh token (offline access,
+/// which a logout keeps) is refused and their SSO session is gone; enabling the user again
+/// brings none of it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_disabled_user_loses_every_session_and_token_within_two_seconds_on_both_replicas() {
+    let redis = RedisServer::start(PASSWORD);
+    let prefix = unique_prefix();
+    let folder = editable_fixtures("disable");
+    let a = Replica::start(&redis.url(PASSWORD), &prefix, &folder, &[]);
+    let b = Replica::start(&redis.url(PASSWORD), &prefix, &folder, &[]);
+    let browser = browser();
+    let code = sign_in(&browser, &a, &b, "openid profile offline_access").await;
+    let exchange = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT)];
+    let tokens: Value = token(&b, &exchange).await.json().await.unwrap();
+    let access_token = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    for replica in [&a, &b] {
+        assert_eq!(introspect(replica, &access_token).await["active"], true);
+        assert_eq!(introspect(replica, &refresh_token).await["active"], true);
+    }
+
+    let users = folder.join("users.yaml");
+    let declared = std::fs::read_to_string(&users).unwrap();
+    let disabled = declared.replace("  username: alice\n", "  username: alice\n  disabled: true\n");
+    assert_ne!(disabled, declared);
+    std::fs::write(&users, &disabled).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        if lost_everything(&browser, &a, &access_token, &refresh_token).await
+            && lost_everything(&browser, &b, &access_token, &refresh_token).await
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "alice still holds something 2 s after being disabled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    std::fs::write(&users, &declared).unwrap();
+    let store =
+        RedisStore::connect(RedisConfig { key_prefix: prefix.clone(), ..RedisConfig::new(redis.url(PASSWORD)) })
+            .await
+            .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while store.user_by_username("alice").await.unwrap().is_none_or(|user| user.disabled) {
+        assert!(Instant::now() < deadline, "alice is enabled again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut again = authorize_params("openid");
+    again.push(("prompt", "consent"));
+    assert!(!sign_in_with(&browser, &b, &a, &again).await.is_empty(), "alice signs in again");
+    let refresh = [("grant_type", "refresh_token"), ("refresh_token", refresh_token.as_str())];
+    for replica in [&a, &b] {
+        let refused: Value = token(replica, &refresh).await.json().await.unwrap();
+        assert_eq!(refused["error"], "invalid_grant", "the revoked refresh family stays revoked");
+        assert_eq!(introspect(replica, &access_token).await["active"], false, "and so does the access token");
+    }
+}

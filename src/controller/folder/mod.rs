@@ -5,7 +5,8 @@
 //! A folder is validated whole ([`Folder::plan`]) before anything is written, so an edit
 //! that fails leaves the last good state in force; then every declared client and user is
 //! written and what the folder no longer declares is swept from the store ([`super::sweep`]),
-//! renamed ids included. [`keys`] keeps the signing keys.
+//! renamed ids included; a disabled or removed user's sessions and grants end with it
+//! ([`super::ending`]). [`keys`] keeps the signing keys.
 
 mod keys;
 
@@ -14,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use kube::ResourceExt;
 
 use self::keys::{KeyChange, KeyPlan, Keys};
+use super::ending::{end_users, subjects_to_end};
 use super::manifests::{DEFAULT_NAMESPACE, ManifestError, ManifestSet, Origin};
 use super::reconcile::{self, GeneratedCredentials, ReconcileError};
 use super::sweep::{undeclared_clients, undeclared_users};
@@ -222,6 +224,7 @@ impl Folder {
         applied.changes.extend(removed.into_iter().map(|id| Change::Client(Verb::Removed, id)));
 
         let mut users = BTreeMap::new();
+        let now = self.clock.now();
         for (username, planned) in plan.users {
             let applied_before = self.users.get(&username);
             let stored = match applied_before {
@@ -229,7 +232,7 @@ impl Folder {
                 None => store.user_by_username(&username).await?,
             };
             let previous = applied_before.or(stored.as_deref());
-            let record = reconcile::stamp_updated_at(planned, previous, self.clock.now());
+            let record = reconcile::stamp_updated_at(planned, previous, now);
             let verb = match applied_before {
                 None => Some(Verb::Added),
                 Some(applied) if *applied != record => Some(Verb::Updated),
@@ -238,6 +241,8 @@ impl Folder {
             if verb.is_some() || again {
                 store.put_user(record.clone()).await?;
             }
+            end_users(store, &subjects_to_end(Some(&record), previous), now, "user disabled or its subject changed")
+                .await?;
             if let Some(verb) = verb {
                 applied.changes.push(Change::User(verb, username.clone()));
             }
@@ -248,7 +253,9 @@ impl Folder {
             self.users.keys().filter(|name| !declared.contains(name.as_str())).cloned().collect();
         let stored = store.usernames().await?;
         for username in undeclared_users(&declared, &stored) {
+            let gone = store.user_by_username(username).await?;
             store.delete_user(username).await?;
+            end_users(store, &subjects_to_end(None, gone.as_deref()), now, "user no longer declared").await?;
             removed.insert(username.to_owned());
         }
         applied.changes.extend(removed.into_iter().map(|name| Change::User(Verb::Removed, name)));
@@ -287,8 +294,9 @@ mod tests {
 
     use super::*;
     use crate::keys::Keyring;
-    use crate::model::ClientRecord;
-    use crate::store::{Directory, MemoryStore};
+    use crate::model::{ClientRecord, Grant, Session};
+    use crate::store::{Directory, Ephemeral, Grants, MemoryStore, SessionEnds, UserIndex};
+    use crate::vocabulary::Scope;
 
     fn public_client(name: &str, client_name: &str) -> String {
         format!(
@@ -400,6 +408,67 @@ mod tests {
             (Some(2_000), Some(1_000)),
             "a restart (or another replica) keeps the stored times"
         );
+    }
+
+    /// A session of `subject` with an offline grant in it, as a sign-in and a code
+    /// exchange leave them.
+    async fn signed_in(store: &MemoryStore, subject: &str, now: u64) {
+        let sid = format!("sid-{subject}");
+        let session = Session {
+            id: format!("cookie-{subject}"),
+            sid: sid.clone(),
+            subject: subject.into(),
+            auth_time: now,
+            csrf_token: "c".into(),
+        };
+        store.put_session(&session, now + 600).await.unwrap();
+        let grant = Grant {
+            id: format!("grant-{subject}"),
+            client_id: "app".into(),
+            subject: subject.into(),
+            scope: Scope::parse("openid offline_access").unwrap(),
+            auth_time: now,
+            session_id: sid.clone(),
+            expires_at: now + 600,
+            access_tokens: vec![(format!("jti-{subject}"), now + 300)],
+            claims: Default::default(),
+        };
+        store.put_grant(&grant).await.unwrap();
+        assert!(store.link_session_grant(&sid, &grant.id, "app", now + 600).await.unwrap());
+    }
+
+    /// Whether `subject` holds a session or grant still.
+    async fn holds_something(store: &MemoryStore, subject: &str) -> bool {
+        !store.user_sessions(subject).await.unwrap().is_empty() || !store.user_grants(subject).await.unwrap().is_empty()
+    }
+
+    #[tokio::test]
+    async fn a_user_disabled_in_the_folder_or_removed_from_it_loses_every_session_and_grant() {
+        let now = Arc::new(std::sync::atomic::AtomicU64::new(1_000));
+        let clock = Clock::manual(now.clone());
+        let store = MemoryStore::new(clock.clone());
+        let keyring = Arc::new(ArcSwap::from_pointee(Keyring::new(Vec::new()).unwrap()));
+        let mut folder = Folder::new(keyring, 60, clock);
+        let plan = folder.plan(&users(&[("ann", "Ann"), ("bob", "Bob"), ("cat", "Cat")])).unwrap();
+        folder.apply(plan, &store, true).await.unwrap();
+        for subject in ["ann", "bob", "cat"] {
+            signed_in(&store, subject, 1_000).await;
+        }
+
+        // `users` writes the name on a line of its own, so this adds `disabled` to ann.
+        let plan = folder.plan(&users(&[("ann", "Ann\n  disabled: true"), ("bob", "Bob")])).unwrap();
+        folder.apply(plan, &store, false).await.unwrap();
+        assert!(store.user_by_username("ann").await.unwrap().is_some_and(|ann| ann.disabled));
+        assert!(!holds_something(&store, "ann").await, "disabled: the offline grant goes too");
+        assert!(store.token_check("jti-ann").await.unwrap().revoked);
+        assert!(store.session("cookie-ann").await.unwrap().is_none());
+        assert!(!holds_something(&store, "cat").await, "no longer declared");
+        assert!(holds_something(&store, "bob").await, "the others keep theirs");
+
+        let plan = folder.plan(&users(&[("ann", "Ann"), ("bob", "Bob")])).unwrap();
+        folder.apply(plan, &store, false).await.unwrap();
+        assert!(!holds_something(&store, "ann").await, "enabled again, with nothing back");
+        assert!(holds_something(&store, "bob").await);
     }
 
     #[test]
