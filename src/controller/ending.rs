@@ -27,6 +27,17 @@ pub fn subjects_to_end<'a>(declared: Option<&'a UserRecord>, stored: Option<&'a 
     subjects
 }
 
+/// On an `OidcUser`: a new value ends every session and refresh family the user holds at
+/// once, the way disabling does, but the user can sign in again right away.
+pub const REVOKE_SESSIONS_ANNOTATION: &str = "portcullis.dev/revoke-sessions";
+
+/// The `portcullis.dev/revoke-sessions` value to act on: the `requested` one (the
+/// annotation) when it differs from the one `handled` last, so each value is acted on
+/// once. Removing the annotation asks for nothing.
+pub fn revocation_to_handle<'a>(requested: Option<&'a str>, handled: Option<&str>) -> Option<&'a str> {
+    requested.filter(|requested| Some(*requested) != handled)
+}
+
 /// Ends everything `subjects` hold, at `now`; `why` says which change asked, for the log.
 pub async fn end_users(store: &dyn Store, subjects: &[&str], now: u64, why: &str) -> Result<(), StoreError> {
     for subject in subjects {
@@ -44,6 +55,15 @@ mod tests {
 
     fn user(subject: &str, disabled: bool) -> UserRecord {
         UserRecord { disabled, ..UserRecord::fixture("alice", subject) }
+    }
+
+    #[test]
+    fn each_revoke_sessions_value_is_acted_on_once() {
+        assert_eq!(revocation_to_handle(Some("2026-12-02"), None), Some("2026-12-02"), "first request");
+        assert_eq!(revocation_to_handle(Some("2026-12-02"), Some("2026-12-02")), None, "handled already");
+        assert_eq!(revocation_to_handle(Some("again"), Some("2026-12-02")), Some("again"), "a new value");
+        assert_eq!(revocation_to_handle(None, Some("2026-12-02")), None, "annotation removed");
+        assert_eq!(revocation_to_handle(None, None), None);
     }
 
     #[test]

@@ -238,3 +238,48 @@ async fn a_disabled_or_deleted_user_loses_every_session_and_grant_with_back_chan
     .await;
     replica.shutdown().await;
 }
+
+/// `portcullis.dev/revoke-sessions: <value>` ends every session and grant of the user once
+/// per value: the value is recorded in `status.revokedSessions`, a later reconcile and a
+/// restarted controller leave what was issued since alone, a new value acts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_revoke_sessions_annotation_value_ends_the_users_sessions_once() {
+    let cluster = Cluster::start("t-user-revoke").await;
+    let replica = Replica::start(&cluster, "replica-a").await;
+    let clients: Api<OidcClient> = cluster.api();
+    clients
+        .create(&PostParams::default(), &oidc_client("rp", json!({ "redirectUris": ["https://rp.example/cb"] })))
+        .await
+        .unwrap();
+    cluster.create_user_with_password("alice", "alice", "alice-password").await;
+    wait_ready(&cluster, "oidcusers", "alice", ("True", "Reconciled")).await;
+    seed_session_and_grants(&cluster, "alice", "rp", "first").await;
+
+    let users: Api<OidcUser> = cluster.api();
+    let annotate = |value: &str| json!({ "metadata": { "annotations": { "portcullis.dev/revoke-sessions": value } } });
+    users.patch("alice", &PatchParams::default(), &Patch::Merge(annotate("monday"))).await.unwrap();
+    eventually("the revocation is done and recorded", WAIT, || async {
+        let recorded = cluster.api.get("oidcusers", NAMESPACE, "alice")?["status"]["revokedSessions"] == "monday";
+        (recorded && ended(&cluster, "alice", "first").await).then_some(())
+    })
+    .await;
+    assert!(cluster.store.user_by_username("alice").await.unwrap().is_some_and(|u| !u.disabled), "alice may sign in");
+
+    seed_session_and_grants(&cluster, "alice", "rp", "second").await;
+    let patch = json!({ "spec": { "name": "Alice Liddell" } });
+    users.patch("alice", &PatchParams::default(), &Patch::Merge(patch)).await.unwrap();
+    eventually("the next reconcile", WAIT, || async {
+        cluster.store.user_by_username("alice").await.unwrap()?.name.clone().filter(|name| name == "Alice Liddell")
+    })
+    .await;
+    replica.shutdown().await;
+    let restarted = Replica::start(&cluster, "replica-b").await;
+    wait_ready(&cluster, "oidcusers", "alice", ("True", "Reconciled")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!ended(&cluster, "alice", "second").await, "handled once: neither a reconcile nor a restart redoes it");
+
+    users.patch("alice", &PatchParams::default(), &Patch::Merge(annotate("tuesday"))).await.unwrap();
+    eventually("a new value acts again", WAIT, || async { ended(&cluster, "alice", "second").await.then_some(()) })
+        .await;
+    restarted.shutdown().await;
+}
