@@ -590,19 +590,24 @@ async fn two_replicas_share_one_budget_of_client_authentication_failures() {
 
 /// The most commands a `serve` replica sends to Redis for each operation once it runs
 /// (each script loaded, the client secret memoised). Each is a round trip of its own,
-/// except two pairs sent as one pipeline: writing a session with its index entry, and
-/// updating a grant with the refresh token it issues. A rise fails here, whatever the
-/// timing. Today: the sign-in is the password step's budget reservation, refund and
-/// session (3 round trips), then the consent step's reads of the session and of the
-/// consent given before, its consent, grant and code writes, and the grant's link to its
-/// session, which logout revokes it through (6); a code exchange is
-/// the code's use and the grant's update (2); a refresh is the token's use, the grant's
-/// read and its update (3).
+/// except those sent together as one pipeline: writing a session with its entries in the
+/// session index and in its user's index (3 commands), writing a grant with its entry in
+/// its user's index (2), and updating a grant with the refresh token it issues and its
+/// entry in its user's index (3). A rise fails here, whatever the timing. Today: the
+/// sign-in is the password step's budget reservation, refund and session (3 round trips,
+/// 5 commands), then the consent step's reads of the session and of the consent given
+/// before, its consent, grant and code writes, and the grant's link to its session, which
+/// logout revokes it through (6 round trips, 7 commands); a code exchange is the code's use
+/// and the grant's update (2 round trips, 4 commands); a refresh is the token's use, the
+/// grant's read and its update (3 round trips, 5 commands). The per-user index (what
+/// disabling a user or `portcullis.dev/revoke-sessions` ends, what `/account` lists) added
+/// one command to the session write, the grant write and the grant update, each inside a
+/// pipeline that was sent anyway: no round trip was added.
 const REDIS_COMMAND_BUDGETS: &[(&str, usize)] = &[
-    ("sign-in (authorize page, password, consent)", 10),
-    ("authorize with a session and consent", 5),
-    ("code exchange", 3),
-    ("refresh", 4),
+    ("sign-in (authorize page, password, consent)", 12),
+    ("authorize with a session and consent", 6),
+    ("code exchange", 4),
+    ("refresh", 5),
     ("introspection", 1),
     ("userinfo", 1),
 ];
@@ -655,10 +660,12 @@ async fn redis_commands_per_operation_stay_within_their_budgets() {
 }
 
 /// The most Redis memory (`MEMORY USAGE`, key and overhead included) one SSO session, one
-/// refresh family and one remembered consent may take. The aim is 512 bytes each (a
-/// million sessions in 512 MB); a refresh family, two JSON records (the grant, and the
-/// refresh token repeating its client and scope), takes some 700 today.
-const RECORD_MEMORY_BUDGETS: [u64; 3] = [512, 768, 512];
+/// refresh family, one remembered consent and the index of a user holding one of each may
+/// take. The aim is 512 bytes each (a million sessions in 512 MB); a refresh family, two
+/// JSON records (the grant, and the refresh token repeating its client and scope), takes
+/// some 700 today. The user index is per user: its key costs most for a user with one
+/// session and one grant, each further entry only its own few dozen bytes.
+const RECORD_MEMORY_BUDGETS: [u64; 4] = [512, 768, 512, 512];
 
 /// The fixture manifests with alice's subject a UUID, 36 characters, as directories issue.
 fn manifests_with_uuid_subject() -> PathBuf {
@@ -695,10 +702,13 @@ async fn redis_memory_per_session_refresh_family_and_consent_stays_within_budget
         ["session", "grant", "refresh", "consent"].map(|kind| memory_of(&redis, &prefix, kind));
     assert_eq!([session.len(), grant.len(), refresh.len(), consent.len()], [1, 1, 1, 1], "one of each");
     let index: u64 = redis.cli(&["MEMORY", "USAGE", &format!("{prefix}:v1:sessions")])[0].parse().unwrap();
+    let user_index = memory_of(&redis, &prefix, "user-index");
+    assert_eq!(user_index.len(), 1, "alice's index");
     let figures = [
         ("SSO session, its share of the session index included", session[0] + index),
         ("refresh family (grant and live refresh token)", grant[0] + refresh[0]),
         ("remembered consent", consent[0]),
+        ("a user's index of one session and one grant", user_index[0]),
     ];
     for (record, bytes) in figures {
         eprintln!("{record}: {bytes} bytes, so {bytes} MB for 1,000,000 of them");
@@ -813,4 +823,89 @@ async fn backchannel_logout_2_8_two_replicas_deliver_each_session_once_even_afte
     let (name, delivered_label) = ("portcullis_backchannel_logout_total", "result=\"delivered\"");
     let total = a.metric(name, delivered_label).await + b.metric(name, delivered_label).await;
     assert_eq!(total, 2.0, "counted once, by the replica that delivered");
+
+/// The fixture manifests in a folder of their own, to edit while replicas watch it.
+fn editable_fixtures(name: &str) -> PathBuf {
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests");
+    let folder = std::env::temp_dir().join(format!("portcullis-editable-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&folder).unwrap();
+    for file in ["keys.yaml", "users.yaml", "clients.yaml"] {
+        std::fs::copy(fixtures.join(file), folder.join(file)).unwrap();
+    }
+    folder
+}
+
+/// Whether on `replica` the browser's SSO session is gone (a `prompt=none` authorization
+/// answers `login_required`) and both tokens are inactive at introspection.
+async fn lost_everything(
+    browser: &reqwest::Client,
+    replica: &Replica,
+    access_token: &str,
+    refresh_token: &str,
+) -> bool {
+    let mut silent = authorize_params("openid");
+    silent.push(("prompt", "none"));
+    let session = browser.get(replica.url("/authorize")).query(&silent).send().await.unwrap();
+    param(&session, "error").as_deref() == Some("login_required")
+        && introspect(replica, access_token).await["active"] == false
+        && introspect(replica, refresh_token).await["active"] == false
+}
+
+/// `spec.disabled: true` in the folder both replicas watch: within 2 s, on both, the
+/// user's access token is inactive at introspection, their refresh token (offline access,
+/// which a logout keeps) is refused and their SSO session is gone; enabling the user again
+/// brings none of it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_disabled_user_loses_every_session_and_token_within_two_seconds_on_both_replicas() {
+    let redis = RedisServer::start(PASSWORD);
+    let prefix = unique_prefix();
+    let folder = editable_fixtures("disable");
+    let a = Replica::start(&redis.url(PASSWORD), &prefix, &folder, &[]);
+    let b = Replica::start(&redis.url(PASSWORD), &prefix, &folder, &[]);
+    let browser = browser();
+    let code = sign_in(&browser, &a, &b, "openid profile offline_access").await;
+    let exchange = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT)];
+    let tokens: Value = token(&b, &exchange).await.json().await.unwrap();
+    let access_token = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    for replica in [&a, &b] {
+        assert_eq!(introspect(replica, &access_token).await["active"], true);
+        assert_eq!(introspect(replica, &refresh_token).await["active"], true);
+    }
+
+    let users = folder.join("users.yaml");
+    let declared = std::fs::read_to_string(&users).unwrap();
+    let disabled = declared.replace("  username: alice\n", "  username: alice\n  disabled: true\n");
+    assert_ne!(disabled, declared);
+    std::fs::write(&users, &disabled).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        if lost_everything(&browser, &a, &access_token, &refresh_token).await
+            && lost_everything(&browser, &b, &access_token, &refresh_token).await
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "alice still holds something 2 s after being disabled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    std::fs::write(&users, &declared).unwrap();
+    let store =
+        RedisStore::connect(RedisConfig { key_prefix: prefix.clone(), ..RedisConfig::new(redis.url(PASSWORD)) })
+            .await
+            .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while store.user_by_username("alice").await.unwrap().is_none_or(|user| user.disabled) {
+        assert!(Instant::now() < deadline, "alice is enabled again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut again = authorize_params("openid");
+    again.push(("prompt", "consent"));
+    assert!(!sign_in_with(&browser, &b, &a, &again).await.is_empty(), "alice signs in again");
+    let refresh = [("grant_type", "refresh_token"), ("refresh_token", refresh_token.as_str())];
+    for replica in [&a, &b] {
+        let refused: Value = token(replica, &refresh).await.json().await.unwrap();
+        assert_eq!(refused["error"], "invalid_grant", "the revoked refresh family stays revoked");
+        assert_eq!(introspect(replica, &access_token).await["active"], false, "and so does the access token");
+    }
 }

@@ -6,10 +6,12 @@
 //! [`manifests`] reads the folder of `dev` and `serve --manifests`, [`folder`] applies it
 //! (and keeps its signing keys), [`replica`] keeps it applied: live reload, and repair
 //! after the store lost its data. [`rotation`] decides the signing-key lifecycle;
-//! [`sweep`] what no resource declares any more;
+//! [`sweep`] what no resource declares any more; [`ending`] when a user change ends their
+//! sessions and grants;
 //! `crate::kubernetes` runs the controller.
 
 pub mod decide;
+pub mod ending;
 pub mod folder;
 pub mod manifests;
 pub mod reconcile;

@@ -156,6 +156,11 @@ pub struct OidcUserStatus {
     /// The generation last reconciled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The last value of the `portcullis.dev/revoke-sessions` annotation acted upon: every
+    /// session and refresh family the user held then was ended. Annotate with a new value
+    /// to do it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_sessions: Option<String>,
     /// Standard conditions; `Ready` says whether the user can log in.
     // A map keyed by `type`, as upstream `metav1.Condition` lists are (`+listType=map`), so
     // server-side apply merges conditions by type rather than replacing the whole list.

@@ -1,7 +1,9 @@
 //! `OidcUser`s (in the controller's namespace): reads the password Secret and the peers,
 //! asks [`decide_user`] what to do and does exactly that — revoke the usernames it no
 //! longer uses, write the record only when the stored one differs (its `updated_at` kept
-//! from the stored one while nothing else changed), then status and events.
+//! from the stored one while nothing else changed), end what a disabled, deleted or
+//! renamed user held ([`subjects_to_end`]), act on `portcullis.dev/revoke-sessions`
+//! ([`revoke_sessions`]), then status and events.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,6 +17,8 @@ use super::context::{Context, ControllerError, object_key};
 use super::finalizer::{Event, finalizer};
 use super::status::{apply_status, publish, report_unavailable};
 use crate::controller::decide::user::{UserDecision, decide_user, user_cleanup, user_names};
+use crate::controller::decide::{Note, NoteKind};
+use crate::controller::ending::{REVOKE_SESSIONS_ANNOTATION, end_users, revocation_to_handle, subjects_to_end};
 use crate::controller::reconcile::stamp_updated_at;
 use crate::crd::OidcUser;
 
@@ -41,8 +45,12 @@ async fn apply(user: &OidcUser, api: &Api<OidcUser>, context: &Context) -> Resul
     let secrets: Api<Secret> = Api::namespaced(context.shared.client.clone(), &context.shared.config.namespace);
     let password = secrets.get_opt(&user.spec.password_secret_ref.name).await?;
     let peers = context.users_concerning(&user_names(user)).await;
-    let decision = decide_user(user, password.as_ref(), &peers, context.shared.clock.now());
-    match carry_out(user, &decision, context).await {
+    let mut decision = decide_user(user, password.as_ref(), &peers, context.shared.clock.now());
+    let carried_out = match carry_out(user, &decision, context).await {
+        Ok(()) => revoke_sessions(user, api, &mut decision, context).await,
+        Err(error) => Err(error),
+    };
+    match carried_out {
         Ok(()) => {}
         Err(ControllerError::Store(error)) => {
             report_unavailable(api, user, user.status.as_ref(), context).await;
@@ -59,28 +67,75 @@ async fn apply(user: &OidcUser, api: &Api<OidcUser>, context: &Context) -> Resul
 async fn carry_out(user: &OidcUser, decision: &UserDecision, context: &Context) -> Result<(), ControllerError> {
     let shared = &context.shared;
     let key = object_key(user);
+    let now = shared.clock.now();
     for username in &decision.delete {
+        let removed = shared.store.user_by_username(username).await?;
         shared.store.delete_user(username).await?;
         tracing::info!(%username, user = %user.name_any(), "removed a username the resource no longer uses");
+        let ended = subjects_to_end(decision.apply.as_ref(), removed.as_deref());
+        end_users(&*shared.store, &ended, now, "username removed").await?;
     }
     let Some(planned) = &decision.apply else {
         shared.memo.forget(&key);
         return Ok(());
     };
     let stored = shared.store.user_by_username(&planned.username).await?;
-    let record = stamp_updated_at(planned.clone(), stored.as_deref(), shared.clock.now());
+    let record = stamp_updated_at(planned.clone(), stored.as_deref(), now);
+    let ended: Vec<String> = subjects_to_end(Some(&record), stored.as_deref()).into_iter().map(str::to_owned).collect();
     if context.applying(key, &record.username, None, stored.as_deref(), &record) {
         shared.store.put_user(record).await?;
     }
+    // After the record: a disabled user can sign in nowhere by now, so nothing is issued
+    // behind the ending.
+    let ended: Vec<&str> = ended.iter().map(String::as_str).collect();
+    end_users(&*shared.store, &ended, now, "user disabled or its subject changed").await?;
     Ok(())
 }
 
-/// Removes the applied and the current username unless another resource holds them;
-/// that ends the user's sessions (every request re-reads the user).
+/// `portcullis.dev/revoke-sessions`: when the annotation holds a value not handled yet,
+/// ends every session and grant of the user and records the value in the status written
+/// next, so it is acted on once. The handled value is read from the resource live, not
+/// from the watch cache, which may predate our last status write (a restart or a new
+/// leader reads it the same way); an ending that fails is retried, never recorded.
+async fn revoke_sessions(
+    user: &OidcUser,
+    api: &Api<OidcUser>,
+    decision: &mut UserDecision,
+    context: &Context,
+) -> Result<(), ControllerError> {
+    if !user.annotations().contains_key(REVOKE_SESSIONS_ANNOTATION) {
+        return Ok(());
+    }
+    let live = api.get(&user.name_any()).await?;
+    let live_status = live.status.as_ref();
+    let handled = live_status.and_then(|status| status.revoked_sessions.clone());
+    let requested = live.annotations().get(REVOKE_SESSIONS_ANNOTATION).map(String::as_str);
+    let Some(value) = revocation_to_handle(requested, handled.as_deref()).map(str::to_owned) else {
+        decision.status.revoked_sessions = handled;
+        return Ok(());
+    };
+    let subject = decision.status.subject.clone().or_else(|| live_status.and_then(|status| status.subject.clone()));
+    let subjects: Vec<&str> = subject.as_deref().into_iter().collect();
+    end_users(&*context.shared.store, &subjects, context.shared.clock.now(), REVOKE_SESSIONS_ANNOTATION).await?;
+    decision.status.revoked_sessions = Some(value);
+    decision.events.push(Note {
+        kind: NoteKind::Normal,
+        reason: "SessionsRevoked",
+        message: "every session and refresh token of the user was ended".into(),
+    });
+    Ok(())
+}
+
+/// Removes the applied and the current username unless another resource holds them,
+/// and ends the sessions and grants of each removed user.
 async fn cleanup(user: &OidcUser, context: &Context) -> Result<Action, ControllerError> {
     let peers = context.users_concerning(&user_names(user)).await;
+    let store = &*context.shared.store;
     for username in user_cleanup(user, &peers) {
-        context.shared.store.delete_user(&username).await?;
+        let removed = store.user_by_username(&username).await?;
+        store.delete_user(&username).await?;
+        end_users(store, &subjects_to_end(None, removed.as_deref()), context.shared.clock.now(), "user deleted")
+            .await?;
     }
     context.shared.memo.forget(&object_key(user));
     Ok(Action::await_change())

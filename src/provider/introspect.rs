@@ -51,12 +51,15 @@ pub async fn introspect(
                 None => (provider.store.token_check(&claims.jti).await?, None),
             };
             // A deleted client's tokens die with it (RFC 7592 §2.3), and so does every
-            // token issued before the store lost its data (and its revocations), and
-            // every token of a session that has ended (OIDC Core §11).
+            // token issued before the store lost its data (and its revocations), every
+            // token of a session that has ended (OIDC Core §11), and every token of a
+            // user (one with a `sid`) who is disabled or gone: the controller revokes
+            // their grants too, this holds from the moment the directory says so.
             let revoked = check.revoked
                 || issued_in_ended_session(session_ended_at, claims.iat)
                 || !issued_in_current_epoch(claims.epoch.as_deref(), check.epoch.as_deref())
-                || provider.store.client(&claims.client_id).await?.is_none();
+                || provider.store.client(&claims.client_id).await?.is_none()
+                || (claims.sid.is_some() && !user_may_act(&provider, &claims.sub).await?);
             introspect_access_token(claims, revoked, &client.client_id, now)
         }
         Err(_) => match provider.store.peek_refresh_token(&secrets::token_digest(token)).await? {
@@ -75,4 +78,9 @@ pub async fn introspect(
         },
     };
     Ok(no_store(Json(response)))
+}
+
+/// Whether the user `subject` exists and is not disabled (a cached directory read).
+async fn user_may_act(provider: &Provider, subject: &str) -> Result<bool, ApiError> {
+    Ok(provider.store.user_by_subject(subject).await?.is_some_and(|user| !user.disabled))
 }

@@ -1,71 +1,24 @@
-//! Ending an SSO session (RP-Initiated Logout 1.0 §2): its record goes, so no replica knows
-//! the cookie any more; the grants issued in it are revoked unless they were given
-//! `offline_access` (OIDC Core §11, [`crate::protocol::session_end`]); and its access tokens
-//! answer `active: false` at introspection from then on. Access tokens of a kept grant stay
-//! usable at the userinfo endpoint until they expire, as any bearer token does. Each client
-//! that got tokens in the session and registered a `backchannel_logout_uri` gets a logout
-//! token (Back-Channel Logout 1.0 §2.5): the ending only queues it, once per client, for a
-//! replica's delivery worker to send.
+//! Ending an SSO session from the provider (a logout): [`crate::store::ending`] does it,
+//! the same as for a disabled user; this adds when a session ends by itself.
 
 use super::state::Provider;
-use super::user_grants::revoke_grant;
-use crate::model::{LogoutDelivery, Session};
-use crate::protocol::session_end::plan_session_end;
-use crate::store::{SessionGrant, StoreError};
+use crate::model::Session;
+use crate::store::StoreError;
+use crate::store::ending::{self, SessionToEnd};
 
 /// When a session ends by itself: it lives `session_ttl` from its login.
 pub fn session_expires_at(provider: &Provider, session: &Session) -> u64 {
     session.auth_time + provider.config.session_ttl
 }
 
-/// Ends `session` for every replica, and what was issued in it (see the module).
-///
-/// The session record goes last: an ending that fails halfway leaves the user signed in,
-/// so that signing out again redoes all of it.
+/// Ends `session` for every replica, and what was issued in it (see
+/// [`ending::end_session`]).
 pub async fn end_session(provider: &Provider, session: &Session) -> Result<(), StoreError> {
-    let links = provider.store.close_session_grants(&session.sid, session_expires_at(provider, session)).await?;
-    let mut grants = Vec::with_capacity(links.len());
-    for link in &links {
-        grants.extend(provider.store.grant(&link.grant_id).await?);
-    }
-    let now = provider.clock.now();
-    let end = plan_session_end(&grants, now);
-    if let Some(until) = end.remember_until {
-        provider.store.remember_session_end(&session.sid, now, until).await?;
-    }
-    for grant_id in &end.revoke {
-        revoke_grant(provider, grant_id).await?;
-    }
-    queue_backchannel_logouts(provider, session, &links, now).await?;
-    provider.store.delete_session(&session.id).await
-}
-
-/// Back-Channel Logout 1.0 §2.5: queues one logout token, due `now`, for each client of
-/// `links` (the grants of `session`) that has a back-channel logout URI. The queue keeps
-/// one per (session, client), so an ending done again queues nothing twice.
-async fn queue_backchannel_logouts(
-    provider: &Provider,
-    session: &Session,
-    links: &[SessionGrant],
-    now: u64,
-) -> Result<(), StoreError> {
-    let mut clients: Vec<&str> = links.iter().map(|link| link.client_id.as_str()).collect();
-    clients.sort_unstable();
-    clients.dedup();
-    for client_id in clients {
-        let Some(client) = provider.store.client(client_id).await? else { continue };
-        if client.policy.backchannel_logout_uri.is_none() {
-            continue;
-        }
-        let delivery = LogoutDelivery {
-            sid: session.sid.clone(),
-            client_id: client.client_id.clone(),
-            subject: session.subject.clone(),
-            first_due_at: now,
-            due_at: now,
-            failed_attempts: 0,
-        };
-        provider.store.queue_logout(&delivery).await?;
-    }
-    Ok(())
+    let to_end = SessionToEnd {
+        session_id: &session.id,
+        sid: &session.sid,
+        subject: &session.subject,
+        expires_at: session_expires_at(provider, session),
+    };
+    ending::end_session(&*provider.store, to_end, provider.clock.now()).await
 }

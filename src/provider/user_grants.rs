@@ -23,7 +23,7 @@ use crate::protocol::refresh_reuse::{self, Reuse};
 use crate::protocol::token::{self, TokenResponse};
 use crate::protocol::userinfo::{id_token_user_claims, released_claims};
 use crate::secrets::{self, SecretError};
-use crate::store::{Consumed, StoreError};
+use crate::store::{Consumed, StoreError, ending};
 use crate::vocabulary::GrantType;
 use crate::vocabulary::OAuthError;
 use crate::vocabulary::Scope;
@@ -269,15 +269,9 @@ async fn require_active_user(provider: &Provider, subject: &str) -> Result<Arc<U
     }
 }
 
-/// Revokes a grant: its access tokens go on the deny-list and its refresh tokens stop
-/// working (they need the grant).
+/// Revokes a grant (see [`ending::revoke_grant`]).
 pub async fn revoke_grant(provider: &Provider, grant_id: &str) -> Result<(), StoreError> {
-    if let Some(grant) = provider.store.revoke_grant(grant_id).await? {
-        for (jti, expires_at) in &grant.access_tokens {
-            provider.store.revoke_token(jti, *expires_at).await?;
-        }
-    }
-    Ok(())
+    ending::revoke_grant(&*provider.store, grant_id).await
 }
 
 /// Issues an access token, an ID token (with `openid`) and, when `refresh_scope` is set, a

@@ -1,5 +1,6 @@
 //! `OidcUser`s: the record follows the resource and its password Secret, a flushed Redis is
-//! restored by the resync, usernames conflict, a rename revokes the old username at once.
+//! restored by the resync, usernames conflict, a rename revokes the old username at once,
+//! a disabled or deleted user loses every session and grant.
 
 use std::time::Duration;
 
@@ -8,8 +9,10 @@ use base64::engine::general_purpose::STANDARD;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use portcullis::crd::{OidcClient, OidcUser};
+use portcullis::model::{Grant, Session};
 use portcullis::secrets;
-use portcullis::store::Directory;
+use portcullis::store::{Directory, Ephemeral, Grants, LogoutQueue, SessionEnds, UserIndex};
+use portcullis::vocabulary::Scope;
 use serde_json::json;
 
 use crate::harness::*;
@@ -138,4 +141,145 @@ async fn a_renamed_username_is_revoked_at_once_and_the_old_one_cannot_sign_in() 
     .await;
     assert!(cluster.store.user_by_username("alice").await.unwrap().is_none(), "the old username cannot sign in");
     replica.shutdown().await;
+}
+
+/// Seeds what `subject` holds as the provider would have written it: a session with an
+/// online and an offline grant (each with a live access token) of `client_id`.
+async fn seed_session_and_grants(cluster: &Cluster, subject: &str, client_id: &str, tag: &str) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let session = Session {
+        id: format!("cookie-{tag}"),
+        sid: format!("sid-{tag}"),
+        subject: subject.into(),
+        auth_time: now,
+        csrf_token: "csrf".into(),
+    };
+    cluster.store.put_session(&session, now + 600).await.unwrap();
+    for (kind, scope) in [("online", "openid"), ("offline", "openid offline_access")] {
+        let grant = Grant {
+            id: format!("{kind}-{tag}"),
+            client_id: client_id.into(),
+            subject: subject.into(),
+            scope: Scope::parse(scope).unwrap(),
+            auth_time: now,
+            session_id: session.sid.clone(),
+            expires_at: now + 600,
+            access_tokens: vec![(format!("jti-{kind}-{tag}"), now + 300)],
+            claims: Default::default(),
+        };
+        cluster.store.put_grant(&grant).await.unwrap();
+        assert!(cluster.store.link_session_grant(&session.sid, &grant.id, client_id, now + 600).await.unwrap());
+    }
+}
+
+/// Whether everything [`seed_session_and_grants`] wrote for `tag` has ended: the session
+/// record gone, both grants revoked (the offline one too) and their access tokens denied.
+async fn ended(cluster: &Cluster, subject: &str, tag: &str) -> bool {
+    let store = &cluster.store;
+    store.user_sessions(subject).await.unwrap().is_empty()
+        && store.user_grants(subject).await.unwrap().is_empty()
+        && store.session(&format!("cookie-{tag}")).await.unwrap().is_none()
+        && store.grant(&format!("offline-{tag}")).await.unwrap().is_none()
+        && store.token_check(&format!("jti-online-{tag}")).await.unwrap().revoked
+        && store.token_check(&format!("jti-offline-{tag}")).await.unwrap().revoked
+}
+
+/// `spec.disabled: true` ends every session of the user with back-channel logout and
+/// revokes all their grants, offline ones included, so that enabling the user again brings
+/// none of it back; deleting the user does the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_or_deleted_user_loses_every_session_and_grant_with_back_channel_logout() {
+    let cluster = Cluster::start("t-user-disabled").await;
+    let replica = Replica::start(&cluster, "replica-a").await;
+    let clients: Api<OidcClient> = cluster.api();
+    let spec = json!({
+        "redirectUris": ["https://rp.example/cb"],
+        "backchannelLogoutUri": "https://rp.example/backchannel",
+        "scopes": ["openid", "offline_access"],
+        "grantTypes": ["authorization_code", "refresh_token"],
+    });
+    clients.create(&PostParams::default(), &oidc_client("rp", spec)).await.unwrap();
+    cluster.create_user_with_password("alice", "alice", "alice-password").await;
+    eventually("alice and rp", WAIT, || async {
+        (cluster.holds_user("alice") && cluster.holds_client("rp")).then_some(())
+    })
+    .await;
+    wait_ready(&cluster, "oidcusers", "alice", ("True", "Reconciled")).await;
+    seed_session_and_grants(&cluster, "alice", "rp", "first").await;
+    assert!(!ended(&cluster, "alice", "first").await);
+
+    let users: Api<OidcUser> = cluster.api();
+    let disable = |disabled: bool| json!({ "spec": { "disabled": disabled } });
+    users.patch("alice", &PatchParams::default(), &Patch::Merge(disable(true))).await.unwrap();
+    eventually("alice's sessions and grants end", WAIT, || async {
+        ended(&cluster, "alice", "first").await.then_some(())
+    })
+    .await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let queued = cluster.store.claim_logouts(now + 1, now + 60, 10).await.unwrap();
+    let queued: Vec<(&str, &str, &str)> =
+        queued.iter().map(|d| (d.sid.as_str(), d.client_id.as_str(), d.subject.as_str())).collect();
+    assert_eq!(queued, [("sid-first", "rp", "alice")], "one back-channel logout for the session's client");
+    assert!(cluster.store.user_by_username("alice").await.unwrap().is_some_and(|u| u.disabled));
+
+    users.patch("alice", &PatchParams::default(), &Patch::Merge(disable(false))).await.unwrap();
+    eventually("alice enabled again", WAIT, || async {
+        cluster.store.user_by_username("alice").await.unwrap().is_some_and(|u| !u.disabled).then_some(())
+    })
+    .await;
+    assert!(ended(&cluster, "alice", "first").await, "enabling brings nothing back");
+
+    seed_session_and_grants(&cluster, "alice", "rp", "second").await;
+    users.delete("alice", &DeleteParams::default()).await.unwrap();
+    eventually("a deleted user's sessions and grants end", WAIT, || async {
+        (cluster.api.get("oidcusers", NAMESPACE, "alice").is_none() && ended(&cluster, "alice", "second").await)
+            .then_some(())
+    })
+    .await;
+    replica.shutdown().await;
+}
+
+/// `portcullis.dev/revoke-sessions: <value>` ends every session and grant of the user once
+/// per value: the value is recorded in `status.revokedSessions`, a later reconcile and a
+/// restarted controller leave what was issued since alone, a new value acts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_revoke_sessions_annotation_value_ends_the_users_sessions_once() {
+    let cluster = Cluster::start("t-user-revoke").await;
+    let replica = Replica::start(&cluster, "replica-a").await;
+    let clients: Api<OidcClient> = cluster.api();
+    clients
+        .create(&PostParams::default(), &oidc_client("rp", json!({ "redirectUris": ["https://rp.example/cb"] })))
+        .await
+        .unwrap();
+    cluster.create_user_with_password("alice", "alice", "alice-password").await;
+    wait_ready(&cluster, "oidcusers", "alice", ("True", "Reconciled")).await;
+    seed_session_and_grants(&cluster, "alice", "rp", "first").await;
+
+    let users: Api<OidcUser> = cluster.api();
+    let annotate = |value: &str| json!({ "metadata": { "annotations": { "portcullis.dev/revoke-sessions": value } } });
+    users.patch("alice", &PatchParams::default(), &Patch::Merge(annotate("monday"))).await.unwrap();
+    eventually("the revocation is done and recorded", WAIT, || async {
+        let recorded = cluster.api.get("oidcusers", NAMESPACE, "alice")?["status"]["revokedSessions"] == "monday";
+        (recorded && ended(&cluster, "alice", "first").await).then_some(())
+    })
+    .await;
+    assert!(cluster.store.user_by_username("alice").await.unwrap().is_some_and(|u| !u.disabled), "alice may sign in");
+
+    seed_session_and_grants(&cluster, "alice", "rp", "second").await;
+    let patch = json!({ "spec": { "name": "Alice Liddell" } });
+    users.patch("alice", &PatchParams::default(), &Patch::Merge(patch)).await.unwrap();
+    eventually("the next reconcile", WAIT, || async {
+        cluster.store.user_by_username("alice").await.unwrap()?.name.clone().filter(|name| name == "Alice Liddell")
+    })
+    .await;
+    replica.shutdown().await;
+    let restarted = Replica::start(&cluster, "replica-b").await;
+    wait_ready(&cluster, "oidcusers", "alice", ("True", "Reconciled")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!ended(&cluster, "alice", "second").await, "handled once: neither a reconcile nor a restart redoes it");
+
+    users.patch("alice", &PatchParams::default(), &Patch::Merge(annotate("tuesday"))).await.unwrap();
+    eventually("a new value acts again", WAIT, || async { ended(&cluster, "alice", "second").await.then_some(()) })
+        .await;
+    restarted.shutdown().await;
 }

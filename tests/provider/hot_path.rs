@@ -171,8 +171,9 @@ async fn validating_an_access_token_costs_one_deny_list_check() {
     let made = store.per_request(10, || assert_active(&http, &base, &session_token)).await;
     assert_eq!(
         made,
-        calls(&[("session_token_check", 1), ("client", 2)]),
-        "introspecting a session's token: the deny-list, the session's end and the data epoch in one round trip"
+        calls(&[("session_token_check", 1), ("user_by_subject", 1), ("client", 2)]),
+        "introspecting a session's token: the deny-list, the session's end and the data epoch in one round trip, \
+         and the user (disabled or gone: inactive) and the clients from the directory"
     );
 }
 

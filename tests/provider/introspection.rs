@@ -1,8 +1,9 @@
 //! RFC 7662 token introspection.
 
+use portcullis::model::UserRecord;
 use serde_json::Value;
 
-use crate::harness::{TestServer, assert_oauth_error};
+use crate::harness::{Browser, TestServer, assert_oauth_error};
 
 async fn introspect(server: &TestServer, id: &str, secret: &str, token: &str) -> Value {
     let response = server.post_basic("/introspect", id, secret, &[("token", token)]).await;
@@ -86,4 +87,20 @@ async fn rfc7662_2_1_missing_token_is_invalid_request() {
     let server = TestServer::start().await;
     let response = server.post_basic("/introspect", "m2m", "m2m-secret", &[]).await;
     assert_oauth_error(response, 400, "invalid_request").await;
+}
+
+/// RFC 7662 §2.2 with the directory: a user's access token is inactive from the moment
+/// the directory says the user is disabled, before anything of theirs is revoked.
+#[tokio::test]
+async fn rfc7662_2_2_a_disabled_users_access_token_is_inactive_at_once() {
+    let server = TestServer::start().await;
+    let browser = Browser::new(&server);
+    let tokens = server.webapp_tokens(&browser, "openid profile").await;
+    let access_token = tokens["access_token"].as_str().unwrap();
+    assert!(server.introspect_active(access_token).await);
+    let alice = server.provider.store.user_by_username("alice").await.unwrap().unwrap();
+    server.provider.store.put_user(UserRecord { disabled: true, ..(*alice).clone() }).await.unwrap();
+    assert!(!server.introspect_active(access_token).await, "disabled");
+    server.provider.store.delete_user("alice").await.unwrap();
+    assert!(!server.introspect_active(access_token).await, "deleted");
 }

@@ -171,6 +171,7 @@ impl OidcUser {
             username: Some(username.into()),
             subject: Some(username.into()),
             observed_generation: self.metadata.generation,
+            revoked_sessions: None,
             conditions: vec![condition],
         });
         self

@@ -82,6 +82,7 @@ pub fn decide_user(
         username: kept,
         subject: apply.as_ref().map(|record| record.subject.clone()),
         observed_generation: generation,
+        revoked_sessions: previous.revoked_sessions.clone(),
         conditions: vec![condition],
     };
     Decision { apply, delete, readiness, status, events, requeue }
@@ -119,6 +120,15 @@ mod tests {
         assert_eq!(decision.status.username.as_deref(), Some("alice"));
         assert_eq!(decision.status.subject.as_deref(), Some("alice"));
         assert_eq!(decision.readiness.reason, Reason::Reconciled);
+    }
+
+    #[test]
+    fn the_revoke_sessions_value_handled_last_stays_in_the_status() {
+        let mut user = OidcUser::test("alice").applied_as("alice");
+        if let Some(status) = &mut user.status {
+            status.revoked_sessions = Some("monday".into());
+        }
+        assert_eq!(decide(&user, &[]).status.revoked_sessions.as_deref(), Some("monday"));
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! A folder is validated whole ([`Folder::plan`]) before anything is written, so an edit
 //! that fails leaves the last good state in force; then every declared client and user is
 //! written and what the folder no longer declares is swept from the store ([`super::sweep`]),
-//! renamed ids included. [`keys`] keeps the signing keys.
+//! renamed ids included; a disabled or removed user's sessions and grants end with it, and
+//! so do those of a user with a new `portcullis.dev/revoke-sessions` annotation value
+//! ([`super::ending`]; the values acted on are kept in memory, so a process that starts
+//! with the annotation in the folder acts on it once more). [`keys`] keeps the signing keys.
 
 mod keys;
 
@@ -14,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use kube::ResourceExt;
 
 use self::keys::{KeyChange, KeyPlan, Keys};
+use super::ending::{REVOKE_SESSIONS_ANNOTATION, end_users, revocation_to_handle, subjects_to_end};
 use super::manifests::{DEFAULT_NAMESPACE, ManifestError, ManifestSet, Origin};
 use super::reconcile::{self, GeneratedCredentials, ReconcileError};
 use super::sweep::{undeclared_clients, undeclared_users};
@@ -108,6 +112,8 @@ struct DeclaredClient {
 pub struct Plan {
     clients: BTreeMap<String, DeclaredClient>,
     users: BTreeMap<String, UserRecord>,
+    /// The `portcullis.dev/revoke-sessions` value of each user that has one, by username.
+    revocations: BTreeMap<String, String>,
     keys: Vec<KeyPlan>,
 }
 
@@ -116,6 +122,9 @@ pub struct Folder {
     clients: BTreeMap<String, DeclaredClient>,
     /// As applied: stamped with their `updated_at`.
     users: BTreeMap<String, UserRecord>,
+    /// The `portcullis.dev/revoke-sessions` values acted on, by username. Kept in memory
+    /// only: a process that starts with the annotation in the folder acts on it once more.
+    revocations_handled: BTreeMap<String, String>,
     keys: Keys,
     clock: Clock,
 }
@@ -135,6 +144,7 @@ impl Folder {
         Self {
             clients: BTreeMap::new(),
             users: BTreeMap::new(),
+            revocations_handled: BTreeMap::new(),
             keys: Keys::new(keyring, keys_retire_after, clock.clone()),
             clock,
         }
@@ -172,6 +182,7 @@ impl Folder {
         }
 
         let mut users = BTreeMap::new();
+        let mut revocations = BTreeMap::new();
         let mut origins: HashMap<String, Origin> = HashMap::new();
         for located in &set.users {
             let user = &located.resource;
@@ -182,10 +193,13 @@ impl Folder {
             if let Some(first) = origins.insert(username.clone(), located.origin.clone()) {
                 return Err(ApplyError::DuplicateUsername { origin: located.origin.clone(), first, username });
             }
+            if let Some(value) = user.annotations().get(REVOKE_SESSIONS_ANNOTATION) {
+                revocations.insert(username.clone(), value.clone());
+            }
             users.insert(username, record);
         }
 
-        Ok(Plan { clients, users, keys: self.keys.plan(set)? })
+        Ok(Plan { clients, users, revocations, keys: self.keys.plan(set)? })
     }
 
     /// Writes a validated plan and sweeps what it no longer declares. `again` writes every
@@ -226,6 +240,7 @@ impl Folder {
         applied.changes.extend(removed.into_iter().map(|id| Change::Client(Verb::Removed, id)));
 
         let mut users = BTreeMap::new();
+        let now = self.clock.now();
         for (username, planned) in plan.users {
             let applied_before = self.users.get(&username);
             let stored = match applied_before {
@@ -233,7 +248,7 @@ impl Folder {
                 None => store.user_by_username(&username).await?,
             };
             let previous = applied_before.or(stored.as_deref());
-            let record = reconcile::stamp_updated_at(planned, previous, self.clock.now());
+            let record = reconcile::stamp_updated_at(planned, previous, now);
             let verb = match applied_before {
                 None => Some(Verb::Added),
                 Some(applied) if *applied != record => Some(Verb::Updated),
@@ -242,6 +257,8 @@ impl Folder {
             if verb.is_some() || again {
                 store.put_user(record.clone()).await?;
             }
+            end_users(store, &subjects_to_end(Some(&record), previous), now, "user disabled or its subject changed")
+                .await?;
             if let Some(verb) = verb {
                 applied.changes.push(Change::User(verb, username.clone()));
             }
@@ -252,10 +269,22 @@ impl Folder {
             self.users.keys().filter(|name| !declared.contains(name.as_str())).cloned().collect();
         let stored = store.usernames().await?;
         for username in undeclared_users(&declared, &stored) {
+            let gone = store.user_by_username(username).await?;
             store.delete_user(username).await?;
+            end_users(store, &subjects_to_end(None, gone.as_deref()), now, "user no longer declared").await?;
             removed.insert(username.to_owned());
         }
         applied.changes.extend(removed.into_iter().map(|name| Change::User(Verb::Removed, name)));
+        for (username, value) in &plan.revocations {
+            let handled = self.revocations_handled.get(username).map(String::as_str);
+            if revocation_to_handle(Some(value), handled).is_some()
+                && let Some(record) = users.get(username)
+            {
+                end_users(store, &[&record.subject], now, REVOKE_SESSIONS_ANNOTATION).await?;
+                self.revocations_handled.insert(username.clone(), value.clone());
+            }
+        }
+        self.revocations_handled.retain(|username, _| plan.revocations.contains_key(username));
 
         self.clients = clients;
         self.users = users;
@@ -291,8 +320,9 @@ mod tests {
 
     use super::*;
     use crate::keys::Keyring;
-    use crate::model::ClientRecord;
-    use crate::store::{Directory, MemoryStore};
+    use crate::model::{ClientRecord, Grant, Session};
+    use crate::store::{Directory, Ephemeral, Grants, MemoryStore, SessionEnds, UserIndex};
+    use crate::vocabulary::Scope;
 
     fn public_client(name: &str, client_name: &str) -> String {
         format!(
@@ -404,6 +434,103 @@ mod tests {
             (Some(2_000), Some(1_000)),
             "a restart (or another replica) keeps the stored times"
         );
+    }
+
+    /// A session of `subject` (named by `tag`) with an offline grant in it, as a sign-in
+    /// and a code exchange leave them.
+    async fn signed_in(store: &MemoryStore, subject: &str, tag: &str, now: u64) {
+        let sid = format!("sid-{subject}-{tag}");
+        let session = Session {
+            id: format!("cookie-{sid}"),
+            sid: sid.clone(),
+            subject: subject.into(),
+            auth_time: now,
+            csrf_token: "c".into(),
+        };
+        store.put_session(&session, now + 600).await.unwrap();
+        let grant = Grant {
+            id: format!("grant-{sid}"),
+            client_id: "app".into(),
+            subject: subject.into(),
+            scope: Scope::parse("openid offline_access").unwrap(),
+            auth_time: now,
+            session_id: sid.clone(),
+            expires_at: now + 600,
+            access_tokens: vec![(format!("jti-{subject}"), now + 300)],
+            claims: Default::default(),
+        };
+        store.put_grant(&grant).await.unwrap();
+        assert!(store.link_session_grant(&sid, &grant.id, "app", now + 600).await.unwrap());
+    }
+
+    /// Whether `subject` holds a session or grant still.
+    async fn holds_something(store: &MemoryStore, subject: &str) -> bool {
+        !store.user_sessions(subject).await.unwrap().is_empty() || !store.user_grants(subject).await.unwrap().is_empty()
+    }
+
+    #[tokio::test]
+    async fn a_user_disabled_in_the_folder_or_removed_from_it_loses_every_session_and_grant() {
+        let now = Arc::new(std::sync::atomic::AtomicU64::new(1_000));
+        let clock = Clock::manual(now.clone());
+        let store = MemoryStore::new(clock.clone());
+        let keyring = Arc::new(ArcSwap::from_pointee(Keyring::new(Vec::new()).unwrap()));
+        let mut folder = Folder::new(keyring, 60, clock);
+        let plan = folder.plan(&users(&[("ann", "Ann"), ("bob", "Bob"), ("cat", "Cat")])).unwrap();
+        folder.apply(plan, &store, true).await.unwrap();
+        for subject in ["ann", "bob", "cat"] {
+            signed_in(&store, subject, "first", 1_000).await;
+        }
+
+        // `users` writes the name on a line of its own, so this adds `disabled` to ann.
+        let plan = folder.plan(&users(&[("ann", "Ann\n  disabled: true"), ("bob", "Bob")])).unwrap();
+        folder.apply(plan, &store, false).await.unwrap();
+        assert!(store.user_by_username("ann").await.unwrap().is_some_and(|ann| ann.disabled));
+        assert!(!holds_something(&store, "ann").await, "disabled: the offline grant goes too");
+        assert!(store.token_check("jti-ann").await.unwrap().revoked);
+        assert!(store.session("cookie-sid-ann-first").await.unwrap().is_none());
+        assert!(!holds_something(&store, "cat").await, "no longer declared");
+        assert!(holds_something(&store, "bob").await, "the others keep theirs");
+
+        let plan = folder.plan(&users(&[("ann", "Ann"), ("bob", "Bob")])).unwrap();
+        folder.apply(plan, &store, false).await.unwrap();
+        assert!(!holds_something(&store, "ann").await, "enabled again, with nothing back");
+        assert!(holds_something(&store, "bob").await);
+    }
+
+    /// `users` with `portcullis.dev/revoke-sessions: <value>` on ann.
+    fn users_with_revocation(value: &str) -> ManifestSet {
+        let hash = crate::controller::decide::fixtures::PASSWORD_HASH;
+        let text = format!(
+            "apiVersion: portcullis.dev/v1alpha1\nkind: OidcUser\nmetadata:\n  name: ann\n  annotations:\n    \
+             portcullis.dev/revoke-sessions: \"{value}\"\nspec:\n  username: ann\n  \
+             passwordSecretRef: {{name: ann-pw, key: hash}}\n---\napiVersion: v1\nkind: Secret\n\
+             metadata: {{name: ann-pw}}\nstringData: {{hash: \"{hash}\"}}\n"
+        );
+        ManifestSet::load_texts(&[("ann.yaml", text.as_str())]).unwrap()
+    }
+
+    #[tokio::test]
+    async fn each_revoke_sessions_value_in_the_folder_ends_the_users_sessions_once() {
+        let store = MemoryStore::new(Clock::system());
+        let now = Clock::system().now();
+        let mut folder = folder();
+        let plan = folder.plan(&users(&[("ann", "Ann")])).unwrap();
+        folder.apply(plan, &store, true).await.unwrap();
+        signed_in(&store, "ann", "first", now).await;
+
+        let plan = folder.plan(&users_with_revocation("first")).unwrap();
+        folder.apply(plan, &store, false).await.unwrap();
+        assert!(!holds_something(&store, "ann").await, "the first value ends everything");
+        assert!(store.user_by_username("ann").await.unwrap().is_some_and(|ann| !ann.disabled), "ann may sign in");
+
+        signed_in(&store, "ann", "second", now).await;
+        let plan = folder.plan(&users_with_revocation("first")).unwrap();
+        folder.apply(plan, &store, true).await.unwrap();
+        assert!(holds_something(&store, "ann").await, "a value is acted on once, even when all is written again");
+
+        let plan = folder.plan(&users_with_revocation("second")).unwrap();
+        folder.apply(plan, &store, false).await.unwrap();
+        assert!(!holds_something(&store, "ann").await, "a new value acts again");
     }
 
     #[test]
