@@ -20,3 +20,4 @@ pub const DEVICE_AUTHORIZATION: &str = "/device_authorization";
 pub const DEVICE: &str = "/device";
 pub const STYLESHEET: &str = "/assets/portcullis.css";
 pub const FORM_POST_SCRIPT: &str = "/assets/form-post.js";
+pub const FRONTCHANNEL_LOGOUT_SCRIPT: &str = "/assets/frontchannel-logout.js";

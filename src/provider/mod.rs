@@ -88,6 +88,7 @@ pub fn app(provider: Arc<Provider>) -> Router {
         .route(path::LOGOUT, get(logout::logout).post(logout::logout))
         .route(path::STYLESHEET, get(metadata::stylesheet))
         .route(path::FORM_POST_SCRIPT, get(metadata::form_post_script))
+        .route(path::FRONTCHANNEL_LOGOUT_SCRIPT, get(metadata::frontchannel_logout_script))
         .route(
             path::REGISTER,
             post(register::register)

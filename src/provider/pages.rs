@@ -17,8 +17,11 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self';
 /// The stylesheet, compiled into the binary.
 pub const STYLESHEET: &str = include_str!("../../assets/portcullis.css");
 
-/// The one script: it submits a `form_post` response page's form on load.
+/// The script that submits a `form_post` response page's form on load.
 pub const FORM_POST_SCRIPT: &str = include_str!("../../assets/form-post.js");
+
+/// The script that continues from a front-channel logout page once its frames have loaded.
+pub const FRONTCHANNEL_LOGOUT_SCRIPT: &str = include_str!("../../assets/frontchannel-logout.js");
 
 /// OAuth 2.0 Form Post Response Mode §2: the authorization response as hidden fields of a
 /// form posted to the client's redirect URI. The static [`FORM_POST_SCRIPT`] submits it; with
@@ -151,6 +154,20 @@ pub struct LoggedOutPage<'a> {
     pub stylesheet: &'a str,
 }
 
+/// Front-Channel Logout 1.0 §3: the signed-out page that frames each relying party's
+/// front-channel logout URI, then (with [`FRONTCHANNEL_LOGOUT_SCRIPT`], or the Continue link
+/// without script) goes on to the `post_logout_redirect_uri`, when there is one.
+#[derive(Template)]
+#[template(path = "frontchannel_logout.html")]
+pub struct FrontchannelLogoutPage<'a> {
+    pub text: &'a Text,
+    pub stylesheet: &'a str,
+    pub script: &'a str,
+    pub frames: &'a [String],
+    /// The `post_logout_redirect_uri` with `state`, already verified for the client.
+    pub continue_to: Option<&'a str>,
+}
+
 /// What a person recognises of a redirect URI: `host[:port]`, or the scheme of a
 /// private-use URI (`com.example.app`).
 pub fn destination(redirect_uri: &str) -> String {
@@ -200,6 +217,18 @@ pub fn render_form_post(page: &FormPostPage<'_>) -> Option<Response> {
     let policy = CONTENT_SECURITY_POLICY
         .replace("form-action 'self'", &format!("form-action {source}"))
         .replace("default-src 'none';", "default-src 'none'; script-src 'self';");
+    Some(render_with_policy(StatusCode::OK, page, HeaderValue::from_str(&policy).ok()?))
+}
+
+/// Renders a front-channel logout page under a policy that lets it frame exactly
+/// `frame_sources` (the relying parties' origins) and run the provider's own script.
+pub fn render_frontchannel_logout(page: &FrontchannelLogoutPage<'_>, frame_sources: &[String]) -> Option<Response> {
+    let frame_src = frame_sources.join(" ");
+    if frame_src.is_empty() || frame_src.bytes().any(|b| matches!(b, b';' | b',' | b'\'') || !b.is_ascii()) {
+        return None;
+    }
+    let policy = CONTENT_SECURITY_POLICY
+        .replace("default-src 'none';", &format!("default-src 'none'; script-src 'self'; frame-src {frame_src};"));
     Some(render_with_policy(StatusCode::OK, page, HeaderValue::from_str(&policy).ok()?))
 }
 
@@ -274,6 +303,45 @@ mod form_target_tests {
         assert!(html.contains("<button type=\"submit\">Continue</button>"));
         assert!(html.contains("<script src=\"/assets/form-post.js\"></script>"));
         assert_eq!(html.matches("<script").count(), 1, "no inline script");
+    }
+
+    #[test]
+    fn frontchannel_logout_3_page_frames_each_client_under_a_policy_naming_exactly_their_origins() {
+        let frames = ["https://a.example/fc?iss=x&sid=1".to_owned(), "http://127.0.0.1:9000/fc".to_owned()];
+        let page = FrontchannelLogoutPage {
+            text: &ENGLISH,
+            stylesheet: "/assets/portcullis.css",
+            script: "/assets/frontchannel-logout.js",
+            frames: &frames,
+            continue_to: Some("https://a.example/bye?state=s\"1"),
+        };
+        let sources = ["http://127.0.0.1:9000".to_owned(), "https://a.example".to_owned()];
+        let response = render_frontchannel_logout(&page, &sources).unwrap();
+        let policy = response.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert_eq!(
+            policy,
+            "default-src 'none'; script-src 'self'; frame-src http://127.0.0.1:9000 https://a.example; \
+             style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        );
+        let html = page.render().unwrap();
+        assert_eq!(html.matches("<iframe ").count(), 2);
+        assert!(html.contains(r#"<iframe src="https://a.example/fc?iss=x&#38;sid=1" title="Signing out of an application" tabindex="-1">"#), "{html}");
+        assert!(
+            html.contains(
+                r#"<a id="continue" class="button primary" href="https://a.example/bye?state=s&#34;1">Continue</a>"#
+            ),
+            "{html}"
+        );
+        assert!(html.contains(r#"<script src="/assets/frontchannel-logout.js"></script>"#));
+        assert_eq!(html.matches("<script").count(), 1, "no inline script");
+        assert_eq!(html.matches("<h1>").count(), 1);
+
+        let stay = FrontchannelLogoutPage { continue_to: None, ..page };
+        let html = stay.render().unwrap();
+        assert!(!html.contains("<script") && !html.contains("id=\"continue\""), "nowhere to continue to: {html}");
+        assert!(html.contains("You can close this page now."));
+        assert!(render_frontchannel_logout(&stay, &[]).is_none(), "no frames, no frame-src to widen");
+        assert!(render_frontchannel_logout(&stay, &["https://a.example; script-src *".to_owned()]).is_none());
     }
 
     #[test]

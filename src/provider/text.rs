@@ -56,6 +56,9 @@ pub struct Text {
     pub logged_out_title: &'static str,
     pub logged_out_heading: &'static str,
     pub close_page: &'static str,
+    /// Above the (invisible) frames of Front-Channel Logout.
+    pub frontchannel_lead: &'static str,
+    pub frontchannel_frame_title: &'static str,
 
     pub form_post_title: &'static str,
     pub form_post_lead: &'static str,
@@ -140,6 +143,8 @@ pub const ENGLISH: Text = Text {
     logged_out_title: "Signed out",
     logged_out_heading: "You are signed out.",
     close_page: "You can close this page now.",
+    frontchannel_lead: "Signing you out of the applications you used too.",
+    frontchannel_frame_title: "Signing out of an application",
 
     form_post_title: "Returning to the application",
     form_post_lead: "Press Continue if you are not taken back to",

@@ -10,6 +10,7 @@ mod device;
 mod discovery;
 #[path = "../support/fixtures.rs"]
 mod fixtures;
+mod frontchannel_logout;
 mod harness;
 mod hot_path;
 mod introspection;
