@@ -585,8 +585,9 @@ async fn two_replicas_share_one_budget_of_client_authentication_failures() {
 
 /// The most commands a `serve` replica sends to Redis for each operation once it runs
 /// (each script loaded, the client secret memoised). Each is a round trip of its own,
-/// except two pairs sent as one pipeline: writing a session with its index entry, and
-/// updating a grant with the refresh token it issues. A rise fails here, whatever the
+/// except three pairs sent as one pipeline: writing a session with its index entry, a
+/// consent with its entry in the user's index (the `/account` page's), and updating a grant
+/// with the refresh token it issues. A rise fails here, whatever the
 /// timing. Today: the sign-in is the password step's budget reservation, refund and
 /// session (3 round trips), then the consent step's reads of the session and of the
 /// consent given before, its consent, grant and code writes, and the grant's link to its
@@ -594,7 +595,7 @@ async fn two_replicas_share_one_budget_of_client_authentication_failures() {
 /// the code's use and the grant's update (2); a refresh is the token's use, the grant's
 /// read and its update (3).
 const REDIS_COMMAND_BUDGETS: &[(&str, usize)] = &[
-    ("sign-in (authorize page, password, consent)", 10),
+    ("sign-in (authorize page, password, consent)", 11),
     ("authorize with a session and consent", 5),
     ("code exchange", 3),
     ("refresh", 4),
@@ -690,10 +691,12 @@ async fn redis_memory_per_session_refresh_family_and_consent_stays_within_budget
         ["session", "grant", "refresh", "consent"].map(|kind| memory_of(&redis, &prefix, kind));
     assert_eq!([session.len(), grant.len(), refresh.len(), consent.len()], [1, 1, 1, 1], "one of each");
     let index: u64 = redis.cli(&["MEMORY", "USAGE", &format!("{prefix}:v1:sessions")])[0].parse().unwrap();
+    let consent_index = memory_of(&redis, &prefix, "user-consents");
+    assert_eq!(consent_index.len(), 1, "the user's consent index");
     let figures = [
         ("SSO session, its share of the session index included", session[0] + index),
         ("refresh family (grant and live refresh token)", grant[0] + refresh[0]),
-        ("remembered consent", consent[0]),
+        ("remembered consent, the user's consent index included", consent[0] + consent_index[0]),
     ];
     for (record, bytes) in figures {
         eprintln!("{record}: {bytes} bytes, so {bytes} MB for 1,000,000 of them");
