@@ -23,7 +23,7 @@ use portcullis::store::{
     Instrumented, MemoryStore, OPERATIONS, PublishedKeys, RedisConfig, RedisStore, Reservation, SingleUse, Store,
     StoreError, epoch,
 };
-use portcullis::store::{LogoutQueue, SessionEnds, SessionGrant};
+use portcullis::store::{LogoutQueue, SessionEnds, SessionGrant, UserGrant, UserSession};
 use portcullis::vocabulary::{GrantType, Scope, TokenEndpointAuthMethod};
 use redis_server::RedisServer;
 
@@ -461,6 +461,64 @@ async fn sessions_and_consents_expire_and_can_be_removed(store: &dyn Ephemeral, 
     assert_eq!(store.consent("s", "a").await.unwrap(), None, "consent expires");
 }
 
+/// The user index lists what a subject holds, only while it exists: a session until it is
+/// deleted or expires, a grant (with its expiry moved by an update) until it is revoked or
+/// expires; other subjects' entries are never listed.
+async fn the_user_index_lists_a_subjects_live_sessions_and_grants(store: &dyn Store, time: &Time) {
+    let t = time.now();
+    let session = |id: &str, sid: &str, subject: &str| Session {
+        id: id.into(),
+        sid: sid.into(),
+        subject: subject.into(),
+        auth_time: t,
+        csrf_token: "c".into(),
+    };
+    store.put_session(&session("cookie-b", "sid-b", "index-s"), t + 10).await.unwrap();
+    store.put_session(&session("cookie-a", "sid-a", "index-s"), t + 2).await.unwrap();
+    store.put_session(&session("cookie-o", "sid-o", "index-other"), t + 10).await.unwrap();
+    let listed = |sid: &str, id: &str, expires_at| UserSession {
+        sid: sid.into(),
+        signed_in_at: t,
+        expires_at,
+        session_id: id.into(),
+    };
+    assert_eq!(
+        store.user_sessions("index-s").await.unwrap(),
+        [listed("sid-a", "cookie-a", t + 2), listed("sid-b", "cookie-b", t + 10)]
+    );
+    store.delete_session("cookie-b").await.unwrap();
+    assert_eq!(store.user_sessions("index-s").await.unwrap(), [listed("sid-a", "cookie-a", t + 2)], "ended: gone");
+
+    let online = Grant { subject: "index-s".into(), expires_at: t + 2, ..grant("index-online", t) };
+    let offline = Grant {
+        subject: "index-s".into(),
+        client_id: "b".into(),
+        scope: Scope::parse("openid offline_access").unwrap(),
+        ..grant("index-offline", t)
+    };
+    let others = Grant { subject: "index-other".into(), ..grant("index-others", t) };
+    for grant in [&online, &offline, &others] {
+        store.put_grant(grant).await.unwrap();
+    }
+    let user_grant = |grant_id: &str, client_id: &str, offline| UserGrant {
+        grant_id: grant_id.into(),
+        client_id: client_id.into(),
+        offline,
+    };
+    let both = [user_grant("index-offline", "b", true), user_grant("index-online", "a", false)];
+    assert_eq!(store.user_grants("index-s").await.unwrap(), both);
+    let extended = Grant { expires_at: t + 10, ..online.clone() };
+    assert!(store.update_grant(&extended, None).await.unwrap());
+    time.advance(2).await;
+    assert_eq!(store.user_sessions("index-s").await.unwrap(), [], "an expired session is not listed");
+    assert_eq!(store.user_grants("index-s").await.unwrap(), both, "the update moved the grant's expiry");
+    store.revoke_grant("index-offline").await.unwrap();
+    assert_eq!(store.user_grants("index-s").await.unwrap(), [user_grant("index-online", "a", false)], "revoked: gone");
+    assert_eq!(store.user_grants("index-other").await.unwrap(), [user_grant("index-others", "a", false)]);
+    assert_eq!(store.user_sessions("index-other").await.unwrap(), [listed("sid-o", "cookie-o", t + 10)]);
+    assert_eq!(store.user_grants("index-nobody").await.unwrap(), []);
+}
+
 async fn reservations_stay_within_their_budget_and_window(store: &dyn Counters, time: &Time) {
     let t = time.now();
     let alice = [Budget { key: "user:alice", limit: 2 }];
@@ -658,6 +716,7 @@ async fn keeps_the_contract(store: &dyn Store, time: &Time) {
     a_closed_session_lists_its_grants_and_links_no_more(store, time).await;
     a_session_token_check_reads_the_session_end_with_the_deny_list(store, time).await;
     logout_deliveries_are_queued_once_per_session_and_client_and_claimed_by_one(store, time.now()).await;
+    the_user_index_lists_a_subjects_live_sessions_and_grants(store, time).await;
     reservations_stay_within_their_budget_and_window(store, time).await;
     claims_keep_the_first_value(store).await;
     published_keys_are_read_back_and_replaced(store).await;

@@ -11,11 +11,12 @@ use super::ports::{
     Budget, Consumed, Coordination, Counters, DeviceGrants, Directory, Ephemeral, Eviction, Grants, PublishedKeys,
     Reservation, SingleUse, TokenCheck,
 };
-use super::ports::{LogoutQueue, SessionEnds, SessionGrant, SessionTokenCheck};
+use super::ports::{LogoutQueue, SessionEnds, SessionGrant, SessionTokenCheck, UserGrant, UserIndex, UserSession};
 use crate::clock::Clock;
 use crate::model::{
     AuthorizationCode, ClientRecord, DeviceGrant, Grant, LogoutDelivery, RefreshToken, Session, UserRecord,
 };
+use crate::protocol::session_end::survives_session_end;
 use crate::vocabulary::Scope;
 
 /// A map whose entries vanish at their expiry (checked on read, purged periodically).
@@ -508,6 +509,42 @@ impl SessionEnds for MemoryStore {
     async fn session_token_check(&self, jti: &str, sid: &str) -> Result<SessionTokenCheck, StoreError> {
         let token = self.token_check(jti).await?;
         Ok(SessionTokenCheck { token, session_ended_at: self.session_ends.get(sid, self.clock.now()) })
+    }
+}
+
+/// Reads the live sessions and grants themselves: one process holds few enough that a
+/// scan per call costs less than an index to keep in step.
+#[async_trait]
+impl UserIndex for MemoryStore {
+    async fn user_sessions(&self, subject: &str) -> Result<Vec<UserSession>, StoreError> {
+        let now = self.clock.now();
+        let mut sessions: Vec<UserSession> = read(&self.sessions.entries)
+            .values()
+            .filter(|(session, expires_at)| session.subject == subject && *expires_at > now)
+            .map(|(session, expires_at)| UserSession {
+                sid: session.sid.clone(),
+                signed_in_at: session.auth_time,
+                expires_at: *expires_at,
+                session_id: session.id.clone(),
+            })
+            .collect();
+        sessions.sort();
+        Ok(sessions)
+    }
+
+    async fn user_grants(&self, subject: &str) -> Result<Vec<UserGrant>, StoreError> {
+        let now = self.clock.now();
+        let mut grants: Vec<UserGrant> = read(&self.grants.entries)
+            .values()
+            .filter(|(grant, expires_at)| grant.subject == subject && *expires_at > now)
+            .map(|(grant, _)| UserGrant {
+                grant_id: grant.id.clone(),
+                client_id: grant.client_id.clone(),
+                offline: survives_session_end(grant),
+            })
+            .collect();
+        grants.sort();
+        Ok(grants)
     }
 }
 

@@ -31,7 +31,7 @@ pub use ports::{
     Budget, Consumed, Coordination, Counters, DeviceGrants, Directory, Ephemeral, Eviction, Grants, Instrumented,
     OPERATIONS, PublishedKeys, Reservation, SingleUse, Store, TokenCheck,
 };
-pub use ports::{LogoutQueue, SessionEnds, SessionGrant, SessionTokenCheck};
+pub use ports::{LogoutQueue, SessionEnds, SessionGrant, SessionTokenCheck, UserGrant, UserIndex, UserSession};
 pub use redis::{RedisConfig, RedisStore};
 pub use status::StoreStatus;
 

@@ -87,6 +87,29 @@ pub struct SessionGrant {
     pub client_id: String,
 }
 
+/// One live SSO session of a user, as [`UserIndex::user_sessions`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UserSession {
+    /// The public session id (the `sid` claim).
+    pub sid: String,
+    /// When the user signed in (the session's `auth_time`), in seconds since the epoch.
+    pub signed_in_at: u64,
+    /// When the session ends by itself, in seconds since the epoch.
+    pub expires_at: u64,
+    /// The secret cookie value that names the session record, for ending it: never shown,
+    /// sent or logged.
+    pub session_id: String,
+}
+
+/// One live grant of a user, as [`UserIndex::user_grants`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UserGrant {
+    pub grant_id: String,
+    pub client_id: String,
+    /// Given `offline_access`: it outlives its session (OIDC Core §11).
+    pub offline: bool,
+}
+
 /// Whether the store may drop keys before they expire, as Redis does under an evicting
 /// `maxmemory-policy`: an evicted deny-list entry or epoch marker would fail open.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -359,6 +382,18 @@ store_ports! {
         /// [`Ephemeral::token_check`] of `jti` and when session `sid` ended, in one round
         /// trip: the introspection of a user's access token.
         async fn session_token_check(&self, jti: &str, sid: &str) -> Result<SessionTokenCheck, StoreError>;
+    }
+
+    /// What a user holds: their live sessions and grants, indexed by subject where they are
+    /// written ([`Ephemeral::put_session`], [`Grants::put_grant`] and
+    /// [`Grants::update_grant`]), so ending all of a user's sessions, or listing them, needs
+    /// no scan. An entry lives as long as what it indexes; an ended session or revoked grant
+    /// is not listed.
+    pub trait UserIndex {
+        /// The live sessions of `subject`, sorted by `sid`.
+        async fn user_sessions(&self, subject: &str) -> Result<Vec<UserSession>, StoreError>;
+        /// The live grants of `subject`, sorted by grant id.
+        async fn user_grants(&self, subject: &str) -> Result<Vec<UserGrant>, StoreError>;
     }
 
     /// The queue of back-channel logout tokens to deliver (Back-Channel Logout 1.0 §2.5),

@@ -23,6 +23,7 @@
 //! | `P:v1:grant:<id>` | `Grant` | the grant's `expires_at` |
 //! | `P:v1:session-grants:<sid>` | hash: grant id → client id of the grants issued in a session; `!ended` once it ended ([`session_ends`]) | the session's |
 //! | `P:v1:{revoked}:ended:<sid>` | when the session ended | its last access token's expiry |
+//! | `P:v1:user-index:<subject>` | hash of what a user holds ([`user_index`]): `s:<sid>` → `<expires_at> <signed_in_at> <session id>` per session, `g:<grant id>` → `<expires_at> <offline 0\|1> <client_id>` per grant | the latest entry's |
 //! | `P:v1:consent:<subject length>:<subject>:<client_id>` | `Scope` | as given |
 //! | `P:v1:user-consents:<subject>` | hash: client id → `[expires_at, Scope]` of the user's consents (the `/account` page's list) | the latest consent's |
 //! | `P:v1:device:{devices}:code:<hash>` | `DeviceGrant` (RFC 8628), swapped whole ([`device`]) | a while after the authorization's `expires_at` |
@@ -52,9 +53,10 @@
 //!
 //! # Round trips
 //! Writes that belong together but live in different slots go out as one pipeline, one
-//! round trip though not atomic, each harmless alone: a session with its index entry, and
-//! a grant's update with the refresh token it issues (a refresh token without its grant is
-//! refused). So a code exchange costs 2 round trips (the code's use, then the grant) and a
+//! round trip though not atomic, each harmless alone: a session with its index entries, a
+//! grant with its user's index entry, and a grant's update with the refresh token it
+//! issues and its index entry (a refresh token without its grant is refused, an index
+//! entry without what it names is not listed). So a code exchange costs 2 round trips (the code's use, then the grant) and a
 //! refresh 3 (the token's use, the grant's read, its update): one script for the token and
 //! its grant would need both in one slot, that is the grant's hash tag inside every
 //! refresh token, a format change left for later.
@@ -105,6 +107,7 @@ mod device;
 mod directory;
 mod logout_queue;
 mod session_ends;
+mod user_index;
 
 /// The URL schemes of plain, TLS, Sentinel and Cluster deployments.
 const URL_SCHEMES: &[&str] =
@@ -374,12 +377,24 @@ impl SingleUse for RedisStore {
 
 #[async_trait]
 impl Grants for RedisStore {
+    /// The grant and its entry in its user's index, in one pipeline.
     async fn put_grant(&self, grant: &Grant) -> Result<(), StoreError> {
-        self.redis.put_json(GRANT, &grant.id, grant, grant.expires_at).await
+        let now = self.redis.clock.now();
+        if grant.expires_at <= now {
+            return Ok(());
+        }
+        let pipeline = self.redis.pool.next().pipeline();
+        let (key, value) = (self.redis.key(GRANT, &grant.id), encode(GRANT, grant)?);
+        let expiry = Some(expire_at(grant.expires_at));
+        pipeline.set::<(), _, _>(key, value, expiry, None, false).await.map_err(redis_error)?;
+        self.redis.index_user_grant(&pipeline, grant, now).await?;
+        replies(&pipeline).await.map(drop)
     }
 
-    /// One pipeline of two `SET`s, not a script: the grant and the refresh token live in
-    /// different Cluster slots. The refresh token is written even when the grant is gone.
+    /// One pipeline of two `SET`s and the grant's entry in its user's index (its expiry may
+    /// have moved), not a script: the grant, the refresh token and the index live in
+    /// different Cluster slots. The refresh token and the index entry are written even when
+    /// the grant is gone (the index lists only grants that exist).
     async fn update_grant(
         &self,
         grant: &Grant,
@@ -398,6 +413,7 @@ impl Grants for RedisStore {
             let expiry = Some(expire_at(token.expires_at));
             pipeline.set::<(), _, _>(key, value, expiry, None, false).await.map_err(redis_error)?;
         }
+        self.redis.index_user_grant(&pipeline, grant, self.redis.clock.now()).await?;
         let written = replies(&pipeline).await?.into_iter().next();
         let written = written.ok_or_else(|| StoreError::Corrupt("no reply to a grant update".into()))?;
         Ok(!written.is_null())
@@ -428,8 +444,8 @@ impl Ephemeral for RedisStore {
     }
 
     /// The index of sessions (`P:v1:sessions`) holds digests, never the session ids. The
-    /// session and its index entry are written in one pipeline, one round trip (two keys of
-    /// different Cluster slots, so no script).
+    /// session, its index entry and its entry in its user's index are written in one
+    /// pipeline, one round trip (keys of different Cluster slots, so no script).
     async fn put_session(&self, session: &Session, expires_at: u64) -> Result<(), StoreError> {
         let now = self.redis.clock.now();
         if expires_at <= now {
@@ -440,6 +456,7 @@ impl Ephemeral for RedisStore {
         pipeline.set::<(), _, _>(key, value, Some(expire_at(expires_at)), None, false).await.map_err(redis_error)?;
         let args = vec![expires_at.to_string(), token_digest(&session.id), now.to_string()];
         self.redis.eval_in(&pipeline, INDEX_SESSION, &self.redis.index_key(SESSIONS), args).await?;
+        self.redis.index_user_session(&pipeline, session, expires_at, now).await?;
         replies(&pipeline).await.map(drop)
     }
 
