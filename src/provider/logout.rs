@@ -11,8 +11,8 @@ use super::browser::{self, SESSION_COOKIE};
 use super::error::PageError;
 use super::extract::BrowserParams;
 use super::flow::PageResult;
-use super::pages::{self, FrontchannelLogoutPage, LoggedOutPage, LogoutPage, Text};
-use super::respond::{message_page, redirect, with_cookies};
+use super::pages::{self, LogoutPage, Text};
+use super::respond::{message_page, redirect, signed_out, with_cookies};
 use super::session_end;
 use super::state::Provider;
 use super::text::ENGLISH;
@@ -129,22 +129,12 @@ async fn end_session(provider: &Provider, session: &Session, request: &LogoutReq
 fn finish(provider: &Provider, request: &LogoutRequest, follow: bool, frames: &LogoutFrames) -> PageResult {
     let params: Vec<(&str, &str)> = request.state.as_deref().map(|s| ("state", s)).into_iter().collect();
     let continue_to = request.redirect_uri.as_ref().filter(|_| follow).map(|uri| append_query(uri, &params));
-    let text = Text::for_ui_locales(request.ui_locales.as_deref());
-    let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
-    if !frames.is_empty() {
-        let script = provider.config.browser_path(endpoints::FRONTCHANNEL_LOGOUT_SCRIPT);
-        let page = FrontchannelLogoutPage {
-            text,
-            stylesheet: &stylesheet,
-            script: &script,
-            frames: &frames.frames,
-            continue_to: continue_to.as_deref(),
-        };
-        return pages::render_frontchannel_logout(&page, &frames.sources).ok_or(PageError::BadRedirectUri);
-    }
     match continue_to {
-        Some(uri) => redirect(StatusCode::SEE_OTHER, &uri).ok_or(PageError::BadRedirectUri),
-        None => Ok(pages::render(StatusCode::OK, &LoggedOutPage { text, stylesheet: &stylesheet })),
+        Some(uri) if frames.is_empty() => redirect(StatusCode::SEE_OTHER, &uri).ok_or(PageError::BadRedirectUri),
+        continue_to => {
+            let text = Text::for_ui_locales(request.ui_locales.as_deref());
+            signed_out(provider, text, frames, continue_to.as_deref()).ok_or(PageError::BadRedirectUri)
+        }
     }
 }
 

@@ -168,6 +168,45 @@ pub struct FrontchannelLogoutPage<'a> {
     pub continue_to: Option<&'a str>,
 }
 
+/// `/account`: the signed-in user's applications (the clients they consented to) and
+/// sessions, each with a form that revokes or signs out, carrying the session's CSRF token.
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct AccountPage<'a> {
+    pub text: &'a Text,
+    pub stylesheet: &'a str,
+    pub action: &'a str,
+    pub csrf_token: &'a str,
+    pub username: &'a str,
+    pub applications: Vec<AccountApplication>,
+    pub sessions: Vec<AccountSession>,
+}
+
+/// A client the user consented to, and what it may do, in words.
+pub struct AccountApplication {
+    pub client_id: String,
+    pub name: String,
+    pub access: String,
+}
+
+/// One of the user's live sessions, its times as UTC text.
+pub struct AccountSession {
+    pub sid: String,
+    /// The session of the browser looking at the page.
+    pub current: bool,
+    pub signed_in: String,
+    pub ends: String,
+}
+
+/// Seconds since the epoch as `YYYY-MM-DD HH:MM UTC`.
+pub fn utc_minute(seconds: u64) -> String {
+    let at = i64::try_from(seconds)
+        .ok()
+        .and_then(|seconds| cookie::time::OffsetDateTime::from_unix_timestamp(seconds).ok())
+        .unwrap_or(cookie::time::OffsetDateTime::UNIX_EPOCH);
+    format!("{:04}-{:02}-{:02} {:02}:{:02} UTC", at.year(), u8::from(at.month()), at.day(), at.hour(), at.minute())
+}
+
 /// What a person recognises of a redirect URI: `host[:port]`, or the scheme of a
 /// private-use URI (`com.example.app`).
 pub fn destination(redirect_uri: &str) -> String {
@@ -408,6 +447,25 @@ mod tests {
         }
     }
 
+    fn account(client_name: &str) -> AccountPage<'static> {
+        AccountPage {
+            text: &ENGLISH,
+            stylesheet: CSS,
+            action: "/account",
+            csrf_token: "csrf-456",
+            username: "alice",
+            applications: vec![AccountApplication {
+                client_id: "grafana".into(),
+                name: client_name.into(),
+                access: "Confirm who you are".into(),
+            }],
+            sessions: vec![
+                AccountSession { sid: "sid-1".into(), current: true, signed_in: "a".into(), ends: "b".into() },
+                AccountSession { sid: "sid-2".into(), current: false, signed_in: "c".into(), ends: "d".into() },
+            ],
+        }
+    }
+
     /// Every page, rendered, with its name.
     fn all_pages() -> Vec<(&'static str, String)> {
         vec![
@@ -437,6 +495,8 @@ mod tests {
                 .expect("renders"),
             ),
             ("logged out", LoggedOutPage { text: &ENGLISH, stylesheet: CSS }.render().expect("logged out renders")),
+            ("account", account("Grafana").render().expect("account renders")),
+            ("account empty", AccountPage { applications: Vec::new(), ..account("x") }.render().expect("renders")),
         ]
     }
 
@@ -607,6 +667,35 @@ mod tests {
     fn logged_out_page_says_so() {
         let html = LoggedOutPage { text: &ENGLISH, stylesheet: CSS }.render().expect("renders");
         assert!(html.contains("<h1>You are signed out.</h1>"));
+    }
+
+    #[test]
+    fn account_page_has_a_csrf_protected_form_per_action_each_described_by_its_item() {
+        let html = account("Grafana").render().expect("renders");
+        assert_eq!(html.matches(r#"<form method="post" action="/account">"#).count(), 3);
+        assert_eq!(html.matches(r#"<input type="hidden" name="csrf_token" value="csrf-456">"#).count(), 3);
+        assert!(html.contains(r#"<div class="account-item" id="application-1"><strong>Grafana</strong> <small>Confirm who you are</small></div>"#), "{html}");
+        assert!(html.contains(r#"name="revoke" value="grafana" class="button secondary" aria-describedby="application-1">Revoke access</button>"#), "{html}");
+        assert!(html.contains(r#"name="sign_out" value="sid-2" class="button secondary" aria-describedby="session-2">Sign out</button>"#), "{html}");
+        assert!(html.contains("<strong>This browser</strong> <small>Signed in a, ends b</small>"), "{html}");
+        assert!(html.contains("<strong>Another browser or device</strong>"));
+        assert_eq!(html.matches("<h2>").count(), 2, "applications, sessions");
+        let empty = AccountPage { applications: Vec::new(), ..account("x") }.render().expect("renders");
+        assert!(empty.contains("You have not allowed any application yet.") && !empty.contains("name=\"revoke\""));
+    }
+
+    #[test]
+    fn account_page_escapes_client_names() {
+        let html = account(XSS).render().expect("renders");
+        assert!(!html.contains("<script"));
+        assert!(html.contains(XSS_ESCAPED));
+    }
+
+    #[test]
+    fn utc_minute_is_a_readable_utc_time() {
+        assert_eq!(utc_minute(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc_minute(1_796_205_600), "2026-12-02 10:00 UTC");
+        assert_eq!(utc_minute(u64::MAX), "1970-01-01 00:00 UTC", "out of range reads as the epoch, never panics");
     }
 
     #[test]

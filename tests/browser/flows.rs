@@ -336,3 +336,47 @@ stringData: {{clientSecret: framed-secret}}
     assert_eq!(browser.heading().await, "Sign in", "the session has ended");
     world.finish().await;
 }
+
+/// Issue 22.5: `/account` by keyboard alone. Not signed in, it is the sign-in form, then
+/// the page: the application allowed and this browser's session, each with its button in
+/// the tab order; "Revoke access" removes the application, "Sign out" signs the browser out.
+#[tokio::test]
+async fn account_page_by_keyboard_lists_revokes_and_signs_out() {
+    let world = World::new().await;
+    let browser = &world.browser;
+    world.sign_in_and_allow("in").await;
+    let code = world.rp.last_visit().params["code"].clone();
+    parties::exchange(&world.server, &world.client, &world.rp, &code, &world.pkce).await;
+    browser.goto(&world.server.url("/account")).await;
+    assert_eq!(browser.heading().await, "Your account");
+    assert_eq!(browser.text_of(".account-item strong").await.as_deref(), Some(CLIENT_NAME));
+    browser.inspect("account", None).await;
+
+    browser.press(Key::Tab).await;
+    browser.assert_focus("button:Revoke access").await;
+    browser.press(Key::Tab).await;
+    browser.assert_focus("button:Sign out").await;
+    browser.press_shift_tab().await;
+    browser.assert_focus("button:Revoke access").await;
+    browser.press_and_wait(Key::Enter).await;
+    assert_eq!(browser.heading().await, "Your account");
+    assert_eq!(
+        browser.text_of(".muted").await.as_deref(),
+        Some("You have not allowed any application yet."),
+        "the application is gone"
+    );
+    browser.assert_console_clean("account after revoking", None).await;
+
+    browser.press(Key::Tab).await;
+    browser.assert_focus("button:Sign out").await;
+    browser.press_and_wait(Key::Enter).await;
+    assert_eq!(browser.heading().await, "You are signed out.");
+    browser.assert_console_clean("signed out from the account page", None).await;
+
+    browser.goto(&world.server.url("/account")).await;
+    assert_eq!(browser.heading().await, "Sign in", "signed out: the sign-in form, which comes back here");
+    world.sign_in_by_keyboard(PASSWORD).await;
+    assert_eq!(browser.heading().await, "Your account");
+    assert!(browser.url().await.as_str().ends_with("/account"));
+    world.finish().await;
+}

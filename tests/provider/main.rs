@@ -1,6 +1,7 @@
 //! Integration tests over real HTTP against an in-process `dev` provider, grouped by
 //! specification.
 
+mod account;
 mod authorize;
 mod backchannel_logout;
 mod claims_request;
