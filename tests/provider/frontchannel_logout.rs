@@ -65,3 +65,30 @@ async fn frontchannel_logout_3_the_confirmed_logout_frames_the_client_too_and_wi
     assert!(!html.contains("id=\"continue\"") && !html.contains("<script"), "nowhere to go on to: {html}");
     assert!(html.contains("You are signed out."));
 }
+
+/// Issue 22.5: "Sign out" on `/account` ends the session as logout does, so the clients of
+/// another session are framed too, and the page goes on back to `/account`.
+#[tokio::test]
+async fn frontchannel_logout_3_signing_out_another_session_on_the_account_page_frames_its_clients() {
+    let (server, phone, _) = signed_in("fcl-account", true).await;
+    let laptop = Browser::new(&server);
+    server.webapp_tokens(&laptop, "openid").await;
+    let page = laptop.http.get(server.url("/account")).send().await.unwrap().text().await.unwrap();
+    let csrf = hidden(&page, "csrf_token");
+    let marker = "name=\"sign_out\" value=\"";
+    let other = page.match_indices(marker).nth(1).map(|(at, _)| page[at + marker.len()..].split('"').next().unwrap());
+    let other = other.expect("the phone's session is listed second").to_owned();
+    let response = laptop.post("/account", &[("csrf_token", &csrf), ("sign_out", &other)]).await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-security-policy"].to_str().unwrap().contains("frame-src https://webapp.example;")
+    );
+    assert!(response.headers().get("set-cookie").is_none(), "this browser stays signed in");
+    let html = response.text().await.unwrap();
+    assert!(html.contains(&format!("&#38;sid={other}\"")), "the ended session's sid: {html}");
+    assert!(html.contains(r#"<a id="continue" class="button primary" href="/account">"#), "{html}");
+    let mut params = crate::harness::webapp_request("openid", "s", "n");
+    params.push(("prompt", "none"));
+    let asked = phone.authorize(&params).await;
+    assert_eq!(crate::harness::location_param(&asked, "error").as_deref(), Some("login_required"));
+}
