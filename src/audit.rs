@@ -20,6 +20,7 @@ pub enum AuditEvent {
     LoginThrottled,
     ConsentGranted,
     ConsentDenied,
+    ConsentRevoked,
     TokenIssued,
     TokenRefreshed,
     RefreshReuseDetected,
@@ -36,12 +37,13 @@ pub enum AuditEvent {
 
 impl AuditEvent {
     /// Every event, in a fixed order (documentation and tests walk it).
-    pub const ALL: [AuditEvent; 17] = [
+    pub const ALL: [AuditEvent; 18] = [
         AuditEvent::LoginSucceeded,
         AuditEvent::LoginFailed,
         AuditEvent::LoginThrottled,
         AuditEvent::ConsentGranted,
         AuditEvent::ConsentDenied,
+        AuditEvent::ConsentRevoked,
         AuditEvent::TokenIssued,
         AuditEvent::TokenRefreshed,
         AuditEvent::RefreshReuseDetected,
@@ -64,6 +66,7 @@ impl AuditEvent {
             AuditEvent::LoginThrottled => "login_throttled",
             AuditEvent::ConsentGranted => "consent_granted",
             AuditEvent::ConsentDenied => "consent_denied",
+            AuditEvent::ConsentRevoked => "consent_revoked",
             AuditEvent::TokenIssued => "token_issued",
             AuditEvent::TokenRefreshed => "token_refreshed",
             AuditEvent::RefreshReuseDetected => "refresh_reuse_detected",

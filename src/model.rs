@@ -65,6 +65,13 @@ pub struct ClientPolicy {
     /// Where the client receives logout tokens (Back-Channel Logout 1.0 §2.2), if anywhere.
     #[serde(default)]
     pub backchannel_logout_uri: Option<String>,
+    /// Where the client's logout page is framed when a session ends (Front-Channel Logout
+    /// 1.0 §2), if anywhere.
+    #[serde(default)]
+    pub frontchannel_logout_uri: Option<String>,
+    /// The client needs `iss` and `sid` on its front-channel logout URI (§2).
+    #[serde(default)]
+    pub frontchannel_logout_session_required: bool,
 }
 
 /// What a dynamically registered client registered with, and how it manages that

@@ -592,19 +592,20 @@ async fn two_replicas_share_one_budget_of_client_authentication_failures() {
 /// (each script loaded, the client secret memoised). Each is a round trip of its own,
 /// except those sent together as one pipeline: writing a session with its entries in the
 /// session index and in its user's index (3 commands), writing a grant with its entry in
-/// its user's index (2), and updating a grant with the refresh token it issues and its
-/// entry in its user's index (3). A rise fails here, whatever the timing. Today: the
+/// its user's index (2), updating a grant with the refresh token it issues and its
+/// entry in its user's index (3), and a consent with its entry in the user's consent index
+/// (2, the `/account` page's list). A rise fails here, whatever the timing. Today: the
 /// sign-in is the password step's budget reservation, refund and session (3 round trips,
 /// 5 commands), then the consent step's reads of the session and of the consent given
 /// before, its consent, grant and code writes, and the grant's link to its session, which
-/// logout revokes it through (6 round trips, 7 commands); a code exchange is the code's use
+/// logout revokes it through (6 round trips, 8 commands); a code exchange is the code's use
 /// and the grant's update (2 round trips, 4 commands); a refresh is the token's use, the
 /// grant's read and its update (3 round trips, 5 commands). The per-user index (what
 /// disabling a user or `portcullis.dev/revoke-sessions` ends, what `/account` lists) added
 /// one command to the session write, the grant write and the grant update, each inside a
-/// pipeline that was sent anyway: no round trip was added.
+/// pipeline that was sent anyway: no round trip was added; so did the consent index.
 const REDIS_COMMAND_BUDGETS: &[(&str, usize)] = &[
-    ("sign-in (authorize page, password, consent)", 12),
+    ("sign-in (authorize page, password, consent)", 13),
     ("authorize with a session and consent", 6),
     ("code exchange", 4),
     ("refresh", 5),
@@ -702,12 +703,14 @@ async fn redis_memory_per_session_refresh_family_and_consent_stays_within_budget
         ["session", "grant", "refresh", "consent"].map(|kind| memory_of(&redis, &prefix, kind));
     assert_eq!([session.len(), grant.len(), refresh.len(), consent.len()], [1, 1, 1, 1], "one of each");
     let index: u64 = redis.cli(&["MEMORY", "USAGE", &format!("{prefix}:v1:sessions")])[0].parse().unwrap();
+    let consent_index = memory_of(&redis, &prefix, "user-consents");
+    assert_eq!(consent_index.len(), 1, "the user's consent index");
     let user_index = memory_of(&redis, &prefix, "user-index");
     assert_eq!(user_index.len(), 1, "alice's index");
     let figures = [
         ("SSO session, its share of the session index included", session[0] + index),
         ("refresh family (grant and live refresh token)", grant[0] + refresh[0]),
-        ("remembered consent", consent[0]),
+        ("remembered consent, the user's consent index included", consent[0] + consent_index[0]),
         ("a user's index of one session and one grant", user_index[0]),
     ];
     for (record, bytes) in figures {
@@ -823,6 +826,7 @@ async fn backchannel_logout_2_8_two_replicas_deliver_each_session_once_even_afte
     let (name, delivered_label) = ("portcullis_backchannel_logout_total", "result=\"delivered\"");
     let total = a.metric(name, delivered_label).await + b.metric(name, delivered_label).await;
     assert_eq!(total, 2.0, "counted once, by the replica that delivered");
+}
 
 /// The fixture manifests in a folder of their own, to edit while replicas watch it.
 fn editable_fixtures(name: &str) -> PathBuf {

@@ -422,6 +422,27 @@ async fn concurrent_polls_redeem_an_approval_once(store: Arc<dyn Store>, time: &
     assert_eq!(redeemed, 1);
 }
 
+async fn a_users_consents_are_listed_until_they_expire_or_are_deleted(store: &dyn Ephemeral, time: &Time) {
+    let t = time.now();
+    let (openid, profile) = (Scope::parse("openid").unwrap(), Scope::parse("openid profile").unwrap());
+    assert_eq!(store.user_consents("listed").await.unwrap(), [], "nobody consented yet");
+    store.put_consent("listed", "zeta", &openid, t + 2).await.unwrap();
+    store.put_consent("listed", "alpha", &openid, t + 10).await.unwrap();
+    store.put_consent("listed", "alpha", &profile, t + 10).await.unwrap();
+    store.put_consent("listed:x", "y", &openid, t + 10).await.unwrap();
+    store.put_consent("listed", "born-expired", &openid, t).await.unwrap();
+    let both = [("alpha".to_owned(), profile.clone()), ("zeta".to_owned(), openid.clone())];
+    assert_eq!(store.user_consents("listed").await.unwrap(), both, "sorted by client, the latest scope");
+    assert_eq!(store.user_consents("listed:x").await.unwrap(), [("y".to_owned(), openid.clone())]);
+    time.advance(2).await;
+    assert_eq!(store.user_consents("listed").await.unwrap(), [("alpha".to_owned(), profile.clone())], "expired");
+    store.delete_consent("listed", "alpha").await.unwrap();
+    assert_eq!(store.consent("listed", "alpha").await.unwrap(), None, "deleted");
+    assert_eq!(store.user_consents("listed").await.unwrap(), [], "and unlisted");
+    store.delete_consent("listed", "never").await.unwrap();
+    assert_eq!(store.user_consents("listed:x").await.unwrap(), [("y".to_owned(), openid)], "another user's stay");
+}
+
 async fn sessions_and_consents_expire_and_can_be_removed(store: &dyn Ephemeral, time: &Time) {
     let t = time.now();
     let session =
@@ -689,6 +710,7 @@ async fn keeps_the_contract(store: &dyn Store, time: &Time) {
     grants_are_updated_while_present_and_revoked_whole(store, time).await;
     revoked_tokens_stay_denied_until_they_expire(store, time).await;
     sessions_and_consents_expire_and_can_be_removed(store, time).await;
+    a_users_consents_are_listed_until_they_expire_or_are_deleted(store, time).await;
     device_grants_are_found_by_user_code_swapped_only_from_what_is_stored_and_expire(store, time).await;
     active_sessions_counts_live_sessions_only(store, time).await;
     a_closed_session_lists_its_grants_and_links_no_more(store, time).await;

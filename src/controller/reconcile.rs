@@ -235,7 +235,10 @@ pub fn desired_client(client: &OidcClient, credentials: Option<&Secret>) -> Resu
         check_uri("spec.postLogoutRedirectUris", uri).map_err(fail)?;
     }
     if let Some(uri) = &spec.backchannel_logout_uri {
-        check_backchannel_logout_uri(uri).map_err(fail)?;
+        check_logout_uri("spec.backchannelLogoutUri", uri).map_err(fail)?;
+    }
+    if let Some(uri) = &spec.frontchannel_logout_uri {
+        check_logout_uri("spec.frontchannelLogoutUri", uri).map_err(fail)?;
     }
     let scopes =
         Scope::parse(&spec.scopes.join(" ")).map_err(|e| fail(Problem::InvalidScope(e.description.into_owned())))?;
@@ -282,6 +285,8 @@ pub fn desired_client(client: &OidcClient, credentials: Option<&Secret>) -> Resu
             id_token_claims: spec.id_token_claims.clone(),
             native_application: spec.application_type == Some(ApplicationType::Native),
             backchannel_logout_uri: spec.backchannel_logout_uri.clone(),
+            frontchannel_logout_uri: spec.frontchannel_logout_uri.clone(),
+            frontchannel_logout_session_required: spec.frontchannel_logout_session_required,
         },
     };
     Ok(DesiredClient { record, secret })
@@ -304,12 +309,12 @@ fn check_uri(field: &'static str, uri: &str) -> Result<(), Problem> {
     }
 }
 
-/// Back-Channel Logout 1.0 §2.2: the back-channel logout URI is absolute, has no fragment
-/// and uses `https`; we allow `http` only to a loopback address (as RFC 8252 §7.3 does for
-/// redirects), where the logout token cannot cross a network.
-fn check_backchannel_logout_uri(uri: &str) -> Result<(), Problem> {
-    const FIELD: &str = "spec.backchannelLogoutUri";
-    check_uri(FIELD, uri)?;
+/// Back-Channel Logout 1.0 §2.2 and Front-Channel Logout 1.0 §2: a logout URI is
+/// absolute, has no fragment and uses `https`; we allow `http` only to a loopback address
+/// (as RFC 8252 §7.3 does for redirects), where the logout token or the session id cannot
+/// cross a network.
+fn check_logout_uri(field: &'static str, uri: &str) -> Result<(), Problem> {
+    check_uri(field, uri)?;
     let allowed = Url::parse(uri).is_ok_and(|url| match url.scheme() {
         "https" => true,
         "http" => match url.host() {
@@ -320,7 +325,7 @@ fn check_backchannel_logout_uri(uri: &str) -> Result<(), Problem> {
         },
         _ => false,
     });
-    if allowed { Ok(()) } else { Err(Problem::InvalidUri { field: FIELD, uri: uri.to_owned() }) }
+    if allowed { Ok(()) } else { Err(Problem::InvalidUri { field, uri: uri.to_owned() }) }
 }
 
 fn parse_duration(
@@ -602,6 +607,29 @@ mod tests {
             );
         }
         assert_eq!(plan_client(&client(|_| {}), None).unwrap().record.policy.backchannel_logout_uri, None);
+    }
+
+    #[test]
+    fn frontchannel_logout_2_the_uri_is_https_or_http_to_a_loopback_address_and_session_required_is_kept() {
+        for good in ["https://rp.example/fc?x=1", "http://127.0.0.1:8080/fc", "http://[::1]/fc", "http://localhost/fc"]
+        {
+            let spec = client(|c| {
+                c.frontchannel_logout_uri = Some(good.into());
+                c.frontchannel_logout_session_required = true;
+            });
+            let policy = plan_client(&spec, None).unwrap().record.policy;
+            assert_eq!(policy.frontchannel_logout_uri.as_deref(), Some(good));
+            assert!(policy.frontchannel_logout_session_required);
+        }
+        for bad in ["http://rp.example/fc", "https://rp.example/fc#frag", "/fc", "javascript:alert(1)"] {
+            let err = plan_client(&client(|c| c.frontchannel_logout_uri = Some(bad.into())), None).unwrap_err();
+            assert!(
+                matches!(&err.problem, Problem::InvalidUri { field: "spec.frontchannelLogoutUri", .. }),
+                "{bad}: {err:?}"
+            );
+        }
+        let policy = plan_client(&client(|_| {}), None).unwrap().record.policy;
+        assert_eq!((policy.frontchannel_logout_uri, policy.frontchannel_logout_session_required), (None, false));
     }
 
     #[test]

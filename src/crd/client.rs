@@ -39,7 +39,9 @@ use crate::vocabulary::{GrantType, TokenEndpointAuthMethod};
     validation = Rule::new("!has(self.postLogoutRedirectUris) || self.postLogoutRedirectUris.all(u, isURL(u) && !u.contains('#'))")
         .message("postLogoutRedirectUris must be absolute URLs without a fragment"),
     validation = Rule::new("!has(self.backchannelLogoutUri) || (isURL(self.backchannelLogoutUri) && !self.backchannelLogoutUri.contains('#'))")
-        .message("backchannelLogoutUri must be an absolute URL without a fragment (Back-Channel Logout 1.0 section 2.2)")
+        .message("backchannelLogoutUri must be an absolute URL without a fragment (Back-Channel Logout 1.0 section 2.2)"),
+    validation = Rule::new("!has(self.frontchannelLogoutUri) || (isURL(self.frontchannelLogoutUri) && !self.frontchannelLogoutUri.contains('#'))")
+        .message("frontchannelLogoutUri must be an absolute URL without a fragment (Front-Channel Logout 1.0 section 2)")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct OidcClientSpec {
@@ -67,6 +69,15 @@ pub struct OidcClientSpec {
     /// documents the client's need.
     #[serde(default)]
     pub backchannel_logout_session_required: bool,
+    /// The page Portcullis frames in the browser when a session the client got tokens in
+    /// ends (Front-Channel Logout 1.0 `frontchannel_logout_uri`): `https`, or `http` to a
+    /// loopback address only. For clients that cannot receive back-channel calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frontchannel_logout_uri: Option<String>,
+    /// The client needs `iss` and `sid` as query parameters of its front-channel logout URI
+    /// (Front-Channel Logout 1.0 `frontchannel_logout_session_required`).
+    #[serde(default)]
+    pub frontchannel_logout_session_required: bool,
     /// OAuth 2.0 grant types the client may use (RFC 7591 `grant_types`).
     #[serde(default = "default_grant_types")]
     pub grant_types: Vec<GrantType>,

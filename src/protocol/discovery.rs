@@ -88,6 +88,12 @@ pub struct ProviderMetadata {
     pub backchannel_logout_supported: bool,
     /// Back-Channel Logout 1.0 §2.1: the logout tokens we send always carry `sid`.
     pub backchannel_logout_session_supported: bool,
+    /// Front-Channel Logout 1.0 §3: the logged-out page frames the front-channel logout URI
+    /// of each client of the ended session.
+    pub frontchannel_logout_supported: bool,
+    /// Front-Channel Logout 1.0 §3: those frames carry `iss` and `sid` when the client
+    /// requires them.
+    pub frontchannel_logout_session_supported: bool,
 }
 
 /// Builds the metadata for an issuer whose ID tokens are signed with `id_token_algorithm`.
@@ -126,6 +132,8 @@ pub fn metadata(issuer: &str, id_token_algorithm: Option<SigningAlgorithm>, regi
         authorization_response_iss_parameter_supported: true,
         backchannel_logout_supported: true,
         backchannel_logout_session_supported: true,
+        frontchannel_logout_supported: true,
+        frontchannel_logout_session_supported: true,
     }
 }
 

@@ -18,5 +18,7 @@ pub const LOGOUT: &str = "/logout";
 pub const REGISTER: &str = "/register";
 pub const DEVICE_AUTHORIZATION: &str = "/device_authorization";
 pub const DEVICE: &str = "/device";
+pub const ACCOUNT: &str = "/account";
 pub const STYLESHEET: &str = "/assets/portcullis.css";
 pub const FORM_POST_SCRIPT: &str = "/assets/form-post.js";
+pub const FRONTCHANNEL_LOGOUT_SCRIPT: &str = "/assets/frontchannel-logout.js";

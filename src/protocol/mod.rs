@@ -15,6 +15,7 @@ pub mod discovery;
 pub mod endpoints;
 pub mod epoch;
 pub mod form;
+pub mod frontchannel_logout;
 pub mod id_token;
 pub mod introspection;
 pub mod pending;

@@ -7,8 +7,11 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use cookie::{Cookie, SameSite};
 use subtle::ConstantTimeEq;
 
+use super::error::PageError;
 use super::state::Provider;
 use crate::model::{Session, UserRecord};
+use crate::protocol::form::FormParams;
+use crate::secrets;
 use crate::store::StoreError;
 
 /// The SSO session cookie; its value is the session's secret id.
@@ -59,6 +62,42 @@ pub async fn current_session(
         Some(user) if !user.disabled => Ok(Some((session, user))),
         _ => Ok(None),
     }
+}
+
+/// The browser-binding cookie (a new one when the browser has none, with its `Set-Cookie`).
+pub fn binding(provider: &Provider, headers: &HeaderMap) -> Result<(String, Option<HeaderValue>), PageError> {
+    match cookie(headers, BROWSER_COOKIE) {
+        Some(id) => Ok((id, None)),
+        None => {
+            let id = secrets::random_token(32)?;
+            let cookie = set_cookie(provider, BROWSER_COOKIE, &id, None);
+            Ok((id, cookie))
+        }
+    }
+}
+
+/// The CSRF token of a form shown before anyone is signed in (the device code and sign-in
+/// forms, the account page's sign-in form): a digest of the browser cookie and the form's
+/// `purpose`, which a page of another site can neither read nor set.
+pub fn binding_csrf_token(purpose: &str, browser_id: &str) -> String {
+    secrets::token_digest(&format!("{purpose}-form:{browser_id}"))
+}
+
+/// The form's CSRF token matches this browser's cookie for `purpose`; the browser's id.
+pub fn check_binding_csrf(purpose: &str, headers: &HeaderMap, form: &FormParams) -> Result<String, PageError> {
+    let browser_id = cookie(headers, BROWSER_COOKIE).ok_or(PageError::FormRefused)?;
+    let submitted = form.get("csrf_token").ok().flatten().ok_or(PageError::FormRefused)?;
+    if tokens_match(submitted, &binding_csrf_token(purpose, &browser_id)) {
+        Ok(browser_id)
+    } else {
+        Err(PageError::FormRefused)
+    }
+}
+
+/// A form of the signed-in `session` carries its CSRF token.
+pub fn check_session_csrf(session: &Session, form: &FormParams) -> Result<(), PageError> {
+    let submitted = form.get("csrf_token").ok().flatten().unwrap_or_default();
+    if tokens_match(submitted, &session.csrf_token) { Ok(()) } else { Err(PageError::FormRefused) }
 }
 
 /// Constant-time comparison of a submitted token with the expected one.

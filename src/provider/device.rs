@@ -15,7 +15,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::browser::{self, BROWSER_COOKIE};
+use super::browser;
 use super::error::PageError;
 use super::extract::BrowserParams;
 use super::flow::{PageResult, describe_scopes};
@@ -49,7 +49,7 @@ pub async fn page(
     let result = async {
         let typed = params.get("user_code").ok().flatten().unwrap_or_default();
         let prefilled = device::normalize_user_code(typed).map(|code| device::display_user_code(&code));
-        let (browser_id, cookie) = browser_binding(&provider, &headers)?;
+        let (browser_id, cookie) = browser::binding(&provider, &headers)?;
         let page = code_page(&provider, &browser_id, prefilled.as_deref().unwrap_or_default(), None, StatusCode::OK)?;
         Ok(with_cookies(page, [cookie]))
     };
@@ -74,36 +74,15 @@ pub async fn submit(
     result.unwrap_or_else(|error| error.render(&provider))
 }
 
-/// The browser cookie (a new one when the browser has none, with its `Set-Cookie`).
-fn browser_binding(
-    provider: &Provider,
-    headers: &HeaderMap,
-) -> Result<(String, Option<axum::http::HeaderValue>), PageError> {
-    match browser::cookie(headers, BROWSER_COOKIE) {
-        Some(id) => Ok((id, None)),
-        None => {
-            let id = secrets::random_token(32)?;
-            let cookie = browser::set_cookie(provider, BROWSER_COOKIE, &id, None);
-            Ok((id, cookie))
-        }
-    }
-}
+/// What the code and sign-in forms' CSRF token is bound to (see [`browser::binding_csrf_token`]).
+const FORM_PURPOSE: &str = "device";
 
-/// The CSRF token of the code and sign-in forms: a digest of the browser cookie, which a
-/// page of another site can neither read nor set.
 fn browser_csrf_token(browser_id: &str) -> String {
-    secrets::token_digest(&format!("device-form:{browser_id}"))
+    browser::binding_csrf_token(FORM_PURPOSE, browser_id)
 }
 
-/// The form's CSRF token matches this browser's cookie.
 fn check_browser_csrf(headers: &HeaderMap, form: &FormParams) -> Result<String, PageError> {
-    let browser_id = browser::cookie(headers, BROWSER_COOKIE).ok_or(PageError::FormRefused)?;
-    let submitted = form.get("csrf_token").ok().flatten().ok_or(PageError::FormRefused)?;
-    if browser::tokens_match(submitted, &browser_csrf_token(&browser_id)) {
-        Ok(browser_id)
-    } else {
-        Err(PageError::FormRefused)
-    }
+    browser::check_binding_csrf(FORM_PURPOSE, headers, form)
 }
 
 fn code_page(
@@ -211,7 +190,7 @@ async fn sign_in_step(provider: &Provider, headers: &HeaderMap, form: &FormParam
     let browser_id = check_browser_csrf(headers, form)?;
     let found = find_named(provider, form).await?;
     let username = sign_in::username(form);
-    match sign_in(provider, headers, form, address, &found.grant.client_id).await? {
+    match sign_in(provider, headers, form, address, Some(&found.grant.client_id)).await? {
         SignIn::SignedIn { session, user, cookie } => {
             Ok(with_cookies(consent_page(provider, &found, &session, &user).await?, [cookie]))
         }
@@ -250,10 +229,7 @@ async fn consent_page(provider: &Provider, found: &Found, session: &Session, use
 /// authorization becomes approved for that session's user, or denied.
 async fn decide(provider: &Provider, headers: &HeaderMap, form: &FormParams) -> PageResult {
     let (session, _) = browser::current_session(provider, headers).await?.ok_or(PageError::FormRefused)?;
-    let submitted = form.get("csrf_token").ok().flatten().unwrap_or_default();
-    if !browser::tokens_match(submitted, &session.csrf_token) {
-        return Err(PageError::FormRefused);
-    }
+    browser::check_session_csrf(&session, form)?;
     let found = find_named(provider, form).await?;
     let allow = match form.get("decision").ok().flatten() {
         Some("allow") => true,

@@ -47,7 +47,7 @@ async fn authenticate(
     form: &FormParams,
     address: &str,
 ) -> PageResult {
-    let (session, user, cookie) = match sign_in(provider, headers, form, address, &client.client_id).await? {
+    let (session, user, cookie) = match sign_in(provider, headers, form, address, Some(&client.client_id)).await? {
         SignIn::SignedIn { session, user, cookie } => (session, user, cookie),
         SignIn::Refused => {
             let username = sign_in::username(form);

@@ -11,8 +11,8 @@ use super::browser::{self, SESSION_COOKIE};
 use super::error::PageError;
 use super::extract::BrowserParams;
 use super::flow::PageResult;
-use super::pages::{self, LoggedOutPage, LogoutPage, Text};
-use super::respond::{message_page, redirect, with_cookies};
+use super::pages::{self, LogoutPage, Text};
+use super::respond::{message_page, redirect, signed_out, with_cookies};
 use super::session_end;
 use super::state::Provider;
 use super::text::ENGLISH;
@@ -20,6 +20,7 @@ use crate::audit::{self, AuditEvent, AuditFields};
 use crate::model::Session;
 use crate::protocol::endpoints;
 use crate::protocol::form::FormParams;
+use crate::protocol::frontchannel_logout::LogoutFrames;
 use crate::protocol::id_token::IdTokenClaims;
 use crate::protocol::redirect::{self as redirects, append_query};
 
@@ -53,7 +54,7 @@ async fn handle(provider: &Provider, headers: &HeaderMap, params: &FormParams) -
         // RP-Initiated Logout §3: nothing to end and nobody asked, so the browser goes only
         // to a redirect URI the provider vouches for; a registered client's gets the
         // signed-out page instead, hint or not (any registrant holds ID tokens of its own).
-        return finish(provider, &request, request.vouched);
+        return finish(provider, &request, request.vouched, &LogoutFrames::default());
     };
     match params.get("decision").ok().flatten() {
         Some("logout") => {
@@ -115,25 +116,24 @@ fn hint_matches(hint: Option<&IdTokenClaims>, session: &Session) -> bool {
 }
 
 async fn end_session(provider: &Provider, session: &Session, request: &LogoutRequest) -> PageResult {
-    session_end::end_session(provider, session).await?;
+    let frames = session_end::end_session(provider, session).await?;
     let fields = AuditFields { client_id: request.client_id.as_deref(), ..AuditFields::default() };
     audit::emit(AuditEvent::Logout, fields.subject(&session.subject));
     let cookie = browser::clear_cookie(provider, SESSION_COOKIE);
-    Ok(with_cookies(finish(provider, request, true)?, [cookie]))
+    Ok(with_cookies(finish(provider, request, true, &frames)?, [cookie]))
 }
 
 /// Back to the registered redirect URI with `state` when `follow` allows it, else the
-/// signed-out page.
-fn finish(provider: &Provider, request: &LogoutRequest, follow: bool) -> PageResult {
-    match request.redirect_uri.as_ref().filter(|_| follow) {
-        Some(uri) => {
-            let params: Vec<(&str, &str)> = request.state.as_deref().map(|s| ("state", s)).into_iter().collect();
-            redirect(StatusCode::SEE_OTHER, &append_query(uri, &params)).ok_or(PageError::BadRedirectUri)
-        }
-        None => {
-            let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
+/// signed-out page; by way of a page framing the clients' front-channel logout URIs when
+/// there are `frames` (Front-Channel Logout 1.0 §3).
+fn finish(provider: &Provider, request: &LogoutRequest, follow: bool, frames: &LogoutFrames) -> PageResult {
+    let params: Vec<(&str, &str)> = request.state.as_deref().map(|s| ("state", s)).into_iter().collect();
+    let continue_to = request.redirect_uri.as_ref().filter(|_| follow).map(|uri| append_query(uri, &params));
+    match continue_to {
+        Some(uri) if frames.is_empty() => redirect(StatusCode::SEE_OTHER, &uri).ok_or(PageError::BadRedirectUri),
+        continue_to => {
             let text = Text::for_ui_locales(request.ui_locales.as_deref());
-            Ok(pages::render(StatusCode::OK, &LoggedOutPage { text, stylesheet: &stylesheet }))
+            signed_out(provider, text, frames, continue_to.as_deref()).ok_or(PageError::BadRedirectUri)
         }
     }
 }

@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use super::pages::{FORM_POST_SCRIPT, STYLESHEET};
+use super::pages::{FORM_POST_SCRIPT, FRONTCHANNEL_LOGOUT_SCRIPT, STYLESHEET};
 use super::state::Provider;
 
 /// How long clients may cache discovery and the JWKS. Keys are published well before they
@@ -73,12 +73,21 @@ pub async fn stylesheet() -> Response {
 
 /// Serves the script of `form_post` response pages.
 pub async fn form_post_script() -> Response {
+    script(FORM_POST_SCRIPT)
+}
+
+/// Serves the script of front-channel logout pages.
+pub async fn frontchannel_logout_script() -> Response {
+    script(FRONTCHANNEL_LOGOUT_SCRIPT)
+}
+
+fn script(body: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8")),
             (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400")),
         ],
-        FORM_POST_SCRIPT,
+        body,
     )
         .into_response()
 }

@@ -6,7 +6,8 @@
 //!   metrics, logs), `limits`, `headers`;
 //! - one file per endpoint: `authorize`, `login`, `consent`, `logout`, `token`,
 //!   `introspect`, `revoke`, `userinfo`, `register`, `device_authorization`, `device`
-//!   (the page where a device's user code is entered), and `metadata` (discovery, JWKS, the
+//!   (the page where a device's user code is entered), `account` (the user's own page),
+//!   and `metadata` (discovery, JWKS, the
 //!   stylesheet, probes, metrics);
 //! - what endpoints share: `flow` (the interaction of authorize, login and consent),
 //!   `sealing` (the key its pages are sealed with), `sign_in`, `user_grants`, `client_auth`,
@@ -17,6 +18,7 @@
 //! - `respond`, `pages`, `text`: response building blocks, templates and their words;
 //! - `state`: [`Provider`], its settings and the lifetimes of what it stores.
 
+mod account;
 mod authorize;
 mod backchannel_logout;
 mod browser;
@@ -88,6 +90,7 @@ pub fn app(provider: Arc<Provider>) -> Router {
         .route(path::LOGOUT, get(logout::logout).post(logout::logout))
         .route(path::STYLESHEET, get(metadata::stylesheet))
         .route(path::FORM_POST_SCRIPT, get(metadata::form_post_script))
+        .route(path::FRONTCHANNEL_LOGOUT_SCRIPT, get(metadata::frontchannel_logout_script))
         .route(
             path::REGISTER,
             post(register::register)
@@ -105,6 +108,7 @@ pub fn app(provider: Arc<Provider>) -> Router {
             post(device_authorization::device_authorization).fallback(metadata::post_only),
         )
         .route(path::DEVICE, get(device::page).post(device::submit))
+        .route(path::ACCOUNT, get(account::page).post(account::submit))
         .route(path::INTROSPECT, post(introspect::introspect).fallback(metadata::post_only))
         .route(path::REVOKE, for_clients(post(revoke::revoke)))
         .route(path::HEALTH, get(metadata::health))

@@ -17,8 +17,11 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self';
 /// The stylesheet, compiled into the binary.
 pub const STYLESHEET: &str = include_str!("../../assets/portcullis.css");
 
-/// The one script: it submits a `form_post` response page's form on load.
+/// The script that submits a `form_post` response page's form on load.
 pub const FORM_POST_SCRIPT: &str = include_str!("../../assets/form-post.js");
+
+/// The script that continues from a front-channel logout page once its frames have loaded.
+pub const FRONTCHANNEL_LOGOUT_SCRIPT: &str = include_str!("../../assets/frontchannel-logout.js");
 
 /// OAuth 2.0 Form Post Response Mode §2: the authorization response as hidden fields of a
 /// form posted to the client's redirect URI. The static [`FORM_POST_SCRIPT`] submits it; with
@@ -151,6 +154,59 @@ pub struct LoggedOutPage<'a> {
     pub stylesheet: &'a str,
 }
 
+/// Front-Channel Logout 1.0 §3: the signed-out page that frames each relying party's
+/// front-channel logout URI, then (with [`FRONTCHANNEL_LOGOUT_SCRIPT`], or the Continue link
+/// without script) goes on to the `post_logout_redirect_uri`, when there is one.
+#[derive(Template)]
+#[template(path = "frontchannel_logout.html")]
+pub struct FrontchannelLogoutPage<'a> {
+    pub text: &'a Text,
+    pub stylesheet: &'a str,
+    pub script: &'a str,
+    pub frames: &'a [String],
+    /// The `post_logout_redirect_uri` with `state`, already verified for the client.
+    pub continue_to: Option<&'a str>,
+}
+
+/// `/account`: the signed-in user's applications (the clients they consented to) and
+/// sessions, each with a form that revokes or signs out, carrying the session's CSRF token.
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct AccountPage<'a> {
+    pub text: &'a Text,
+    pub stylesheet: &'a str,
+    pub action: &'a str,
+    pub csrf_token: &'a str,
+    pub username: &'a str,
+    pub applications: Vec<AccountApplication>,
+    pub sessions: Vec<AccountSession>,
+}
+
+/// A client the user consented to, and what it may do, in words.
+pub struct AccountApplication {
+    pub client_id: String,
+    pub name: String,
+    pub access: String,
+}
+
+/// One of the user's live sessions, its times as UTC text.
+pub struct AccountSession {
+    pub sid: String,
+    /// The session of the browser looking at the page.
+    pub current: bool,
+    pub signed_in: String,
+    pub ends: String,
+}
+
+/// Seconds since the epoch as `YYYY-MM-DD HH:MM UTC`.
+pub fn utc_minute(seconds: u64) -> String {
+    let at = i64::try_from(seconds)
+        .ok()
+        .and_then(|seconds| cookie::time::OffsetDateTime::from_unix_timestamp(seconds).ok())
+        .unwrap_or(cookie::time::OffsetDateTime::UNIX_EPOCH);
+    format!("{:04}-{:02}-{:02} {:02}:{:02} UTC", at.year(), u8::from(at.month()), at.day(), at.hour(), at.minute())
+}
+
 /// What a person recognises of a redirect URI: `host[:port]`, or the scheme of a
 /// private-use URI (`com.example.app`).
 pub fn destination(redirect_uri: &str) -> String {
@@ -200,6 +256,18 @@ pub fn render_form_post(page: &FormPostPage<'_>) -> Option<Response> {
     let policy = CONTENT_SECURITY_POLICY
         .replace("form-action 'self'", &format!("form-action {source}"))
         .replace("default-src 'none';", "default-src 'none'; script-src 'self';");
+    Some(render_with_policy(StatusCode::OK, page, HeaderValue::from_str(&policy).ok()?))
+}
+
+/// Renders a front-channel logout page under a policy that lets it frame exactly
+/// `frame_sources` (the relying parties' origins) and run the provider's own script.
+pub fn render_frontchannel_logout(page: &FrontchannelLogoutPage<'_>, frame_sources: &[String]) -> Option<Response> {
+    let frame_src = frame_sources.join(" ");
+    if frame_src.is_empty() || frame_src.bytes().any(|b| matches!(b, b';' | b',' | b'\'') || !b.is_ascii()) {
+        return None;
+    }
+    let policy = CONTENT_SECURITY_POLICY
+        .replace("default-src 'none';", &format!("default-src 'none'; script-src 'self'; frame-src {frame_src};"));
     Some(render_with_policy(StatusCode::OK, page, HeaderValue::from_str(&policy).ok()?))
 }
 
@@ -277,6 +345,45 @@ mod form_target_tests {
     }
 
     #[test]
+    fn frontchannel_logout_3_page_frames_each_client_under_a_policy_naming_exactly_their_origins() {
+        let frames = ["https://a.example/fc?iss=x&sid=1".to_owned(), "http://127.0.0.1:9000/fc".to_owned()];
+        let page = FrontchannelLogoutPage {
+            text: &ENGLISH,
+            stylesheet: "/assets/portcullis.css",
+            script: "/assets/frontchannel-logout.js",
+            frames: &frames,
+            continue_to: Some("https://a.example/bye?state=s\"1"),
+        };
+        let sources = ["http://127.0.0.1:9000".to_owned(), "https://a.example".to_owned()];
+        let response = render_frontchannel_logout(&page, &sources).unwrap();
+        let policy = response.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert_eq!(
+            policy,
+            "default-src 'none'; script-src 'self'; frame-src http://127.0.0.1:9000 https://a.example; \
+             style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        );
+        let html = page.render().unwrap();
+        assert_eq!(html.matches("<iframe ").count(), 2);
+        assert!(html.contains(r#"<iframe src="https://a.example/fc?iss=x&#38;sid=1" title="Signing out of an application" tabindex="-1">"#), "{html}");
+        assert!(
+            html.contains(
+                r#"<a id="continue" class="button primary" href="https://a.example/bye?state=s&#34;1">Continue</a>"#
+            ),
+            "{html}"
+        );
+        assert!(html.contains(r#"<script src="/assets/frontchannel-logout.js"></script>"#));
+        assert_eq!(html.matches("<script").count(), 1, "no inline script");
+        assert_eq!(html.matches("<h1>").count(), 1);
+
+        let stay = FrontchannelLogoutPage { continue_to: None, ..page };
+        let html = stay.render().unwrap();
+        assert!(!html.contains("<script") && !html.contains("id=\"continue\""), "nowhere to continue to: {html}");
+        assert!(html.contains("You can close this page now."));
+        assert!(render_frontchannel_logout(&stay, &[]).is_none(), "no frames, no frame-src to widen");
+        assert!(render_frontchannel_logout(&stay, &["https://a.example; script-src *".to_owned()]).is_none());
+    }
+
+    #[test]
     fn destination_is_what_a_person_recognises_of_a_redirect_uri() {
         assert_eq!(destination("https://app.example/cb?x=1"), "app.example");
         assert_eq!(destination("http://127.0.0.1:9000/callback"), "127.0.0.1:9000");
@@ -340,6 +447,25 @@ mod tests {
         }
     }
 
+    fn account(client_name: &str) -> AccountPage<'static> {
+        AccountPage {
+            text: &ENGLISH,
+            stylesheet: CSS,
+            action: "/account",
+            csrf_token: "csrf-456",
+            username: "alice",
+            applications: vec![AccountApplication {
+                client_id: "grafana".into(),
+                name: client_name.into(),
+                access: "Confirm who you are".into(),
+            }],
+            sessions: vec![
+                AccountSession { sid: "sid-1".into(), current: true, signed_in: "a".into(), ends: "b".into() },
+                AccountSession { sid: "sid-2".into(), current: false, signed_in: "c".into(), ends: "d".into() },
+            ],
+        }
+    }
+
     /// Every page, rendered, with its name.
     fn all_pages() -> Vec<(&'static str, String)> {
         vec![
@@ -369,6 +495,8 @@ mod tests {
                 .expect("renders"),
             ),
             ("logged out", LoggedOutPage { text: &ENGLISH, stylesheet: CSS }.render().expect("logged out renders")),
+            ("account", account("Grafana").render().expect("account renders")),
+            ("account empty", AccountPage { applications: Vec::new(), ..account("x") }.render().expect("renders")),
         ]
     }
 
@@ -539,6 +667,35 @@ mod tests {
     fn logged_out_page_says_so() {
         let html = LoggedOutPage { text: &ENGLISH, stylesheet: CSS }.render().expect("renders");
         assert!(html.contains("<h1>You are signed out.</h1>"));
+    }
+
+    #[test]
+    fn account_page_has_a_csrf_protected_form_per_action_each_described_by_its_item() {
+        let html = account("Grafana").render().expect("renders");
+        assert_eq!(html.matches(r#"<form method="post" action="/account">"#).count(), 3);
+        assert_eq!(html.matches(r#"<input type="hidden" name="csrf_token" value="csrf-456">"#).count(), 3);
+        assert!(html.contains(r#"<div class="account-item" id="application-1"><strong>Grafana</strong> <small>Confirm who you are</small></div>"#), "{html}");
+        assert!(html.contains(r#"name="revoke" value="grafana" class="button secondary" aria-describedby="application-1">Revoke access</button>"#), "{html}");
+        assert!(html.contains(r#"name="sign_out" value="sid-2" class="button secondary" aria-describedby="session-2">Sign out</button>"#), "{html}");
+        assert!(html.contains("<strong>This browser</strong> <small>Signed in a, ends b</small>"), "{html}");
+        assert!(html.contains("<strong>Another browser or device</strong>"));
+        assert_eq!(html.matches("<h2>").count(), 2, "applications, sessions");
+        let empty = AccountPage { applications: Vec::new(), ..account("x") }.render().expect("renders");
+        assert!(empty.contains("You have not allowed any application yet.") && !empty.contains("name=\"revoke\""));
+    }
+
+    #[test]
+    fn account_page_escapes_client_names() {
+        let html = account(XSS).render().expect("renders");
+        assert!(!html.contains("<script"));
+        assert!(html.contains(XSS_ESCAPED));
+    }
+
+    #[test]
+    fn utc_minute_is_a_readable_utc_time() {
+        assert_eq!(utc_minute(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc_minute(1_796_205_600), "2026-12-02 10:00 UTC");
+        assert_eq!(utc_minute(u64::MAX), "1970-01-01 00:00 UTC", "out of range reads as the epoch, never panics");
     }
 
     #[test]

@@ -4,10 +4,11 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::pages::{self, ErrorPage, FormPostPage};
+use super::pages::{self, ErrorPage, FormPostPage, FrontchannelLogoutPage, LoggedOutPage};
 use super::state::Provider;
-use super::text::ENGLISH;
+use super::text::{ENGLISH, Text};
 use crate::protocol::endpoints;
+use crate::protocol::frontchannel_logout::LogoutFrames;
 use crate::protocol::redirect::{self as redirects, ResponseParams};
 use crate::vocabulary::ResponseMode;
 
@@ -68,6 +69,26 @@ pub fn with_cookies(mut response: Response, cookies: impl IntoIterator<Item = Op
 pub fn message_page(provider: &Provider, status: StatusCode, title: &str, description: &str) -> Response {
     let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
     pages::render(status, &ErrorPage { text: &ENGLISH, stylesheet: &stylesheet, title, description })
+}
+
+/// The page after a session ended: the signed-out page, or, when clients of the session
+/// are to be told in the browser, the page framing them (Front-Channel Logout 1.0 §3),
+/// which goes on to `continue_to` (a verified `post_logout_redirect_uri`, or one of our
+/// pages) once they have loaded. `None` when the frames' origins cannot be named in a CSP.
+pub fn signed_out(
+    provider: &Provider,
+    text: &Text,
+    frames: &LogoutFrames,
+    continue_to: Option<&str>,
+) -> Option<Response> {
+    let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
+    if frames.is_empty() {
+        return Some(pages::render(StatusCode::OK, &LoggedOutPage { text, stylesheet: &stylesheet }));
+    }
+    let script = provider.config.browser_path(endpoints::FRONTCHANNEL_LOGOUT_SCRIPT);
+    let page =
+        FrontchannelLogoutPage { text, stylesheet: &stylesheet, script: &script, frames: &frames.frames, continue_to };
+    pages::render_frontchannel_logout(&page, &frames.sources)
 }
 
 /// RFC 6585 §4: a 429 says when to try again.

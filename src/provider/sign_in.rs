@@ -43,7 +43,8 @@ pub fn username(form: &FormParams) -> String {
     form.get("username").ok().flatten().unwrap_or("").trim().to_owned()
 }
 
-/// Checks the form's `username` and `password` for `client_id` (named in the audit log).
+/// Checks the form's `username` and `password` for `client_id` (named in the audit log;
+/// `None` for the account page, which signs in for no client).
 ///
 /// The attempt is reserved from both budgets before the password is checked, in one step
 /// the store makes atomic, so concurrent attempts (on any number of replicas) never get
@@ -57,7 +58,7 @@ pub async fn sign_in(
     headers: &HeaderMap,
     form: &FormParams,
     address: &str,
-    client_id: &str,
+    client_id: Option<&str>,
 ) -> Result<SignIn, PageError> {
     let username = username(form);
     let password = secrets::SecretString::new(form.get("password").ok().flatten().unwrap_or(""));
@@ -70,7 +71,7 @@ pub async fn sign_in(
     let reservation = provider.store.reserve(&budgets, now + THROTTLE_WINDOW).await?;
     if !reservation.allowed {
         provider.metrics.login(LoginResult::Throttled);
-        audit::emit(AuditEvent::LoginThrottled, AuditFields::client(client_id));
+        audit::emit(AuditEvent::LoginThrottled, AuditFields { client_id, ..AuditFields::default() });
         return Ok(SignIn::Throttled { retry_after: reservation.retry_after });
     }
     let user = provider.store.user_by_username(&username).await?.filter(|_| !username.is_empty());
@@ -88,7 +89,8 @@ pub async fn sign_in(
             let fields = AuditFields {
                 subject: user.as_ref().map(|user| user.subject.as_str()),
                 reason: Some(reason),
-                ..AuditFields::client(client_id)
+                client_id,
+                ..AuditFields::default()
             };
             audit::emit(AuditEvent::LoginFailed, fields);
             return Ok(SignIn::Refused);
@@ -110,7 +112,7 @@ pub async fn sign_in(
     };
     provider.store.put_session(&session, now + provider.config.session_ttl).await?;
     provider.metrics.login(LoginResult::Success);
-    audit::emit(AuditEvent::LoginSucceeded, AuditFields::client(client_id).subject(&user.subject));
+    audit::emit(AuditEvent::LoginSucceeded, AuditFields { client_id, ..AuditFields::default() }.subject(&user.subject));
     let cookie = browser::set_cookie(provider, SESSION_COOKIE, &session.id, Some(provider.config.session_ttl));
     Ok(SignIn::SignedIn { session, user, cookie })
 }

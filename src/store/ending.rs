@@ -48,8 +48,13 @@ pub async fn revoke_grant(store: &dyn Store, grant_id: &str) -> Result<(), Store
 /// Ends `session` for every replica, and what was issued in it (see the module), at `now`.
 ///
 /// The session record goes last: an ending that fails halfway leaves the session alive,
-/// so that ending it again redoes all of it.
-pub async fn end_session(store: &dyn Store, session: SessionToEnd<'_>, now: u64) -> Result<(), StoreError> {
+/// so that ending it again redoes all of it. Returns the grants the session had, for the
+/// front-channel logout frames of the page a browser sees next.
+pub async fn end_session(
+    store: &dyn Store,
+    session: SessionToEnd<'_>,
+    now: u64,
+) -> Result<Vec<SessionGrant>, StoreError> {
     let links = store.close_session_grants(session.sid, session.expires_at).await?;
     let mut grants = Vec::with_capacity(links.len());
     for link in &links {
@@ -63,7 +68,8 @@ pub async fn end_session(store: &dyn Store, session: SessionToEnd<'_>, now: u64)
         revoke_grant(store, grant_id).await?;
     }
     queue_backchannel_logouts(store, session, &links, now).await?;
-    store.delete_session(session.session_id).await
+    store.delete_session(session.session_id).await?;
+    Ok(links)
 }
 
 /// What [`end_user`] ended.

@@ -65,6 +65,17 @@ impl<T: Clone> Expiring<T> {
         result
     }
 
+    /// The live entries whose key starts with `prefix`, sorted by key.
+    fn live_with_prefix(&self, prefix: &str, now: u64) -> Vec<(String, T)> {
+        let mut live: Vec<(String, T)> = read(&self.entries)
+            .iter()
+            .filter(|(key, (_, expires_at))| key.starts_with(prefix) && *expires_at > now)
+            .map(|(key, (value, _))| (key.clone(), value.clone()))
+            .collect();
+        live.sort_by(|a, b| a.0.cmp(&b.0));
+        live
+    }
+
     fn count_live(&self, now: u64) -> usize {
         read(&self.entries).values().filter(|(_, expires_at)| *expires_at > now).count()
     }
@@ -265,7 +276,12 @@ fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 }
 
 fn consent_key(subject: &str, client_id: &str) -> String {
-    format!("{}:{subject}:{client_id}", subject.len())
+    format!("{}{client_id}", consent_prefix(subject))
+}
+
+/// What every consent key of `subject` starts with; the length keeps subjects apart.
+fn consent_prefix(subject: &str) -> String {
+    format!("{}:{subject}:", subject.len())
 }
 
 #[async_trait]
@@ -444,6 +460,18 @@ impl Ephemeral for MemoryStore {
 
     async fn consent(&self, subject: &str, client_id: &str) -> Result<Option<Scope>, StoreError> {
         Ok(self.consents.get(&consent_key(subject, client_id), self.clock.now()))
+    }
+
+    /// A scan of the consents under the subject's key prefix: the memory store's index.
+    async fn user_consents(&self, subject: &str) -> Result<Vec<(String, Scope)>, StoreError> {
+        let prefix = consent_prefix(subject);
+        let live = self.consents.live_with_prefix(&prefix, self.clock.now());
+        Ok(live.into_iter().map(|(key, scope)| (key[prefix.len()..].to_owned(), scope)).collect())
+    }
+
+    async fn delete_consent(&self, subject: &str, client_id: &str) -> Result<(), StoreError> {
+        self.consents.delete(&consent_key(subject, client_id));
+        Ok(())
     }
 }
 

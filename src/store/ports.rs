@@ -299,6 +299,12 @@ store_ports! {
         /// Remembers that a user consented to scopes for a client, until `expires_at`.
         async fn put_consent(&self, subject: &str, client_id: &str, scope: &Scope, expires_at: u64) -> Result<(), StoreError>;
         async fn consent(&self, subject: &str, client_id: &str) -> Result<Option<Scope>, StoreError>;
+        /// The user's live consents as (client id, scope), sorted by client id: what the
+        /// `/account` page lists. The index behind it expires with the consents.
+        async fn user_consents(&self, subject: &str) -> Result<Vec<(String, Scope)>, StoreError>;
+        /// Forgets the user's consent for a client (and its index entry), so the next
+        /// authorization asks again.
+        async fn delete_consent(&self, subject: &str, client_id: &str) -> Result<(), StoreError>;
     }
 
     /// Device authorizations (RFC 8628), stored under the hash of their device code until

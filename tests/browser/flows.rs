@@ -277,3 +277,106 @@ async fn oauth_form_post_2_posts_the_code_to_the_relying_party_under_the_strict_
     assert!(tokens["id_token"].is_string(), "{tokens}");
     world.finish().await;
 }
+
+/// OpenID Connect Front-Channel Logout 1.0 §3 in a real browser: after an RP-initiated
+/// logout the provider's page frames the relying party's front-channel logout URI, which
+/// receives `iss` and `sid` (§2), with no CSP violation under a `frame-src` naming only the
+/// relying party; the page's own script then goes on to the `post_logout_redirect_uri`.
+#[tokio::test]
+async fn frontchannel_logout_3_frames_load_under_the_csp_then_the_browser_lands_on_the_redirect_uri() {
+    let rp = RelyingParty::start().await;
+    let origin = &rp.origin;
+    let manifest = format!(
+        "apiVersion: portcullis.dev/v1alpha1
+kind: OidcClient
+metadata: {{name: framed, namespace: test}}
+spec:
+  clientName: {CLIENT_NAME}
+  redirectUris: [\"{origin}/callback\"]
+  postLogoutRedirectUris: [\"{origin}/\"]
+  grantTypes: [authorization_code]
+  scopes: [openid, profile, email]
+  frontchannelLogoutUri: {origin}/frontchannel
+  frontchannelLogoutSessionRequired: true
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: framed-credentials, namespace: test}}
+stringData: {{clientSecret: framed-secret}}
+"
+    );
+    let folder = crate::harness::fixtures_with("browser-frontchannel", &manifest);
+    let server = TestServer::start_on(folder, portcullis::provider::RegistrationPolicy::Open).await;
+    let client = Client { id: "framed".into(), secret: "framed-secret".into() };
+    let world = World { server, rp, client, browser: Chromium::start().await, pkce: Pkce::new("framed") };
+    let browser = &world.browser;
+    world.sign_in_and_allow("in").await;
+    let code = world.rp.last_visit().params["code"].clone();
+    let tokens = parties::exchange(&world.server, &world.client, &world.rp, &code, &world.pkce).await;
+    let id_token = tokens["id_token"].as_str().expect("an ID token");
+    let sid = crate::harness::jwt_part(id_token, 1)["sid"].as_str().expect("sid").to_owned();
+    let visits_before = world.rp.visit_count();
+
+    let signed_out = world.rp.signed_out();
+    let params = [("id_token_hint", id_token), ("post_logout_redirect_uri", &signed_out), ("state", "bye")];
+    browser.goto(url::Url::parse_with_params(&world.server.url("/logout"), params).expect("logout URL").as_str()).await;
+    browser.wait_for_url(&format!("{signed_out}?state=bye")).await;
+    browser.assert_console_clean("front-channel logout", None).await;
+
+    let visits = world.rp.visits_since(visits_before);
+    let paths: Vec<&str> = visits.iter().map(|visit| visit.path.as_str()).collect();
+    assert_eq!(paths, ["/frontchannel", "/"], "the frame loaded, then the browser went on: {visits:?}");
+    let frame = &visits[0];
+    assert_eq!(frame.method, "GET");
+    assert_eq!(frame.params.get("iss"), Some(&world.server.base), "§2 iss: {frame:?}");
+    assert_eq!(frame.params.get("sid"), Some(&sid), "§2 sid, the ID token's: {frame:?}");
+    assert_eq!(visits[1].params.get("state").map(String::as_str), Some("bye"));
+
+    world.authorize("again").await;
+    assert_eq!(browser.heading().await, "Sign in", "the session has ended");
+    world.finish().await;
+}
+
+/// Issue 22.5: `/account` by keyboard alone. Not signed in, it is the sign-in form, then
+/// the page: the application allowed and this browser's session, each with its button in
+/// the tab order; "Revoke access" removes the application, "Sign out" signs the browser out.
+#[tokio::test]
+async fn account_page_by_keyboard_lists_revokes_and_signs_out() {
+    let world = World::new().await;
+    let browser = &world.browser;
+    world.sign_in_and_allow("in").await;
+    let code = world.rp.last_visit().params["code"].clone();
+    parties::exchange(&world.server, &world.client, &world.rp, &code, &world.pkce).await;
+    browser.goto(&world.server.url("/account")).await;
+    assert_eq!(browser.heading().await, "Your account");
+    assert_eq!(browser.text_of(".account-item strong").await.as_deref(), Some(CLIENT_NAME));
+    browser.inspect("account", None).await;
+
+    browser.press(Key::Tab).await;
+    browser.assert_focus("button:Revoke access").await;
+    browser.press(Key::Tab).await;
+    browser.assert_focus("button:Sign out").await;
+    browser.press_shift_tab().await;
+    browser.assert_focus("button:Revoke access").await;
+    browser.press_and_wait(Key::Enter).await;
+    assert_eq!(browser.heading().await, "Your account");
+    assert_eq!(
+        browser.text_of(".muted").await.as_deref(),
+        Some("You have not allowed any application yet."),
+        "the application is gone"
+    );
+    browser.assert_console_clean("account after revoking", None).await;
+
+    browser.press(Key::Tab).await;
+    browser.assert_focus("button:Sign out").await;
+    browser.press_and_wait(Key::Enter).await;
+    assert_eq!(browser.heading().await, "You are signed out.");
+    browser.assert_console_clean("signed out from the account page", None).await;
+
+    browser.goto(&world.server.url("/account")).await;
+    assert_eq!(browser.heading().await, "Sign in", "signed out: the sign-in form, which comes back here");
+    world.sign_in_by_keyboard(PASSWORD).await;
+    assert_eq!(browser.heading().await, "Your account");
+    assert!(browser.url().await.as_str().ends_with("/account"));
+    world.finish().await;
+}

@@ -54,6 +54,11 @@ impl RelyingParty {
         self.visits.lock().expect("visits").last().cloned().expect("the browser never reached the relying party")
     }
 
+    /// The visits after the first `count`, in order.
+    pub fn visits_since(&self, count: usize) -> Vec<Visit> {
+        self.visits.lock().expect("visits").iter().skip(count).cloned().collect()
+    }
+
     pub fn visit_count(&self) -> usize {
         self.visits.lock().expect("visits").len()
     }

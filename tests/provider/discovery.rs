@@ -54,6 +54,8 @@ async fn oidc_discovery_3_metadata_lists_what_is_implemented() {
     assert_eq!(doc["claims_parameter_supported"], true, "OIDC Core 5.5");
     assert_eq!(doc["backchannel_logout_supported"], true, "Back-Channel Logout 1.0 section 2.1");
     assert_eq!(doc["backchannel_logout_session_supported"], true, "logout tokens always carry sid");
+    assert_eq!(doc["frontchannel_logout_supported"], true, "Front-Channel Logout 1.0 section 3");
+    assert_eq!(doc["frontchannel_logout_session_supported"], true, "frames carry iss and sid when required");
     for scope in ["openid", "profile", "email", "phone", "address", "groups", "roles", "offline_access"] {
         assert!(doc["scopes_supported"].as_array().unwrap().contains(&scope.into()), "{scope}");
     }

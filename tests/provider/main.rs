@@ -1,6 +1,7 @@
 //! Integration tests over real HTTP against an in-process `dev` provider, grouped by
 //! specification.
 
+mod account;
 mod authorize;
 mod backchannel_logout;
 mod claims_request;
@@ -10,6 +11,7 @@ mod device;
 mod discovery;
 #[path = "../support/fixtures.rs"]
 mod fixtures;
+mod frontchannel_logout;
 mod harness;
 mod hot_path;
 mod introspection;

@@ -87,16 +87,6 @@ impl Redis {
         self.pool.set(self.key(kind, id), value, Some(expire_at(expires_at)), None, false).await.map_err(redis_error)
     }
 
-    pub(super) async fn put_json<T: Serialize>(
-        &self,
-        kind: &str,
-        id: &str,
-        value: &T,
-        expires_at: u64,
-    ) -> Result<(), StoreError> {
-        self.put_raw(kind, id, encode(kind, value)?, expires_at).await
-    }
-
     pub(super) async fn put_once<T: Serialize>(
         &self,
         kind: &str,

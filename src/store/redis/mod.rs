@@ -25,6 +25,7 @@
 //! | `P:v1:{revoked}:ended:<sid>` | when the session ended | its last access token's expiry |
 //! | `P:v1:user-index:<subject>` | hash of what a user holds ([`user_index`]): `s:<sid>` → `<expires_at> <signed_in_at> <session id>` per session, `g:<grant id>` → `<expires_at> <offline 0\|1> <client_id>` per grant | the latest entry's |
 //! | `P:v1:consent:<subject length>:<subject>:<client_id>` | `Scope` | as given |
+//! | `P:v1:user-consents:<subject>` | hash: client id → `[expires_at, Scope]` of the user's consents (the `/account` page's list) | the latest consent's |
 //! | `P:v1:device:{devices}:code:<hash>` | `DeviceGrant` (RFC 8628), swapped whole ([`device`]) | a while after the authorization's `expires_at` |
 //! | `P:v1:device:{devices}:user:<hash>` | the device code hash its user code points to (plain string) | the authorization's `expires_at` |
 //! | `P:v1:counter:{budgets}:<key>` | attempts reserved from a budget (login and client-authentication throttles, registration rate limits) | end of the window |
@@ -123,6 +124,7 @@ const REFRESH: &str = "refresh";
 const SUCCESSOR: &str = "successor";
 const GRANT: &str = "grant";
 const CONSENT: &str = "consent";
+const USER_CONSENTS: &str = "user-consents";
 const BUDGETS: &str = "counter:{budgets}";
 const KEYS: &str = "keys";
 const CLAIMED: &str = "claimed";
@@ -197,6 +199,19 @@ const INDEX_SESSION: &str = "redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
      redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
      local ttl = redis.call('TTL', KEYS[1])
      if ttl < 0 or tonumber(ARGV[3]) + ttl < tonumber(ARGV[1]) then redis.call('EXPIREAT', KEYS[1], ARGV[1]) end";
+
+/// Records consent `ARGV[1]` (client id) → `ARGV[2]` in the user's index `KEYS[1]`,
+/// lengthening the index's life to the consent's expiry `ARGV[3]` (now is `ARGV[4]`); sent
+/// whole in the consent's pipeline, like [`INDEX_SESSION`].
+const INDEX_CONSENT: &str = "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+     local ttl = redis.call('TTL', KEYS[1])
+     if ttl < 0 or tonumber(ARGV[4]) + ttl < tonumber(ARGV[3]) then redis.call('EXPIREAT', KEYS[1], ARGV[3]) end";
+
+/// The user's index `KEYS[1]`, as client id, entry, client id, entry …
+static LIST_CONSENTS: LazyLock<Script> = LazyLock::new(|| Script::from_lua("return redis.call('HGETALL', KEYS[1])"));
+
+/// Removes consent `ARGV[1]` (client id) from the user's index `KEYS[1]`.
+const UNINDEX_CONSENT: &str = "redis.call('HDEL', KEYS[1], ARGV[1])";
 
 /// Removes session `ARGV[1]` from the index `KEYS[1]`; sent whole, like [`INDEX_SESSION`].
 const UNINDEX_SESSION: &str = "redis.call('ZREM', KEYS[1], ARGV[1])";
@@ -470,11 +485,47 @@ impl Ephemeral for RedisStore {
         scope: &Scope,
         expires_at: u64,
     ) -> Result<(), StoreError> {
-        self.redis.put_json(CONSENT, &consent_id(subject, client_id), scope, expires_at).await
+        let now = self.redis.clock.now();
+        if expires_at <= now {
+            return Ok(());
+        }
+        let pipeline = self.redis.pool.next().pipeline();
+        let (key, value) = (self.redis.key(CONSENT, &consent_id(subject, client_id)), encode(CONSENT, scope)?);
+        pipeline.set::<(), _, _>(key, value, Some(expire_at(expires_at)), None, false).await.map_err(redis_error)?;
+        let entry = encode(USER_CONSENTS, &(expires_at, scope))?;
+        let args = vec![client_id.to_owned(), entry, expires_at.to_string(), now.to_string()];
+        self.redis.eval_in(&pipeline, INDEX_CONSENT, &self.redis.key(USER_CONSENTS, subject), args).await?;
+        replies(&pipeline).await.map(drop)
     }
 
     async fn consent(&self, subject: &str, client_id: &str) -> Result<Option<Scope>, StoreError> {
         self.redis.get_json(CONSENT, &consent_id(subject, client_id)).await
+    }
+
+    /// One `HGETALL` of the user's index; entries past their expiry are skipped (they leave
+    /// with the index, or when the consent is given again).
+    async fn user_consents(&self, subject: &str) -> Result<Vec<(String, Scope)>, StoreError> {
+        let now = self.redis.clock.now();
+        let keys = vec![self.redis.key(USER_CONSENTS, subject)];
+        let entries: Vec<String> = self.redis.run(&LIST_CONSENTS, keys, Vec::new()).await?;
+        let mut live = Vec::with_capacity(entries.len() / 2);
+        for pair in entries.chunks_exact(2) {
+            let (expires_at, scope): (u64, Scope) = decode(USER_CONSENTS, &pair[1])?;
+            if expires_at > now {
+                live.push((pair[0].clone(), scope));
+            }
+        }
+        live.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(live)
+    }
+
+    /// One pipeline: the consent and its index entry.
+    async fn delete_consent(&self, subject: &str, client_id: &str) -> Result<(), StoreError> {
+        let pipeline = self.redis.pool.next().pipeline();
+        pipeline.del::<(), _>(self.redis.key(CONSENT, &consent_id(subject, client_id))).await.map_err(redis_error)?;
+        let args = vec![client_id.to_owned()];
+        self.redis.eval_in(&pipeline, UNINDEX_CONSENT, &self.redis.key(USER_CONSENTS, subject), args).await?;
+        replies(&pipeline).await.map(drop)
     }
 }
 
