@@ -221,15 +221,7 @@ fn kubeconfig(api: &FakeApiServer, count: usize) -> Result<PathBuf, Failure> {
     let dir = std::env::temp_dir().join(format!("portcullis-controller-scale-{}-{count}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("config");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: '{}'}}}}]\n\
-             contexts: [{{name: fake, context: {{cluster: fake, user: fake, namespace: {NAMESPACE}}}}}]\n\
-             current-context: fake\nusers: [{{name: fake, user: {{}}}}]\n",
-            api.url
-        ),
-    )?;
+    std::fs::write(&path, api.kubeconfig(NAMESPACE))?;
     Ok(path)
 }
 

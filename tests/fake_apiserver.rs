@@ -658,3 +658,17 @@ async fn the_portcullis_kinds_are_served_from_the_checked_in_crds_with_their_sta
         ]
     );
 }
+
+#[tokio::test]
+async fn its_kubeconfig_gives_a_process_a_client_of_this_server_in_the_namespace_named() {
+    let server = FakeApiServer::start().await;
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&server.kubeconfig(NAMESPACE)).unwrap();
+    let config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await.unwrap();
+    assert_eq!(config.default_namespace, NAMESPACE);
+    let secrets: Api<Secret> = Api::default_namespaced(kube::Client::try_from(config).unwrap());
+    let secret: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "reached"}, "stringData": {"k": "v"}})).unwrap();
+    secrets.create(&PostParams::default(), &secret).await.unwrap();
+    assert!(server.get("secrets", NAMESPACE, "reached").is_some(), "the write reached this server");
+}

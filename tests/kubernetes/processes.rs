@@ -49,16 +49,7 @@ async fn the_binaries_controller_and_serve_kubernetes_work_against_the_api_serve
     let dir = std::env::temp_dir().join(format!("portcullis-kubeconfig-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let kubeconfig = dir.join("config");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: '{}'}}}}]\n\
-             contexts: [{{name: fake, context: {{cluster: fake, user: fake, namespace: {NAMESPACE}}}}}]\n\
-             current-context: fake\nusers: [{{name: fake, user: {{}}}}]\n",
-            cluster.api.url
-        ),
-    )
-    .unwrap();
+    std::fs::write(&kubeconfig, cluster.api.kubeconfig(NAMESPACE)).unwrap();
     let metrics_port = free_port();
     let redis_url = cluster.redis.url(PASSWORD);
     let binary = env!("CARGO_BIN_EXE_portcullis");

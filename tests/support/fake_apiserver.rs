@@ -231,6 +231,17 @@ impl FakeApiServer {
         kube::Client::try_from(config).expect("a client")
     }
 
+    /// A kubeconfig naming this server, with `namespace` as the context's namespace, for a
+    /// process (`KUBECONFIG`) to talk to it.
+    pub fn kubeconfig(&self, namespace: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: '{}'}}}}]\n\
+             contexts: [{{name: fake, context: {{cluster: fake, user: fake, namespace: {namespace}}}}}]\n\
+             current-context: fake\nusers: [{{name: fake, user: {{}}}}]\n",
+            self.url
+        )
+    }
+
     /// The stored object, as JSON.
     pub fn get(&self, resource: &str, namespace: &str, name: &str) -> Option<Value> {
         let inner = self.shared.inner.lock().unwrap();

@@ -102,6 +102,23 @@ use crate::model::{AuthorizationCode, Grant, RefreshToken, Session};
 use crate::secrets::token_digest;
 use crate::vocabulary::Scope;
 
+/// Lua that drops the entries of the hash `KEYS[1]` expired by `ARGV[4]` (now) and keeps the
+/// hash alive as long as its latest entry; each value starts with its expiry in seconds.
+/// A macro, so that each script using it stays one literal (`concat!`).
+macro_rules! prune_expired_hash_entries {
+    () => {
+        "
+         local latest = 0
+         local entries = redis.call('HGETALL', KEYS[1])
+         for i = 1, #entries, 2 do
+           local expires_at = tonumber(string.match(entries[i + 1], '^%d+'))
+           if expires_at <= tonumber(ARGV[4]) then redis.call('HDEL', KEYS[1], entries[i])
+           elseif expires_at > latest then latest = expires_at end
+         end
+         if latest > 0 then redis.call('EXPIREAT', KEYS[1], latest) end"
+    };
+}
+
 mod connection;
 mod device;
 mod directory;
@@ -168,20 +185,13 @@ static REFUND: LazyLock<Script> = LazyLock::new(|| {
 /// it is kept longer already, drops the entries expired by `ARGV[4]` (now), and keeps the
 /// hash alive as long as its latest entry.
 static PUBLISH_RETIRED_KEY: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
+    Script::from_lua(concat!(
         "local kept = redis.call('HGET', KEYS[1], ARGV[1])
          if not kept or tonumber(string.match(kept, '^%d+')) < tonumber(ARGV[2]) then
            redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3])
-         end
-         local latest = 0
-         local entries = redis.call('HGETALL', KEYS[1])
-         for i = 1, #entries, 2 do
-           local expires_at = tonumber(string.match(entries[i + 1], '^%d+'))
-           if expires_at <= tonumber(ARGV[4]) then redis.call('HDEL', KEYS[1], entries[i])
-           elseif expires_at > latest then latest = expires_at end
-         end
-         if latest > 0 then redis.call('EXPIREAT', KEYS[1], latest) end",
-    )
+         end",
+        prune_expired_hash_entries!()
+    ))
 });
 
 /// The entries of the hash `KEYS[1]`, as field, value, field, value…
@@ -206,9 +216,6 @@ const INDEX_SESSION: &str = "redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 const INDEX_CONSENT: &str = "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
      local ttl = redis.call('TTL', KEYS[1])
      if ttl < 0 or tonumber(ARGV[4]) + ttl < tonumber(ARGV[3]) then redis.call('EXPIREAT', KEYS[1], ARGV[3]) end";
-
-/// The user's index `KEYS[1]`, as client id, entry, client id, entry …
-static LIST_CONSENTS: LazyLock<Script> = LazyLock::new(|| Script::from_lua("return redis.call('HGETALL', KEYS[1])"));
 
 /// Removes consent `ARGV[1]` (client id) from the user's index `KEYS[1]`.
 const UNINDEX_CONSENT: &str = "redis.call('HDEL', KEYS[1], ARGV[1])";
@@ -507,7 +514,7 @@ impl Ephemeral for RedisStore {
     async fn user_consents(&self, subject: &str) -> Result<Vec<(String, Scope)>, StoreError> {
         let now = self.redis.clock.now();
         let keys = vec![self.redis.key(USER_CONSENTS, subject)];
-        let entries: Vec<String> = self.redis.run(&LIST_CONSENTS, keys, Vec::new()).await?;
+        let entries: Vec<String> = self.redis.run(&READ_HASH, keys, Vec::new()).await?;
         let mut live = Vec::with_capacity(entries.len() / 2);
         for pair in entries.chunks_exact(2) {
             let (expires_at, scope): (u64, Scope) = decode(USER_CONSENTS, &pair[1])?;

@@ -30,15 +30,8 @@ const GRANT_FIELD: &str = "g:";
 /// `ARGV[3]`, drops the entries expired by `ARGV[4]` (now) and keeps the hash alive as long
 /// as its latest entry. Sent whole in the pipeline of the write it indexes, like
 /// `INDEX_SESSION`.
-const INDEX_USER_ENTRY: &str = "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3])
-     local latest = 0
-     local entries = redis.call('HGETALL', KEYS[1])
-     for i = 1, #entries, 2 do
-       local expires_at = tonumber(string.match(entries[i + 1], '^%d+'))
-       if expires_at <= tonumber(ARGV[4]) then redis.call('HDEL', KEYS[1], entries[i])
-       elseif expires_at > latest then latest = expires_at end
-     end
-     if latest > 0 then redis.call('EXPIREAT', KEYS[1], latest) end";
+const INDEX_USER_ENTRY: &str =
+    concat!("redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3])", prune_expired_hash_entries!());
 
 impl Redis {
     /// Queues the index entry of `session` (living until `expires_at`) in `pipeline`.
