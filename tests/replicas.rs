@@ -591,24 +591,25 @@ async fn two_replicas_share_one_budget_of_client_authentication_failures() {
 /// The most commands a `serve` replica sends to Redis for each operation once it runs
 /// (each script loaded, the client secret memoised). Each is a round trip of its own,
 /// except those sent together as one pipeline: writing a session with its entries in the
-/// session index and in its user's index (3 commands), writing a grant with its entry in
-/// its user's index (2), updating a grant with the refresh token it issues and its
-/// entry in its user's index (3), and a consent with its entry in the user's consent index
-/// (2, the `/account` page's list). A rise fails here, whatever the timing. Today: the
-/// sign-in is the password step's budget reservation, refund and session (3 round trips,
-/// 5 commands), then the consent step's reads of the session and of the consent given
-/// before, its consent, grant and code writes, and the grant's link to its session, which
-/// logout revokes it through (6 round trips, 8 commands); a code exchange is the code's use
-/// and the grant's update (2 round trips, 4 commands); a refresh is the token's use, the
-/// grant's read and its update (3 round trips, 5 commands). The per-user index (what
-/// disabling a user or `portcullis.dev/revoke-sessions` ends, what `/account` lists) added
-/// one command to the session write, the grant write and the grant update, each inside a
-/// pipeline that was sent anyway: no round trip was added; so did the consent index.
+/// session index and in its user's index (3 commands), writing a grant with its entries in
+/// its user's and its client's index (3), updating a grant with the refresh token it
+/// issues and its entries in both indexes (4), and a consent with its entries in the
+/// user's consent index and the client's index (3). A rise fails here, whatever the
+/// timing. Today: the sign-in is the password step's budget reservation, refund and
+/// session (3 round trips, 5 commands), then the consent step's reads of the session and of
+/// the consent given before, its consent, grant and code writes, and the grant's link to
+/// its session, which logout revokes it through (6 round trips, 10 commands); a code
+/// exchange is the code's use and the grant's update (2 round trips, 5 commands); a refresh
+/// is the token's use, the grant's read and its update (3 round trips, 6 commands). The
+/// per-user index (what disabling a user or `portcullis.dev/revoke-sessions` ends, what
+/// `/account` lists) and the per-client index (what deleting a client ends) each added one
+/// command to the writes they index, inside pipelines that were sent anyway: no round trip
+/// was added.
 const REDIS_COMMAND_BUDGETS: &[(&str, usize)] = &[
-    ("sign-in (authorize page, password, consent)", 13),
-    ("authorize with a session and consent", 6),
-    ("code exchange", 4),
-    ("refresh", 5),
+    ("sign-in (authorize page, password, consent)", 15),
+    ("authorize with a session and consent", 7),
+    ("code exchange", 5),
+    ("refresh", 6),
     ("introspection", 1),
     ("userinfo", 1),
 ];
@@ -664,9 +665,11 @@ async fn redis_commands_per_operation_stay_within_their_budgets() {
 /// refresh family, one remembered consent and the index of a user holding one of each may
 /// take. The aim is 512 bytes each (a million sessions in 512 MB); a refresh family, two
 /// JSON records (the grant, and the refresh token repeating its client and scope), takes
-/// some 700 today. The user index is per user: its key costs most for a user with one
-/// session and one grant, each further entry only its own few dozen bytes.
-const RECORD_MEMORY_BUDGETS: [u64; 4] = [512, 768, 512, 512];
+/// some 700 today. The user index is per user and the client index per client: each key
+/// costs most while it lists one or two entries, each further entry only its own bytes (a
+/// client index member, a grant id scored by its expiry, some 36 bytes while the client
+/// holds up to 128, some 130 beyond, where Redis keeps a skip list).
+const RECORD_MEMORY_BUDGETS: [u64; 5] = [512, 768, 512, 512, 512];
 
 /// The fixture manifests with alice's subject a UUID, 36 characters, as directories issue.
 fn manifests_with_uuid_subject() -> PathBuf {
@@ -707,11 +710,14 @@ async fn redis_memory_per_session_refresh_family_and_consent_stays_within_budget
     assert_eq!(consent_index.len(), 1, "the user's consent index");
     let user_index = memory_of(&redis, &prefix, "user-index");
     assert_eq!(user_index.len(), 1, "alice's index");
+    let client_index = memory_of(&redis, &prefix, "client-index");
+    assert_eq!(client_index.len(), 1, "the client's index");
     let figures = [
         ("SSO session, its share of the session index included", session[0] + index),
         ("refresh family (grant and live refresh token)", grant[0] + refresh[0]),
         ("remembered consent, the user's consent index included", consent[0] + consent_index[0]),
         ("a user's index of one session and one grant", user_index[0]),
+        ("a client's index of one grant and one consent", client_index[0]),
     ];
     for (record, bytes) in figures {
         eprintln!("{record}: {bytes} bytes, so {bytes} MB for 1,000,000 of them");

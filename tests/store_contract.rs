@@ -23,7 +23,9 @@ use portcullis::store::{
     Instrumented, MemoryStore, OPERATIONS, PublishedKeys, RedisConfig, RedisStore, Reservation, SingleUse, Store,
     StoreError, epoch,
 };
-use portcullis::store::{LogoutQueue, SessionEnds, SessionGrant, UserGrant, UserSession};
+use portcullis::store::{
+    ClientHoldings, LogoutQueue, SessionEnds, SessionGrant, UserActivity, UserGrant, UserSession, ending,
+};
 use portcullis::vocabulary::{GrantType, Scope, TokenEndpointAuthMethod};
 use redis_server::RedisServer;
 
@@ -519,6 +521,77 @@ async fn the_user_index_lists_a_subjects_live_sessions_and_grants(store: &dyn St
     assert_eq!(store.user_grants("index-nobody").await.unwrap(), []);
 }
 
+/// A user's activity counts their live sessions; the latest sign-in is that of a session
+/// not yet expired, ended or not.
+async fn user_activity_counts_live_sessions_and_the_latest_sign_in(store: &dyn Store, time: &Time) {
+    let t = time.now();
+    let session = |id: &str, sid: &str, auth_time: u64| Session {
+        id: id.into(),
+        sid: sid.into(),
+        subject: "active-s".into(),
+        auth_time,
+        csrf_token: "c".into(),
+    };
+    let nobody = UserActivity { active_sessions: 0, last_sign_in: None };
+    assert_eq!(store.user_activity("active-s").await.unwrap(), nobody);
+    store.put_session(&session("active-a", "active-sid-a", t - 5), t + 2).await.unwrap();
+    store.put_session(&session("active-b", "active-sid-b", t - 1), t + 10).await.unwrap();
+    assert_eq!(
+        store.user_activity("active-s").await.unwrap(),
+        UserActivity { active_sessions: 2, last_sign_in: Some(t - 1) }
+    );
+    store.delete_session("active-b").await.unwrap();
+    let ended = UserActivity { active_sessions: 1, last_sign_in: Some(t - 1) };
+    assert_eq!(store.user_activity("active-s").await.unwrap(), ended, "an ended session's sign-in still counts");
+    time.advance(2).await;
+    let expired = UserActivity { active_sessions: 0, last_sign_in: Some(t - 1) };
+    assert_eq!(store.user_activity("active-s").await.unwrap(), expired, "until it would have expired");
+    assert_eq!(store.user_activity("active-other").await.unwrap(), nobody);
+}
+
+/// The client index lists the grants issued to a client and the subjects who consented to
+/// it, while each lives; removing the client ends them all and leaves other clients' alone.
+async fn the_client_index_lists_a_clients_live_grants_and_consents(store: &dyn Store, time: &Time) {
+    let t = time.now();
+    let openid = Scope::parse("openid").unwrap();
+    store.put_client(client("held")).await.unwrap();
+    let short = Grant { client_id: "held".into(), expires_at: t + 2, ..grant("held-short", t) };
+    let long = Grant { client_id: "held".into(), ..grant("held-long", t) };
+    let revoked = Grant { client_id: "held".into(), ..grant("held-revoked", t) };
+    let others = Grant { client_id: "held-other".into(), ..grant("held-others", t) };
+    for grant in [&short, &long, &revoked, &others] {
+        store.put_grant(grant).await.unwrap();
+    }
+    store.revoke_grant("held-revoked").await.unwrap();
+    store.put_consent("bob", "held", &openid, t + 10).await.unwrap();
+    store.put_consent("alice", "held", &openid, t + 10).await.unwrap();
+    store.put_consent("carol", "held", &openid, t + 2).await.unwrap();
+    store.put_consent("dave", "held", &openid, t + 10).await.unwrap();
+    store.delete_consent("dave", "held").await.unwrap();
+    store.put_consent("alice", "held-other", &openid, t + 10).await.unwrap();
+    store.put_consent("alice:held", "x", &openid, t + 10).await.unwrap();
+    let holdings = |grants: &[&str], consents: &[&str]| ClientHoldings {
+        grants: grants.iter().map(|g| g.to_string()).collect(),
+        consents: consents.iter().map(|c| c.to_string()).collect(),
+    };
+    let all = holdings(&["held-long", "held-short"], &["alice", "bob", "carol"]);
+    assert_eq!(store.client_holdings("held").await.unwrap(), all, "sorted; revoked and deleted ones are not listed");
+    time.advance(2).await;
+    let live = holdings(&["held-long"], &["alice", "bob"]);
+    assert_eq!(store.client_holdings("held").await.unwrap(), live, "expired ones are not listed");
+
+    assert_eq!(ending::remove_client(store, "held").await.unwrap(), live);
+    assert_eq!(store.client("held").await.unwrap(), None);
+    assert_eq!(store.grant("held-long").await.unwrap(), None, "its grant is revoked");
+    assert_eq!(store.consent("alice", "held").await.unwrap(), None, "its consents are deleted");
+    assert_eq!(store.user_consents("bob").await.unwrap(), [], "and gone from the user's list");
+    assert_eq!(store.client_holdings("held").await.unwrap(), ClientHoldings::default());
+    assert!(store.grant("held-others").await.unwrap().is_some(), "another client's grant stays");
+    assert_eq!(store.consent("alice", "held-other").await.unwrap(), Some(openid.clone()));
+    assert_eq!(store.consent("alice:held", "x").await.unwrap(), Some(openid));
+    assert_eq!(store.client_holdings("held-never").await.unwrap(), ClientHoldings::default());
+}
+
 async fn reservations_stay_within_their_budget_and_window(store: &dyn Counters, time: &Time) {
     let t = time.now();
     let alice = [Budget { key: "user:alice", limit: 2 }];
@@ -717,6 +790,8 @@ async fn keeps_the_contract(store: &dyn Store, time: &Time) {
     a_session_token_check_reads_the_session_end_with_the_deny_list(store, time).await;
     logout_deliveries_are_queued_once_per_session_and_client_and_claimed_by_one(store, time.now()).await;
     the_user_index_lists_a_subjects_live_sessions_and_grants(store, time).await;
+    user_activity_counts_live_sessions_and_the_latest_sign_in(store, time).await;
+    the_client_index_lists_a_clients_live_grants_and_consents(store, time).await;
     reservations_stay_within_their_budget_and_window(store, time).await;
     claims_keep_the_first_value(store).await;
     published_keys_are_read_back_and_replaced(store).await;

@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Username", type_ = "string", json_path = ".spec.username"),
     printcolumn(name = "Email", type_ = "string", json_path = ".spec.email"),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Sessions", type_ = "integer", json_path = ".status.activeSessions"),
+    printcolumn(name = "Last Login", type_ = "date", json_path = ".status.lastLogin"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
@@ -161,6 +163,14 @@ pub struct OidcUserStatus {
     /// to do it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_sessions: Option<String>,
+    /// How many SSO sessions of the user were live at the last reconcile (every resync
+    /// period, and on each change to the resource); absent while the user cannot sign in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_sessions: Option<u64>,
+    /// When the user last signed in, as far as the controller has seen (read at each
+    /// reconcile, never moved back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_login: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
     /// Standard conditions; `Ready` says whether the user can log in.
     // A map keyed by `type`, as upstream `metav1.Condition` lists are (`+listType=map`), so
     // server-side apply merges conditions by type rather than replacing the whole list.

@@ -28,6 +28,7 @@ use crate::controller::reconcile::{CLIENT_ID_KEY, CLIENT_SECRET_KEY, ClientSecre
 use crate::crd::OidcClient;
 use crate::model::ClientRecord;
 use crate::secrets::{self, SecretString};
+use crate::store::ending;
 
 /// The kind, for metrics and keys.
 pub const KIND: &str = "OidcClient";
@@ -94,7 +95,7 @@ async fn carry_out(
     let shared = &context.shared;
     let key = object_key(client);
     for client_id in &decision.delete {
-        shared.store.delete_client(client_id).await?;
+        ending::remove_client(&*shared.store, client_id).await?;
         audit::emit(AuditEvent::ClientDeleted, AuditFields::client(client_id));
     }
     let Some(ClientApply { desired, create_secret }) = &decision.apply else {
@@ -210,12 +211,12 @@ fn credentials_secret(client: &OidcClient, name: &str, client_id: &str, client_s
 }
 
 /// Removes what the client applied and what it asks for now, unless another resource
-/// holds it. Its refresh tokens die with it: refreshing authenticates the client first.
+/// holds it, with every grant and consent it holds ([`ending::remove_client`]).
 async fn cleanup(client: &OidcClient, context: &Context) -> Result<Action, ControllerError> {
     let credentials = secrets_api(client, context).get_opt(&credentials_secret_name(client)).await?;
     let peers = context.clients_concerning(&client_names(client, credentials.as_ref())).await;
     for client_id in client_cleanup(client, credentials.as_ref(), &peers) {
-        context.shared.store.delete_client(&client_id).await?;
+        ending::remove_client(&*context.shared.store, &client_id).await?;
         audit::emit(AuditEvent::ClientDeleted, AuditFields::client(&client_id));
     }
     context.shared.memo.forget(&object_key(client));

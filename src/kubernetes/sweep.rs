@@ -15,7 +15,7 @@ use super::{clients, users};
 use crate::audit::{self, AuditEvent, AuditFields};
 use crate::controller::decide::claim::Claimant;
 use crate::controller::sweep::{undeclared_clients, undeclared_users};
-use crate::store::StoreError;
+use crate::store::{StoreError, ending};
 
 /// What one sweep removed.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -42,7 +42,7 @@ pub async fn sweep(context: &Context) -> Result<Swept, StoreError> {
 
     let mut swept = Swept::default();
     for client_id in undeclared_clients(&borrowed(&declared_clients), &stored_clients) {
-        store.delete_client(client_id).await?;
+        ending::remove_client(&**store, client_id).await?;
         audit::emit(AuditEvent::ClientDeleted, AuditFields::client(client_id));
         tracing::info!(%client_id, "swept a client no resource declares");
         swept.clients.push(client_id.to_owned());

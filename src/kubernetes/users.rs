@@ -3,7 +3,8 @@
 //! longer uses, write the record only when the stored one differs (its `updated_at` kept
 //! from the stored one while nothing else changed), end what a disabled, deleted or
 //! renamed user held ([`subjects_to_end`]), act on `portcullis.dev/revoke-sessions`
-//! ([`revoke_sessions`]), then status and events.
+//! ([`revoke_sessions`]), read the user's sessions for the status ([`read_activity`]),
+//! then status and events.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,7 +17,7 @@ use kube::{Resource, ResourceExt};
 use super::context::{Context, ControllerError, object_key};
 use super::finalizer::{Event, finalizer};
 use super::status::{apply_status, publish, report_unavailable};
-use crate::controller::decide::user::{UserDecision, decide_user, user_cleanup, user_names};
+use crate::controller::decide::user::{UserDecision, decide_user, show_activity, user_cleanup, user_names};
 use crate::controller::decide::{Note, NoteKind};
 use crate::controller::ending::{REVOKE_SESSIONS_ANNOTATION, end_users, revocation_to_handle, subjects_to_end};
 use crate::controller::reconcile::stamp_updated_at;
@@ -47,7 +48,10 @@ async fn apply(user: &OidcUser, api: &Api<OidcUser>, context: &Context) -> Resul
     let peers = context.users_concerning(&user_names(user)).await;
     let mut decision = decide_user(user, password.as_ref(), &peers, context.shared.clock.now());
     let carried_out = match carry_out(user, &decision, context).await {
-        Ok(()) => revoke_sessions(user, api, &mut decision, context).await,
+        Ok(()) => match revoke_sessions(user, api, &mut decision, context).await {
+            Ok(()) => read_activity(&mut decision, context).await,
+            Err(error) => Err(error),
+        },
         Err(error) => Err(error),
     };
     match carried_out {
@@ -123,6 +127,15 @@ async fn revoke_sessions(
         reason: "SessionsRevoked",
         message: "every session and refresh token of the user was ended".into(),
     });
+    Ok(())
+}
+
+/// Shows the user's live sessions and latest sign-in in the status written next
+/// ([`show_activity`]); the status is written only when they changed.
+async fn read_activity(decision: &mut UserDecision, context: &Context) -> Result<(), ControllerError> {
+    let Some(subject) = decision.status.subject.as_deref() else { return Ok(()) };
+    let activity = context.shared.store.user_activity(subject).await?;
+    show_activity(&mut decision.status, activity);
     Ok(())
 }
 

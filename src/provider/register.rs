@@ -24,7 +24,7 @@ use crate::protocol::registration::{
     CLIENT_ID_PREFIX, ClientInformation, RegistrationError, RegistrationErrorCode, validate,
 };
 use crate::secrets;
-use crate::store::Budget;
+use crate::store::{Budget, ending};
 use crate::vocabulary::{ClientMetadata, TokenEndpointAuthMethod};
 
 /// Registrations allowed per client address within [`RATE_WINDOW`] seconds.
@@ -222,15 +222,16 @@ pub async fn update(
 }
 
 /// `DELETE /register/{client_id}` (RFC 7592 §2.3). The client's tokens die with it:
-/// introspection and UserInfo only accept tokens of clients that exist, and its refresh
-/// tokens need the client to authenticate.
+/// introspection and UserInfo only accept tokens of clients that exist, and its grants are
+/// revoked and its consents deleted ([`ending::remove_client`]), so a client registered
+/// again under the same id starts with none of them.
 pub async fn delete(
     State(provider): State<Arc<Provider>>,
     Path(client_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     managed(&provider, &headers, &client_id).await?;
-    provider.store.delete_client(&client_id).await?;
+    ending::remove_client(&*provider.store, &client_id).await?;
     audit::emit(AuditEvent::ClientDeleted, AuditFields::client(&client_id));
     Ok(no_store(StatusCode::NO_CONTENT))
 }

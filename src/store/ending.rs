@@ -9,10 +9,13 @@
 //! in the session and registered a `backchannel_logout_uri` gets a logout token
 //! (Back-Channel Logout 1.0 §2.5): the ending only queues it, once per client, for a
 //! replica's delivery worker to send. Ending a user ends each of their sessions so, then
-//! revokes every grant they still hold, offline ones included.
+//! revokes every grant they still hold, offline ones included. Removing a client revokes
+//! every grant it holds and deletes every consent given to it, so that a client declared
+//! again under the same id starts with nothing (its sessions belong to the users: they
+//! stay).
 
 use super::StoreError;
-use super::ports::{SessionGrant, Store, UserSession};
+use super::ports::{ClientHoldings, SessionGrant, Store, UserSession};
 use crate::model::LogoutDelivery;
 use crate::protocol::session_end::plan_session_end;
 
@@ -92,6 +95,26 @@ pub async fn end_user(store: &dyn Store, subject: &str, now: u64) -> Result<User
         revoke_grant(store, &grant.grant_id).await?;
     }
     Ok(UserEnded { sessions: sessions.len(), grants: grants.len() })
+}
+
+/// Removes client `client_id` for every replica, then revokes each grant it holds (its
+/// access tokens go on the deny-list) and deletes each consent given to it. The record
+/// goes first, so nothing new is issued to the client behind the ending; an ending that
+/// fails halfway is redone whole by removing the client again. Returns what was ended.
+pub async fn remove_client(store: &dyn Store, client_id: &str) -> Result<ClientHoldings, StoreError> {
+    store.delete_client(client_id).await?;
+    let holdings = store.client_holdings(client_id).await?;
+    for grant_id in &holdings.grants {
+        revoke_grant(store, grant_id).await?;
+    }
+    for subject in &holdings.consents {
+        store.delete_consent(subject, client_id).await?;
+    }
+    if holdings != ClientHoldings::default() {
+        let (grants, consents) = (holdings.grants.len(), holdings.consents.len());
+        tracing::info!(%client_id, grants, consents, "ended a removed client's grants and consents");
+    }
+    Ok(holdings)
 }
 
 /// Back-Channel Logout 1.0 §2.5: queues one logout token, due `now`, for each client of

@@ -11,7 +11,10 @@ use super::ports::{
     Budget, Consumed, Coordination, Counters, DeviceGrants, Directory, Ephemeral, Eviction, Grants, PublishedKeys,
     Reservation, SingleUse, TokenCheck,
 };
-use super::ports::{LogoutQueue, SessionEnds, SessionGrant, SessionTokenCheck, UserGrant, UserIndex, UserSession};
+use super::ports::{
+    ClientHoldings, ClientIndex, LogoutQueue, SessionEnds, SessionGrant, SessionTokenCheck, UserActivity, UserGrant,
+    UserIndex, UserSession,
+};
 use crate::clock::Clock;
 use crate::model::{
     AuthorizationCode, ClientRecord, DeviceGrant, Grant, LogoutDelivery, RefreshToken, Session, UserRecord,
@@ -203,6 +206,9 @@ pub struct MemoryStore {
     /// When each ended session (by `sid`) ended.
     session_ends: Expiring<u64>,
     consents: Expiring<Scope>,
+    /// The latest sign-in of each subject, by subject, kept as long as its latest session
+    /// would live (ended or not), as the Redis user index keeps it.
+    sign_ins: Expiring<u64>,
     device_grants: Expiring<DeviceGrant>,
     /// Device code hash by user code hash.
     user_codes: Expiring<String>,
@@ -238,6 +244,7 @@ impl MemoryStore {
             session_grants: Expiring::new(),
             session_ends: Expiring::new(),
             consents: Expiring::new(),
+            sign_ins: Expiring::new(),
             device_grants: Expiring::new(),
             user_codes: Expiring::new(),
             counters: Expiring::new(),
@@ -282,6 +289,15 @@ fn consent_key(subject: &str, client_id: &str) -> String {
 /// What every consent key of `subject` starts with; the length keeps subjects apart.
 fn consent_prefix(subject: &str) -> String {
     format!("{}:{subject}:", subject.len())
+}
+
+/// The subject and client id of a consent key ([`consent_key`]).
+fn consent_of_key(key: &str) -> Option<(&str, &str)> {
+    let (length, rest) = key.split_once(':')?;
+    let length = length.parse::<usize>().ok()?;
+    let subject = rest.get(..length)?;
+    let client_id = rest.get(length..)?.strip_prefix(':')?;
+    Some((subject, client_id))
 }
 
 #[async_trait]
@@ -430,7 +446,13 @@ impl Ephemeral for MemoryStore {
     }
 
     async fn put_session(&self, session: &Session, expires_at: u64) -> Result<(), StoreError> {
-        self.sessions.put(&session.id, session.clone(), expires_at, self.clock.now());
+        let now = self.clock.now();
+        self.sessions.put(&session.id, session.clone(), expires_at, now);
+        self.sign_ins.upsert(&session.subject, now, |entry| {
+            let (signed_in_at, kept_until) = entry.get_or_insert((session.auth_time, expires_at));
+            *signed_in_at = (*signed_in_at).max(session.auth_time);
+            *kept_until = (*kept_until).max(expires_at);
+        });
         Ok(())
     }
 
@@ -545,6 +567,38 @@ impl UserIndex for MemoryStore {
             .collect();
         grants.sort();
         Ok(grants)
+    }
+
+    async fn user_activity(&self, subject: &str) -> Result<UserActivity, StoreError> {
+        let now = self.clock.now();
+        let active_sessions = read(&self.sessions.entries)
+            .values()
+            .filter(|(session, expires_at)| session.subject == subject && *expires_at > now)
+            .count() as u64;
+        Ok(UserActivity { active_sessions, last_sign_in: self.sign_ins.get(subject, now) })
+    }
+}
+
+/// Scans the live grants and consents, like [`UserIndex`] here.
+#[async_trait]
+impl ClientIndex for MemoryStore {
+    async fn client_holdings(&self, client_id: &str) -> Result<ClientHoldings, StoreError> {
+        let now = self.clock.now();
+        let mut grants: Vec<String> = read(&self.grants.entries)
+            .values()
+            .filter(|(grant, expires_at)| grant.client_id == client_id && *expires_at > now)
+            .map(|(grant, _)| grant.id.clone())
+            .collect();
+        let mut consents: Vec<String> = read(&self.consents.entries)
+            .iter()
+            .filter(|(_, (_, expires_at))| *expires_at > now)
+            .filter_map(|(key, _)| consent_of_key(key))
+            .filter(|(_, consented_to)| *consented_to == client_id)
+            .map(|(subject, _)| subject.to_owned())
+            .collect();
+        grants.sort();
+        consents.sort();
+        Ok(ClientHoldings { grants, consents })
     }
 }
 

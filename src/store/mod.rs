@@ -3,7 +3,7 @@
 //!
 //! Small ports, one per kind of state ([`ports`]: [`Directory`], [`SingleUse`],
 //! [`Grants`], [`Ephemeral`], [`DeviceGrants`], [`Counters`], [`Coordination`],
-//! [`SessionEnds`], [`LogoutQueue`], [`UserIndex`]), with small operations
+//! [`SessionEnds`], [`LogoutQueue`], [`UserIndex`], [`ClientIndex`]), with small operations
 //! (upsert with expiry, find, atomic consume, delete, reserve from a budget); [`Store`] is all of them at once.
 //! The in-memory and Redis implementations pass the same contract suite
 //! (`tests/store_contract.rs`). Times are seconds since the Unix epoch; an entry whose
@@ -14,7 +14,7 @@
 //! [`Cached`]. [`Instrumented`] measures any store. [`StoreStatus`] is what a replica
 //! knows of its store between answers: the data epoch it last saw, whether lost data is
 //! being re-applied, whether the store evicts. [`ending`] composes the ports into what
-//! ending a session or everything a user holds writes.
+//! ending a session, everything a user holds or everything a client holds writes.
 
 mod cached;
 pub mod ending;
@@ -33,7 +33,10 @@ pub use ports::{
     Budget, Consumed, Coordination, Counters, DeviceGrants, Directory, Ephemeral, Eviction, Grants, Instrumented,
     OPERATIONS, PublishedKeys, Reservation, SingleUse, Store, TokenCheck,
 };
-pub use ports::{LogoutQueue, SessionEnds, SessionGrant, SessionTokenCheck, UserGrant, UserIndex, UserSession};
+pub use ports::{
+    ClientHoldings, ClientIndex, LogoutQueue, SessionEnds, SessionGrant, SessionTokenCheck, UserActivity, UserGrant,
+    UserIndex, UserSession,
+};
 pub use redis::{RedisConfig, RedisStore};
 pub use status::StoreStatus;
 

@@ -110,6 +110,25 @@ pub struct UserGrant {
     pub offline: bool,
 }
 
+/// What a user's sessions say of them, as [`UserIndex::user_activity`] reads it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserActivity {
+    /// The live SSO sessions.
+    pub active_sessions: u64,
+    /// The latest sign-in (`auth_time`) of a session that has not expired, ended or not,
+    /// in seconds since the epoch.
+    pub last_sign_in: Option<u64>,
+}
+
+/// What a client holds, as [`ClientIndex::client_holdings`] lists it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientHoldings {
+    /// The live grants issued to the client, sorted.
+    pub grants: Vec<String>,
+    /// The subjects whose live consent the client holds, sorted.
+    pub consents: Vec<String>,
+}
+
 /// Whether the store may drop keys before they expire, as Redis does under an evicting
 /// `maxmemory-policy`: an evicted deny-list entry or epoch marker would fail open.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -394,6 +413,17 @@ store_ports! {
         async fn user_sessions(&self, subject: &str) -> Result<Vec<UserSession>, StoreError>;
         /// The live grants of `subject`, sorted by grant id.
         async fn user_grants(&self, subject: &str) -> Result<Vec<UserGrant>, StoreError>;
+        /// How many live sessions `subject` has and when they last signed in.
+        async fn user_activity(&self, subject: &str) -> Result<UserActivity, StoreError>;
+    }
+
+    /// What a client holds, indexed by client where it is written ([`Grants::put_grant`],
+    /// [`Grants::update_grant`], [`Ephemeral::put_consent`]), so that deleting the client
+    /// ends each grant and consent without a scan. A revoked grant, a deleted consent and
+    /// an expired one are not listed.
+    pub trait ClientIndex {
+        /// The live grants and consents of `client_id`.
+        async fn client_holdings(&self, client_id: &str) -> Result<ClientHoldings, StoreError>;
     }
 
     /// The queue of back-channel logout tokens to deliver (Back-Channel Logout 1.0 §2.5),

@@ -1,6 +1,6 @@
 //! `OidcClient`s: generated and provided credentials, conflicts, renames that revoke the
-//! old client id at once, a Secret without `clientSecret`, deletion, and status written by
-//! server-side apply.
+//! old client id at once, a Secret without `clientSecret`, deletion (which ends every grant
+//! and consent the client held), and status written by server-side apply.
 
 use std::time::Duration;
 
@@ -12,8 +12,10 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use portcullis::controller::reconcile::plan_client;
 use portcullis::crd::OidcClient;
+use portcullis::model::Grant;
 use portcullis::secrets;
-use portcullis::store::Directory;
+use portcullis::store::{Directory, Ephemeral, Grants};
+use portcullis::vocabulary::Scope;
 use serde_json::{Value, json};
 
 use crate::fake_apiserver::Verb;
@@ -319,6 +321,66 @@ async fn deleting_a_client_removes_both_the_applied_and_the_current_client_id() 
     .await;
     assert!(!cluster.holds_client("applied-id"), "the applied id is removed");
     assert!(!cluster.holds_client("current-id"), "the current id is removed");
+    replica.shutdown().await;
+}
+
+/// Seeds, as the provider would have written them, a grant of `client_id` to alice (with a
+/// live access token) and alice's consent to it.
+async fn seed_grant_and_consent(cluster: &Cluster, client_id: &str) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let scope = Scope::parse("openid offline_access").unwrap();
+    let grant = Grant {
+        id: format!("grant-{client_id}"),
+        client_id: client_id.into(),
+        subject: "alice".into(),
+        scope: scope.clone(),
+        auth_time: now,
+        session_id: "sid".into(),
+        expires_at: now + 600,
+        access_tokens: vec![(format!("jti-{client_id}"), now + 300)],
+        claims: Default::default(),
+    };
+    cluster.store.put_grant(&grant).await.unwrap();
+    cluster.store.put_consent("alice", client_id, &scope, now + 600).await.unwrap();
+}
+
+/// Whether the grant and consent [`seed_grant_and_consent`] wrote for `client_id` have
+/// ended: the grant (offline, so its refresh tokens too) revoked, its access token denied,
+/// the consent gone.
+async fn client_ended(cluster: &Cluster, client_id: &str) -> bool {
+    let store = &cluster.store;
+    store.grant(&format!("grant-{client_id}")).await.unwrap().is_none()
+        && store.token_check(&format!("jti-{client_id}")).await.unwrap().revoked
+        && store.consent("alice", client_id).await.unwrap().is_none()
+}
+
+/// Deleting an `OidcClient` revokes every grant it holds (offline ones too, with their
+/// access tokens) and deletes every consent given to it, so that declaring it again under
+/// the same client id starts from nothing; another client keeps what it holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_client_ends_each_of_its_grants_and_consents_and_no_other_clients() {
+    let cluster = Cluster::start("t-client-ends").await;
+    let replica = Replica::start(&cluster, "replica-a").await;
+    let clients: Api<OidcClient> = cluster.api();
+    let spec = json!({ "redirectUris": ["https://rp.example/cb"], "scopes": ["openid", "offline_access"] });
+    for name in ["rp", "other"] {
+        clients.create(&PostParams::default(), &oidc_client(name, spec.clone())).await.unwrap();
+        wait_ready(&cluster, "oidcclients", name, ("True", "Reconciled")).await;
+        seed_grant_and_consent(&cluster, name).await;
+    }
+    assert!(!client_ended(&cluster, "rp").await);
+
+    clients.delete("rp", &DeleteParams::default()).await.unwrap();
+    eventually("rp's grants and consents end", WAIT, || async {
+        (cluster.api.get("oidcclients", NAMESPACE, "rp").is_none() && client_ended(&cluster, "rp").await).then_some(())
+    })
+    .await;
+    assert!(!cluster.holds_client("rp"));
+    assert!(!client_ended(&cluster, "other").await, "another client keeps its grant and consent");
+
+    clients.create(&PostParams::default(), &oidc_client("rp", spec)).await.unwrap();
+    wait_ready(&cluster, "oidcclients", "rp", ("True", "Reconciled")).await;
+    assert!(client_ended(&cluster, "rp").await, "declared again, the client holds nothing of before");
     replica.shutdown().await;
 }
 

@@ -1,6 +1,7 @@
 //! `OidcUser`s: the record follows the resource and its password Secret, a flushed Redis is
 //! restored by the resync, usernames conflict, a rename revokes the old username at once,
-//! a disabled or deleted user loses every session and grant.
+//! a disabled or deleted user loses every session and grant, the status shows the user's
+//! sessions and last sign-in.
 
 use std::time::Duration;
 
@@ -282,4 +283,48 @@ async fn each_revoke_sessions_annotation_value_ends_the_users_sessions_once() {
     eventually("a new value acts again", WAIT, || async { ended(&cluster, "alice", "second").await.then_some(()) })
         .await;
     restarted.shutdown().await;
+}
+
+/// `status.activeSessions` counts the user's live sessions and `status.lastLogin` shows
+/// their latest sign-in (RFC 3339), read at each reconcile; the last login stays once the
+/// session ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_shows_the_users_live_sessions_and_last_login() {
+    let cluster = Cluster::start("t-user-activity").await;
+    let replica = Replica::start(&cluster, "replica-a").await;
+    cluster.create_user_with_password("alice", "alice", "alice-password").await;
+    let object = wait_ready(&cluster, "oidcusers", "alice", ("True", "Reconciled")).await;
+    assert_eq!(object["status"]["activeSessions"], 0);
+    assert!(object["status"].get("lastLogin").is_none(), "never signed in");
+
+    let signed_in_at = 1_893_456_000; // 2030-01-01T00:00:00Z
+    let session = |id: &str| Session {
+        id: id.into(),
+        sid: format!("sid-{id}"),
+        subject: "alice".into(),
+        auth_time: signed_in_at,
+        csrf_token: "csrf".into(),
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    for id in ["cookie-1", "cookie-2"] {
+        cluster.store.put_session(&session(id), now + 600).await.unwrap();
+    }
+    let users: Api<OidcUser> = cluster.api();
+    let touch = |name: &str| json!({ "spec": { "name": name } });
+    users.patch("alice", &PatchParams::default(), &Patch::Merge(touch("Alice"))).await.unwrap();
+    eventually("two sessions and the sign-in shown", WAIT, || async {
+        let status = cluster.api.get("oidcusers", NAMESPACE, "alice")?["status"].clone();
+        (status["activeSessions"] == 2 && status["lastLogin"] == "2030-01-01T00:00:00Z").then_some(())
+    })
+    .await;
+
+    cluster.store.delete_session("cookie-1").await.unwrap();
+    cluster.store.delete_session("cookie-2").await.unwrap();
+    users.patch("alice", &PatchParams::default(), &Patch::Merge(touch("Alice Liddell"))).await.unwrap();
+    eventually("no session left, the last login kept", WAIT, || async {
+        let status = cluster.api.get("oidcusers", NAMESPACE, "alice")?["status"].clone();
+        (status["activeSessions"] == 0 && status["lastLogin"] == "2030-01-01T00:00:00Z").then_some(())
+    })
+    .await;
+    replica.shutdown().await;
 }

@@ -172,6 +172,8 @@ impl OidcUser {
             subject: Some(username.into()),
             observed_generation: self.metadata.generation,
             revoked_sessions: None,
+            active_sessions: None,
+            last_login: None,
             conditions: vec![condition],
         });
         self

@@ -161,7 +161,7 @@ pub fn ready_condition(previous: &[Condition], readiness: &Readiness, generation
     }
 }
 
-fn timestamp(seconds: u64) -> Timestamp {
+pub(super) fn timestamp(seconds: u64) -> Timestamp {
     i64::try_from(seconds).ok().and_then(|s| Timestamp::from_second(s).ok()).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 

@@ -8,13 +8,15 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use super::claim::{Claimant, owner, released};
-use super::{Decision, Names, Readiness, Reason, Settled, is_ready, settle};
+use super::{Decision, Names, Readiness, Reason, Settled, is_ready, settle, timestamp};
 use crate::controller::reconcile::plan_user;
 use crate::crd::{OidcUser, OidcUserStatus};
 use crate::model::UserRecord;
+use crate::store::UserActivity;
 
 /// Usernames: lost to an older user, revoked on a rename.
 const USERNAMES: Names = Names {
@@ -83,9 +85,24 @@ pub fn decide_user(
         subject: apply.as_ref().map(|record| record.subject.clone()),
         observed_generation: generation,
         revoked_sessions: previous.revoked_sessions.clone(),
+        active_sessions: previous.active_sessions.filter(|_| apply.is_some()),
+        last_login: previous.last_login.clone(),
         conditions: vec![condition],
     };
     Decision { apply, delete, readiness, status, events, requeue }
+}
+
+/// Shows `activity` (read from the store once the decision was carried out) in `status`:
+/// the live sessions of a user who can sign in, and the latest sign-in, which never moves
+/// back (the store forgets a sign-in once its session would have expired).
+pub fn show_activity(status: &mut OidcUserStatus, activity: UserActivity) {
+    if status.username.is_some() {
+        status.active_sessions = Some(activity.active_sessions);
+    }
+    let seen = activity.last_sign_in.map(|seconds| Time(timestamp(seconds)));
+    if seen.as_ref().is_some_and(|seen| status.last_login.as_ref().is_none_or(|shown| seen.0 > shown.0)) {
+        status.last_login = seen;
+    }
 }
 
 /// The usernames to remove when `user` is deleted: the applied one and `spec.username`,
@@ -178,6 +195,45 @@ mod tests {
         assert_eq!(decision.readiness.reason, Reason::UsernameConflict);
         assert_eq!(decision.requeue, Requeue::ConflictRecheck);
         assert!(decide(&alice, &[&twin]).apply.is_some());
+    }
+
+    fn activity(active_sessions: u64, last_sign_in: Option<u64>) -> UserActivity {
+        UserActivity { active_sessions, last_sign_in }
+    }
+
+    #[test]
+    fn the_status_shows_live_sessions_and_the_latest_sign_in() {
+        let user = OidcUser::test("alice").applied_as("alice");
+        let mut status = decide(&user, &[]).status;
+        show_activity(&mut status, activity(2, Some(1_000)));
+        assert_eq!(status.active_sessions, Some(2));
+        assert_eq!(status.last_login, Some(Time(timestamp(1_000))));
+        show_activity(&mut status, activity(0, None));
+        assert_eq!(status.active_sessions, Some(0), "every session ended");
+        assert_eq!(status.last_login, Some(Time(timestamp(1_000))), "the store forgot it; the status keeps it");
+        show_activity(&mut status, activity(1, Some(900)));
+        assert_eq!(status.last_login, Some(Time(timestamp(1_000))), "never moved back");
+        show_activity(&mut status, activity(1, Some(2_000)));
+        assert_eq!(status.last_login, Some(Time(timestamp(2_000))));
+    }
+
+    #[test]
+    fn a_user_who_cannot_sign_in_shows_no_session_count_but_keeps_the_last_login() {
+        let mut user = OidcUser::test("alice").applied_as("alice");
+        if let Some(status) = &mut user.status {
+            status.active_sessions = Some(3);
+            status.last_login = Some(Time(timestamp(1_000)));
+        }
+        let mut status = decide_user(&user, None, &peers(&[&user]), 200).status;
+        show_activity(&mut status, activity(0, None));
+        assert_eq!(status.active_sessions, None);
+        assert_eq!(status.last_login, Some(Time(timestamp(1_000))));
+        let kept = decide(&user, &[]).status;
+        assert_eq!(
+            (kept.active_sessions, kept.last_login),
+            (Some(3), Some(Time(timestamp(1_000)))),
+            "until read again"
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::clock::Clock;
 use crate::keys::{KeyError, SharedKeyring};
 use crate::model::{ClientRecord, UserRecord};
 use crate::secrets::token_digest;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, ending};
 
 /// Why a folder could not be applied.
 #[derive(Debug, thiserror::Error)]
@@ -234,7 +234,7 @@ impl Folder {
             self.clients.keys().filter(|id| !declared.contains(id.as_str())).cloned().collect();
         let stored = store.client_ids().await?;
         for client_id in undeclared_clients(&declared, &stored) {
-            store.delete_client(client_id).await?;
+            ending::remove_client(store, client_id).await?;
             removed.insert(client_id.to_owned());
         }
         applied.changes.extend(removed.into_iter().map(|id| Change::Client(Verb::Removed, id)));

@@ -24,6 +24,7 @@
 //! | `P:v1:session-grants:<sid>` | hash: grant id → client id of the grants issued in a session; `!ended` once it ended ([`session_ends`]) | the session's |
 //! | `P:v1:{revoked}:ended:<sid>` | when the session ended | its last access token's expiry |
 //! | `P:v1:user-index:<subject>` | hash of what a user holds ([`user_index`]): `s:<sid>` → `<expires_at> <signed_in_at> <session id>` per session, `g:<grant id>` → `<expires_at> <offline 0\|1> <client_id>` per grant | the latest entry's |
+//! | `P:v1:client-index:<client_id>` | sorted set of what a client holds ([`client_index`]): `g:<grant id>` per grant, `c:<subject>` per consent, scored by its expiry | the latest member's |
 //! | `P:v1:consent:<subject length>:<subject>:<client_id>` | `Scope` | as given |
 //! | `P:v1:user-consents:<subject>` | hash: client id → `[expires_at, Scope]` of the user's consents (the `/account` page's list) | the latest consent's |
 //! | `P:v1:device:{devices}:code:<hash>` | `DeviceGrant` (RFC 8628), swapped whole ([`device`]) | a while after the authorization's `expires_at` |
@@ -54,9 +55,9 @@
 //! # Round trips
 //! Writes that belong together but live in different slots go out as one pipeline, one
 //! round trip though not atomic, each harmless alone: a session with its index entries, a
-//! grant with its user's index entry, and a grant's update with the refresh token it
-//! issues and its index entry (a refresh token without its grant is refused, an index
-//! entry without what it names is not listed). So a code exchange costs 2 round trips (the code's use, then the grant) and a
+//! grant with its entries in its user's and its client's index, a consent with its, and a
+//! grant's update with the refresh token it issues and its index entries (a refresh token
+//! without its grant is refused, an index entry without what it names is not listed). So a code exchange costs 2 round trips (the code's use, then the grant) and a
 //! refresh 3 (the token's use, the grant's read, its update): one script for the token and
 //! its grant would need both in one slot, that is the grant's hash tag inside every
 //! refresh token, a format change left for later.
@@ -119,6 +120,7 @@ macro_rules! prune_expired_hash_entries {
     };
 }
 
+mod client_index;
 mod connection;
 mod device;
 mod directory;
@@ -201,18 +203,20 @@ static READ_HASH: LazyLock<Script> = LazyLock::new(|| Script::from_lua("return r
 static CLAIM: LazyLock<Script> =
     LazyLock::new(|| Script::from_lua("redis.call('SET', KEYS[1], ARGV[1], 'NX') return redis.call('GET', KEYS[1])"));
 
-/// Lists session `ARGV[2]` in the index `KEYS[1]` until `ARGV[1]`, drops the ones expired
-/// by `ARGV[3]` (now), and keeps the index alive as long as its latest session. Sent whole
-/// (`EVAL`) in the pipeline that writes the session: a pipelined script needs no loading,
-/// so no `NOSCRIPT` reply (after `SCRIPT FLUSH` or a failover) costs a second round trip.
-const INDEX_SESSION: &str = "redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+/// Lists `ARGV[2]` in the sorted-set index `KEYS[1]` until `ARGV[1]` (its score), drops the
+/// members expired by `ARGV[3]` (now), and keeps the index alive as long as its latest
+/// member: the index of sessions, and each client's ([`client_index`]). Sent whole
+/// (`EVAL`) in the pipeline that writes what it indexes: a pipelined script needs no
+/// loading, so no `NOSCRIPT` reply (after `SCRIPT FLUSH` or a failover) costs a second
+/// round trip.
+const INDEX_BY_EXPIRY: &str = "redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
      redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
      local ttl = redis.call('TTL', KEYS[1])
      if ttl < 0 or tonumber(ARGV[3]) + ttl < tonumber(ARGV[1]) then redis.call('EXPIREAT', KEYS[1], ARGV[1]) end";
 
 /// Records consent `ARGV[1]` (client id) → `ARGV[2]` in the user's index `KEYS[1]`,
 /// lengthening the index's life to the consent's expiry `ARGV[3]` (now is `ARGV[4]`); sent
-/// whole in the consent's pipeline, like [`INDEX_SESSION`].
+/// whole in the consent's pipeline, like [`INDEX_BY_EXPIRY`].
 const INDEX_CONSENT: &str = "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
      local ttl = redis.call('TTL', KEYS[1])
      if ttl < 0 or tonumber(ARGV[4]) + ttl < tonumber(ARGV[3]) then redis.call('EXPIREAT', KEYS[1], ARGV[3]) end";
@@ -220,8 +224,8 @@ const INDEX_CONSENT: &str = "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 /// Removes consent `ARGV[1]` (client id) from the user's index `KEYS[1]`.
 const UNINDEX_CONSENT: &str = "redis.call('HDEL', KEYS[1], ARGV[1])";
 
-/// Removes session `ARGV[1]` from the index `KEYS[1]`; sent whole, like [`INDEX_SESSION`].
-const UNINDEX_SESSION: &str = "redis.call('ZREM', KEYS[1], ARGV[1])";
+/// Removes `ARGV[1]` from the sorted-set index `KEYS[1]`; sent whole, like [`INDEX_BY_EXPIRY`].
+const UNINDEX_MEMBER: &str = "redis.call('ZREM', KEYS[1], ARGV[1])";
 
 /// Counts the sessions in the index `KEYS[1]` that expire after `ARGV[1]` (now).
 static COUNT_SESSIONS: LazyLock<Script> =
@@ -384,7 +388,7 @@ impl SingleUse for RedisStore {
 
 #[async_trait]
 impl Grants for RedisStore {
-    /// The grant and its entry in its user's index, in one pipeline.
+    /// The grant and its entries in its user's and its client's index, in one pipeline.
     async fn put_grant(&self, grant: &Grant) -> Result<(), StoreError> {
         let now = self.redis.clock.now();
         if grant.expires_at <= now {
@@ -395,13 +399,14 @@ impl Grants for RedisStore {
         let expiry = Some(expire_at(grant.expires_at));
         pipeline.set::<(), _, _>(key, value, expiry, None, false).await.map_err(redis_error)?;
         self.redis.index_user_grant(&pipeline, grant, now).await?;
+        self.redis.index_client_grant(&pipeline, grant, now).await?;
         replies(&pipeline).await.map(drop)
     }
 
-    /// One pipeline of two `SET`s and the grant's entry in its user's index (its expiry may
-    /// have moved), not a script: the grant, the refresh token and the index live in
-    /// different Cluster slots. The refresh token and the index entry are written even when
-    /// the grant is gone (the index lists only grants that exist).
+    /// One pipeline of two `SET`s and the grant's entries in its user's and its client's
+    /// index (its expiry may have moved), not a script: the grant, the refresh token and the
+    /// indexes live in different Cluster slots. The refresh token and the index entries are
+    /// written even when the grant is gone (the indexes list only grants that exist).
     async fn update_grant(
         &self,
         grant: &Grant,
@@ -420,7 +425,9 @@ impl Grants for RedisStore {
             let expiry = Some(expire_at(token.expires_at));
             pipeline.set::<(), _, _>(key, value, expiry, None, false).await.map_err(redis_error)?;
         }
-        self.redis.index_user_grant(&pipeline, grant, self.redis.clock.now()).await?;
+        let now = self.redis.clock.now();
+        self.redis.index_user_grant(&pipeline, grant, now).await?;
+        self.redis.index_client_grant(&pipeline, grant, now).await?;
         let written = replies(&pipeline).await?.into_iter().next();
         let written = written.ok_or_else(|| StoreError::Corrupt("no reply to a grant update".into()))?;
         Ok(!written.is_null())
@@ -462,7 +469,7 @@ impl Ephemeral for RedisStore {
         let (key, value) = (self.redis.key(SESSION, &session.id), encode(SESSION, session)?);
         pipeline.set::<(), _, _>(key, value, Some(expire_at(expires_at)), None, false).await.map_err(redis_error)?;
         let args = vec![expires_at.to_string(), token_digest(&session.id), now.to_string()];
-        self.redis.eval_in(&pipeline, INDEX_SESSION, &self.redis.index_key(SESSIONS), args).await?;
+        self.redis.eval_in(&pipeline, INDEX_BY_EXPIRY, &self.redis.index_key(SESSIONS), args).await?;
         self.redis.index_user_session(&pipeline, session, expires_at, now).await?;
         replies(&pipeline).await.map(drop)
     }
@@ -475,7 +482,7 @@ impl Ephemeral for RedisStore {
     async fn delete_session(&self, id: &str) -> Result<(), StoreError> {
         let pipeline = self.redis.pool.next().pipeline();
         pipeline.del::<(), _>(self.redis.key(SESSION, id)).await.map_err(redis_error)?;
-        self.redis.eval_in(&pipeline, UNINDEX_SESSION, &self.redis.index_key(SESSIONS), vec![token_digest(id)]).await?;
+        self.redis.eval_in(&pipeline, UNINDEX_MEMBER, &self.redis.index_key(SESSIONS), vec![token_digest(id)]).await?;
         replies(&pipeline).await.map(drop)
     }
 
@@ -502,6 +509,7 @@ impl Ephemeral for RedisStore {
         let entry = encode(USER_CONSENTS, &(expires_at, scope))?;
         let args = vec![client_id.to_owned(), entry, expires_at.to_string(), now.to_string()];
         self.redis.eval_in(&pipeline, INDEX_CONSENT, &self.redis.key(USER_CONSENTS, subject), args).await?;
+        self.redis.index_client_consent(&pipeline, client_id, subject, expires_at, now).await?;
         replies(&pipeline).await.map(drop)
     }
 
@@ -526,12 +534,13 @@ impl Ephemeral for RedisStore {
         Ok(live)
     }
 
-    /// One pipeline: the consent and its index entry.
+    /// One pipeline: the consent and its entries in the user's and the client's index.
     async fn delete_consent(&self, subject: &str, client_id: &str) -> Result<(), StoreError> {
         let pipeline = self.redis.pool.next().pipeline();
         pipeline.del::<(), _>(self.redis.key(CONSENT, &consent_id(subject, client_id))).await.map_err(redis_error)?;
         let args = vec![client_id.to_owned()];
         self.redis.eval_in(&pipeline, UNINDEX_CONSENT, &self.redis.key(USER_CONSENTS, subject), args).await?;
+        self.redis.unindex_client_consent(&pipeline, client_id, subject).await?;
         replies(&pipeline).await.map(drop)
     }
 }

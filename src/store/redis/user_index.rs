@@ -18,7 +18,7 @@ use super::{GRANT, READ_HASH, RedisStore, SESSION};
 use crate::model::{Grant, Session};
 use crate::protocol::session_end::survives_session_end;
 use crate::store::error::StoreError;
-use crate::store::ports::{UserGrant, UserIndex, UserSession};
+use crate::store::ports::{UserActivity, UserGrant, UserIndex, UserSession};
 
 const USER_INDEX: &str = "user-index";
 
@@ -85,7 +85,7 @@ impl Redis {
     }
 
     /// Whether each key of `kind` named by `ids` exists, in one pipeline.
-    async fn exist(&self, kind: &str, ids: impl Iterator<Item = &str>) -> Result<Vec<bool>, StoreError> {
+    pub(super) async fn exist(&self, kind: &str, ids: impl Iterator<Item = &str>) -> Result<Vec<bool>, StoreError> {
         let pipeline = self.pool.next().pipeline();
         let mut count = 0;
         for id in ids {
@@ -145,5 +145,19 @@ impl UserIndex for RedisStore {
         }
         grants.sort();
         Ok(grants)
+    }
+
+    /// The index keeps an ended session's entry until the session would have expired, so
+    /// its sign-in still counts as the latest.
+    async fn user_activity(&self, subject: &str) -> Result<UserActivity, StoreError> {
+        let entries = self.redis.user_entries(subject, SESSION_FIELD).await?;
+        let mut last_sign_in = None;
+        for entry in &entries {
+            let signed_in_at = entry.first.parse::<u64>().map_err(|_| corrupt(subject))?;
+            last_sign_in = last_sign_in.max(Some(signed_in_at));
+        }
+        let live = self.redis.exist(SESSION, entries.iter().map(|entry| entry.rest.as_str())).await?;
+        let active_sessions = live.into_iter().filter(|live| *live).count() as u64;
+        Ok(UserActivity { active_sessions, last_sign_in })
     }
 }
