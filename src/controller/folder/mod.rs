@@ -386,6 +386,38 @@ mod tests {
         assert_eq!(store.client_ids().await.unwrap(), ["a"]);
     }
 
+    #[tokio::test]
+    async fn a_client_removed_from_the_folder_loses_its_grants_and_consents() {
+        let store = MemoryStore::new(Clock::system());
+        let mut folder = folder();
+        let plan = folder.plan(&set(&[("a", "A"), ("b", "B")])).unwrap();
+        folder.apply(plan, &store, true).await.unwrap();
+        let now = Clock::system().now();
+        let scope = Scope::parse("openid").unwrap();
+        for client_id in ["a", "b"] {
+            let grant = Grant {
+                id: format!("grant-{client_id}"),
+                client_id: client_id.into(),
+                subject: "alice".into(),
+                scope: scope.clone(),
+                auth_time: now,
+                session_id: "sid".into(),
+                expires_at: now + 600,
+                access_tokens: vec![(format!("jti-{client_id}"), now + 300)],
+                claims: Default::default(),
+            };
+            store.put_grant(&grant).await.unwrap();
+            store.put_consent("alice", client_id, &scope, now + 600).await.unwrap();
+        }
+        let plan = folder.plan(&set(&[("a", "A")])).unwrap();
+        folder.apply(plan, &store, false).await.unwrap();
+        assert_eq!(store.grant("grant-b").await.unwrap(), None, "the removed client's grant is revoked");
+        assert!(store.token_check("jti-b").await.unwrap().revoked, "and its access token denied");
+        assert_eq!(store.consent("alice", "b").await.unwrap(), None, "its consent is deleted");
+        assert!(store.grant("grant-a").await.unwrap().is_some(), "the client still declared keeps its grant");
+        assert_eq!(store.consent("alice", "a").await.unwrap(), Some(scope));
+    }
+
     fn users(names: &[(&str, &str)]) -> ManifestSet {
         let hash = crate::controller::decide::fixtures::PASSWORD_HASH;
         let texts: Vec<String> = names
