@@ -15,11 +15,13 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::Store as Reflector;
 use kube::{Resource, ResourceExt};
 
 use super::context::{Context, ControllerError, Verified, is_conflict, object_key};
 use super::create_params;
 use super::finalizer::{Event, finalizer};
+use super::index::Index;
 use super::status::{apply_status, publish, report_unavailable};
 use crate::audit::{self, AuditEvent, AuditFields};
 use crate::controller::decide::client::{ClientApply, ClientDecision, client_cleanup, client_names, decide_client};
@@ -64,9 +66,9 @@ fn secrets_api(client: &OidcClient, context: &Context) -> Api<Secret> {
 async fn apply(client: &OidcClient, context: &Context) -> Result<Action, ControllerError> {
     let api = resource_api(client, context);
     let secrets = secrets_api(client, context);
-    let credentials = secrets.get_opt(&credentials_secret_name(client)).await?;
-    let peers = context.clients_concerning(&client_names(client, credentials.as_ref())).await;
-    let decision = decide_client(client, credentials.as_ref(), &peers, context.shared.clock.now());
+    let credentials = context.client_secret(&namespace(client, context), &credentials_secret_name(client)).await;
+    let peers = context.clients_concerning(&client_names(client, credentials.as_deref())).await;
+    let decision = decide_client(client, credentials.as_deref(), &peers, context.shared.clock.now());
     let reference = client.object_ref(&());
     match carry_out(client, &decision, &secrets, context).await {
         Ok(()) => {}
@@ -213,9 +215,9 @@ fn credentials_secret(client: &OidcClient, name: &str, client_id: &str, client_s
 /// Removes what the client applied and what it asks for now, unless another resource
 /// holds it, with every grant and consent it holds ([`ending::remove_client`]).
 async fn cleanup(client: &OidcClient, context: &Context) -> Result<Action, ControllerError> {
-    let credentials = secrets_api(client, context).get_opt(&credentials_secret_name(client)).await?;
-    let peers = context.clients_concerning(&client_names(client, credentials.as_ref())).await;
-    for client_id in client_cleanup(client, credentials.as_ref(), &peers) {
+    let credentials = context.client_secret(&namespace(client, context), &credentials_secret_name(client)).await;
+    let peers = context.clients_concerning(&client_names(client, credentials.as_deref())).await;
+    for client_id in client_cleanup(client, credentials.as_deref(), &peers) {
         ending::remove_client(&*context.shared.store, &client_id).await?;
         audit::emit(AuditEvent::ClientDeleted, AuditFields::client(&client_id));
     }
@@ -223,9 +225,16 @@ async fn cleanup(client: &OidcClient, context: &Context) -> Result<Action, Contr
     Ok(Action::await_change())
 }
 
+/// The key a client is indexed under for the Secret watch: its credentials Secret.
+pub fn secret_keys(client: &OidcClient) -> Vec<String> {
+    vec![format!("{}/{}", client.namespace().unwrap_or_default(), credentials_secret_name(client))]
+}
+
 /// The `OidcClient`s whose credentials Secret `secret` is, for the Secret watch.
-pub fn owners_of(secret: &Secret, clients: &[Arc<OidcClient>]) -> Vec<Arc<OidcClient>> {
-    let namespace = secret.namespace();
-    let name = secret.name_any();
-    clients.iter().filter(|c| c.namespace() == namespace && credentials_secret_name(c) == name).cloned().collect()
+pub fn owners_of(secret: &Secret, index: &Index<OidcClient>, clients: &Reflector<OidcClient>) -> Vec<Arc<OidcClient>> {
+    let (namespace, name) = (secret.namespace(), secret.name_any());
+    let key = format!("{}/{name}", namespace.as_deref().unwrap_or_default());
+    let mut owners = index.get(clients, &[&key]);
+    owners.retain(|c| c.namespace() == namespace && credentials_secret_name(c) == name);
+    owners
 }

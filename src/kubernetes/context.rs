@@ -6,13 +6,15 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::Action;
 use kube::runtime::events::Recorder;
-use kube::runtime::reflector::Store as Reflector;
+use kube::runtime::reflector::{ObjectRef, Store as Reflector};
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::{Semaphore, watch};
 
 use super::config::ControllerConfig;
+use super::index::Index;
 use super::metrics::ControllerMetrics;
 use crate::clock::Clock;
 use crate::controller::decide::Requeue;
@@ -172,6 +174,7 @@ pub fn object_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
 /// only, so a second task waiting on it could take the wake-up from the controller's own
 /// runner (which then never starts). The task that runs the controller waits on it
 /// instead and reports here, where any number of tasks may wait.
+#[derive(Clone)]
 pub struct Cache<K: 'static + Resource<DynamicType = ()> + Clone> {
     pub store: Reflector<K>,
     ready: watch::Receiver<bool>,
@@ -204,19 +207,48 @@ pub struct Shared {
     pub hashing: Semaphore,
 }
 
+/// The resources of one kind in one watched scope: their cache, indexed by the names they
+/// hold or claim, and the cached Secrets of the same scope they read.
+pub struct Watched<K: 'static + Resource<DynamicType = ()> + Clone> {
+    pub cache: Cache<K>,
+    pub names: Arc<Index<K>>,
+    pub secrets: Cache<Secret>,
+}
+
+impl<K: 'static + Resource<DynamicType = ()> + Clone + Claimant> Watched<K> {
+    /// The resources that hold or claim one of `names`, once the cache listed.
+    async fn concerning(&self, names: &[&str]) -> Vec<Arc<K>> {
+        self.cache.listed().await;
+        let mut found = self.names.get(&self.cache.store, names);
+        found.retain(|resource| resource.concerns(names));
+        found
+    }
+
+    /// The Secret `namespace/name`, once the Secrets listed.
+    async fn secret(&self, namespace: &str, name: &str) -> Option<Arc<Secret>> {
+        self.secrets.listed().await;
+        self.secrets.store.get(&ObjectRef::new(name).within(namespace))
+    }
+}
+
+/// The keys of [`Watched::names`]: the name a resource applied and the one it claims.
+pub fn held_names<K: Claimant>(resource: &K) -> Vec<String> {
+    resource.applied().into_iter().chain([resource.claimed()]).map(str::to_owned).collect()
+}
+
 /// What a reconciliation gets: the shared parts and this leadership term's reflectors.
 pub struct Context {
     pub shared: Arc<Shared>,
-    /// One reflector per watched namespace (one for all with `*`).
-    pub clients: Vec<Cache<OidcClient>>,
-    pub users: Cache<OidcUser>,
+    /// One scope per watched namespace (one for all with `*`).
+    pub clients: Vec<Watched<OidcClient>>,
+    pub users: Watched<OidcUser>,
     /// The store's data epoch as last read (see [`crate::store::epoch`]).
     pub epoch: RwLock<Option<String>>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
-    pub fn new(shared: Arc<Shared>, clients: Vec<Cache<OidcClient>>, users: Cache<OidcUser>) -> Self {
+    pub fn new(shared: Arc<Shared>, clients: Vec<Watched<OidcClient>>, users: Watched<OidcUser>) -> Self {
         Self { shared, clients, users, epoch: RwLock::new(None), failures: Mutex::default() }
     }
 
@@ -235,36 +267,50 @@ impl Context {
     /// Every watched `OidcClient`, from the reflectors, once they all listed: a
     /// namespace not listed yet would hide a conflicting older resource.
     pub async fn all_clients(&self) -> Vec<Arc<OidcClient>> {
-        self.clients_where(|_| true).await
-    }
-
-    /// The watched `OidcClient`s that hold or claim one of `names`: what a decision about
-    /// those names needs, found without copying the whole cache at each reconcile.
-    pub async fn clients_concerning(&self, names: &[String]) -> Vec<Arc<OidcClient>> {
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        self.clients_where(|client| client.concerns(&names)).await
-    }
-
-    async fn clients_where(&self, keep: impl Fn(&OidcClient) -> bool) -> Vec<Arc<OidcClient>> {
         let mut found = Vec::new();
-        for cache in &self.clients {
-            cache.listed().await;
-            found.extend(cache.store.state_filter(&keep));
+        for scope in &self.clients {
+            scope.cache.listed().await;
+            found.extend(scope.cache.store.state());
         }
         found
     }
 
+    /// The watched `OidcClient`s that hold or claim one of `names`: what a decision about
+    /// those names needs, looked up in the indexes once every namespace listed.
+    pub async fn clients_concerning(&self, names: &[String]) -> Vec<Arc<OidcClient>> {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut found = Vec::new();
+        for scope in &self.clients {
+            found.extend(scope.concerning(&names).await);
+        }
+        found
+    }
+
+    /// A client's credentials Secret, from the cached Secrets of the watched namespaces.
+    pub async fn client_secret(&self, namespace: &str, name: &str) -> Option<Arc<Secret>> {
+        for scope in &self.clients {
+            if let Some(secret) = scope.secret(namespace, name).await {
+                return Some(secret);
+            }
+        }
+        None
+    }
+
     /// Every `OidcUser`, from the reflector, once it listed.
     pub async fn all_users(&self) -> Vec<Arc<OidcUser>> {
-        self.users.listed().await;
-        self.users.store.state()
+        self.users.cache.listed().await;
+        self.users.cache.store.state()
     }
 
     /// The `OidcUser`s that hold or claim one of `names`.
     pub async fn users_concerning(&self, names: &[String]) -> Vec<Arc<OidcUser>> {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        self.users.listed().await;
-        self.users.store.state_filter(|user| user.concerns(&names))
+        self.users.concerning(&names).await
+    }
+
+    /// A user's password Secret (in the controller's namespace), from the cached Secrets.
+    pub async fn user_secret(&self, name: &str) -> Option<Arc<Secret>> {
+        self.users.secret(&self.shared.config.namespace, name).await
     }
 
     /// Runs argon2 work on the blocking pool, a bounded number at a time, so a full

@@ -15,6 +15,7 @@ pub mod clients;
 pub mod config;
 pub mod context;
 pub mod finalizer;
+pub mod index;
 pub mod key_secrets;
 pub mod lease;
 pub mod metrics;

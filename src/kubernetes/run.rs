@@ -16,12 +16,15 @@ use kube::api::Api;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store as Reflector};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::config::{ControllerConfig, WatchNamespaces};
-use super::context::{Cache, Context, ControllerError, Memo, Shared, hashing_permits, object_key, retry_delay};
+use super::context::{
+    Cache, Context, ControllerError, Memo, Shared, Watched, hashing_permits, held_names, object_key, retry_delay,
+};
+use super::index::{Index, reflect_indexed};
 use super::key_secrets::SIGNING_KEY_LABEL;
 use super::lease;
 use super::metrics::ControllerMetrics;
@@ -129,38 +132,70 @@ async fn run_controllers(shared: Arc<Shared>, until: impl Future<Output = ()> + 
     let own = shared.config.namespace.clone();
     let config = controller::Config::default().concurrency(shared.config.concurrency);
 
-    let client_apis: Vec<(Api<OidcClient>, Api<Secret>)> = match &shared.config.watch_namespaces {
-        WatchNamespaces::All => vec![(Api::all(client.clone()), Api::all(client.clone()))],
-        WatchNamespaces::List(names) => {
-            names.iter().map(|ns| (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns))).collect()
-        }
-    };
-    let mut client_controllers = Vec::new();
-    for (clients_api, secrets_api) in client_apis {
-        let controller = Controller::new(clients_api, watcher::Config::default()).with_config(config.clone());
-        let reflector = controller.store();
-        let controller = controller
-            .watches(secrets_api, watcher::Config::default(), move |secret: Secret| {
-                clients::owners_of(&secret, &reflector.state())
-                    .iter()
-                    .map(|c| ObjectRef::from_obj(&**c))
-                    .collect::<Vec<_>>()
-            })
-            .reconcile_all_on(each_change(&repair))
-            .graceful_shutdown_on(signal());
-        client_controllers.push(controller);
-    }
-    let users_controller =
-        Controller::new(Api::<OidcUser>::namespaced(client.clone(), &own), watcher::Config::default())
-            .with_config(config.clone());
-    let user_reflector = users_controller.store();
-    let watched = user_reflector.clone();
-    let users_controller = users_controller
-        .watches(Api::<Secret>::namespaced(client.clone(), &own), watcher::Config::default(), move |secret: Secret| {
-            users::owners_of(&secret, &watched.state()).iter().map(|u| ObjectRef::from_obj(&**u)).collect::<Vec<_>>()
-        })
+    // The users, in the controller's namespace, indexed by the names they hold and by
+    // their password Secret; Secret changes reach them through `user_triggers`.
+    let user_names = Arc::new(Index::new(held_names::<OidcUser>));
+    let users_by_secret = Arc::new(Index::new(users::secret_keys));
+    let (user_reader, user_events) = reflect_indexed(
+        Api::<OidcUser>::namespaced(client.clone(), &own),
+        watcher::Config::default(),
+        vec![Arc::clone(&user_names), Arc::clone(&users_by_secret)],
+    );
+    let (user_triggers, user_triggered) = mpsc::unbounded_channel();
+    let users_controller = Controller::for_stream(user_events.applied_objects(), user_reader.clone())
+        .with_config(config.clone())
+        .reconcile_on(received(user_triggered))
         .reconcile_all_on(each_change(&repair))
         .graceful_shutdown_on(signal());
+    let users_listener = {
+        let (own, index, store) = (own.clone(), Arc::clone(&users_by_secret), user_reader.clone());
+        listener(user_triggers, move |secret| users::owners_of(secret, &own, &index, &store))
+    };
+
+    let scopes: Vec<(Api<OidcClient>, Api<Secret>, bool)> = match &shared.config.watch_namespaces {
+        WatchNamespaces::All => vec![(Api::all(client.clone()), Api::all(client.clone()), true)],
+        WatchNamespaces::List(names) => names
+            .iter()
+            .map(|ns| (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns), *ns == own))
+            .collect(),
+    };
+    let mut secret_drivers = Vec::new();
+    let mut user_secrets = None;
+    let mut users_listener = Some(users_listener);
+    let mut client_controllers = Vec::new();
+    let mut client_scopes = Vec::new();
+    for (clients_api, secrets_api, holds_own) in scopes {
+        let names = Arc::new(Index::new(held_names::<OidcClient>));
+        let by_secret = Arc::new(Index::new(clients::secret_keys));
+        let (reader, events) =
+            reflect_indexed(clients_api, watcher::Config::default(), vec![Arc::clone(&names), Arc::clone(&by_secret)]);
+        let (triggers, triggered) = mpsc::unbounded_channel();
+        let controller = Controller::for_stream(events.applied_objects(), reader.clone())
+            .with_config(config.clone())
+            .reconcile_on(received(triggered))
+            .reconcile_all_on(each_change(&repair))
+            .graceful_shutdown_on(signal());
+        let mut listeners = vec![listener(triggers, move |secret| clients::owners_of(secret, &by_secret, &reader))];
+        if holds_own {
+            listeners.extend(users_listener.take());
+        }
+        let (secrets, driver) = secret_scope(secrets_api, listeners, stop_rx.clone());
+        if holds_own {
+            user_secrets = Some(secrets.clone());
+        }
+        secret_drivers.push(tokio::spawn(driver));
+        client_controllers.push(controller);
+        client_scopes.push((names, secrets));
+    }
+    let user_secrets = match (user_secrets, users_listener) {
+        (Some(secrets), _) => secrets,
+        (None, listener) => {
+            let (secrets, driver) =
+                secret_scope(Api::namespaced(client.clone(), &own), listener.into_iter().collect(), stop_rx.clone());
+            secret_drivers.push(tokio::spawn(driver));
+            secrets
+        }
+    };
     let keys_controller =
         Controller::new(Api::<SigningKey>::namespaced(client.clone(), &own), watcher::Config::default())
             .with_config(config)
@@ -168,15 +203,16 @@ async fn run_controllers(shared: Arc<Shared>, until: impl Future<Output = ()> + 
             .reconcile_all_on(each_change(&repair))
             .graceful_shutdown_on(signal());
 
-    let mut client_caches = Vec::new();
+    let mut client_watched = Vec::new();
     let mut client_reports = Vec::new();
-    for controller in &client_controllers {
+    for (controller, (names, secrets)) in client_controllers.iter().zip(client_scopes) {
         let (cache, report) = Cache::new(controller.store());
-        client_caches.push(cache);
+        client_watched.push(Watched { cache, names, secrets });
         client_reports.push(report);
     }
-    let (user_cache, user_report) = Cache::new(user_reflector);
-    let context = Arc::new(Context::new(Arc::clone(&shared), client_caches, user_cache));
+    let (user_cache, user_report) = Cache::new(user_reader);
+    let users = Watched { cache: user_cache, names: user_names, secrets: user_secrets };
+    let context = Arc::new(Context::new(Arc::clone(&shared), client_watched, users));
     match epoch(&*shared.store).await {
         Ok(epoch) => {
             context.set_epoch(epoch.id);
@@ -191,7 +227,12 @@ async fn run_controllers(shared: Arc<Shared>, until: impl Future<Output = ()> + 
         tasks.push(tokio::spawn(reporting_readiness(run, store, report, stop_rx.clone())));
     }
     let users_run = drain(users_controller.run(users::reconcile, error_policy, Arc::clone(&context)));
-    tasks.push(tokio::spawn(reporting_readiness(users_run, context.users.store.clone(), user_report, stop_rx.clone())));
+    tasks.push(tokio::spawn(reporting_readiness(
+        users_run,
+        context.users.cache.store.clone(),
+        user_report,
+        stop_rx.clone(),
+    )));
     let keys_store = keys_controller.store();
     let keys_run = drain(keys_controller.run(signing_keys::reconcile, error_policy, Arc::clone(&context)));
     tasks.push(tokio::spawn(reporting_readiness(keys_run, keys_store, watch::channel(false).0, stop_rx.clone())));
@@ -203,12 +244,74 @@ async fn run_controllers(shared: Arc<Shared>, until: impl Future<Output = ()> + 
             tracing::warn!(%error, "a controller task failed");
         }
     }
-    for task in [epoch_watch, sweeper] {
+    for task in secret_drivers.into_iter().chain([epoch_watch, sweeper]) {
         if let Err(error) = task.await {
             tracing::warn!(%error, "a controller task failed");
         }
     }
     stopper.abort();
+}
+
+/// What a Secret change is handed to: it asks for the reconciles the change calls for.
+type SecretListener = Box<dyn Fn(&Secret) + Send + Sync>;
+
+/// A listener that asks for the reconcile of each resource `owners` finds for a Secret.
+fn listener<K>(
+    triggers: mpsc::UnboundedSender<ObjectRef<K>>,
+    owners: impl Fn(&Secret) -> Vec<Arc<K>> + Send + Sync + 'static,
+) -> SecretListener
+where
+    K: Resource<DynamicType = ()> + Send + Sync + 'static,
+{
+    Box::new(move |secret| {
+        for owner in owners(secret) {
+            let _ = triggers.send(ObjectRef::from_obj(&*owner));
+        }
+    })
+}
+
+/// The reconciles asked for on a channel, as a stream for `reconcile_on`.
+fn received<K>(
+    triggered: mpsc::UnboundedReceiver<ObjectRef<K>>,
+) -> impl futures::Stream<Item = ObjectRef<K>> + Send + 'static
+where
+    K: Resource<DynamicType = ()> + Send + 'static,
+{
+    futures::stream::unfold(triggered, |mut triggered| async move { triggered.recv().await.map(|r| (r, triggered)) })
+}
+
+/// Caches the Secrets `api` sees and hands each change to `listeners`, in its own task
+/// until `stop`: not in a controller's streams, because a controller whose reconcile slots
+/// are full stops polling those, and its reconciles wait for this cache to list. (The
+/// channel to the controllers is unbounded so that this task never waits on them; it holds
+/// object references only.)
+fn secret_scope(
+    api: Api<Secret>,
+    listeners: Vec<SecretListener>,
+    mut stop: watch::Receiver<bool>,
+) -> (Cache<Secret>, impl Future<Output = ()> + Send + 'static) {
+    let (reader, events) = reflect_indexed(api, watcher::Config::default(), Vec::new());
+    let (cache, report) = Cache::new(reader.clone());
+    let driver = async move {
+        let changes = events.default_backoff().touched_objects().for_each(|secret| {
+            match secret {
+                Ok(secret) => listeners.iter().for_each(|listener| listener(&secret)),
+                Err(error) => tracing::warn!(%error, "watching Secrets"),
+            }
+            std::future::ready(())
+        });
+        let listed = async {
+            if reader.wait_until_ready().await.is_ok() {
+                report.send_replace(true);
+            }
+            std::future::pending::<()>().await;
+        };
+        tokio::select! {
+            _ = futures::future::join(changes, listed) => {}
+            _ = stop.wait_for(|stopped| *stopped) => {}
+        }
+    };
+    (cache, driver)
 }
 
 /// Runs a controller and, in the same task, reports when its cache has listed: waiting on

@@ -12,10 +12,12 @@ use std::time::Instant;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::Store as Reflector;
 use kube::{Resource, ResourceExt};
 
 use super::context::{Context, ControllerError, object_key};
 use super::finalizer::{Event, finalizer};
+use super::index::Index;
 use super::status::{apply_status, publish, report_unavailable};
 use crate::controller::decide::user::{UserDecision, decide_user, show_activity, user_cleanup, user_names};
 use crate::controller::decide::{Note, NoteKind};
@@ -43,10 +45,9 @@ pub async fn reconcile(user: Arc<OidcUser>, context: Arc<Context>) -> Result<Act
 }
 
 async fn apply(user: &OidcUser, api: &Api<OidcUser>, context: &Context) -> Result<Action, ControllerError> {
-    let secrets: Api<Secret> = Api::namespaced(context.shared.client.clone(), &context.shared.config.namespace);
-    let password = secrets.get_opt(&user.spec.password_secret_ref.name).await?;
+    let password = context.user_secret(&user.spec.password_secret_ref.name).await;
     let peers = context.users_concerning(&user_names(user)).await;
-    let mut decision = decide_user(user, password.as_ref(), &peers, context.shared.clock.now());
+    let mut decision = decide_user(user, password.as_deref(), &peers, context.shared.clock.now());
     let carried_out = match carry_out(user, &decision, context).await {
         Ok(()) => match revoke_sessions(user, api, &mut decision, context).await {
             Ok(()) => read_activity(&mut decision, context).await,
@@ -154,8 +155,24 @@ async fn cleanup(user: &OidcUser, context: &Context) -> Result<Action, Controlle
     Ok(Action::await_change())
 }
 
-/// The `OidcUser`s whose password Secret `secret` is, for the Secret watch.
-pub fn owners_of(secret: &Secret, users: &[Arc<OidcUser>]) -> Vec<Arc<OidcUser>> {
+/// The key a user is indexed under for the Secret watch: its password Secret.
+pub fn secret_keys(user: &OidcUser) -> Vec<String> {
+    vec![user.spec.password_secret_ref.name.clone()]
+}
+
+/// The `OidcUser`s whose password Secret `secret` is, for the Secret watch: only a Secret
+/// of the controller's namespace, where the users are.
+pub fn owners_of(
+    secret: &Secret,
+    namespace: &str,
+    index: &Index<OidcUser>,
+    users: &Reflector<OidcUser>,
+) -> Vec<Arc<OidcUser>> {
+    if secret.namespace().as_deref() != Some(namespace) {
+        return Vec::new();
+    }
     let name = secret.name_any();
-    users.iter().filter(|u| u.spec.password_secret_ref.name == name).cloned().collect()
+    let mut owners = index.get(users, &[&name]);
+    owners.retain(|u| u.spec.password_secret_ref.name == name);
+    owners
 }

@@ -14,6 +14,7 @@ use portcullis::model::UserRecord;
 use portcullis::store::Directory;
 use serde_json::json;
 
+use crate::fake_apiserver::Verb;
 use crate::harness::*;
 
 /// Redis commands that write unconditionally: none may run on a resync of unchanged
@@ -111,6 +112,7 @@ async fn a_resync_of_unchanged_resources_writes_nothing_and_lists_nothing() {
     for resource in ["oidcclients", "oidcusers"] {
         assert_eq!(since.lists(resource), 0, "reconciles read {resource} from the reflector");
     }
+    assert_eq!(since.count(Verb::Get, "secrets"), 0, "reconciles read the Secrets from their cache");
     let all = cluster.api.requests_since(start);
     assert_eq!(all.lists("oidcclients"), 1, "the reflector's initial LIST only");
     assert_eq!(all.lists("oidcusers"), 1, "the reflector's initial LIST only");
