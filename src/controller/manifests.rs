@@ -157,8 +157,8 @@ impl ManifestSet {
 }
 
 /// The `*.yaml` and `*.yml` files directly inside `dir` (following symbolic links, as a
-/// mounted ConfigMap has them), in name order, with their text.
-pub fn read_dir(dir: &Path) -> Result<Vec<(String, String)>, ManifestError> {
+/// mounted ConfigMap has them), in name order.
+pub fn manifest_files(dir: &Path) -> Result<Vec<PathBuf>, ManifestError> {
     let io = |source| ManifestError::Io { path: dir.to_owned(), source };
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io)?
@@ -170,7 +170,12 @@ pub fn read_dir(dir: &Path) -> Result<Vec<(String, String)>, ManifestError> {
     if files.is_empty() {
         return Err(ManifestError::Empty { path: dir.to_owned() });
     }
-    files
+    Ok(files)
+}
+
+/// The [`manifest_files`] of `dir` with their text.
+pub fn read_dir(dir: &Path) -> Result<Vec<(String, String)>, ManifestError> {
+    manifest_files(dir)?
         .into_iter()
         .map(|file| {
             let text =
