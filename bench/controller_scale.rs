@@ -20,7 +20,7 @@
 //!   whole run (renewals are due every third of the 15 s Lease; a gap of 15 s would lose it).
 //!
 //! `cargo run --release --example controller-scale -- --binary target/release/portcullis
-//! --counts 100,1000,10000 --resync 60s [--cpu 0]` (`--cpu`: run the controller on that core
+//! --counts 100,1000,10000 --resync 120s [--cpu 0]` (`--cpu`: run the controller on that core
 //! only, with `taskset`) (the resync period must be longer than the first
 //! reconcile, so that the resync measured starts after it)
 
@@ -342,7 +342,11 @@ async fn run(binary: &str, cpu: Option<&str>, count: usize, resync: Duration) ->
             last = (now, Instant::now());
         }
         if started.elapsed() > limit {
-            return Err("the reconciles did not settle".into());
+            return Err(format!(
+                "the reconciles did not settle in {limit:?}: the first reconcile (and the one each status write \
+                 causes) must end before the resync period ({resync:?}) starts the next round; give a longer --resync"
+            )
+            .into());
         }
     }
 
