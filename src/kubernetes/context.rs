@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::Action;
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store as Reflector};
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::{Semaphore, watch};
@@ -16,6 +15,7 @@ use tokio::sync::{Semaphore, watch};
 use super::config::ControllerConfig;
 use super::index::Index;
 use super::metrics::ControllerMetrics;
+use super::status::Events;
 use crate::clock::Clock;
 use crate::controller::decide::Requeue;
 use crate::controller::decide::claim::Claimant;
@@ -200,7 +200,7 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     pub config: ControllerConfig,
     pub clock: Clock,
-    pub recorder: Recorder,
+    pub events: Events,
     pub metrics: Arc<ControllerMetrics>,
     pub memo: Memo,
     /// Bounds the argon2 work running at once, off the async workers.

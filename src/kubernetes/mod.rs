@@ -55,8 +55,7 @@ pub fn resolve_namespace(flag: Option<String>) -> String {
 }
 
 /// A client from the in-cluster configuration or `KUBECONFIG`. Its requests carry a
-/// `User-Agent`, which names the manager of the few writes that kube-rs makes without a
-/// field manager (Events).
+/// `User-Agent`, which names the manager of any write made without a field manager.
 pub async fn client() -> Result<kube::Client, kube::Error> {
     let mut config = kube::Config::infer().await.map_err(kube::Error::InferConfig)?;
     config.headers.push((

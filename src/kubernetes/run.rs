@@ -14,7 +14,6 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store as Reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
@@ -28,8 +27,9 @@ use super::index::{Index, reflect_indexed};
 use super::key_secrets::SIGNING_KEY_LABEL;
 use super::lease;
 use super::metrics::ControllerMetrics;
+use super::status::Events;
 use super::sweep::sweep;
-use super::{MANAGER, clients, signing_keys, users};
+use super::{clients, signing_keys, users};
 use crate::clock::Clock;
 use crate::crd::{OidcClient, OidcUser, SigningKey};
 use crate::store::{Store, epoch};
@@ -63,9 +63,8 @@ pub async fn run(
         move || reachable_metrics.api_reachable.store(true, std::sync::atomic::Ordering::SeqCst),
         stop_rx.clone(),
     ));
-    let reporter = Reporter { controller: MANAGER.into(), instance: Some(config.lease.identity.clone()) };
     let shared = Arc::new(Shared {
-        recorder: Recorder::new(client.clone(), reporter),
+        events: Events::new(client.clone(), config.lease.identity.clone()),
         client,
         store,
         config,

@@ -165,6 +165,7 @@ fn managed_entry<'a>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_is_applied_server_side_under_one_field_manager_with_the_observed_generation() {
     let cluster = Cluster::start("t-ssa").await;
+    let start = cluster.api.mark();
     let replica = Replica::start(&cluster, "replica-a").await;
     let clients: Api<OidcClient> = cluster.api();
     clients.create(&PostParams::default(), &oidc_client("app", machine_spec())).await.unwrap();
@@ -177,6 +178,18 @@ async fn status_is_applied_server_side_under_one_field_manager_with_the_observed
     assert!(finalizer["fieldsV1"]["f:metadata"]["f:finalizers"].is_object(), "{finalizer}");
     let secret = cluster.api.get("secrets", NAMESPACE, "app-credentials").unwrap();
     assert!(managed_entry(&secret, "portcullis-controller", "Update", None).is_some(), "created by the controller");
+    let event_managers: Vec<Option<String>> = cluster
+        .api
+        .requests_since(start)
+        .iter()
+        .filter(|request| request.resource == "events" && request.verb == Verb::Create)
+        .map(|request| request.field_manager.clone())
+        .collect();
+    assert!(!event_managers.is_empty(), "SecretCreated was published");
+    assert!(
+        event_managers.iter().all(|manager| manager.as_deref() == Some("portcullis-controller")),
+        "Events are created under the field manager too: {event_managers:?}"
+    );
     let managers: Vec<&str> = object["metadata"]["managedFields"]
         .as_array()
         .unwrap()
