@@ -13,9 +13,9 @@ use kube::{Client, Resource, ResourceExt};
 use tokio::sync::{Semaphore, watch};
 
 use super::config::ControllerConfig;
+use super::events::Events;
 use super::index::Index;
 use super::metrics::ControllerMetrics;
-use super::status::Events;
 use crate::clock::Clock;
 use crate::controller::decide::Requeue;
 use crate::controller::decide::claim::Claimant;

@@ -8,12 +8,13 @@
 //! `cleanup`. Those read the inputs (the resource, its Secret, the peers in the reflector
 //! caches, what the store holds), ask the pure decisions of `crate::controller::decide`
 //! what to do and carry out exactly that ([`context`] holds what they share, [`status`]
-//! writes status and events). [`sweep`] removes what no resource declares any more, and
+//! writes the status, [`events`] the Events, [`index`] finds peers in the caches). [`sweep`] removes what no resource declares any more, and
 //! [`run`] re-applies everything at once when the store's data epoch changes.
 
 pub mod clients;
 pub mod config;
 pub mod context;
+pub mod events;
 pub mod finalizer;
 pub mod index;
 pub mod key_secrets;

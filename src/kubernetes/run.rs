@@ -23,11 +23,11 @@ use super::config::{ControllerConfig, WatchNamespaces};
 use super::context::{
     Cache, Context, ControllerError, Memo, Shared, Watched, hashing_permits, held_names, object_key, retry_delay,
 };
+use super::events::Events;
 use super::index::{Index, reflect_indexed};
 use super::key_secrets::SIGNING_KEY_LABEL;
 use super::lease;
 use super::metrics::ControllerMetrics;
-use super::status::Events;
 use super::sweep::sweep;
 use super::{clients, signing_keys, users};
 use crate::clock::Clock;
