@@ -227,13 +227,18 @@ async fn cleanup(client: &OidcClient, context: &Context) -> Result<Action, Contr
 
 /// The key a client is indexed under for the Secret watch: its credentials Secret.
 pub fn secret_keys(client: &OidcClient) -> Vec<String> {
-    vec![format!("{}/{}", client.namespace().unwrap_or_default(), credentials_secret_name(client))]
+    vec![secret_key(client.namespace().as_deref(), &credentials_secret_name(client))]
+}
+
+/// `namespace/name` of a Secret, as [`secret_keys`] and [`owners_of`] spell it.
+fn secret_key(namespace: Option<&str>, name: &str) -> String {
+    format!("{}/{name}", namespace.unwrap_or_default())
 }
 
 /// The `OidcClient`s whose credentials Secret `secret` is, for the Secret watch.
 pub fn owners_of(secret: &Secret, index: &Index<OidcClient>, clients: &Reflector<OidcClient>) -> Vec<Arc<OidcClient>> {
     let (namespace, name) = (secret.namespace(), secret.name_any());
-    let key = format!("{}/{name}", namespace.as_deref().unwrap_or_default());
+    let key = secret_key(namespace.as_deref(), &name);
     let mut owners = index.get(clients, &[&key]);
     owners.retain(|c| c.namespace() == namespace && credentials_secret_name(c) == name);
     owners

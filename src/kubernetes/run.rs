@@ -135,17 +135,13 @@ async fn run_controllers(shared: Arc<Shared>, until: impl Future<Output = ()> + 
     // their password Secret; Secret changes reach them through `user_triggers`.
     let user_names = Arc::new(Index::new(held_names::<OidcUser>));
     let users_by_secret = Arc::new(Index::new(users::secret_keys));
-    let (user_reader, user_events) = reflect_indexed(
+    let (users_controller, user_reader, user_triggers) = indexed_controller(
         Api::<OidcUser>::namespaced(client.clone(), &own),
-        watcher::Config::default(),
         vec![Arc::clone(&user_names), Arc::clone(&users_by_secret)],
+        &config,
+        &repair,
+        signal(),
     );
-    let (user_triggers, user_triggered) = mpsc::unbounded_channel();
-    let users_controller = Controller::for_stream(user_events.applied_objects(), user_reader.clone())
-        .with_config(config.clone())
-        .reconcile_on(received(user_triggered))
-        .reconcile_all_on(each_change(&repair))
-        .graceful_shutdown_on(signal());
     let users_listener = {
         let (own, index, store) = (own.clone(), Arc::clone(&users_by_secret), user_reader.clone());
         listener(user_triggers, move |secret| users::owners_of(secret, &own, &index, &store))
@@ -162,18 +158,19 @@ async fn run_controllers(shared: Arc<Shared>, until: impl Future<Output = ()> + 
     let mut user_secrets = None;
     let mut users_listener = Some(users_listener);
     let mut client_controllers = Vec::new();
-    let mut client_scopes = Vec::new();
+    let mut client_watched = Vec::new();
+    let mut client_reports = Vec::new();
     for (clients_api, secrets_api, holds_own) in scopes {
         let names = Arc::new(Index::new(held_names::<OidcClient>));
         let by_secret = Arc::new(Index::new(clients::secret_keys));
-        let (reader, events) =
-            reflect_indexed(clients_api, watcher::Config::default(), vec![Arc::clone(&names), Arc::clone(&by_secret)]);
-        let (triggers, triggered) = mpsc::unbounded_channel();
-        let controller = Controller::for_stream(events.applied_objects(), reader.clone())
-            .with_config(config.clone())
-            .reconcile_on(received(triggered))
-            .reconcile_all_on(each_change(&repair))
-            .graceful_shutdown_on(signal());
+        let (controller, reader, triggers) = indexed_controller(
+            clients_api,
+            vec![Arc::clone(&names), Arc::clone(&by_secret)],
+            &config,
+            &repair,
+            signal(),
+        );
+        let (cache, report) = Cache::new(reader.clone());
         let mut listeners = vec![listener(triggers, move |secret| clients::owners_of(secret, &by_secret, &reader))];
         if holds_own {
             listeners.extend(users_listener.take());
@@ -184,7 +181,8 @@ async fn run_controllers(shared: Arc<Shared>, until: impl Future<Output = ()> + 
         }
         secret_drivers.push(tokio::spawn(driver));
         client_controllers.push(controller);
-        client_scopes.push((names, secrets));
+        client_watched.push(Watched { cache, names, secrets });
+        client_reports.push(report);
     }
     let user_secrets = match (user_secrets, users_listener) {
         (Some(secrets), _) => secrets,
@@ -202,13 +200,6 @@ async fn run_controllers(shared: Arc<Shared>, until: impl Future<Output = ()> + 
             .reconcile_all_on(each_change(&repair))
             .graceful_shutdown_on(signal());
 
-    let mut client_watched = Vec::new();
-    let mut client_reports = Vec::new();
-    for (controller, (names, secrets)) in client_controllers.iter().zip(client_scopes) {
-        let (cache, report) = Cache::new(controller.store());
-        client_watched.push(Watched { cache, names, secrets });
-        client_reports.push(report);
-    }
     let (user_cache, user_report) = Cache::new(user_reader);
     let users = Watched { cache: user_cache, names: user_names, secrets: user_secrets };
     let context = Arc::new(Context::new(Arc::clone(&shared), client_watched, users));
@@ -249,6 +240,29 @@ async fn run_controllers(shared: Arc<Shared>, until: impl Future<Output = ()> + 
         }
     }
     stopper.abort();
+}
+
+/// A controller of `K` fed by its own indexed reflector ([`reflect_indexed`]), the
+/// reflector, and where to send the resources it is to reconcile besides (a changed
+/// Secret's owners).
+fn indexed_controller<K>(
+    api: Api<K>,
+    indexes: Vec<Arc<Index<K>>>,
+    config: &controller::Config,
+    repair: &watch::Sender<u64>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> (Controller<K>, Reflector<K>, mpsc::UnboundedSender<ObjectRef<K>>)
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (reader, events) = reflect_indexed(api, watcher::Config::default(), indexes);
+    let (triggers, triggered) = mpsc::unbounded_channel();
+    let controller = Controller::for_stream(events.applied_objects(), reader.clone())
+        .with_config(config.clone())
+        .reconcile_on(received(triggered))
+        .reconcile_all_on(each_change(repair))
+        .graceful_shutdown_on(shutdown);
+    (controller, reader, triggers)
 }
 
 /// What a Secret change is handed to: it asks for the reconciles the change calls for.
