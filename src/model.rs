@@ -327,3 +327,134 @@ pub enum DeviceStatus {
     /// The tokens were issued; any further poll is refused.
     Redeemed,
 }
+
+/// An upstream identity provider people may sign in with, as the provider needs it: what
+/// an `IdentityConnector` declares, its client secret read from its Secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectorRecord {
+    /// The connector's name: its resource's `metadata.name`, part of its callback URL and
+    /// of every subject it signs in.
+    pub name: String,
+    /// The name on the login page's button.
+    pub display_name: String,
+    pub upstream: Upstream,
+    /// Put before every upstream group name in our `groups` claim.
+    pub group_prefix: String,
+    /// Upstream group names, one of which a person must be in; empty lets everyone in.
+    pub allowed_groups: Vec<String>,
+    /// Seconds between the upstream checks a refresh makes.
+    pub refresh_interval: u64,
+}
+
+/// The kind of upstream a connector signs in with, and its settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Upstream {
+    Oidc(OidcUpstream),
+}
+
+/// An upstream OpenID Connect provider.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OidcUpstream {
+    pub issuer: String,
+    pub client_id: String,
+    /// Portcullis's client secret at the upstream: it must be presented as it is, so it is
+    /// kept in clear (the store is as private as the Secret it comes from).
+    pub client_secret: String,
+    /// The scopes asked, `openid` among them.
+    pub scopes: Vec<String>,
+    pub claims: ClaimPaths,
+    /// Accept an email the upstream does not say is verified (released as unverified).
+    pub skip_email_verified: bool,
+    /// Also read claims from the upstream's userinfo endpoint.
+    pub userinfo: bool,
+}
+
+/// The secret stays out of logs and panics.
+impl std::fmt::Debug for OidcUpstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcUpstream")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("scopes", &self.scopes)
+            .field("claims", &self.claims)
+            .field("skip_email_verified", &self.skip_email_verified)
+            .field("userinfo", &self.userinfo)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where each of our claims is read from in the upstream's: a claim name, or a dotted
+/// path into nested objects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimPaths {
+    pub username: String,
+    pub email: String,
+    pub email_verified: String,
+    pub name: String,
+    pub groups: String,
+}
+
+impl Default for ClaimPaths {
+    fn default() -> Self {
+        ClaimPaths {
+            username: "preferred_username".into(),
+            email: "email".into(),
+            email_verified: "email_verified".into(),
+            name: "name".into(),
+            groups: "groups".into(),
+        }
+    }
+}
+
+/// A person signed in through a connector, kept while their sessions and grants may need
+/// them: the user record our tokens are built from, and what a refresh asks the upstream
+/// again with.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct FederatedUser {
+    /// The record our claims come from; its subject is derived from the connector and the
+    /// upstream subject ([`crate::protocol::federation::federated_subject`]).
+    pub user: UserRecord,
+    pub connector: String,
+    /// The upstream's `sub`.
+    pub upstream_subject: String,
+    /// The upstream's refresh token, if it gave one: how a refresh checks the person again.
+    pub upstream_refresh_token: Option<String>,
+    /// When the upstream last vouched for the person.
+    pub checked_at: u64,
+}
+
+/// The upstream's refresh token stays out of logs and panics.
+impl std::fmt::Debug for FederatedUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FederatedUser")
+            .field("subject", &self.user.subject)
+            .field("connector", &self.connector)
+            .field("upstream_subject", &self.upstream_subject)
+            .field("checked_at", &self.checked_at)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+impl ConnectorRecord {
+    /// An OIDC connector to `issuer` letting everyone in, for unit tests.
+    pub fn fixture(name: &str, issuer: &str) -> Self {
+        ConnectorRecord {
+            name: name.into(),
+            display_name: name.into(),
+            upstream: Upstream::Oidc(OidcUpstream {
+                issuer: issuer.into(),
+                client_id: "portcullis".into(),
+                client_secret: "upstream-secret".into(),
+                scopes: vec!["openid".into()],
+                claims: ClaimPaths::default(),
+                skip_email_verified: false,
+                userinfo: false,
+            }),
+            group_prefix: String::new(),
+            allowed_groups: vec![],
+            refresh_interval: 600,
+        }
+    }
+}

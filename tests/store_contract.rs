@@ -14,8 +14,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use portcullis::clock::Clock;
 use portcullis::metrics::Metrics;
 use portcullis::model::{
-    AuthorizationCode, ClientPolicy, ClientRecord, DeviceGrant, DeviceStatus, Grant, LogoutDelivery, RefreshToken,
-    Session, UserProfile, UserRecord,
+    AuthorizationCode, ClaimPaths, ClientPolicy, ClientRecord, ConnectorRecord, DeviceGrant, DeviceStatus,
+    FederatedUser, Grant, LogoutDelivery, OidcUpstream, RefreshToken, Session, Upstream, UserProfile, UserRecord,
 };
 use portcullis::protocol::device;
 use portcullis::store::{
@@ -24,7 +24,7 @@ use portcullis::store::{
     StoreError, epoch,
 };
 use portcullis::store::{
-    ClientHoldings, LogoutQueue, SessionEnds, SessionGrant, UserActivity, UserGrant, UserSession, ending,
+    ClientHoldings, Federation, LogoutQueue, SessionEnds, SessionGrant, UserActivity, UserGrant, UserSession, ending,
 };
 use portcullis::vocabulary::{GrantType, Scope, TokenEndpointAuthMethod};
 use redis_server::RedisServer;
@@ -767,6 +767,60 @@ async fn concurrent_claims_lend_each_logout_delivery_once(store: Arc<dyn Store>,
 }
 
 /// The checks of the directory port.
+fn connector(name: &str, issuer: &str) -> ConnectorRecord {
+    ConnectorRecord {
+        name: name.into(),
+        display_name: format!("Continue with {name}"),
+        upstream: Upstream::Oidc(OidcUpstream {
+            issuer: issuer.into(),
+            client_id: "portcullis".into(),
+            client_secret: "upstream-secret".into(),
+            scopes: vec!["openid".into(), "email".into()],
+            claims: ClaimPaths::default(),
+            skip_email_verified: false,
+            userinfo: true,
+        }),
+        group_prefix: "corp:".into(),
+        allowed_groups: vec!["staff".into()],
+        refresh_interval: 600,
+    }
+}
+
+async fn connectors_are_upserted_found_listed_in_name_order_and_deleted(store: &dyn Federation) {
+    let (zeta, alpha) = (connector("zeta", "https://z.example"), connector("alpha", "https://a.example"));
+    store.put_connector(zeta.clone()).await.unwrap();
+    store.put_connector(alpha.clone()).await.unwrap();
+    assert_eq!(store.connector("alpha").await.unwrap(), Some(alpha.clone()));
+    assert_eq!(store.connector("none").await.unwrap(), None);
+    let moved = connector("zeta", "https://moved.example");
+    store.put_connector(moved.clone()).await.unwrap();
+    assert_eq!(store.connectors().await.unwrap(), [alpha, moved], "replaced, and sorted by name");
+    store.delete_connector("alpha").await.unwrap();
+    store.delete_connector("never").await.unwrap();
+    assert_eq!(store.connectors().await.unwrap().len(), 1);
+    store.delete_connector("zeta").await.unwrap();
+    assert_eq!(store.connectors().await.unwrap(), []);
+}
+
+async fn federated_users_are_kept_until_they_expire(store: &dyn Federation, time: &Time) {
+    let t = time.now();
+    let federated = FederatedUser {
+        user: user("ann@corp", "federated-subject"),
+        connector: "corp".into(),
+        upstream_subject: "u-1".into(),
+        upstream_refresh_token: Some("upstream-refresh".into()),
+        checked_at: t,
+    };
+    store.put_federated_user(&federated, t + 2).await.unwrap();
+    assert_eq!(store.federated_user("federated-subject").await.unwrap(), Some(federated.clone()));
+    assert_eq!(store.federated_user("other").await.unwrap(), None);
+    let rechecked = FederatedUser { checked_at: t + 1, upstream_refresh_token: None, ..federated };
+    store.put_federated_user(&rechecked, t + 2).await.unwrap();
+    assert_eq!(store.federated_user("federated-subject").await.unwrap(), Some(rechecked), "replaced");
+    time.advance(2).await;
+    assert_eq!(store.federated_user("federated-subject").await.unwrap(), None, "expired");
+}
+
 async fn keeps_the_directory_contract(store: &dyn Directory) {
     clients_are_upserted_found_listed_and_deleted(store).await;
     users_are_found_by_username_and_subject(store).await;
@@ -776,6 +830,8 @@ async fn keeps_the_directory_contract(store: &dyn Directory) {
 /// Every contract check, port by port, against one store.
 async fn keeps_the_contract(store: &dyn Store, time: &Time) {
     keeps_the_directory_contract(store).await;
+    connectors_are_upserted_found_listed_in_name_order_and_deleted(store).await;
+    federated_users_are_kept_until_they_expire(store, time).await;
     codes_are_consumed_exactly_once(store, time).await;
     the_first_use_is_recorded_with_who_and_when(store, time).await;
     refresh_tokens_can_be_peeked_and_consumed_once(store, time).await;

@@ -78,11 +78,15 @@ pub enum Problem {
     UnknownIdTokenClaim(String),
     #[error("spec.rsaBits must be 2048, 3072 or 4096")]
     InvalidRsaBits,
+    #[error("a connector of type {0} needs its `spec.{0}` settings")]
+    MissingConnectorSettings(&'static str),
+    #[error("spec.oidc.issuer: `{0}` is not an https URL without query or fragment (http only on a loopback address)")]
+    InvalidIssuer(String),
     #[error("{0}")]
     Secret(#[from] SecretError),
 }
 
-fn error(kind: &'static str, meta: &impl ResourceExt, problem: Problem) -> ReconcileError {
+pub(crate) fn error(kind: &'static str, meta: &impl ResourceExt, problem: Problem) -> ReconcileError {
     ReconcileError {
         kind,
         namespace: meta.namespace().unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
@@ -328,7 +332,7 @@ fn check_logout_uri(field: &'static str, uri: &str) -> Result<(), Problem> {
     if allowed { Ok(()) } else { Err(Problem::InvalidUri { field, uri: uri.to_owned() }) }
 }
 
-fn parse_duration(
+pub(crate) fn parse_duration(
     field: &'static str,
     value: &str,
     max: Duration,

@@ -7,10 +7,14 @@
 //! vocabulary, [`crate::vocabulary`], re-exported here.
 
 mod client;
+mod connector;
 mod signing_key;
 mod user;
 
 pub use client::{ApplicationType, OidcClient, OidcClientSpec, OidcClientStatus};
+pub use connector::{
+    ClaimMappings, ConnectorType, IdentityConnector, IdentityConnectorSpec, IdentityConnectorStatus, OidcConnectorSpec,
+};
 pub use signing_key::{PublishedKey, SigningKey, SigningKeySpec, SigningKeyStatus};
 pub use user::{OidcUser, OidcUserSpec, OidcUserStatus, SecretKeyRef};
 
@@ -26,7 +30,7 @@ pub const VERSION: &str = "v1alpha1";
 
 /// The CustomResourceDefinitions, in the order `portcullis crds` prints them.
 pub fn definitions() -> Vec<CustomResourceDefinition> {
-    vec![OidcClient::crd(), OidcUser::crd(), SigningKey::crd()]
+    vec![OidcClient::crd(), OidcUser::crd(), SigningKey::crd(), IdentityConnector::crd()]
 }
 
 /// Renders the definitions as one multi-document YAML stream.

@@ -14,6 +14,7 @@ pub mod device;
 pub mod discovery;
 pub mod endpoints;
 pub mod epoch;
+pub mod federation;
 pub mod form;
 pub mod frontchannel_logout;
 pub mod id_token;

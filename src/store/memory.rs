@@ -12,12 +12,13 @@ use super::ports::{
     Reservation, SingleUse, TokenCheck,
 };
 use super::ports::{
-    ClientHoldings, ClientIndex, LogoutQueue, SessionEnds, SessionGrant, SessionTokenCheck, UserActivity, UserGrant,
-    UserIndex, UserSession,
+    ClientHoldings, ClientIndex, Federation, LogoutQueue, SessionEnds, SessionGrant, SessionTokenCheck, UserActivity,
+    UserGrant, UserIndex, UserSession,
 };
 use crate::clock::Clock;
 use crate::model::{
-    AuthorizationCode, ClientRecord, DeviceGrant, Grant, LogoutDelivery, RefreshToken, Session, UserRecord,
+    AuthorizationCode, ClientRecord, ConnectorRecord, DeviceGrant, FederatedUser, Grant, LogoutDelivery, RefreshToken,
+    Session, UserRecord,
 };
 use crate::protocol::session_end::survives_session_end;
 use crate::vocabulary::Scope;
@@ -221,6 +222,8 @@ pub struct MemoryStore {
     /// Back-channel logout deliveries by (sid, client id), each due at its `due_at` (a
     /// claimed one at its lease's end).
     logouts: RwLock<BTreeMap<(String, String), (u64, LogoutDelivery)>>,
+    connectors: RwLock<BTreeMap<String, ConnectorRecord>>,
+    federated_users: Expiring<FederatedUser>,
 }
 
 #[derive(Default)]
@@ -252,6 +255,8 @@ impl MemoryStore {
             published_keys: RwLock::default(),
             retired_keys: Expiring::new(),
             logouts: RwLock::default(),
+            connectors: RwLock::default(),
+            federated_users: Expiring::new(),
         }
     }
 
@@ -266,6 +271,7 @@ impl MemoryStore {
         self.grants.purge(now);
         self.session_grants.purge(now);
         self.session_ends.purge(now);
+        self.federated_users.purge(now);
         self.consents.purge(now);
         self.device_grants.purge(now);
         self.user_codes.purge(now);
@@ -642,6 +648,36 @@ impl LogoutQueue for MemoryStore {
         let mut logouts = self.logouts.write().unwrap_or_else(PoisonError::into_inner);
         logouts.remove(&(sid.to_owned(), client_id.to_owned()));
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Federation for MemoryStore {
+    async fn put_connector(&self, connector: ConnectorRecord) -> Result<(), StoreError> {
+        write(&self.connectors).insert(connector.name.clone(), connector);
+        Ok(())
+    }
+
+    async fn connector(&self, name: &str) -> Result<Option<ConnectorRecord>, StoreError> {
+        Ok(read(&self.connectors).get(name).cloned())
+    }
+
+    async fn connectors(&self) -> Result<Vec<ConnectorRecord>, StoreError> {
+        Ok(read(&self.connectors).values().cloned().collect())
+    }
+
+    async fn delete_connector(&self, name: &str) -> Result<(), StoreError> {
+        write(&self.connectors).remove(name);
+        Ok(())
+    }
+
+    async fn put_federated_user(&self, user: &FederatedUser, expires_at: u64) -> Result<(), StoreError> {
+        self.federated_users.put(&user.user.subject, user.clone(), expires_at, self.clock.now());
+        Ok(())
+    }
+
+    async fn federated_user(&self, subject: &str) -> Result<Option<FederatedUser>, StoreError> {
+        Ok(self.federated_users.get(subject, self.clock.now()))
     }
 }
 

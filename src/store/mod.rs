@@ -34,8 +34,8 @@ pub use ports::{
     OPERATIONS, PublishedKeys, Reservation, SingleUse, Store, TokenCheck,
 };
 pub use ports::{
-    ClientHoldings, ClientIndex, LogoutQueue, SessionEnds, SessionGrant, SessionTokenCheck, UserActivity, UserGrant,
-    UserIndex, UserSession,
+    ClientHoldings, ClientIndex, Federation, LogoutQueue, SessionEnds, SessionGrant, SessionTokenCheck, UserActivity,
+    UserGrant, UserIndex, UserSession,
 };
 pub use redis::{RedisConfig, RedisStore};
 pub use status::StoreStatus;

@@ -22,7 +22,8 @@ use tracing::Instrument;
 use super::error::StoreError;
 use crate::metrics::Metrics;
 use crate::model::{
-    AuthorizationCode, ClientRecord, DeviceGrant, Grant, LogoutDelivery, RefreshToken, Session, UserRecord,
+    AuthorizationCode, ClientRecord, ConnectorRecord, DeviceGrant, FederatedUser, Grant, LogoutDelivery, RefreshToken,
+    Session, UserRecord,
 };
 use crate::vocabulary::Scope;
 
@@ -441,6 +442,25 @@ store_ports! {
         /// Removes the delivery of session `sid` to client `client_id` (delivered or given up).
         async fn finish_logout(&self, sid: &str, client_id: &str) -> Result<(), StoreError>;
     }
+
+    /// Upstream identity: the connectors the controller (or the manifests folder) writes,
+    /// and the people signed in through them, kept while their sessions and grants live.
+    pub trait Federation {
+        /// Inserts or replaces a connector.
+        async fn put_connector(&self, connector: ConnectorRecord) -> Result<(), StoreError>;
+        /// Looks a connector up by name.
+        async fn connector(&self, name: &str) -> Result<Option<ConnectorRecord>, StoreError>;
+        /// Every connector, sorted by name: the login page's buttons, and what a sweep
+        /// compares with the declared connectors.
+        async fn connectors(&self) -> Result<Vec<ConnectorRecord>, StoreError>;
+        /// Removes a connector; removing an absent one is not an error.
+        async fn delete_connector(&self, name: &str) -> Result<(), StoreError>;
+        /// Keeps a person signed in through a connector until `expires_at`, replacing what
+        /// was kept under their subject.
+        async fn put_federated_user(&self, user: &FederatedUser, expires_at: u64) -> Result<(), StoreError>;
+        /// The person signed in through a connector under `subject`, while kept.
+        async fn federated_user(&self, subject: &str) -> Result<Option<FederatedUser>, StoreError>;
+    }
 }
 
 /// Wraps a store and measures it; the metric children of every operation are resolved
@@ -550,6 +570,24 @@ mod tests {
     impl Sample for ClientRecord {
         fn sample() -> Self {
             ClientRecord::fixture("app", &[], "openid")
+        }
+    }
+
+    impl Sample for ConnectorRecord {
+        fn sample() -> Self {
+            ConnectorRecord::fixture("sample", "https://upstream.example")
+        }
+    }
+
+    impl Sample for &FederatedUser {
+        fn sample() -> Self {
+            leak(FederatedUser {
+                user: UserRecord::fixture("user", "sub"),
+                connector: "sample".into(),
+                upstream_subject: "upstream".into(),
+                upstream_refresh_token: None,
+                checked_at: 1,
+            })
         }
     }
 

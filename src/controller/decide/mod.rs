@@ -9,6 +9,7 @@
 
 pub mod claim;
 pub mod client;
+pub mod connector;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod user;
@@ -20,7 +21,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use super::reconcile::Problem;
-use crate::crd::{OidcClientStatus, OidcUserStatus, SigningKeyStatus};
+use crate::crd::{IdentityConnectorStatus, OidcClientStatus, OidcUserStatus, SigningKeyStatus};
 
 /// The type of the one condition every resource carries.
 pub const READY: &str = "Ready";
@@ -43,6 +44,8 @@ pub enum Reason {
     ClientIdConflict,
     /// An older `OidcUser` holds the username.
     UsernameConflict,
+    /// An older `IdentityConnector` (in another namespace) holds the connector name.
+    ConnectorConflict,
     /// The store did not answer; retried with back-off.
     StoreUnavailable,
     /// A `SigningKey` has no active key yet.
@@ -59,6 +62,7 @@ impl Reason {
             Reason::InvalidSpec => "InvalidSpec",
             Reason::ClientIdConflict => "ClientIdConflict",
             Reason::UsernameConflict => "UsernameConflict",
+            Reason::ConnectorConflict => "ConnectorConflict",
             Reason::StoreUnavailable => "StoreUnavailable",
             Reason::NoActiveKey => "NoActiveKey",
         }
@@ -233,7 +237,7 @@ macro_rules! owned_status {
     )*};
 }
 
-owned_status!(OidcClientStatus, OidcUserStatus, SigningKeyStatus);
+owned_status!(OidcClientStatus, OidcUserStatus, SigningKeyStatus, IdentityConnectorStatus);
 
 /// Whether `current` already says everything `desired` says, so writing it would change
 /// nothing.

@@ -33,6 +33,8 @@
 //! | `P:v1:claimed:<name>` | a generated client-secret hash or signing key (PKCS#8, base64); `claimed:sealing-key`, the master key of sealed sign-ins (base64url) | none |
 //! | `P:v1:keys:jwks`, `P:v1:keys:active` | published JWKS; active `kid` per algorithm (JSON), written by the controller | none |
 //! | `P:v1:keys:retired` | hash: `kid` → `<expiry> <public JWK>` of keys replicas stopped signing with | the latest entry's |
+//! | `P:v1:connectors` | hash: connector name → `ConnectorRecord` ([`federation`]) | none |
+//! | `P:v1:federated:<subject>` | `FederatedUser`, a person signed in through a connector | their sessions' and grants' lifetime |
 //!
 //! Every write to the registry or directory is announced on the pub/sub channel
 //! `P:v1:changes`, naming the keys it changed (see [`directory`]), so each replica's
@@ -124,6 +126,7 @@ mod client_index;
 mod connection;
 mod device;
 mod directory;
+mod federation;
 mod logout_queue;
 mod session_ends;
 mod user_index;

@@ -1,0 +1,279 @@
+//! Deciding an `IdentityConnector`: the record the store holds for it (its client secret
+//! read from its Secret) and what its status says. Its name is its `metadata.name`, which
+//! never changes; two namespaces declaring the same name are a conflict the older one wins.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use url::Url;
+
+use super::claim::{Claimant, owner, released};
+use super::{Decision, Names, Readiness, Reason, Settled, is_ready, settle};
+use crate::controller::reconcile::{Problem, ReconcileError, error, parse_duration, secret_value};
+use crate::crd::{ConnectorType, IdentityConnector, IdentityConnectorStatus, OidcConnectorSpec};
+use crate::model::{ClaimPaths, ConnectorRecord, OidcUpstream, Upstream};
+use crate::vocabulary::Scope;
+
+/// Connector names: lost to an older connector of another namespace.
+const CONNECTOR_NAMES: Names = Names {
+    conflict: Reason::ConnectorConflict,
+    revoked: "ConnectorRevoked",
+    revoked_message: |old| format!("connector `{old}` can no longer sign anyone in"),
+};
+
+/// The scopes asked of an upstream that declares none.
+const DEFAULT_SCOPES: [&str; 3] = ["openid", "profile", "email"];
+
+/// How often a refresh asks the upstream again, unless declared; and the longest allowed.
+const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(600);
+const MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// What to do for one `IdentityConnector`.
+pub type ConnectorDecision = Decision<ConnectorRecord, IdentityConnectorStatus>;
+
+impl Claimant for IdentityConnector {
+    fn applied(&self) -> Option<&str> {
+        let status = self.status.as_ref()?;
+        is_ready(&status.conditions).then_some(self.metadata.name.as_deref()).flatten()
+    }
+
+    fn claimed(&self) -> &str {
+        self.metadata.name.as_deref().unwrap_or_default()
+    }
+}
+
+/// The record `connector` stands for, given its client secret's Secret (if it exists).
+pub fn plan_connector(
+    connector: &IdentityConnector,
+    secret: Option<&Secret>,
+) -> Result<ConnectorRecord, ReconcileError> {
+    let fail = |problem| error("IdentityConnector", connector, problem);
+    let spec = &connector.spec;
+    let name = connector.name_any();
+    let refresh_interval = match &spec.refresh_interval {
+        Some(value) => parse_duration("spec.refreshInterval", value, MAX_REFRESH_INTERVAL, "7d").map_err(fail)?,
+        None => DEFAULT_REFRESH_INTERVAL,
+    };
+    let upstream = match spec.connector_type {
+        ConnectorType::Oidc => {
+            let oidc = spec.oidc.as_ref().ok_or_else(|| fail(Problem::MissingConnectorSettings("oidc")))?;
+            Upstream::Oidc(plan_oidc(oidc, secret).map_err(fail)?)
+        }
+    };
+    Ok(ConnectorRecord {
+        display_name: spec.display_name.clone().unwrap_or_else(|| name.clone()),
+        name,
+        upstream,
+        group_prefix: spec.group_prefix.clone().unwrap_or_default(),
+        allowed_groups: spec.allowed_groups.clone(),
+        refresh_interval: refresh_interval.as_secs(),
+    })
+}
+
+fn plan_oidc(oidc: &OidcConnectorSpec, secret: Option<&Secret>) -> Result<OidcUpstream, Problem> {
+    if !is_issuer(&oidc.issuer) {
+        return Err(Problem::InvalidIssuer(oidc.issuer.clone()));
+    }
+    let reference = &oidc.client_secret_ref;
+    let secret = secret.ok_or_else(|| Problem::MissingSecret(reference.name.clone()))?;
+    let client_secret = secret_value(secret, &reference.key)?
+        .ok_or_else(|| Problem::MissingSecretKey { secret: reference.name.clone(), key: reference.key.clone() })?;
+    let mut scopes: Vec<String> = if oidc.scopes.is_empty() {
+        DEFAULT_SCOPES.map(str::to_owned).to_vec()
+    } else {
+        Scope::parse(&oidc.scopes.join(" ")).map_err(|e| Problem::InvalidScope(e.to_string()))?;
+        oidc.scopes.clone()
+    };
+    if !scopes.iter().any(|scope| scope == "openid") {
+        scopes.insert(0, "openid".into());
+    }
+    let mappings = &oidc.claim_mappings;
+    let defaults = ClaimPaths::default();
+    let or_default = |declared: &Option<String>, default: String| declared.clone().unwrap_or(default);
+    Ok(OidcUpstream {
+        issuer: oidc.issuer.clone(),
+        client_id: oidc.client_id.clone(),
+        client_secret: client_secret.trim().to_owned(),
+        scopes,
+        claims: ClaimPaths {
+            username: or_default(&mappings.username, defaults.username),
+            email: or_default(&mappings.email, defaults.email),
+            email_verified: or_default(&mappings.email_verified, defaults.email_verified),
+            name: or_default(&mappings.name, defaults.name),
+            groups: or_default(&mappings.groups, defaults.groups),
+        },
+        skip_email_verified: oidc.insecure_skip_email_verified,
+        userinfo: oidc.userinfo,
+    })
+}
+
+/// OIDC Discovery §2: an issuer is an https URL with no query or fragment; plain http is
+/// allowed on loopback addresses only, for a local upstream in development.
+fn is_issuer(issuer: &str) -> bool {
+    let Ok(url) = Url::parse(issuer) else { return false };
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(domain)) => domain == "localhost",
+        None => false,
+    };
+    let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && loopback);
+    scheme_ok && url.host().is_some() && url.query().is_none() && url.fragment().is_none() && !issuer.contains('#')
+}
+
+/// Decides `connector`, given its client secret's Secret (if it exists), the connectors
+/// of the same name in other namespaces (`peers`; `connector` itself may be among them)
+/// and the time.
+pub fn decide_connector(
+    connector: &IdentityConnector,
+    secret: Option<&Secret>,
+    peers: &[Arc<IdentityConnector>],
+    now: u64,
+) -> ConnectorDecision {
+    let previous = connector.status.clone().unwrap_or_default();
+    let name = connector.name_any();
+    let outcome = match plan_connector(connector, secret) {
+        Err(error) => Err(Readiness::not_ready(Reason::of(&error.problem), error.problem.to_string())),
+        Ok(record) => match owner(connector, &name, peers) {
+            Some(owner) => Err(Readiness::not_ready(
+                Reason::ConnectorConflict,
+                format!(
+                    "connector `{name}` is already declared in namespace {}",
+                    owner.namespace().unwrap_or_default()
+                ),
+            )),
+            None => Ok(record),
+        },
+    };
+    let (apply, readiness) = match outcome {
+        Ok(record) => (Some(record), Readiness::ready(format!("people can sign in through connector `{name}`"))),
+        Err(readiness) => (None, readiness),
+    };
+    let kept = apply.as_ref().map(|record| record.name.clone());
+    let Settled { delete, events, condition, requeue } =
+        settle(connector, kept.as_deref(), &readiness, &previous.conditions, peers, &CONNECTOR_NAMES, now);
+    let status =
+        IdentityConnectorStatus { observed_generation: connector.metadata.generation, conditions: vec![condition] };
+    Decision { apply, delete, readiness, status, events, requeue }
+}
+
+/// The connector names to remove when `connector` is deleted: its own, unless a
+/// connector of another namespace holds it.
+pub fn connector_cleanup(connector: &IdentityConnector, peers: &[Arc<IdentityConnector>]) -> Vec<String> {
+    released(connector, Some(connector.name_any()), peers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::decide::fixtures::{SecretData, secret};
+    use crate::crd::{ClaimMappings, IdentityConnectorSpec, SecretKeyRef};
+    use kube::api::ObjectMeta;
+
+    fn connector(namespace: &str, created: i64) -> IdentityConnector {
+        let spec = IdentityConnectorSpec {
+            connector_type: ConnectorType::Oidc,
+            display_name: Some("Corp".into()),
+            oidc: Some(OidcConnectorSpec {
+                issuer: "https://login.example.com/tenant/v2.0".into(),
+                client_id: "portcullis".into(),
+                client_secret_ref: SecretKeyRef { name: "corp-oidc".into(), key: "clientSecret".into() },
+                scopes: vec![],
+                claim_mappings: ClaimMappings { groups: Some("roles".into()), ..ClaimMappings::default() },
+                insecure_skip_email_verified: false,
+                userinfo: false,
+            }),
+            group_prefix: Some("corp:".into()),
+            allowed_groups: vec!["staff".into()],
+            refresh_interval: None,
+        };
+        let metadata = ObjectMeta {
+            name: Some("corp".into()),
+            namespace: Some(namespace.into()),
+            uid: Some(format!("uid-{namespace}")),
+            generation: Some(1),
+            creation_timestamp: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::from_second(created).unwrap(),
+            )),
+            ..ObjectMeta::default()
+        };
+        IdentityConnector { metadata, spec, status: None }
+    }
+
+    fn client_secret() -> Secret {
+        secret("corp-oidc").with("clientSecret", "s3cret\n")
+    }
+
+    #[test]
+    fn a_connector_with_its_secret_is_applied_with_the_defaults_filled_in() {
+        let decision = decide_connector(&connector("default", 1), Some(&client_secret()), &[], 100);
+        let record = decision.apply.unwrap();
+        assert_eq!((record.name.as_str(), record.display_name.as_str()), ("corp", "Corp"));
+        assert_eq!(record.refresh_interval, 600);
+        assert_eq!((record.group_prefix.as_str(), &record.allowed_groups[..]), ("corp:", &["staff".to_owned()][..]));
+        let Upstream::Oidc(oidc) = record.upstream;
+        assert_eq!(oidc.client_secret, "s3cret");
+        assert_eq!(oidc.scopes, ["openid", "profile", "email"]);
+        assert_eq!((oidc.claims.groups.as_str(), oidc.claims.username.as_str()), ("roles", "preferred_username"));
+        assert!(decision.readiness.is_ready());
+    }
+
+    #[test]
+    fn declared_scopes_always_ask_for_openid() {
+        let mut declared = connector("default", 1);
+        if let Some(oidc) = &mut declared.spec.oidc {
+            oidc.scopes = vec!["email".into(), "groups".into()];
+        }
+        let record = plan_connector(&declared, Some(&client_secret())).unwrap();
+        let Upstream::Oidc(oidc) = record.upstream;
+        assert_eq!(oidc.scopes, ["openid", "email", "groups"]);
+    }
+
+    #[test]
+    fn a_missing_secret_or_key_is_reported_under_its_own_reason() {
+        let decision = decide_connector(&connector("default", 1), None, &[], 100);
+        assert!(decision.apply.is_none());
+        assert_eq!(decision.readiness.reason, Reason::SecretMissing);
+        let wrong_key = secret("corp-oidc").with("other", "x");
+        let decision = decide_connector(&connector("default", 1), Some(&wrong_key), &[], 100);
+        assert_eq!(decision.readiness.reason, Reason::SecretMissingKey);
+    }
+
+    #[test]
+    fn oidc_discovery_2_an_issuer_is_https_without_query_or_fragment() {
+        for good in ["https://accounts.google.com", "https://login.example.com/t/v2.0", "http://127.0.0.1:8081"] {
+            assert!(is_issuer(good), "{good}");
+        }
+        for bad in ["http://idp.example.com", "https://idp.example.com?x=1", "https://idp.example.com#f", "idp", ""] {
+            assert!(!is_issuer(bad), "{bad}");
+        }
+        let mut declared = connector("default", 1);
+        if let Some(oidc) = &mut declared.spec.oidc {
+            oidc.issuer = "http://idp.example.com".into();
+        }
+        let decision = decide_connector(&declared, Some(&client_secret()), &[], 100);
+        assert_eq!(decision.readiness.reason, Reason::InvalidSpec);
+    }
+
+    #[test]
+    fn a_refresh_interval_is_a_duration_up_to_a_week() {
+        let mut declared = connector("default", 1);
+        declared.spec.refresh_interval = Some("1h".into());
+        assert_eq!(plan_connector(&declared, Some(&client_secret())).unwrap().refresh_interval, 3600);
+        declared.spec.refresh_interval = Some("30d".into());
+        assert!(plan_connector(&declared, Some(&client_secret())).is_err());
+    }
+
+    #[test]
+    fn the_older_of_two_namespaces_declaring_a_name_keeps_it() {
+        let older = Arc::new(connector("team-a", 1));
+        let newer = connector("team-b", 2);
+        let peers = vec![Arc::clone(&older), Arc::new(newer.clone())];
+        let decision = decide_connector(&newer, Some(&client_secret()), &peers, 100);
+        assert!(decision.apply.is_none());
+        assert_eq!(decision.readiness.reason, Reason::ConnectorConflict);
+        assert!(decide_connector(&older, Some(&client_secret()), &peers, 100).apply.is_some());
+    }
+}

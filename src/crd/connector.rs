@@ -1,0 +1,133 @@
+// kube's derive repeats `type_` across printcolumns by design; clippy mistakes it for a duplicate.
+#![allow(clippy::duplicated_attributes)]
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::SecretKeyRef;
+
+/// An upstream identity provider people may sign in with instead of a local password.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
+#[kube(
+    group = "portcullis.dev",
+    version = "v1alpha1",
+    kind = "IdentityConnector",
+    namespaced,
+    status = "IdentityConnectorStatus",
+    shortname = "idc",
+    category = "portcullis",
+    doc = "An upstream identity provider (another OpenID Connect provider) people may sign in with; the metadata.name is the connector's name.",
+    printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
+    printcolumn(name = "Display Name", type_ = "string", json_path = ".spec.displayName"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(
+    validation = Rule::new("self.type != 'oidc' || has(self.oidc)").message("a connector of type oidc needs its `oidc` settings")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityConnectorSpec {
+    /// The kind of upstream: `oidc`, an OpenID Connect provider (Entra ID v2.0, Google,
+    /// Keycloak, Okta, another Portcullis).
+    #[serde(rename = "type")]
+    pub connector_type: ConnectorType,
+    /// The name on the login page's button ("Continue with …"). Defaults to `metadata.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// The settings of a connector of type `oidc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<OidcConnectorSpec>,
+    /// Put before every upstream group name in the `groups` claim, e.g. `corp:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_prefix: Option<String>,
+    /// Upstream groups (before the prefix) of which a person must be in at least one to
+    /// sign in through this connector; empty lets every upstream user in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_groups: Vec<String>,
+    /// How often a refresh asks the upstream again whether the person still exists and is
+    /// still in the allowed groups, e.g. `10m` (the default) or `1h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_interval: Option<String>,
+}
+
+/// The kinds of upstream identity provider.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectorType {
+    /// An OpenID Connect provider, found through its discovery document.
+    Oidc,
+}
+
+impl ConnectorType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectorType::Oidc => "oidc",
+        }
+    }
+}
+
+/// How to sign in with an upstream OpenID Connect provider (the authorization code flow
+/// with PKCE, `state` and `nonce`).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OidcConnectorSpec {
+    /// The upstream's issuer URL; its `/.well-known/openid-configuration` must name the
+    /// same issuer. For Entra ID: `https://login.microsoftonline.com/<tenant>/v2.0`.
+    pub issuer: String,
+    /// The client id Portcullis is registered with at the upstream. The redirect URI to
+    /// register there is `<issuer of Portcullis>/callback/<connector name>`.
+    pub client_id: String,
+    /// Where the client secret is kept (a Secret in the connector's namespace).
+    pub client_secret_ref: SecretKeyRef,
+    /// The scopes asked of the upstream; defaults to `openid profile email`. `openid` is
+    /// always asked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// Which upstream claims our claims are read from.
+    #[serde(default)]
+    pub claim_mappings: ClaimMappings,
+    /// Accept an `email` the upstream does not say is verified (some never send
+    /// `email_verified`); it is then released with `email_verified: false`.
+    #[serde(default)]
+    pub insecure_skip_email_verified: bool,
+    /// Also read the claims (groups above all) from the upstream's userinfo endpoint, for
+    /// upstreams that leave them out of the ID token.
+    #[serde(default)]
+    pub userinfo: bool,
+}
+
+/// Upstream claim names, each a top-level claim or a dotted path into nested objects
+/// (`realm_access.roles`).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimMappings {
+    /// Our `preferred_username`; defaults to `preferred_username`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Our `email`; defaults to `email`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Whether that email is verified; defaults to `email_verified`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<String>,
+    /// Our `name`; defaults to `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Our `groups` (a list of strings, or one string); defaults to `groups`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<String>,
+}
+
+/// What the controller observed when it last reconciled the connector.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityConnectorStatus {
+    /// The generation last reconciled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Standard conditions; `Ready` says whether people can sign in through the connector.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+}
