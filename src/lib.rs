@@ -23,6 +23,7 @@
 
 pub mod audit;
 pub mod clock;
+pub mod connectors;
 pub mod context;
 pub mod controller;
 pub mod crd;

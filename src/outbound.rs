@@ -84,6 +84,32 @@ pub async fn post_form(
     send(http, request, timeout).await
 }
 
+/// Sends `request` as it is (headers included) and answers with the whole response, all
+/// within `timeout`: the HTTP client of the upstream relying-party library
+/// ([`crate::connectors`]). Redirects are not followed, so an upstream cannot bounce the
+/// request elsewhere.
+pub async fn exchange(
+    http: &HttpClient,
+    request: hyper::Request<Vec<u8>>,
+    timeout: Duration,
+) -> Result<hyper::Response<Vec<u8>>, OutboundError> {
+    let (parts, body) = request.into_parts();
+    let exchange = async {
+        let response = http
+            .request(Request::from_parts(parts, Full::new(Bytes::from(body))))
+            .await
+            .map_err(|error| OutboundError::Send(with_causes(&error)))?;
+        let (parts, body) = response.into_parts();
+        let body = Limited::new(body, MAX_BODY_BYTES)
+            .collect()
+            .await
+            .map_err(|error| OutboundError::Body(error.to_string()))?
+            .to_bytes();
+        Ok(hyper::Response::from_parts(parts, body.to_vec()))
+    };
+    tokio::time::timeout(timeout, exchange).await.map_err(|_| OutboundError::Timeout(timeout))?
+}
+
 /// Sends `request` and reads its answer, all within `timeout`. Redirects are not followed.
 async fn send(http: &HttpClient, request: Request<Full<Bytes>>, timeout: Duration) -> Result<Answer, OutboundError> {
     let exchange = async {
@@ -100,7 +126,7 @@ async fn send(http: &HttpClient, request: Request<Full<Bytes>>, timeout: Duratio
 }
 
 /// `error: cause: cause…`.
-fn with_causes(error: &dyn std::error::Error) -> String {
+pub fn with_causes(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
     while let Some(error) = cause {
