@@ -72,6 +72,19 @@ pub struct ClientPolicy {
     /// The client needs `iss` and `sid` on its front-channel logout URI (§2).
     #[serde(default)]
     pub frontchannel_logout_session_required: bool,
+    /// The connectors people may sign in through for this client; `None`: all of them.
+    #[serde(default)]
+    pub connectors: Option<Vec<String>>,
+    /// No password form: people sign in through the connectors only.
+    #[serde(default)]
+    pub connectors_only: bool,
+}
+
+impl ClientPolicy {
+    /// Whether people may sign in through connector `name` for this client.
+    pub fn allows_connector(&self, name: &str) -> bool {
+        self.connectors.as_ref().is_none_or(|names| names.iter().any(|allowed| allowed == name))
+    }
 }
 
 /// What a dynamically registered client registered with, and how it manages that

@@ -291,6 +291,8 @@ pub fn desired_client(client: &OidcClient, credentials: Option<&Secret>) -> Resu
             backchannel_logout_uri: spec.backchannel_logout_uri.clone(),
             frontchannel_logout_uri: spec.frontchannel_logout_uri.clone(),
             frontchannel_logout_session_required: spec.frontchannel_logout_session_required,
+            connectors: spec.connectors.clone(),
+            connectors_only: spec.local_users == Some(false),
         },
     };
     Ok(DesiredClient { record, secret })

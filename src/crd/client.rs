@@ -78,6 +78,14 @@ pub struct OidcClientSpec {
     /// (Front-Channel Logout 1.0 `frontchannel_logout_session_required`).
     #[serde(default)]
     pub frontchannel_logout_session_required: bool,
+    /// The `IdentityConnector`s (by name) people may sign in through for this client;
+    /// absent: every connector. An empty list offers none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connectors: Option<Vec<String>>,
+    /// Whether the login page offers the password form of locally declared users; `false`
+    /// leaves sign-in through the connectors only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_users: Option<bool>,
     /// OAuth 2.0 grant types the client may use (RFC 7591 `grant_types`).
     #[serde(default = "default_grant_types")]
     pub grant_types: Vec<GrantType>,
