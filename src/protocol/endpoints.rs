@@ -19,6 +19,10 @@ pub const REGISTER: &str = "/register";
 pub const DEVICE_AUTHORIZATION: &str = "/device_authorization";
 pub const DEVICE: &str = "/device";
 pub const ACCOUNT: &str = "/account";
+/// Where the login page's "Continue with …" links start a sign-in at an upstream.
+pub const LOGIN_UPSTREAM: &str = "/login/upstream";
+/// Where upstreams send the browser back: `/callback/<connector name>`.
+pub const CALLBACK: &str = "/callback";
 pub const STYLESHEET: &str = "/assets/portcullis.css";
 pub const FORM_POST_SCRIPT: &str = "/assets/form-post.js";
 pub const FRONTCHANNEL_LOGOUT_SCRIPT: &str = "/assets/frontchannel-logout.js";

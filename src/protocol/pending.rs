@@ -72,6 +72,23 @@ pub struct PendingRequest {
     pub sid: Option<String>,
     /// The validated request, without `id_token_hint`, which only `/authorize` reads.
     pub request: AuthorizationRequest,
+    /// Set while the browser signs in at an upstream identity provider: the request then
+    /// travels in a cookie to the callback, sealed with the upstream `state` as its CSRF
+    /// token, so only the callback carrying that `state` opens it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamAttempt>,
+}
+
+/// A sign-in at an upstream identity provider, between its start and its callback.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamAttempt {
+    /// The connector's name.
+    pub connector: String,
+    pub nonce: String,
+    /// The PKCE verifier (RFC 7636) of the upstream request.
+    pub code_verifier: String,
+    /// The interaction's own CSRF token, for the pages after the callback.
+    pub csrf_token: String,
 }
 
 /// The browser binding, CSRF token and session id are bearer secrets of the browser:
@@ -260,6 +277,7 @@ mod tests {
             issued_at,
             sid: None,
             request: request(Some("xyz")),
+            upstream: None,
         }
     }
 

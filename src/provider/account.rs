@@ -90,6 +90,8 @@ fn login_page(
         username,
         error,
         device: None,
+        connectors: Vec::new(),
+        local_users: true,
     };
     pages::render(status, &page)
 }

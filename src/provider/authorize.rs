@@ -93,18 +93,15 @@ async fn decide(
         issued_at: now,
         sid: logged_in.as_ref().map(|(s, _)| s.sid.clone()),
         request: AuthorizationRequest { id_token_hint: None, ..request },
+        upstream: None,
     };
     let interaction = Interaction::seal(provider, pending).await?;
     let page = match &logged_in {
         Some((_, user)) => consent_page(provider, client, &interaction, user),
-        None => login_page(
-            provider,
-            client,
-            &interaction,
-            interaction.request().login_hint.as_deref().unwrap_or(""),
-            None,
-            StatusCode::OK,
-        ),
+        None => {
+            let username = interaction.request().login_hint.as_deref().unwrap_or("");
+            login_page(provider, client, &interaction, username, None, StatusCode::OK).await?
+        }
     };
     let cookie = new_browser.then(|| browser::set_cookie(provider, BROWSER_COOKIE, &browser_id, None)).flatten();
     Ok(with_cookies(page, [cookie]))

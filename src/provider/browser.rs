@@ -58,7 +58,7 @@ pub async fn current_session(
 ) -> Result<Option<(Session, std::sync::Arc<UserRecord>)>, StoreError> {
     let Some(id) = cookie(headers, SESSION_COOKIE) else { return Ok(None) };
     let Some(session) = provider.store.session(&id).await? else { return Ok(None) };
-    match provider.store.user_by_subject(&session.subject).await? {
+    match provider.user_by_subject(&session.subject).await? {
         Some(user) if !user.disabled => Ok(Some((session, user))),
         _ => Ok(None),
     }

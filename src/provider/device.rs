@@ -181,6 +181,8 @@ async fn login_page(
         username,
         error,
         device: Some(DeviceFields { key: &found.key, user_code: &user_code }),
+        connectors: Vec::new(),
+        local_users: true,
     };
     Ok(pages::render(status, &page))
 }

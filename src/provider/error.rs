@@ -221,6 +221,11 @@ pub enum PageError {
     Store(StoreError),
     /// A failure whose detail stays internal.
     Internal(String),
+    /// An upstream identity provider failed to sign the person in (detail logged only).
+    Upstream(String),
+    /// The upstream vouched for the person, but the connector does not let them in; the
+    /// reason is shown.
+    Refused(String),
     /// An OAuth error sent back to the client's redirect URI, with `state` and `iss`
     /// (RFC 6749 §4.1.2.1, RFC 9207 §2).
     Redirect(StatusCode, Box<RedirectableError>),
@@ -258,6 +263,8 @@ impl PageError {
             PageError::Store(StoreError::Corrupt(_)) | PageError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, ENGLISH.server_error_title, ENGLISH.server_error)
             }
+            PageError::Upstream(_) => (StatusCode::BAD_GATEWAY, ENGLISH.upstream_failed_title, ENGLISH.upstream_failed),
+            PageError::Refused(reason) => (StatusCode::FORBIDDEN, ENGLISH.upstream_refused_title, reason.as_str()),
             PageError::Redirect(status, error) => {
                 let params = error.params(&provider.config.issuer);
                 return authorization_response(provider, *status, error.response_mode, &error.redirect_uri, &params)
@@ -267,7 +274,7 @@ impl PageError {
         let mut response = message_page(provider, status, title, description);
         let unexpected = match self {
             PageError::Store(error) => Some(Unexpected::store(&error)),
-            PageError::Internal(detail) => Some(Unexpected(detail)),
+            PageError::Internal(detail) | PageError::Upstream(detail) => Some(Unexpected(detail)),
             _ => None,
         };
         if let Some(unexpected) = unexpected {

@@ -11,7 +11,7 @@ use axum::response::Response;
 
 use super::browser::{self, BROWSER_COOKIE};
 use super::error::PageError;
-use super::pages::{self, ConsentPage, LoginPage, ScopeLine, Text};
+use super::pages::{self, ConnectorButton, ConsentPage, LoginPage, ScopeLine, Text};
 use super::respond::authorization_response;
 use super::session_end::session_expires_at;
 use super::state::{CODE_TTL, Provider};
@@ -92,17 +92,34 @@ pub async fn needs_consent(
     Ok(!remembered.is_some_and(|scope| request.scope.is_subset(&scope)))
 }
 
-/// The sign-in form of an interaction.
-pub fn login_page(
+/// The sign-in form of an interaction, with a "Continue with …" link per connector the
+/// client allows.
+pub async fn login_page(
     provider: &Provider,
     client: &ClientRecord,
     interaction: &Interaction,
     username: &str,
     error: Option<&str>,
     status: StatusCode,
-) -> Response {
+) -> PageResult {
     let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
     let action = provider.config.browser_path(endpoints::LOGIN);
+    let start = provider.config.browser_path(endpoints::LOGIN_UPSTREAM);
+    let connectors = provider
+        .store
+        .connectors()
+        .await?
+        .into_iter()
+        .filter(|connector| client.policy.allows_connector(&connector.name))
+        .map(|connector| {
+            let query = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("connector", &connector.name)
+                .append_pair("interaction", &interaction.sealed)
+                .append_pair("csrf_token", &interaction.pending.csrf_token)
+                .finish();
+            ConnectorButton { href: format!("{start}?{query}"), label: connector.display_name }
+        })
+        .collect();
     let page = LoginPage {
         text: Text::for_ui_locales(interaction.request().ui_locales.as_deref()),
         stylesheet: &stylesheet,
@@ -113,8 +130,10 @@ pub fn login_page(
         username,
         error,
         device: None,
+        connectors,
+        local_users: !client.policy.connectors_only,
     };
-    pages::render_with_form_target(status, &page, &interaction.request().redirect_uri)
+    Ok(pages::render_with_form_target(status, &page, &interaction.request().redirect_uri))
 }
 
 /// The consent form of an interaction, listing the scopes in plain words.

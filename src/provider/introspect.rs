@@ -82,5 +82,5 @@ pub async fn introspect(
 
 /// Whether the user `subject` exists and is not disabled (a cached directory read).
 async fn user_may_act(provider: &Provider, subject: &str) -> Result<bool, ApiError> {
-    Ok(provider.store.user_by_subject(subject).await?.is_some_and(|user| !user.disabled))
+    Ok(provider.user_by_subject(subject).await?.is_some_and(|user| !user.disabled))
 }

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use super::browser;
+use super::error::PageError;
 use super::extract::BrowserParams;
 use super::flow::{Interaction, PageResult, consent_page, issue_code, login_page, needs_consent};
 use super::respond::{with_cookies, with_retry_after};
@@ -47,16 +48,19 @@ async fn authenticate(
     form: &FormParams,
     address: &str,
 ) -> PageResult {
+    if client.policy.connectors_only {
+        return Err(PageError::FormRefused);
+    }
     let (session, user, cookie) = match sign_in(provider, headers, form, address, Some(&client.client_id)).await? {
         SignIn::SignedIn { session, user, cookie } => (session, user, cookie),
         SignIn::Refused => {
             let username = sign_in::username(form);
-            return Ok(login_page(provider, client, interaction, &username, Some(WRONG_CREDENTIALS), StatusCode::OK));
+            return login_page(provider, client, interaction, &username, Some(WRONG_CREDENTIALS), StatusCode::OK).await;
         }
         SignIn::Throttled { retry_after } => {
             let username = sign_in::username(form);
             let status = StatusCode::TOO_MANY_REQUESTS;
-            let page = login_page(provider, client, interaction, &username, Some(THROTTLED), status);
+            let page = login_page(provider, client, interaction, &username, Some(THROTTLED), status).await?;
             return Ok(with_retry_after(page, retry_after));
         }
     };

@@ -7,6 +7,7 @@
 //! - one file per endpoint: `authorize`, `login`, `consent`, `logout`, `token`,
 //!   `introspect`, `revoke`, `userinfo`, `register`, `device_authorization`, `device`
 //!   (the page where a device's user code is entered), `account` (the user's own page),
+//!   `federation` (sign-in through an upstream identity provider and its callback),
 //!   and `metadata` (discovery, JWKS, the
 //!   stylesheet, probes, metrics);
 //! - what endpoints share: `flow` (the interaction of authorize, login and consent),
@@ -29,6 +30,7 @@ mod device;
 mod device_authorization;
 mod error;
 mod extract;
+mod federation;
 mod flow;
 mod headers;
 mod introspect;
@@ -80,6 +82,8 @@ pub fn app(provider: Arc<Provider>) -> Router {
         .route(path::AUTHORIZE, get(authorize::authorize).post(authorize::authorize))
         .route(path::LOGIN, post(login::login))
         .route(path::CONSENT, post(consent::consent))
+        .route(path::LOGIN_UPSTREAM, get(federation::start))
+        .route(&format!("{}/{{connector}}", path::CALLBACK), get(federation::callback))
         .route(
             path::USERINFO,
             get(userinfo::userinfo)

@@ -53,6 +53,16 @@ pub struct LoginPage<'a> {
     /// Set when the form signs in for a device authorization (posted to `/device`), in
     /// place of `interaction`.
     pub device: Option<DeviceFields<'a>>,
+    /// The upstream identity providers the client lets people sign in with.
+    pub connectors: Vec<ConnectorButton>,
+    /// Whether the password form is shown (a client may allow upstream sign-in only).
+    pub local_users: bool,
+}
+
+/// A "Continue with …" link to sign in through a connector.
+pub struct ConnectorButton {
+    pub href: String,
+    pub label: String,
 }
 
 /// What the forms of a device authorization carry to name it: its key and its user code.
@@ -414,7 +424,21 @@ mod tests {
             username,
             error,
             device: None,
+            connectors: vec![],
+            local_users: true,
         }
+    }
+
+    #[test]
+    fn connector_links_are_escaped_and_a_connectors_only_page_has_no_password_form() {
+        let connectors =
+            vec![ConnectorButton { href: "/login/upstream?connector=a&x=\"1\"".into(), label: XSS.into() }];
+        let page = LoginPage { connectors, local_users: false, ..login("", None) }.render().unwrap();
+        assert!(page.contains(&format!("Continue with {XSS_ESCAPED}")), "{page}");
+        assert!(!page.contains(XSS) && !page.contains("x=\"1\""), "{page}");
+        assert!(!page.contains("name=\"password\""), "no password form: {page}");
+        let both = LoginPage { connectors: vec![], ..login("", None) }.render().unwrap();
+        assert!(both.contains("name=\"password\"") && !both.contains("Continue with"));
     }
 
     fn consent(client_name: &str) -> ConsentPage<'_> {

@@ -142,6 +142,7 @@ mod tests {
             csrf_token: "c".into(),
             issued_at: now,
             sid: None,
+            upstream: None,
             request: AuthorizationRequest {
                 client_id: "app".into(),
                 redirect_uri: "https://app.example/cb".into(),

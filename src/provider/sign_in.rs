@@ -100,21 +100,36 @@ pub async fn sign_in(
     if let Some(password) = rehash_with {
         upgrade_hash(provider, &user, password).await;
     }
+    let (session, cookie) = start_session(provider, headers, &user.subject, client_id, now).await?;
+    Ok(SignIn::SignedIn { session, user, cookie })
+}
+
+/// A new SSO session for `subject`, who just authenticated (by password or through a
+/// connector), and the cookie that carries it. A new session id at every login, and the
+/// one this browser had before ends: a session id planted in or stolen from the browser
+/// never becomes a signed-in session.
+pub async fn start_session(
+    provider: &Provider,
+    headers: &HeaderMap,
+    subject: &str,
+    client_id: Option<&str>,
+    now: u64,
+) -> Result<(Session, Option<HeaderValue>), PageError> {
     if let Some(previous) = browser::cookie(headers, SESSION_COOKIE) {
         provider.store.delete_session(&previous).await?;
     }
     let session = Session {
         id: secrets::random_token(32)?,
         sid: secrets::random_token(16)?,
-        subject: user.subject.clone(),
+        subject: subject.to_owned(),
         auth_time: now,
         csrf_token: secrets::random_token(32)?,
     };
     provider.store.put_session(&session, now + provider.config.session_ttl).await?;
     provider.metrics.login(LoginResult::Success);
-    audit::emit(AuditEvent::LoginSucceeded, AuditFields { client_id, ..AuditFields::default() }.subject(&user.subject));
+    audit::emit(AuditEvent::LoginSucceeded, AuditFields { client_id, ..AuditFields::default() }.subject(subject));
     let cookie = browser::set_cookie(provider, SESSION_COOKIE, &session.id, Some(provider.config.session_ttl));
-    Ok(SignIn::SignedIn { session, user, cookie })
+    Ok((session, cookie))
 }
 
 /// Checks the password of `user` (`None`: no such user), padded to the directory's

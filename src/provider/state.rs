@@ -11,12 +11,14 @@ use super::password_work::PasswordWork;
 use super::readiness::Readiness;
 use super::sealing::Sealer;
 use crate::clock::Clock;
+use crate::connectors::oidc::OidcConnectors;
 use crate::keys::{Keyring, SharedKeyring};
 use crate::metrics::Metrics;
+use crate::model::UserRecord;
 use crate::protocol::discovery;
 use crate::protocol::token::Issuance;
 use crate::secrets::ClientSecretVerifier;
-use crate::store::{InstrumentedStore, Store, StoreStatus};
+use crate::store::{InstrumentedStore, Store, StoreError, StoreStatus};
 use crate::vocabulary::Scope;
 
 /// Authorization codes live this long (OIDC Core §3.1.3.1 asks for a short lifetime).
@@ -124,6 +126,8 @@ pub struct Provider {
     discovery: ArcSwapOption<Discovery>,
     /// The key that seals pending authorization requests into the browser's forms.
     pub(super) sealer: Sealer,
+    /// The upstream OpenID Connect providers' discovery documents and keys.
+    pub(super) upstreams: OidcConnectors,
 }
 
 impl Provider {
@@ -149,6 +153,7 @@ impl Provider {
             password_work: PasswordWork::default(),
             discovery: ArcSwapOption::empty(),
             sealer: Sealer::default(),
+            upstreams: OidcConnectors::default(),
         };
         provider.discovery_document()?;
         Ok(provider)
@@ -177,6 +182,15 @@ impl Provider {
         self.discovery
             .store(Some(Arc::new(Discovery { keyring: Arc::downgrade(&keyring), document: document.clone() })));
         Ok(document)
+    }
+
+    /// The user a session, grant or token is for: a declared one, else a person signed in
+    /// through a connector, while the store keeps them.
+    pub(super) async fn user_by_subject(&self, subject: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
+        if let Some(user) = self.store.user_by_subject(subject).await? {
+            return Ok(Some(user));
+        }
+        Ok(self.store.federated_user(subject).await?.map(|federated| Arc::new(federated.user)))
     }
 
     /// What the access tokens issued now carry besides their grant's.

@@ -20,6 +20,13 @@ pub struct Text {
     /// One message for a wrong password, an unknown user and a disabled user alike, so the
     /// page does not reveal which usernames exist.
     pub wrong_credentials: &'static str,
+    /// Before a connector's display name on its button.
+    pub continue_with: &'static str,
+    /// Between the upstream buttons and the password form.
+    pub or_sign_in_with_password: &'static str,
+    pub upstream_failed_title: &'static str,
+    pub upstream_failed: &'static str,
+    pub upstream_refused_title: &'static str,
     pub throttled: &'static str,
 
     pub consent_title: &'static str,
@@ -124,6 +131,11 @@ pub const ENGLISH: Text = Text {
     password_label: "Password",
     sign_in_button: "Sign in",
     wrong_credentials: "Incorrect username or password.",
+    continue_with: "Continue with",
+    or_sign_in_with_password: "or sign in with a password",
+    upstream_failed_title: "Sign-in failed",
+    upstream_failed: "The identity provider you chose could not sign you in. Go back to the application and try again.",
+    upstream_refused_title: "Access refused",
     throttled: "Too many failed sign-in attempts. Please wait a few minutes and try again.",
 
     consent_title: "Allow access?",

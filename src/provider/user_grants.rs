@@ -263,7 +263,7 @@ fn issues_refresh_tokens(client: &ClientRecord, scope: &Scope) -> bool {
 }
 
 async fn require_active_user(provider: &Provider, subject: &str) -> Result<Arc<UserRecord>, ApiError> {
-    match provider.store.user_by_subject(subject).await? {
+    match provider.user_by_subject(subject).await? {
         Some(user) if !user.disabled => Ok(user),
         _ => Err(OAuthError::invalid_grant("the user no longer exists or is disabled").into()),
     }

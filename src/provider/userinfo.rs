@@ -49,6 +49,6 @@ async fn released(
     if !scope.contains("openid") {
         return Err(ApiError::InsufficientScope("the access token was not issued with the openid scope"));
     }
-    let user = provider.store.user_by_subject(&claims.sub).await?.filter(|u| !u.disabled).ok_or_else(invalid)?;
+    let user = provider.user_by_subject(&claims.sub).await?.filter(|u| !u.disabled).ok_or_else(invalid)?;
     Ok(no_store(Json(released_claims(&user, client, &scope, &claims.userinfo_claims))))
 }

@@ -192,7 +192,8 @@ fn browser_client() -> ClientRecord {
 /// Issue 18.2: an anonymous `/authorize` stores nothing, whatever it sends — the pending
 /// request travels sealed in the login page. A thousand requests with every sealed
 /// parameter at its limit (a login page) or at 8 KiB (refused with `invalid_request`) call
-/// no store operation but the client lookup; the first one claimed the sealing key.
+/// no store operation but the client lookup and, for the login page, the list of
+/// connectors to offer; the first one claimed the sealing key.
 #[tokio::test]
 async fn an_anonymous_authorize_writes_nothing_to_the_store() {
     let store = CountedStore::new();
@@ -221,5 +222,9 @@ async fn an_anonymous_authorize_writes_nothing_to_the_store() {
             assert!(location.contains("error=invalid_request"), "{location}");
         })
         .await;
-    assert_eq!(made, calls(&[("client", 2)]), "two anonymous requests read the client twice and write nothing");
+    assert_eq!(
+        made,
+        calls(&[("client", 2), ("connectors", 1)]),
+        "two anonymous requests read the client twice, the login page reads the connectors, nothing is written"
+    );
 }

@@ -9,6 +9,7 @@ mod code_grant;
 mod cors;
 mod device;
 mod discovery;
+mod federation;
 #[path = "../support/fixtures.rs"]
 mod fixtures;
 mod frontchannel_logout;

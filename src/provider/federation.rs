@@ -1,0 +1,194 @@
+//! Signing in through an upstream identity provider (an `IdentityConnector`):
+//! `GET /login/upstream` sends the browser to the upstream, `GET /callback/<connector>`
+//! brings it back.
+//!
+//! Nothing is stored before the upstream has vouched for the person: the interaction
+//! travels sealed in a cookie (path `/callback`, `SameSite=Lax` so the upstream's
+//! top-level redirect carries it), sealed with the upstream `state` as its CSRF token and
+//! bound to the browser like every form. Only the callback that carries that `state`, in
+//! the browser that started it, within the form lifetime, opens it: this is the `state`
+//! check of RFC 6749 §10.12 and OAuth 2.0 Security BCP §4.7. The `nonce` and PKCE verifier
+//! (S256) travel in it too. The person signed in is kept in the store under their derived
+//! subject ([`crate::protocol::federation`]) for as long as their sessions and grants.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cookie::{Cookie, SameSite};
+
+use super::browser::{self, BROWSER_COOKIE};
+use super::error::PageError;
+use super::extract::BrowserParams;
+use super::flow::{Interaction, PageResult, consent_page, issue_code, needs_consent};
+use super::respond::with_cookies;
+use super::sign_in::start_session;
+use super::state::Provider;
+use crate::audit::{self, AuditEvent, AuditFields};
+use crate::connectors::{Attempt, ConnectorError};
+use crate::model::{ConnectorRecord, FederatedUser, Upstream};
+use crate::protocol::endpoints;
+use crate::protocol::federation::map_identity;
+use crate::protocol::form::FormParams;
+use crate::protocol::pending::{LIFETIME, PendingRequest, UpstreamAttempt};
+use crate::protocol::redirect as redirects;
+use crate::secrets;
+use crate::vocabulary::{ErrorCode, OAuthError};
+
+/// The cookie carrying the sealed interaction to the callback.
+const UPSTREAM_COOKIE: &str = "portcullis_upstream";
+/// The longest cookie browsers keep (RFC 6265 §6.1 asks for at least 4096 bytes per cookie,
+/// name and attributes included).
+const MAX_COOKIE_VALUE: usize = 3800;
+/// Upstream errors that mean the person did not (or could not) sign in there: the client
+/// is told `access_denied`, as if they had refused consent here.
+const DENIALS: [&str; 5] =
+    ["access_denied", "login_required", "consent_required", "interaction_required", "account_selection_required"];
+
+/// `GET /login/upstream?connector=…&interaction=…&csrf_token=…`: the login page's
+/// "Continue with …" link.
+pub async fn start(
+    State(provider): State<Arc<Provider>>,
+    headers: HeaderMap,
+    BrowserParams(form): BrowserParams,
+) -> Response {
+    begin(&provider, &headers, &form).await.unwrap_or_else(|error| error.render(&provider))
+}
+
+async fn begin(provider: &Provider, headers: &HeaderMap, form: &FormParams) -> PageResult {
+    let (interaction, client) = Interaction::of_form(provider, headers, form).await?;
+    let name = form.get("connector").ok().flatten().ok_or(PageError::BadRequest("no connector named".into()))?;
+    let connector = provider
+        .store
+        .connector(name)
+        .await?
+        .filter(|connector| client.policy.allows_connector(&connector.name))
+        .ok_or(PageError::BadRequest("this application offers no such sign-in".into()))?;
+    let state = secrets::random_token(32)?;
+    let attempt = UpstreamAttempt {
+        connector: connector.name.clone(),
+        nonce: secrets::random_token(32)?,
+        code_verifier: secrets::random_token(32)?,
+        csrf_token: interaction.pending.csrf_token.clone(),
+    };
+    let now = provider.clock.now();
+    let carried = PendingRequest {
+        csrf_token: state.clone(),
+        issued_at: now,
+        upstream: Some(attempt.clone()),
+        ..interaction.pending.clone()
+    };
+    let sealed = provider.sealer.seal(provider.store.as_ref(), now, &carried).await?;
+    if sealed.len() > MAX_COOKIE_VALUE {
+        let error = OAuthError::invalid_request("the request is too large to sign in through an identity provider");
+        return Err(PageError::redirect(StatusCode::FOUND, interaction.request(), error));
+    }
+    let steps = Attempt { state: &state, nonce: &attempt.nonce, code_verifier: &attempt.code_verifier };
+    let Upstream::Oidc(upstream) = &connector.upstream;
+    let url = provider
+        .upstreams
+        .authorization_url(upstream, &callback_uri(provider, &connector.name), &steps, now)
+        .await
+        .map_err(|error| upstream_failure(&connector, &error))?;
+    let location =
+        HeaderValue::from_str(&url).map_err(|_| PageError::Upstream("an unusable authorization URL".into()))?;
+    let response = (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response();
+    Ok(with_cookies(response, [upstream_cookie(provider, &sealed, LIFETIME)]))
+}
+
+/// `GET /callback/<connector>`: the upstream's answer.
+pub async fn callback(
+    State(provider): State<Arc<Provider>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    BrowserParams(form): BrowserParams,
+) -> Response {
+    let response = finish(&provider, &name, &headers, &form).await.unwrap_or_else(|error| error.render(&provider));
+    with_cookies(response, [upstream_cookie(&provider, "", 0)])
+}
+
+async fn finish(provider: &Provider, name: &str, headers: &HeaderMap, form: &FormParams) -> PageResult {
+    let field = |name| form.get(name).ok().flatten();
+    let sealed = browser::cookie(headers, UPSTREAM_COOKIE).ok_or(PageError::Expired)?;
+    let state = field("state").ok_or(PageError::FormRefused)?;
+    let browser_id = browser::cookie(headers, BROWSER_COOKIE);
+    let now = provider.clock.now();
+    let carried = provider.sealer.open(provider.store.as_ref(), now, &sealed, browser_id.as_deref(), state).await?;
+    let attempt = carried.upstream.clone().filter(|attempt| attempt.connector == name).ok_or(PageError::FormRefused)?;
+    let pending = PendingRequest { csrf_token: attempt.csrf_token.clone(), upstream: None, ..carried };
+    let client = provider.store.client(&pending.request.client_id).await?.ok_or(PageError::Expired)?;
+    if !redirects::is_registered(&client, &pending.request.redirect_uri) {
+        return Err(PageError::Expired);
+    }
+    if let Some(error) = field("error") {
+        tracing::info!(connector = name, upstream_error = error, "the upstream did not sign the person in");
+        if DENIALS.contains(&error) {
+            let denied = OAuthError::new(ErrorCode::AccessDenied, "the identity provider did not sign the user in");
+            return Err(PageError::redirect(StatusCode::SEE_OTHER, &pending.request, denied));
+        }
+        return Err(PageError::Upstream(format!("connector {name}: the upstream answered error {error}")));
+    }
+    let code = field("code").ok_or(PageError::BadRequest("the identity provider sent no code".into()))?;
+    let connector = provider.store.connector(name).await?.ok_or(PageError::Expired)?;
+    let Upstream::Oidc(upstream) = &connector.upstream;
+    let steps = Attempt { state, nonce: &attempt.nonce, code_verifier: &attempt.code_verifier };
+    let vouched = provider
+        .upstreams
+        .complete(upstream, &callback_uri(provider, name), code, &steps, now)
+        .await
+        .map_err(|error| upstream_failure(&connector, &error))?;
+    let fields = AuditFields { client_id: Some(&client.client_id), ..AuditFields::default() };
+    let mapped = map_identity(&connector, &upstream.claims, upstream.skip_email_verified, &vouched.claims)
+        .inspect_err(|refusal| {
+            let reason = refusal.to_string();
+            audit::emit(AuditEvent::LoginFailed, AuditFields { reason: Some(&reason), ..fields });
+        })
+        .map_err(|refusal| PageError::Refused(refusal.to_string()))?;
+    let user = mapped.user_record(name);
+    // A declared user keeps their own subject: nobody signs in as them through a connector.
+    if provider.store.user_by_subject(&user.subject).await?.is_some() {
+        return Err(PageError::Refused("this identity is already taken by a local user".into()));
+    }
+    let federated = FederatedUser {
+        user: user.clone(),
+        connector: name.to_owned(),
+        upstream_subject: mapped.upstream_subject.clone(),
+        upstream_refresh_token: vouched.refresh_token,
+        checked_at: now,
+    };
+    let kept_until = now + provider.config.session_ttl.max(provider.config.refresh_token_ttl);
+    provider.store.put_federated_user(&federated, kept_until).await?;
+    let (session, cookie) = start_session(provider, headers, &user.subject, Some(&client.client_id), now).await?;
+    let request = pending.request.clone();
+    let response = if needs_consent(provider, &client, &request, &session.subject).await? {
+        let pending = PendingRequest { sid: Some(session.sid.clone()), issued_at: now, ..pending };
+        consent_page(provider, &client, &Interaction::seal(provider, pending).await?, &user)
+    } else {
+        issue_code(provider, StatusCode::SEE_OTHER, &request, &session).await?
+    };
+    Ok(with_cookies(response, [cookie]))
+}
+
+/// Where the upstream sends the browser back for `connector`: what is registered there.
+pub fn callback_uri(provider: &Provider, connector: &str) -> String {
+    format!("{}{}/{connector}", provider.config.issuer.trim_end_matches('/'), endpoints::CALLBACK)
+}
+
+/// The cookie carrying `sealed` to the callback path only, for `max_age` seconds (0
+/// deletes it).
+fn upstream_cookie(provider: &Provider, sealed: &str, max_age: u64) -> Option<HeaderValue> {
+    let cookie = Cookie::build((UPSTREAM_COOKIE, sealed))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(provider.config.secure_cookies())
+        .path(provider.config.browser_path(endpoints::CALLBACK))
+        .max_age(cookie::time::Duration::seconds(i64::try_from(max_age).unwrap_or(i64::MAX)))
+        .build();
+    HeaderValue::from_str(&cookie.to_string()).ok()
+}
+
+/// An upstream step failed: logged with its detail, a generic page for the person.
+fn upstream_failure(connector: &ConnectorRecord, error: &ConnectorError) -> PageError {
+    PageError::Upstream(format!("connector {}: {error}", connector.name))
+}

@@ -1,0 +1,293 @@
+//! Issue 21: signing in through an upstream OpenID Connect provider — here another
+//! Portcullis over real HTTP, so every check of the upstream side (discovery, PKCE S256,
+//! `state`, `nonce`, the ID token's signature and claims) runs against a real provider.
+
+use std::sync::Arc;
+
+use portcullis::clock::Clock;
+use portcullis::model::{ClaimPaths, ClientRecord, ConnectorRecord, OidcUpstream, Upstream};
+use portcullis::protocol::federation::federated_subject;
+use portcullis::store::{Directory, Federation, MemoryStore, Store};
+use portcullis::vocabulary::{GrantType, Scope};
+use serde_json::{Value, json};
+
+use crate::fixtures::m2m_client;
+use crate::harness::{TestServer, hidden, jwt_part, location_param, serve_store};
+
+const APP_REDIRECT: &str = "https://app.example/cb";
+
+/// A downstream provider (on a memory store) with connector `corp` to `upstream`, which
+/// registered it as a client, and an application `app` (secret `m2m-secret`).
+async fn downstream(upstream: &TestServer, adjust: impl FnOnce(&mut ConnectorRecord)) -> (String, Arc<MemoryStore>) {
+    let store = Arc::new(MemoryStore::new(Clock::system()));
+    let (base, _, _) = serve_store(Arc::clone(&store) as Arc<dyn Store>).await;
+    let registered = upstream
+        .register_client(json!({
+            "redirect_uris": [format!("{base}/callback/corp")],
+            "client_name": "Downstream",
+            // A loopback http redirect URI, as a test downstream has.
+            "application_type": "native",
+            "scope": "openid profile email",
+        }))
+        .await;
+    let mut connector = ConnectorRecord {
+        name: "corp".into(),
+        display_name: "Corp SSO".into(),
+        upstream: Upstream::Oidc(OidcUpstream {
+            issuer: upstream.url(""),
+            client_id: registered["client_id"].as_str().unwrap().into(),
+            client_secret: registered["client_secret"].as_str().unwrap().into(),
+            scopes: vec!["openid".into(), "profile".into(), "email".into()],
+            claims: ClaimPaths::default(),
+            skip_email_verified: false,
+            userinfo: false,
+        }),
+        group_prefix: "corp:".into(),
+        allowed_groups: vec![],
+        refresh_interval: 600,
+    };
+    adjust(&mut connector);
+    store.put_connector(connector).await.unwrap();
+    let app = ClientRecord {
+        client_id: "app".into(),
+        redirect_uris: vec![APP_REDIRECT.into()],
+        grant_types: vec![GrantType::AuthorizationCode],
+        scopes: Scope::parse("openid profile email").unwrap(),
+        skip_consent: true,
+        ..m2m_client("openid")
+    };
+    store.put_client(app).await.unwrap();
+    (base, store)
+}
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build().unwrap()
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// The href of the login page's "Continue with …" link.
+fn continue_link(page: &str) -> String {
+    let start = page.find("href=\"/login/upstream?").map(|i| i + 6).expect("a connector link");
+    let href = page[start..].split('"').next().unwrap();
+    html_unescape(href)
+}
+
+/// Undoes the page's HTML escaping of an attribute (`&amp;`, `&#38;`, `&#x3D;` …).
+fn html_unescape(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find('&') {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find(';').map(|i| start + i).unwrap();
+        let entity = &rest[start + 1..end];
+        let code = match entity {
+            "amp" => '&' as u32,
+            hex if hex.starts_with("#x") => u32::from_str_radix(&hex[2..], 16).unwrap(),
+            decimal => decimal[1..].parse().unwrap(),
+        };
+        out.push(char::from_u32(code).unwrap());
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The app's authorization request at the downstream, then its login page's link to the
+/// upstream: answers the redirect to the upstream.
+async fn start_upstream_sign_in(browser: &reqwest::Client, base: &str) -> reqwest::Response {
+    let params = [
+        ("client_id", "app"),
+        ("redirect_uri", APP_REDIRECT),
+        ("response_type", "code"),
+        ("scope", "openid profile email"),
+        ("state", "app-state"),
+        ("nonce", "app-nonce"),
+    ];
+    let page = browser.get(format!("{base}/authorize")).query(&params).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("Continue with Corp SSO"), "{page}");
+    browser.get(format!("{base}{}", continue_link(&page))).send().await.unwrap()
+}
+
+/// Signs alice in at the upstream and consents: answers the upstream's redirect back.
+async fn upstream_sign_in(browser: &reqwest::Client, upstream: &TestServer, to_upstream: &str) -> reqwest::Response {
+    let page = browser.get(to_upstream).send().await.unwrap().text().await.unwrap();
+    let form = [
+        ("interaction", hidden(&page, "interaction")),
+        ("csrf_token", hidden(&page, "csrf_token")),
+        ("username", "alice".to_owned()),
+        ("password", "alice-password".to_owned()),
+    ];
+    let consent = browser.post(upstream.url("/login")).form(&form).send().await.unwrap();
+    assert_eq!(consent.status(), 200, "the upstream's consent page");
+    let page = consent.text().await.unwrap();
+    let form = [
+        ("interaction", hidden(&page, "interaction")),
+        ("csrf_token", hidden(&page, "csrf_token")),
+        ("decision", "allow".to_owned()),
+    ];
+    browser.post(upstream.url("/consent")).form(&form).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_person_signs_in_through_an_upstream_portcullis_and_gets_a_stable_federated_subject() {
+    let upstream = TestServer::start().await;
+    let (base, store) = downstream(&upstream, |_| {}).await;
+    let browser = browser();
+    let to_upstream = start_upstream_sign_in(&browser, &base).await;
+    assert_eq!(to_upstream.status(), 303);
+    let cookie = to_upstream.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("portcullis_upstream=") && cookie.contains("Path=/callback"), "{cookie}");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    let target = location(&to_upstream);
+    assert!(target.starts_with(&upstream.url("/authorize?")), "{target}");
+    let query: std::collections::HashMap<String, String> =
+        url::Url::parse(&target).unwrap().query_pairs().into_owned().collect();
+    assert_eq!(query["code_challenge_method"], "S256", "PKCE S256 upstream");
+    assert!(query["state"].len() >= 43 && query["nonce"].len() >= 43, "{query:?}");
+    assert_eq!(query["redirect_uri"], format!("{base}/callback/corp"));
+
+    let back = upstream_sign_in(&browser, &upstream, &target).await;
+    assert_eq!(back.status(), 303);
+    assert!(location(&back).starts_with(&format!("{base}/callback/corp?")), "{}", location(&back));
+    let done = browser.get(location(&back)).send().await.unwrap();
+    assert_eq!(done.status(), 303, "{}", done.text().await.unwrap());
+    assert!(location(&done).starts_with(APP_REDIRECT));
+    assert_eq!(location_param(&done, "state").as_deref(), Some("app-state"));
+    assert_eq!(location_param(&done, "iss").as_deref(), Some(base.as_str()));
+    let code = location_param(&done, "code").unwrap();
+
+    let tokens: Value = browser
+        .post(format!("{base}/token"))
+        .basic_auth("app", Some("m2m-secret"))
+        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", APP_REDIRECT)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let claims = jwt_part(tokens["id_token"].as_str().unwrap(), 1);
+    let expected = federated_subject("corp", "alice");
+    assert_eq!(claims["sub"], expected.as_str(), "{claims}");
+    assert_eq!(claims["nonce"], "app-nonce");
+    assert_eq!(claims["preferred_username"], "alice");
+    assert_eq!((&claims["email"], &claims["email_verified"]), (&json!("alice@example.com"), &json!(true)));
+    assert_eq!(claims["name"], "Alice Liddell");
+    let federated = store.federated_user(&expected).await.unwrap().expect("kept in the store");
+    assert_eq!((federated.connector.as_str(), federated.upstream_subject.as_str()), ("corp", "alice"));
+
+    let userinfo: Value = browser
+        .get(format!("{base}/userinfo"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(userinfo["sub"], expected.as_str(), "userinfo serves the federated user: {userinfo}");
+    assert_eq!(userinfo["email"], "alice@example.com");
+}
+
+#[tokio::test]
+async fn rfc6749_10_12_a_callback_whose_state_is_not_the_browsers_signs_nobody_in() {
+    let upstream = TestServer::start().await;
+    let (base, _) = downstream(&upstream, |_| {}).await;
+    let browser = browser();
+    let to_upstream = start_upstream_sign_in(&browser, &base).await;
+    let back = upstream_sign_in(&browser, &upstream, &location(&to_upstream)).await;
+    let callback = location(&back);
+    let code = url::Url::parse(&callback).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+    let forged = browser
+        .get(format!("{base}/callback/corp"))
+        .query(&[("code", code.as_str()), ("state", "forged-state")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403, "a state other than the sealed one is refused");
+    let stranger = self::browser();
+    let elsewhere = stranger.get(&callback).send().await.unwrap();
+    assert_eq!(elsewhere.status(), 400, "another browser carries no sign-in to complete");
+    assert!(elsewhere.headers().get("location").is_none());
+}
+
+#[tokio::test]
+async fn a_replayed_callback_does_not_sign_in_twice() {
+    let upstream = TestServer::start().await;
+    let (base, _) = downstream(&upstream, |_| {}).await;
+    let browser = browser();
+    let to_upstream = start_upstream_sign_in(&browser, &base).await;
+    let sealed = to_upstream.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let back = upstream_sign_in(&browser, &upstream, &location(&to_upstream)).await;
+    let callback = location(&back);
+    assert_eq!(browser.get(&callback).send().await.unwrap().status(), 303, "the first callback signs in");
+    let replay = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let browser_cookie = "portcullis_browser=unknown";
+    let replayed = replay.get(&callback).header("cookie", format!("{sealed}; {browser_cookie}")).send().await.unwrap();
+    assert!(replayed.status().is_client_error() || replayed.status() == 502, "{}", replayed.status());
+    assert!(replayed.headers().get("location").is_none(), "no code for a replay");
+}
+
+#[tokio::test]
+async fn people_outside_the_allowed_groups_are_refused_with_a_page_saying_why() {
+    let upstream = TestServer::start().await;
+    let (base, store) = downstream(&upstream, |connector| connector.allowed_groups = vec!["admins".into()]).await;
+    let browser = browser();
+    let to_upstream = start_upstream_sign_in(&browser, &base).await;
+    let back = upstream_sign_in(&browser, &upstream, &location(&to_upstream)).await;
+    let refused = browser.get(location(&back)).send().await.unwrap();
+    assert_eq!(refused.status(), 403);
+    assert!(refused.text().await.unwrap().contains("none of the groups this connector allows"));
+    assert!(store.federated_user(&federated_subject("corp", "alice")).await.unwrap().is_none(), "nobody kept");
+}
+
+#[tokio::test]
+async fn an_upstream_access_denied_goes_back_to_the_client_with_its_state_and_our_issuer() {
+    let upstream = TestServer::start().await;
+    let (base, _) = downstream(&upstream, |_| {}).await;
+    let browser = browser();
+    let to_upstream = start_upstream_sign_in(&browser, &base).await;
+    let state = url::Url::parse(&location(&to_upstream))
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let denied = browser
+        .get(format!("{base}/callback/corp"))
+        .query(&[("error", "access_denied"), ("state", state.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 303);
+    assert!(location(&denied).starts_with(APP_REDIRECT));
+    assert_eq!(location_param(&denied, "error").as_deref(), Some("access_denied"));
+    assert_eq!(location_param(&denied, "state").as_deref(), Some("app-state"));
+    assert_eq!(location_param(&denied, "iss").as_deref(), Some(base.as_str()));
+}
+
+#[tokio::test]
+async fn a_client_that_allows_no_connector_shows_no_link_and_refuses_the_start() {
+    let upstream = TestServer::start().await;
+    let (base, store) = downstream(&upstream, |_| {}).await;
+    let mut app = store.client("app").await.unwrap().unwrap().as_ref().clone();
+    app.policy.connectors = Some(vec![]);
+    store.put_client(app).await.unwrap();
+    let params = [("client_id", "app"), ("redirect_uri", APP_REDIRECT), ("response_type", "code"), ("scope", "openid")];
+    let browser = browser();
+    let page = browser.get(format!("{base}/authorize")).query(&params).send().await.unwrap().text().await.unwrap();
+    assert!(!page.contains("Continue with"), "{page}");
+    let form = [
+        ("connector", "corp".to_owned()),
+        ("interaction", hidden(&page, "interaction")),
+        ("csrf_token", hidden(&page, "csrf_token")),
+    ];
+    let start = browser.get(format!("{base}/login/upstream")).query(&form).send().await.unwrap();
+    assert_eq!(start.status(), 400);
+}
