@@ -14,7 +14,7 @@ use super::context::{Context, object_key};
 use super::{clients, users};
 use crate::audit::{self, AuditEvent, AuditFields};
 use crate::controller::decide::claim::Claimant;
-use crate::controller::sweep::{undeclared_clients, undeclared_users};
+use crate::controller::sweep::{undeclared_clients, undeclared_names};
 use crate::store::{StoreError, ending};
 
 /// What one sweep removed.
@@ -47,7 +47,7 @@ pub async fn sweep(context: &Context) -> Result<Swept, StoreError> {
         tracing::info!(%client_id, "swept a client no resource declares");
         swept.clients.push(client_id.to_owned());
     }
-    for username in undeclared_users(&borrowed(&declared_users), &stored_users) {
+    for username in undeclared_names(&borrowed(&declared_users), &stored_users) {
         store.delete_user(username).await?;
         tracing::info!(%username, "swept a user no resource declares");
         swept.users.push(username.to_owned());
