@@ -22,7 +22,7 @@ pub fn plan(set: &ManifestSet) -> Result<BTreeMap<String, ConnectorRecord>, Appl
     for located in &set.connectors {
         let connector = &located.resource;
         let namespace = connector.namespace().unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
-        let secret = connector.spec.oidc.as_ref().and_then(|oidc| set.secret(&namespace, &oidc.client_secret_ref.name));
+        let secret = connector.client_secret_ref().and_then(|reference| set.secret(&namespace, &reference.name));
         let record = plan_connector(connector, secret).map_err(ApplyError::reconcile(&located.origin))?;
         let name = record.name.clone();
         if let Some(first) = origins.insert(name.clone(), located.origin.clone()) {
