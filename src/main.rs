@@ -87,7 +87,7 @@ struct ProviderArgs {
     /// Issuer identifier, exactly as relying parties will see it. Defaults to http://LISTEN.
     #[arg(long)]
     issuer: Option<String>,
-    /// Folder of OidcClient, OidcUser, SigningKey and Secret manifests. `dev` defaults to the
+    /// Folder of OidcClient, OidcUser, SigningKey, IdentityConnector and Secret manifests. `dev` defaults to the
     /// examples built into the binary.
     #[arg(long)]
     manifests: Option<PathBuf>,

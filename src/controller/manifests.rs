@@ -1,5 +1,5 @@
 //! The manifests folder: `*.yaml` / `*.yml` files holding `OidcClient`, `OidcUser`,
-//! `SigningKey` and core `v1` `Secret` documents, read into the same types the CRDs are
+//! `SigningKey`, `IdentityConnector` and core `v1` `Secret` documents, read into the same types the CRDs are
 //! generated from. Every failure names the file, the document and the field.
 
 use std::collections::HashMap;
@@ -7,10 +7,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::Resource;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::crd::{OidcClient, OidcUser, SigningKey};
+use crate::crd::{IdentityConnector, OidcClient, OidcUser, SigningKey};
 
 /// Where a document came from: a file and the 1-based position of the document in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +38,7 @@ pub enum ManifestError {
     #[error("{origin}: missing `apiVersion` or `kind`")]
     MissingType { origin: Origin },
     #[error(
-        "{origin}: unsupported kind {api_version}/{kind}; expected portcullis.dev/v1alpha1 OidcClient, OidcUser or SigningKey, or v1 Secret"
+        "{origin}: unsupported kind {api_version}/{kind}; expected portcullis.dev/v1alpha1 OidcClient, OidcUser, SigningKey or IdentityConnector, or v1 Secret"
     )]
     UnsupportedKind { origin: Origin, api_version: String, kind: String },
     #[error("{origin} ({kind}): field `{field}`: {message}")]
@@ -63,6 +64,7 @@ pub struct ManifestSet {
     pub clients: Vec<Located<OidcClient>>,
     pub users: Vec<Located<OidcUser>>,
     pub signing_keys: Vec<Located<SigningKey>>,
+    pub connectors: Vec<Located<IdentityConnector>>,
     /// Secrets by (namespace, name).
     pub secrets: HashMap<(String, String), Secret>,
 }
@@ -117,24 +119,10 @@ impl ManifestSet {
             return Err(ManifestError::MissingType { origin });
         };
         let (namespace, name) = match (api_version.as_str(), kind.as_str()) {
-            ("portcullis.dev/v1alpha1", "OidcClient") => {
-                let resource: OidcClient = typed(&origin, &kind, value)?;
-                let id = identity(&origin, &kind, &resource.metadata)?;
-                self.clients.push(Located { origin: origin.clone(), resource });
-                id
-            }
-            ("portcullis.dev/v1alpha1", "OidcUser") => {
-                let resource: OidcUser = typed(&origin, &kind, value)?;
-                let id = identity(&origin, &kind, &resource.metadata)?;
-                self.users.push(Located { origin: origin.clone(), resource });
-                id
-            }
-            ("portcullis.dev/v1alpha1", "SigningKey") => {
-                let resource: SigningKey = typed(&origin, &kind, value)?;
-                let id = identity(&origin, &kind, &resource.metadata)?;
-                self.signing_keys.push(Located { origin: origin.clone(), resource });
-                id
-            }
+            ("portcullis.dev/v1alpha1", "OidcClient") => located(&mut self.clients, &origin, &kind, value)?,
+            ("portcullis.dev/v1alpha1", "OidcUser") => located(&mut self.users, &origin, &kind, value)?,
+            ("portcullis.dev/v1alpha1", "SigningKey") => located(&mut self.signing_keys, &origin, &kind, value)?,
+            ("portcullis.dev/v1alpha1", "IdentityConnector") => located(&mut self.connectors, &origin, &kind, value)?,
             ("v1", "Secret") => {
                 let resource: Secret = typed(&origin, &kind, value)?;
                 let id = identity(&origin, &kind, &resource.metadata)?;
@@ -203,6 +191,20 @@ fn typed<T: DeserializeOwned>(origin: &Origin, kind: &str, value: serde_yaml_ng:
         return Err(ManifestError::UnknownField { origin: origin.clone(), kind: kind.to_owned(), field });
     }
     Ok(resource)
+}
+
+/// Reads a document of a custom resource kind into `into`, with where it came from;
+/// returns its namespace and name.
+fn located<T: DeserializeOwned + Resource>(
+    into: &mut Vec<Located<T>>,
+    origin: &Origin,
+    kind: &str,
+    value: serde_yaml_ng::Value,
+) -> Result<(String, String), ManifestError> {
+    let resource: T = typed(origin, kind, value)?;
+    let id = identity(origin, kind, resource.meta())?;
+    into.push(Located { origin: origin.clone(), resource });
+    Ok(id)
 }
 
 fn identity(
@@ -285,6 +287,16 @@ mod tests {
     fn invalid_yaml_and_missing_name_are_refused() {
         assert!(matches!(load("a: [unclosed\n"), Err(ManifestError::Yaml { .. })));
         assert!(matches!(load("apiVersion: v1\nkind: Secret\nmetadata: {}\n"), Err(ManifestError::MissingName { .. })));
+    }
+
+    #[test]
+    fn identity_connectors_are_read_as_their_own_kind() {
+        let connector = "apiVersion: portcullis.dev/v1alpha1\nkind: IdentityConnector\nmetadata: {name: corp}\nspec:\n  \
+                         type: oidc\n  oidc: {issuer: \"https://idp.example\", clientId: p, clientSecretRef: {name: s, key: k}}\n";
+        let set = load(connector).unwrap();
+        assert_eq!(set.connectors.len(), 1);
+        assert_eq!(set.connectors[0].resource.metadata.name.as_deref(), Some("corp"));
+        assert!(set.clients.is_empty() && set.users.is_empty());
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! What a sweep removes: the records the store holds that nothing declares any more.
 //!
 //! The declared source (custom resources, or the manifests folder) is the truth, so a
-//! client or user that was deleted, or renamed, while no reconcile saw it go must still
-//! stop working. Clients that registered themselves (RFC 7591, `dcr_…`) are not declared
-//! anywhere and are never swept.
+//! client, user or connector that was deleted, or renamed, while no reconcile saw it go
+//! must still stop working. Clients that registered themselves (RFC 7591, `dcr_…`) are
+//! not declared anywhere and are never swept.
 
 use std::collections::BTreeSet;
 
@@ -14,8 +14,8 @@ pub fn undeclared_clients<'a>(declared: &BTreeSet<&str>, stored: &'a [String]) -
     stored.iter().map(String::as_str).filter(|id| !id.starts_with(CLIENT_ID_PREFIX) && !declared.contains(id)).collect()
 }
 
-/// The stored usernames that no resource declares.
-pub fn undeclared_users<'a>(declared: &BTreeSet<&str>, stored: &'a [String]) -> Vec<&'a str> {
+/// The stored names (usernames, connector names) that no resource declares.
+pub fn undeclared_names<'a>(declared: &BTreeSet<&str>, stored: &'a [String]) -> Vec<&'a str> {
     stored.iter().map(String::as_str).filter(|name| !declared.contains(name)).collect()
 }
 
@@ -48,7 +48,7 @@ mod tests {
     #[test]
     fn users_no_longer_declared_are_swept_and_declared_ones_kept() {
         let declared = BTreeSet::from(["alice"]);
-        assert_eq!(undeclared_users(&declared, &stored(&["alice", "bob"])), ["bob"]);
-        assert!(undeclared_users(&declared, &stored(&["alice"])).is_empty());
+        assert_eq!(undeclared_names(&declared, &stored(&["alice", "bob"])), ["bob"]);
+        assert!(undeclared_names(&declared, &stored(&["alice"])).is_empty());
     }
 }

@@ -51,6 +51,14 @@ pub struct IdentityConnectorSpec {
     pub refresh_interval: Option<String>,
 }
 
+impl IdentityConnector {
+    /// Where the connector's client secret is kept, for the types that have one: what the
+    /// folder and the controller read, and the Secret changes that reach the connector.
+    pub fn client_secret_ref(&self) -> Option<&SecretKeyRef> {
+        self.spec.oidc.as_ref().map(|oidc| &oidc.client_secret_ref)
+    }
+}
+
 /// The kinds of upstream identity provider.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]

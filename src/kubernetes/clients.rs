@@ -21,8 +21,8 @@ use kube::{Resource, ResourceExt};
 use super::context::{Context, ControllerError, Verified, is_conflict, object_key};
 use super::create_params;
 use super::finalizer::{Event, finalizer};
-use super::index::Index;
-use super::status::{apply_status, publish, report_unavailable};
+use super::index::{Index, secret_key, secret_readers};
+use super::status::{conclude, publish};
 use crate::audit::{self, AuditEvent, AuditFields};
 use crate::controller::decide::client::{ClientApply, ClientDecision, client_cleanup, client_names, decide_client};
 use crate::controller::decide::{Note, NoteKind, is_ready};
@@ -69,22 +69,13 @@ async fn apply(client: &OidcClient, context: &Context) -> Result<Action, Control
     let credentials = context.client_secret(&namespace(client, context), &credentials_secret_name(client)).await;
     let peers = context.clients_concerning(&client_names(client, credentials.as_deref())).await;
     let decision = decide_client(client, credentials.as_deref(), &peers, context.shared.clock.now());
-    let reference = client.object_ref(&());
-    match carry_out(client, &decision, &secrets, context).await {
-        Ok(()) => {}
-        Err(ControllerError::Store(error)) => {
-            report_unavailable(&api, client, client.status.as_ref(), context).await;
-            return Err(error.into());
-        }
-        Err(error) => return Err(error),
-    }
-    apply_status(&api, client, client.status.as_ref(), &decision.status).await?;
-    publish(context, &reference, &decision.events, "Reconcile").await;
+    let carried_out = carry_out(client, &decision, &secrets, context).await;
+    let action = conclude(&api, client, client.status.as_ref(), carried_out, &decision, context).await?;
     let was_ready = client.status.as_ref().is_some_and(|s| is_ready(&s.conditions));
     if let (Some(client_id), false) = (&decision.status.client_id, was_ready) {
         tracing::info!(target: "portcullis::audit", audit = true, event = "client_registered", client_id = %client_id);
     }
-    Ok(context.requeue(decision.requeue))
+    Ok(action)
 }
 
 /// Carries out the store side of a decision, and creates the credentials Secret.
@@ -230,16 +221,7 @@ pub fn secret_keys(client: &OidcClient) -> Vec<String> {
     vec![secret_key(client.namespace().as_deref(), &credentials_secret_name(client))]
 }
 
-/// `namespace/name` of a Secret, as [`secret_keys`] and [`owners_of`] spell it.
-fn secret_key(namespace: Option<&str>, name: &str) -> String {
-    format!("{}/{name}", namespace.unwrap_or_default())
-}
-
 /// The `OidcClient`s whose credentials Secret `secret` is, for the Secret watch.
 pub fn owners_of(secret: &Secret, index: &Index<OidcClient>, clients: &Reflector<OidcClient>) -> Vec<Arc<OidcClient>> {
-    let (namespace, name) = (secret.namespace(), secret.name_any());
-    let key = secret_key(namespace.as_deref(), &name);
-    let mut owners = index.get(clients, &[&key]);
-    owners.retain(|c| c.namespace() == namespace && credentials_secret_name(c) == name);
-    owners
+    secret_readers(secret, index, clients, |client, name| credentials_secret_name(client) == name)
 }

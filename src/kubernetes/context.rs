@@ -19,7 +19,7 @@ use super::metrics::ControllerMetrics;
 use crate::clock::Clock;
 use crate::controller::decide::Requeue;
 use crate::controller::decide::claim::Claimant;
-use crate::crd::{OidcClient, OidcUser};
+use crate::crd::{IdentityConnector, OidcClient, OidcUser};
 use crate::keys::KeyError;
 use crate::secrets::SecretError;
 use crate::store::{Store, StoreError};
@@ -119,7 +119,7 @@ pub struct Verified {
 /// What the controller last applied to the store for one resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
-    /// The client id or username held for the resource.
+    /// The client id, username or connector name held for the resource.
     pub id: String,
     /// The store's data epoch when it was applied: a different epoch now means the data
     /// may be gone, whatever a cached read says.
@@ -231,6 +231,45 @@ impl<K: 'static + Resource<DynamicType = ()> + Clone + Claimant> Watched<K> {
     }
 }
 
+/// Every resource of `scopes`, once they all listed: a namespace not listed yet would
+/// hide a conflicting older resource.
+async fn all_in<K: 'static + Resource<DynamicType = ()> + Clone>(scopes: &[Watched<K>]) -> Vec<Arc<K>> {
+    let mut found = Vec::new();
+    for scope in scopes {
+        scope.cache.listed().await;
+        found.extend(scope.cache.store.state());
+    }
+    found
+}
+
+/// The resources of `scopes` that hold or claim one of `names`: what a decision about
+/// those names needs, looked up in the indexes once every scope listed.
+async fn concerning_in<K>(scopes: &[Watched<K>], names: &[String]) -> Vec<Arc<K>>
+where
+    K: 'static + Resource<DynamicType = ()> + Clone + Claimant,
+{
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut found = Vec::new();
+    for scope in scopes {
+        found.extend(scope.concerning(&names).await);
+    }
+    found
+}
+
+/// The Secret `namespace/name`, from the cached Secrets of `scopes`.
+async fn secret_in<K: 'static + Resource<DynamicType = ()> + Clone + Claimant>(
+    scopes: &[Watched<K>],
+    namespace: &str,
+    name: &str,
+) -> Option<Arc<Secret>> {
+    for scope in scopes {
+        if let Some(secret) = scope.secret(namespace, name).await {
+            return Some(secret);
+        }
+    }
+    None
+}
+
 /// The keys of [`Watched::names`]: the name a resource applied and the one it claims.
 pub fn held_names<K: Claimant>(resource: &K) -> Vec<String> {
     resource.applied().into_iter().chain([resource.claimed()]).map(str::to_owned).collect()
@@ -242,14 +281,21 @@ pub struct Context {
     /// One scope per watched namespace (one for all with `*`).
     pub clients: Vec<Watched<OidcClient>>,
     pub users: Watched<OidcUser>,
+    /// One scope per watched namespace, as for the clients.
+    pub connectors: Vec<Watched<IdentityConnector>>,
     /// The store's data epoch as last read (see [`crate::store::epoch`]).
     pub epoch: RwLock<Option<String>>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
-    pub fn new(shared: Arc<Shared>, clients: Vec<Watched<OidcClient>>, users: Watched<OidcUser>) -> Self {
-        Self { shared, clients, users, epoch: RwLock::new(None), failures: Mutex::default() }
+    pub fn new(
+        shared: Arc<Shared>,
+        clients: Vec<Watched<OidcClient>>,
+        users: Watched<OidcUser>,
+        connectors: Vec<Watched<IdentityConnector>>,
+    ) -> Self {
+        Self { shared, clients, users, connectors, epoch: RwLock::new(None), failures: Mutex::default() }
     }
 
     pub fn epoch(&self) -> Option<String> {
@@ -264,36 +310,35 @@ impl Context {
         changed
     }
 
-    /// Every watched `OidcClient`, from the reflectors, once they all listed: a
-    /// namespace not listed yet would hide a conflicting older resource.
+    /// Every watched `OidcClient`, from the reflectors, once they all listed.
     pub async fn all_clients(&self) -> Vec<Arc<OidcClient>> {
-        let mut found = Vec::new();
-        for scope in &self.clients {
-            scope.cache.listed().await;
-            found.extend(scope.cache.store.state());
-        }
-        found
+        all_in(&self.clients).await
     }
 
-    /// The watched `OidcClient`s that hold or claim one of `names`: what a decision about
-    /// those names needs, looked up in the indexes once every namespace listed.
+    /// The watched `OidcClient`s that hold or claim one of `names`.
     pub async fn clients_concerning(&self, names: &[String]) -> Vec<Arc<OidcClient>> {
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let mut found = Vec::new();
-        for scope in &self.clients {
-            found.extend(scope.concerning(&names).await);
-        }
-        found
+        concerning_in(&self.clients, names).await
     }
 
     /// A client's credentials Secret, from the cached Secrets of the watched namespaces.
     pub async fn client_secret(&self, namespace: &str, name: &str) -> Option<Arc<Secret>> {
-        for scope in &self.clients {
-            if let Some(secret) = scope.secret(namespace, name).await {
-                return Some(secret);
-            }
-        }
-        None
+        secret_in(&self.clients, namespace, name).await
+    }
+
+    /// Every watched `IdentityConnector`, from the reflectors, once they all listed.
+    pub async fn all_connectors(&self) -> Vec<Arc<IdentityConnector>> {
+        all_in(&self.connectors).await
+    }
+
+    /// The watched `IdentityConnector`s that hold or claim one of `names`.
+    pub async fn connectors_concerning(&self, names: &[String]) -> Vec<Arc<IdentityConnector>> {
+        concerning_in(&self.connectors, names).await
+    }
+
+    /// A connector's client secret Secret, from the cached Secrets of the watched
+    /// namespaces (the ones the clients read).
+    pub async fn connector_secret(&self, namespace: &str, name: &str) -> Option<Arc<Secret>> {
+        secret_in(&self.connectors, namespace, name).await
     }
 
     /// Every `OidcUser`, from the reflector, once it listed.

@@ -20,7 +20,7 @@ use serde_json::json;
 use super::context::ControllerError;
 use super::patch_params;
 
-/// The finalizer on every `OidcClient` and `OidcUser`.
+/// The finalizer on every `OidcClient`, `OidcUser` and `IdentityConnector`.
 pub const FINALIZER: &str = "portcullis.dev/cleanup";
 
 /// Runs `reconcile` with [`Event::Apply`] once the finalizer is in place, or with

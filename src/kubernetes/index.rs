@@ -13,6 +13,7 @@ use std::hash::Hash;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use futures::{Stream, TryStreamExt};
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store as Reflector};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -65,6 +66,26 @@ impl<K: Resource<DynamicType = ()> + Clone> Index<K> {
         let found: HashSet<&ObjectRef<K>> = keys.iter().filter_map(|key| entries.by_key.get(*key)).flatten().collect();
         found.into_iter().filter_map(|object| store.get(object)).collect()
     }
+}
+
+/// `namespace/name` of a Secret: the key resources of several namespaces are indexed
+/// under for the Secret they read.
+pub fn secret_key(namespace: Option<&str>, name: &str) -> String {
+    format!("{}/{name}", namespace.unwrap_or_default())
+}
+
+/// The resources of `store` indexed under `secret`'s [`secret_key`] that `reads` says
+/// read a Secret of that name, in the Secret's namespace: for the Secret watch.
+pub fn secret_readers<K: Resource<DynamicType = ()> + Clone>(
+    secret: &Secret,
+    index: &Index<K>,
+    store: &Reflector<K>,
+    reads: impl Fn(&K, &str) -> bool,
+) -> Vec<Arc<K>> {
+    let (namespace, name) = (secret.namespace(), secret.name_any());
+    let mut readers = index.get(store, &[&secret_key(namespace.as_deref(), &name)]);
+    readers.retain(|reader| reader.namespace() == namespace && reads(reader, &name));
+    readers
 }
 
 /// The keys of `object`, each once.

@@ -3,9 +3,9 @@
 //! signing-key Secrets that `serve --kubernetes` watches ([`key_secrets`]).
 //!
 //! The controller has the shape of kube-rs's `controller-rs`: [`run::run`] elects a leader and
-//! runs one `kube-runtime` controller per kind — [`clients`], [`users`], [`signing_keys`] —
-//! whose thin `reconcile` hands the resource to [`finalizer`] and on to `apply` or
-//! `cleanup`. Those read the inputs (the resource, its Secret, the peers in the reflector
+//! runs one `kube-runtime` controller per kind — [`clients`], [`users`], [`connectors`],
+//! [`signing_keys`] — whose thin `reconcile` hands the resource to [`finalizer`] and on to
+//! `apply` or `cleanup`. Those read the inputs (the resource, its Secret, the peers in the reflector
 //! caches, what the store holds), ask the pure decisions of `crate::controller::decide`
 //! what to do and carry out exactly that ([`context`] holds what they share, [`status`]
 //! writes the status, [`events`] the Events, [`index`] finds peers in the caches). [`sweep`] removes what no resource declares any more, and
@@ -13,6 +13,7 @@
 
 pub mod clients;
 pub mod config;
+pub mod connectors;
 pub mod context;
 pub mod events;
 pub mod finalizer;

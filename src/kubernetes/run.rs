@@ -29,9 +29,10 @@ use super::key_secrets::SIGNING_KEY_LABEL;
 use super::lease;
 use super::metrics::ControllerMetrics;
 use super::sweep::sweep;
-use super::{clients, signing_keys, users};
+use super::{clients, connectors, signing_keys, users};
 use crate::clock::Clock;
-use crate::crd::{OidcClient, OidcUser, SigningKey};
+use crate::controller::decide::claim::Claimant;
+use crate::crd::{OidcUser, SigningKey};
 use crate::store::{Store, epoch};
 
 /// How often the leader reads the store's data epoch: lost data is re-applied within
@@ -147,42 +148,47 @@ async fn run_controllers(shared: Arc<Shared>, until: impl Future<Output = ()> + 
         listener(user_triggers, move |secret| users::owners_of(secret, &own, &index, &store))
     };
 
-    let scopes: Vec<(Api<OidcClient>, Api<Secret>, bool)> = match &shared.config.watch_namespaces {
-        WatchNamespaces::All => vec![(Api::all(client.clone()), Api::all(client.clone()), true)],
-        WatchNamespaces::List(names) => names
-            .iter()
-            .map(|ns| (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns), *ns == own))
-            .collect(),
+    // The clients and connectors, per watched scope, with the Secrets of that scope; the
+    // scope of the controller's namespace caches the users' Secrets too.
+    let scopes: Vec<(Option<&str>, bool)> = match &shared.config.watch_namespaces {
+        WatchNamespaces::All => vec![(None, true)],
+        WatchNamespaces::List(names) => names.iter().map(|ns| (Some(ns.as_str()), *ns == own)).collect(),
     };
     let mut secret_drivers = Vec::new();
     let mut user_secrets = None;
     let mut users_listener = Some(users_listener);
-    let mut client_controllers = Vec::new();
-    let mut client_watched = Vec::new();
-    let mut client_reports = Vec::new();
-    for (clients_api, secrets_api, holds_own) in scopes {
-        let names = Arc::new(Index::new(held_names::<OidcClient>));
-        let by_secret = Arc::new(Index::new(clients::secret_keys));
-        let (controller, reader, triggers) = indexed_controller(
-            clients_api,
-            vec![Arc::clone(&names), Arc::clone(&by_secret)],
+    let (mut client_controllers, mut client_watched) = (Vec::new(), Vec::new());
+    let (mut connector_controllers, mut connector_watched) = (Vec::new(), Vec::new());
+    for (namespace, holds_own) in scopes {
+        let (clients_scope, clients_listener) = Scoped::start(
+            scope_api(&client, namespace),
+            (clients::secret_keys, clients::owners_of),
             &config,
             &repair,
             signal(),
         );
-        let (cache, report) = Cache::new(reader.clone());
-        let mut listeners = vec![listener(triggers, move |secret| clients::owners_of(secret, &by_secret, &reader))];
+        let (connectors_scope, connectors_listener) = Scoped::start(
+            scope_api(&client, namespace),
+            (connectors::secret_keys, connectors::owners_of),
+            &config,
+            &repair,
+            signal(),
+        );
+        let mut listeners = vec![clients_listener, connectors_listener];
         if holds_own {
             listeners.extend(users_listener.take());
         }
-        let (secrets, driver) = secret_scope(secrets_api, listeners, stop_rx.clone());
+        let (secrets, driver) = secret_scope(scope_api(&client, namespace), listeners, stop_rx.clone());
         if holds_own {
             user_secrets = Some(secrets.clone());
         }
         secret_drivers.push(tokio::spawn(driver));
-        client_controllers.push(controller);
-        client_watched.push(Watched { cache, names, secrets });
-        client_reports.push(report);
+        let (controller, report, watched) = clients_scope.with_secrets(secrets.clone());
+        client_controllers.push((controller, report));
+        client_watched.push(watched);
+        let (controller, report, watched) = connectors_scope.with_secrets(secrets);
+        connector_controllers.push((controller, report));
+        connector_watched.push(watched);
     }
     let user_secrets = match (user_secrets, users_listener) {
         (Some(secrets), _) => secrets,
@@ -202,7 +208,7 @@ async fn run_controllers(shared: Arc<Shared>, until: impl Future<Output = ()> + 
 
     let (user_cache, user_report) = Cache::new(user_reader);
     let users = Watched { cache: user_cache, names: user_names, secrets: user_secrets };
-    let context = Arc::new(Context::new(Arc::clone(&shared), client_watched, users));
+    let context = Arc::new(Context::new(Arc::clone(&shared), client_watched, users, connector_watched));
     match epoch(&*shared.store).await {
         Ok(epoch) => {
             context.set_epoch(epoch.id);
@@ -211,9 +217,14 @@ async fn run_controllers(shared: Arc<Shared>, until: impl Future<Output = ()> + 
     }
 
     let mut tasks = Vec::new();
-    for (controller, report) in client_controllers.into_iter().zip(client_reports) {
+    for (controller, report) in client_controllers {
         let store = controller.store();
         let run = drain(controller.run(clients::reconcile, error_policy, Arc::clone(&context)));
+        tasks.push(tokio::spawn(reporting_readiness(run, store, report, stop_rx.clone())));
+    }
+    for (controller, report) in connector_controllers {
+        let store = controller.store();
+        let run = drain(controller.run(connectors::reconcile, error_policy, Arc::clone(&context)));
         tasks.push(tokio::spawn(reporting_readiness(run, store, report, stop_rx.clone())));
     }
     let users_run = drain(users_controller.run(users::reconcile, error_policy, Arc::clone(&context)));
@@ -263,6 +274,57 @@ where
         .reconcile_all_on(each_change(repair))
         .graceful_shutdown_on(shutdown);
     (controller, reader, triggers)
+}
+
+/// The resources of `K` in one watched scope (a namespace, or all with `None`).
+fn scope_api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// How a kind's resources are found from a Secret they read: the keys they are indexed
+/// under, and which of those indexed under a Secret's key read it.
+type SecretReaders<K> = (fn(&K) -> Vec<String>, fn(&Secret, &Index<K>, &Reflector<K>) -> Vec<Arc<K>>);
+
+/// One kind's controller in one watched scope, before the scope's Secrets are cached.
+struct Scoped<K: 'static + Resource<DynamicType = ()> + Clone + std::fmt::Debug> {
+    controller: Controller<K>,
+    cache: Cache<K>,
+    names: Arc<Index<K>>,
+    report: watch::Sender<bool>,
+}
+
+impl<K> Scoped<K>
+where
+    K: Resource<DynamicType = ()> + Claimant + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync,
+{
+    /// The controller of `api`'s resources, indexed by the names they hold and by the
+    /// Secret they read, and the listener that reconciles the readers of a changed Secret.
+    fn start(
+        api: Api<K>,
+        (secret_keys, readers): SecretReaders<K>,
+        config: &controller::Config,
+        repair: &watch::Sender<u64>,
+        shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+    ) -> (Self, SecretListener) {
+        let names = Arc::new(Index::new(held_names::<K>));
+        let by_secret = Arc::new(Index::new(secret_keys));
+        let indexes = vec![Arc::clone(&names), Arc::clone(&by_secret)];
+        let (controller, reader, triggers) = indexed_controller(api, indexes, config, repair, shutdown);
+        let (cache, report) = Cache::new(reader.clone());
+        let listener = listener(triggers, move |secret| readers(secret, &by_secret, &reader));
+        (Self { controller, cache, names, report }, listener)
+    }
+
+    /// The controller, where it reports its cache listed, and what reconciles read.
+    fn with_secrets(self, secrets: Cache<Secret>) -> (Controller<K>, watch::Sender<bool>, Watched<K>) {
+        (self.controller, self.report, Watched { cache: self.cache, names: self.names, secrets })
+    }
 }
 
 /// What a Secret change is handed to: it asks for the reconciles the change calls for.
@@ -411,8 +473,13 @@ async fn sweep_periodically(context: Arc<Context>, mut stop: watch::Receiver<boo
     loop {
         tokio::select! {
             result = sweep(&context) => match result {
-                Ok(swept) if swept.clients.is_empty() && swept.users.is_empty() => {}
-                Ok(swept) => tracing::info!(clients = ?swept.clients, users = ?swept.users, "swept undeclared records"),
+                Ok(swept) if swept.is_empty() => {}
+                Ok(swept) => tracing::info!(
+                    clients = ?swept.clients,
+                    users = ?swept.users,
+                    connectors = ?swept.connectors,
+                    "swept undeclared records"
+                ),
                 Err(error) => tracing::warn!(%error, "sweeping undeclared records"),
             },
             _ = stop.wait_for(|stopped| *stopped) => return,

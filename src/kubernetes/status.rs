@@ -3,14 +3,46 @@
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::MANAGER;
-use super::context::Context;
-use crate::controller::decide::{Note, OwnedStatus, Readiness, Reason, status_unchanged, transition, with_readiness};
+use super::context::{Context, ControllerError};
+use crate::controller::decide::{
+    Decision, Note, OwnedStatus, Readiness, Reason, status_unchanged, transition, with_readiness,
+};
+
+/// Ends the apply of `object` once the store side of its `decision` was carried out
+/// (`carried_out`): the decision's status and events, and when to look again. A store that
+/// did not answer is shown in the status instead (what the resource holds is unknown until
+/// it answers) and retried.
+pub async fn conclude<K, A, S>(
+    api: &Api<K>,
+    object: &K,
+    current: Option<&S>,
+    carried_out: Result<(), ControllerError>,
+    decision: &Decision<A, S>,
+    context: &Context,
+) -> Result<Action, ControllerError>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    S: OwnedStatus + Serialize,
+{
+    match carried_out {
+        Ok(()) => {}
+        Err(ControllerError::Store(error)) => {
+            report_unavailable(api, object, current, context).await;
+            return Err(error.into());
+        }
+        Err(error) => return Err(error),
+    }
+    apply_status(api, object, current, &decision.status).await?;
+    publish(context, &object.object_ref(&()), &decision.events, "Reconcile").await;
+    Ok(context.requeue(decision.requeue))
+}
 
 /// Applies `desired` as the status of `object`, unless `current` already says it all:
 /// an unchanged resource costs no API write.

@@ -1,4 +1,4 @@
-//! The sweep of the controller world: the clients and users the store holds that no
+//! The sweep of the controller world: the clients, users and connectors the store holds that no
 //! resource declares any more (deleted or renamed while no reconcile saw it, or with the
 //! finalizer stripped by hand) are removed, by the rules of [`crate::controller::sweep`]
 //! that the manifests folder follows too. The leader runs it once its reflectors listed,
@@ -9,12 +9,15 @@
 //! are read after, so an id written in between is already remembered.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
-use super::context::{Context, object_key};
-use super::{clients, users};
+use kube::Resource;
+
+use super::context::{Context, Memo, object_key};
+use super::{clients, connectors, users};
 use crate::audit::{self, AuditEvent, AuditFields};
 use crate::controller::decide::claim::Claimant;
-use crate::controller::sweep::{undeclared_clients, undeclared_users};
+use crate::controller::sweep::{undeclared_clients, undeclared_names};
 use crate::store::{StoreError, ending};
 
 /// What one sweep removed.
@@ -22,23 +25,26 @@ use crate::store::{StoreError, ending};
 pub struct Swept {
     pub clients: Vec<String>,
     pub users: Vec<String>,
+    pub connectors: Vec<String>,
 }
 
-/// Removes every stored client and user that no watched resource declares.
+impl Swept {
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty() && self.users.is_empty() && self.connectors.is_empty()
+    }
+}
+
+/// Removes every stored client, user and connector that no watched resource declares.
 pub async fn sweep(context: &Context) -> Result<Swept, StoreError> {
     let store = &context.shared.store;
     let memo = &context.shared.memo;
     let stored_clients = store.client_ids().await?;
     let stored_users = store.usernames().await?;
+    let stored_connectors: Vec<String> = store.connectors().await?.into_iter().map(|c| c.name).collect();
 
-    let clients = context.all_clients().await;
-    memo.retain(clients::KIND, &clients.iter().map(|c| object_key(&**c)).collect());
-    let mut declared_clients = memo.ids(clients::KIND);
-    declared_clients.extend(clients.iter().filter_map(|c| c.applied().map(str::to_owned)));
-    let users = context.all_users().await;
-    memo.retain(users::KIND, &users.iter().map(|u| object_key(&**u)).collect());
-    let mut declared_users = memo.ids(users::KIND);
-    declared_users.extend(users.iter().filter_map(|u| u.applied().map(str::to_owned)));
+    let declared_clients = declared(memo, clients::KIND, &context.all_clients().await);
+    let declared_users = declared(memo, users::KIND, &context.all_users().await);
+    let declared_connectors = declared(memo, connectors::KIND, &context.all_connectors().await);
 
     let mut swept = Swept::default();
     for client_id in undeclared_clients(&borrowed(&declared_clients), &stored_clients) {
@@ -47,12 +53,30 @@ pub async fn sweep(context: &Context) -> Result<Swept, StoreError> {
         tracing::info!(%client_id, "swept a client no resource declares");
         swept.clients.push(client_id.to_owned());
     }
-    for username in undeclared_users(&borrowed(&declared_users), &stored_users) {
+    for username in undeclared_names(&borrowed(&declared_users), &stored_users) {
         store.delete_user(username).await?;
         tracing::info!(%username, "swept a user no resource declares");
         swept.users.push(username.to_owned());
     }
+    for name in undeclared_names(&borrowed(&declared_connectors), &stored_connectors) {
+        store.delete_connector(name).await?;
+        tracing::info!(%name, "swept a connector no resource declares");
+        swept.connectors.push(name.to_owned());
+    }
     Ok(swept)
+}
+
+/// The names the `resources` of `kind` declare: the ones their statuses record and the
+/// ones remembered as applied, after forgetting the resources no longer present.
+fn declared<K: Claimant + Resource<DynamicType = ()>>(
+    memo: &Memo,
+    kind: &str,
+    resources: &[Arc<K>],
+) -> BTreeSet<String> {
+    memo.retain(kind, &resources.iter().map(|resource| object_key(&**resource)).collect());
+    let mut names = memo.ids(kind);
+    names.extend(resources.iter().filter_map(|resource| resource.applied().map(str::to_owned)));
+    names
 }
 
 fn borrowed(ids: &BTreeSet<String>) -> BTreeSet<&str> {

@@ -10,15 +10,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store as Reflector;
-use kube::{Resource, ResourceExt};
 
 use super::context::{Context, ControllerError, object_key};
 use super::finalizer::{Event, finalizer};
 use super::index::Index;
-use super::status::{apply_status, publish, report_unavailable};
+use super::status::conclude;
 use crate::controller::decide::user::{UserDecision, decide_user, show_activity, user_cleanup, user_names};
 use crate::controller::decide::{Note, NoteKind};
 use crate::controller::ending::{REVOKE_SESSIONS_ANNOTATION, end_users, revocation_to_handle, subjects_to_end};
@@ -55,17 +55,7 @@ async fn apply(user: &OidcUser, api: &Api<OidcUser>, context: &Context) -> Resul
         },
         Err(error) => Err(error),
     };
-    match carried_out {
-        Ok(()) => {}
-        Err(ControllerError::Store(error)) => {
-            report_unavailable(api, user, user.status.as_ref(), context).await;
-            return Err(error.into());
-        }
-        Err(error) => return Err(error),
-    }
-    apply_status(api, user, user.status.as_ref(), &decision.status).await?;
-    publish(context, &user.object_ref(&()), &decision.events, "Reconcile").await;
-    Ok(context.requeue(decision.requeue))
+    conclude(api, user, user.status.as_ref(), carried_out, &decision, context).await
 }
 
 /// Carries out the store side of a decision.

@@ -12,10 +12,13 @@ from support import (
 )
 
 
+CUSTOM_RESOURCES = ("oidcclients", "oidcusers", "signingkeys", "identityconnectors")
+
+
 CONTROLLER_RULES = (
-    {("portcullis.dev", r, v) for r in ("oidcclients", "oidcusers", "signingkeys") for v in ("get", "list", "watch", "patch")}
-    | {("portcullis.dev", f"{r}/status", v) for r in ("oidcclients", "oidcusers", "signingkeys") for v in ("patch",)}
-    | {("portcullis.dev", f"{r}/finalizers", "update") for r in ("oidcclients", "oidcusers", "signingkeys")}
+    {("portcullis.dev", r, v) for r in CUSTOM_RESOURCES for v in ("get", "list", "watch", "patch")}
+    | {("portcullis.dev", f"{r}/status", v) for r in CUSTOM_RESOURCES for v in ("patch",)}
+    | {("portcullis.dev", f"{r}/finalizers", "update") for r in CUSTOM_RESOURCES}
     | {("", "secrets", v) for v in ("get", "list", "watch", "create", "patch", "delete")}
     | {("events.k8s.io", "events", v) for v in ("create", "patch")}
 )

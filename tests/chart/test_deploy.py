@@ -49,7 +49,7 @@ def example_documents() -> list[dict]:
 def test_examples_pass_the_crd_schemas(tmp_path):
     schemas = write_custom_resource_schemas(tmp_path)
     instances = write_instances(example_documents(), tmp_path)
-    assert set(instances) == {"OidcClient", "OidcUser", "SigningKey", "Secret"}
+    assert set(instances) == {"OidcClient", "OidcUser", "SigningKey", "IdentityConnector", "Secret"}
     for kind, schema in schemas.items():
         result = check_jsonschema(schema, instances[kind])
         assert result.returncode == 0, result.stdout + result.stderr
@@ -103,8 +103,8 @@ def test_bad_example_is_refused_by_portcullis_dev_too(example, tmp_path):
     assert f"{example.name}, document 1" in result.stderr, result.stderr
 
 
-def test_crds_cover_exactly_our_three_kinds():
-    assert sorted(crds()) == ["OidcClient", "OidcUser", "SigningKey"]
+def test_crds_cover_exactly_our_four_kinds():
+    assert sorted(crds()) == ["IdentityConnector", "OidcClient", "OidcUser", "SigningKey"]
 
 
 def test_every_copy_is_up_to_date():

@@ -18,7 +18,7 @@ secret_key() { kubectl -n "$ns" get secret "$1" -o "jsonpath={.data.$2}" | base6
 
 step "CRDs"
 kubectl apply -f crds/portcullis.dev.yaml
-kubectl wait --for=condition=Established --timeout=60s crd/oidcclients.portcullis.dev crd/oidcusers.portcullis.dev crd/signingkeys.portcullis.dev
+kubectl wait --for=condition=Established --timeout=60s crd/oidcclients.portcullis.dev crd/oidcusers.portcullis.dev crd/signingkeys.portcullis.dev crd/identityconnectors.portcullis.dev
 kubectl explain oidcclient.spec.redirectUris >/dev/null
 
 step "install into $ns"

@@ -64,6 +64,12 @@ impl Cluster {
         self.exists(&format!("{}:v1:{{users}}:user:{username}", self.prefix))
     }
 
+    /// Whether Redis itself holds the connector record.
+    pub fn holds_connector(&self, name: &str) -> bool {
+        let key = format!("{}:v1:connectors", self.prefix);
+        self.redis.cli(&["HEXISTS", &key, name]) == vec!["1".to_owned()]
+    }
+
     /// Whether Redis itself holds the published JWKS.
     pub fn holds_jwks(&self) -> bool {
         self.exists(&format!("{}:v1:keys:jwks", self.prefix))
@@ -299,9 +305,14 @@ pub fn assert_only_granted_verbs(requests: &[String]) {
         ("signingkeys", "list"),
         ("signingkeys", "watch"),
         ("signingkeys", "patch"),
+        ("identityconnectors", "get"),
+        ("identityconnectors", "list"),
+        ("identityconnectors", "watch"),
+        ("identityconnectors", "patch"),
         ("oidcclients/status", "patch"),
         ("oidcusers/status", "patch"),
         ("signingkeys/status", "patch"),
+        ("identityconnectors/status", "patch"),
         ("secrets", "get"),
         ("secrets", "list"),
         ("secrets", "watch"),
@@ -339,7 +350,7 @@ pub fn assert_only_granted_verbs(requests: &[String]) {
             _ => panic!("unexpected request {request}"),
         };
         // The test itself creates and deletes resources; only the controller's verbs count.
-        let by_test = matches!((resource.as_str(), verb), ("oidcclients", "create" | "delete"));
+        let by_test = matches!((resource.as_str(), verb), ("oidcclients" | "identityconnectors", "create" | "delete"));
         assert!(
             by_test || allowed.contains(&(resource.as_str(), verb)),
             "{verb} {resource} is not in the RBAC contract"

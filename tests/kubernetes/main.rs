@@ -10,6 +10,7 @@ mod fake_apiserver;
 mod redis_server;
 
 mod clients;
+mod connectors;
 mod convergence;
 mod harness;
 mod keys;

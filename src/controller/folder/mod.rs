@@ -8,8 +8,10 @@
 //! renamed ids included; a disabled or removed user's sessions and grants end with it, and
 //! so do those of a user with a new `portcullis.dev/revoke-sessions` annotation value
 //! ([`super::ending`]; the values acted on are kept in memory, so a process that starts
-//! with the annotation in the folder acts on it once more). [`keys`] keeps the signing keys.
+//! with the annotation in the folder acts on it once more). [`connectors`] writes and
+//! sweeps the upstream identity providers, [`keys`] keeps the signing keys.
 
+mod connectors;
 mod keys;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -20,10 +22,10 @@ use self::keys::{KeyChange, KeyPlan, Keys};
 use super::ending::{REVOKE_SESSIONS_ANNOTATION, end_users, revocation_to_handle, subjects_to_end};
 use super::manifests::{DEFAULT_NAMESPACE, ManifestError, ManifestSet, Origin};
 use super::reconcile::{self, GeneratedCredentials, ReconcileError};
-use super::sweep::{undeclared_clients, undeclared_users};
+use super::sweep::{undeclared_clients, undeclared_names};
 use crate::clock::Clock;
 use crate::keys::{KeyError, SharedKeyring};
-use crate::model::{ClientRecord, UserRecord};
+use crate::model::{ClientRecord, ConnectorRecord, UserRecord};
 use crate::secrets::token_digest;
 use crate::store::{Store, StoreError, ending};
 
@@ -38,6 +40,8 @@ pub enum ApplyError {
     DuplicateClientId { origin: Origin, first: Origin, client_id: String },
     #[error("{origin}: username `{username}` is already used by {first}")]
     DuplicateUsername { origin: Origin, first: Origin, username: String },
+    #[error("{origin}: connector `{name}` is already declared by {first}")]
+    DuplicateConnector { origin: Origin, first: Origin, name: String },
     #[error("{origin}: {source}")]
     Key { origin: Origin, source: KeyError },
     #[error("{origin}: field `spec.privateKeySecretRef`: {problem}")]
@@ -68,6 +72,7 @@ impl ApplyError {
 pub enum Change {
     Client(Verb, String),
     User(Verb, String),
+    Connector(Verb, String),
     Key(KeyChange),
 }
 
@@ -89,6 +94,7 @@ impl std::fmt::Display for Change {
         match self {
             Change::Client(v, id) => write!(f, "client {} {id}", verb(v)),
             Change::User(v, name) => write!(f, "user {} {name}", verb(v)),
+            Change::Connector(v, name) => write!(f, "connector {} {name}", verb(v)),
             Change::Key(change) => write!(f, "{change}"),
         }
     }
@@ -114,6 +120,7 @@ pub struct Plan {
     users: BTreeMap<String, UserRecord>,
     /// The `portcullis.dev/revoke-sessions` value of each user that has one, by username.
     revocations: BTreeMap<String, String>,
+    connectors: BTreeMap<String, ConnectorRecord>,
     keys: Vec<KeyPlan>,
 }
 
@@ -125,6 +132,7 @@ pub struct Folder {
     /// The `portcullis.dev/revoke-sessions` values acted on, by username. Kept in memory
     /// only: a process that starts with the annotation in the folder acts on it once more.
     revocations_handled: BTreeMap<String, String>,
+    connectors: BTreeMap<String, ConnectorRecord>,
     keys: Keys,
     clock: Clock,
 }
@@ -145,13 +153,14 @@ impl Folder {
             clients: BTreeMap::new(),
             users: BTreeMap::new(),
             revocations_handled: BTreeMap::new(),
+            connectors: BTreeMap::new(),
             keys: Keys::new(keyring, keys_retire_after, clock.clone()),
             clock,
         }
     }
 
-    /// Validates a whole set: every resource reconciles, ids and usernames are unique,
-    /// keys parse. Unchanged clients keep their records from the last apply.
+    /// Validates a whole set: every resource reconciles, ids, usernames and connector
+    /// names are unique, keys parse. Unchanged clients keep their records from the last apply.
     pub fn plan(&self, set: &ManifestSet) -> Result<Plan, ApplyError> {
         let mut clients = BTreeMap::new();
         let mut origins: HashMap<String, Origin> = HashMap::new();
@@ -199,7 +208,7 @@ impl Folder {
             users.insert(username, record);
         }
 
-        Ok(Plan { clients, users, revocations, keys: self.keys.plan(set)? })
+        Ok(Plan { clients, users, revocations, connectors: connectors::plan(set)?, keys: self.keys.plan(set)? })
     }
 
     /// Writes a validated plan and sweeps what it no longer declares. `again` writes every
@@ -268,7 +277,7 @@ impl Folder {
         let mut removed: BTreeSet<String> =
             self.users.keys().filter(|name| !declared.contains(name.as_str())).cloned().collect();
         let stored = store.usernames().await?;
-        for username in undeclared_users(&declared, &stored) {
+        for username in undeclared_names(&declared, &stored) {
             let gone = store.user_by_username(username).await?;
             store.delete_user(username).await?;
             end_users(store, &subjects_to_end(None, gone.as_deref()), now, "user no longer declared").await?;
@@ -285,9 +294,11 @@ impl Folder {
             }
         }
         self.revocations_handled.retain(|username, _| plan.revocations.contains_key(username));
+        applied.changes.extend(connectors::apply(&self.connectors, &plan.connectors, store, again).await?);
 
         self.clients = clients;
         self.users = users;
+        self.connectors = plan.connectors;
         let key_changes = self.keys.apply(plan.keys, store, again).await?;
         applied.changes.extend(key_changes.into_iter().map(Change::Key));
         Ok(applied)
