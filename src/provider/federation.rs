@@ -27,13 +27,14 @@ use super::sign_in::start_session;
 use super::state::Provider;
 use crate::audit::{self, AuditEvent, AuditFields};
 use crate::connectors::{Attempt, ConnectorError};
-use crate::model::{ConnectorRecord, FederatedUser, Upstream};
+use crate::model::{ConnectorRecord, FederatedUser, Upstream, UserRecord};
 use crate::protocol::endpoints;
-use crate::protocol::federation::map_identity;
+use crate::protocol::federation::{map_identity, needs_recheck};
 use crate::protocol::form::FormParams;
 use crate::protocol::pending::{LIFETIME, PendingRequest, UpstreamAttempt};
 use crate::protocol::redirect as redirects;
 use crate::secrets;
+use crate::store::StoreError;
 use crate::vocabulary::{ErrorCode, OAuthError};
 
 /// The cookie carrying the sealed interaction to the callback.
@@ -157,8 +158,7 @@ async fn finish(provider: &Provider, name: &str, headers: &HeaderMap, form: &For
         upstream_refresh_token: vouched.refresh_token,
         checked_at: now,
     };
-    let kept_until = now + provider.config.session_ttl.max(provider.config.refresh_token_ttl);
-    provider.store.put_federated_user(&federated, kept_until).await?;
+    provider.store.put_federated_user(&federated, now + kept_for(provider)).await?;
     let (session, cookie) = start_session(provider, headers, &user.subject, Some(&client.client_id), now).await?;
     let request = pending.request.clone();
     let response = if needs_consent(provider, &client, &request, &session.subject).await? {
@@ -168,6 +168,67 @@ async fn finish(provider: &Provider, name: &str, headers: &HeaderMap, form: &For
         issue_code(provider, StatusCode::SEE_OTHER, &request, &session).await?
     };
     Ok(with_cookies(response, [cookie]))
+}
+
+/// The person a refresh for `subject` acts for: a declared user as they are; a person
+/// signed in through a connector as the upstream vouches for them now. Once the
+/// connector's `refreshInterval` has passed since the upstream last vouched, it is asked
+/// again with its refresh token (userinfo too when the connector reads groups there) and
+/// the claims are mapped afresh. `None`: the person, their connector or the upstream's
+/// refresh token is gone, or the upstream no longer vouches for them (or cannot be asked):
+/// the refresh family ends and the person signs in again. Failing closed is the point: a
+/// person removed upstream, or out of the allowed groups, keeps no tokens here.
+pub(super) async fn refreshed_user(provider: &Provider, subject: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
+    if let Some(user) = provider.store.user_by_subject(subject).await? {
+        return Ok(Some(user));
+    }
+    let Some(federated) = provider.store.federated_user(subject).await? else { return Ok(None) };
+    let Some(connector) = provider.store.connector(&federated.connector).await? else {
+        tracing::info!(connector = %federated.connector, "the connector of a refreshing person is gone; the refresh family ends");
+        return Ok(None);
+    };
+    let now = provider.clock.now();
+    if !needs_recheck(federated.checked_at, connector.refresh_interval, now) {
+        return Ok(Some(Arc::new(federated.user)));
+    }
+    let lapsed = |reason: &str| {
+        tracing::info!(connector = %connector.name, reason, "the upstream no longer vouches for a refreshing person; the refresh family ends");
+        let fields = AuditFields { subject: Some(subject), reason: Some(reason), ..AuditFields::default() };
+        audit::emit(AuditEvent::LoginFailed, fields);
+        Ok(None)
+    };
+    let Some(refresh_token) = federated.upstream_refresh_token.as_deref() else {
+        return lapsed("the upstream gave no refresh token to ask it again with");
+    };
+    let Upstream::Oidc(upstream) = &connector.upstream;
+    let redirect_uri = callback_uri(provider, &connector.name);
+    let vouched = match provider
+        .upstreams
+        .recheck(upstream, &redirect_uri, refresh_token, &federated.upstream_subject, now)
+        .await
+    {
+        Ok(vouched) => vouched,
+        Err(error) => return lapsed(&error.to_string()),
+    };
+    let mapped = match map_identity(&connector, &upstream.claims, upstream.skip_email_verified, &vouched.claims) {
+        Ok(mapped) => mapped,
+        Err(refusal) => return lapsed(&refusal.to_string()),
+    };
+    let user = mapped.user_record(&connector.name);
+    let renewed = FederatedUser {
+        user: user.clone(),
+        upstream_refresh_token: vouched.refresh_token,
+        checked_at: now,
+        ..federated
+    };
+    provider.store.put_federated_user(&renewed, now + kept_for(provider)).await?;
+    Ok(Some(Arc::new(user)))
+}
+
+/// How long a person signed in through a connector is kept after the upstream last vouched
+/// for them: as long as a session or a refresh family started then may live.
+fn kept_for(provider: &Provider) -> u64 {
+    provider.config.session_ttl.max(provider.config.refresh_token_ttl)
 }
 
 /// Where the upstream sends the browser back for `connector`: what is registered there.

@@ -12,6 +12,7 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
+use super::federation;
 use super::state::Provider;
 use crate::audit::{self, AuditEvent, AuditFields};
 use crate::keys::JwtType;
@@ -204,9 +205,12 @@ pub async fn refresh_token(
         Consumed::Unknown => return Err(invalid().into()),
     };
     let mut grant = provider.store.grant(&token.grant_id).await?.ok_or_else(invalid)?;
-    let Ok(user) = require_active_user(provider, &grant.subject).await else {
-        revoke_grant(provider, &grant.id).await?;
-        return Err(invalid().into());
+    let user = match federation::refreshed_user(provider, &grant.subject).await? {
+        Some(user) if !user.disabled => user,
+        _ => {
+            revoke_grant(provider, &grant.id).await?;
+            return Err(invalid().into());
+        }
     };
     let scope = token::refresh_scope(requested, &token.scope)?;
     let response = issue(provider, client, &user, &mut grant, &scope, None, Some(&token.scope)).await?;

@@ -27,17 +27,23 @@ async fn downstream(upstream: &TestServer, adjust: impl FnOnce(&mut ConnectorRec
             "client_name": "Downstream",
             // A loopback http redirect URI, as a test downstream has.
             "application_type": "native",
-            "scope": "openid profile email",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "scope": "openid profile email offline_access",
         }))
         .await;
+    let client_id = registered["client_id"].as_str().unwrap();
+    // Registration offers no `groups`; the upstream's operator grants it to this client.
+    let mut registered_client = upstream.provider.store.client(client_id).await.unwrap().unwrap().as_ref().clone();
+    registered_client.scopes = Scope::parse("openid profile email groups offline_access").unwrap();
+    upstream.provider.store.put_client(registered_client).await.unwrap();
     let mut connector = ConnectorRecord {
         name: "corp".into(),
         display_name: "Corp SSO".into(),
         upstream: Upstream::Oidc(OidcUpstream {
             issuer: upstream.url(""),
-            client_id: registered["client_id"].as_str().unwrap().into(),
+            client_id: client_id.into(),
             client_secret: registered["client_secret"].as_str().unwrap().into(),
-            scopes: vec!["openid".into(), "profile".into(), "email".into()],
+            scopes: ["openid", "profile", "email", "groups", "offline_access"].map(String::from).to_vec(),
             claims: ClaimPaths::default(),
             skip_email_verified: false,
             userinfo: false,
@@ -51,8 +57,8 @@ async fn downstream(upstream: &TestServer, adjust: impl FnOnce(&mut ConnectorRec
     let app = ClientRecord {
         client_id: "app".into(),
         redirect_uris: vec![APP_REDIRECT.into()],
-        grant_types: vec![GrantType::AuthorizationCode],
-        scopes: Scope::parse("openid profile email").unwrap(),
+        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        scopes: Scope::parse("openid profile email groups offline_access").unwrap(),
         skip_consent: true,
         ..m2m_client("openid")
     };
@@ -98,11 +104,16 @@ fn html_unescape(text: &str) -> String {
 /// The app's authorization request at the downstream, then its login page's link to the
 /// upstream: answers the redirect to the upstream.
 async fn start_upstream_sign_in(browser: &reqwest::Client, base: &str) -> reqwest::Response {
+    start_upstream_sign_in_for(browser, base, "openid profile email").await
+}
+
+/// [`start_upstream_sign_in`] for `scope`.
+async fn start_upstream_sign_in_for(browser: &reqwest::Client, base: &str, scope: &str) -> reqwest::Response {
     let params = [
         ("client_id", "app"),
         ("redirect_uri", APP_REDIRECT),
         ("response_type", "code"),
-        ("scope", "openid profile email"),
+        ("scope", scope),
         ("state", "app-state"),
         ("nonce", "app-nonce"),
     ];
@@ -290,4 +301,67 @@ async fn a_client_that_allows_no_connector_shows_no_link_and_refuses_the_start()
     ];
     let start = browser.get(format!("{base}/login/upstream")).query(&form).send().await.unwrap();
     assert_eq!(start.status(), 400);
+}
+
+/// The app's tokens for the code in `done`, the downstream's redirect to it.
+async fn redeem(browser: &reqwest::Client, base: &str, done: &reqwest::Response) -> Value {
+    let code = location_param(done, "code").expect("a code");
+    let form = [("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", APP_REDIRECT)];
+    let answer = browser.post(format!("{base}/token")).basic_auth("app", Some("m2m-secret")).form(&form).send().await;
+    answer.unwrap().json().await.unwrap()
+}
+
+async fn refresh(browser: &reqwest::Client, base: &str, refresh_token: &str) -> reqwest::Response {
+    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token)];
+    browser.post(format!("{base}/token")).basic_auth("app", Some("m2m-secret")).form(&form).send().await.unwrap()
+}
+
+/// Issue 21: a refresh asks the upstream again (here at every refresh: `refreshInterval`
+/// 0) with its refresh token and maps the person afresh; once the upstream drops them
+/// from the allowed group, the refresh is refused and the family ends.
+#[tokio::test]
+async fn a_refresh_asks_the_upstream_again_and_a_person_who_lost_the_allowed_group_loses_the_family() {
+    let upstream = TestServer::start().await;
+    let (base, store) = downstream(&upstream, |connector| {
+        connector.allowed_groups = vec!["engineering".into()];
+        connector.refresh_interval = 0;
+        let Upstream::Oidc(oidc) = &mut connector.upstream;
+        oidc.userinfo = true;
+    })
+    .await;
+    let browser = browser();
+    let to_upstream = start_upstream_sign_in_for(&browser, &base, "openid groups offline_access").await;
+    let back = upstream_sign_in(&browser, &upstream, &location(&to_upstream)).await;
+    let done = browser.get(location(&back)).send().await.unwrap();
+    assert_eq!(done.status(), 303);
+    let tokens = redeem(&browser, &base, &done).await;
+    let subject = federated_subject("corp", "alice");
+    let first = store.federated_user(&subject).await.unwrap().unwrap();
+    let first_upstream_token = first.upstream_refresh_token.clone().expect("the upstream gave a refresh token");
+    assert_eq!(first.user.groups, ["corp:engineering"]);
+
+    let refreshed = refresh(&browser, &base, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(refreshed.status(), 200);
+    let refreshed: Value = refreshed.json().await.unwrap();
+    let again = store.federated_user(&subject).await.unwrap().unwrap();
+    assert_ne!(again.upstream_refresh_token.as_deref(), Some(first_upstream_token.as_str()), "the upstream rotated it");
+    assert_eq!(jwt_part(refreshed["id_token"].as_str().unwrap(), 1)["sub"], subject.as_str());
+
+    let alice = upstream.provider.store.user_by_username("alice").await.unwrap().unwrap();
+    let moved = portcullis::model::UserRecord { groups: vec!["sales".into()], ..alice.as_ref().clone() };
+    upstream.provider.store.put_user(moved).await.unwrap();
+    let refused = refresh(&browser, &base, refreshed["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(refused.status(), 400);
+    assert_eq!(refused.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    let introspected: Value = browser
+        .post(format!("{base}/introspect"))
+        .basic_auth("app", Some("m2m-secret"))
+        .form(&[("token", refreshed["access_token"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(introspected["active"], false, "the family's access tokens are revoked with it");
 }
