@@ -10,6 +10,7 @@ use axum::response::Response;
 use super::browser::{self, BROWSER_COOKIE};
 use super::error::PageError;
 use super::extract::BrowserParams;
+use super::federation;
 use super::flow::{Interaction, PageResult, consent_page, issue_code, login_page, needs_consent};
 use super::respond::with_cookies;
 use super::state::Provider;
@@ -21,6 +22,10 @@ use crate::protocol::{authorize, redirect as redirects};
 use crate::secrets;
 use crate::vocabulary::AuthorizationRequest;
 use crate::vocabulary::OAuthError;
+
+/// The authorization-request parameter naming the connector to sign in through, skipping
+/// the login page (as Dex's `connector_id`); one the client does not offer is ignored.
+const CONNECTOR_HINT: &str = "connector";
 
 /// `GET /authorize` (parameters in the query) and `POST /authorize` (in a form body),
 /// OIDC Core §3.1.2.1.
@@ -38,7 +43,10 @@ async fn handle(provider: &Provider, headers: &HeaderMap, params: &FormParams) -
     let client = provider.store.client(client_id).await?.ok_or(PageError::UnknownClient)?;
     let redirect_uri = authorize::redirect_uri(params, &client).map_err(bad_request)?;
     let answer = match authorize::validate(params, &client, redirect_uri) {
-        Ok(request) => decide(provider, headers, &client, request).await,
+        Ok(request) => {
+            let connector_hint = params.get(CONNECTOR_HINT).ok().flatten();
+            decide(provider, headers, &client, request, connector_hint).await
+        }
         Err(error) => Err(PageError::Redirect(StatusCode::FOUND, Box::new(error))),
     };
     // Nothing here follows an action of the user's, so an error goes back only to a redirect
@@ -57,6 +65,7 @@ async fn decide(
     headers: &HeaderMap,
     client: &ClientRecord,
     request: AuthorizationRequest,
+    connector_hint: Option<&str>,
 ) -> PageResult {
     let now = provider.clock.now();
     let session = browser::current_session(provider, headers).await?;
@@ -98,10 +107,15 @@ async fn decide(
     let interaction = Interaction::seal(provider, pending).await?;
     let page = match &logged_in {
         Some((_, user)) => consent_page(provider, client, &interaction, user),
-        None => {
-            let username = interaction.request().login_hint.as_deref().unwrap_or("");
-            login_page(provider, client, &interaction, username, None, StatusCode::OK).await?
-        }
+        None => match connector_hint {
+            Some(name) if let Some(connector) = federation::offered_connector(provider, client, name).await? => {
+                federation::send_upstream(provider, &interaction, &connector).await?
+            }
+            _ => {
+                let username = interaction.request().login_hint.as_deref().unwrap_or("");
+                login_page(provider, client, &interaction, username, None, StatusCode::OK).await?
+            }
+        },
     };
     let cookie = new_browser.then(|| browser::set_cookie(provider, BROWSER_COOKIE, &browser_id, None)).flatten();
     Ok(with_cookies(page, [cookie]))

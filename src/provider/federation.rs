@@ -27,7 +27,7 @@ use super::sign_in::start_session;
 use super::state::Provider;
 use crate::audit::{self, AuditEvent, AuditFields};
 use crate::connectors::{Attempt, ConnectorError};
-use crate::model::{ConnectorRecord, FederatedUser, Upstream, UserRecord};
+use crate::model::{ClientRecord, ConnectorRecord, FederatedUser, Upstream, UserRecord};
 use crate::protocol::endpoints;
 use crate::protocol::federation::{map_identity, needs_recheck};
 use crate::protocol::form::FormParams;
@@ -60,12 +60,28 @@ pub async fn start(
 async fn begin(provider: &Provider, headers: &HeaderMap, form: &FormParams) -> PageResult {
     let (interaction, client) = Interaction::of_form(provider, headers, form).await?;
     let name = form.get("connector").ok().flatten().ok_or(PageError::BadRequest("no connector named".into()))?;
-    let connector = provider
-        .store
-        .connector(name)
+    let connector = offered_connector(provider, &client, name)
         .await?
-        .filter(|connector| client.policy.allows_connector(&connector.name))
         .ok_or(PageError::BadRequest("this application offers no such sign-in".into()))?;
+    send_upstream(provider, &interaction, &connector).await
+}
+
+/// Connector `name`, if it exists and `client` lets people sign in through it.
+pub(super) async fn offered_connector(
+    provider: &Provider,
+    client: &ClientRecord,
+    name: &str,
+) -> Result<Option<ConnectorRecord>, StoreError> {
+    Ok(provider.store.connector(name).await?.filter(|connector| client.policy.allows_connector(&connector.name)))
+}
+
+/// Sends the browser to `connector`'s upstream to sign in there for `interaction`, with a
+/// fresh `state`, `nonce` and PKCE verifier sealed into the callback's cookie.
+pub(super) async fn send_upstream(
+    provider: &Provider,
+    interaction: &Interaction,
+    connector: &ConnectorRecord,
+) -> PageResult {
     let state = secrets::random_token(32)?;
     let attempt = UpstreamAttempt {
         connector: connector.name.clone(),
@@ -91,7 +107,7 @@ async fn begin(provider: &Provider, headers: &HeaderMap, form: &FormParams) -> P
         .upstreams
         .authorization_url(upstream, &callback_uri(provider, &connector.name), &steps, now)
         .await
-        .map_err(|error| upstream_failure(&connector, &error))?;
+        .map_err(|error| upstream_failure(connector, &error))?;
     let location =
         HeaderValue::from_str(&url).map_err(|_| PageError::Upstream("an unusable authorization URL".into()))?;
     let response = (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response();

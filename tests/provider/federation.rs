@@ -365,3 +365,33 @@ async fn a_refresh_asks_the_upstream_again_and_a_person_who_lost_the_allowed_gro
         .unwrap();
     assert_eq!(introspected["active"], false, "the family's access tokens are revoked with it");
 }
+
+/// Issue 21: the `connector` authorization-request hint skips the login page for a
+/// connector the client offers; any other name is ignored and the login page shown.
+#[tokio::test]
+async fn the_connector_hint_goes_straight_to_an_offered_upstream_and_is_ignored_otherwise() {
+    let upstream = TestServer::start().await;
+    let (base, _) = downstream(&upstream, |_| {}).await;
+    let authorize = |connector: &'static str| {
+        let params = [
+            ("client_id", "app"),
+            ("redirect_uri", APP_REDIRECT),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("state", "app-state"),
+            ("connector", connector),
+        ];
+        let browser = browser();
+        let base = base.clone();
+        async move { (browser.get(format!("{base}/authorize")).query(&params).send().await.unwrap(), browser) }
+    };
+    let (hinted, browser) = authorize("corp").await;
+    assert_eq!(hinted.status(), 303);
+    assert!(location(&hinted).starts_with(&upstream.url("/authorize?")), "{}", location(&hinted));
+    let back = upstream_sign_in(&browser, &upstream, &location(&hinted)).await;
+    let done = browser.get(location(&back)).send().await.unwrap();
+    assert_eq!(location_param(&done, "state").as_deref(), Some("app-state"), "the hinted sign-in completes");
+    let (ignored, _) = authorize("elsewhere").await;
+    assert_eq!(ignored.status(), 200);
+    assert!(ignored.text().await.unwrap().contains("Continue with Corp SSO"), "the login page");
+}
