@@ -364,6 +364,64 @@ pub struct ConnectorRecord {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Upstream {
     Oidc(OidcUpstream),
+    #[serde(rename = "github")]
+    GitHub(GitHubUpstream),
+}
+
+impl Upstream {
+    /// Where our claims are read from in what the upstream vouched for: as declared for an
+    /// OpenID Connect upstream; GitHub's answers are put under the standard names.
+    pub fn claim_paths(&self) -> ClaimPaths {
+        match self {
+            Upstream::Oidc(oidc) => oidc.claims.clone(),
+            Upstream::GitHub(_) => ClaimPaths::default(),
+        }
+    }
+
+    /// Whether an email the upstream does not say is verified is accepted.
+    pub fn skips_email_verified(&self) -> bool {
+        match self {
+            Upstream::Oidc(oidc) => oidc.skip_email_verified,
+            Upstream::GitHub(_) => false,
+        }
+    }
+}
+
+/// GitHub or a GitHub Enterprise Server: its OAuth app flow, then its REST API for the
+/// person, their verified emails, organisations and teams.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitHubUpstream {
+    pub client_id: String,
+    /// The OAuth app's client secret, kept in clear like [`OidcUpstream::client_secret`].
+    pub client_secret: String,
+    /// Where people sign in: `https://github.com`, or `https://<hostName>` for Enterprise.
+    pub web_url: String,
+    /// The REST API: `https://api.github.com`, or `https://<hostName>/api/v3`.
+    pub api_url: String,
+    /// The organisations people must be in (and, where listed, the teams); empty lets
+    /// everyone in, with every organisation and team of theirs as a group.
+    pub orgs: Vec<GitHubOrg>,
+}
+
+/// An organisation allowed in, and the teams (slugs) of it allowed in; no teams: the
+/// whole organisation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitHubOrg {
+    pub name: String,
+    #[serde(default)]
+    pub teams: Vec<String>,
+}
+
+/// The secret stays out of logs and panics.
+impl std::fmt::Debug for GitHubUpstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitHubUpstream")
+            .field("client_id", &self.client_id)
+            .field("web_url", &self.web_url)
+            .field("api_url", &self.api_url)
+            .field("orgs", &self.orgs)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An upstream OpenID Connect provider.
@@ -431,7 +489,8 @@ pub struct FederatedUser {
     pub connector: String,
     /// The upstream's `sub`.
     pub upstream_subject: String,
-    /// The upstream's refresh token, if it gave one: how a refresh checks the person again.
+    /// The upstream's refresh token, if it gave one (for GitHub, whose OAuth app tokens do
+    /// not expire, its access token): how a refresh checks the person again.
     pub upstream_refresh_token: Option<String>,
     /// When the upstream last vouched for the person.
     pub checked_at: u64,

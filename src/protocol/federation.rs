@@ -7,14 +7,21 @@
 //! no padding): stable across logins, replicas, restarts and Redis flushes, stored
 //! nowhere, distinct per connector (the same person through two connectors is two
 //! subjects), and never derived from the email, which upstreams let people change. The
-//! upstream subject is the ID token's `sub`.
+//! upstream subject is the ID token's `sub` (for GitHub, the numeric user id, which —
+//! unlike the login — never changes).
+//!
+//! **GitHub groups.** A connector listing organisations lets in only their members (and,
+//! for an organisation listing teams, only members of one of those teams); the person's
+//! groups are each allowed organisation (`org`) and each of their teams in it (`org:team`,
+//! by slug; for an organisation listing teams, only those). A connector listing none lets
+//! everyone in with all their organisations and teams as groups.
 
 use aws_lc_rs::digest::{SHA256, digest};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
-use crate::model::{ClaimPaths, ConnectorRecord, UserRecord};
+use crate::model::{ClaimPaths, ConnectorRecord, GitHubOrg, Upstream, UserRecord};
 
 /// The most groups kept from an upstream, and the longest claim value kept: an upstream
 /// is trusted, but what it sends is stored and signed into every token.
@@ -56,6 +63,8 @@ pub enum Refusal {
     EmailNotVerified(String),
     #[error("the person is in none of the groups this connector allows")]
     NotInAllowedGroups,
+    #[error("the person is in none of the GitHub organisations or teams this connector allows")]
+    NotInAllowedOrganisations,
     #[error("the upstream's claim `{0}` is longer than {MAX_CLAIM_LEN} bytes")]
     ClaimTooLong(String),
 }
@@ -141,6 +150,62 @@ pub fn map_identity(
         groups: groups.iter().map(|group| format!("{}{group}", connector.group_prefix)).collect(),
         upstream_subject,
     })
+}
+
+/// The claim names a GitHub connector puts the person's organisations (logins) and teams
+/// (`org/slug`) under, for [`admit`].
+pub const GITHUB_ORGS: &str = "github_orgs";
+pub const GITHUB_TEAMS: &str = "github_teams";
+
+/// Lets the person `claims` describe in through `connector`, or not: [`map_identity`]
+/// under the connector's mappings, after, for GitHub, its organisation rules.
+pub fn admit(connector: &ConnectorRecord, claims: &Map<String, Value>) -> Result<MappedIdentity, Refusal> {
+    match &connector.upstream {
+        Upstream::Oidc(oidc) => map_identity(connector, &oidc.claims, oidc.skip_email_verified, claims),
+        Upstream::GitHub(github) => {
+            let strings = |name| groups_at(claims, name);
+            let teams: Vec<(String, String)> = strings(GITHUB_TEAMS)
+                .iter()
+                .filter_map(|team| team.split_once('/'))
+                .map(|(org, slug)| (org.to_owned(), slug.to_owned()))
+                .collect();
+            let groups =
+                github_groups(&github.orgs, &strings(GITHUB_ORGS), &teams).ok_or(Refusal::NotInAllowedOrganisations)?;
+            let mut claims = claims.clone();
+            claims.insert("groups".into(), Value::from(groups));
+            map_identity(connector, &ClaimPaths::default(), false, &claims)
+        }
+    }
+}
+
+/// The groups of a GitHub user in organisations `member_of` and `teams` (organisation,
+/// team slug) under the connector's `allowed` organisations (see the module's doc); `None`
+/// when they are in none of them. Organisation names compare as GitHub's do, ignoring case.
+pub fn github_groups(allowed: &[GitHubOrg], member_of: &[String], teams: &[(String, String)]) -> Option<Vec<String>> {
+    let team_group = |(org, slug): &(String, String)| format!("{org}:{slug}");
+    if allowed.is_empty() {
+        return Some(member_of.iter().cloned().chain(teams.iter().map(team_group)).collect());
+    }
+    let mut groups = Vec::new();
+    for org in allowed {
+        let in_org: Vec<&(String, String)> =
+            teams.iter().filter(|(team_org, _)| team_org.eq_ignore_ascii_case(&org.name)).collect();
+        let member = member_of.iter().any(|name| name.eq_ignore_ascii_case(&org.name)) || !in_org.is_empty();
+        let admitted: Vec<&(String, String)> = if org.teams.is_empty() {
+            in_org
+        } else {
+            in_org
+                .into_iter()
+                .filter(|(_, slug)| org.teams.iter().any(|team| team.eq_ignore_ascii_case(slug)))
+                .collect()
+        };
+        if !member || (!org.teams.is_empty() && admitted.is_empty()) {
+            continue;
+        }
+        groups.push(org.name.clone());
+        groups.extend(admitted.into_iter().map(|(_, slug)| format!("{}:{slug}", org.name)));
+    }
+    (!groups.is_empty()).then_some(groups)
 }
 
 impl MappedIdentity {
@@ -265,6 +330,74 @@ mod tests {
         assert_eq!(map(&connector(), json!({"sub": "u1", "name": long})), Err(Refusal::ClaimTooLong("name".into())));
         let many: Vec<String> = (0..MAX_GROUPS + 10).map(|i| format!("g{i:04}")).collect();
         assert_eq!(map(&connector(), json!({"sub": "u1", "groups": many})).unwrap().groups.len(), MAX_GROUPS);
+    }
+
+    fn orgs(declared: &[(&str, &[&str])]) -> Vec<GitHubOrg> {
+        declared
+            .iter()
+            .map(|(name, teams)| GitHubOrg { name: (*name).into(), teams: teams.iter().map(|t| (*t).into()).collect() })
+            .collect()
+    }
+
+    fn teams(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(org, slug)| ((*org).into(), (*slug).into())).collect()
+    }
+
+    #[test]
+    fn github_without_declared_orgs_lets_everyone_in_with_all_their_orgs_and_teams() {
+        let groups = github_groups(&[], &["acme".into()], &teams(&[("acme", "ops"), ("other", "x")]));
+        assert_eq!(groups.unwrap(), ["acme", "acme:ops", "other:x"]);
+        assert_eq!(github_groups(&[], &[], &[]), Some(vec![]), "no organisation at all is still let in");
+    }
+
+    #[test]
+    fn github_declared_orgs_admit_members_only_and_declared_teams_narrow_the_org() {
+        let allowed = orgs(&[("Acme", &[]), ("corp", &["platform", "sre"])]);
+        let admitted = github_groups(&allowed, &["acme".into()], &teams(&[("acme", "ops")]));
+        assert_eq!(admitted.unwrap(), ["Acme", "Acme:ops"], "the declared name, every team of an org without a list");
+        let only_listed = github_groups(&allowed, &["corp".into()], &teams(&[("corp", "sre"), ("corp", "sales")]));
+        assert_eq!(only_listed.unwrap(), ["corp", "corp:sre"]);
+        assert_eq!(github_groups(&allowed, &["corp".into()], &teams(&[("corp", "sales")])), None, "no listed team");
+        assert_eq!(github_groups(&allowed, &["elsewhere".into()], &[]), None, "no declared org");
+        let hidden_membership = github_groups(&allowed, &[], &teams(&[("corp", "platform")]));
+        assert_eq!(hidden_membership.unwrap(), ["corp", "corp:platform"], "a team membership shows the org's");
+    }
+
+    #[test]
+    fn github_people_are_admitted_with_their_org_groups_under_the_prefix_and_allowed_groups() {
+        let mut connector = connector();
+        connector.upstream = Upstream::GitHub(crate::model::GitHubUpstream {
+            client_id: "id".into(),
+            client_secret: "secret".into(),
+            web_url: "https://github.com".into(),
+            api_url: "https://api.github.com".into(),
+            orgs: orgs(&[("acme", &[])]),
+        });
+        connector.group_prefix = "gh:".into();
+        let person = |orgs: Value| {
+            claims(json!({"sub": "42", "preferred_username": "octocat", GITHUB_ORGS: orgs, GITHUB_TEAMS: ["acme/ops"]}))
+        };
+        let mapped = admit(&connector, &person(json!(["acme"]))).unwrap();
+        assert_eq!((mapped.upstream_subject.as_str(), mapped.username.as_str()), ("42", "octocat"));
+        assert_eq!(mapped.groups, ["gh:acme", "gh:acme:ops"]);
+        assert_eq!(admit(&connector, &person(json!(["other"]))).unwrap().groups, ["gh:acme", "gh:acme:ops"]);
+        connector.upstream = Upstream::GitHub(crate::model::GitHubUpstream {
+            orgs: orgs(&[("acme", &["sre"])]),
+            ..match connector.upstream {
+                Upstream::GitHub(github) => github,
+                Upstream::Oidc(_) => unreachable!(),
+            }
+        });
+        assert_eq!(admit(&connector, &person(json!(["acme"]))), Err(Refusal::NotInAllowedOrganisations));
+        connector.upstream = Upstream::GitHub(crate::model::GitHubUpstream {
+            orgs: vec![],
+            ..match connector.upstream {
+                Upstream::GitHub(github) => github,
+                Upstream::Oidc(_) => unreachable!(),
+            }
+        });
+        connector.allowed_groups = vec!["acme:sre".into()];
+        assert_eq!(admit(&connector, &person(json!(["acme"]))), Err(Refusal::NotInAllowedGroups));
     }
 
     #[test]
