@@ -5,11 +5,78 @@
 //! A connector that sends the browser to the upstream and gets it back on
 //! `/callback/<connector>` offers three steps: the [`Attempt`]'s authorization URL, the
 //! completion of a callback into upstream claims ([`Vouched`]), and a later re-check of
-//! the person (on refresh). [`oidc`] is the one kind so far.
+//! the person (on refresh): [`oidc`] for OpenID Connect providers, [`github`] for GitHub.
+//! [`Connectors`] sends each step to the kind of the connector's upstream.
 
+pub mod github;
 pub mod oidc;
 
+use aws_lc_rs::digest::{SHA256, digest};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
+
+use crate::model::Upstream;
+
+/// Every kind of upstream, with what each keeps between requests (discovery documents,
+/// HTTP clients).
+#[derive(Default)]
+pub struct Connectors {
+    oidc: oidc::OidcConnectors,
+    github: github::GitHubConnectors,
+}
+
+impl Connectors {
+    /// Where to send the browser to sign in at `upstream`.
+    pub async fn authorization_url(
+        &self,
+        upstream: &Upstream,
+        redirect_uri: &str,
+        attempt: &Attempt<'_>,
+        now: u64,
+    ) -> Result<String, ConnectorError> {
+        match upstream {
+            Upstream::Oidc(oidc) => self.oidc.authorization_url(oidc, redirect_uri, attempt, now).await,
+            Upstream::GitHub(github) => self.github.authorization_url(github, redirect_uri, attempt),
+        }
+    }
+
+    /// The callback's `code` turned into what the upstream vouches for.
+    pub async fn complete(
+        &self,
+        upstream: &Upstream,
+        redirect_uri: &str,
+        code: &str,
+        attempt: &Attempt<'_>,
+        now: u64,
+    ) -> Result<Vouched, ConnectorError> {
+        match upstream {
+            Upstream::Oidc(oidc) => self.oidc.complete(oidc, redirect_uri, code, attempt, now).await,
+            Upstream::GitHub(github) => self.github.complete(github, redirect_uri, code, attempt).await,
+        }
+    }
+
+    /// The upstream asked again, with `refresh_token`, about the person with upstream
+    /// subject `subject`.
+    pub async fn recheck(
+        &self,
+        upstream: &Upstream,
+        redirect_uri: &str,
+        refresh_token: &str,
+        subject: &str,
+        now: u64,
+    ) -> Result<Vouched, ConnectorError> {
+        match upstream {
+            Upstream::Oidc(oidc) => self.oidc.recheck(oidc, redirect_uri, refresh_token, subject, now).await,
+            Upstream::GitHub(github) => self.github.recheck(github, refresh_token, subject).await,
+        }
+    }
+}
+
+/// RFC 7636 §4.2: the S256 `code_challenge` of `verifier`.
+pub fn pkce_challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(digest(&SHA256, verifier.as_bytes()))
+}
 
 /// What one sign-in through an upstream carries from its start to its callback (sealed in
 /// the browser, never stored): `state`, `nonce` and the PKCE verifier.

@@ -27,9 +27,9 @@ use super::sign_in::start_session;
 use super::state::Provider;
 use crate::audit::{self, AuditEvent, AuditFields};
 use crate::connectors::{Attempt, ConnectorError};
-use crate::model::{ClientRecord, ConnectorRecord, FederatedUser, Upstream, UserRecord};
+use crate::model::{ClientRecord, ConnectorRecord, FederatedUser, UserRecord};
 use crate::protocol::endpoints;
-use crate::protocol::federation::{map_identity, needs_recheck};
+use crate::protocol::federation::{admit, needs_recheck};
 use crate::protocol::form::FormParams;
 use crate::protocol::pending::{LIFETIME, PendingRequest, UpstreamAttempt};
 use crate::protocol::redirect as redirects;
@@ -102,10 +102,9 @@ pub(super) async fn send_upstream(
         return Err(PageError::redirect(StatusCode::FOUND, interaction.request(), error));
     }
     let steps = Attempt { state: &state, nonce: &attempt.nonce, code_verifier: &attempt.code_verifier };
-    let Upstream::Oidc(upstream) = &connector.upstream;
     let url = provider
         .upstreams
-        .authorization_url(upstream, &callback_uri(provider, &connector.name), &steps, now)
+        .authorization_url(&connector.upstream, &callback_uri(provider, &connector.name), &steps, now)
         .await
         .map_err(|error| upstream_failure(connector, &error))?;
     let location =
@@ -148,15 +147,14 @@ async fn finish(provider: &Provider, name: &str, headers: &HeaderMap, form: &For
     }
     let code = field("code").ok_or(PageError::BadRequest("the identity provider sent no code".into()))?;
     let connector = provider.store.connector(name).await?.ok_or(PageError::Expired)?;
-    let Upstream::Oidc(upstream) = &connector.upstream;
     let steps = Attempt { state, nonce: &attempt.nonce, code_verifier: &attempt.code_verifier };
     let vouched = provider
         .upstreams
-        .complete(upstream, &callback_uri(provider, name), code, &steps, now)
+        .complete(&connector.upstream, &callback_uri(provider, name), code, &steps, now)
         .await
         .map_err(|error| upstream_failure(&connector, &error))?;
     let fields = AuditFields { client_id: Some(&client.client_id), ..AuditFields::default() };
-    let mapped = map_identity(&connector, &upstream.claims, upstream.skip_email_verified, &vouched.claims)
+    let mapped = admit(&connector, &vouched.claims)
         .inspect_err(|refusal| {
             let reason = refusal.to_string();
             audit::emit(AuditEvent::LoginFailed, AuditFields { reason: Some(&reason), ..fields });
@@ -216,17 +214,16 @@ pub(super) async fn refreshed_user(provider: &Provider, subject: &str) -> Result
     let Some(refresh_token) = federated.upstream_refresh_token.as_deref() else {
         return lapsed("the upstream gave no refresh token to ask it again with");
     };
-    let Upstream::Oidc(upstream) = &connector.upstream;
     let redirect_uri = callback_uri(provider, &connector.name);
     let vouched = match provider
         .upstreams
-        .recheck(upstream, &redirect_uri, refresh_token, &federated.upstream_subject, now)
+        .recheck(&connector.upstream, &redirect_uri, refresh_token, &federated.upstream_subject, now)
         .await
     {
         Ok(vouched) => vouched,
         Err(error) => return lapsed(&error.to_string()),
     };
-    let mapped = match map_identity(&connector, &upstream.claims, upstream.skip_email_verified, &vouched.claims) {
+    let mapped = match admit(&connector, &vouched.claims) {
         Ok(mapped) => mapped,
         Err(refusal) => return lapsed(&refusal.to_string()),
     };

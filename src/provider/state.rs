@@ -11,7 +11,7 @@ use super::password_work::PasswordWork;
 use super::readiness::Readiness;
 use super::sealing::Sealer;
 use crate::clock::Clock;
-use crate::connectors::oidc::OidcConnectors;
+use crate::connectors::Connectors;
 use crate::keys::{Keyring, SharedKeyring};
 use crate::metrics::Metrics;
 use crate::model::UserRecord;
@@ -126,8 +126,8 @@ pub struct Provider {
     discovery: ArcSwapOption<Discovery>,
     /// The key that seals pending authorization requests into the browser's forms.
     pub(super) sealer: Sealer,
-    /// The upstream OpenID Connect providers' discovery documents and keys.
-    pub(super) upstreams: OidcConnectors,
+    /// The upstreams' discovery documents, keys and HTTP clients.
+    pub(super) upstreams: Connectors,
 }
 
 impl Provider {
@@ -153,7 +153,7 @@ impl Provider {
             password_work: PasswordWork::default(),
             discovery: ArcSwapOption::empty(),
             sealer: Sealer::default(),
-            upstreams: OidcConnectors::default(),
+            upstreams: Connectors::default(),
         };
         provider.discovery_document()?;
         Ok(provider)
