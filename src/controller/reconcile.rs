@@ -82,6 +82,8 @@ pub enum Problem {
     MissingConnectorSettings(&'static str),
     #[error("spec.oidc.issuer: `{0}` is not an https URL without query or fragment (http only on a loopback address)")]
     InvalidIssuer(String),
+    #[error("spec.github.hostName: `{0}` is not a host name (such as github.example.com)")]
+    InvalidHostName(String),
     #[error("{0}")]
     Secret(#[from] SecretError),
 }

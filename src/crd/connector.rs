@@ -17,19 +17,20 @@ use super::SecretKeyRef;
     status = "IdentityConnectorStatus",
     shortname = "idc",
     category = "portcullis",
-    doc = "An upstream identity provider (another OpenID Connect provider) people may sign in with; the metadata.name is the connector's name.",
+    doc = "An upstream identity provider (an OpenID Connect provider or GitHub) people may sign in with; the metadata.name is the connector's name.",
     printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
     printcolumn(name = "Display Name", type_ = "string", json_path = ".spec.displayName"),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[x_kube(
-    validation = Rule::new("self.type != 'oidc' || has(self.oidc)").message("a connector of type oidc needs its `oidc` settings")
+    validation = Rule::new("self.type != 'oidc' || has(self.oidc)").message("a connector of type oidc needs its `oidc` settings"),
+    validation = Rule::new("self.type != 'github' || has(self.github)").message("a connector of type github needs its `github` settings")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct IdentityConnectorSpec {
     /// The kind of upstream: `oidc`, an OpenID Connect provider (Entra ID v2.0, Google,
-    /// Keycloak, Okta, another Portcullis).
+    /// Keycloak, Okta, another Portcullis); `github`, GitHub or a GitHub Enterprise Server.
     #[serde(rename = "type")]
     pub connector_type: ConnectorType,
     /// The name on the login page's button ("Continue with …"). Defaults to `metadata.name`.
@@ -38,6 +39,9 @@ pub struct IdentityConnectorSpec {
     /// The settings of a connector of type `oidc`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc: Option<OidcConnectorSpec>,
+    /// The settings of a connector of type `github`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<GitHubConnectorSpec>,
     /// Put before every upstream group name in the `groups` claim, e.g. `corp:`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_prefix: Option<String>,
@@ -55,7 +59,10 @@ impl IdentityConnector {
     /// Where the connector's client secret is kept, for the types that have one: what the
     /// folder and the controller read, and the Secret changes that reach the connector.
     pub fn client_secret_ref(&self) -> Option<&SecretKeyRef> {
-        self.spec.oidc.as_ref().map(|oidc| &oidc.client_secret_ref)
+        match self.spec.connector_type {
+            ConnectorType::Oidc => self.spec.oidc.as_ref().map(|oidc| &oidc.client_secret_ref),
+            ConnectorType::Github => self.spec.github.as_ref().map(|github| &github.client_secret_ref),
+        }
     }
 }
 
@@ -65,12 +72,15 @@ impl IdentityConnector {
 pub enum ConnectorType {
     /// An OpenID Connect provider, found through its discovery document.
     Oidc,
+    /// GitHub or a GitHub Enterprise Server (an OAuth app).
+    Github,
 }
 
 impl ConnectorType {
     pub fn as_str(self) -> &'static str {
         match self {
             ConnectorType::Oidc => "oidc",
+            ConnectorType::Github => "github",
         }
     }
 }
@@ -103,6 +113,38 @@ pub struct OidcConnectorSpec {
     /// upstreams that leave them out of the ID token.
     #[serde(default)]
     pub userinfo: bool,
+}
+
+/// How to sign in with GitHub: an OAuth app (its callback URL is
+/// `<issuer of Portcullis>/callback/<connector name>`), reading the person's primary
+/// verified email, organisations and teams.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GitHubConnectorSpec {
+    /// The OAuth app's client id.
+    pub client_id: String,
+    /// Where the OAuth app's client secret is kept (a Secret in the connector's namespace).
+    pub client_secret_ref: SecretKeyRef,
+    /// The organisations whose members may sign in, each optionally narrowed to some of its
+    /// teams; groups are `org` and `org:team` (team slugs). Empty: every GitHub user may
+    /// sign in, with all their organisations and teams as groups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orgs: Vec<GitHubOrgSpec>,
+    /// A GitHub Enterprise Server's host name, e.g. `github.example.com`; defaults to
+    /// github.com.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_name: Option<String>,
+}
+
+/// A GitHub organisation allowed in.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GitHubOrgSpec {
+    /// The organisation's login name.
+    pub name: String,
+    /// Team slugs of the organisation to allow; empty: its every member.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub teams: Vec<String>,
 }
 
 /// Upstream claim names, each a top-level claim or a dotted path into nested objects

@@ -13,7 +13,8 @@ mod user;
 
 pub use client::{ApplicationType, OidcClient, OidcClientSpec, OidcClientStatus};
 pub use connector::{
-    ClaimMappings, ConnectorType, IdentityConnector, IdentityConnectorSpec, IdentityConnectorStatus, OidcConnectorSpec,
+    ClaimMappings, ConnectorType, GitHubConnectorSpec, GitHubOrgSpec, IdentityConnector, IdentityConnectorSpec,
+    IdentityConnectorStatus, OidcConnectorSpec,
 };
 pub use signing_key::{PublishedKey, SigningKey, SigningKeySpec, SigningKeyStatus};
 pub use user::{OidcUser, OidcUserSpec, OidcUserStatus, SecretKeyRef};

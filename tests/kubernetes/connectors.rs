@@ -28,8 +28,10 @@ fn identity_connector(name: &str) -> IdentityConnector {
 }
 
 async fn stored_client_secret(cluster: &Cluster, name: &str) -> Option<String> {
-    let Upstream::Oidc(oidc) = cluster.store.connector(name).await.unwrap()?.upstream;
-    Some(oidc.client_secret)
+    match cluster.store.connector(name).await.unwrap()?.upstream {
+        Upstream::Oidc(oidc) => Some(oidc.client_secret),
+        Upstream::GitHub(github) => Some(github.client_secret),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

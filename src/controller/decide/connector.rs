@@ -12,8 +12,10 @@ use url::Url;
 use super::claim::{Claimant, owner, released};
 use super::{Decision, Names, Readiness, Reason, Settled, is_ready, settle};
 use crate::controller::reconcile::{Problem, ReconcileError, error, parse_duration, secret_value};
-use crate::crd::{ConnectorType, IdentityConnector, IdentityConnectorStatus, OidcConnectorSpec};
-use crate::model::{ClaimPaths, ConnectorRecord, OidcUpstream, Upstream};
+use crate::crd::{
+    ConnectorType, GitHubConnectorSpec, IdentityConnector, IdentityConnectorStatus, OidcConnectorSpec, SecretKeyRef,
+};
+use crate::model::{ClaimPaths, ConnectorRecord, GitHubOrg, GitHubUpstream, OidcUpstream, Upstream};
 use crate::vocabulary::Scope;
 
 /// Connector names: lost to an older connector of another namespace.
@@ -61,6 +63,10 @@ pub fn plan_connector(
             let oidc = spec.oidc.as_ref().ok_or_else(|| fail(Problem::MissingConnectorSettings("oidc")))?;
             Upstream::Oidc(plan_oidc(oidc, secret).map_err(fail)?)
         }
+        ConnectorType::Github => {
+            let github = spec.github.as_ref().ok_or_else(|| fail(Problem::MissingConnectorSettings("github")))?;
+            Upstream::GitHub(plan_github(github, secret).map_err(fail)?)
+        }
     };
     Ok(ConnectorRecord {
         display_name: spec.display_name.clone().unwrap_or_else(|| name.clone()),
@@ -76,10 +82,7 @@ fn plan_oidc(oidc: &OidcConnectorSpec, secret: Option<&Secret>) -> Result<OidcUp
     if !is_issuer(&oidc.issuer) {
         return Err(Problem::InvalidIssuer(oidc.issuer.clone()));
     }
-    let reference = &oidc.client_secret_ref;
-    let secret = secret.ok_or_else(|| Problem::MissingSecret(reference.name.clone()))?;
-    let client_secret = secret_value(secret, &reference.key)?
-        .ok_or_else(|| Problem::MissingSecretKey { secret: reference.name.clone(), key: reference.key.clone() })?;
+    let client_secret = client_secret(&oidc.client_secret_ref, secret)?;
     let mut scopes: Vec<String> = if oidc.scopes.is_empty() {
         DEFAULT_SCOPES.map(str::to_owned).to_vec()
     } else {
@@ -95,7 +98,7 @@ fn plan_oidc(oidc: &OidcConnectorSpec, secret: Option<&Secret>) -> Result<OidcUp
     Ok(OidcUpstream {
         issuer: oidc.issuer.clone(),
         client_id: oidc.client_id.clone(),
-        client_secret: client_secret.trim().to_owned(),
+        client_secret,
         scopes,
         claims: ClaimPaths {
             username: or_default(&mappings.username, defaults.username),
@@ -106,6 +109,37 @@ fn plan_oidc(oidc: &OidcConnectorSpec, secret: Option<&Secret>) -> Result<OidcUp
         },
         skip_email_verified: oidc.insecure_skip_email_verified,
         userinfo: oidc.userinfo,
+    })
+}
+
+/// The client secret `reference` names, from its Secret, trimmed.
+fn client_secret(reference: &SecretKeyRef, secret: Option<&Secret>) -> Result<String, Problem> {
+    let secret = secret.ok_or_else(|| Problem::MissingSecret(reference.name.clone()))?;
+    let value = secret_value(secret, &reference.key)?
+        .ok_or_else(|| Problem::MissingSecretKey { secret: reference.name.clone(), key: reference.key.clone() })?;
+    Ok(value.trim().to_owned())
+}
+
+/// GitHub's web and API URLs: github.com's, or an Enterprise Server's at `hostName`.
+fn plan_github(github: &GitHubConnectorSpec, secret: Option<&Secret>) -> Result<GitHubUpstream, Problem> {
+    let (web_url, api_url) = match github.host_name.as_deref() {
+        None => ("https://github.com".to_owned(), "https://api.github.com".to_owned()),
+        Some(host) => {
+            let web_url = format!("https://{host}");
+            let parsed = Url::parse(&web_url).map_err(|_| Problem::InvalidHostName(host.to_owned()))?;
+            if parsed.host_str() != Some(host) || parsed.port().is_some() {
+                return Err(Problem::InvalidHostName(host.to_owned()));
+            }
+            (web_url.clone(), format!("{web_url}/api/v3"))
+        }
+    };
+    let orgs = github.orgs.iter().map(|org| GitHubOrg { name: org.name.clone(), teams: org.teams.clone() }).collect();
+    Ok(GitHubUpstream {
+        client_id: github.client_id.clone(),
+        client_secret: client_secret(&github.client_secret_ref, secret)?,
+        web_url,
+        api_url,
+        orgs,
     })
 }
 
@@ -185,6 +219,7 @@ mod tests {
                 insecure_skip_email_verified: false,
                 userinfo: false,
             }),
+            github: None,
             group_prefix: Some("corp:".into()),
             allowed_groups: vec!["staff".into()],
             refresh_interval: None,
@@ -213,7 +248,7 @@ mod tests {
         assert_eq!((record.name.as_str(), record.display_name.as_str()), ("corp", "Corp"));
         assert_eq!(record.refresh_interval, 600);
         assert_eq!((record.group_prefix.as_str(), &record.allowed_groups[..]), ("corp:", &["staff".to_owned()][..]));
-        let Upstream::Oidc(oidc) = record.upstream;
+        let Upstream::Oidc(oidc) = record.upstream else { panic!("an oidc upstream") };
         assert_eq!(oidc.client_secret, "s3cret");
         assert_eq!(oidc.scopes, ["openid", "profile", "email"]);
         assert_eq!((oidc.claims.groups.as_str(), oidc.claims.username.as_str()), ("roles", "preferred_username"));
@@ -227,8 +262,44 @@ mod tests {
             oidc.scopes = vec!["email".into(), "groups".into()];
         }
         let record = plan_connector(&declared, Some(&client_secret())).unwrap();
-        let Upstream::Oidc(oidc) = record.upstream;
+        let Upstream::Oidc(oidc) = record.upstream else { panic!("an oidc upstream") };
         assert_eq!(oidc.scopes, ["openid", "email", "groups"]);
+    }
+
+    fn github_connector(host_name: Option<&str>) -> IdentityConnector {
+        let mut declared = connector("default", 1);
+        declared.spec.connector_type = ConnectorType::Github;
+        declared.spec.oidc = None;
+        declared.spec.github = Some(GitHubConnectorSpec {
+            client_id: "Iv1.abc".into(),
+            client_secret_ref: SecretKeyRef { name: "corp-oidc".into(), key: "clientSecret".into() },
+            orgs: vec![crate::crd::GitHubOrgSpec { name: "acme".into(), teams: vec!["sre".into()] }],
+            host_name: host_name.map(str::to_owned),
+        });
+        declared
+    }
+
+    #[test]
+    fn a_github_connector_reads_github_com_or_an_enterprise_host_and_its_orgs() {
+        let record = plan_connector(&github_connector(None), Some(&client_secret())).unwrap();
+        let Upstream::GitHub(github) = record.upstream else { panic!("a github upstream") };
+        assert_eq!(
+            (github.web_url.as_str(), github.api_url.as_str()),
+            ("https://github.com", "https://api.github.com")
+        );
+        assert_eq!((github.client_id.as_str(), github.client_secret.as_str()), ("Iv1.abc", "s3cret"));
+        assert_eq!(github.orgs, [GitHubOrg { name: "acme".into(), teams: vec!["sre".into()] }]);
+        let enterprise = plan_connector(&github_connector(Some("github.example.com")), Some(&client_secret())).unwrap();
+        let Upstream::GitHub(github) = enterprise.upstream else { panic!("a github upstream") };
+        assert_eq!(github.api_url, "https://github.example.com/api/v3");
+        for bad in ["https://github.example.com", "github.example.com/path", "github.example.com:8443", "a b"] {
+            let planned = plan_connector(&github_connector(Some(bad)), Some(&client_secret()));
+            assert!(matches!(planned.unwrap_err().problem, Problem::InvalidHostName(host) if host == bad), "{bad}");
+        }
+        let mut missing = github_connector(None);
+        missing.spec.github = None;
+        let planned = plan_connector(&missing, Some(&client_secret()));
+        assert!(matches!(planned.unwrap_err().problem, Problem::MissingConnectorSettings("github")));
     }
 
     #[test]

@@ -109,8 +109,10 @@ mod tests {
 
     async fn client_secret(store: &MemoryStore, name: &str) -> Option<String> {
         let record = store.connector(name).await.unwrap()?;
-        let Upstream::Oidc(oidc) = record.upstream;
-        Some(oidc.client_secret)
+        match record.upstream {
+            Upstream::Oidc(oidc) => Some(oidc.client_secret),
+            Upstream::GitHub(github) => Some(github.client_secret),
+        }
     }
 
     #[tokio::test]
