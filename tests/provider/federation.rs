@@ -325,8 +325,9 @@ async fn a_refresh_asks_the_upstream_again_and_a_person_who_lost_the_allowed_gro
     let (base, store) = downstream(&upstream, |connector| {
         connector.allowed_groups = vec!["engineering".into()];
         connector.refresh_interval = 0;
-        let Upstream::Oidc(oidc) = &mut connector.upstream;
-        oidc.userinfo = true;
+        if let Upstream::Oidc(oidc) = &mut connector.upstream {
+            oidc.userinfo = true;
+        }
     })
     .await;
     let browser = browser();

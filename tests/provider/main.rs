@@ -10,6 +10,7 @@ mod cors;
 mod device;
 mod discovery;
 mod federation;
+mod federation_github;
 mod federation_tokens;
 #[path = "../support/fixtures.rs"]
 mod fixtures;
