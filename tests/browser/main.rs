@@ -7,6 +7,7 @@
 
 mod chromium;
 mod device;
+mod federation;
 #[path = "../support/fixtures.rs"]
 mod fixtures;
 mod flows;
