@@ -76,6 +76,10 @@ async fn decide(
         None => None,
     };
     let session = session.filter(|(s, _)| hinted_subject.as_deref().is_none_or(|hinted| hinted == s.subject));
+    let session = match session {
+        Some((s, user)) if federation::session_admitted(provider, client, &s.subject).await? => Some((s, user)),
+        _ => None,
+    };
     let auth_time = session.as_ref().map(|(s, _)| s.auth_time);
     let needs_login = authorize::needs_login(&request.prompt, request.max_age, auth_time, now);
     let needs_consent = match &session {

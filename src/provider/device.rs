@@ -18,6 +18,7 @@ use axum::response::Response;
 use super::browser;
 use super::error::PageError;
 use super::extract::BrowserParams;
+use super::federation;
 use super::flow::{PageResult, describe_scopes};
 use super::pages::{self, DeviceConsentPage, DeviceDonePage, DeviceFields, DevicePage, LoginPage, ScopeLine};
 use super::respond::{with_cookies, with_retry_after};
@@ -151,9 +152,15 @@ async fn enter_code(provider: &Provider, headers: &HeaderMap, form: &FormParams,
     let Some(found) = find(provider, typed).await? else {
         return code_page(provider, &browser_id, typed, Some(ENGLISH.wrong_user_code), StatusCode::OK);
     };
+    let client = provider.store.client(&found.grant.client_id).await?.ok_or(PageError::Expired)?;
     match browser::current_session(provider, headers).await? {
-        Some((session, user)) => consent_page(provider, &found, &session, &user).await,
-        None => login_page(provider, &browser_id, &found, "", None, StatusCode::OK).await,
+        Some((session, user)) if federation::session_admitted(provider, &client, &session.subject).await? => {
+            consent_page(provider, &found, &session, &user).await
+        }
+        // The device page takes passwords only: such a client is approved from a session
+        // that signed in through one of its connectors.
+        _ if client.policy.connectors_only => Err(PageError::Refused(ENGLISH.device_needs_connector.into())),
+        _ => login_page(provider, &browser_id, &found, "", None, StatusCode::OK).await,
     }
 }
 
@@ -191,6 +198,10 @@ async fn login_page(
 async fn sign_in_step(provider: &Provider, headers: &HeaderMap, form: &FormParams, address: &str) -> PageResult {
     let browser_id = check_browser_csrf(headers, form)?;
     let found = find_named(provider, form).await?;
+    let client = provider.store.client(&found.grant.client_id).await?.ok_or(PageError::Expired)?;
+    if client.policy.connectors_only {
+        return Err(PageError::FormRefused);
+    }
     let username = sign_in::username(form);
     match sign_in(provider, headers, form, address, Some(&found.grant.client_id)).await? {
         SignIn::SignedIn { session, user, cookie } => {
@@ -233,6 +244,10 @@ async fn decide(provider: &Provider, headers: &HeaderMap, form: &FormParams) -> 
     let (session, _) = browser::current_session(provider, headers).await?.ok_or(PageError::FormRefused)?;
     browser::check_session_csrf(&session, form)?;
     let found = find_named(provider, form).await?;
+    let client = provider.store.client(&found.grant.client_id).await?.ok_or(PageError::Expired)?;
+    if !federation::session_admitted(provider, &client, &session.subject).await? {
+        return Err(PageError::FormRefused);
+    }
     let allow = match form.get("decision").ok().flatten() {
         Some("allow") => true,
         Some("deny") => false,

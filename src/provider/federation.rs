@@ -66,6 +66,22 @@ async fn begin(provider: &Provider, headers: &HeaderMap, form: &FormParams) -> P
     send_upstream(provider, &interaction, &connector).await
 }
 
+/// Whether a browser session of `subject` may sign in to `client` without a new login: a
+/// declared user's only where the client takes passwords; a person signed in through a
+/// connector only where the client offers that connector. A session from one connector
+/// (or a password) must not ride into a client that allows only another.
+pub(super) async fn session_admitted(
+    provider: &Provider,
+    client: &ClientRecord,
+    subject: &str,
+) -> Result<bool, StoreError> {
+    if provider.store.user_by_subject(subject).await?.is_some() {
+        return Ok(!client.policy.connectors_only);
+    }
+    let federated = provider.store.federated_user(subject).await?;
+    Ok(federated.is_some_and(|federated| client.policy.allows_connector(&federated.connector)))
+}
+
 /// Connector `name`, if it exists and `client` lets people sign in through it.
 pub(super) async fn offered_connector(
     provider: &Provider,

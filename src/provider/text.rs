@@ -24,6 +24,8 @@ pub struct Text {
     pub continue_with: &'static str,
     /// Between the upstream buttons and the password form.
     pub or_sign_in_with_password: &'static str,
+    /// The device page for an application that takes no passwords.
+    pub device_needs_connector: &'static str,
     pub upstream_failed_title: &'static str,
     pub upstream_failed: &'static str,
     pub upstream_refused_title: &'static str,
@@ -133,6 +135,7 @@ pub const ENGLISH: Text = Text {
     wrong_credentials: "Incorrect username or password.",
     continue_with: "Continue with",
     or_sign_in_with_password: "or sign in with a password",
+    device_needs_connector: "This application signs people in through an identity provider. Sign in to it in this browser first, then enter the code again.",
     upstream_failed_title: "Sign-in failed",
     upstream_failed: "The identity provider you chose could not sign you in. Go back to the application and try again.",
     upstream_refused_title: "Access refused",

@@ -235,3 +235,31 @@ async fn rfc8628_3_5_past_expires_in_the_device_code_is_expired_token() {
     now.fetch_add(1, Ordering::SeqCst);
     assert_oauth_error(poll(&http, &base, device_code).await, 400, "expired_token").await;
 }
+
+/// Issue 21: the device page takes passwords only, so a client whose `localUsers` is false
+/// is not approved with a password session: an open consent form is refused, and a new
+/// code is answered with a page saying to sign in through the identity provider first.
+#[tokio::test]
+async fn a_client_taking_no_passwords_is_not_approved_by_a_password_session_on_the_device_page() {
+    let server = server("connectors-only").await;
+    let browser = Browser::new(&server);
+    let first = start(&server.http, &server.base, "openid").await;
+    let login = enter_code(&browser, first["verification_uri_complete"].as_str().unwrap()).await;
+    let consent = sign_in(&browser, &login).await;
+    let mut tv = server.provider.store.client("tv").await.unwrap().unwrap().as_ref().clone();
+    tv.policy.connectors_only = true;
+    server.provider.store.put_client(tv).await.unwrap();
+    let (status, _) = decide_raw(&browser, &consent, "allow").await;
+    assert_eq!(status, 403, "the password session cannot approve it");
+    let pending = poll(&server.http, &server.base, first["device_code"].as_str().unwrap()).await;
+    assert_oauth_error(pending, 400, "authorization_pending").await;
+
+    let second = start(&server.http, &server.base, "openid").await;
+    let page = browser.http.get(second["verification_uri_complete"].as_str().unwrap()).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    let form = [("csrf_token", hidden(&page, "csrf_token")), ("user_code", hidden(&page, "user_code"))];
+    let refused = browser.post("/device", &form.each_ref().map(|(k, v)| (*k, v.as_str()))).await;
+    assert_eq!(refused.status(), 403);
+    let text = refused.text().await.unwrap();
+    assert!(text.contains("signs people in through an identity provider") && !text.contains("name=\"password\""));
+}

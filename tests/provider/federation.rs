@@ -396,3 +396,55 @@ async fn the_connector_hint_goes_straight_to_an_offered_upstream_and_is_ignored_
     assert_eq!(ignored.status(), 200);
     assert!(ignored.text().await.unwrap().contains("Continue with Corp SSO"), "the login page");
 }
+
+/// A browser session rides only into clients that would have let it sign in: a session
+/// from connector `corp` reaches a client offering `corp` (even one taking no passwords)
+/// without a page, but a client offering only another connector shows its login page,
+/// and a password session shows a connectors-only client's login page too.
+#[tokio::test]
+async fn a_session_rides_only_into_clients_that_offer_how_it_signed_in() {
+    let upstream = TestServer::start().await;
+    let (base, store) = downstream(&upstream, |_| {}).await;
+    let app = store.client("app").await.unwrap().unwrap().as_ref().clone();
+    let with_policy = |id: &str, connectors: Option<Vec<String>>, connectors_only: bool| {
+        let mut client = app.clone();
+        client.client_id = id.into();
+        client.policy.connectors = connectors;
+        client.policy.connectors_only = connectors_only;
+        client
+    };
+    store.put_client(with_policy("corp-only", Some(vec!["corp".into()]), true)).await.unwrap();
+    store.put_client(with_policy("other-only", Some(vec!["other".into()]), false)).await.unwrap();
+    store.put_user(crate::fixtures::user_with_password("carol", "carol-password")).await.unwrap();
+    let authorize = |browser: &reqwest::Client, client_id: &str| {
+        let params =
+            [("client_id", client_id), ("redirect_uri", APP_REDIRECT), ("response_type", "code"), ("scope", "openid")];
+        browser.get(format!("{base}/authorize")).query(&params).send()
+    };
+
+    let federated = browser();
+    let to_upstream = start_upstream_sign_in(&federated, &base).await;
+    let back = upstream_sign_in(&federated, &upstream, &location(&to_upstream)).await;
+    assert_eq!(federated.get(location(&back)).send().await.unwrap().status(), 303, "signed in through corp");
+    let rides = authorize(&federated, "corp-only").await.unwrap();
+    assert_eq!(rides.status(), 302, "corp's session rides into a client offering corp");
+    assert!(location_param(&rides, "code").is_some());
+    let other = authorize(&federated, "other-only").await.unwrap();
+    assert_eq!(other.status(), 200, "a client offering only another connector asks again");
+    assert!(other.text().await.unwrap().contains("name=\"password\""), "its login page");
+
+    let local = browser();
+    let page = authorize(&local, "app").await.unwrap().text().await.unwrap();
+    let form = [
+        ("interaction", hidden(&page, "interaction")),
+        ("csrf_token", hidden(&page, "csrf_token")),
+        ("username", "carol".to_owned()),
+        ("password", "carol-password".to_owned()),
+    ];
+    let signed_in = local.post(format!("{base}/login")).form(&form).send().await.unwrap();
+    assert_eq!(signed_in.status(), 303, "carol signs in with her password");
+    let refused = authorize(&local, "corp-only").await.unwrap();
+    assert_eq!(refused.status(), 200, "a password session does not ride into a client taking no passwords");
+    let page = refused.text().await.unwrap();
+    assert!(page.contains("Continue with Corp SSO") && !page.contains("name=\"password\""), "{page}");
+}
