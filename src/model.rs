@@ -366,6 +366,7 @@ pub enum Upstream {
     Oidc(OidcUpstream),
     #[serde(rename = "github")]
     GitHub(GitHubUpstream),
+    Ldap(LdapUpstream),
 }
 
 impl Upstream {
@@ -374,7 +375,7 @@ impl Upstream {
     pub fn claim_paths(&self) -> ClaimPaths {
         match self {
             Upstream::Oidc(oidc) => oidc.claims.clone(),
-            Upstream::GitHub(_) => ClaimPaths::default(),
+            Upstream::GitHub(_) | Upstream::Ldap(_) => ClaimPaths::default(),
         }
     }
 
@@ -382,8 +383,71 @@ impl Upstream {
     pub fn skips_email_verified(&self) -> bool {
         match self {
             Upstream::Oidc(oidc) => oidc.skip_email_verified,
-            Upstream::GitHub(_) => false,
+            Upstream::GitHub(_) | Upstream::Ldap(_) => false,
         }
+    }
+}
+
+/// An LDAP directory: people type their directory username and password on our form, are
+/// found with the service account and checked by a bind as their entry.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LdapUpstream {
+    /// `ldaps://host[:port]` or `ldap://host[:port]`.
+    pub url: String,
+    /// Upgrade an `ldap://` connection with StartTLS first.
+    pub start_tls: bool,
+    /// The PEM certificates of the CA the directory's certificate chains to; `None`: the
+    /// system's roots.
+    pub root_ca_pem: Option<String>,
+    /// The service account the searches bind as; `None`: anonymous searches.
+    pub service_account: Option<LdapServiceAccount>,
+    /// The label of the username field.
+    pub username_prompt: Option<String>,
+    pub user_search: LdapUserSearch,
+    pub group_search: Option<LdapGroupSearch>,
+}
+
+/// The DN and password the searches bind with, read from their Secrets.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LdapServiceAccount {
+    pub dn: String,
+    /// Kept in clear like [`OidcUpstream::client_secret`]: it must be presented as it is.
+    pub password: String,
+}
+
+/// Finding a person: under `base_dn`, `(&<filter>(<username>=<typed>))`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LdapUserSearch {
+    pub base_dn: String,
+    pub filter: String,
+    pub username_attr: String,
+    /// `DN` (any case) for the entry's DN.
+    pub id_attr: String,
+    pub email_attr: String,
+    pub name_attr: String,
+}
+
+/// Finding a person's groups: under `base_dn`, entries matching `filter` and one of the
+/// matchers; named by `name_attr`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LdapGroupSearch {
+    pub base_dn: String,
+    pub filter: String,
+    /// `(person's attribute, group's attribute)` pairs; `DN` for the person's DN.
+    pub user_matchers: Vec<(String, String)>,
+    pub name_attr: String,
+}
+
+/// The service account's password stays out of logs and panics.
+impl std::fmt::Debug for LdapUpstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LdapUpstream")
+            .field("url", &self.url)
+            .field("start_tls", &self.start_tls)
+            .field("service_account", &self.service_account.as_ref().map(|account| &account.dn))
+            .field("user_search", &self.user_search)
+            .field("group_search", &self.group_search)
+            .finish_non_exhaustive()
     }
 }
 
@@ -490,7 +554,8 @@ pub struct FederatedUser {
     /// The upstream's `sub`.
     pub upstream_subject: String,
     /// The upstream's refresh token, if it gave one (for GitHub, whose OAuth app tokens do
-    /// not expire, its access token): how a refresh checks the person again.
+    /// not expire, its access token; for LDAP, the directory username the person is
+    /// searched by again): how a refresh checks the person again.
     pub upstream_refresh_token: Option<String>,
     /// When the upstream last vouched for the person.
     pub checked_at: u64,

@@ -84,6 +84,16 @@ pub enum Problem {
     InvalidIssuer(String),
     #[error("spec.github.hostName: `{0}` is not a host name (such as github.example.com)")]
     InvalidHostName(String),
+    #[error(
+        "spec.ldap.host: `{0}` is not an ldaps:// or ldap:// URL of a host (plain ldap:// needs startTLS, except on a loopback address)"
+    )]
+    InvalidLdapHost(String),
+    #[error("{field}: `{filter}` is not an LDAP filter in parentheses (RFC 4515)")]
+    InvalidLdapFilter { field: &'static str, filter: String },
+    #[error("Secret {secret} key `{key}` holds no PEM certificate")]
+    InvalidCertificate { secret: String, key: String },
+    #[error("spec.ldap: bindDNSecretRef and bindPasswordSecretRef go together")]
+    HalfServiceAccount,
     #[error("{0}")]
     Secret(#[from] SecretError),
 }

@@ -17,7 +17,7 @@ use super::SecretKeyRef;
     status = "IdentityConnectorStatus",
     shortname = "idc",
     category = "portcullis",
-    doc = "An upstream identity provider (an OpenID Connect provider or GitHub) people may sign in with; the metadata.name is the connector's name.",
+    doc = "An upstream identity provider (an OpenID Connect provider, GitHub or an LDAP directory) people may sign in with; the metadata.name is the connector's name.",
     printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
     printcolumn(name = "Display Name", type_ = "string", json_path = ".spec.displayName"),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
@@ -25,12 +25,14 @@ use super::SecretKeyRef;
 )]
 #[x_kube(
     validation = Rule::new("self.type != 'oidc' || has(self.oidc)").message("a connector of type oidc needs its `oidc` settings"),
-    validation = Rule::new("self.type != 'github' || has(self.github)").message("a connector of type github needs its `github` settings")
+    validation = Rule::new("self.type != 'github' || has(self.github)").message("a connector of type github needs its `github` settings"),
+    validation = Rule::new("self.type != 'ldap' || has(self.ldap)").message("a connector of type ldap needs its `ldap` settings")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct IdentityConnectorSpec {
     /// The kind of upstream: `oidc`, an OpenID Connect provider (Entra ID v2.0, Google,
-    /// Keycloak, Okta, another Portcullis); `github`, GitHub or a GitHub Enterprise Server.
+    /// Keycloak, Okta, another Portcullis); `github`, GitHub or a GitHub Enterprise Server;
+    /// `ldap`, an LDAP directory (OpenLDAP, Active Directory) checking passwords by binding.
     #[serde(rename = "type")]
     pub connector_type: ConnectorType,
     /// The name on the login page's button ("Continue with …"). Defaults to `metadata.name`.
@@ -42,6 +44,9 @@ pub struct IdentityConnectorSpec {
     /// The settings of a connector of type `github`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub github: Option<GitHubConnectorSpec>,
+    /// The settings of a connector of type `ldap`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ldap: Option<LdapConnectorSpec>,
     /// Put before every upstream group name in the `groups` claim, e.g. `corp:`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_prefix: Option<String>,
@@ -56,12 +61,20 @@ pub struct IdentityConnectorSpec {
 }
 
 impl IdentityConnector {
-    /// Where the connector's client secret is kept, for the types that have one: what the
-    /// folder and the controller read, and the Secret changes that reach the connector.
-    pub fn client_secret_ref(&self) -> Option<&SecretKeyRef> {
+    /// The Secret keys the connector reads (a client secret; a directory's service account
+    /// and CA): what the folder and the controller read, and the Secret changes that reach
+    /// the connector.
+    pub fn secret_refs(&self) -> Vec<&SecretKeyRef> {
         match self.spec.connector_type {
-            ConnectorType::Oidc => self.spec.oidc.as_ref().map(|oidc| &oidc.client_secret_ref),
-            ConnectorType::Github => self.spec.github.as_ref().map(|github| &github.client_secret_ref),
+            ConnectorType::Oidc => self.spec.oidc.iter().map(|oidc| &oidc.client_secret_ref).collect(),
+            ConnectorType::Github => self.spec.github.iter().map(|github| &github.client_secret_ref).collect(),
+            ConnectorType::Ldap => self
+                .spec
+                .ldap
+                .iter()
+                .flat_map(|ldap| [&ldap.root_ca_secret_ref, &ldap.bind_dn_secret_ref, &ldap.bind_password_secret_ref])
+                .flatten()
+                .collect(),
         }
     }
 }
@@ -74,6 +87,8 @@ pub enum ConnectorType {
     Oidc,
     /// GitHub or a GitHub Enterprise Server (an OAuth app).
     Github,
+    /// An LDAP directory: the person types their directory username and password here.
+    Ldap,
 }
 
 impl ConnectorType {
@@ -81,6 +96,7 @@ impl ConnectorType {
         match self {
             ConnectorType::Oidc => "oidc",
             ConnectorType::Github => "github",
+            ConnectorType::Ldap => "ldap",
         }
     }
 }
@@ -145,6 +161,98 @@ pub struct GitHubOrgSpec {
     /// Team slugs of the organisation to allow; empty: its every member.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub teams: Vec<String>,
+}
+
+/// How to sign people in against an LDAP directory: find the person with the service
+/// account, check their password by binding as the entry found (never compared here),
+/// then read their groups. An empty password is refused before any bind (an LDAP simple
+/// bind with an empty password is an unauthenticated bind that succeeds).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LdapConnectorSpec {
+    /// The directory's URL: `ldaps://host[:port]`, or `ldap://host[:port]` with `startTLS`.
+    /// Plain `ldap://` without StartTLS is refused except on a loopback address.
+    pub host: String,
+    /// Upgrade an `ldap://` connection with StartTLS before anything is sent.
+    #[serde(default, rename = "startTLS")]
+    pub start_tls: bool,
+    /// A Secret key holding the PEM certificate(s) of the CA the directory's certificate
+    /// chains to; without it, the system's trusted roots.
+    #[serde(default, rename = "rootCASecretRef", skip_serializing_if = "Option::is_none")]
+    pub root_ca_secret_ref: Option<SecretKeyRef>,
+    /// A Secret key holding the service account's DN, which searches for people and
+    /// groups; without it the searches are anonymous.
+    #[serde(default, rename = "bindDNSecretRef", skip_serializing_if = "Option::is_none")]
+    pub bind_dn_secret_ref: Option<SecretKeyRef>,
+    /// A Secret key holding the service account's password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_password_secret_ref: Option<SecretKeyRef>,
+    /// The label of the username field on the sign-in form; defaults to "Username".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_prompt: Option<String>,
+    /// How a person is found from the username they type.
+    pub user_search: LdapUserSearch,
+    /// How the person's groups are found; without it they have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_search: Option<LdapGroupSearch>,
+}
+
+/// Finding a person: an entry under `baseDN` matching `filter` whose `username` attribute
+/// is what they typed (escaped, RFC 4515); exactly one must match.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LdapUserSearch {
+    /// Where people are searched (the whole subtree), e.g. `ou=people,dc=example,dc=com`.
+    #[serde(rename = "baseDN")]
+    pub base_dn: String,
+    /// An LDAP filter every person's entry matches; defaults to `(objectClass=person)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// The attribute matched against the typed username, e.g. `uid` (OpenLDAP) or
+    /// `sAMAccountName` (Active Directory); our `preferred_username`.
+    pub username: String,
+    /// The attribute whose value is the person's stable upstream subject (`DN` for the
+    /// entry's DN); defaults to `uid`. Prefer one that survives renames (`entryUUID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_attr: Option<String>,
+    /// The attribute holding the email address; defaults to `mail`. The directory is
+    /// trusted for it: it is released as verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_attr: Option<String>,
+    /// The attribute holding the display name; defaults to `cn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_attr: Option<String>,
+}
+
+/// Finding a person's groups: entries under `baseDN` matching `filter` and one of the
+/// `userMatchers`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LdapGroupSearch {
+    /// Where groups are searched (the whole subtree), e.g. `ou=groups,dc=example,dc=com`.
+    #[serde(rename = "baseDN")]
+    pub base_dn: String,
+    /// An LDAP filter every group's entry matches; defaults to `(objectClass=groupOfNames)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// How a group names its members: a group whose `groupAttr` holds the person's
+    /// `userAttr` (`DN` for the entry's DN) is theirs. Defaults to one matcher,
+    /// `{userAttr: DN, groupAttr: member}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub user_matchers: Vec<LdapUserMatcher>,
+    /// The group's attribute that is its name in our `groups` claim; defaults to `cn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_attr: Option<String>,
+}
+
+/// One way a group entry points at its members.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LdapUserMatcher {
+    /// The person's attribute (`DN` for the entry's DN), e.g. `DN` or `uid`.
+    pub user_attr: String,
+    /// The group's attribute holding it, e.g. `member` or `memberUid`.
+    pub group_attr: String,
 }
 
 /// Upstream claim names, each a top-level claim or a dotted path into nested objects

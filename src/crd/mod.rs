@@ -14,7 +14,7 @@ mod user;
 pub use client::{ApplicationType, OidcClient, OidcClientSpec, OidcClientStatus};
 pub use connector::{
     ClaimMappings, ConnectorType, GitHubConnectorSpec, GitHubOrgSpec, IdentityConnector, IdentityConnectorSpec,
-    IdentityConnectorStatus, OidcConnectorSpec,
+    IdentityConnectorStatus, LdapConnectorSpec, LdapGroupSearch, LdapUserMatcher, LdapUserSearch, OidcConnectorSpec,
 };
 pub use signing_key::{PublishedKey, SigningKey, SigningKeySpec, SigningKeyStatus};
 pub use user::{OidcUser, OidcUserSpec, OidcUserStatus, SecretKeyRef};

@@ -1,5 +1,5 @@
-//! `IdentityConnector`s (in the watched namespaces, like the clients): reads the client
-//! secret's Secret and the connectors of the same name, asks [`decide_connector`] what to
+//! `IdentityConnector`s (in the watched namespaces, like the clients): reads the Secrets
+//! it names (a client secret; a directory's service account and CA) and the connectors of the same name, asks [`decide_connector`] what to
 //! do and does exactly that — remove the name it no longer holds, write the record only
 //! when the stored one differs (or the store lost its data), then status and events. A
 //! deleted connector's record goes with it, unless another namespace's connector holds
@@ -49,12 +49,16 @@ async fn apply(
     api: &Api<IdentityConnector>,
     context: &Context,
 ) -> Result<Action, ControllerError> {
-    let secret = match connector.client_secret_ref() {
-        Some(reference) => context.connector_secret(&namespace(connector, context), &reference.name).await,
-        None => None,
-    };
+    let mut names: Vec<&str> = connector.secret_refs().into_iter().map(|reference| reference.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut found = Vec::with_capacity(names.len());
+    for name in names {
+        found.extend(context.connector_secret(&namespace(connector, context), name).await);
+    }
+    let secrets: Vec<&Secret> = found.iter().map(AsRef::as_ref).collect();
     let peers = context.connectors_concerning(&[connector.name_any()]).await;
-    let decision = decide_connector(connector, secret.as_deref(), &peers, context.shared.clock.now());
+    let decision = decide_connector(connector, &secrets, &peers, context.shared.clock.now());
     let carried_out = carry_out(connector, &decision, context).await;
     conclude(api, connector, connector.status.as_ref(), carried_out, &decision, context).await
 }
@@ -92,23 +96,26 @@ async fn cleanup(connector: &IdentityConnector, context: &Context) -> Result<Act
     Ok(Action::await_change())
 }
 
-/// The key a connector is indexed under for the Secret watch: its client secret's Secret.
+/// The keys a connector is indexed under for the Secret watch: the Secrets it reads.
 pub fn secret_keys(connector: &IdentityConnector) -> Vec<String> {
     let namespace = connector.namespace();
-    connector
-        .client_secret_ref()
-        .map(|reference| secret_key(namespace.as_deref(), &reference.name))
+    let mut keys: Vec<String> = connector
+        .secret_refs()
         .into_iter()
-        .collect()
+        .map(|reference| secret_key(namespace.as_deref(), &reference.name))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
 }
 
-/// The `IdentityConnector`s whose client secret `secret` holds, for the Secret watch.
+/// The `IdentityConnector`s reading `secret`, for the Secret watch.
 pub fn owners_of(
     secret: &Secret,
     index: &Index<IdentityConnector>,
     connectors: &Reflector<IdentityConnector>,
 ) -> Vec<Arc<IdentityConnector>> {
     secret_readers(secret, index, connectors, |connector, name| {
-        connector.client_secret_ref().is_some_and(|reference| reference.name == name)
+        connector.secret_refs().iter().any(|reference| reference.name == name)
     })
 }

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use kube::api::{Api, DeleteParams, PostParams};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use portcullis::crd::IdentityConnector;
 use portcullis::model::Upstream;
 use portcullis::store::Federation;
@@ -31,7 +32,50 @@ async fn stored_client_secret(cluster: &Cluster, name: &str) -> Option<String> {
     match cluster.store.connector(name).await.unwrap()?.upstream {
         Upstream::Oidc(oidc) => Some(oidc.client_secret),
         Upstream::GitHub(github) => Some(github.client_secret),
+        Upstream::Ldap(ldap) => ldap.service_account.map(|account| account.password),
     }
+}
+
+/// An `ldap` connector reading its service account's DN from Secret `ldap-dn` and its
+/// password from Secret `ldap-password`.
+fn ldap_connector(name: &str) -> IdentityConnector {
+    serde_json::from_value(json!({
+        "apiVersion": "portcullis.dev/v1alpha1", "kind": "IdentityConnector",
+        "metadata": { "name": name, "namespace": NAMESPACE },
+        "spec": {
+            "type": "ldap",
+            "ldap": { "host": "ldaps://ldap.corp.example", "startTLS": false,
+                      "bindDNSecretRef": { "name": "ldap-dn", "key": "dn" },
+                      "bindPasswordSecretRef": { "name": "ldap-password", "key": "password" },
+                      "userSearch": { "baseDN": "ou=people,dc=corp,dc=example", "username": "uid" } },
+        },
+    }))
+    .unwrap()
+}
+
+/// A connector reading two Secrets waits for both, and a change to either reaches its record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ldap_connector_reads_both_its_secrets_and_follows_a_change_to_the_second() {
+    let cluster = Cluster::start("t-connector-ldap").await;
+    let replica = Replica::start(&cluster, "replica-a").await;
+    cluster.create_secret("ldap-dn", &[("dn", "cn=portcullis,dc=corp,dc=example")]).await;
+    let connectors: Api<IdentityConnector> = cluster.api();
+    connectors.create(&PostParams::default(), &ldap_connector("corp-ldap")).await.unwrap();
+    let object = wait_ready(&cluster, "identityconnectors", "corp-ldap", ("False", "SecretMissing")).await;
+    let message = object["status"]["conditions"][0]["message"].as_str().unwrap_or_default().to_owned();
+    assert!(message.contains("ldap-password"), "{message}");
+
+    cluster.create_secret("ldap-password", &[("password", "bind-1")]).await;
+    wait_ready(&cluster, "identityconnectors", "corp-ldap", ("True", "Reconciled")).await;
+    assert_eq!(stored_client_secret(&cluster, "corp-ldap").await.as_deref(), Some("bind-1"));
+    let secrets: Api<Secret> = cluster.api();
+    let patch = json!({ "stringData": { "password": "bind-2" } });
+    secrets.patch("ldap-password", &PatchParams::default(), &Patch::Merge(patch)).await.unwrap();
+    eventually("the new bind password is stored", WAIT, || async {
+        (stored_client_secret(&cluster, "corp-ldap").await.as_deref() == Some("bind-2")).then_some(())
+    })
+    .await;
+    replica.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,9 +13,13 @@ use super::claim::{Claimant, owner, released};
 use super::{Decision, Names, Readiness, Reason, Settled, is_ready, settle};
 use crate::controller::reconcile::{Problem, ReconcileError, error, parse_duration, secret_value};
 use crate::crd::{
-    ConnectorType, GitHubConnectorSpec, IdentityConnector, IdentityConnectorStatus, OidcConnectorSpec, SecretKeyRef,
+    ConnectorType, GitHubConnectorSpec, IdentityConnector, IdentityConnectorStatus, LdapConnectorSpec,
+    OidcConnectorSpec, SecretKeyRef,
 };
-use crate::model::{ClaimPaths, ConnectorRecord, GitHubOrg, GitHubUpstream, OidcUpstream, Upstream};
+use crate::model::{
+    ClaimPaths, ConnectorRecord, GitHubOrg, GitHubUpstream, LdapGroupSearch, LdapServiceAccount, LdapUpstream,
+    LdapUserSearch, OidcUpstream, Upstream,
+};
 use crate::vocabulary::Scope;
 
 /// Connector names: lost to an older connector of another namespace.
@@ -46,11 +50,9 @@ impl Claimant for IdentityConnector {
     }
 }
 
-/// The record `connector` stands for, given its client secret's Secret (if it exists).
-pub fn plan_connector(
-    connector: &IdentityConnector,
-    secret: Option<&Secret>,
-) -> Result<ConnectorRecord, ReconcileError> {
+/// The record `connector` stands for, given the Secrets it reads that exist (found by name
+/// among `secrets`).
+pub fn plan_connector(connector: &IdentityConnector, secrets: &[&Secret]) -> Result<ConnectorRecord, ReconcileError> {
     let fail = |problem| error("IdentityConnector", connector, problem);
     let spec = &connector.spec;
     let name = connector.name_any();
@@ -61,11 +63,15 @@ pub fn plan_connector(
     let upstream = match spec.connector_type {
         ConnectorType::Oidc => {
             let oidc = spec.oidc.as_ref().ok_or_else(|| fail(Problem::MissingConnectorSettings("oidc")))?;
-            Upstream::Oidc(plan_oidc(oidc, secret).map_err(fail)?)
+            Upstream::Oidc(plan_oidc(oidc, secrets).map_err(fail)?)
         }
         ConnectorType::Github => {
             let github = spec.github.as_ref().ok_or_else(|| fail(Problem::MissingConnectorSettings("github")))?;
-            Upstream::GitHub(plan_github(github, secret).map_err(fail)?)
+            Upstream::GitHub(plan_github(github, secrets).map_err(fail)?)
+        }
+        ConnectorType::Ldap => {
+            let ldap = spec.ldap.as_ref().ok_or_else(|| fail(Problem::MissingConnectorSettings("ldap")))?;
+            Upstream::Ldap(plan_ldap(ldap, secrets).map_err(fail)?)
         }
     };
     Ok(ConnectorRecord {
@@ -78,11 +84,11 @@ pub fn plan_connector(
     })
 }
 
-fn plan_oidc(oidc: &OidcConnectorSpec, secret: Option<&Secret>) -> Result<OidcUpstream, Problem> {
+fn plan_oidc(oidc: &OidcConnectorSpec, secrets: &[&Secret]) -> Result<OidcUpstream, Problem> {
     if !is_issuer(&oidc.issuer) {
         return Err(Problem::InvalidIssuer(oidc.issuer.clone()));
     }
-    let client_secret = client_secret(&oidc.client_secret_ref, secret)?;
+    let client_secret = secret_key(&oidc.client_secret_ref, secrets)?;
     let mut scopes: Vec<String> = if oidc.scopes.is_empty() {
         DEFAULT_SCOPES.map(str::to_owned).to_vec()
     } else {
@@ -112,16 +118,19 @@ fn plan_oidc(oidc: &OidcConnectorSpec, secret: Option<&Secret>) -> Result<OidcUp
     })
 }
 
-/// The client secret `reference` names, from its Secret, trimmed.
-fn client_secret(reference: &SecretKeyRef, secret: Option<&Secret>) -> Result<String, Problem> {
-    let secret = secret.ok_or_else(|| Problem::MissingSecret(reference.name.clone()))?;
+/// The value `reference` names, from its Secret among `secrets`, trimmed.
+fn secret_key(reference: &SecretKeyRef, secrets: &[&Secret]) -> Result<String, Problem> {
+    let secret = secrets
+        .iter()
+        .find(|secret| secret.metadata.name.as_deref() == Some(reference.name.as_str()))
+        .ok_or_else(|| Problem::MissingSecret(reference.name.clone()))?;
     let value = secret_value(secret, &reference.key)?
         .ok_or_else(|| Problem::MissingSecretKey { secret: reference.name.clone(), key: reference.key.clone() })?;
     Ok(value.trim().to_owned())
 }
 
 /// GitHub's web and API URLs: github.com's, or an Enterprise Server's at `hostName`.
-fn plan_github(github: &GitHubConnectorSpec, secret: Option<&Secret>) -> Result<GitHubUpstream, Problem> {
+fn plan_github(github: &GitHubConnectorSpec, secrets: &[&Secret]) -> Result<GitHubUpstream, Problem> {
     let (web_url, api_url) = match github.host_name.as_deref() {
         None => ("https://github.com".to_owned(), "https://api.github.com".to_owned()),
         Some(host) => {
@@ -136,39 +145,161 @@ fn plan_github(github: &GitHubConnectorSpec, secret: Option<&Secret>) -> Result<
     let orgs = github.orgs.iter().map(|org| GitHubOrg { name: org.name.clone(), teams: org.teams.clone() }).collect();
     Ok(GitHubUpstream {
         client_id: github.client_id.clone(),
-        client_secret: client_secret(&github.client_secret_ref, secret)?,
+        client_secret: secret_key(&github.client_secret_ref, secrets)?,
         web_url,
         api_url,
         orgs,
     })
 }
 
+/// The filters used when a directory connector declares none.
+const DEFAULT_USER_FILTER: &str = "(objectClass=person)";
+const DEFAULT_GROUP_FILTER: &str = "(objectClass=groupOfNames)";
+
+/// A directory: its URL checked (TLS, or plain only on loopback), its filters at least
+/// parenthesised, its service account and CA read from their Secrets.
+fn plan_ldap(ldap: &LdapConnectorSpec, secrets: &[&Secret]) -> Result<LdapUpstream, Problem> {
+    if !is_ldap_url(&ldap.host, ldap.start_tls) {
+        return Err(Problem::InvalidLdapHost(ldap.host.clone()));
+    }
+    let root_ca_pem = match &ldap.root_ca_secret_ref {
+        Some(reference) => {
+            let pem = secret_key(reference, secrets)?;
+            if !holds_certificate(&pem) {
+                return Err(Problem::InvalidCertificate { secret: reference.name.clone(), key: reference.key.clone() });
+            }
+            Some(pem)
+        }
+        None => None,
+    };
+    let service_account = match (&ldap.bind_dn_secret_ref, &ldap.bind_password_secret_ref) {
+        (Some(dn), Some(password)) => {
+            Some(LdapServiceAccount { dn: secret_key(dn, secrets)?, password: secret_key(password, secrets)? })
+        }
+        (None, None) => None,
+        _ => return Err(Problem::HalfServiceAccount),
+    };
+    let filter = |field, declared: &Option<String>, default: &str| {
+        let filter = declared.clone().unwrap_or_else(|| default.to_owned());
+        if is_filter(&filter) { Ok(filter) } else { Err(Problem::InvalidLdapFilter { field, filter }) }
+    };
+    let users = &ldap.user_search;
+    let or = |declared: &Option<String>, default: &str| declared.clone().unwrap_or_else(|| default.to_owned());
+    let user_search = LdapUserSearch {
+        base_dn: users.base_dn.clone(),
+        filter: filter("spec.ldap.userSearch.filter", &users.filter, DEFAULT_USER_FILTER)?,
+        username_attr: users.username.clone(),
+        id_attr: or(&users.id_attr, "uid"),
+        email_attr: or(&users.email_attr, "mail"),
+        name_attr: or(&users.name_attr, "cn"),
+    };
+    let group_search = match &ldap.group_search {
+        Some(groups) => Some(LdapGroupSearch {
+            base_dn: groups.base_dn.clone(),
+            filter: filter("spec.ldap.groupSearch.filter", &groups.filter, DEFAULT_GROUP_FILTER)?,
+            user_matchers: if groups.user_matchers.is_empty() {
+                vec![("DN".into(), "member".into())]
+            } else {
+                groups.user_matchers.iter().map(|m| (m.user_attr.clone(), m.group_attr.clone())).collect()
+            },
+            name_attr: or(&groups.name_attr, "cn"),
+        }),
+        None => None,
+    };
+    Ok(LdapUpstream {
+        url: ldap.host.clone(),
+        start_tls: ldap.start_tls,
+        root_ca_pem,
+        service_account,
+        username_prompt: ldap.username_prompt.clone(),
+        user_search,
+        group_search,
+    })
+}
+
+/// An `ldaps://` or `ldap://` URL naming a host and nothing more; plain `ldap://` (which
+/// would carry passwords in clear) only with StartTLS or on a loopback address.
+fn is_ldap_url(host: &str, start_tls: bool) -> bool {
+    let Ok(url) = Url::parse(host) else { return false };
+    let bare = url.host().is_some()
+        && matches!(url.path(), "" | "/")
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none();
+    match url.scheme() {
+        "ldaps" => bare && !start_tls,
+        "ldap" => bare && (start_tls || is_loopback(&url)),
+        _ => false,
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        // URLs of schemes the URL standard does not know (ldap) keep an address as text.
+        Some(url::Host::Domain(domain)) => {
+            domain == "localhost"
+                || domain
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        None => false,
+    }
+}
+
+/// RFC 4515 §3: a filter is parenthesised, with balanced parentheses (a closer check is
+/// the directory's, at the first search).
+fn is_filter(filter: &str) -> bool {
+    let mut depth = 0usize;
+    for (i, c) in filter.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' if depth == 0 => return false,
+            ')' => {
+                depth -= 1;
+                if depth == 0 && i + 1 != filter.len() {
+                    return false;
+                }
+            }
+            _ if depth == 0 => return false,
+            _ => {}
+        }
+    }
+    depth == 0 && filter.len() > 2
+}
+
+/// Whether `pem` holds at least one certificate.
+fn holds_certificate(pem: &str) -> bool {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut certificates = CertificateDer::pem_slice_iter(pem.as_bytes()).peekable();
+    certificates.peek().is_some() && certificates.all(|certificate| certificate.is_ok())
+}
+
 /// OIDC Discovery §2: an issuer is an https URL with no query or fragment; plain http is
 /// allowed on loopback addresses only, for a local upstream in development.
 fn is_issuer(issuer: &str) -> bool {
     let Ok(url) = Url::parse(issuer) else { return false };
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(domain)) => domain == "localhost",
-        None => false,
-    };
-    let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && loopback);
+    let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && is_loopback(&url));
     scheme_ok && url.host().is_some() && url.query().is_none() && url.fragment().is_none() && !issuer.contains('#')
 }
 
-/// Decides `connector`, given its client secret's Secret (if it exists), the connectors
+/// Decides `connector`, given the Secrets it reads that exist, the connectors
 /// of the same name in other namespaces (`peers`; `connector` itself may be among them)
 /// and the time.
 pub fn decide_connector(
     connector: &IdentityConnector,
-    secret: Option<&Secret>,
+    secrets: &[&Secret],
     peers: &[Arc<IdentityConnector>],
     now: u64,
 ) -> ConnectorDecision {
     let previous = connector.status.clone().unwrap_or_default();
     let name = connector.name_any();
-    let outcome = match plan_connector(connector, secret) {
+    let outcome = match plan_connector(connector, secrets) {
         Err(error) => Err(Readiness::not_ready(Reason::of(&error.problem), error.problem.to_string())),
         Ok(record) => match owner(connector, &name, peers) {
             Some(owner) => Err(Readiness::not_ready(
@@ -220,6 +351,7 @@ mod tests {
                 userinfo: false,
             }),
             github: None,
+            ldap: None,
             group_prefix: Some("corp:".into()),
             allowed_groups: vec!["staff".into()],
             refresh_interval: None,
@@ -243,7 +375,7 @@ mod tests {
 
     #[test]
     fn a_connector_with_its_secret_is_applied_with_the_defaults_filled_in() {
-        let decision = decide_connector(&connector("default", 1), Some(&client_secret()), &[], 100);
+        let decision = decide_connector(&connector("default", 1), &[&client_secret()], &[], 100);
         let record = decision.apply.unwrap();
         assert_eq!((record.name.as_str(), record.display_name.as_str()), ("corp", "Corp"));
         assert_eq!(record.refresh_interval, 600);
@@ -261,7 +393,7 @@ mod tests {
         if let Some(oidc) = &mut declared.spec.oidc {
             oidc.scopes = vec!["email".into(), "groups".into()];
         }
-        let record = plan_connector(&declared, Some(&client_secret())).unwrap();
+        let record = plan_connector(&declared, &[&client_secret()]).unwrap();
         let Upstream::Oidc(oidc) = record.upstream else { panic!("an oidc upstream") };
         assert_eq!(oidc.scopes, ["openid", "email", "groups"]);
     }
@@ -281,7 +413,7 @@ mod tests {
 
     #[test]
     fn a_github_connector_reads_github_com_or_an_enterprise_host_and_its_orgs() {
-        let record = plan_connector(&github_connector(None), Some(&client_secret())).unwrap();
+        let record = plan_connector(&github_connector(None), &[&client_secret()]).unwrap();
         let Upstream::GitHub(github) = record.upstream else { panic!("a github upstream") };
         assert_eq!(
             (github.web_url.as_str(), github.api_url.as_str()),
@@ -289,26 +421,145 @@ mod tests {
         );
         assert_eq!((github.client_id.as_str(), github.client_secret.as_str()), ("Iv1.abc", "s3cret"));
         assert_eq!(github.orgs, [GitHubOrg { name: "acme".into(), teams: vec!["sre".into()] }]);
-        let enterprise = plan_connector(&github_connector(Some("github.example.com")), Some(&client_secret())).unwrap();
+        let enterprise = plan_connector(&github_connector(Some("github.example.com")), &[&client_secret()]).unwrap();
         let Upstream::GitHub(github) = enterprise.upstream else { panic!("a github upstream") };
         assert_eq!(github.api_url, "https://github.example.com/api/v3");
         for bad in ["https://github.example.com", "github.example.com/path", "github.example.com:8443", "a b"] {
-            let planned = plan_connector(&github_connector(Some(bad)), Some(&client_secret()));
+            let planned = plan_connector(&github_connector(Some(bad)), &[&client_secret()]);
             assert!(matches!(planned.unwrap_err().problem, Problem::InvalidHostName(host) if host == bad), "{bad}");
         }
         let mut missing = github_connector(None);
         missing.spec.github = None;
-        let planned = plan_connector(&missing, Some(&client_secret()));
+        let planned = plan_connector(&missing, &[&client_secret()]);
         assert!(matches!(planned.unwrap_err().problem, Problem::MissingConnectorSettings("github")));
+    }
+
+    fn ldap_connector(host: &str, start_tls: bool) -> IdentityConnector {
+        let mut declared = connector("default", 1);
+        declared.spec.connector_type = ConnectorType::Ldap;
+        declared.spec.oidc = None;
+        let reference = |name: &str, key: &str| Some(SecretKeyRef { name: name.into(), key: key.into() });
+        declared.spec.ldap = Some(LdapConnectorSpec {
+            host: host.into(),
+            start_tls,
+            root_ca_secret_ref: reference("ldap-ca", "ca.crt"),
+            bind_dn_secret_ref: reference("ldap-bind", "dn"),
+            bind_password_secret_ref: reference("ldap-bind", "password"),
+            username_prompt: None,
+            user_search: crate::crd::LdapUserSearch {
+                base_dn: "ou=people,dc=example,dc=org".into(),
+                filter: None,
+                username: "uid".into(),
+                id_attr: Some("entryUUID".into()),
+                email_attr: None,
+                name_attr: None,
+            },
+            group_search: Some(crate::crd::LdapGroupSearch {
+                base_dn: "ou=groups,dc=example,dc=org".into(),
+                filter: Some("(|(objectClass=groupOfNames)(objectClass=posixGroup))".into()),
+                user_matchers: vec![],
+                name_attr: None,
+            }),
+        });
+        declared
+    }
+
+    const TEST_CA: &str = "-----BEGIN CERTIFICATE-----\nMAMCAQA=\n-----END CERTIFICATE-----\n";
+
+    fn ldap_secrets() -> [Secret; 2] {
+        [
+            secret("ldap-ca").with("ca.crt", TEST_CA),
+            secret("ldap-bind").with("dn", "cn=portcullis,dc=example,dc=org").with("password", "bind-secret\n"),
+        ]
+    }
+
+    #[test]
+    fn an_ldap_connector_reads_its_service_account_and_ca_from_two_secrets_and_fills_in_the_defaults() {
+        let [ca, bind] = ldap_secrets();
+        let record = plan_connector(&ldap_connector("ldaps://ldap.example.org:636", false), &[&ca, &bind]).unwrap();
+        let Upstream::Ldap(ldap) = record.upstream else { panic!("an ldap upstream") };
+        assert_eq!(ldap.url, "ldaps://ldap.example.org:636");
+        assert_eq!(ldap.root_ca_pem.as_deref(), Some(TEST_CA.trim()));
+        let account = ldap.service_account.unwrap();
+        assert_eq!(
+            (account.dn.as_str(), account.password.as_str()),
+            ("cn=portcullis,dc=example,dc=org", "bind-secret")
+        );
+        let users = &ldap.user_search;
+        assert_eq!(users.filter, "(objectClass=person)");
+        assert_eq!(
+            (users.username_attr.as_str(), users.id_attr.as_str(), users.email_attr.as_str(), users.name_attr.as_str()),
+            ("uid", "entryUUID", "mail", "cn")
+        );
+        let groups = ldap.group_search.unwrap();
+        assert_eq!(groups.user_matchers, [("DN".to_owned(), "member".to_owned())]);
+        assert_eq!(groups.name_attr, "cn");
+        let planned = plan_connector(&ldap_connector("ldaps://ldap.example.org", false), &[&bind]);
+        assert!(matches!(planned.unwrap_err().problem, Problem::MissingSecret(name) if name == "ldap-ca"));
+    }
+
+    #[test]
+    fn an_ldap_host_carries_passwords_over_tls_plain_ldap_only_on_loopback() {
+        let [ca, bind] = ldap_secrets();
+        for (host, start_tls) in [
+            ("ldaps://ldap.example.org", false),
+            ("ldap://ldap.example.org:389", true),
+            ("ldap://127.0.0.1:3890", false),
+            ("ldap://localhost:3890/", false),
+        ] {
+            assert!(plan_connector(&ldap_connector(host, start_tls), &[&ca, &bind]).is_ok(), "{host}");
+        }
+        for (host, start_tls) in [
+            ("ldap://ldap.example.org", false),
+            ("ldaps://ldap.example.org", true),
+            ("https://ldap.example.org", false),
+            ("ldaps://ldap.example.org/dc=example", false),
+            ("ldaps://user:pw@ldap.example.org", false),
+            ("ldap.example.org:636", false),
+        ] {
+            let planned = plan_connector(&ldap_connector(host, start_tls), &[&ca, &bind]);
+            assert!(matches!(planned.unwrap_err().problem, Problem::InvalidLdapHost(_)), "{host}");
+        }
+    }
+
+    #[test]
+    fn rfc_4515_ldap_filters_must_be_one_parenthesised_filter() {
+        for good in ["(objectClass=person)", "(&(a=b)(|(c=d)(e=f)))"] {
+            assert!(is_filter(good), "{good}");
+        }
+        for bad in ["objectClass=person", "(a=b)(c=d)", "(a=b", "a=b)", "()", "", "(a=b))"] {
+            assert!(!is_filter(bad), "{bad}");
+        }
+        let [ca, bind] = ldap_secrets();
+        let mut declared = ldap_connector("ldaps://ldap.example.org", false);
+        if let Some(ldap) = &mut declared.spec.ldap {
+            ldap.user_search.filter = Some("objectClass=person".into());
+        }
+        let planned = plan_connector(&declared, &[&ca, &bind]);
+        assert!(matches!(planned.unwrap_err().problem, Problem::InvalidLdapFilter { .. }));
+    }
+
+    #[test]
+    fn an_ldap_service_account_needs_both_its_dn_and_password_and_a_ca_needs_a_certificate() {
+        let [_, bind] = ldap_secrets();
+        let mut half = ldap_connector("ldaps://ldap.example.org", false);
+        if let Some(ldap) = &mut half.spec.ldap {
+            ldap.bind_password_secret_ref = None;
+            ldap.root_ca_secret_ref = None;
+        }
+        assert!(matches!(plan_connector(&half, &[&bind]).unwrap_err().problem, Problem::HalfServiceAccount));
+        let not_pem = secret("ldap-ca").with("ca.crt", "not a certificate");
+        let planned = plan_connector(&ldap_connector("ldaps://ldap.example.org", false), &[&not_pem, &bind]);
+        assert!(matches!(planned.unwrap_err().problem, Problem::InvalidCertificate { .. }));
     }
 
     #[test]
     fn a_missing_secret_or_key_is_reported_under_its_own_reason() {
-        let decision = decide_connector(&connector("default", 1), None, &[], 100);
+        let decision = decide_connector(&connector("default", 1), &[], &[], 100);
         assert!(decision.apply.is_none());
         assert_eq!(decision.readiness.reason, Reason::SecretMissing);
         let wrong_key = secret("corp-oidc").with("other", "x");
-        let decision = decide_connector(&connector("default", 1), Some(&wrong_key), &[], 100);
+        let decision = decide_connector(&connector("default", 1), &[&wrong_key], &[], 100);
         assert_eq!(decision.readiness.reason, Reason::SecretMissingKey);
     }
 
@@ -324,7 +575,7 @@ mod tests {
         if let Some(oidc) = &mut declared.spec.oidc {
             oidc.issuer = "http://idp.example.com".into();
         }
-        let decision = decide_connector(&declared, Some(&client_secret()), &[], 100);
+        let decision = decide_connector(&declared, &[&client_secret()], &[], 100);
         assert_eq!(decision.readiness.reason, Reason::InvalidSpec);
     }
 
@@ -332,9 +583,9 @@ mod tests {
     fn a_refresh_interval_is_a_duration_up_to_a_week() {
         let mut declared = connector("default", 1);
         declared.spec.refresh_interval = Some("1h".into());
-        assert_eq!(plan_connector(&declared, Some(&client_secret())).unwrap().refresh_interval, 3600);
+        assert_eq!(plan_connector(&declared, &[&client_secret()]).unwrap().refresh_interval, 3600);
         declared.spec.refresh_interval = Some("30d".into());
-        assert!(plan_connector(&declared, Some(&client_secret())).is_err());
+        assert!(plan_connector(&declared, &[&client_secret()]).is_err());
     }
 
     #[test]
@@ -342,9 +593,9 @@ mod tests {
         let older = Arc::new(connector("team-a", 1));
         let newer = connector("team-b", 2);
         let peers = vec![Arc::clone(&older), Arc::new(newer.clone())];
-        let decision = decide_connector(&newer, Some(&client_secret()), &peers, 100);
+        let decision = decide_connector(&newer, &[&client_secret()], &peers, 100);
         assert!(decision.apply.is_none());
         assert_eq!(decision.readiness.reason, Reason::ConnectorConflict);
-        assert!(decide_connector(&older, Some(&client_secret()), &peers, 100).apply.is_some());
+        assert!(decide_connector(&older, &[&client_secret()], &peers, 100).apply.is_some());
     }
 }

@@ -73,7 +73,9 @@ impl Reason {
         match problem {
             Problem::MissingSecret(_) => Reason::SecretMissing,
             Problem::MissingSecretKey { .. } => Reason::SecretMissingKey,
-            Problem::NotUtf8 { .. } | Problem::InvalidPasswordHash => Reason::InvalidSecret,
+            Problem::NotUtf8 { .. } | Problem::InvalidPasswordHash | Problem::InvalidCertificate { .. } => {
+                Reason::InvalidSecret
+            }
             _ => Reason::InvalidSpec,
         }
     }

@@ -1,5 +1,5 @@
-//! The connectors of a manifests folder: each `IdentityConnector` planned with its client
-//! secret from the folder's Secrets by [`plan_connector`], as the controller plans it;
+//! The connectors of a manifests folder: each `IdentityConnector` planned with the Secrets
+//! it reads from the folder's by [`plan_connector`], as the controller plans it;
 //! written when it changed (every one again after the store lost its data); and the
 //! connectors the store holds that the folder no longer declares removed.
 
@@ -22,8 +22,12 @@ pub fn plan(set: &ManifestSet) -> Result<BTreeMap<String, ConnectorRecord>, Appl
     for located in &set.connectors {
         let connector = &located.resource;
         let namespace = connector.namespace().unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
-        let secret = connector.client_secret_ref().and_then(|reference| set.secret(&namespace, &reference.name));
-        let record = plan_connector(connector, secret).map_err(ApplyError::reconcile(&located.origin))?;
+        let secrets: Vec<_> = connector
+            .secret_refs()
+            .into_iter()
+            .filter_map(|reference| set.secret(&namespace, &reference.name))
+            .collect();
+        let record = plan_connector(connector, &secrets).map_err(ApplyError::reconcile(&located.origin))?;
         let name = record.name.clone();
         if let Some(first) = origins.insert(name.clone(), located.origin.clone()) {
             return Err(ApplyError::DuplicateConnector { origin: located.origin.clone(), first, name });
@@ -112,6 +116,7 @@ mod tests {
         match record.upstream {
             Upstream::Oidc(oidc) => Some(oidc.client_secret),
             Upstream::GitHub(github) => Some(github.client_secret),
+            Upstream::Ldap(ldap) => ldap.service_account.map(|account| account.password),
         }
     }
 
