@@ -6,9 +6,12 @@
 //! `/callback/<connector>` offers three steps: the [`Attempt`]'s authorization URL, the
 //! completion of a callback into upstream claims ([`Vouched`]), and a later re-check of
 //! the person (on refresh): [`oidc`] for OpenID Connect providers, [`github`] for GitHub.
-//! [`Connectors`] sends each step to the kind of the connector's upstream.
+//! A directory ([`ldap`]) is signed in to with a username and password typed on our own
+//! form instead, and re-checked with a search. [`Connectors`] sends each step to the kind
+//! of the connector's upstream.
 
 pub mod github;
+pub mod ldap;
 pub mod oidc;
 
 use aws_lc_rs::digest::{SHA256, digest};
@@ -17,6 +20,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
 use crate::model::Upstream;
+use crate::secrets::SecretString;
 
 /// Every kind of upstream, with what each keeps between requests (discovery documents,
 /// HTTP clients).
@@ -24,6 +28,7 @@ use crate::model::Upstream;
 pub struct Connectors {
     oidc: oidc::OidcConnectors,
     github: github::GitHubConnectors,
+    ldap: ldap::LdapConnectors,
 }
 
 impl Connectors {
@@ -38,6 +43,7 @@ impl Connectors {
         match upstream {
             Upstream::Oidc(oidc) => self.oidc.authorization_url(oidc, redirect_uri, attempt, now).await,
             Upstream::GitHub(github) => self.github.authorization_url(github, redirect_uri, attempt),
+            Upstream::Ldap(_) => Err(ConnectorError::NoRedirect),
         }
     }
 
@@ -53,6 +59,20 @@ impl Connectors {
         match upstream {
             Upstream::Oidc(oidc) => self.oidc.complete(oidc, redirect_uri, code, attempt, now).await,
             Upstream::GitHub(github) => self.github.complete(github, redirect_uri, code, attempt).await,
+            Upstream::Ldap(_) => Err(ConnectorError::NoRedirect),
+        }
+    }
+
+    /// What a directory vouches for the person who typed `username` and `password`.
+    pub async fn authenticate(
+        &self,
+        upstream: &Upstream,
+        username: &str,
+        password: &SecretString,
+    ) -> Result<Vouched, ConnectorError> {
+        match upstream {
+            Upstream::Ldap(ldap) => self.ldap.authenticate(ldap, username, password).await,
+            Upstream::Oidc(_) | Upstream::GitHub(_) => Err(ConnectorError::NoPassword),
         }
     }
 
@@ -69,6 +89,7 @@ impl Connectors {
         match upstream {
             Upstream::Oidc(oidc) => self.oidc.recheck(oidc, redirect_uri, refresh_token, subject, now).await,
             Upstream::GitHub(github) => self.github.recheck(github, refresh_token, subject).await,
+            Upstream::Ldap(ldap) => self.ldap.recheck(ldap, refresh_token, subject).await,
         }
     }
 }
@@ -114,4 +135,16 @@ pub enum ConnectorError {
     Url(String),
     #[error("no HTTP client: {0}")]
     Http(String),
+    #[error("the directory refused the username or password")]
+    WrongCredentials,
+    #[error("the directory no longer holds the person")]
+    Gone,
+    #[error("the directory cannot be reached: {0}")]
+    DirectoryUnreachable(String),
+    #[error("the directory answered unexpectedly: {0}")]
+    Directory(String),
+    #[error("a directory connector signs in with a password, not by redirecting the browser")]
+    NoRedirect,
+    #[error("only a directory connector takes a password")]
+    NoPassword,
 }

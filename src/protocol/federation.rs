@@ -15,6 +15,9 @@
 //! groups are each allowed organisation (`org`) and each of their teams in it (`org:team`,
 //! by slug; for an organisation listing teams, only those). A connector listing none lets
 //! everyone in with all their organisations and teams as groups.
+//!
+//! **LDAP subjects.** For a directory the upstream subject is the value of the connector's
+//! `idAttr` in the person's entry (`uid` by default; the entry's DN for `DN`).
 
 use aws_lc_rs::digest::{SHA256, digest};
 use base64::Engine;
@@ -162,6 +165,8 @@ pub const GITHUB_TEAMS: &str = "github_teams";
 pub fn admit(connector: &ConnectorRecord, claims: &Map<String, Value>) -> Result<MappedIdentity, Refusal> {
     match &connector.upstream {
         Upstream::Oidc(oidc) => map_identity(connector, &oidc.claims, oidc.skip_email_verified, claims),
+        // The directory connector puts the entry's attributes under the standard names.
+        Upstream::Ldap(_) => map_identity(connector, &ClaimPaths::default(), false, claims),
         Upstream::GitHub(github) => {
             let strings = |name| groups_at(claims, name);
             let teams: Vec<(String, String)> = strings(GITHUB_TEAMS)
@@ -385,7 +390,7 @@ mod tests {
             orgs: orgs(&[("acme", &["sre"])]),
             ..match connector.upstream {
                 Upstream::GitHub(github) => github,
-                Upstream::Oidc(_) => unreachable!(),
+                Upstream::Oidc(_) | Upstream::Ldap(_) => unreachable!(),
             }
         });
         assert_eq!(admit(&connector, &person(json!(["acme"]))), Err(Refusal::NotInAllowedOrganisations));
@@ -393,7 +398,7 @@ mod tests {
             orgs: vec![],
             ..match connector.upstream {
                 Upstream::GitHub(github) => github,
-                Upstream::Oidc(_) => unreachable!(),
+                Upstream::Oidc(_) | Upstream::Ldap(_) => unreachable!(),
             }
         });
         connector.allowed_groups = vec!["acme:sre".into()];
