@@ -92,6 +92,7 @@ fn login_page(
         device: None,
         connectors: Vec::new(),
         local_users: true,
+        directory: None,
     };
     pages::render(status, &page)
 }

@@ -113,7 +113,7 @@ async fn decide(
         Some((_, user)) => consent_page(provider, client, &interaction, user),
         None => match connector_hint {
             Some(name) if let Some(connector) = federation::offered_connector(provider, client, name).await? => {
-                federation::send_upstream(provider, &interaction, &connector).await?
+                federation::send_upstream(provider, client, &interaction, &connector).await?
             }
             _ => {
                 let username = interaction.request().login_hint.as_deref().unwrap_or("");

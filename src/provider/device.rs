@@ -190,6 +190,7 @@ async fn login_page(
         device: Some(DeviceFields { key: &found.key, user_code: &user_code }),
         connectors: Vec::new(),
         local_users: true,
+        directory: None,
     };
     Ok(pages::render(status, &page))
 }

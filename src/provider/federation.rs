@@ -1,6 +1,9 @@
 //! Signing in through an upstream identity provider (an `IdentityConnector`):
 //! `GET /login/upstream` sends the browser to the upstream, `GET /callback/<connector>`
-//! brings it back.
+//! brings it back. For a directory (LDAP) connector `GET /login/upstream` shows our
+//! password form instead, and `POST /login/upstream` checks it against the directory,
+//! throttled like the local password form (its username budget per connector, the
+//! address budget shared with every password form).
 //!
 //! Nothing is stored before the upstream has vouched for the person: the interaction
 //! travels sealed in a cookie (path `/callback`, `SameSite=Lax` so the upstream's
@@ -13,7 +16,9 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cookie::{Cookie, SameSite};
@@ -22,12 +27,15 @@ use super::browser::{self, BROWSER_COOKIE};
 use super::error::PageError;
 use super::extract::BrowserParams;
 use super::flow::{Interaction, PageResult, consent_page, issue_code, needs_consent};
-use super::respond::with_cookies;
-use super::sign_in::start_session;
+use super::pages::{self, DirectoryFields, LoginPage};
+use super::respond::{with_cookies, with_retry_after};
+use super::sign_in::{self, budget_keys, reserve_attempt, start_session};
 use super::state::Provider;
+use super::text::{ENGLISH, Text};
 use crate::audit::{self, AuditEvent, AuditFields};
-use crate::connectors::{Attempt, ConnectorError};
-use crate::model::{ClientRecord, ConnectorRecord, FederatedUser, UserRecord};
+use crate::connectors::{Attempt, ConnectorError, Vouched};
+use crate::metrics::LoginResult;
+use crate::model::{ClientRecord, ConnectorRecord, FederatedUser, Upstream, UserRecord};
 use crate::protocol::endpoints;
 use crate::protocol::federation::{admit, needs_recheck};
 use crate::protocol::form::FormParams;
@@ -63,7 +71,7 @@ async fn begin(provider: &Provider, headers: &HeaderMap, form: &FormParams) -> P
     let connector = offered_connector(provider, &client, name)
         .await?
         .ok_or(PageError::BadRequest("this application offers no such sign-in".into()))?;
-    send_upstream(provider, &interaction, &connector).await
+    send_upstream(provider, &client, &interaction, &connector).await
 }
 
 /// Whether a browser session of `subject` may sign in to `client` without a new login: a
@@ -92,12 +100,17 @@ pub(super) async fn offered_connector(
 }
 
 /// Sends the browser to `connector`'s upstream to sign in there for `interaction`, with a
-/// fresh `state`, `nonce` and PKCE verifier sealed into the callback's cookie.
+/// fresh `state`, `nonce` and PKCE verifier sealed into the callback's cookie; for a
+/// directory, shows its password form.
 pub(super) async fn send_upstream(
     provider: &Provider,
+    client: &ClientRecord,
     interaction: &Interaction,
     connector: &ConnectorRecord,
 ) -> PageResult {
+    if let Upstream::Ldap(_) = connector.upstream {
+        return Ok(directory_page(provider, client, interaction, connector, "", None, StatusCode::OK));
+    }
     let state = secrets::random_token(32)?;
     let attempt = UpstreamAttempt {
         connector: connector.name.clone(),
@@ -169,8 +182,25 @@ async fn finish(provider: &Provider, name: &str, headers: &HeaderMap, form: &For
         .complete(&connector.upstream, &callback_uri(provider, name), code, &steps, now)
         .await
         .map_err(|error| upstream_failure(&connector, &error))?;
+    sign_in_vouched(provider, headers, pending, &client, &connector, vouched, now).await
+}
+
+/// Lets the person `connector` vouched for in (or not, with a page saying why), keeps them
+/// under their derived subject, starts their session and carries `pending`'s request on:
+/// to consent, or back to the client with a code. How they proved themselves upstream
+/// (a callback, a directory bind) is done.
+async fn sign_in_vouched(
+    provider: &Provider,
+    headers: &HeaderMap,
+    pending: PendingRequest,
+    client: &ClientRecord,
+    connector: &ConnectorRecord,
+    vouched: Vouched,
+    now: u64,
+) -> PageResult {
+    let name = connector.name.as_str();
     let fields = AuditFields { client_id: Some(&client.client_id), ..AuditFields::default() };
-    let mapped = admit(&connector, &vouched.claims)
+    let mapped = admit(connector, &vouched.claims)
         .inspect_err(|refusal| {
             let reason = refusal.to_string();
             audit::emit(AuditEvent::LoginFailed, AuditFields { reason: Some(&reason), ..fields });
@@ -191,13 +221,114 @@ async fn finish(provider: &Provider, name: &str, headers: &HeaderMap, form: &For
     provider.store.put_federated_user(&federated, now + kept_for(provider)).await?;
     let (session, cookie) = start_session(provider, headers, &user.subject, Some(&client.client_id), now).await?;
     let request = pending.request.clone();
-    let response = if needs_consent(provider, &client, &request, &session.subject).await? {
+    let response = if needs_consent(provider, client, &request, &session.subject).await? {
         let pending = PendingRequest { sid: Some(session.sid.clone()), issued_at: now, ..pending };
-        consent_page(provider, &client, &Interaction::seal(provider, pending).await?, &user)
+        consent_page(provider, client, &Interaction::seal(provider, pending).await?, &user)
     } else {
         issue_code(provider, StatusCode::SEE_OTHER, &request, &session).await?
     };
     Ok(with_cookies(response, [cookie]))
+}
+
+/// `POST /login/upstream`: a directory connector's password form.
+pub async fn directory(
+    State(provider): State<Arc<Provider>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    BrowserParams(form): BrowserParams,
+) -> Response {
+    let address = browser::client_ip(peer);
+    let result = async {
+        let (interaction, client) = Interaction::of_form(&provider, &headers, &form).await?;
+        let name = form.get("connector").ok().flatten().ok_or(PageError::FormRefused)?;
+        let connector = offered_connector(&provider, &client, name)
+            .await?
+            .filter(|connector| matches!(connector.upstream, Upstream::Ldap(_)))
+            .ok_or(PageError::FormRefused)?;
+        check_directory(&provider, &headers, &interaction, &client, &connector, &form, &address).await
+    };
+    result.await.unwrap_or_else(|error| error.render(&provider))
+}
+
+/// Checks the form's username and password against `connector`'s directory, throttled,
+/// then signs the person in as [`sign_in_vouched`] does. A wrong password, an unknown user
+/// and an ambiguous one get the same answer; a directory that cannot be reached gets the
+/// form again saying so (and the other ways to sign in keep working).
+async fn check_directory(
+    provider: &Provider,
+    headers: &HeaderMap,
+    interaction: &Interaction,
+    client: &ClientRecord,
+    connector: &ConnectorRecord,
+    form: &FormParams,
+    address: &str,
+) -> PageResult {
+    let username = sign_in::username(form);
+    let again =
+        |error, status| directory_page(provider, client, interaction, connector, &username, Some(error), status);
+    let keys = budget_keys(Some(&connector.name), &username, address);
+    let client_id = Some(client.client_id.as_str());
+    if let Some(retry_after) = reserve_attempt(provider, &keys, client_id).await? {
+        return Ok(with_retry_after(again(ENGLISH.throttled, StatusCode::TOO_MANY_REQUESTS), retry_after));
+    }
+    let password = secrets::SecretString::new(form.get("password").ok().flatten().unwrap_or(""));
+    let failed = |reason: &str| {
+        provider.metrics.login(LoginResult::Failure);
+        audit::emit(AuditEvent::LoginFailed, AuditFields { client_id, reason: Some(reason), ..AuditFields::default() });
+    };
+    let vouched = match provider.upstreams.authenticate(&connector.upstream, &username, &password).await {
+        Ok(vouched) => vouched,
+        Err(ConnectorError::WrongCredentials) => {
+            failed("bad_credentials");
+            return Ok(again(ENGLISH.wrong_credentials, StatusCode::OK));
+        }
+        Err(error) => {
+            tracing::warn!(connector = %connector.name, %error, "a directory sign-in could not be checked");
+            failed("directory_unavailable");
+            return Ok(again(ENGLISH.directory_unavailable, StatusCode::OK));
+        }
+    };
+    provider.store.refund(&keys.each_ref().map(String::as_str)).await?;
+    let now = provider.clock.now();
+    sign_in_vouched(provider, headers, interaction.pending.clone(), client, connector, vouched, now).await
+}
+
+/// The password form of directory `connector` for `interaction`, with `username` filled
+/// in and `error` said after a failed attempt.
+fn directory_page(
+    provider: &Provider,
+    client: &ClientRecord,
+    interaction: &Interaction,
+    connector: &ConnectorRecord,
+    username: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
+    let action = provider.config.browser_path(endpoints::LOGIN_UPSTREAM);
+    let username_prompt = match &connector.upstream {
+        Upstream::Ldap(ldap) => ldap.username_prompt.as_deref(),
+        Upstream::Oidc(_) | Upstream::GitHub(_) => None,
+    };
+    let page = LoginPage {
+        text: Text::for_ui_locales(interaction.request().ui_locales.as_deref()),
+        stylesheet: &stylesheet,
+        action: &action,
+        client_name: client.client_name.as_deref().unwrap_or(&client.client_id),
+        interaction: &interaction.sealed,
+        csrf_token: &interaction.pending.csrf_token,
+        username,
+        error,
+        device: None,
+        connectors: Vec::new(),
+        local_users: true,
+        directory: Some(DirectoryFields {
+            connector: &connector.name,
+            label: &connector.display_name,
+            username_prompt,
+        }),
+    };
+    pages::render_with_form_target(status, &page, &interaction.request().redirect_uri)
 }
 
 /// The person a refresh for `subject` acts for: a declared user as they are; a person

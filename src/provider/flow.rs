@@ -132,6 +132,7 @@ pub async fn login_page(
         device: None,
         connectors,
         local_users: !client.policy.connectors_only,
+        directory: None,
     };
     Ok(pages::render_with_form_target(status, &page, &interaction.request().redirect_uri))
 }

@@ -82,7 +82,7 @@ pub fn app(provider: Arc<Provider>) -> Router {
         .route(path::AUTHORIZE, get(authorize::authorize).post(authorize::authorize))
         .route(path::LOGIN, post(login::login))
         .route(path::CONSENT, post(consent::consent))
-        .route(path::LOGIN_UPSTREAM, get(federation::start))
+        .route(path::LOGIN_UPSTREAM, get(federation::start).post(federation::directory))
         .route(&format!("{}/{{connector}}", path::CALLBACK), get(federation::callback))
         .route(
             path::USERINFO,

@@ -57,6 +57,19 @@ pub struct LoginPage<'a> {
     pub connectors: Vec<ConnectorButton>,
     /// Whether the password form is shown (a client may allow upstream sign-in only).
     pub local_users: bool,
+    /// Set when the form signs in through a directory connector (posted to
+    /// `/login/upstream`) rather than as a local user.
+    pub directory: Option<DirectoryFields<'a>>,
+}
+
+/// The directory connector a password form signs in through.
+pub struct DirectoryFields<'a> {
+    /// The connector's name, posted back.
+    pub connector: &'a str,
+    /// Its display name.
+    pub label: &'a str,
+    /// The username field's label, if the connector names it (e.g. "Corp username").
+    pub username_prompt: Option<&'a str>,
 }
 
 /// A "Continue with …" link to sign in through a connector.
@@ -426,7 +439,22 @@ mod tests {
             device: None,
             connectors: vec![],
             local_users: true,
+            directory: None,
         }
+    }
+
+    #[test]
+    fn a_directory_form_names_its_connector_and_posts_it_back_with_its_own_username_label() {
+        let directory = DirectoryFields { connector: "corp-ldap", label: XSS, username_prompt: Some("Corp ID") };
+        let page = LoginPage { action: "/login/upstream", directory: Some(directory), ..login("", None) };
+        let html = page.render().unwrap();
+        assert!(html.contains(r#"<form method="post" action="/login/upstream">"#), "{html}");
+        assert!(html.contains(r#"<input type="hidden" name="connector" value="corp-ldap">"#), "{html}");
+        assert!(html.contains(&format!("<strong>{XSS_ESCAPED}</strong>")) && !html.contains(XSS), "{html}");
+        assert!(html.contains(r#"<label for="username">Corp ID</label>"#), "{html}");
+        assert!(html.contains(r#"name="interaction" value="int-123""#) && html.contains(r#"name="password""#));
+        let local = login("", None).render().unwrap();
+        assert!(!local.contains(r#"name="connector""#) && local.contains(r#"<label for="username">Username</label>"#));
     }
 
     #[test]

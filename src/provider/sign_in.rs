@@ -32,10 +32,37 @@ pub enum SignIn {
     Throttled { retry_after: u64 },
 }
 
-/// The budgets a login attempt is reserved from: its username's and its address's. The
-/// username is keyed by its digest, so a key has the same small size whatever was typed.
-fn budget_keys(username: &str, address: &str) -> [String; 2] {
-    [format!("login-user:{}", secrets::token_digest(username)), format!("login-address:{address}")]
+/// The budgets a login attempt is reserved from: its username's (among the local users,
+/// or within one directory connector, `realm`) and its address's, which every password
+/// form shares. The username is keyed by its digest, so a key has the same small size
+/// whatever was typed.
+pub fn budget_keys(realm: Option<&str>, username: &str, address: &str) -> [String; 2] {
+    let user = match realm {
+        None => secrets::token_digest(username),
+        Some(realm) => secrets::token_digest(&format!("{realm}\0{username}")),
+    };
+    [format!("login-user:{user}"), format!("login-address:{address}")]
+}
+
+/// Reserves one attempt from the budgets `keys` (see [`sign_in`]), atomically in the
+/// store; `Some(seconds)` until one may be tried again when a budget is spent, and the
+/// attempt must not be made.
+pub async fn reserve_attempt(
+    provider: &Provider,
+    keys: &[String; 2],
+    client_id: Option<&str>,
+) -> Result<Option<u64>, PageError> {
+    let budgets = [
+        Budget { key: &keys[0], limit: MAX_FAILURES_PER_USER },
+        Budget { key: &keys[1], limit: MAX_FAILURES_PER_ADDRESS },
+    ];
+    let reservation = provider.store.reserve(&budgets, provider.clock.now() + THROTTLE_WINDOW).await?;
+    if reservation.allowed {
+        return Ok(None);
+    }
+    provider.metrics.login(LoginResult::Throttled);
+    audit::emit(AuditEvent::LoginThrottled, AuditFields { client_id, ..AuditFields::default() });
+    Ok(Some(reservation.retry_after))
 }
 
 /// The form's `username`, as it is looked up.
@@ -62,18 +89,11 @@ pub async fn sign_in(
 ) -> Result<SignIn, PageError> {
     let username = username(form);
     let password = secrets::SecretString::new(form.get("password").ok().flatten().unwrap_or(""));
-    let [user_key, address_key] = budget_keys(&username, address);
-    let budgets = [
-        Budget { key: &user_key, limit: MAX_FAILURES_PER_USER },
-        Budget { key: &address_key, limit: MAX_FAILURES_PER_ADDRESS },
-    ];
-    let now = provider.clock.now();
-    let reservation = provider.store.reserve(&budgets, now + THROTTLE_WINDOW).await?;
-    if !reservation.allowed {
-        provider.metrics.login(LoginResult::Throttled);
-        audit::emit(AuditEvent::LoginThrottled, AuditFields { client_id, ..AuditFields::default() });
-        return Ok(SignIn::Throttled { retry_after: reservation.retry_after });
+    let keys = budget_keys(None, &username, address);
+    if let Some(retry_after) = reserve_attempt(provider, &keys, client_id).await? {
+        return Ok(SignIn::Throttled { retry_after });
     }
+    let now = provider.clock.now();
     let user = provider.store.user_by_username(&username).await?.filter(|_| !username.is_empty());
     let rehash_with = user.as_ref().filter(|u| secrets::needs_rehash(&u.password_hash)).map(|_| password.clone());
     let password_ok = check_password(provider, password, user.as_deref(), now).await?;
@@ -96,7 +116,7 @@ pub async fn sign_in(
             return Ok(SignIn::Refused);
         }
     };
-    provider.store.refund(&[&user_key, &address_key]).await?;
+    provider.store.refund(&keys.each_ref().map(String::as_str)).await?;
     if let Some(password) = rehash_with {
         upgrade_hash(provider, &user, password).await;
     }

@@ -26,6 +26,11 @@ pub struct Text {
     pub or_sign_in_with_password: &'static str,
     /// The device page for an application that takes no passwords.
     pub device_needs_connector: &'static str,
+    /// Around a directory connector's display name above its password form.
+    pub directory_lead_before: &'static str,
+    pub directory_lead_after: &'static str,
+    /// A directory connector's directory could not be reached or answered unexpectedly.
+    pub directory_unavailable: &'static str,
     pub upstream_failed_title: &'static str,
     pub upstream_failed: &'static str,
     pub upstream_refused_title: &'static str,
@@ -136,6 +141,9 @@ pub const ENGLISH: Text = Text {
     continue_with: "Continue with",
     or_sign_in_with_password: "or sign in with a password",
     device_needs_connector: "This application signs people in through an identity provider. Sign in to it in this browser first, then enter the code again.",
+    directory_lead_before: "Sign in with your",
+    directory_lead_after: "account.",
+    directory_unavailable: "The directory cannot be reached right now. Try again in a moment, or go back to the application and sign in another way.",
     upstream_failed_title: "Sign-in failed",
     upstream_failed: "The identity provider you chose could not sign you in. Go back to the application and try again.",
     upstream_refused_title: "Access refused",
