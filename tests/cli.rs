@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "support/certificates.rs"]
+mod certificates;
 #[path = "support/serve.rs"]
 mod serve;
 
@@ -421,46 +423,6 @@ async fn rfc8628_3_5_login_device_denied_ends_with_access_denied_and_a_failure()
     assert!(!cache.join("portcullis").exists(), "nothing is cached");
 }
 
-/// A CA and a certificate for 127.0.0.1 it signed, made with the `openssl` command line in
-/// `dir`; returns the CA's PEM file and the server's certificate and key files.
-fn test_certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
-    std::fs::create_dir_all(dir).unwrap();
-    let openssl = |args: &[&str]| {
-        let output =
-            Command::new("openssl").args(args).current_dir(dir).output().expect("openssl (scripts/test installs it)");
-        assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    };
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    openssl(
-        &[
-            &["req", "-x509"][..],
-            &ec,
-            &["-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=Portcullis test CA"],
-        ]
-        .concat(),
-    );
-    openssl(&[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]].concat());
-    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "1",
-        "-extfile",
-        "san.ext",
-    ]);
-    (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"))
-}
-
 /// Terminates TLS on `listener` with `certificate` and `key`, forwarding each connection to
 /// `backend` (plain http), as an Ingress in front of the provider does.
 fn tls_front(listener: tokio::net::TcpListener, certificate: &std::path::Path, key: &std::path::Path, backend: String) {
@@ -498,7 +460,7 @@ fn tls_front(listener: tokio::net::TcpListener, certificate: &std::path::Path, k
 async fn login_reaches_an_https_issuer_verified_against_the_system_roots() {
     let dir = std::env::temp_dir().join(format!("portcullis-login-https-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let (ca, certificate, key) = test_certificates(&dir.join("tls"));
+    let (ca, certificate, key) = certificates::test_certificates(&dir.join("tls"));
     let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = format!("https://127.0.0.1:{}", front.local_addr().unwrap().port());
     let manifests = dir.join("manifests");

@@ -4,6 +4,8 @@
 mod account;
 mod authorize;
 mod backchannel_logout;
+#[path = "../support/certificates.rs"]
+mod certificates;
 mod claims_request;
 mod code_grant;
 mod cors;
@@ -11,6 +13,7 @@ mod device;
 mod discovery;
 mod federation;
 mod federation_github;
+mod federation_ldap;
 mod federation_tokens;
 #[path = "../support/fixtures.rs"]
 mod fixtures;
@@ -28,6 +31,8 @@ mod native_apps;
 mod registration;
 mod reload;
 mod revocation;
+#[path = "../support/slapd.rs"]
+mod slapd;
 mod throttling;
 mod timing;
 mod token;
