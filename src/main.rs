@@ -4,12 +4,14 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use portcullis::clock::Clock;
 use portcullis::controller::replica::Intervals;
 use portcullis::listener::{self, ConnectionLimits};
+use portcullis::protocol::upstream_credential::CredentialKeys;
 use portcullis::provider::{BackchannelSettings, RegistrationPolicy};
 use portcullis::server::{self, BuiltProvider, ServerError, ServerOptions};
 use portcullis::store::{RedisConfig, RedisStore};
@@ -181,6 +183,12 @@ struct ServeArgs {
     /// namespace, then `default`.
     #[arg(long, env = "POD_NAMESPACE")]
     namespace: Option<String>,
+    /// A file of keys (one per line, at least 32 bytes each; the first seals, all open) that
+    /// seal the credentials upstream identity providers gave (refresh tokens) in Redis; the
+    /// chart mounts it from a Secret. Without it no upstream credential is kept, and people
+    /// signed in through a connector sign in again at the connector's first re-check.
+    #[arg(long, env = "PORTCULLIS_UPSTREAM_CREDENTIAL_KEY_FILE")]
+    upstream_credential_key_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -239,7 +247,7 @@ fn main() -> ExitCode {
     };
     let _telemetry = telemetry::init(cli.log_format.unwrap_or(default_format));
     match cli.command {
-        Command::Dev(args) => run("dev", args, None, None, RegistrationMode::Open),
+        Command::Dev(args) => run("dev", args, None, RegistrationMode::Open),
         Command::Serve(args) => serve(args),
         Command::Controller(args) => controller(args),
         Command::Crds => print_crds(),
@@ -324,8 +332,27 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let credential_keys = match &args.upstream_credential_key_file {
+        Some(path) => match server::read_credential_keys(path) {
+            Ok(keys) => Some(Arc::new(keys)),
+            Err(error) => {
+                eprintln!("portcullis serve: {error}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
     let redis = RedisConfig { url, key_prefix: args.redis_key_prefix, command_timeout: args.redis_timeout };
-    run("serve", args.provider, Some(redis), kubernetes, RegistrationMode::Disabled)
+    let serving = Serving { redis, kubernetes, credential_keys };
+    run("serve", args.provider, Some(serving), RegistrationMode::Disabled)
+}
+
+/// What `serve` adds to the provider's settings.
+struct Serving {
+    redis: RedisConfig,
+    /// `--kubernetes`: the namespace of the signing-key Secrets.
+    kubernetes: Option<String>,
+    credential_keys: Option<Arc<CredentialKeys>>,
 }
 
 fn controller(args: ControllerArgs) -> ExitCode {
@@ -412,13 +439,7 @@ fn registration_policy(args: &ProviderArgs, default: RegistrationMode) -> Result
 
 /// Binds, builds the provider (in memory for `dev`, on Redis for `serve`) and serves until
 /// Ctrl-C or SIGTERM.
-fn run(
-    command: &str,
-    args: ProviderArgs,
-    redis: Option<RedisConfig>,
-    kubernetes: Option<String>,
-    registration: RegistrationMode,
-) -> ExitCode {
+fn run(command: &str, args: ProviderArgs, serving: Option<Serving>, registration: RegistrationMode) -> ExitCode {
     let registration = match registration_policy(&args, registration) {
         Ok(policy) => policy,
         Err(message) => {
@@ -467,13 +488,16 @@ fn run(
             },
             metrics_on_main_port: args.metrics_on_main_port,
         };
-        let built: BuiltProvider = match (redis, &kubernetes) {
-            (Some(redis), Some(namespace)) => {
+        let kubernetes = serving.as_ref().and_then(|serving| serving.kubernetes.clone());
+        let built: BuiltProvider = match serving {
+            Some(Serving { redis, kubernetes: Some(namespace), credential_keys }) => {
                 let client = portcullis::kubernetes::client().await?;
-                server::build_kubernetes(&options, redis, client, namespace).await?
+                server::build_kubernetes(&options, redis, credential_keys, client, &namespace).await?
             }
-            (Some(redis), None) => server::build_serve(&options, redis).await?,
-            (None, _) => server::build_dev(&options).await?,
+            Some(Serving { redis, kubernetes: None, credential_keys }) => {
+                server::build_serve(&options, redis, credential_keys).await?
+            }
+            None => server::build_dev(&options).await?,
         };
         if let Some(addr) = args.metrics_listen {
             let metrics_listener = server::bind(addr).await?;

@@ -180,7 +180,8 @@ pub struct UserRecord {
     pub groups: Vec<String>,
     pub roles: Vec<String>,
     pub client_roles: BTreeMap<String, Vec<String>>,
-    /// Argon2id PHC string of the password.
+    /// Argon2id PHC string of the password; empty for a user without one, who cannot sign
+    /// in with a password.
     pub password_hash: String,
     pub disabled: bool,
     /// The other OIDC Core §5.1 standard claims.
@@ -189,6 +190,12 @@ pub struct UserRecord {
     /// Custom claims by name, released under a client's `scope_claims`.
     #[serde(default)]
     pub custom_claims: BTreeMap<String, serde_json::Value>,
+    /// The subjects of the upstream identities this user claims
+    /// ([`crate::protocol::federation::federated_subject`] of each connector and upstream
+    /// subject): a person signing in as one of them gets this user's roles, client roles
+    /// and groups, and is refused while this user is disabled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claimed_subjects: Vec<String>,
 }
 
 /// OIDC Core §5.1 standard claims beyond names and email, as declared; released under
@@ -229,6 +236,14 @@ pub struct Address {
     pub country: Option<String>,
 }
 
+impl UserRecord {
+    /// Whether this user can sign in with a password (one who only claims upstream
+    /// identities has none).
+    pub fn has_password(&self) -> bool {
+        !self.password_hash.is_empty()
+    }
+}
+
 #[cfg(test)]
 impl UserRecord {
     /// An enabled user without claims or password for unit tests, to adjust with struct
@@ -249,6 +264,7 @@ impl UserRecord {
             disabled: false,
             profile: UserProfile::default(),
             custom_claims: BTreeMap::new(),
+            claimed_subjects: Vec::new(),
         }
     }
 }
@@ -555,8 +571,11 @@ pub struct FederatedUser {
     pub upstream_subject: String,
     /// The upstream's refresh token, if it gave one (for GitHub, whose OAuth app tokens do
     /// not expire, its access token; for LDAP, the directory username the person is
-    /// searched by again): how a refresh checks the person again.
-    pub upstream_refresh_token: Option<String>,
+    /// searched by again): how a refresh checks the person again. Sealed
+    /// ([`crate::protocol::upstream_credential`]), never kept in the clear; a record written
+    /// before credentials were sealed has none, and its next re-check signs the person out.
+    #[serde(default)]
+    pub upstream_credential: Option<String>,
     /// When the upstream last vouched for the person.
     pub checked_at: u64,
 }

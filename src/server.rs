@@ -3,13 +3,14 @@
 //! manifests folder (or, for `dev`, the embedded examples).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use url::Url;
+use zeroize::Zeroizing;
 
 use crate::clock::Clock;
 use crate::controller::folder::{ApplyError, Folder};
@@ -18,6 +19,7 @@ use crate::controller::replica::{self, Intervals, LiveFolder, Replica, Source};
 use crate::keys::{KeyError, Keyring, SharedKeyring};
 use crate::kubernetes::key_secrets::{self, KeyWatch};
 use crate::listener::{self, ConnectionLimits};
+use crate::protocol::upstream_credential::CredentialKeys;
 use crate::provider::{self, BackchannelSettings, Provider, ProviderConfig, RegistrationPolicy};
 use crate::store::{Eviction, MemoryStore, RedisConfig, RedisStore, Store, StoreError, StoreStatus, epoch};
 use crate::vocabulary::Scope;
@@ -53,6 +55,40 @@ pub enum ServerError {
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("serving: {0}")]
     Serve(std::io::Error),
+    #[error("--upstream-credential-key-file {path}: {reason}")]
+    CredentialKeys { path: PathBuf, reason: String },
+}
+
+/// The upstream credential keys in the file at `path` (see
+/// [`crate::protocol::upstream_credential`]).
+pub fn read_credential_keys(path: &Path) -> Result<CredentialKeys, ServerError> {
+    let failed = |reason: String| ServerError::CredentialKeys { path: path.to_owned(), reason };
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|error| failed(error.to_string()))?);
+    CredentialKeys::parse(&text).map_err(|error| failed(error.to_string()))
+}
+
+/// Which keys seal upstream credentials in the store.
+enum CredentialSealing {
+    /// A random key of this process: `dev`, whose store is its own.
+    ProcessKey,
+    /// The keys every replica of the store shares, or none (then no credential is kept).
+    Shared(Option<Arc<CredentialKeys>>),
+}
+
+impl CredentialSealing {
+    fn apply(self, provider: Provider) -> Provider {
+        match self {
+            CredentialSealing::ProcessKey => provider,
+            CredentialSealing::Shared(keys) => {
+                if keys.is_none() {
+                    tracing::warn!(
+                        "no --upstream-credential-key-file: upstream refresh tokens are not kept, so people signed in through a connector sign in again at its first re-check"
+                    );
+                }
+                provider.with_credential_keys(keys)
+            }
+        }
+    }
 }
 
 impl From<ApplyError> for ServerError {
@@ -126,15 +162,19 @@ pub async fn build_dev(options: &ServerOptions) -> Result<BuiltProvider, ServerE
             }
         }
     });
-    build(options, store, None, clock).await
+    build(options, store, None, clock, CredentialSealing::ProcessKey).await
 }
 
 /// `serve`: connects to Redis, applies the manifests there (idempotently: every replica
 /// does it at start-up, and again whenever Redis lost its data) and builds the provider.
-pub async fn build_serve(options: &ServerOptions, redis: RedisConfig) -> Result<BuiltProvider, ServerError> {
+pub async fn build_serve(
+    options: &ServerOptions,
+    redis: RedisConfig,
+    credential_keys: Option<Arc<CredentialKeys>>,
+) -> Result<BuiltProvider, ServerError> {
     let store = Arc::new(RedisStore::connect(redis).await.map_err(ServerError::Redis)?);
     let reconnected = store.reconnected();
-    build(options, store, Some(reconnected), Clock::system()).await
+    build(options, store, Some(reconnected), Clock::system(), CredentialSealing::Shared(credential_keys)).await
 }
 
 /// `serve --kubernetes`: clients and users come from Redis (the controller writes them),
@@ -143,6 +183,7 @@ pub async fn build_serve(options: &ServerOptions, redis: RedisConfig) -> Result<
 pub async fn build_kubernetes(
     options: &ServerOptions,
     redis: RedisConfig,
+    credential_keys: Option<Arc<CredentialKeys>>,
     client: kube::Client,
     namespace: &str,
 ) -> Result<BuiltProvider, ServerError> {
@@ -161,7 +202,7 @@ pub async fn build_kubernetes(
         Arc::clone(&status),
     )?
     .with_key_watch(Arc::clone(&key_watch.synced));
-    let provider = Arc::new(provider);
+    let provider = Arc::new(CredentialSealing::Shared(credential_keys).apply(provider));
     tokio::spawn(provider::deliver_logouts(Arc::downgrade(&provider), options.backchannel));
     let replica = Replica { store, status, folder: None, reconnected: Some(reconnected), intervals: options.intervals };
     tokio::spawn(replica.run());
@@ -173,6 +214,7 @@ async fn build(
     store: Arc<dyn Store>,
     reconnected: Option<Arc<tokio::sync::Notify>>,
     clock: Clock,
+    sealing: CredentialSealing,
 ) -> Result<BuiltProvider, ServerError> {
     validate_issuer(&options.issuer)?;
     let status = store_status(store.as_ref()).await?;
@@ -185,7 +227,8 @@ async fn build(
     let folder = Folder::new(Arc::clone(&keys), retire_after, clock.clone());
     let (folder, generated) = LiveFolder::start(source, folder, store.as_ref(), announce_generated).await?;
     let config = provider_config(options);
-    let provider = Arc::new(Provider::new(config, Arc::clone(&store), keys, clock, Arc::clone(&status))?);
+    let provider = Provider::new(config, Arc::clone(&store), keys, clock, Arc::clone(&status))?;
+    let provider = Arc::new(sealing.apply(provider));
     tokio::spawn(provider::deliver_logouts(Arc::downgrade(&provider), options.backchannel));
     let replica = Replica { store, status, folder: Some(folder), reconnected, intervals: options.intervals };
     tokio::spawn(replica.run());

@@ -153,6 +153,42 @@ fn serve_fails_start_up_when_redis_is_unreachable() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
+/// Issue 21: a key file that cannot seal upstream credentials stops `serve` before it
+/// connects to anything, with the file and the reason; a good one gets past it.
+#[test]
+fn serve_refuses_an_upstream_credential_key_file_it_cannot_use() {
+    let dir = std::env::temp_dir().join(format!("portcullis-credential-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let serve_with = |keys: &std::path::Path| {
+        let output = portcullis()
+            .args(["serve", "--listen", "127.0.0.1:0", "--redis-url", "redis://127.0.0.1:1", "--manifests"])
+            .arg(repo("deploy/examples"))
+            .arg("--upstream-credential-key-file")
+            .arg(keys)
+            .output()
+            .unwrap();
+        (output.status.code(), String::from_utf8(output.stderr).unwrap())
+    };
+    let (code, stderr) = serve_with(&dir.join("missing"));
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("--upstream-credential-key-file") && stderr.contains("missing"), "{stderr}");
+    let short = dir.join("short");
+    std::fs::write(&short, format!("{}\nshort\n", "k".repeat(40))).unwrap();
+    let (code, stderr) = serve_with(&short);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("line 2 of the upstream credential key file is shorter than 32 bytes"), "{stderr}");
+    let empty = dir.join("empty");
+    std::fs::write(&empty, "\n\n").unwrap();
+    let (code, stderr) = serve_with(&empty);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("holds no key"), "{stderr}");
+    let good = dir.join("good");
+    std::fs::write(&good, format!("{}\n", "k".repeat(64))).unwrap();
+    let (_, stderr) = serve_with(&good);
+    assert!(stderr.contains("connecting to Redis") && !stderr.contains("credential"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn hash_password_prints_a_verifiable_argon2id_hash() {
     let mut child = portcullis().arg("hash-password").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();

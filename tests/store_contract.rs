@@ -94,6 +94,7 @@ fn user(username: &str, subject: &str) -> UserRecord {
         disabled: false,
         profile: UserProfile::default(),
         custom_claims: Default::default(),
+        claimed_subjects: Vec::new(),
     }
 }
 
@@ -127,6 +128,27 @@ async fn users_are_found_by_username_and_subject(store: &dyn Directory) {
     store.put_user(user("ben", "s-1")).await.unwrap();
     assert_eq!(store.user_by_subject("s-1").await.unwrap().unwrap().username, "ben", "swapped subjects resolve");
     assert_eq!(store.user_by_subject("s-2").await.unwrap().unwrap().username, "ann");
+}
+
+/// Issue 21: a user is found by each upstream identity it claims, and only while it claims
+/// it: a change of claims or a deletion leaves no stale entry behind.
+async fn users_are_found_by_the_identities_they_claim(store: &dyn Directory) {
+    let claiming = |subjects: &[&str]| UserRecord {
+        claimed_subjects: subjects.iter().map(|s| s.to_string()).collect(),
+        ..user("claimant", "claimant-subject")
+    };
+    store.put_user(claiming(&["corp-1", "corp-2"])).await.unwrap();
+    assert_eq!(store.user_claiming("corp-1").await.unwrap().unwrap().username, "claimant");
+    assert_eq!(store.user_claiming("corp-2").await.unwrap().unwrap().username, "claimant");
+    assert!(store.user_claiming("claimant-subject").await.unwrap().is_none(), "its own subject is not a claim");
+    store.put_user(claiming(&["corp-2", "corp-3"])).await.unwrap();
+    assert!(store.user_claiming("corp-1").await.unwrap().is_none(), "a dropped claim no longer resolves");
+    assert_eq!(store.user_claiming("corp-3").await.unwrap().unwrap().username, "claimant");
+    store.put_user(claiming(&[])).await.unwrap();
+    assert!(store.user_claiming("corp-2").await.unwrap().is_none(), "no claims left");
+    store.put_user(claiming(&["corp-4"])).await.unwrap();
+    store.delete_user("claimant").await.unwrap();
+    assert!(store.user_claiming("corp-4").await.unwrap().is_none(), "a deleted user claims nothing");
 }
 
 /// What a sweep compares with the declared users: every stored username, once, sorted.
@@ -808,13 +830,13 @@ async fn federated_users_are_kept_until_they_expire(store: &dyn Federation, time
         user: user("ann@corp", "federated-subject"),
         connector: "corp".into(),
         upstream_subject: "u-1".into(),
-        upstream_refresh_token: Some("upstream-refresh".into()),
+        upstream_credential: Some("1.sealed".into()),
         checked_at: t,
     };
     store.put_federated_user(&federated, t + 2).await.unwrap();
     assert_eq!(store.federated_user("federated-subject").await.unwrap(), Some(federated.clone()));
     assert_eq!(store.federated_user("other").await.unwrap(), None);
-    let rechecked = FederatedUser { checked_at: t + 1, upstream_refresh_token: None, ..federated };
+    let rechecked = FederatedUser { checked_at: t + 1, upstream_credential: None, ..federated };
     store.put_federated_user(&rechecked, t + 2).await.unwrap();
     assert_eq!(store.federated_user("federated-subject").await.unwrap(), Some(rechecked), "replaced");
     time.advance(2).await;
@@ -824,6 +846,7 @@ async fn federated_users_are_kept_until_they_expire(store: &dyn Federation, time
 async fn keeps_the_directory_contract(store: &dyn Directory) {
     clients_are_upserted_found_listed_and_deleted(store).await;
     users_are_found_by_username_and_subject(store).await;
+    users_are_found_by_the_identities_they_claim(store).await;
     usernames_list_the_stored_users(store).await;
 }
 

@@ -12,6 +12,7 @@ use super::manifests::DEFAULT_NAMESPACE;
 use crate::crd::{ApplicationType, OidcClient, OidcClientSpec, OidcUser, OidcUserSpec, SigningKey};
 use crate::model::{Address, ClientPolicy, ClientRecord, UserProfile, UserRecord};
 use crate::protocol::cors;
+use crate::protocol::federation::federated_subject;
 use crate::protocol::registration::CLIENT_ID_PREFIX;
 use crate::protocol::userinfo::{RESERVED_CLAIMS, STANDARD_SCOPES, is_standard_user_claim};
 use crate::secrets::{self, SecretError, SecretString};
@@ -70,6 +71,12 @@ pub enum Problem {
     InvalidPasswordHash,
     #[error("spec.username must not be empty")]
     EmptyUsername,
+    #[error("spec.federatedIdentities: each needs a connector and a subject")]
+    EmptyFederatedIdentity,
+    #[error(
+        "the user has neither spec.passwordSecretRef nor spec.federatedIdentities, so nobody could sign in as them"
+    )]
+    NoWayToSignIn,
     #[error("{field}: `{name}` is a registered JWT or OpenID Connect claim; give the custom claim another name")]
     ReservedClaim { field: &'static str, name: String },
     #[error("spec.scopeClaims: `{0}` must be one scope token (RFC 6749 section 3.3) other than the standard scopes")]
@@ -405,15 +412,32 @@ pub fn plan_user(user: &OidcUser, password_secret: Option<&Secret>) -> Result<Us
         return Err(fail(Problem::EmptyUsername));
     }
     check_claim_names("spec.claims", spec.claims.keys()).map_err(fail)?;
-    let reference = &spec.password_secret_ref;
-    let secret = password_secret.ok_or_else(|| fail(Problem::MissingSecret(reference.name.clone())))?;
-    let password_hash = secret_value(secret, &reference.key).map_err(fail)?.ok_or_else(|| {
-        fail(Problem::MissingSecretKey { secret: reference.name.clone(), key: reference.key.clone() })
-    })?;
-    let password_hash = password_hash.trim().to_owned();
-    if !secrets::is_argon2id_phc(&password_hash) {
-        return Err(fail(Problem::InvalidPasswordHash));
+    if spec.password_secret_ref.is_none() && spec.federated_identities.is_empty() {
+        return Err(fail(Problem::NoWayToSignIn));
     }
+    let password_hash = match &spec.password_secret_ref {
+        Some(reference) => {
+            let secret = password_secret.ok_or_else(|| fail(Problem::MissingSecret(reference.name.clone())))?;
+            let password_hash = secret_value(secret, &reference.key).map_err(fail)?.ok_or_else(|| {
+                fail(Problem::MissingSecretKey { secret: reference.name.clone(), key: reference.key.clone() })
+            })?;
+            let password_hash = password_hash.trim().to_owned();
+            if !secrets::is_argon2id_phc(&password_hash) {
+                return Err(fail(Problem::InvalidPasswordHash));
+            }
+            password_hash
+        }
+        None => String::new(),
+    };
+    let mut claimed_subjects = Vec::with_capacity(spec.federated_identities.len());
+    for identity in &spec.federated_identities {
+        if identity.connector.trim().is_empty() || identity.subject.is_empty() {
+            return Err(fail(Problem::EmptyFederatedIdentity));
+        }
+        claimed_subjects.push(federated_subject(&identity.connector, &identity.subject));
+    }
+    claimed_subjects.sort_unstable();
+    claimed_subjects.dedup();
     Ok(UserRecord {
         subject: spec.subject.clone().unwrap_or_else(|| spec.username.clone()),
         username: spec.username.clone(),
@@ -429,6 +453,7 @@ pub fn plan_user(user: &OidcUser, password_secret: Option<&Secret>) -> Result<Us
         disabled: spec.disabled,
         profile: user_profile(spec),
         custom_claims: spec.claims.clone(),
+        claimed_subjects,
     })
 }
 
@@ -702,7 +727,9 @@ mod tests {
 
     fn user(secret_ref_key: &str) -> OidcUser {
         let mut user = OidcUser::test("alice");
-        user.spec.password_secret_ref.key = secret_ref_key.into();
+        if let Some(reference) = user.spec.password_secret_ref.as_mut() {
+            reference.key = secret_ref_key.into();
+        }
         user
     }
 
@@ -840,6 +867,31 @@ mod tests {
             plan_user(&user("passwordHash"), Some(&secret(&[("passwordHash", "plain")]))).unwrap_err().problem,
             Problem::InvalidPasswordHash
         ));
+    }
+
+    #[test]
+    fn a_user_claiming_upstream_identities_needs_no_password_and_gets_their_derived_subjects() {
+        let identity = |connector: &str, subject: &str| crate::crd::FederatedIdentity {
+            connector: connector.into(),
+            subject: subject.into(),
+        };
+        let mut claiming = user("passwordHash");
+        claiming.spec.password_secret_ref = None;
+        claiming.spec.federated_identities =
+            vec![identity("corp", "jane"), identity("github", "42"), identity("corp", "jane")];
+        let record = plan_user(&claiming, None).unwrap();
+        assert!(!record.has_password(), "no password: no password sign-in");
+        let mut expected = vec![federated_subject("corp", "jane"), federated_subject("github", "42")];
+        expected.sort_unstable();
+        assert_eq!(record.claimed_subjects, expected, "sorted, each once");
+        assert_eq!(record.subject, "alice", "its own subject stays its own");
+
+        claiming.spec.federated_identities = vec![identity(" ", "jane")];
+        assert!(matches!(plan_user(&claiming, None).unwrap_err().problem, Problem::EmptyFederatedIdentity));
+        claiming.spec.federated_identities = vec![identity("corp", "")];
+        assert!(matches!(plan_user(&claiming, None).unwrap_err().problem, Problem::EmptyFederatedIdentity));
+        claiming.spec.federated_identities = vec![];
+        assert!(matches!(plan_user(&claiming, None).unwrap_err().problem, Problem::NoWayToSignIn));
     }
 
     #[test]

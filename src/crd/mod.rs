@@ -17,7 +17,7 @@ pub use connector::{
     IdentityConnectorStatus, LdapConnectorSpec, LdapGroupSearch, LdapUserMatcher, LdapUserSearch, OidcConnectorSpec,
 };
 pub use signing_key::{PublishedKey, SigningKey, SigningKeySpec, SigningKeyStatus};
-pub use user::{OidcUser, OidcUserSpec, OidcUserStatus, SecretKeyRef};
+pub use user::{FederatedIdentity, OidcUser, OidcUserSpec, OidcUserStatus, SecretKeyRef};
 
 pub use crate::vocabulary::{GrantType, SigningAlgorithm, TokenEndpointAuthMethod};
 

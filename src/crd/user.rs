@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
     status = "OidcUserStatus",
     shortname = "oidcu",
     category = "portcullis",
-    doc = "A user who can sign in to Portcullis; the password hash lives in a Secret.",
+    doc = "A user who can sign in to Portcullis: with a password whose hash lives in a Secret, through the upstream identities it claims, or both.",
     printcolumn(name = "Username", type_ = "string", json_path = ".spec.username"),
     printcolumn(name = "Email", type_ = "string", json_path = ".spec.email"),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
@@ -26,6 +26,8 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
+// A user needs a way to sign in: a password, an upstream identity, or both.
+#[schemars(extend("anyOf" = [{"required": ["passwordSecretRef"]}, {"required": ["federatedIdentities"]}]))]
 pub struct OidcUserSpec {
     /// The login name, also released as `preferred_username`.
     pub username: String,
@@ -96,10 +98,33 @@ pub struct OidcUserSpec {
     #[schemars(schema_with = "any_json_values")]
     pub claims: BTreeMap<String, serde_json::Value>,
     /// Where the argon2id PHC hash of the password is kept (`portcullis hash-password` makes one).
-    pub password_secret_ref: SecretKeyRef,
+    /// Without it the user has no password: they sign in only as an upstream identity they
+    /// claim in `federatedIdentities`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_ref: Option<SecretKeyRef>,
+    /// Upstream identities this user claims: a person signing in through `connector` with
+    /// upstream subject `subject` keeps the subject Portcullis derives for them (see the
+    /// README's Federation section) and their claims from the upstream, and gets this
+    /// user's `roles`, `clientRoles` and `groups` besides; while this user is `disabled`
+    /// they are refused, and their refresh tokens stop working.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub federated_identities: Vec<FederatedIdentity>,
     /// A disabled user cannot log in.
     #[serde(default)]
     pub disabled: bool,
+}
+
+/// An upstream identity an `OidcUser` claims.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FederatedIdentity {
+    /// The name of the `IdentityConnector` (in the controller's namespace) the person signs in through.
+    #[schemars(length(min = 1))]
+    pub connector: String,
+    /// The person's subject at the upstream: the ID token's `sub` for `type: oidc`, the
+    /// numeric user id for `type: github`, the value of `userSearch.idAttr` for `type: ldap`.
+    #[schemars(length(min = 1))]
+    pub subject: String,
 }
 
 /// An object whose values may be any JSON, kept as written.

@@ -45,7 +45,10 @@ pub async fn reconcile(user: Arc<OidcUser>, context: Arc<Context>) -> Result<Act
 }
 
 async fn apply(user: &OidcUser, api: &Api<OidcUser>, context: &Context) -> Result<Action, ControllerError> {
-    let password = context.user_secret(&user.spec.password_secret_ref.name).await;
+    let password = match &user.spec.password_secret_ref {
+        Some(reference) => context.user_secret(&reference.name).await,
+        None => None,
+    };
     let peers = context.users_concerning(&user_names(user)).await;
     let mut decision = decide_user(user, password.as_deref(), &peers, context.shared.clock.now());
     let carried_out = match carry_out(user, &decision, context).await {
@@ -145,9 +148,9 @@ async fn cleanup(user: &OidcUser, context: &Context) -> Result<Action, Controlle
     Ok(Action::await_change())
 }
 
-/// The key a user is indexed under for the Secret watch: its password Secret.
+/// The key a user is indexed under for the Secret watch: its password Secret, if it has one.
 pub fn secret_keys(user: &OidcUser) -> Vec<String> {
-    vec![user.spec.password_secret_ref.name.clone()]
+    user.spec.password_secret_ref.iter().map(|reference| reference.name.clone()).collect()
 }
 
 /// The `OidcUser`s whose password Secret `secret` is, for the Secret watch: only a Secret
@@ -163,6 +166,6 @@ pub fn owners_of(
     }
     let name = secret.name_any();
     let mut owners = index.get(users, &[&name]);
-    owners.retain(|u| u.spec.password_secret_ref.name == name);
+    owners.retain(|u| u.spec.password_secret_ref.as_ref().is_some_and(|reference| reference.name == name));
     owners
 }

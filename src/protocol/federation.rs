@@ -70,6 +70,8 @@ pub enum Refusal {
     NotInAllowedOrganisations,
     #[error("the upstream's claim `{0}` is longer than {MAX_CLAIM_LEN} bytes")]
     ClaimTooLong(String),
+    #[error("the account claiming this identity is disabled")]
+    Disabled,
 }
 
 /// What our claims say of a person the upstream vouched for, before it is a user record.
@@ -232,8 +234,34 @@ impl MappedIdentity {
             disabled: false,
             profile: Default::default(),
             custom_claims: Default::default(),
+            claimed_subjects: Vec::new(),
         }
     }
+}
+
+/// The record of a person signed in through a connector, as the `OidcUser` claiming their
+/// identity (if any) makes it: the subject and claims stay the upstream's, and the
+/// claimant's roles, client roles and groups are added (its groups unprefixed: they are
+/// declared here). Refused while the claimant is disabled, so disabling an `OidcUser` cuts
+/// off the upstream identities it claims as well.
+pub fn with_claimant(mut user: UserRecord, claimant: Option<&UserRecord>) -> Result<UserRecord, Refusal> {
+    let Some(claimant) = claimant else { return Ok(user) };
+    if claimant.disabled {
+        return Err(Refusal::Disabled);
+    }
+    user.groups.extend(claimant.groups.iter().cloned());
+    user.groups.sort_unstable();
+    user.groups.dedup();
+    user.roles.extend(claimant.roles.iter().cloned());
+    user.roles.sort_unstable();
+    user.roles.dedup();
+    for (client, roles) in &claimant.client_roles {
+        let held = user.client_roles.entry(client.clone()).or_default();
+        held.extend(roles.iter().cloned());
+        held.sort_unstable();
+        held.dedup();
+    }
+    Ok(user)
 }
 
 /// Whether a refresh at `now` must ask the upstream again about a person it last vouched
@@ -403,6 +431,35 @@ mod tests {
         });
         connector.allowed_groups = vec!["acme:sre".into()];
         assert_eq!(admit(&connector, &person(json!(["acme"]))), Err(Refusal::NotInAllowedGroups));
+    }
+
+    #[test]
+    fn a_claiming_user_adds_roles_client_roles_and_groups_and_keeps_the_upstream_subject() {
+        let connector = connector();
+        let person = map(
+            &connector,
+            json!({ "sub": "u-1", "email": "ann@example.com", "email_verified": true, "groups": ["dev"] }),
+        )
+        .unwrap()
+        .user_record("corp");
+        let claimant = UserRecord {
+            subject: "ann-local".into(),
+            username: "ann".into(),
+            groups: vec!["cluster-admins".into(), "dev".into()],
+            roles: vec!["admin".into()],
+            client_roles: [("grafana".to_owned(), vec!["editor".to_owned()])].into(),
+            claimed_subjects: vec![person.subject.clone()],
+            ..person.clone()
+        };
+        let merged = with_claimant(person.clone(), Some(&claimant)).unwrap();
+        assert_eq!(merged.subject, federated_subject("corp", "u-1"), "the subject stays derived");
+        assert_eq!(merged.email.as_deref(), Some("ann@example.com"));
+        assert_eq!(merged.groups, ["cluster-admins", "dev"], "sorted, without duplicates");
+        assert_eq!(merged.roles, ["admin"]);
+        assert_eq!(merged.client_roles["grafana"], ["editor"]);
+        assert_eq!(with_claimant(person.clone(), None).unwrap(), person, "nobody claims: the upstream's record");
+        let disabled = UserRecord { disabled: true, ..claimant };
+        assert_eq!(with_claimant(person, Some(&disabled)), Err(Refusal::Disabled));
     }
 
     #[test]

@@ -27,4 +27,5 @@ pub mod registration;
 pub mod scope;
 pub mod session_end;
 pub mod token;
+pub mod upstream_credential;
 pub mod userinfo;

@@ -278,6 +278,7 @@ mod tests {
                 ("department".into(), json!("R&D")),
                 ("badge".into(), json!({ "level": 3 })),
             ]),
+            claimed_subjects: Vec::new(),
         }
     }
 

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use std::net::SocketAddr;
 
+use aws_lc_rs::aead::NONCE_LEN;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -37,7 +38,7 @@ use crate::connectors::{Attempt, ConnectorError, Vouched};
 use crate::metrics::LoginResult;
 use crate::model::{ClientRecord, ConnectorRecord, FederatedUser, Upstream, UserRecord};
 use crate::protocol::endpoints;
-use crate::protocol::federation::{admit, needs_recheck};
+use crate::protocol::federation::{admit, needs_recheck, with_claimant};
 use crate::protocol::form::FormParams;
 use crate::protocol::pending::{LIFETIME, PendingRequest, UpstreamAttempt};
 use crate::protocol::redirect as redirects;
@@ -206,16 +207,23 @@ async fn sign_in_vouched(
             audit::emit(AuditEvent::LoginFailed, AuditFields { reason: Some(&reason), ..fields });
         })
         .map_err(|refusal| PageError::Refused(refusal.to_string()))?;
-    let user = mapped.user_record(name);
+    let upstream_user = mapped.user_record(name);
     // A declared user keeps their own subject: nobody signs in as them through a connector.
-    if provider.store.user_by_subject(&user.subject).await?.is_some() {
+    if provider.store.user_by_subject(&upstream_user.subject).await?.is_some() {
         return Err(PageError::Refused("this identity is already taken by a local user".into()));
     }
+    let claimant = provider.store.user_claiming(&upstream_user.subject).await?;
+    let user = with_claimant(upstream_user.clone(), claimant.as_deref())
+        .inspect_err(|refusal| {
+            let reason = refusal.to_string();
+            audit::emit(AuditEvent::LoginFailed, AuditFields { reason: Some(&reason), ..fields });
+        })
+        .map_err(|refusal| PageError::Refused(refusal.to_string()))?;
     let federated = FederatedUser {
-        user: user.clone(),
+        upstream_credential: sealed_credential(provider, &upstream_user.subject, vouched.refresh_token),
+        user: upstream_user,
         connector: name.to_owned(),
         upstream_subject: mapped.upstream_subject.clone(),
-        upstream_refresh_token: vouched.refresh_token,
         checked_at: now,
     };
     provider.store.put_federated_user(&federated, now + kept_for(provider)).await?;
@@ -348,23 +356,32 @@ pub(super) async fn refreshed_user(provider: &Provider, subject: &str) -> Result
         tracing::info!(connector = %federated.connector, "the connector of a refreshing person is gone; the refresh family ends");
         return Ok(None);
     };
-    let now = provider.clock.now();
-    if !needs_recheck(federated.checked_at, connector.refresh_interval, now) {
-        return Ok(Some(Arc::new(federated.user)));
-    }
     let lapsed = |reason: &str| {
         tracing::info!(connector = %connector.name, reason, "the upstream no longer vouches for a refreshing person; the refresh family ends");
         let fields = AuditFields { subject: Some(subject), reason: Some(reason), ..AuditFields::default() };
         audit::emit(AuditEvent::LoginFailed, fields);
         Ok(None)
     };
-    let Some(refresh_token) = federated.upstream_refresh_token.as_deref() else {
-        return lapsed("the upstream gave no refresh token to ask it again with");
+    let claimant = provider.store.user_claiming(subject).await?;
+    let claimed = |user: UserRecord| with_claimant(user, claimant.as_deref()).map(Arc::new);
+    let now = provider.clock.now();
+    if !needs_recheck(federated.checked_at, connector.refresh_interval, now) {
+        return match claimed(federated.user) {
+            Ok(user) => Ok(Some(user)),
+            Err(refusal) => lapsed(&refusal.to_string()),
+        };
+    }
+    let credential = federated
+        .upstream_credential
+        .as_deref()
+        .and_then(|sealed| provider.credential_keys.as_ref()?.open(sealed, subject));
+    let Some(credential) = credential else {
+        return lapsed("no upstream credential to ask the upstream again with");
     };
     let redirect_uri = callback_uri(provider, &connector.name);
     let vouched = match provider
         .upstreams
-        .recheck(&connector.upstream, &redirect_uri, refresh_token, &federated.upstream_subject, now)
+        .recheck(&connector.upstream, &redirect_uri, &credential, &federated.upstream_subject, now)
         .await
     {
         Ok(vouched) => vouched,
@@ -374,15 +391,32 @@ pub(super) async fn refreshed_user(provider: &Provider, subject: &str) -> Result
         Ok(mapped) => mapped,
         Err(refusal) => return lapsed(&refusal.to_string()),
     };
-    let user = mapped.user_record(&connector.name);
+    let upstream_user = mapped.user_record(&connector.name);
+    let user = match claimed(upstream_user.clone()) {
+        Ok(user) => user,
+        Err(refusal) => return lapsed(&refusal.to_string()),
+    };
+    // An upstream that does not rotate its refresh token keeps the one it gave.
+    let credential = vouched.refresh_token.or_else(|| Some(credential.to_string()));
     let renewed = FederatedUser {
-        user: user.clone(),
-        upstream_refresh_token: vouched.refresh_token,
+        upstream_credential: sealed_credential(provider, subject, credential),
+        user: upstream_user,
         checked_at: now,
         ..federated
     };
     provider.store.put_federated_user(&renewed, now + kept_for(provider)).await?;
-    Ok(Some(Arc::new(user)))
+    Ok(Some(user))
+}
+
+/// `credential` sealed for the store as the credential of `subject`; nothing without keys
+/// (or should sealing fail): an upstream credential is never kept in the clear.
+fn sealed_credential(provider: &Provider, subject: &str, credential: Option<String>) -> Option<String> {
+    let credential = secrets::SecretString::new(credential?);
+    let keys = provider.credential_keys.as_ref()?;
+    let nonce = secrets::random_bytes(NONCE_LEN).ok()?.try_into().ok()?;
+    keys.seal(credential.expose(), subject, nonce)
+        .inspect_err(|error| tracing::warn!(%error, "an upstream credential is not kept"))
+        .ok()
 }
 
 /// How long a person signed in through a connector is kept after the upstream last vouched

@@ -92,8 +92,11 @@ async fn scan(directory: &dyn Directory) -> Result<Work, StoreError> {
         .try_collect()
         .await?;
     let users = users.iter().flatten();
-    let outside: Vec<&str> =
-        users.clone().filter(|u| secrets::needs_rehash(&u.password_hash)).map(|u| u.subject.as_str()).collect();
+    let outside: Vec<&str> = users
+        .clone()
+        .filter(|u| u.has_password() && secrets::needs_rehash(&u.password_hash))
+        .map(|u| u.subject.as_str())
+        .collect();
     let floor = users
         .filter_map(|user| Work::of(&user.password_hash))
         .fold(Work::POLICY, |floor, work| if costlier(work, floor) { work } else { floor });

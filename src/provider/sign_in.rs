@@ -94,7 +94,9 @@ pub async fn sign_in(
         return Ok(SignIn::Throttled { retry_after });
     }
     let now = provider.clock.now();
-    let user = provider.store.user_by_username(&username).await?.filter(|_| !username.is_empty());
+    // A user without a password is, to the password form, no user: the same answer and the
+    // same work as an unknown username.
+    let user = provider.store.user_by_username(&username).await?.filter(|u| !username.is_empty() && u.has_password());
     let rehash_with = user.as_ref().filter(|u| secrets::needs_rehash(&u.password_hash)).map(|_| password.clone());
     let password_ok = check_password(provider, password, user.as_deref(), now).await?;
     let user = match user {

@@ -16,8 +16,10 @@ use crate::keys::{Keyring, SharedKeyring};
 use crate::metrics::Metrics;
 use crate::model::UserRecord;
 use crate::protocol::discovery;
+use crate::protocol::federation::with_claimant;
 use crate::protocol::token::Issuance;
-use crate::secrets::ClientSecretVerifier;
+use crate::protocol::upstream_credential::CredentialKeys;
+use crate::secrets::{self, ClientSecretVerifier};
 use crate::store::{InstrumentedStore, Store, StoreError, StoreStatus};
 use crate::vocabulary::Scope;
 
@@ -128,6 +130,16 @@ pub struct Provider {
     pub(super) sealer: Sealer,
     /// The upstreams' discovery documents, keys and HTTP clients.
     pub(super) upstreams: Connectors,
+    /// The keys upstream credentials are sealed with in the store; without them none is
+    /// kept, and a federated person's refresh family ends at its first re-check.
+    pub(super) credential_keys: Option<Arc<CredentialKeys>>,
+}
+
+/// A key of this process only, for a store no other process shares (`dev`, tests); none
+/// if the system's random source fails.
+fn random_credential_keys() -> Option<Arc<CredentialKeys>> {
+    let bytes: [u8; 32] = secrets::random_bytes(32).ok()?.try_into().ok()?;
+    Some(Arc::new(CredentialKeys::random(&bytes)))
 }
 
 impl Provider {
@@ -154,9 +166,17 @@ impl Provider {
             discovery: ArcSwapOption::empty(),
             sealer: Sealer::default(),
             upstreams: Connectors::default(),
+            credential_keys: random_credential_keys(),
         };
         provider.discovery_document()?;
         Ok(provider)
+    }
+
+    /// Seals upstream credentials with `keys` (shared by every replica of a store) instead
+    /// of this process's random key; `None` keeps no upstream credential at all.
+    pub fn with_credential_keys(mut self, keys: Option<Arc<CredentialKeys>>) -> Self {
+        self.credential_keys = keys;
+        self
     }
 
     /// Makes `/ready` wait for a key watch (`serve --kubernetes`): not ready while `synced`
@@ -185,12 +205,15 @@ impl Provider {
     }
 
     /// The user a session, grant or token is for: a declared one, else a person signed in
-    /// through a connector, while the store keeps them.
+    /// through a connector, while the store keeps them, with what an `OidcUser` claiming
+    /// their identity adds (none while that user is disabled).
     pub(super) async fn user_by_subject(&self, subject: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
         if let Some(user) = self.store.user_by_subject(subject).await? {
             return Ok(Some(user));
         }
-        Ok(self.store.federated_user(subject).await?.map(|federated| Arc::new(federated.user)))
+        let Some(federated) = self.store.federated_user(subject).await? else { return Ok(None) };
+        let claimant = self.store.user_claiming(subject).await?;
+        Ok(with_claimant(federated.user, claimant.as_deref()).ok().map(Arc::new))
     }
 
     /// What the access tokens issued now carry besides their grant's.

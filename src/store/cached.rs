@@ -48,6 +48,7 @@ struct Entries {
     clients: HashMap<String, Entry<ClientRecord>>,
     users_by_username: HashMap<String, Entry<UserRecord>>,
     users_by_subject: HashMap<String, Entry<UserRecord>>,
+    users_by_claim: HashMap<String, Entry<UserRecord>>,
     /// Bumped by every forget: a read that started before one must not put its (possibly
     /// stale) result back afterwards.
     version: u64,
@@ -100,6 +101,7 @@ impl Invalidations {
                     entries.users_by_subject.remove(subject);
                 }
                 entries.users_by_subject.retain(|_, entry| entry.value.username != *username);
+                entries.users_by_claim.retain(|_, entry| entry.value.username != *username);
             }
         }
         entries.version = entries.version.wrapping_add(1);
@@ -111,6 +113,7 @@ impl Invalidations {
         entries.clients.clear();
         entries.users_by_username.clear();
         entries.users_by_subject.clear();
+        entries.users_by_claim.clear();
         entries.version = entries.version.wrapping_add(1);
     }
 
@@ -132,6 +135,9 @@ impl Invalidations {
         self.remember(version, |entries| {
             keep(&mut entries.users_by_username, user.username.clone(), Arc::clone(user));
             keep(&mut entries.users_by_subject, user.subject.clone(), Arc::clone(user));
+            for claimed in &user.claimed_subjects {
+                keep(&mut entries.users_by_claim, claimed.clone(), Arc::clone(user));
+            }
         });
     }
 }
@@ -228,6 +234,12 @@ impl<D: Directory> Directory for Cached<D> {
 
     async fn user_by_subject(&self, subject: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
         self.user(|entries| &entries.users_by_subject, subject, || self.inner.user_by_subject(subject)).await
+    }
+
+    /// Cached like the other lookups; a claim the copy does not hold is read, since a new
+    /// claim is announced only under its user's name.
+    async fn user_claiming(&self, subject: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
+        self.user(|entries| &entries.users_by_claim, subject, || self.inner.user_claiming(subject)).await
     }
 
     async fn delete_user(&self, username: &str) -> Result<(), StoreError> {

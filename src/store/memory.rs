@@ -230,6 +230,21 @@ pub struct MemoryStore {
 struct Users {
     by_username: HashMap<String, Arc<UserRecord>>,
     username_by_subject: HashMap<String, String>,
+    username_by_claim: HashMap<String, String>,
+}
+
+impl Users {
+    /// Drops the index entries of `user` that still name them.
+    fn unindex(&mut self, user: &UserRecord) {
+        if self.username_by_subject.get(&user.subject) == Some(&user.username) {
+            self.username_by_subject.remove(&user.subject);
+        }
+        for claimed in &user.claimed_subjects {
+            if self.username_by_claim.get(claimed) == Some(&user.username) {
+                self.username_by_claim.remove(claimed);
+            }
+        }
+    }
 }
 
 impl MemoryStore {
@@ -330,15 +345,15 @@ impl Directory for MemoryStore {
 
     async fn put_user(&self, user: UserRecord) -> Result<(), StoreError> {
         let mut users = write(&self.users);
-        // Drop the old subject's entry only while it still names this user: another user
-        // may have taken that subject since.
-        if let Some(previous) = users.by_username.get(&user.username) {
-            let previous_subject = previous.subject.clone();
-            if users.username_by_subject.get(&previous_subject) == Some(&user.username) {
-                users.username_by_subject.remove(&previous_subject);
-            }
+        // Drop the old subject's and claims' entries only while they still name this user:
+        // another user may have taken them since.
+        if let Some(previous) = users.by_username.get(&user.username).cloned() {
+            users.unindex(&previous);
         }
         users.username_by_subject.insert(user.subject.clone(), user.username.clone());
+        for claimed in &user.claimed_subjects {
+            users.username_by_claim.insert(claimed.clone(), user.username.clone());
+        }
         users.by_username.insert(user.username.clone(), Arc::new(user));
         Ok(())
     }
@@ -352,10 +367,15 @@ impl Directory for MemoryStore {
         Ok(users.username_by_subject.get(subject).and_then(|username| users.by_username.get(username)).cloned())
     }
 
+    async fn user_claiming(&self, subject: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
+        let users = read(&self.users);
+        Ok(users.username_by_claim.get(subject).and_then(|username| users.by_username.get(username)).cloned())
+    }
+
     async fn delete_user(&self, username: &str) -> Result<(), StoreError> {
         let mut users = write(&self.users);
         if let Some(user) = users.by_username.remove(username) {
-            users.username_by_subject.remove(&user.subject);
+            users.unindex(&user);
         }
         Ok(())
     }

@@ -251,6 +251,9 @@ store_ports! {
         async fn user_by_username(&self, username: &str) -> Result<Option<Arc<UserRecord>>, StoreError>;
         /// Looks a user up by subject identifier.
         async fn user_by_subject(&self, subject: &str) -> Result<Option<Arc<UserRecord>>, StoreError>;
+        /// The user claiming the upstream identity whose derived subject is `subject` (one of
+        /// its `claimed_subjects`).
+        async fn user_claiming(&self, subject: &str) -> Result<Option<Arc<UserRecord>>, StoreError>;
         /// Removes a user by username; removing an absent one is not an error.
         async fn delete_user(&self, username: &str) -> Result<(), StoreError>;
         /// Every stored username, sorted: what a sweep compares with the declared users.
@@ -585,7 +588,7 @@ mod tests {
                 user: UserRecord::fixture("user", "sub"),
                 connector: "sample".into(),
                 upstream_subject: "upstream".into(),
-                upstream_refresh_token: None,
+                upstream_credential: None,
                 checked_at: 1,
             })
         }

@@ -65,6 +65,7 @@ VALUE_SETS = {
     "namespace-list": {
         "controller": {"watchNamespaces": ["team-a", "team-b"]},
         "redis": {"bundled": {"persistence": {"enabled": False}, "existingSecret": "gitops-redis", "networkPolicy": {"enabled": False}}},
+        "federation": {"credentialKeys": {"existingSecret": "gitops-credential-keys", "key": "sealing-keys"}},
         "otlpEndpoint": "http://otel-collector.observability:4317",
         "extraEnv": [{"name": "TZ", "value": "UTC"}],
         "image": {"digest": "sha256:" + "ab" * 32},

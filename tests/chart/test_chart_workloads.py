@@ -206,3 +206,32 @@ def test_notes_print_the_discovery_url_and_a_valid_example_client():
     example = notes.split("<<'YAML'\n", 1)[1].split("  YAML\n", 1)[0]
     client = yaml.safe_load("\n".join(line[2:] for line in example.splitlines()))
     jsonschema.validate(client, custom_resource_json_schema(crds()["OidcClient"]))
+
+
+def test_upstream_credential_keys_are_generated_kept_and_mounted_only_into_the_provider():
+    import base64
+
+    objects = render_objects({})
+    secret = one(objects, "Secret", "portcullis-upstream-credential-keys")
+    key = base64.b64decode(secret["data"]["keys"]).decode()
+    assert re.fullmatch(r"[A-Za-z0-9]{64}", key), "one key of at least 32 bytes, as serve requires"
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert key not in yaml.safe_dump_all([o for o in objects if o["kind"] != "Secret"])
+    pod = one(objects, "Deployment", "portcullis-provider")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert "--upstream-credential-key-file=/etc/portcullis/upstream-credential-keys/keys" in container["args"]
+    (mount,) = container["volumeMounts"]
+    assert (mount["mountPath"], mount["readOnly"]) == ("/etc/portcullis/upstream-credential-keys", True)
+    (volume,) = pod["volumes"]
+    assert volume["secret"]["secretName"] == "portcullis-upstream-credential-keys"
+    assert volume["secret"]["items"] == [{"key": "keys", "path": "keys"}]
+    controller = one(objects, "Deployment", "portcullis-controller")["spec"]["template"]["spec"]
+    assert "upstream-credential-keys" not in yaml.safe_dump(controller), "the controller never opens them"
+
+
+def test_upstream_credential_keys_can_come_from_an_existing_secret():
+    objects = render_objects(VALUE_SETS["namespace-list"])
+    assert not [o for o in objects if o["metadata"]["name"] == "portcullis-upstream-credential-keys"]
+    (volume,) = one(objects, "Deployment", "portcullis-provider")["spec"]["template"]["spec"]["volumes"]
+    assert volume["secret"]["secretName"] == "gitops-credential-keys"
+    assert volume["secret"]["items"] == [{"key": "sealing-keys", "path": "keys"}]

@@ -67,8 +67,12 @@ def test_examples_show_every_kind_of_client_a_user_with_its_secret_and_a_key():
     assert any("authorization_code" in c.get("grantTypes", ["authorization_code"]) for c in clients)
     secrets = {(d["metadata"]["namespace"], d["metadata"]["name"]): d for d in documents if d["kind"] == "Secret"}
     users = [d for d in documents if d["kind"] == "OidcUser"]
-    assert users
-    for user in users:
+    connectors = {d["metadata"]["name"] for d in documents if d["kind"] == "IdentityConnector"}
+    claimed = [i["connector"] for u in users for i in u["spec"].get("federatedIdentities", [])]
+    assert claimed and set(claimed) <= connectors, "a user claims an identity of an example connector"
+    with_password = [u for u in users if "passwordSecretRef" in u["spec"]]
+    assert with_password
+    for user in with_password:
         reference = user["spec"]["passwordSecretRef"]
         secret = secrets[(user["metadata"]["namespace"], reference["name"])]
         assert secret["stringData"][reference["key"]].startswith("$argon2id$")

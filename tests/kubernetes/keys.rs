@@ -55,6 +55,7 @@ async fn signing_keys_rotate_next_before_active_and_the_provider_follows_without
         portcullis::server::build_kubernetes(
             &options,
             redis_config(&cluster.redis, &cluster.prefix),
+            None,
             cluster.api.client(),
             NAMESPACE,
         ),

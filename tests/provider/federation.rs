@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use portcullis::clock::Clock;
-use portcullis::model::{ClaimPaths, ClientRecord, ConnectorRecord, OidcUpstream, Upstream};
+use portcullis::model::{ClaimPaths, ClientRecord, ConnectorRecord, OidcUpstream, Upstream, UserRecord};
 use portcullis::protocol::federation::federated_subject;
 use portcullis::store::{Directory, Federation, MemoryStore, Store};
 use portcullis::vocabulary::{GrantType, Scope};
@@ -126,14 +126,7 @@ async fn start_upstream_sign_in_for(browser: &reqwest::Client, base: &str, scope
 
 /// Signs alice in at the upstream and consents: answers the upstream's redirect back.
 async fn upstream_sign_in(browser: &reqwest::Client, upstream: &TestServer, to_upstream: &str) -> reqwest::Response {
-    let page = browser.get(to_upstream).send().await.unwrap().text().await.unwrap();
-    let form = [
-        ("interaction", hidden(&page, "interaction")),
-        ("csrf_token", hidden(&page, "csrf_token")),
-        ("username", "alice".to_owned()),
-        ("password", "alice-password".to_owned()),
-    ];
-    let consent = browser.post(upstream.url("/login")).form(&form).send().await.unwrap();
+    let consent = upstream_login(browser, upstream, to_upstream).await;
     assert_eq!(consent.status(), 200, "the upstream's consent page");
     let page = consent.text().await.unwrap();
     let form = [
@@ -142,6 +135,19 @@ async fn upstream_sign_in(browser: &reqwest::Client, upstream: &TestServer, to_u
         ("decision", "allow".to_owned()),
     ];
     browser.post(upstream.url("/consent")).form(&form).send().await.unwrap()
+}
+
+/// Signs alice in at the upstream: answers its consent page, or its redirect back when
+/// alice has consented before.
+async fn upstream_login(browser: &reqwest::Client, upstream: &TestServer, to_upstream: &str) -> reqwest::Response {
+    let page = browser.get(to_upstream).send().await.unwrap().text().await.unwrap();
+    let form = [
+        ("interaction", hidden(&page, "interaction")),
+        ("csrf_token", hidden(&page, "csrf_token")),
+        ("username", "alice".to_owned()),
+        ("password", "alice-password".to_owned()),
+    ];
+    browser.post(upstream.url("/login")).form(&form).send().await.unwrap()
 }
 
 #[tokio::test]
@@ -338,18 +344,19 @@ async fn a_refresh_asks_the_upstream_again_and_a_person_who_lost_the_allowed_gro
     let tokens = redeem(&browser, &base, &done).await;
     let subject = federated_subject("corp", "alice");
     let first = store.federated_user(&subject).await.unwrap().unwrap();
-    let first_upstream_token = first.upstream_refresh_token.clone().expect("the upstream gave a refresh token");
+    let first_credential = first.upstream_credential.clone().expect("the upstream gave a refresh token");
+    assert!(first_credential.starts_with("1."), "kept sealed at rest, not as the upstream's token: {first_credential}");
     assert_eq!(first.user.groups, ["corp:engineering"]);
 
     let refreshed = refresh(&browser, &base, tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!(refreshed.status(), 200);
     let refreshed: Value = refreshed.json().await.unwrap();
     let again = store.federated_user(&subject).await.unwrap().unwrap();
-    assert_ne!(again.upstream_refresh_token.as_deref(), Some(first_upstream_token.as_str()), "the upstream rotated it");
+    assert_ne!(again.upstream_credential.as_deref(), Some(first_credential.as_str()), "the upstream rotated it");
     assert_eq!(jwt_part(refreshed["id_token"].as_str().unwrap(), 1)["sub"], subject.as_str());
 
     let alice = upstream.provider.store.user_by_username("alice").await.unwrap().unwrap();
-    let moved = portcullis::model::UserRecord { groups: vec!["sales".into()], ..alice.as_ref().clone() };
+    let moved = UserRecord { groups: vec!["sales".into()], ..alice.as_ref().clone() };
     upstream.provider.store.put_user(moved).await.unwrap();
     let refused = refresh(&browser, &base, refreshed["refresh_token"].as_str().unwrap()).await;
     assert_eq!(refused.status(), 400);
@@ -365,6 +372,54 @@ async fn a_refresh_asks_the_upstream_again_and_a_person_who_lost_the_allowed_gro
         .await
         .unwrap();
     assert_eq!(introspected["active"], false, "the family's access tokens are revoked with it");
+}
+
+/// Issue 21: an `OidcUser` claiming an upstream identity adds its roles and groups to the
+/// person signing in through it, whose subject and claims stay the upstream's; disabling
+/// it refuses their refresh, their access token at userinfo and a new sign-in (a page).
+#[tokio::test]
+async fn a_claiming_user_adds_its_roles_and_disabling_it_cuts_the_upstream_identity_off() {
+    let upstream = TestServer::start().await;
+    let (base, store) = downstream(&upstream, |_| {}).await;
+    let mut app = store.client("app").await.unwrap().unwrap().as_ref().clone();
+    app.scopes = Scope::parse("openid profile email groups roles offline_access").unwrap();
+    store.put_client(app).await.unwrap();
+    let subject = federated_subject("corp", "alice");
+    let claimant = UserRecord {
+        roles: vec!["admin".into()],
+        groups: vec!["platform".into()],
+        ..crate::fixtures::claimant("alice-declared", &[&subject])
+    };
+    store.put_user(claimant.clone()).await.unwrap();
+
+    let browser = browser();
+    let to_upstream = start_upstream_sign_in_for(&browser, &base, "openid profile groups roles offline_access").await;
+    let back = upstream_sign_in(&browser, &upstream, &location(&to_upstream)).await;
+    let done = browser.get(location(&back)).send().await.unwrap();
+    assert_eq!(done.status(), 303);
+    let tokens = redeem(&browser, &base, &done).await;
+    let claims = jwt_part(tokens["id_token"].as_str().unwrap(), 1);
+    assert_eq!(claims["sub"], subject.as_str(), "the subject stays the federated one");
+    assert_eq!(claims["preferred_username"], "alice", "claims stay the upstream's");
+    assert_eq!(claims["realm_access"], json!({"roles": ["admin"]}), "{claims}");
+    assert_eq!(claims["groups"], json!(["corp:engineering", "platform"]), "{claims}");
+    let access_token = tokens["access_token"].as_str().unwrap();
+    let userinfo = browser.get(format!("{base}/userinfo")).bearer_auth(access_token).send().await.unwrap();
+    assert_eq!(userinfo.json::<Value>().await.unwrap()["realm_access"], json!({"roles": ["admin"]}));
+
+    store.put_user(UserRecord { disabled: true, ..claimant }).await.unwrap();
+    let refused = refresh(&browser, &base, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(refused.status(), 400);
+    assert_eq!(refused.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    let userinfo = browser.get(format!("{base}/userinfo")).bearer_auth(access_token).send().await.unwrap();
+    assert_eq!(userinfo.status(), 401, "the access token of a disabled claimant no longer answers");
+    let again = self::browser();
+    let to_upstream = start_upstream_sign_in(&again, &base).await;
+    let back = upstream_login(&again, &upstream, &location(&to_upstream)).await;
+    assert_eq!(back.status(), 303, "alice consented before");
+    let page = again.get(location(&back)).send().await.unwrap();
+    assert_eq!(page.status(), 403);
+    assert!(page.text().await.unwrap().contains("the account claiming this identity is disabled"));
 }
 
 /// Issue 21: the `connector` authorization-request hint skips the login page for a

@@ -90,6 +90,7 @@ fn user() -> UserRecord {
         disabled: false,
         profile: UserProfile::default(),
         custom_claims: Default::default(),
+        claimed_subjects: Vec::new(),
     }
 }
 

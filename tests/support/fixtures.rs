@@ -102,5 +102,16 @@ pub fn user_with_password(username: &str, password: &str) -> UserRecord {
         disabled: false,
         profile: Default::default(),
         custom_claims: Default::default(),
+        claimed_subjects: Vec::new(),
+    }
+}
+
+/// A user without a password who claims the upstream identities of `claimed_subjects`
+/// (federated subjects), with no claims of their own.
+pub fn claimant(username: &str, claimed_subjects: &[&str]) -> UserRecord {
+    UserRecord {
+        password_hash: String::new(),
+        claimed_subjects: claimed_subjects.iter().map(|subject| subject.to_string()).collect(),
+        ..user_with_password(username, "unused")
     }
 }

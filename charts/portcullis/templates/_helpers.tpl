@@ -166,3 +166,8 @@ prometheus.io/path: /metrics
       {{- include "portcullis.selectorLabels" (dict "root" .root "component" .component) | nindent 6 }}
 {{- end }}
 {{- end -}}
+
+{{/* The Secret holding the upstream-credential keys: the given one, else the generated one. */}}
+{{- define "portcullis.credentialKeys.secretName" -}}
+{{- default (printf "%s-upstream-credential-keys" (include "portcullis.fullname" .)) .Values.federation.credentialKeys.existingSecret -}}
+{{- end -}}

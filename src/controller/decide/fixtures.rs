@@ -142,7 +142,8 @@ impl OidcUser {
             roles: vec![],
             client_roles: BTreeMap::new(),
             claims: BTreeMap::new(),
-            password_secret_ref: SecretKeyRef { name: format!("{name}-password"), key: "hash".into() },
+            password_secret_ref: Some(SecretKeyRef { name: format!("{name}-password"), key: "hash".into() }),
+            federated_identities: vec![],
             disabled: false,
         };
         OidcUser { metadata: meta(name), spec, status: None }
@@ -193,5 +194,10 @@ impl OidcUser {
 
 /// The password Secret [`OidcUser::test`] refers to, holding a valid hash.
 pub fn password_secret(user: &OidcUser) -> Secret {
-    secret(&user.spec.password_secret_ref.name).with(&user.spec.password_secret_ref.key, PASSWORD_HASH)
+    let reference = user
+        .spec
+        .password_secret_ref
+        .clone()
+        .unwrap_or_else(|| SecretKeyRef { name: format!("{}-password", user.spec.username), key: "hash".into() });
+    secret(&reference.name).with(&reference.key, PASSWORD_HASH)
 }

@@ -196,7 +196,8 @@ impl Folder {
         for located in &set.users {
             let user = &located.resource;
             let namespace = user.namespace().unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
-            let secret = set.secret(&namespace, &user.spec.password_secret_ref.name);
+            let secret =
+                user.spec.password_secret_ref.as_ref().and_then(|reference| set.secret(&namespace, &reference.name));
             let record = reconcile::plan_user(user, secret).map_err(ApplyError::reconcile(&located.origin))?;
             let username = record.username.clone();
             if let Some(first) = origins.insert(username.clone(), located.origin.clone()) {

@@ -23,6 +23,7 @@ const CLIENT: &str = "{clients}:client";
 const USERS: &str = "{users}";
 const USER: &str = "{users}:user";
 const SUBJECT: &str = "{users}:subject";
+const CLAIM: &str = "{users}:claim";
 const CHANGES: &str = "changes";
 
 /// Stores client `ARGV[2]` (JSON `ARGV[1]`) in `KEYS[1]` and lists it in the set `KEYS[2]`.
@@ -33,31 +34,33 @@ static PUT_CLIENT: LazyLock<Script> =
 static DELETE_CLIENT: LazyLock<Script> =
     LazyLock::new(|| Script::from_lua("redis.call('DEL', KEYS[1]) redis.call('SREM', KEYS[2], ARGV[1])"));
 
-/// Stores user `ARGV[2]` (JSON `ARGV[1]`) in `KEYS[1]`, points its subject `KEYS[2]` at it,
-/// drops its previous subject `KEYS[3]` unless another user has taken that over, and lists
-/// it in the set `KEYS[4]`.
+/// Stores user `ARGV[2]` (JSON `ARGV[1]`) in `KEYS[1]` and lists it in the set `KEYS[2]`;
+/// drops the index entries it had (`KEYS[3]` up to `KEYS[2 + ARGV[3]]`: its previous subject
+/// and claims) that still name it, then points the index entries it has now (the rest of
+/// `KEYS`: its subject and claims) at it.
 static PUT_USER: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         "redis.call('SET', KEYS[1], ARGV[1])
-         if KEYS[3] ~= KEYS[2] and redis.call('GET', KEYS[3]) == ARGV[2] then redis.call('DEL', KEYS[3]) end
-         redis.call('SET', KEYS[2], ARGV[2])
-         redis.call('SADD', KEYS[4], ARGV[2])",
+         redis.call('SADD', KEYS[2], ARGV[2])
+         local previous = 2 + tonumber(ARGV[3])
+         for i = 3, previous do
+           if redis.call('GET', KEYS[i]) == ARGV[2] then redis.call('DEL', KEYS[i]) end
+         end
+         for i = previous + 1, #KEYS do redis.call('SET', KEYS[i], ARGV[2]) end",
     )
 });
 
-/// Removes user `ARGV[1]` from `KEYS[1]`, its subject `KEYS[2]` if that still names it, and
-/// from the set `KEYS[3]`.
+/// Removes user `ARGV[1]` from `KEYS[1]` and from the set `KEYS[2]`, and the index entries
+/// in the rest of `KEYS` (its subject and claims) that still name it.
 static DELETE_USER: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         "redis.call('DEL', KEYS[1])
-         if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
-         redis.call('SREM', KEYS[3], ARGV[1])",
+         redis.call('SREM', KEYS[2], ARGV[1])
+         for i = 3, #KEYS do
+           if redis.call('GET', KEYS[i]) == ARGV[1] then redis.call('DEL', KEYS[i]) end
+         end",
     )
 });
-
-/// Removes user `ARGV[1]` from `KEYS[1]` and from the set `KEYS[2]` (no subject to drop).
-static DELETE_USER_WITHOUT_SUBJECT: LazyLock<Script> =
-    LazyLock::new(|| Script::from_lua("redis.call('DEL', KEYS[1]) redis.call('SREM', KEYS[2], ARGV[1])"));
 
 /// The directory as Redis holds it, uncached.
 pub(super) struct RedisDirectory {
@@ -84,15 +87,35 @@ impl RedisDirectory {
         self.redis.index_key(USERS)
     }
 
-    /// The subject a user is stored with now. An undecodable entry counts as absent, so
-    /// that writing the user again repairs it; lookups by a stale subject are refused by
-    /// [`Directory::user_by_subject`] anyway.
-    async fn stored_subject(&self, username: &str) -> Result<Option<String>, StoreError> {
+    /// The index keys (subject, then claims) of the user stored under `username` now. An
+    /// undecodable entry counts as absent, so that writing the user again repairs it;
+    /// lookups by a stale subject or claim are refused by [`Directory::user_by_subject`] and
+    /// [`Directory::user_claiming`] anyway.
+    async fn stored_index_keys(&self, username: &str) -> Result<Vec<String>, StoreError> {
         match self.redis.get_json::<UserRecord>(USER, username).await {
-            Ok(user) => Ok(user.map(|user| user.subject)),
-            Err(StoreError::Corrupt(_)) => Ok(None),
+            Ok(user) => Ok(user.map(|user| self.index_keys(&user)).unwrap_or_default()),
+            Err(StoreError::Corrupt(_)) => Ok(Vec::new()),
             Err(e) => Err(e),
         }
+    }
+
+    /// The index keys naming `user`: its subject, then each subject it claims.
+    fn index_keys(&self, user: &UserRecord) -> Vec<String> {
+        let claims = user.claimed_subjects.iter().map(|claimed| self.redis.key(CLAIM, claimed));
+        std::iter::once(self.redis.key(SUBJECT, &user.subject)).chain(claims).collect()
+    }
+
+    /// The user an index entry names, if they still hold that entry (so an entry left
+    /// behind by a concurrent change never resolves to the wrong person).
+    async fn indexed_user(
+        &self,
+        prefix: &str,
+        value: &str,
+        holds: impl Fn(&UserRecord) -> bool,
+    ) -> Result<Option<Arc<UserRecord>>, StoreError> {
+        let Some(username) = self.redis.get_raw(prefix, value).await? else { return Ok(None) };
+        let user: Option<UserRecord> = self.redis.get_json(USER, &username).await?;
+        Ok(user.filter(|user| holds(user)).map(Arc::new))
     }
 }
 
@@ -123,17 +146,15 @@ impl Directory for RedisDirectory {
     }
 
     async fn put_user(&self, user: UserRecord) -> Result<(), StoreError> {
-        let previous = self.stored_subject(&user.username).await?.unwrap_or_else(|| user.subject.clone());
+        let previous = self.stored_index_keys(&user.username).await?;
         let redis = &self.redis;
-        let keys = vec![
-            redis.key(USER, &user.username),
-            redis.key(SUBJECT, &user.subject),
-            redis.key(SUBJECT, &previous),
-            self.users_key(),
-        ];
+        let previous_count = previous.len().to_string();
+        let mut keys = vec![redis.key(USER, &user.username), self.users_key()];
+        keys.extend(previous);
+        keys.extend(self.index_keys(&user));
         let json = encode(USER, &user)?;
         let change = DirectoryChange::User { username: user.username.clone(), subject: Some(user.subject) };
-        redis.run::<()>(&PUT_USER, keys, vec![json, user.username]).await?;
+        redis.run::<()>(&PUT_USER, keys, vec![json, user.username, previous_count]).await?;
         self.announce(change).await
     }
 
@@ -141,25 +162,18 @@ impl Directory for RedisDirectory {
         Ok(self.redis.get_json(USER, username).await?.map(Arc::new))
     }
 
-    /// Checks the user still has this subject, so an index entry left behind by a
-    /// concurrent rename never resolves to the wrong person.
     async fn user_by_subject(&self, subject: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
-        let Some(username) = self.redis.get_raw(SUBJECT, subject).await? else { return Ok(None) };
-        let user: Option<UserRecord> = self.redis.get_json(USER, &username).await?;
-        Ok(user.filter(|user| user.subject == subject).map(Arc::new))
+        self.indexed_user(SUBJECT, subject, |user| user.subject == subject).await
+    }
+
+    async fn user_claiming(&self, subject: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
+        self.indexed_user(CLAIM, subject, |user| user.claimed_subjects.iter().any(|claimed| claimed == subject)).await
     }
 
     async fn delete_user(&self, username: &str) -> Result<(), StoreError> {
-        match self.stored_subject(username).await? {
-            Some(subject) => {
-                let keys = vec![self.redis.key(USER, username), self.redis.key(SUBJECT, &subject), self.users_key()];
-                self.redis.run::<()>(&DELETE_USER, keys, vec![username.to_owned()]).await?;
-            }
-            None => {
-                let keys = vec![self.redis.key(USER, username), self.users_key()];
-                self.redis.run::<()>(&DELETE_USER_WITHOUT_SUBJECT, keys, vec![username.to_owned()]).await?;
-            }
-        }
+        let mut keys = vec![self.redis.key(USER, username), self.users_key()];
+        keys.extend(self.stored_index_keys(username).await?);
+        self.redis.run::<()>(&DELETE_USER, keys, vec![username.to_owned()]).await?;
         self.announce(DirectoryChange::User { username: username.to_owned(), subject: None }).await
     }
 
@@ -199,6 +213,10 @@ impl Directory for RedisStore {
 
     async fn user_by_subject(&self, subject: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
         self.directory.user_by_subject(subject).await
+    }
+
+    async fn user_claiming(&self, subject: &str) -> Result<Option<Arc<UserRecord>>, StoreError> {
+        self.directory.user_claiming(subject).await
     }
 
     async fn delete_user(&self, username: &str) -> Result<(), StoreError> {

@@ -14,6 +14,7 @@
 //! | `P:v1:{users}` | set of usernames | none |
 //! | `P:v1:{users}:user:<username>` | `UserRecord` | none |
 //! | `P:v1:{users}:subject:<subject>` | username (plain string) | none |
+//! | `P:v1:{users}:claim:<derived subject>` | username of the user claiming that upstream identity | none |
 //! | `P:v1:{revoked}:<jti>` | `1` | the token's own expiry |
 //! | `P:v1:{revoked}:claimed:epoch` | the data epoch ([`crate::store::epoch`]) | none |
 //! | `P:v1:session:<id>` | the record | as given |
