@@ -106,7 +106,8 @@ pub struct OidcUserSpec {
     /// upstream subject `subject` keeps the subject Portcullis derives for them (see the
     /// README's Federation section) and their claims from the upstream, and gets this
     /// user's `roles`, `clientRoles` and `groups` besides; while this user is `disabled`
-    /// they are refused, and their refresh tokens stop working.
+    /// they are refused, and their refresh tokens stop working. An identity an older
+    /// `OidcUser` claims stays that user's (reason `FederatedIdentityConflict`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub federated_identities: Vec<FederatedIdentity>,
     /// A disabled user cannot log in.

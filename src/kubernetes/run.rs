@@ -134,7 +134,7 @@ async fn run_controllers(shared: Arc<Shared>, until: impl Future<Output = ()> + 
 
     // The users, in the controller's namespace, indexed by the names they hold and by
     // their password Secret; Secret changes reach them through `user_triggers`.
-    let user_names = Arc::new(Index::new(held_names::<OidcUser>));
+    let user_names = Arc::new(Index::new(users::index_names));
     let users_by_secret = Arc::new(Index::new(users::secret_keys));
     let (users_controller, user_reader, user_triggers) = indexed_controller(
         Api::<OidcUser>::namespaced(client.clone(), &own),

@@ -15,11 +15,13 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store as Reflector;
 
-use super::context::{Context, ControllerError, object_key};
+use super::context::{Context, ControllerError, held_names, object_key};
 use super::finalizer::{Event, finalizer};
 use super::index::Index;
 use super::status::conclude;
-use crate::controller::decide::user::{UserDecision, decide_user, show_activity, user_cleanup, user_names};
+use crate::controller::decide::user::{
+    UserDecision, decide_user, identity_names, show_activity, user_cleanup, user_names,
+};
 use crate::controller::decide::{Note, NoteKind};
 use crate::controller::ending::{REVOKE_SESSIONS_ANNOTATION, end_users, revocation_to_handle, subjects_to_end};
 use crate::controller::reconcile::stamp_updated_at;
@@ -146,6 +148,12 @@ async fn cleanup(user: &OidcUser, context: &Context) -> Result<Action, Controlle
     }
     context.shared.memo.forget(&object_key(user));
     Ok(Action::await_change())
+}
+
+/// The keys a user is indexed under among its peers: the usernames it holds and the
+/// upstream identities it claims.
+pub fn index_names(user: &OidcUser) -> Vec<String> {
+    held_names(user).into_iter().chain(identity_names(user)).collect()
 }
 
 /// The key a user is indexed under for the Secret watch: its password Secret, if it has one.

@@ -328,3 +328,38 @@ async fn the_status_shows_the_users_live_sessions_and_last_login() {
     .await;
     replica.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_users_claiming_one_upstream_identity_the_older_keeps_it_until_it_goes() {
+    let cluster = Cluster::start("t-user-claims").await;
+    let replica = Replica::start(&cluster, "replica-a").await;
+    let users: Api<OidcUser> = cluster.api();
+    let claiming = |name: &str| -> OidcUser {
+        serde_json::from_value(json!({
+            "apiVersion": "portcullis.dev/v1alpha1", "kind": "OidcUser",
+            "metadata": { "name": name, "namespace": NAMESPACE },
+            "spec": { "username": name, "roles": [name], "federatedIdentities": [{ "connector": "corp", "subject": "jane" }] },
+        }))
+        .unwrap()
+    };
+    let subject = portcullis::protocol::federation::federated_subject("corp", "jane");
+    let claimant = |expected: &'static str| {
+        let subject = subject.clone();
+        let store = &cluster.store;
+        async move { store.user_claiming(&subject).await.unwrap().filter(|user| user.username == expected) }
+    };
+    users.create(&PostParams::default(), &claiming("jane-admin")).await.unwrap();
+    wait_ready(&cluster, "oidcusers", "jane-admin", ("True", "Reconciled")).await;
+    users.create(&PostParams::default(), &claiming("jane-viewer")).await.unwrap();
+    let object = wait_ready(&cluster, "oidcusers", "jane-viewer", ("False", "FederatedIdentityConflict")).await;
+    let message = object["status"]["conditions"][0]["message"].as_str().unwrap_or_default().to_owned();
+    assert!(message.contains("OidcUser jane-admin"), "{message}");
+    assert!(cluster.holds_user("jane-viewer"), "the younger user is applied, without the identity");
+    assert!(claimant("jane-admin").await.is_some(), "the identity gets the older user's roles");
+
+    users.delete("jane-admin", &DeleteParams::default()).await.unwrap();
+    wait_ready(&cluster, "oidcusers", "jane-viewer", ("True", "Reconciled")).await;
+    let user = eventually("the identity moves to the remaining user", WAIT, || claimant("jane-viewer")).await;
+    assert_eq!(user.roles, ["jane-viewer"]);
+    replica.shutdown().await;
+}

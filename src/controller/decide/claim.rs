@@ -1,5 +1,6 @@
-//! The rules every name a resource holds in the store follows, whether a client id or a
-//! username: the oldest live resource claiming a name owns it; a resource gives up a name
+//! The rules every name a resource holds in the store follows, whether a client id, a
+//! username or an upstream identity a user claims: the oldest live resource claiming a
+//! name owns it; a resource gives up a name
 //! it applied as soon as it no longer uses it (a rename revokes the old name at once),
 //! unless another resource applied that name meanwhile, which then holds the record.
 
@@ -30,11 +31,17 @@ fn live_peer<K: Claimant>(resource: &K, other: &K) -> bool {
 /// The resource that owns `name` instead of `resource`: the oldest other live resource
 /// claiming it (ties broken by namespace and name), if it is older than `resource`.
 pub fn owner<'a, K: Claimant>(resource: &K, name: &str, peers: &'a [Arc<K>]) -> Option<&'a K> {
+    older_holder(resource, peers, |other| other.claimed() == name)
+}
+
+/// The oldest other live resource that `holds` something, if it is older than `resource`
+/// (ties broken by namespace and name): who keeps what `resource` asks for too.
+pub fn older_holder<'a, K: Claimant>(resource: &K, peers: &'a [Arc<K>], holds: impl Fn(&K) -> bool) -> Option<&'a K> {
     let order = |k: &K| (k.creation_timestamp().map(|t| t.0), k.namespace(), k.name_any());
     peers
         .iter()
         .map(Arc::as_ref)
-        .filter(|other| live_peer(resource, *other) && other.claimed() == name)
+        .filter(|other| live_peer(resource, *other) && holds(other))
         .filter(|other| order(other) < order(resource))
         .min_by_key(|other| order(other))
 }

@@ -10,7 +10,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use super::{Readiness, ready_condition};
-use crate::crd::{OidcClient, OidcClientSpec, OidcClientStatus, OidcUser, OidcUserSpec, OidcUserStatus, SecretKeyRef};
+use crate::crd::{
+    FederatedIdentity, OidcClient, OidcClientSpec, OidcClientStatus, OidcUser, OidcUserSpec, OidcUserStatus,
+    SecretKeyRef,
+};
 use crate::vocabulary::{GrantType, TokenEndpointAuthMethod};
 
 /// The namespace of every fixture.
@@ -161,6 +164,13 @@ impl OidcUser {
 
     pub fn deleting(mut self) -> Self {
         set_deleting(&mut self.metadata);
+        self
+    }
+
+    /// Claiming the upstream identity `subject` of connector `connector`.
+    pub fn claiming(mut self, connector: &str, subject: &str) -> Self {
+        let identity = FederatedIdentity { connector: connector.into(), subject: subject.into() };
+        self.spec.federated_identities.push(identity);
         self
     }
 

@@ -44,6 +44,9 @@ pub enum Reason {
     ClientIdConflict,
     /// An older `OidcUser` holds the username.
     UsernameConflict,
+    /// An older `OidcUser` claims an upstream identity this one claims too: the user is
+    /// applied without it.
+    FederatedIdentityConflict,
     /// An older `IdentityConnector` (in another namespace) holds the connector name.
     ConnectorConflict,
     /// The store did not answer; retried with back-off.
@@ -62,6 +65,7 @@ impl Reason {
             Reason::InvalidSpec => "InvalidSpec",
             Reason::ClientIdConflict => "ClientIdConflict",
             Reason::UsernameConflict => "UsernameConflict",
+            Reason::FederatedIdentityConflict => "FederatedIdentityConflict",
             Reason::ConnectorConflict => "ConnectorConflict",
             Reason::StoreUnavailable => "StoreUnavailable",
             Reason::NoActiveKey => "NoActiveKey",

@@ -3,7 +3,8 @@
 //!
 //! The username a resource *applied* is the one its `status.username` records (a ready
 //! status written before that field existed stands for `spec.username`); [`super::claim`]
-//! has the rules.
+//! has the rules. An upstream identity (`spec.federatedIdentities`) is held the same way:
+//! by the oldest live user claiming it; a younger one is applied without it and says so.
 
 use std::sync::Arc;
 
@@ -11,11 +12,12 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
-use super::claim::{Claimant, owner, released};
-use super::{Decision, Names, Readiness, Reason, Settled, is_ready, settle, timestamp};
+use super::claim::{Claimant, older_holder, owner, released};
+use super::{Decision, Names, Readiness, Reason, Requeue, Settled, is_ready, settle, timestamp};
 use crate::controller::reconcile::plan_user;
 use crate::crd::{OidcUser, OidcUserStatus};
 use crate::model::UserRecord;
+use crate::protocol::federation::federated_subject;
 use crate::store::UserActivity;
 
 /// Usernames: lost to an older user, revoked on a rename.
@@ -41,12 +43,31 @@ impl Claimant for OidcUser {
     fn claimed(&self) -> &str {
         self.applied().unwrap_or(&self.spec.username)
     }
+
+    /// The usernames it holds or asks for, and the upstream identities it claims.
+    fn concerns(&self, names: &[&str]) -> bool {
+        let holds = |name: &str| names.contains(&name);
+        holds(self.claimed()) || self.applied().is_some_and(holds) || identity_names(self).any(|name| holds(&name))
+    }
 }
 
 /// The names a decision about `user` looks at in its peers: the username it applied and
 /// the one it asks for.
 pub fn user_names(user: &OidcUser) -> Vec<String> {
-    user.applied().map(str::to_owned).into_iter().chain([user.spec.username.clone()]).collect()
+    let usernames = user.applied().map(str::to_owned).into_iter().chain([user.spec.username.clone()]);
+    usernames.chain(identity_names(user)).collect()
+}
+
+/// The names standing for the upstream identities `user` claims, as peers are looked up
+/// by (so two users claiming one identity see each other).
+pub fn identity_names(user: &OidcUser) -> impl Iterator<Item = String> + '_ {
+    claimed_subjects(user).map(|subject| format!("identity:{subject}"))
+}
+
+/// The derived subjects of the identities `user` claims.
+fn claimed_subjects(user: &OidcUser) -> impl Iterator<Item = String> + '_ {
+    let identities = user.spec.federated_identities.iter();
+    identities.map(|identity| federated_subject(&identity.connector, &identity.subject))
 }
 
 /// Decides `user`, given its password Secret (if it exists), the `OidcUser`s the
@@ -71,15 +92,30 @@ pub fn decide_user(
         },
     };
     let (apply, readiness) = match outcome {
-        Ok(record) => {
-            let readiness = Readiness::ready(format!("user `{}` can sign in", record.username));
+        Ok(mut record) => {
+            let readiness = match identities_held_by_others(user, peers) {
+                taken if taken.is_empty() => Readiness::ready(format!("user `{}` can sign in", record.username)),
+                taken => {
+                    record.claimed_subjects.retain(|subject| taken.iter().all(|held| held.subject != *subject));
+                    let held: Vec<String> = taken.iter().map(HeldIdentity::describe).collect();
+                    let message = format!(
+                        "user `{}` can sign in, without {}: each is claimed by an older OidcUser",
+                        record.username,
+                        held.join(", ")
+                    );
+                    Readiness::not_ready(Reason::FederatedIdentityConflict, message)
+                }
+            };
             (Some(record), readiness)
         }
         Err(readiness) => (None, readiness),
     };
     let kept = apply.as_ref().map(|record| record.username.clone());
-    let Settled { delete, events, condition, requeue } =
+    let Settled { delete, events, condition, mut requeue } =
         settle(user, kept.as_deref(), &readiness, &previous.conditions, peers, &USERNAMES, now);
+    if readiness.reason == Reason::FederatedIdentityConflict {
+        requeue = Requeue::ConflictRecheck;
+    }
     let status = OidcUserStatus {
         username: kept,
         subject: apply.as_ref().map(|record| record.subject.clone()),
@@ -90,6 +126,41 @@ pub fn decide_user(
         conditions: vec![condition],
     };
     Decision { apply, delete, readiness, status, events, requeue }
+}
+
+/// An upstream identity `user` claims that an older user holds.
+struct HeldIdentity {
+    connector: String,
+    upstream_subject: String,
+    subject: String,
+    holder: String,
+}
+
+impl HeldIdentity {
+    fn describe(&self) -> String {
+        format!("`{}` of connector `{}` (OidcUser {})", self.upstream_subject, self.connector, self.holder)
+    }
+}
+
+/// The identities `user` claims that the oldest live user claiming them is not `user`.
+fn identities_held_by_others(user: &OidcUser, peers: &[Arc<OidcUser>]) -> Vec<HeldIdentity> {
+    let mut held: Vec<HeldIdentity> = Vec::new();
+    for identity in &user.spec.federated_identities {
+        let subject = federated_subject(&identity.connector, &identity.subject);
+        if held.iter().any(|seen| seen.subject == subject) {
+            continue;
+        }
+        let claims = |peer: &OidcUser| claimed_subjects(peer).any(|claimed| claimed == subject);
+        if let Some(holder) = older_holder(user, peers, claims) {
+            held.push(HeldIdentity {
+                connector: identity.connector.clone(),
+                upstream_subject: identity.subject.clone(),
+                subject,
+                holder: holder.name_any(),
+            });
+        }
+    }
+    held
 }
 
 /// Shows `activity` (read from the store once the decision was carried out) in `status`:
@@ -195,6 +266,45 @@ mod tests {
         assert_eq!(decision.readiness.reason, Reason::UsernameConflict);
         assert_eq!(decision.requeue, Requeue::ConflictRecheck);
         assert!(decide(&alice, &[&twin]).apply.is_some());
+    }
+
+    #[test]
+    fn the_older_user_keeps_a_claimed_identity_and_the_younger_is_applied_without_it() {
+        let jane = OidcUser::test("jane").claiming("corp", "jane");
+        let other = OidcUser::test("other").created_at(200).claiming("corp", "jane").claiming("corp", "other");
+        let decision = decide(&other, &[&jane]);
+        let record = decision.apply.as_ref().expect("the younger user still signs in");
+        assert_eq!(record.claimed_subjects, [federated_subject("corp", "other")], "only what nobody older claims");
+        assert_eq!(decision.readiness.reason, Reason::FederatedIdentityConflict);
+        assert!(
+            decision.readiness.message.contains("`jane` of connector `corp` (OidcUser jane)"),
+            "{:?}",
+            decision.readiness
+        );
+        assert_eq!(decision.requeue, Requeue::ConflictRecheck, "picks the identity up once the holder goes");
+        assert!(decision.delete.is_empty(), "its username stays");
+
+        let holder = decide(&jane, &[&other]);
+        assert_eq!(holder.apply.unwrap().claimed_subjects, [federated_subject("corp", "jane")]);
+        assert_eq!(holder.readiness.reason, Reason::Reconciled);
+
+        let freed = decide(&other, &[&jane.clone().deleting()]);
+        assert_eq!(freed.apply.unwrap().claimed_subjects.len(), 2, "a deleted holder keeps nothing");
+        assert_eq!(freed.readiness.reason, Reason::Reconciled);
+    }
+
+    #[test]
+    fn users_claiming_one_identity_are_peers_of_each_other() {
+        let jane = OidcUser::test("jane").claiming("corp", "jane");
+        let other = OidcUser::test("other").claiming("corp", "jane");
+        let names = user_names(&other);
+        assert!(identity_names(&jane).all(|name| names.contains(&name)));
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        assert!(jane.concerns(&names), "found among the peers by the identity alone");
+        assert!(
+            !user_names(&OidcUser::test("jane")).iter().any(|name| names.contains(&name.as_str())),
+            "nothing else shared"
+        );
     }
 
     fn activity(active_sessions: u64, last_sign_in: Option<u64>) -> UserActivity {

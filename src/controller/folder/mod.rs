@@ -26,6 +26,7 @@ use super::sweep::{undeclared_clients, undeclared_names};
 use crate::clock::Clock;
 use crate::keys::{KeyError, SharedKeyring};
 use crate::model::{ClientRecord, ConnectorRecord, UserRecord};
+use crate::protocol::federation::federated_subject;
 use crate::secrets::token_digest;
 use crate::store::{Store, StoreError, ending};
 
@@ -40,6 +41,8 @@ pub enum ApplyError {
     DuplicateClientId { origin: Origin, first: Origin, client_id: String },
     #[error("{origin}: username `{username}` is already used by {first}")]
     DuplicateUsername { origin: Origin, first: Origin, username: String },
+    #[error("{origin}: the identity `{subject}` of connector `{connector}` is already claimed by {first}")]
+    DuplicateFederatedIdentity { origin: Origin, first: Origin, connector: String, subject: String },
     #[error("{origin}: connector `{name}` is already declared by {first}")]
     DuplicateConnector { origin: Origin, first: Origin, name: String },
     #[error("{origin}: {source}")]
@@ -193,6 +196,7 @@ impl Folder {
         let mut users = BTreeMap::new();
         let mut revocations = BTreeMap::new();
         let mut origins: HashMap<String, Origin> = HashMap::new();
+        let mut claimants: HashMap<String, Origin> = HashMap::new();
         for located in &set.users {
             let user = &located.resource;
             let namespace = user.namespace().unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
@@ -202,6 +206,18 @@ impl Folder {
             let username = record.username.clone();
             if let Some(first) = origins.insert(username.clone(), located.origin.clone()) {
                 return Err(ApplyError::DuplicateUsername { origin: located.origin.clone(), first, username });
+            }
+            // Which user's roles an identity gets must not depend on the order of the files.
+            for identity in &user.spec.federated_identities {
+                let subject = federated_subject(&identity.connector, &identity.subject);
+                if let Some(first) = claimants.insert(subject, located.origin.clone()) {
+                    return Err(ApplyError::DuplicateFederatedIdentity {
+                        origin: located.origin.clone(),
+                        first,
+                        connector: identity.connector.clone(),
+                        subject: identity.subject.clone(),
+                    });
+                }
             }
             if let Some(value) = user.annotations().get(REVOKE_SESSIONS_ANNOTATION) {
                 revocations.insert(username.clone(), value.clone());
@@ -575,6 +591,26 @@ mod tests {
         let plan = folder.plan(&users_with_revocation("second")).unwrap();
         folder.apply(plan, &store, false).await.unwrap();
         assert!(!holds_something(&store, "ann").await, "a new value acts again");
+    }
+
+    #[test]
+    fn two_users_claiming_one_upstream_identity_are_refused_naming_both_documents() {
+        let claiming = |name: &str, subject: &str| {
+            format!(
+                "apiVersion: portcullis.dev/v1alpha1\nkind: OidcUser\nmetadata: {{name: {name}}}\n\
+                 spec:\n  username: {name}\n  federatedIdentities: [{{connector: corp, subject: {subject}}}]\n"
+            )
+        };
+        let distinct = format!("{}---\n{}", claiming("a", "jane"), claiming("b", "bob"));
+        let set = ManifestSet::load_texts(&[("users.yaml", distinct.as_str())]).unwrap();
+        assert!(folder().plan(&set).is_ok(), "one identity each");
+        let twice = format!("{}---\n{}", claiming("a", "jane"), claiming("b", "jane"));
+        let set = ManifestSet::load_texts(&[("users.yaml", twice.as_str())]).unwrap();
+        let error = folder().plan(&set).err().unwrap();
+        assert!(matches!(error, ApplyError::DuplicateFederatedIdentity { .. }), "{error}");
+        let message = error.to_string();
+        assert!(message.contains("users.yaml, document 2") && message.contains("users.yaml, document 1"), "{message}");
+        assert!(message.contains("`jane` of connector `corp`"), "{message}");
     }
 
     #[test]
