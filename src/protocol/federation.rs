@@ -249,19 +249,19 @@ pub fn with_claimant(mut user: UserRecord, claimant: Option<&UserRecord>) -> Res
     if claimant.disabled {
         return Err(Refusal::Disabled);
     }
-    user.groups.extend(claimant.groups.iter().cloned());
-    user.groups.sort_unstable();
-    user.groups.dedup();
-    user.roles.extend(claimant.roles.iter().cloned());
-    user.roles.sort_unstable();
-    user.roles.dedup();
+    add_sorted(&mut user.groups, &claimant.groups);
+    add_sorted(&mut user.roles, &claimant.roles);
     for (client, roles) in &claimant.client_roles {
-        let held = user.client_roles.entry(client.clone()).or_default();
-        held.extend(roles.iter().cloned());
-        held.sort_unstable();
-        held.dedup();
+        add_sorted(user.client_roles.entry(client.clone()).or_default(), roles);
     }
     Ok(user)
+}
+
+/// `held` with `added` too, sorted and each once.
+fn add_sorted(held: &mut Vec<String>, added: &[String]) {
+    held.extend(added.iter().cloned());
+    held.sort_unstable();
+    held.dedup();
 }
 
 /// Whether a refresh at `now` must ask the upstream again about a person it last vouched

@@ -38,6 +38,8 @@ pub enum KeyFileError {
     Empty,
     #[error("line {0} of the upstream credential key file is shorter than {MIN_KEY_LEN} bytes")]
     TooShort(usize),
+    #[error("line {0} of the upstream credential key file could not be made into a key")]
+    Underivable(usize),
 }
 
 /// A credential could not be sealed (the AEAD refused, which does not happen for a valid key).
@@ -91,7 +93,7 @@ impl CredentialKeys {
             if line.len() < MIN_KEY_LEN {
                 return Err(KeyFileError::TooShort(index + 1));
             }
-            keys.push(Key::derive(line.as_bytes()).ok_or(KeyFileError::Empty)?);
+            keys.push(Key::derive(line.as_bytes()).ok_or(KeyFileError::Underivable(index + 1))?);
         }
         if keys.is_empty() {
             return Err(KeyFileError::Empty);

@@ -1,8 +1,8 @@
 //! The rules every name a resource holds in the store follows, whether a client id, a
 //! username or an upstream identity a user claims: the oldest live resource claiming a
-//! name owns it; a resource gives up a name
-//! it applied as soon as it no longer uses it (a rename revokes the old name at once),
-//! unless another resource applied that name meanwhile, which then holds the record.
+//! name owns it; a resource gives up a name it applied as soon as it no longer uses it (a
+//! rename revokes the old name at once), unless another resource applied that name
+//! meanwhile, which then holds the record.
 
 use std::sync::Arc;
 
