@@ -366,6 +366,9 @@ pub struct ConnectorRecord {
     pub name: String,
     /// The name on the login page's button.
     pub display_name: String,
+    /// The picture beside it.
+    #[serde(default)]
+    pub icon: ButtonIcon,
     pub upstream: Upstream,
     /// Put before every upstream group name in our `groups` claim.
     pub group_prefix: String,
@@ -373,6 +376,28 @@ pub struct ConnectorRecord {
     pub allowed_groups: Vec<String>,
     /// Seconds between the upstream checks a refresh makes.
     pub refresh_interval: u64,
+}
+
+/// The picture on a connector's login button: `openid`, `github`, `google`, `microsoft`,
+/// `directory` or `none`. Defaults to `openid` for type `oidc`, `github` for `github` and
+/// `directory` for `ldap`. The pictures ship with Portcullis and are drawn into the page,
+/// which loads nothing from elsewhere.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ButtonIcon {
+    /// No picture.
+    #[default]
+    None,
+    /// An identity card: any OpenID Connect provider (the default of type `oidc`).
+    OpenId,
+    /// GitHub's mark (the default of type `github`).
+    GitHub,
+    /// Google's "G".
+    Google,
+    /// Microsoft's four squares (Entra ID).
+    Microsoft,
+    /// A building: a company directory (the default of type `ldap`).
+    Directory,
 }
 
 /// The kind of upstream a connector signs in with, and its settings.
@@ -599,6 +624,7 @@ impl ConnectorRecord {
         ConnectorRecord {
             name: name.into(),
             display_name: name.into(),
+            icon: ButtonIcon::OpenId,
             upstream: Upstream::Oidc(OidcUpstream {
                 issuer: issuer.into(),
                 client_id: "portcullis".into(),

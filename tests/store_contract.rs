@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use portcullis::clock::Clock;
 use portcullis::metrics::Metrics;
 use portcullis::model::{
-    AuthorizationCode, ClaimPaths, ClientPolicy, ClientRecord, ConnectorRecord, DeviceGrant, DeviceStatus,
+    AuthorizationCode, ButtonIcon, ClaimPaths, ClientPolicy, ClientRecord, ConnectorRecord, DeviceGrant, DeviceStatus,
     FederatedUser, Grant, LogoutDelivery, OidcUpstream, RefreshToken, Session, Upstream, UserProfile, UserRecord,
 };
 use portcullis::protocol::device;
@@ -793,6 +793,7 @@ fn connector(name: &str, issuer: &str) -> ConnectorRecord {
     ConnectorRecord {
         name: name.into(),
         display_name: format!("Continue with {name}"),
+        icon: ButtonIcon::OpenId,
         upstream: Upstream::Oidc(OidcUpstream {
             issuer: issuer.into(),
             client_id: "portcullis".into(),

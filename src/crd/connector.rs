@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::SecretKeyRef;
+use crate::model::ButtonIcon;
 
 /// An upstream identity provider people may sign in with instead of a local password.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, KubeSchema)]
@@ -38,6 +39,9 @@ pub struct IdentityConnectorSpec {
     /// The name on the login page's button ("Continue with …"). Defaults to `metadata.name`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
+    /// The picture on the button (the schema shows [`ButtonIcon`]'s description).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icon: Option<ButtonIcon>,
     /// The settings of a connector of type `oidc`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc: Option<OidcConnectorSpec>,

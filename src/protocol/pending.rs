@@ -72,23 +72,87 @@ pub struct PendingRequest {
     pub sid: Option<String>,
     /// The validated request, without `id_token_hint`, which only `/authorize` reads.
     pub request: AuthorizationRequest,
-    /// Set while the browser signs in at an upstream identity provider: the request then
-    /// travels in a cookie to the callback, sealed with the upstream `state` as its CSRF
-    /// token, so only the callback carrying that `state` opens it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub upstream: Option<UpstreamAttempt>,
 }
 
-/// A sign-in at an upstream identity provider, between its start and its callback.
+/// A sign-in at an upstream identity provider between its start and its callback, carried
+/// in a cookie to the callback: sealed for the browser that started it with the upstream
+/// `state` as its CSRF token, so only the callback carrying that `state` opens it (RFC
+/// 6749 §10.12).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpstreamAttempt {
+    pub browser: String,
+    /// The upstream `state`.
+    pub state: String,
+    /// When it was sealed; it expires [`LIFETIME`] later.
+    pub issued_at: u64,
     /// The connector's name.
     pub connector: String,
     pub nonce: String,
     /// The PKCE verifier (RFC 7636) of the upstream request.
     pub code_verifier: String,
-    /// The interaction's own CSRF token, for the pages after the callback.
-    pub csrf_token: String,
+    /// What the sign-in goes on with once the upstream has vouched.
+    pub resume: Resume,
+}
+
+/// What a sign-in at an upstream identity provider was started for.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resume {
+    /// An authorization request, with the CSRF token of its own pages.
+    Authorization(Box<PendingRequest>),
+    /// A device authorization to approve (RFC 8628 §3.3): its key and its user code.
+    Device { key: String, user_code: String },
+}
+
+impl std::fmt::Debug for UpstreamAttempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamAttempt")
+            .field("connector", &self.connector)
+            .field("issued_at", &self.issued_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What may be sealed into a page or a cookie: carried by one browser, answered with one
+/// CSRF token, within [`LIFETIME`] of being sealed.
+pub trait Sealable: Serialize + serde::de::DeserializeOwned {
+    /// The browser-binding cookie of the browser it belongs to.
+    fn browser(&self) -> &str;
+    /// The token the answer must carry.
+    fn csrf_token(&self) -> &str;
+    /// When it was sealed.
+    fn issued_at(&self) -> u64;
+    /// Bytes to keep free so that a later step may seal it again with more in it.
+    fn room(&self) -> usize {
+        0
+    }
+}
+
+impl Sealable for PendingRequest {
+    fn browser(&self) -> &str {
+        &self.browser
+    }
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+    fn issued_at(&self) -> u64 {
+        self.issued_at
+    }
+    fn room(&self) -> usize {
+        if self.sid.is_none() { SESSION_ROOM } else { 0 }
+    }
+}
+
+impl Sealable for UpstreamAttempt {
+    fn browser(&self) -> &str {
+        &self.browser
+    }
+    fn csrf_token(&self) -> &str {
+        &self.state
+    }
+    fn issued_at(&self) -> u64 {
+        self.issued_at
+    }
 }
 
 /// The browser binding, CSRF token and session id are bearer secrets of the browser:
@@ -181,37 +245,37 @@ fn period_of(time: u64) -> Option<u32> {
     u32::try_from(time / KEY_PERIOD).ok()
 }
 
-/// Seals `pending` with this period's key of `key`, under a nonce the caller drew at random.
-pub fn seal(key: &MasterKey, pending: &PendingRequest, nonce: [u8; NONCE_LEN]) -> Result<String, SealError> {
-    let period = period_of(pending.issued_at).ok_or(SealError::Crypto)?;
+/// Seals `carried` with this period's key of `key`, under a nonce the caller drew at random.
+pub fn seal<T: Sealable>(key: &MasterKey, carried: &T, nonce: [u8; NONCE_LEN]) -> Result<String, SealError> {
+    let period = period_of(carried.issued_at()).ok_or(SealError::Crypto)?;
     let mut sealed = Vec::with_capacity(HEADER_LEN + 1024);
     sealed.push(VERSION);
     sealed.extend_from_slice(&period.to_be_bytes());
     sealed.extend_from_slice(&nonce);
-    let mut body = serde_json::to_vec(pending).map_err(|_| SealError::Crypto)?;
+    let mut body = serde_json::to_vec(carried).map_err(|_| SealError::Crypto)?;
     let sealing_key = key.for_period(period).ok_or(SealError::Crypto)?;
     sealing_key
         .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(&sealed[..5]), &mut body)
         .map_err(|_| SealError::Crypto)?;
     sealed.extend_from_slice(&body);
     let encoded = URL_SAFE_NO_PAD.encode(&sealed);
-    let room = if pending.sid.is_none() { SESSION_ROOM } else { 0 };
-    if encoded.len() + room > MAX_SEALED_LEN {
+    if encoded.len() + carried.room() > MAX_SEALED_LEN {
         return Err(SealError::TooLarge);
     }
     Ok(encoded)
 }
 
-/// Opens a sealed request with the first of `keys` that sealed it (the current master key,
-/// then the previous one), if it is still within its lifetime at `now`, was sealed for the
-/// browser `browser` and the form's `csrf_token` is its own (both compared in constant time).
-pub fn open(
+/// Opens a sealed `T` with the first of `keys` that sealed it (the current master key, then
+/// the previous one), if it is still within its lifetime at `now`, was sealed for the
+/// browser `browser` and the answer's `csrf_token` is its own (both compared in constant
+/// time). Something sealed as another type does not open.
+pub fn open<T: Sealable>(
     keys: &[&MasterKey],
     sealed: &str,
     now: u64,
     browser: Option<&str>,
     csrf_token: &str,
-) -> Result<PendingRequest, OpenError> {
+) -> Result<T, OpenError> {
     let raw = URL_SAFE_NO_PAD.decode(sealed).map_err(|_| OpenError::Expired)?;
     if raw.len() < HEADER_LEN + TAG_LEN || raw[0] != VERSION {
         return Err(OpenError::Expired);
@@ -223,26 +287,27 @@ pub fn open(
     }
     let nonce: [u8; NONCE_LEN] = raw[5..HEADER_LEN].try_into().map_err(|_| OpenError::Expired)?;
     let (header, body) = raw.split_at(HEADER_LEN);
-    let pending = keys
+    let carried: T = keys
         .iter()
         .filter_map(|key| key.for_period(period))
         .find_map(|key| {
             let mut body = Zeroizing::new(body.to_vec());
             let plain = key.open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(&header[..5]), &mut body);
-            plain.ok().and_then(|json| serde_json::from_slice::<PendingRequest>(json).ok())
+            plain.ok().and_then(|json| serde_json::from_slice::<T>(json).ok())
         })
         .ok_or(OpenError::Expired)?;
-    let fresh = period_of(pending.issued_at) == Some(period)
-        && pending.issued_at <= now.saturating_add(CLOCK_SKEW)
-        && now < pending.issued_at.saturating_add(LIFETIME);
+    let issued_at = carried.issued_at();
+    let fresh = period_of(issued_at) == Some(period)
+        && issued_at <= now.saturating_add(CLOCK_SKEW)
+        && now < issued_at.saturating_add(LIFETIME);
     if !fresh {
         return Err(OpenError::Expired);
     }
     let same = |given: &str, expected: &str| bool::from(given.as_bytes().ct_eq(expected.as_bytes()));
-    if !browser.is_some_and(|browser| same(browser, &pending.browser)) || !same(csrf_token, &pending.csrf_token) {
+    if !browser.is_some_and(|browser| same(browser, carried.browser())) || !same(csrf_token, carried.csrf_token()) {
         return Err(OpenError::Forged);
     }
-    Ok(pending)
+    Ok(carried)
 }
 
 #[cfg(test)]
@@ -277,12 +342,34 @@ mod tests {
             issued_at,
             sid: None,
             request: request(Some("xyz")),
-            upstream: None,
         }
     }
 
     fn key(byte: u8) -> MasterKey {
         MasterKey::new([byte; 32])
+    }
+
+    /// The pending request a form carries.
+    fn open(
+        keys: &[&MasterKey],
+        sealed: &str,
+        now: u64,
+        browser: Option<&str>,
+        csrf_token: &str,
+    ) -> Result<PendingRequest, OpenError> {
+        super::open(keys, sealed, now, browser, csrf_token)
+    }
+
+    fn attempt(resume: Resume) -> UpstreamAttempt {
+        UpstreamAttempt {
+            browser: "browser-b".into(),
+            state: "state-s".into(),
+            issued_at: NOW,
+            connector: "corp".into(),
+            nonce: "nonce-n".into(),
+            code_verifier: "verifier-v".into(),
+            resume,
+        }
     }
 
     fn sealed(key: &MasterKey, pending: &PendingRequest) -> String {
@@ -335,6 +422,26 @@ mod tests {
             body
         };
         assert_ne!(seal_in(1), seal_in(2), "each period has a key of its own");
+    }
+
+    #[test]
+    fn an_upstream_attempt_opens_with_its_state_only_and_never_as_a_form_nor_a_form_as_it() {
+        let device = Resume::Device { key: "device-key".into(), user_code: "BCDFGHJK".into() };
+        for resume in [Resume::Authorization(Box::new(pending(NOW))), device] {
+            let cookie = seal(&key(1), &attempt(resume.clone()), [7; NONCE_LEN]).unwrap();
+            let opened = super::open::<UpstreamAttempt>(&[&key(1)], &cookie, NOW, Some("browser-b"), "state-s");
+            assert_eq!(opened.unwrap(), attempt(resume));
+            let with_csrf = super::open::<UpstreamAttempt>(&[&key(1)], &cookie, NOW, Some("browser-b"), "csrf-c");
+            assert_eq!(with_csrf.unwrap_err(), OpenError::Forged, "the form's CSRF token is not the state");
+            for token in ["state-s", "csrf-c"] {
+                assert_eq!(open(&[&key(1)], &cookie, NOW, Some("browser-b"), token), Err(OpenError::Expired));
+            }
+        }
+        let form = sealed(&key(1), &pending(NOW));
+        let as_attempt = super::open::<UpstreamAttempt>(&[&key(1)], &form, NOW, Some("browser-b"), "csrf-c");
+        assert_eq!(as_attempt.unwrap_err(), OpenError::Expired);
+        let debug = format!("{:?}", attempt(Resume::Authorization(Box::new(pending(NOW)))));
+        assert!(!["state-s", "nonce-n", "verifier-v", "browser-b"].iter().any(|s| debug.contains(s)), "{debug}");
     }
 
     #[test]

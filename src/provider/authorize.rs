@@ -10,8 +10,9 @@ use axum::response::Response;
 use super::browser::{self, BROWSER_COOKIE};
 use super::error::PageError;
 use super::extract::BrowserParams;
-use super::federation;
+use super::federation::{self, Origin};
 use super::flow::{Interaction, PageResult, consent_page, issue_code, login_page, needs_consent};
+use super::offer;
 use super::respond::with_cookies;
 use super::state::Provider;
 use crate::model::ClientRecord;
@@ -77,7 +78,7 @@ async fn decide(
     };
     let session = session.filter(|(s, _)| hinted_subject.as_deref().is_none_or(|hinted| hinted == s.subject));
     let session = match session {
-        Some((s, user)) if federation::session_admitted(provider, client, &s.subject).await? => Some((s, user)),
+        Some((s, user)) if offer::session_admitted(provider, client, &s.subject).await? => Some((s, user)),
         _ => None,
     };
     let auth_time = session.as_ref().map(|(s, _)| s.auth_time);
@@ -106,14 +107,13 @@ async fn decide(
         issued_at: now,
         sid: logged_in.as_ref().map(|(s, _)| s.sid.clone()),
         request: AuthorizationRequest { id_token_hint: None, ..request },
-        upstream: None,
     };
     let interaction = Interaction::seal(provider, pending).await?;
     let page = match &logged_in {
         Some((_, user)) => consent_page(provider, client, &interaction, user),
         None => match connector_hint {
-            Some(name) if let Some(connector) = federation::offered_connector(provider, client, name).await? => {
-                federation::send_upstream(provider, client, &interaction, &connector).await?
+            Some(name) if let Some(connector) = offer::offered_connector(provider, client, name).await? => {
+                federation::send_upstream(provider, client, &Origin::Authorization(interaction), &connector).await?
             }
             _ => {
                 let username = interaction.request().login_hint.as_deref().unwrap_or("");

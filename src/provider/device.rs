@@ -18,15 +18,15 @@ use axum::response::Response;
 use super::browser;
 use super::error::PageError;
 use super::extract::BrowserParams;
-use super::federation;
 use super::flow::{PageResult, describe_scopes};
+use super::offer;
 use super::pages::{self, DeviceConsentPage, DeviceDonePage, DeviceFields, DevicePage, LoginPage, ScopeLine};
 use super::respond::{with_cookies, with_retry_after};
 use super::sign_in::{self, SignIn, sign_in};
 use super::state::Provider;
 use super::text::ENGLISH;
 use crate::audit::{self, AuditEvent, AuditFields};
-use crate::model::{DeviceGrant, Session, UserRecord};
+use crate::model::{ClientRecord, DeviceGrant, Session, UserRecord};
 use crate::protocol::device::{self, Approval};
 use crate::protocol::endpoints;
 use crate::protocol::form::FormParams;
@@ -86,6 +86,33 @@ fn check_browser_csrf(headers: &HeaderMap, form: &FormParams) -> Result<String, 
     browser::check_binding_csrf(FORM_PURPOSE, headers, form)
 }
 
+/// A device authorization someone is signing in to approve through a connector: the
+/// browser whose code form named it, and the authorization.
+pub(super) struct DeviceSignIn {
+    pub browser_id: String,
+    pub found: Found,
+}
+
+impl DeviceSignIn {
+    /// The authorization a sign-in form (or a "Continue with …" link) of the device page
+    /// names, checked as [`sign_in_step`] checks it, with its client.
+    pub async fn of_form(
+        provider: &Provider,
+        headers: &HeaderMap,
+        form: &FormParams,
+    ) -> Result<(Self, Arc<ClientRecord>), PageError> {
+        let browser_id = check_browser_csrf(headers, form)?;
+        let found = find_named(provider, form).await?;
+        let client = provider.store.client(&found.grant.client_id).await?.ok_or(PageError::Expired)?;
+        Ok((Self { browser_id, found }, client))
+    }
+
+    /// What the sign-in forms of this authorization carry to name it.
+    pub fn fields(&self) -> (String, String) {
+        (browser_csrf_token(&self.browser_id), device::display_user_code(&self.found.user_code))
+    }
+}
+
 fn code_page(
     provider: &Provider,
     browser_id: &str,
@@ -108,10 +135,12 @@ fn code_page(
 }
 
 /// A pending authorization, found by its key and a user code that points to it.
-struct Found {
-    key: String,
-    user_code: String,
-    grant: DeviceGrant,
+#[derive(Clone)]
+pub(super) struct Found {
+    pub key: String,
+    /// Normalised.
+    pub user_code: String,
+    pub grant: DeviceGrant,
 }
 
 /// The pending, unexpired authorization `user_code` points to (normalised), if any.
@@ -129,8 +158,13 @@ async fn find(provider: &Provider, user_code: &str) -> Result<Option<Found>, Pag
 /// which must still point to it.
 async fn find_named(provider: &Provider, form: &FormParams) -> Result<Found, PageError> {
     let field = |name| form.get(name).ok().flatten().unwrap_or_default();
-    let found = find(provider, field("user_code")).await?.ok_or(PageError::Expired)?;
-    if browser::tokens_match(field("device"), &found.key) { Ok(found) } else { Err(PageError::Expired) }
+    find_pending(provider, field("user_code"), field("device")).await
+}
+
+/// The pending authorization `user_code` points to, if its key is `key`.
+pub(super) async fn find_pending(provider: &Provider, user_code: &str, key: &str) -> Result<Found, PageError> {
+    let found = find(provider, user_code).await?.ok_or(PageError::Expired)?;
+    if browser::tokens_match(key, &found.key) { Ok(found) } else { Err(PageError::Expired) }
 }
 
 /// The code form: throttled, then the sign-in form, or the consent form for a signed-in
@@ -154,17 +188,15 @@ async fn enter_code(provider: &Provider, headers: &HeaderMap, form: &FormParams,
     };
     let client = provider.store.client(&found.grant.client_id).await?.ok_or(PageError::Expired)?;
     match browser::current_session(provider, headers).await? {
-        Some((session, user)) if federation::session_admitted(provider, &client, &session.subject).await? => {
+        Some((session, user)) if offer::session_admitted(provider, &client, &session.subject).await? => {
             consent_page(provider, &found, &session, &user).await
         }
-        // The device page takes passwords only: such a client is approved from a session
-        // that signed in through one of its connectors.
-        _ if client.policy.connectors_only => Err(PageError::Refused(ENGLISH.device_needs_connector.into())),
         _ => login_page(provider, &browser_id, &found, "", None, StatusCode::OK).await,
     }
 }
 
-/// The login form, posted to `/device`, naming the authorization.
+/// The login form, posted to `/device`, naming the authorization, with a "Continue with …"
+/// link per connector the client allows.
 async fn login_page(
     provider: &Provider,
     browser_id: &str,
@@ -178,6 +210,8 @@ async fn login_page(
     let action = provider.config.browser_path(endpoints::DEVICE);
     let csrf_token = browser_csrf_token(browser_id);
     let user_code = device::display_user_code(&found.user_code);
+    let naming = [("device", found.key.as_str()), ("user_code", user_code.as_str()), ("csrf_token", &csrf_token)];
+    let connectors = offer::buttons(provider, &client, &naming).await?;
     let page = LoginPage {
         text: &ENGLISH,
         stylesheet: &stylesheet,
@@ -188,8 +222,8 @@ async fn login_page(
         username,
         error,
         device: Some(DeviceFields { key: &found.key, user_code: &user_code }),
-        connectors: Vec::new(),
-        local_users: true,
+        connectors,
+        local_users: !client.policy.connectors_only,
         directory: None,
     };
     Ok(pages::render(status, &page))
@@ -220,7 +254,12 @@ async fn sign_in_step(provider: &Provider, headers: &HeaderMap, form: &FormParam
 }
 
 /// The consent form: the client by name, the code the device shows, the scopes.
-async fn consent_page(provider: &Provider, found: &Found, session: &Session, user: &UserRecord) -> PageResult {
+pub(super) async fn consent_page(
+    provider: &Provider,
+    found: &Found,
+    session: &Session,
+    user: &UserRecord,
+) -> PageResult {
     let client = provider.store.client(&found.grant.client_id).await?.ok_or(PageError::Expired)?;
     let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
     let action = provider.config.browser_path(endpoints::DEVICE);
@@ -246,7 +285,7 @@ async fn decide(provider: &Provider, headers: &HeaderMap, form: &FormParams) -> 
     browser::check_session_csrf(&session, form)?;
     let found = find_named(provider, form).await?;
     let client = provider.store.client(&found.grant.client_id).await?.ok_or(PageError::Expired)?;
-    if !federation::session_admitted(provider, &client, &session.subject).await? {
+    if !offer::session_admitted(provider, &client, &session.subject).await? {
         return Err(PageError::FormRefused);
     }
     let allow = match form.get("decision").ok().flatten() {

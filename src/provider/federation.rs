@@ -25,10 +25,12 @@ use axum::response::{IntoResponse, Response};
 use cookie::{Cookie, SameSite};
 
 use super::browser::{self, BROWSER_COOKIE};
+use super::device::{self, DeviceSignIn, Found};
 use super::error::PageError;
 use super::extract::BrowserParams;
 use super::flow::{Interaction, PageResult, consent_page, issue_code, needs_consent};
-use super::pages::{self, DirectoryFields, LoginPage};
+use super::offer::offered_connector;
+use super::pages::{self, DeviceFields, DirectoryFields, LoginPage};
 use super::respond::{with_cookies, with_retry_after};
 use super::sign_in::{self, budget_keys, reserve_attempt, start_session};
 use super::state::Provider;
@@ -40,7 +42,7 @@ use crate::model::{ClientRecord, ConnectorRecord, FederatedUser, Upstream, UserR
 use crate::protocol::endpoints;
 use crate::protocol::federation::{admit, needs_recheck, with_claimant};
 use crate::protocol::form::FormParams;
-use crate::protocol::pending::{LIFETIME, PendingRequest, UpstreamAttempt};
+use crate::protocol::pending::{LIFETIME, PendingRequest, Resume, SealError, UpstreamAttempt};
 use crate::protocol::redirect as redirects;
 use crate::secrets;
 use crate::store::StoreError;
@@ -56,8 +58,48 @@ const MAX_COOKIE_VALUE: usize = 3800;
 const DENIALS: [&str; 5] =
     ["access_denied", "login_required", "consent_required", "interaction_required", "account_selection_required"];
 
-/// `GET /login/upstream?connector=…&interaction=…&csrf_token=…`: the login page's
-/// "Continue with …" link.
+/// What a sign-in through a connector was started from: a login page's interaction, or the
+/// device page's sign-in form (RFC 8628 §3.3), which names a device authorization.
+pub(super) enum Origin {
+    Authorization(Interaction),
+    Device(DeviceSignIn),
+}
+
+/// What a sign-in through a connector goes on with once the upstream has vouched.
+enum Continuation {
+    /// To consent, or back to the client with a code.
+    Authorization(PendingRequest),
+    /// To the device page's consent form.
+    Device(Found),
+}
+
+impl Origin {
+    /// The origin a form or link names, checked (browser, CSRF token, the client still
+    /// there), with its client.
+    async fn of_form(
+        provider: &Provider,
+        headers: &HeaderMap,
+        form: &FormParams,
+    ) -> Result<(Self, Arc<ClientRecord>), PageError> {
+        if form.get("device").ok().flatten().is_some() {
+            let (signing_in, client) = DeviceSignIn::of_form(provider, headers, form).await?;
+            return Ok((Self::Device(signing_in), client));
+        }
+        let (interaction, client) = Interaction::of_form(provider, headers, form).await?;
+        Ok((Self::Authorization(interaction), client))
+    }
+
+    fn continuation(&self) -> Continuation {
+        match self {
+            Self::Authorization(interaction) => Continuation::Authorization(interaction.pending.clone()),
+            Self::Device(signing_in) => Continuation::Device(signing_in.found.clone()),
+        }
+    }
+}
+
+/// `GET /login/upstream?connector=…&interaction=…&csrf_token=…` (or `device=…&user_code=…`
+/// in place of `interaction`): the "Continue with …" link of the login page or the device
+/// page.
 pub async fn start(
     State(provider): State<Arc<Provider>>,
     headers: HeaderMap,
@@ -67,71 +109,59 @@ pub async fn start(
 }
 
 async fn begin(provider: &Provider, headers: &HeaderMap, form: &FormParams) -> PageResult {
-    let (interaction, client) = Interaction::of_form(provider, headers, form).await?;
+    let (origin, client) = Origin::of_form(provider, headers, form).await?;
     let name = form.get("connector").ok().flatten().ok_or(PageError::BadRequest("no connector named".into()))?;
     let connector = offered_connector(provider, &client, name)
         .await?
         .ok_or(PageError::BadRequest("this application offers no such sign-in".into()))?;
-    send_upstream(provider, &client, &interaction, &connector).await
+    send_upstream(provider, &client, &origin, &connector).await
 }
 
-/// Whether a browser session of `subject` may sign in to `client` without a new login: a
-/// declared user's only where the client takes passwords; a person signed in through a
-/// connector only where the client offers that connector. A session from one connector
-/// (or a password) must not ride into a client that allows only another.
-pub(super) async fn session_admitted(
-    provider: &Provider,
-    client: &ClientRecord,
-    subject: &str,
-) -> Result<bool, StoreError> {
-    if provider.store.user_by_subject(subject).await?.is_some() {
-        return Ok(!client.policy.connectors_only);
-    }
-    let federated = provider.store.federated_user(subject).await?;
-    Ok(federated.is_some_and(|federated| client.policy.allows_connector(&federated.connector)))
-}
-
-/// Connector `name`, if it exists and `client` lets people sign in through it.
-pub(super) async fn offered_connector(
-    provider: &Provider,
-    client: &ClientRecord,
-    name: &str,
-) -> Result<Option<ConnectorRecord>, StoreError> {
-    Ok(provider.store.connector(name).await?.filter(|connector| client.policy.allows_connector(&connector.name)))
-}
-
-/// Sends the browser to `connector`'s upstream to sign in there for `interaction`, with a
-/// fresh `state`, `nonce` and PKCE verifier sealed into the callback's cookie; for a
-/// directory, shows its password form.
+/// Sends the browser to `connector`'s upstream to sign in there for `origin`, with a fresh
+/// `state`, `nonce` and PKCE verifier sealed into the callback's cookie; for a directory,
+/// shows its password form.
 pub(super) async fn send_upstream(
     provider: &Provider,
     client: &ClientRecord,
-    interaction: &Interaction,
+    origin: &Origin,
     connector: &ConnectorRecord,
 ) -> PageResult {
     if let Upstream::Ldap(_) = connector.upstream {
-        return Ok(directory_page(provider, client, interaction, connector, "", None, StatusCode::OK));
+        return Ok(directory_page(provider, client, origin, connector, "", None, StatusCode::OK));
     }
-    let state = secrets::random_token(32)?;
+    let now = provider.clock.now();
+    let (browser, resume) = match origin {
+        Origin::Authorization(interaction) => {
+            (interaction.pending.browser.clone(), Resume::Authorization(Box::new(interaction.pending.clone())))
+        }
+        Origin::Device(signing_in) => {
+            let Found { key, user_code, .. } = signing_in.found.clone();
+            (signing_in.browser_id.clone(), Resume::Device { key, user_code })
+        }
+    };
     let attempt = UpstreamAttempt {
+        browser,
+        state: secrets::random_token(32)?,
+        issued_at: now,
         connector: connector.name.clone(),
         nonce: secrets::random_token(32)?,
         code_verifier: secrets::random_token(32)?,
-        csrf_token: interaction.pending.csrf_token.clone(),
+        resume,
     };
-    let now = provider.clock.now();
-    let carried = PendingRequest {
-        csrf_token: state.clone(),
-        issued_at: now,
-        upstream: Some(attempt.clone()),
-        ..interaction.pending.clone()
+    let sealed = match provider.sealer.seal_any(provider.store.as_ref(), now, &attempt).await? {
+        Ok(sealed) if sealed.len() <= MAX_COOKIE_VALUE => sealed,
+        Ok(_) | Err(SealError::TooLarge) => {
+            let error = OAuthError::invalid_request("the request is too large to sign in through an identity provider");
+            return Err(match origin {
+                Origin::Authorization(interaction) => {
+                    PageError::redirect(StatusCode::FOUND, interaction.request(), error)
+                }
+                Origin::Device(_) => PageError::Internal(error.description.into_owned()),
+            });
+        }
+        Err(error @ SealError::Crypto) => return Err(PageError::Internal(error.to_string())),
     };
-    let sealed = provider.sealer.seal(provider.store.as_ref(), now, &carried).await?;
-    if sealed.len() > MAX_COOKIE_VALUE {
-        let error = OAuthError::invalid_request("the request is too large to sign in through an identity provider");
-        return Err(PageError::redirect(StatusCode::FOUND, interaction.request(), error));
-    }
-    let steps = Attempt { state: &state, nonce: &attempt.nonce, code_verifier: &attempt.code_verifier };
+    let steps = Attempt { state: &attempt.state, nonce: &attempt.nonce, code_verifier: &attempt.code_verifier };
     let url = provider
         .upstreams
         .authorization_url(&connector.upstream, &callback_uri(provider, &connector.name), &steps, now)
@@ -160,18 +190,36 @@ async fn finish(provider: &Provider, name: &str, headers: &HeaderMap, form: &For
     let state = field("state").ok_or(PageError::FormRefused)?;
     let browser_id = browser::cookie(headers, BROWSER_COOKIE);
     let now = provider.clock.now();
-    let carried = provider.sealer.open(provider.store.as_ref(), now, &sealed, browser_id.as_deref(), state).await?;
-    let attempt = carried.upstream.clone().filter(|attempt| attempt.connector == name).ok_or(PageError::FormRefused)?;
-    let pending = PendingRequest { csrf_token: attempt.csrf_token.clone(), upstream: None, ..carried };
-    let client = provider.store.client(&pending.request.client_id).await?.ok_or(PageError::Expired)?;
-    if !redirects::is_registered(&client, &pending.request.redirect_uri) {
-        return Err(PageError::Expired);
+    let attempt: UpstreamAttempt =
+        provider.sealer.open(provider.store.as_ref(), now, &sealed, browser_id.as_deref(), state).await?;
+    if attempt.connector != name {
+        return Err(PageError::FormRefused);
     }
+    let (continuation, client) = match attempt.resume {
+        Resume::Authorization(pending) => {
+            let client = provider.store.client(&pending.request.client_id).await?.ok_or(PageError::Expired)?;
+            if !redirects::is_registered(&client, &pending.request.redirect_uri) {
+                return Err(PageError::Expired);
+            }
+            (Continuation::Authorization(*pending), client)
+        }
+        Resume::Device { key, user_code } => {
+            let found = device::find_pending(provider, &user_code, &key).await?;
+            let client = provider.store.client(&found.grant.client_id).await?.ok_or(PageError::Expired)?;
+            (Continuation::Device(found), client)
+        }
+    };
     if let Some(error) = field("error") {
         tracing::info!(connector = name, upstream_error = error, "the upstream did not sign the person in");
         if DENIALS.contains(&error) {
-            let denied = OAuthError::new(ErrorCode::AccessDenied, "the identity provider did not sign the user in");
-            return Err(PageError::redirect(StatusCode::SEE_OTHER, &pending.request, denied));
+            return Err(match &continuation {
+                Continuation::Authorization(pending) => {
+                    let denied =
+                        OAuthError::new(ErrorCode::AccessDenied, "the identity provider did not sign the user in");
+                    PageError::redirect(StatusCode::SEE_OTHER, &pending.request, denied)
+                }
+                Continuation::Device(_) => PageError::Refused(ENGLISH.upstream_denied.into()),
+            });
         }
         return Err(PageError::Upstream(format!("connector {name}: the upstream answered error {error}")));
     }
@@ -183,17 +231,17 @@ async fn finish(provider: &Provider, name: &str, headers: &HeaderMap, form: &For
         .complete(&connector.upstream, &callback_uri(provider, name), code, &steps, now)
         .await
         .map_err(|error| upstream_failure(&connector, &error))?;
-    sign_in_vouched(provider, headers, pending, &client, &connector, vouched, now).await
+    sign_in_vouched(provider, headers, continuation, &client, &connector, vouched, now).await
 }
 
 /// Lets the person `connector` vouched for in (or not, with a page saying why), keeps them
-/// under their derived subject, starts their session and carries `pending`'s request on:
-/// to consent, or back to the client with a code. How they proved themselves upstream
-/// (a callback, a directory bind) is done.
+/// under their derived subject, starts their session and goes on: to consent, back to the
+/// client with a code, or to the device's consent form. How they proved themselves
+/// upstream (a callback, a directory bind) is done.
 async fn sign_in_vouched(
     provider: &Provider,
     headers: &HeaderMap,
-    pending: PendingRequest,
+    continuation: Continuation,
     client: &ClientRecord,
     connector: &ConnectorRecord,
     vouched: Vouched,
@@ -228,12 +276,17 @@ async fn sign_in_vouched(
     };
     provider.store.put_federated_user(&federated, now + kept_for(provider)).await?;
     let (session, cookie) = start_session(provider, headers, &user.subject, Some(&client.client_id), now).await?;
-    let request = pending.request.clone();
-    let response = if needs_consent(provider, client, &request, &session.subject).await? {
-        let pending = PendingRequest { sid: Some(session.sid.clone()), issued_at: now, ..pending };
-        consent_page(provider, client, &Interaction::seal(provider, pending).await?, &user)
-    } else {
-        issue_code(provider, StatusCode::SEE_OTHER, &request, &session).await?
+    let response = match continuation {
+        Continuation::Authorization(pending) => {
+            let request = pending.request.clone();
+            if needs_consent(provider, client, &request, &session.subject).await? {
+                let pending = PendingRequest { sid: Some(session.sid.clone()), issued_at: now, ..pending };
+                consent_page(provider, client, &Interaction::seal(provider, pending).await?, &user)
+            } else {
+                issue_code(provider, StatusCode::SEE_OTHER, &request, &session).await?
+            }
+        }
+        Continuation::Device(found) => device::consent_page(provider, &found, &session, &user).await?,
     };
     Ok(with_cookies(response, [cookie]))
 }
@@ -247,13 +300,13 @@ pub async fn directory(
 ) -> Response {
     let address = browser::client_ip(peer);
     let result = async {
-        let (interaction, client) = Interaction::of_form(&provider, &headers, &form).await?;
+        let (origin, client) = Origin::of_form(&provider, &headers, &form).await?;
         let name = form.get("connector").ok().flatten().ok_or(PageError::FormRefused)?;
         let connector = offered_connector(&provider, &client, name)
             .await?
             .filter(|connector| matches!(connector.upstream, Upstream::Ldap(_)))
             .ok_or(PageError::FormRefused)?;
-        check_directory(&provider, &headers, &interaction, &client, &connector, &form, &address).await
+        check_directory(&provider, &headers, &origin, &client, &connector, &form, &address).await
     };
     result.await.unwrap_or_else(|error| error.render(&provider))
 }
@@ -265,15 +318,14 @@ pub async fn directory(
 async fn check_directory(
     provider: &Provider,
     headers: &HeaderMap,
-    interaction: &Interaction,
+    origin: &Origin,
     client: &ClientRecord,
     connector: &ConnectorRecord,
     form: &FormParams,
     address: &str,
 ) -> PageResult {
     let username = sign_in::username(form);
-    let again =
-        |error, status| directory_page(provider, client, interaction, connector, &username, Some(error), status);
+    let again = |error, status| directory_page(provider, client, origin, connector, &username, Some(error), status);
     let keys = budget_keys(Some(&connector.name), &username, address);
     let client_id = Some(client.client_id.as_str());
     if let Some(retry_after) = reserve_attempt(provider, &keys, client_id).await? {
@@ -298,15 +350,15 @@ async fn check_directory(
     };
     provider.store.refund(&keys.each_ref().map(String::as_str)).await?;
     let now = provider.clock.now();
-    sign_in_vouched(provider, headers, interaction.pending.clone(), client, connector, vouched, now).await
+    sign_in_vouched(provider, headers, origin.continuation(), client, connector, vouched, now).await
 }
 
-/// The password form of directory `connector` for `interaction`, with `username` filled
-/// in and `error` said after a failed attempt.
+/// The password form of directory `connector` for `origin`, with `username` filled in and
+/// `error` said after a failed attempt.
 fn directory_page(
     provider: &Provider,
     client: &ClientRecord,
-    interaction: &Interaction,
+    origin: &Origin,
     connector: &ConnectorRecord,
     username: &str,
     error: Option<&str>,
@@ -319,12 +371,12 @@ fn directory_page(
         Upstream::Oidc(_) | Upstream::GitHub(_) => None,
     };
     let page = LoginPage {
-        text: Text::for_ui_locales(interaction.request().ui_locales.as_deref()),
+        text: &ENGLISH,
         stylesheet: &stylesheet,
         action: &action,
         client_name: client.client_name.as_deref().unwrap_or(&client.client_id),
-        interaction: &interaction.sealed,
-        csrf_token: &interaction.pending.csrf_token,
+        interaction: "",
+        csrf_token: "",
         username,
         error,
         device: None,
@@ -336,7 +388,22 @@ fn directory_page(
             username_prompt,
         }),
     };
-    pages::render_with_form_target(status, &page, &interaction.request().redirect_uri)
+    match origin {
+        Origin::Authorization(interaction) => {
+            let page = LoginPage {
+                text: Text::for_ui_locales(interaction.request().ui_locales.as_deref()),
+                interaction: &interaction.sealed,
+                csrf_token: &interaction.pending.csrf_token,
+                ..page
+            };
+            pages::render_with_form_target(status, &page, &interaction.request().redirect_uri)
+        }
+        Origin::Device(signing_in) => {
+            let (csrf_token, user_code) = signing_in.fields();
+            let device = DeviceFields { key: &signing_in.found.key, user_code: &user_code };
+            pages::render(status, &LoginPage { csrf_token: &csrf_token, device: Some(device), ..page })
+        }
+    }
 }
 
 /// The person a refresh for `subject` acts for: a declared user as they are; a person

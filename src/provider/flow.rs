@@ -11,7 +11,8 @@ use axum::response::Response;
 
 use super::browser::{self, BROWSER_COOKIE};
 use super::error::PageError;
-use super::pages::{self, ConnectorButton, ConsentPage, LoginPage, ScopeLine, Text};
+use super::offer;
+use super::pages::{self, ConsentPage, LoginPage, ScopeLine, Text};
 use super::respond::authorization_response;
 use super::session_end::session_expires_at;
 use super::state::{CODE_TTL, Provider};
@@ -58,7 +59,7 @@ impl Interaction {
         };
         let browser = browser::cookie(headers, BROWSER_COOKIE);
         let now = provider.clock.now();
-        let pending =
+        let pending: PendingRequest =
             provider.sealer.open(provider.store.as_ref(), now, sealed, browser.as_deref(), csrf_token).await?;
         let client = provider.store.client(&pending.request.client_id).await?.ok_or(PageError::Expired)?;
         if !redirects::is_registered(&client, &pending.request.redirect_uri) {
@@ -104,22 +105,8 @@ pub async fn login_page(
 ) -> PageResult {
     let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
     let action = provider.config.browser_path(endpoints::LOGIN);
-    let start = provider.config.browser_path(endpoints::LOGIN_UPSTREAM);
-    let connectors = provider
-        .store
-        .connectors()
-        .await?
-        .into_iter()
-        .filter(|connector| client.policy.allows_connector(&connector.name))
-        .map(|connector| {
-            let query = url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("connector", &connector.name)
-                .append_pair("interaction", &interaction.sealed)
-                .append_pair("csrf_token", &interaction.pending.csrf_token)
-                .finish();
-            ConnectorButton { href: format!("{start}?{query}"), label: connector.display_name }
-        })
-        .collect();
+    let naming = [("interaction", interaction.sealed.as_str()), ("csrf_token", &interaction.pending.csrf_token)];
+    let connectors = offer::buttons(provider, client, &naming).await?;
     let page = LoginPage {
         text: Text::for_ui_locales(interaction.request().ui_locales.as_deref()),
         stylesheet: &stylesheet,

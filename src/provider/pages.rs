@@ -76,6 +76,9 @@ pub struct DirectoryFields<'a> {
 pub struct ConnectorButton {
     pub href: String,
     pub label: String,
+    /// The picture's SVG, one of [`super::icons`]'s (never anything a request or a
+    /// resource wrote: it is put into the page as it is).
+    pub icon: Option<&'static str>,
 }
 
 /// What the forms of a device authorization carry to name it: its key and its user code.
@@ -460,11 +463,18 @@ mod tests {
     #[test]
     fn connector_links_are_escaped_and_a_connectors_only_page_has_no_password_form() {
         let connectors =
-            vec![ConnectorButton { href: "/login/upstream?connector=a&x=\"1\"".into(), label: XSS.into() }];
+            vec![ConnectorButton { href: "/login/upstream?connector=a&x=\"1\"".into(), label: XSS.into(), icon: None }];
         let page = LoginPage { connectors, local_users: false, ..login("", None) }.render().unwrap();
         assert!(page.contains(&format!("Continue with {XSS_ESCAPED}")), "{page}");
         assert!(!page.contains(XSS) && !page.contains("x=\"1\""), "{page}");
         assert!(!page.contains("name=\"password\""), "no password form: {page}");
+        let pictured =
+            vec![ConnectorButton { href: "/l".into(), label: "Corp".into(), icon: Some("<svg class=\"icon\"></svg>") }];
+        let page = LoginPage { connectors: pictured, ..login("", None) }.render().unwrap();
+        assert!(
+            page.contains("<a class=\"button full\" href=\"/l\"><svg class=\"icon\"></svg>Continue with Corp</a>"),
+            "{page}"
+        );
         let both = LoginPage { connectors: vec![], ..login("", None) }.render().unwrap();
         assert!(both.contains("name=\"password\"") && !both.contains("Continue with"));
     }

@@ -15,7 +15,7 @@ use aws_lc_rs::aead::NONCE_LEN;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 
 use crate::protocol::authorize::RedirectableError;
-use crate::protocol::pending::{self, LIFETIME, MasterKey, OpenError, PendingRequest, SealError};
+use crate::protocol::pending::{self, LIFETIME, MasterKey, OpenError, PendingRequest, SealError, Sealable};
 use crate::secrets::SecretError;
 use crate::store::{Coordination, StoreError};
 use crate::vocabulary::OAuthError;
@@ -70,10 +70,7 @@ impl Sealer {
         now: u64,
         pending: &PendingRequest,
     ) -> Result<String, SealingError> {
-        let keys = self.keys(store, now).await?;
-        let mut nonce = [0u8; NONCE_LEN];
-        SystemRandom::new().fill(&mut nonce).map_err(|_| SecretError::Random)?;
-        pending::seal(&keys.current, pending, nonce).map_err(|error| match error {
+        self.seal_any(store, now, pending).await?.map_err(|error| match error {
             SealError::TooLarge => SealingError::TooLarge(Box::new(RedirectableError {
                 error: OAuthError::invalid_request(error.to_string()),
                 redirect_uri: pending.request.redirect_uri.clone(),
@@ -84,15 +81,29 @@ impl Sealer {
         })
     }
 
-    /// Opens the sealed request a form carries, for this browser and CSRF token.
-    pub async fn open(
+    /// Seals anything else a browser carries (an upstream sign-in's cookie): `Ok(Err)` when
+    /// it cannot be.
+    pub async fn seal_any<T: Sealable>(
+        &self,
+        store: &dyn Coordination,
+        now: u64,
+        carried: &T,
+    ) -> Result<Result<String, SealError>, SealingError> {
+        let keys = self.keys(store, now).await?;
+        let mut nonce = [0u8; NONCE_LEN];
+        SystemRandom::new().fill(&mut nonce).map_err(|_| SecretError::Random)?;
+        Ok(pending::seal(&keys.current, carried, nonce))
+    }
+
+    /// Opens what a form (or cookie) carries sealed, for this browser and CSRF token.
+    pub async fn open<T: Sealable>(
         &self,
         store: &dyn Coordination,
         now: u64,
         sealed: &str,
         browser: Option<&str>,
         csrf_token: &str,
-    ) -> Result<PendingRequest, SealingError> {
+    ) -> Result<T, SealingError> {
         let keys = self.keys(store, now).await?;
         let previous = keys.previous.as_ref().filter(|(_, until)| now < *until).map(|(key, _)| key.as_ref());
         let candidates: Vec<&MasterKey> = std::iter::once(keys.current.as_ref()).chain(previous).collect();
@@ -142,7 +153,6 @@ mod tests {
             csrf_token: "c".into(),
             issued_at: now,
             sid: None,
-            upstream: None,
             request: AuthorizationRequest {
                 client_id: "app".into(),
                 redirect_uri: "https://app.example/cb".into(),
@@ -167,10 +177,13 @@ mod tests {
         let now = Clock::system().now();
         let (one, other) = (Sealer::default(), Sealer::default());
         let sealed = one.seal(&store, now, &pending(now)).await.unwrap();
-        assert_eq!(other.open(&store, now, &sealed, Some("b"), "c").await.unwrap(), pending(now));
+        assert_eq!(other.open::<PendingRequest>(&store, now, &sealed, Some("b"), "c").await.unwrap(), pending(now));
         let elsewhere = Sealer::default();
         let foreign = MemoryStore::new(Clock::system());
-        assert!(matches!(elsewhere.open(&foreign, now, &sealed, Some("b"), "c").await, Err(SealingError::Expired)));
+        assert!(matches!(
+            elsewhere.open::<PendingRequest>(&foreign, now, &sealed, Some("b"), "c").await,
+            Err(SealingError::Expired)
+        ));
     }
 
     #[tokio::test]
@@ -182,11 +195,17 @@ mod tests {
         let replaced = MemoryStore::new(Clock::system());
         let later = now + REREAD;
         let after = sealer.seal(&replaced, later, &pending(later)).await.unwrap();
-        assert!(sealer.open(&replaced, later, &before, Some("b"), "c").await.is_ok(), "the previous key still opens");
-        assert!(sealer.open(&replaced, later, &after, Some("b"), "c").await.is_ok());
+        assert!(
+            sealer.open::<PendingRequest>(&replaced, later, &before, Some("b"), "c").await.is_ok(),
+            "the previous key still opens"
+        );
+        assert!(sealer.open::<PendingRequest>(&replaced, later, &after, Some("b"), "c").await.is_ok());
         let fresh = Sealer::default();
         assert!(
-            matches!(fresh.open(&replaced, later, &before, Some("b"), "c").await, Err(SealingError::Expired)),
+            matches!(
+                fresh.open::<PendingRequest>(&replaced, later, &before, Some("b"), "c").await,
+                Err(SealingError::Expired)
+            ),
             "only the new key is shared now"
         );
     }

@@ -24,8 +24,6 @@ pub struct Text {
     pub continue_with: &'static str,
     /// Between the upstream buttons and the password form.
     pub or_sign_in_with_password: &'static str,
-    /// The device page for an application that takes no passwords.
-    pub device_needs_connector: &'static str,
     /// Around a directory connector's display name above its password form.
     pub directory_lead_before: &'static str,
     pub directory_lead_after: &'static str,
@@ -34,6 +32,10 @@ pub struct Text {
     pub upstream_failed_title: &'static str,
     pub upstream_failed: &'static str,
     pub upstream_refused_title: &'static str,
+    /// The upstream answered that the person did not sign in (they cancelled, or it asked
+    /// for an interaction it could not have), on the device page, which has no client to
+    /// send `access_denied` to.
+    pub upstream_denied: &'static str,
     pub throttled: &'static str,
 
     pub consent_title: &'static str,
@@ -140,9 +142,9 @@ pub const ENGLISH: Text = Text {
     wrong_credentials: "Incorrect username or password.",
     continue_with: "Continue with",
     or_sign_in_with_password: "or sign in with a password",
-    device_needs_connector: "This application signs people in through an identity provider. Sign in to it in this browser first, then enter the code again.",
     directory_lead_before: "Sign in with your",
     directory_lead_after: "account.",
+    upstream_denied: "The identity provider did not sign you in. Enter the code again to sign in another way.",
     directory_unavailable: "The directory cannot be reached right now. Try again in a moment, or go back to the application and sign in another way.",
     upstream_failed_title: "Sign-in failed",
     upstream_failed: "The identity provider you chose could not sign you in. Go back to the application and try again.",

@@ -5,6 +5,8 @@
 //! and photographed under `target/screenshots`. Without Chromium the tests fail, saying
 //! what to install; they never skip.
 
+#[path = "../support/certificates.rs"]
+mod certificates;
 mod chromium;
 mod device;
 mod federation;
@@ -16,4 +18,8 @@ mod flows;
 #[path = "../provider/harness.rs"]
 mod harness;
 mod parties;
+// Shared with the provider tests; this target uses only part of it.
+#[allow(dead_code)]
+#[path = "../support/slapd.rs"]
+mod slapd;
 mod spa;

@@ -236,9 +236,9 @@ async fn rfc8628_3_5_past_expires_in_the_device_code_is_expired_token() {
     assert_oauth_error(poll(&http, &base, device_code).await, 400, "expired_token").await;
 }
 
-/// Issue 21: the device page takes passwords only, so a client whose `localUsers` is false
-/// is not approved with a password session: an open consent form is refused, and a new
-/// code is answered with a page saying to sign in through the identity provider first.
+/// Issue 21: a client whose `localUsers` is false is not approved with a password session:
+/// an open consent form is refused, a new code gets a sign-in page without the password
+/// form, and a password posted anyway is refused.
 #[tokio::test]
 async fn a_client_taking_no_passwords_is_not_approved_by_a_password_session_on_the_device_page() {
     let server = server("connectors-only").await;
@@ -258,8 +258,12 @@ async fn a_client_taking_no_passwords_is_not_approved_by_a_password_session_on_t
     let page = browser.http.get(second["verification_uri_complete"].as_str().unwrap()).send().await.unwrap();
     let page = page.text().await.unwrap();
     let form = [("csrf_token", hidden(&page, "csrf_token")), ("user_code", hidden(&page, "user_code"))];
-    let refused = browser.post("/device", &form.each_ref().map(|(k, v)| (*k, v.as_str()))).await;
-    assert_eq!(refused.status(), 403);
-    let text = refused.text().await.unwrap();
-    assert!(text.contains("signs people in through an identity provider") && !text.contains("name=\"password\""));
+    let second_login = browser.post("/device", &form.each_ref().map(|(k, v)| (*k, v.as_str()))).await;
+    assert_eq!(second_login.status(), 200);
+    let second_login = second_login.text().await.unwrap();
+    assert!(second_login.contains("Living Room TV") && !second_login.contains("name=\"password\""), "{second_login}");
+    let fields = ["csrf_token", "device", "user_code"].map(|name| (name, hidden(&login, name)));
+    let mut form: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    form.extend([("username", "alice"), ("password", "alice-password")]);
+    assert_eq!(browser.post("/device", &form).await.status(), 403, "a password posted anyway");
 }

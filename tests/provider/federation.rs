@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use portcullis::clock::Clock;
-use portcullis::model::{ClaimPaths, ClientRecord, ConnectorRecord, OidcUpstream, Upstream, UserRecord};
+use portcullis::model::{ButtonIcon, ClaimPaths, ClientRecord, ConnectorRecord, OidcUpstream, Upstream, UserRecord};
 use portcullis::protocol::federation::federated_subject;
 use portcullis::store::{Directory, Federation, MemoryStore, Store};
-use portcullis::vocabulary::{GrantType, Scope};
+use portcullis::vocabulary::{GrantType, Scope, TokenEndpointAuthMethod};
 use serde_json::{Value, json};
 
 use crate::fixtures::m2m_client;
@@ -39,6 +39,7 @@ async fn downstream(upstream: &TestServer, adjust: impl FnOnce(&mut ConnectorRec
     let mut connector = ConnectorRecord {
         name: "corp".into(),
         display_name: "Corp SSO".into(),
+        icon: ButtonIcon::OpenId,
         upstream: Upstream::Oidc(OidcUpstream {
             issuer: upstream.url(""),
             client_id: client_id.into(),
@@ -502,4 +503,95 @@ async fn a_session_rides_only_into_clients_that_offer_how_it_signed_in() {
     assert_eq!(refused.status(), 200, "a password session does not ride into a client taking no passwords");
     let page = refused.text().await.unwrap();
     assert!(page.contains("Continue with Corp SSO") && !page.contains("name=\"password\""), "{page}");
+}
+
+/// RFC 8628 §3.3 through a connector: the device page's sign-in offers the client's
+/// connectors (a client taking no passwords shows no password form); the upstream's
+/// callback goes on to the device's consent form, and the device is issued tokens for the
+/// federated subject. An upstream cancellation lands on a page (there is no client to
+/// send `access_denied` to), and the device keeps waiting.
+#[tokio::test]
+async fn the_device_page_signs_in_through_a_connector_and_the_device_gets_the_federated_subject() {
+    let upstream = TestServer::start().await;
+    let (base, store) = downstream(&upstream, |_| {}).await;
+    let mut tv = ClientRecord {
+        client_id: "tv".into(),
+        client_name: Some("Living Room TV".into()),
+        secret_hash: None,
+        auth_method: Some(TokenEndpointAuthMethod::None),
+        grant_types: vec![GrantType::DeviceCode],
+        scopes: Scope::parse("openid profile").unwrap(),
+        ..m2m_client("openid")
+    };
+    tv.policy.connectors_only = true;
+    store.put_client(tv).await.unwrap();
+    let http = reqwest::Client::new();
+    let device_grant = "urn:ietf:params:oauth:grant-type:device_code";
+    let start = || async {
+        let form = [("client_id", "tv"), ("scope", "openid profile")];
+        let started = http.post(format!("{base}/device_authorization")).form(&form).send().await.unwrap();
+        started.json::<Value>().await.unwrap()
+    };
+    let poll = |device_code: String| {
+        let form = [("grant_type", device_grant.to_owned()), ("client_id", "tv".into()), ("device_code", device_code)];
+        http.post(format!("{base}/token")).form(&form).send()
+    };
+
+    let started = start().await;
+    let browser = browser();
+    let login = device_sign_in_page(&browser, &base, &started).await;
+    assert!(login.contains("Continue with Corp SSO") && !login.contains("name=\"password\""), "{login}");
+    assert!(login.contains("<svg class=\"icon\""), "the connector's picture: {login}");
+    let link = continue_link(&login);
+    assert!(link.contains("device=") && link.contains("user_code=") && !link.contains("interaction="), "{link}");
+    let to_upstream = browser.get(format!("{base}{link}")).send().await.unwrap();
+    assert_eq!(to_upstream.status(), 303);
+    let back = upstream_sign_in(&browser, &upstream, &location(&to_upstream)).await;
+    let consent = browser.get(location(&back)).send().await.unwrap();
+    assert_eq!(consent.status(), 200, "the device's consent form");
+    let consent = consent.text().await.unwrap();
+    assert!(consent.contains("Living Room TV") && consent.contains(started["user_code"].as_str().unwrap()));
+    let fields = ["csrf_token", "device", "user_code"].map(|name| (name, hidden(&consent, name)));
+    let mut decision: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    decision.push(("decision", "allow"));
+    let done = browser.post(format!("{base}/device")).form(&decision).send().await.unwrap();
+    assert_eq!(done.status(), 200);
+    let tokens: Value = poll(started["device_code"].as_str().unwrap().into()).await.unwrap().json().await.unwrap();
+    let claims = jwt_part(tokens["id_token"].as_str().expect("tokens for the device"), 1);
+    assert_eq!(claims["sub"], federated_subject("corp", "alice").as_str(), "{claims}");
+    assert_eq!(claims["preferred_username"], "alice");
+
+    // A cancellation at the upstream: a page, and the device still waits.
+    let cancelled = start().await;
+    let other = self::browser();
+    let login = device_sign_in_page(&other, &base, &cancelled).await;
+    let to_upstream = other.get(format!("{base}{}", continue_link(&login))).send().await.unwrap();
+    let state = url::Url::parse(&location(&to_upstream))
+        .unwrap()
+        .query_pairs()
+        .find(|(name, _)| name == "state")
+        .map(|(_, value)| value.into_owned())
+        .unwrap();
+    let denied = other
+        .get(format!("{base}/callback/corp"))
+        .query(&[("error", "access_denied"), ("state", &state)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 403);
+    assert!(denied.text().await.unwrap().contains("did not sign you in"));
+    let waiting = poll(cancelled["device_code"].as_str().unwrap().into()).await.unwrap();
+    assert_eq!(waiting.status(), 400);
+    assert_eq!(waiting.json::<Value>().await.unwrap()["error"], "authorization_pending");
+}
+
+/// Opens the device authorization `started`'s `verification_uri_complete` and submits the
+/// prefilled code: the sign-in page.
+async fn device_sign_in_page(browser: &reqwest::Client, base: &str, started: &Value) -> String {
+    let uri = started["verification_uri_complete"].as_str().unwrap();
+    let page = browser.get(uri).send().await.unwrap().text().await.unwrap();
+    let form = [("csrf_token", hidden(&page, "csrf_token")), ("user_code", hidden(&page, "user_code"))];
+    let login = browser.post(format!("{base}/device")).form(&form).send().await.unwrap();
+    assert_eq!(login.status(), 200);
+    login.text().await.unwrap()
 }

@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use portcullis::clock::Clock;
-use portcullis::model::{ClientRecord, ConnectorRecord, GitHubOrg, GitHubUpstream, Upstream};
+use portcullis::model::{ButtonIcon, ClientRecord, ConnectorRecord, GitHubOrg, GitHubUpstream, Upstream};
 use portcullis::protocol::federation::federated_subject;
 use portcullis::store::{Directory, Federation, MemoryStore, Store};
 use portcullis::vocabulary::{GrantType, Scope};
@@ -167,6 +167,7 @@ async fn setup(
     let connector = ConnectorRecord {
         name: "gh".into(),
         display_name: "GitHub".into(),
+        icon: ButtonIcon::GitHub,
         upstream: Upstream::GitHub(GitHubUpstream {
             client_id: OAUTH_APP.into(),
             client_secret: OAUTH_SECRET.into(),

@@ -7,9 +7,7 @@
 use std::sync::Arc;
 
 use portcullis::clock::Clock;
-use portcullis::model::{
-    ClientRecord, ConnectorRecord, LdapGroupSearch, LdapServiceAccount, LdapUpstream, LdapUserSearch, Upstream,
-};
+use portcullis::model::{ClientRecord, ConnectorRecord};
 use portcullis::protocol::federation::federated_subject;
 use portcullis::store::{Directory, Federation, MemoryStore, Store};
 use portcullis::vocabulary::{GrantType, Scope};
@@ -17,44 +15,11 @@ use serde_json::{Value, json};
 
 use crate::fixtures::{m2m_client, user_with_password};
 use crate::harness::{hidden, location_param, serve_store};
-use crate::slapd::{ADMIN_DN, ADMIN_PASSWORD, SUFFIX, Slapd};
+use crate::slapd::{Slapd, connector};
 
 const APP_REDIRECT: &str = "https://app.example/cb";
 const WRONG: &str = "Incorrect username or password.";
 const UNREACHABLE: &str = "The directory cannot be reached right now";
-
-/// A directory connector `corp` to `url` trusting `ca_pem`, letting in members of `staff`,
-/// its groups prefixed `ldap:`, re-checked at every refresh.
-fn connector(url: String, start_tls: bool, ca_pem: Option<String>) -> ConnectorRecord {
-    ConnectorRecord {
-        name: "corp".into(),
-        display_name: "Corp directory".into(),
-        upstream: Upstream::Ldap(LdapUpstream {
-            url,
-            start_tls,
-            root_ca_pem: ca_pem,
-            service_account: Some(LdapServiceAccount { dn: ADMIN_DN.into(), password: ADMIN_PASSWORD.into() }),
-            username_prompt: Some("Corp username".into()),
-            user_search: LdapUserSearch {
-                base_dn: format!("ou=people,{SUFFIX}"),
-                filter: "(objectClass=inetOrgPerson)".into(),
-                username_attr: "uid".into(),
-                id_attr: "uid".into(),
-                email_attr: "mail".into(),
-                name_attr: "cn".into(),
-            },
-            group_search: Some(LdapGroupSearch {
-                base_dn: format!("ou=groups,{SUFFIX}"),
-                filter: "(objectClass=groupOfNames)".into(),
-                user_matchers: vec![("DN".into(), "member".into())],
-                name_attr: "cn".into(),
-            }),
-        }),
-        group_prefix: "ldap:".into(),
-        allowed_groups: vec!["staff".into()],
-        refresh_interval: 0,
-    }
-}
 
 /// A directory holding jane (in `staff` and `admins`) and bob (in `contractors` only).
 async fn directory() -> Slapd {

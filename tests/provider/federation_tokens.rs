@@ -14,7 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use portcullis::clock::Clock;
 use portcullis::keys::{JwtType, KeyPair, KeyPhase, Keyring};
-use portcullis::model::{ClaimPaths, ClientRecord, ConnectorRecord, OidcUpstream, Upstream};
+use portcullis::model::{ButtonIcon, ClaimPaths, ClientRecord, ConnectorRecord, OidcUpstream, Upstream};
 use portcullis::protocol::federation::federated_subject;
 use portcullis::store::{Directory, Federation, MemoryStore, Store};
 use portcullis::vocabulary::{GrantType, Scope, SigningAlgorithm};
@@ -92,6 +92,7 @@ async fn setup() -> Setup {
     let connector = ConnectorRecord {
         name: "corp".into(),
         display_name: "Corp SSO".into(),
+        icon: ButtonIcon::OpenId,
         upstream: Upstream::Oidc(OidcUpstream {
             issuer: upstream_base,
             client_id: UPSTREAM_CLIENT.into(),

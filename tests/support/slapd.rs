@@ -9,12 +9,49 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ldap3::{LdapConnAsync, Mod};
+use portcullis::model::{
+    ButtonIcon, ConnectorRecord, LdapGroupSearch, LdapServiceAccount, LdapUpstream, LdapUserSearch, Upstream,
+};
 
 use crate::certificates::test_certificates;
 
 pub const SUFFIX: &str = "dc=example,dc=org";
 pub const ADMIN_DN: &str = "cn=admin,dc=example,dc=org";
 pub const ADMIN_PASSWORD: &str = "admin-secret";
+
+/// A directory connector `corp` to `url` trusting `ca_pem`, letting in members of `staff`,
+/// its groups prefixed `ldap:`, re-checked at every refresh.
+pub fn connector(url: String, start_tls: bool, ca_pem: Option<String>) -> ConnectorRecord {
+    ConnectorRecord {
+        name: "corp".into(),
+        display_name: "Corp directory".into(),
+        icon: ButtonIcon::Directory,
+        upstream: Upstream::Ldap(LdapUpstream {
+            url,
+            start_tls,
+            root_ca_pem: ca_pem,
+            service_account: Some(LdapServiceAccount { dn: ADMIN_DN.into(), password: ADMIN_PASSWORD.into() }),
+            username_prompt: Some("Corp username".into()),
+            user_search: LdapUserSearch {
+                base_dn: format!("ou=people,{SUFFIX}"),
+                filter: "(objectClass=inetOrgPerson)".into(),
+                username_attr: "uid".into(),
+                id_attr: "uid".into(),
+                email_attr: "mail".into(),
+                name_attr: "cn".into(),
+            },
+            group_search: Some(LdapGroupSearch {
+                base_dn: format!("ou=groups,{SUFFIX}"),
+                filter: "(objectClass=groupOfNames)".into(),
+                user_matchers: vec![("DN".into(), "member".into())],
+                name_attr: "cn".into(),
+            }),
+        }),
+        group_prefix: "ldap:".into(),
+        allowed_groups: vec!["staff".into()],
+        refresh_interval: 0,
+    }
+}
 
 pub struct Slapd {
     child: Option<Child>,

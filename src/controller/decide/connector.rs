@@ -17,8 +17,8 @@ use crate::crd::{
     OidcConnectorSpec, SecretKeyRef,
 };
 use crate::model::{
-    ClaimPaths, ConnectorRecord, GitHubOrg, GitHubUpstream, LdapGroupSearch, LdapServiceAccount, LdapUpstream,
-    LdapUserSearch, OidcUpstream, Upstream,
+    ButtonIcon, ClaimPaths, ConnectorRecord, GitHubOrg, GitHubUpstream, LdapGroupSearch, LdapServiceAccount,
+    LdapUpstream, LdapUserSearch, OidcUpstream, Upstream,
 };
 use crate::vocabulary::Scope;
 
@@ -74,8 +74,14 @@ pub fn plan_connector(connector: &IdentityConnector, secrets: &[&Secret]) -> Res
             Upstream::Ldap(plan_ldap(ldap, secrets).map_err(fail)?)
         }
     };
+    let icon = spec.icon.unwrap_or(match spec.connector_type {
+        ConnectorType::Oidc => ButtonIcon::OpenId,
+        ConnectorType::Github => ButtonIcon::GitHub,
+        ConnectorType::Ldap => ButtonIcon::Directory,
+    });
     Ok(ConnectorRecord {
         display_name: spec.display_name.clone().unwrap_or_else(|| name.clone()),
+        icon,
         name,
         upstream,
         group_prefix: spec.group_prefix.clone().unwrap_or_default(),
@@ -341,6 +347,7 @@ mod tests {
         let spec = IdentityConnectorSpec {
             connector_type: ConnectorType::Oidc,
             display_name: Some("Corp".into()),
+            icon: None,
             oidc: Some(OidcConnectorSpec {
                 issuer: "https://login.example.com/tenant/v2.0".into(),
                 client_id: "portcullis".into(),
@@ -379,12 +386,21 @@ mod tests {
         let record = decision.apply.unwrap();
         assert_eq!((record.name.as_str(), record.display_name.as_str()), ("corp", "Corp"));
         assert_eq!(record.refresh_interval, 600);
+        assert_eq!(record.icon, ButtonIcon::OpenId, "an oidc connector's picture by default");
         assert_eq!((record.group_prefix.as_str(), &record.allowed_groups[..]), ("corp:", &["staff".to_owned()][..]));
         let Upstream::Oidc(oidc) = record.upstream else { panic!("an oidc upstream") };
         assert_eq!(oidc.client_secret, "s3cret");
         assert_eq!(oidc.scopes, ["openid", "profile", "email"]);
         assert_eq!((oidc.claims.groups.as_str(), oidc.claims.username.as_str()), ("roles", "preferred_username"));
         assert!(decision.readiness.is_ready());
+    }
+
+    #[test]
+    fn a_declared_picture_replaces_the_types_default() {
+        let mut declared = connector("default", 1);
+        declared.spec.icon = Some(ButtonIcon::Microsoft);
+        let decision = decide_connector(&declared, &[&client_secret()], &[], 100);
+        assert_eq!(decision.apply.unwrap().icon, ButtonIcon::Microsoft);
     }
 
     #[test]
