@@ -376,6 +376,9 @@ pub struct ConnectorRecord {
     pub allowed_groups: Vec<String>,
     /// Seconds between the upstream checks a refresh makes.
     pub refresh_interval: u64,
+    /// Email domains (lowercase) whose `login_hint` skips the login page for this connector.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub login_hint_domains: Vec<String>,
 }
 
 /// The picture on a connector's login button: `openid`, `github`, `google`, `microsoft`,
@@ -637,6 +640,7 @@ impl ConnectorRecord {
             group_prefix: String::new(),
             allowed_groups: vec![],
             refresh_interval: 600,
+            login_hint_domains: vec![],
         }
     }
 }

@@ -806,6 +806,7 @@ fn connector(name: &str, issuer: &str) -> ConnectorRecord {
         group_prefix: "corp:".into(),
         allowed_groups: vec!["staff".into()],
         refresh_interval: 600,
+        login_hint_domains: vec![],
     }
 }
 

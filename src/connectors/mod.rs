@@ -106,6 +106,9 @@ pub struct Attempt<'a> {
     pub state: &'a str,
     pub nonce: &'a str,
     pub code_verifier: &'a str,
+    /// The client's `login_hint` (OIDC Core §3.1.2.1), passed on to an OpenID Connect
+    /// upstream so it can fill in the account; what the callback is checked with has none.
+    pub login_hint: Option<&'a str>,
 }
 
 /// What the upstream vouched for: its claims about the person (ID token and, when asked,

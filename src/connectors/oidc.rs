@@ -134,15 +134,18 @@ impl OidcConnectors {
         let client = client(&discovered, upstream, redirect_uri)?;
         let verifier = PkceCodeVerifier::new(attempt.code_verifier.to_owned());
         let (state, nonce) = (attempt.state.to_owned(), attempt.nonce.to_owned());
-        let (url, _, _) = client
+        let mut request = client
             .authorize_url(
                 CoreAuthenticationFlow::AuthorizationCode,
                 move || CsrfToken::new(state),
                 move || Nonce::new(nonce),
             )
             .add_scopes(upstream.scopes.iter().filter(|scope| *scope != "openid").cloned().map(Scope::new))
-            .set_pkce_challenge(PkceCodeChallenge::from_code_verifier_sha256(&verifier))
-            .url();
+            .set_pkce_challenge(PkceCodeChallenge::from_code_verifier_sha256(&verifier));
+        if let Some(login_hint) = attempt.login_hint {
+            request = request.add_extra_param("login_hint", login_hint);
+        }
+        let (url, _, _) = request.url();
         Ok(url.into())
     }
 

@@ -91,6 +91,8 @@ pub enum Problem {
     InvalidIssuer(String),
     #[error("spec.github.hostName: `{0}` is not a host name (such as github.example.com)")]
     InvalidHostName(String),
+    #[error("spec.loginHintDomains: `{0}` is not a domain name (such as example.com)")]
+    InvalidLoginHintDomain(String),
     #[error(
         "spec.ldap.host: `{0}` is not an ldaps:// or ldap:// URL of a host (plain ldap:// needs startTLS, except on a loopback address)"
     )]

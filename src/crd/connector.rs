@@ -62,6 +62,13 @@ pub struct IdentityConnectorSpec {
     /// still in the allowed groups, e.g. `10m` (the default) or `1h`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_interval: Option<String>,
+    /// Email domains, e.g. `example.com`, whose people are sent straight to this connector:
+    /// an authorization request whose `login_hint` is an address at one of them (exactly
+    /// that domain, not its subdomains) skips the login page, when the client offers this
+    /// connector. The hint is passed on to an OpenID Connect upstream and fills in a
+    /// directory's username.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub login_hint_domains: Vec<String>,
 }
 
 impl IdentityConnector {

@@ -270,6 +270,20 @@ pub fn needs_recheck(checked_at: u64, refresh_interval: u64, now: u64) -> bool {
     now >= checked_at.saturating_add(refresh_interval)
 }
 
+/// The connector an authorization request's `login_hint` (OIDC Core §3.1.2.1) leads to by
+/// its email domain: the first of `offered` (in their order) listing the domain after the
+/// hint's last `@`, compared without case. Only an exact domain matches (`example.com` is not
+/// `eu.example.com`); a hint without `@` leads nowhere.
+pub fn connector_for_login_hint<'a>(login_hint: &str, offered: &'a [ConnectorRecord]) -> Option<&'a ConnectorRecord> {
+    let (_, domain) = login_hint.rsplit_once('@')?;
+    if domain.is_empty() {
+        return None;
+    }
+    offered
+        .iter()
+        .find(|connector| connector.login_hint_domains.iter().any(|listed| listed.eq_ignore_ascii_case(domain)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,5 +481,22 @@ mod tests {
         assert!(!needs_recheck(1000, 600, 1599));
         assert!(needs_recheck(1000, 600, 1600));
         assert!(needs_recheck(u64::MAX, 600, u64::MAX), "no overflow");
+    }
+
+    #[test]
+    fn oidc_core_3_1_2_1_a_login_hint_leads_to_the_first_connector_listing_its_email_domain() {
+        let listing = |name: &str, domains: &[&str]| ConnectorRecord {
+            login_hint_domains: domains.iter().map(|domain| domain.to_string()).collect(),
+            ..ConnectorRecord::fixture(name, "https://upstream.example")
+        };
+        let offered =
+            [listing("none", &[]), listing("corp", &["corp.example", "corp.test"]), listing("late", &["corp.example"])];
+        let led = |hint: &str| connector_for_login_hint(hint, &offered).map(|connector| connector.name.as_str());
+        assert_eq!(led("jane@corp.example"), Some("corp"));
+        assert_eq!(led("Jane@CORP.Test"), Some("corp"), "the domain without case");
+        assert_eq!(led("\"odd@name\"@corp.example"), Some("corp"), "after the last @");
+        for nowhere in ["jane@eu.corp.example", "jane@example", "jane", "jane@", "corp.example", ""] {
+            assert_eq!(led(nowhere), None, "{nowhere}");
+        }
     }
 }

@@ -11,7 +11,7 @@ use super::browser::{self, BROWSER_COOKIE};
 use super::error::PageError;
 use super::extract::BrowserParams;
 use super::federation::{self, Origin};
-use super::flow::{Interaction, PageResult, consent_page, issue_code, login_page, needs_consent};
+use super::flow::{Interaction, PageResult, consent_page, issue_code, login_page_offering, needs_consent};
 use super::offer;
 use super::respond::with_cookies;
 use super::state::Provider;
@@ -111,15 +111,20 @@ async fn decide(
     let interaction = Interaction::seal(provider, pending).await?;
     let page = match &logged_in {
         Some((_, user)) => consent_page(provider, client, &interaction, user),
-        None => match connector_hint {
-            Some(name) if let Some(connector) = offer::offered_connector(provider, client, name).await? => {
-                federation::send_upstream(provider, client, &Origin::Authorization(interaction), &connector).await?
+        None => {
+            let offered = offer::offered(provider, client).await?;
+            let login_hint = interaction.request().login_hint.as_deref();
+            match offer::hinted(&offered, connector_hint, login_hint).cloned() {
+                Some(connector) => {
+                    let origin = Origin::Authorization(interaction);
+                    federation::send_upstream(provider, client, &origin, &connector).await?
+                }
+                None => {
+                    let username = login_hint.unwrap_or("");
+                    login_page_offering(provider, client, &interaction, offered, username, None, StatusCode::OK)
+                }
             }
-            _ => {
-                let username = interaction.request().login_hint.as_deref().unwrap_or("");
-                login_page(provider, client, &interaction, username, None, StatusCode::OK).await?
-            }
-        },
+        }
     };
     let cookie = new_browser.then(|| browser::set_cookie(provider, BROWSER_COOKIE, &browser_id, None)).flatten();
     Ok(with_cookies(page, [cookie]))

@@ -211,7 +211,7 @@ async fn login_page(
     let csrf_token = browser_csrf_token(browser_id);
     let user_code = device::display_user_code(&found.user_code);
     let naming = [("device", found.key.as_str()), ("user_code", user_code.as_str()), ("csrf_token", &csrf_token)];
-    let connectors = offer::buttons(provider, &client, &naming).await?;
+    let connectors = offer::buttons(provider, offer::offered(provider, &client).await?, &naming);
     let page = LoginPage {
         text: &ENGLISH,
         stylesheet: &stylesheet,

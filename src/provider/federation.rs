@@ -127,7 +127,11 @@ pub(super) async fn send_upstream(
     connector: &ConnectorRecord,
 ) -> PageResult {
     if let Upstream::Ldap(_) = connector.upstream {
-        return Ok(directory_page(provider, client, origin, connector, "", None, StatusCode::OK));
+        let username = match origin {
+            Origin::Authorization(interaction) => interaction.request().login_hint.as_deref().unwrap_or_default(),
+            Origin::Device(_) => "",
+        };
+        return Ok(directory_page(provider, client, origin, connector, username, None, StatusCode::OK));
     }
     let now = provider.clock.now();
     let (browser, resume) = match origin {
@@ -161,7 +165,12 @@ pub(super) async fn send_upstream(
         }
         Err(error @ SealError::Crypto) => return Err(PageError::Internal(error.to_string())),
     };
-    let steps = Attempt { state: &attempt.state, nonce: &attempt.nonce, code_verifier: &attempt.code_verifier };
+    let login_hint = match origin {
+        Origin::Authorization(interaction) => interaction.request().login_hint.as_deref(),
+        Origin::Device(_) => None,
+    };
+    let steps =
+        Attempt { state: &attempt.state, nonce: &attempt.nonce, code_verifier: &attempt.code_verifier, login_hint };
     let url = provider
         .upstreams
         .authorization_url(&connector.upstream, &callback_uri(provider, &connector.name), &steps, now)
@@ -225,7 +234,7 @@ async fn finish(provider: &Provider, name: &str, headers: &HeaderMap, form: &For
     }
     let code = field("code").ok_or(PageError::BadRequest("the identity provider sent no code".into()))?;
     let connector = provider.store.connector(name).await?.ok_or(PageError::Expired)?;
-    let steps = Attempt { state, nonce: &attempt.nonce, code_verifier: &attempt.code_verifier };
+    let steps = Attempt { state, nonce: &attempt.nonce, code_verifier: &attempt.code_verifier, login_hint: None };
     let vouched = provider
         .upstreams
         .complete(&connector.upstream, &callback_uri(provider, name), code, &steps, now)

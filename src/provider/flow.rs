@@ -16,7 +16,7 @@ use super::pages::{self, ConsentPage, LoginPage, ScopeLine, Text};
 use super::respond::authorization_response;
 use super::session_end::session_expires_at;
 use super::state::{CODE_TTL, Provider};
-use crate::model::{AuthorizationCode, ClientRecord, Grant, Session, UserRecord};
+use crate::model::{AuthorizationCode, ClientRecord, ConnectorRecord, Grant, Session, UserRecord};
 use crate::protocol::form::FormParams;
 use crate::protocol::pending::PendingRequest;
 use crate::protocol::userinfo::claims_beyond_scope;
@@ -103,10 +103,24 @@ pub async fn login_page(
     error: Option<&str>,
     status: StatusCode,
 ) -> PageResult {
+    let offered = offer::offered(provider, client).await?;
+    Ok(login_page_offering(provider, client, interaction, offered, username, error, status))
+}
+
+/// [`login_page`] with the connectors the client offers already read.
+pub fn login_page_offering(
+    provider: &Provider,
+    client: &ClientRecord,
+    interaction: &Interaction,
+    offered: Vec<ConnectorRecord>,
+    username: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
     let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
     let action = provider.config.browser_path(endpoints::LOGIN);
     let naming = [("interaction", interaction.sealed.as_str()), ("csrf_token", &interaction.pending.csrf_token)];
-    let connectors = offer::buttons(provider, client, &naming).await?;
+    let connectors = offer::buttons(provider, offered, &naming);
     let page = LoginPage {
         text: Text::for_ui_locales(interaction.request().ui_locales.as_deref()),
         stylesheet: &stylesheet,
@@ -121,7 +135,7 @@ pub async fn login_page(
         local_users: !client.policy.connectors_only,
         directory: None,
     };
-    Ok(pages::render_with_form_target(status, &page, &interaction.request().redirect_uri))
+    pages::render_with_form_target(status, &page, &interaction.request().redirect_uri)
 }
 
 /// The consent form of an interaction, listing the scopes in plain words.

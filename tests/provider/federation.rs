@@ -52,6 +52,7 @@ async fn downstream(upstream: &TestServer, adjust: impl FnOnce(&mut ConnectorRec
         group_prefix: "corp:".into(),
         allowed_groups: vec![],
         refresh_interval: 600,
+        login_hint_domains: vec![],
     };
     adjust(&mut connector);
     store.put_connector(connector).await.unwrap();
@@ -451,6 +452,51 @@ async fn the_connector_hint_goes_straight_to_an_offered_upstream_and_is_ignored_
     let (ignored, _) = authorize("elsewhere").await;
     assert_eq!(ignored.status(), 200);
     assert!(ignored.text().await.unwrap().contains("Continue with Corp SSO"), "the login page");
+}
+
+/// Issue 21's `login_hint` domain rules (OIDC Core §3.1.2.1): a hint at a domain the
+/// connector lists goes straight to it, the hint passed on upstream; another domain, or a
+/// client that does not offer the connector, shows the login page with the hint filled in.
+#[tokio::test]
+async fn a_login_hint_at_a_listed_domain_goes_straight_to_its_connector_with_the_hint() {
+    let upstream = TestServer::start().await;
+    let (base, store) =
+        downstream(&upstream, |connector| connector.login_hint_domains = vec!["example.com".into()]).await;
+    let mut elsewhere = store.client("app").await.unwrap().unwrap().as_ref().clone();
+    elsewhere.client_id = "elsewhere".into();
+    elsewhere.policy.connectors = Some(vec![]);
+    store.put_client(elsewhere).await.unwrap();
+    let authorize = |client_id: &'static str, login_hint: &'static str| {
+        let params = [
+            ("client_id", client_id),
+            ("redirect_uri", APP_REDIRECT),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("state", "app-state"),
+            ("login_hint", login_hint),
+        ];
+        let browser = browser();
+        let base = base.clone();
+        async move { (browser.get(format!("{base}/authorize")).query(&params).send().await.unwrap(), browser) }
+    };
+    let (hinted, browser) = authorize("app", "alice@Example.COM").await;
+    assert_eq!(hinted.status(), 303, "straight to the upstream");
+    let target = location(&hinted);
+    assert!(target.starts_with(&upstream.url("/authorize?")), "{target}");
+    let query: std::collections::HashMap<String, String> =
+        url::Url::parse(&target).unwrap().query_pairs().into_owned().collect();
+    assert_eq!(query["login_hint"], "alice@Example.COM", "the hint is passed on");
+    let back = upstream_sign_in(&browser, &upstream, &target).await;
+    let done = browser.get(location(&back)).send().await.unwrap();
+    assert_eq!(location_param(&done, "state").as_deref(), Some("app-state"), "the sign-in completes");
+    for (client_id, login_hint) in
+        [("app", "alice@eu.example.com"), ("app", "alice"), ("elsewhere", "alice@example.com")]
+    {
+        let (page, _) = authorize(client_id, login_hint).await;
+        assert_eq!(page.status(), 200, "{client_id} {login_hint}: the login page");
+        let page = page.text().await.unwrap();
+        assert!(page.contains(&format!("value=\"{login_hint}\"")), "the hint fills in the username: {page}");
+    }
 }
 
 /// A browser session rides only into clients that would have let it sign in: a session

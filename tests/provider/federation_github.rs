@@ -178,6 +178,7 @@ async fn setup(
         group_prefix: "github:".into(),
         allowed_groups: vec![],
         refresh_interval: 0,
+        login_hint_domains: vec![],
     };
     store.put_connector(connector).await.unwrap();
     let app = ClientRecord {

@@ -105,6 +105,7 @@ async fn setup() -> Setup {
         group_prefix: String::new(),
         allowed_groups: vec![],
         refresh_interval: 600,
+        login_hint_domains: vec![],
     };
     store.put_connector(connector).await.unwrap();
     let app = ClientRecord {

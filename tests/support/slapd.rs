@@ -50,6 +50,7 @@ pub fn connector(url: String, start_tls: bool, ca_pem: Option<String>) -> Connec
         group_prefix: "ldap:".into(),
         allowed_groups: vec!["staff".into()],
         refresh_interval: 0,
+        login_hint_domains: vec![],
     }
 }
 

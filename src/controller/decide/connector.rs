@@ -74,6 +74,11 @@ pub fn plan_connector(connector: &IdentityConnector, secrets: &[&Secret]) -> Res
             Upstream::Ldap(plan_ldap(ldap, secrets).map_err(fail)?)
         }
     };
+    let login_hint_domains = spec
+        .login_hint_domains
+        .iter()
+        .map(|domain| domain_name(domain).ok_or_else(|| fail(Problem::InvalidLoginHintDomain(domain.clone()))))
+        .collect::<Result<Vec<_>, _>>()?;
     let icon = spec.icon.unwrap_or(match spec.connector_type {
         ConnectorType::Oidc => ButtonIcon::OpenId,
         ConnectorType::Github => ButtonIcon::GitHub,
@@ -87,7 +92,22 @@ pub fn plan_connector(connector: &IdentityConnector, secrets: &[&Secret]) -> Res
         group_prefix: spec.group_prefix.clone().unwrap_or_default(),
         allowed_groups: spec.allowed_groups.clone(),
         refresh_interval: refresh_interval.as_secs(),
+        login_hint_domains,
     })
+}
+
+/// `domain` lowercased, if it is a DNS name of at least two labels (RFC 1035 §2.3.1,
+/// digits allowed first as RFC 1123 §2.1 does).
+fn domain_name(domain: &str) -> Option<String> {
+    let domain = domain.to_ascii_lowercase();
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    let labels: Vec<&str> = domain.split('.').collect();
+    (domain.len() <= 253 && labels.len() >= 2 && labels.iter().all(|label| label_ok(label))).then_some(domain)
 }
 
 fn plan_oidc(oidc: &OidcConnectorSpec, secrets: &[&Secret]) -> Result<OidcUpstream, Problem> {
@@ -362,6 +382,7 @@ mod tests {
             group_prefix: Some("corp:".into()),
             allowed_groups: vec!["staff".into()],
             refresh_interval: None,
+            login_hint_domains: vec![],
         };
         let metadata = ObjectMeta {
             name: Some("corp".into()),
@@ -393,6 +414,19 @@ mod tests {
         assert_eq!(oidc.scopes, ["openid", "profile", "email"]);
         assert_eq!((oidc.claims.groups.as_str(), oidc.claims.username.as_str()), ("roles", "preferred_username"));
         assert!(decision.readiness.is_ready());
+    }
+
+    #[test]
+    fn login_hint_domains_are_dns_names_kept_lowercase() {
+        let mut declared = connector("default", 1);
+        declared.spec.login_hint_domains = vec!["Corp.Example".into(), "xn--bcher-kva.example".into()];
+        let record = decide_connector(&declared, &[&client_secret()], &[], 100).apply.unwrap();
+        assert_eq!(record.login_hint_domains, ["corp.example", "xn--bcher-kva.example"]);
+        for bad in ["example", "@corp.example", "corp..example", "-corp.example", "corp.example.", "a b.example", ""] {
+            declared.spec.login_hint_domains = vec![bad.into()];
+            let planned = plan_connector(&declared, &[&client_secret()]);
+            assert!(matches!(planned.unwrap_err().problem, Problem::InvalidLoginHintDomain(d) if d == bad), "{bad}");
+        }
     }
 
     #[test]
