@@ -95,7 +95,7 @@ pub(super) struct DeviceSignIn {
 
 impl DeviceSignIn {
     /// The authorization a sign-in form (or a "Continue with …" link) of the device page
-    /// names, checked as [`sign_in_step`] checks it, with its client.
+    /// names, if the form carries this browser's CSRF token, with its client.
     pub async fn of_form(
         provider: &Provider,
         headers: &HeaderMap,
@@ -191,7 +191,7 @@ async fn enter_code(provider: &Provider, headers: &HeaderMap, form: &FormParams,
         Some((session, user)) if offer::session_admitted(provider, &client, &session.subject).await? => {
             consent_page(provider, &found, &session, &user).await
         }
-        _ => login_page(provider, &browser_id, &found, "", None, StatusCode::OK).await,
+        _ => login_page(provider, &client, &DeviceSignIn { browser_id, found }, "", None, StatusCode::OK).await,
     }
 }
 
@@ -199,19 +199,18 @@ async fn enter_code(provider: &Provider, headers: &HeaderMap, form: &FormParams,
 /// link per connector the client allows.
 async fn login_page(
     provider: &Provider,
-    browser_id: &str,
-    found: &Found,
+    client: &ClientRecord,
+    signing_in: &DeviceSignIn,
     username: &str,
     error: Option<&str>,
     status: StatusCode,
 ) -> PageResult {
-    let client = provider.store.client(&found.grant.client_id).await?.ok_or(PageError::Expired)?;
     let stylesheet = provider.config.browser_path(endpoints::STYLESHEET);
     let action = provider.config.browser_path(endpoints::DEVICE);
-    let csrf_token = browser_csrf_token(browser_id);
-    let user_code = device::display_user_code(&found.user_code);
-    let naming = [("device", found.key.as_str()), ("user_code", user_code.as_str()), ("csrf_token", &csrf_token)];
-    let connectors = offer::buttons(provider, offer::offered(provider, &client).await?, &naming);
+    let (csrf_token, user_code) = signing_in.fields();
+    let key = signing_in.found.key.as_str();
+    let naming = [("device", key), ("user_code", user_code.as_str()), ("csrf_token", &csrf_token)];
+    let connectors = offer::buttons(provider, offer::offered(provider, client).await?, &naming);
     let page = LoginPage {
         text: &ENGLISH,
         stylesheet: &stylesheet,
@@ -221,7 +220,7 @@ async fn login_page(
         csrf_token: &csrf_token,
         username,
         error,
-        device: Some(DeviceFields { key: &found.key, user_code: &user_code }),
+        device: Some(DeviceFields { key, user_code: &user_code }),
         connectors,
         local_users: !client.policy.connectors_only,
         directory: None,
@@ -231,24 +230,19 @@ async fn login_page(
 
 /// The sign-in form: the shared sign-in, then the consent form.
 async fn sign_in_step(provider: &Provider, headers: &HeaderMap, form: &FormParams, address: &str) -> PageResult {
-    let browser_id = check_browser_csrf(headers, form)?;
-    let found = find_named(provider, form).await?;
-    let client = provider.store.client(&found.grant.client_id).await?.ok_or(PageError::Expired)?;
+    let (signing_in, client) = DeviceSignIn::of_form(provider, headers, form).await?;
     if client.policy.connectors_only {
         return Err(PageError::FormRefused);
     }
     let username = sign_in::username(form);
-    match sign_in(provider, headers, form, address, Some(&found.grant.client_id)).await? {
+    let again = |error, status| login_page(provider, &client, &signing_in, &username, Some(error), status);
+    match sign_in(provider, headers, form, address, Some(&client.client_id)).await? {
         SignIn::SignedIn { session, user, cookie } => {
-            Ok(with_cookies(consent_page(provider, &found, &session, &user).await?, [cookie]))
+            Ok(with_cookies(consent_page(provider, &signing_in.found, &session, &user).await?, [cookie]))
         }
-        SignIn::Refused => {
-            login_page(provider, &browser_id, &found, &username, Some(ENGLISH.wrong_credentials), StatusCode::OK).await
-        }
+        SignIn::Refused => again(ENGLISH.wrong_credentials, StatusCode::OK).await,
         SignIn::Throttled { retry_after } => {
-            let status = StatusCode::TOO_MANY_REQUESTS;
-            let page = login_page(provider, &browser_id, &found, &username, Some(ENGLISH.throttled), status).await?;
-            Ok(with_retry_after(page, retry_after))
+            Ok(with_retry_after(again(ENGLISH.throttled, StatusCode::TOO_MANY_REQUESTS).await?, retry_after))
         }
     }
 }

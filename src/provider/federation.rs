@@ -89,6 +89,14 @@ impl Origin {
         Ok((Self::Authorization(interaction), client))
     }
 
+    /// The client's `login_hint`; a device authorization has none.
+    fn login_hint(&self) -> Option<&str> {
+        match self {
+            Self::Authorization(interaction) => interaction.request().login_hint.as_deref(),
+            Self::Device(_) => None,
+        }
+    }
+
     fn continuation(&self) -> Continuation {
         match self {
             Self::Authorization(interaction) => Continuation::Authorization(interaction.pending.clone()),
@@ -127,10 +135,7 @@ pub(super) async fn send_upstream(
     connector: &ConnectorRecord,
 ) -> PageResult {
     if let Upstream::Ldap(_) = connector.upstream {
-        let username = match origin {
-            Origin::Authorization(interaction) => interaction.request().login_hint.as_deref().unwrap_or_default(),
-            Origin::Device(_) => "",
-        };
+        let username = origin.login_hint().unwrap_or_default();
         return Ok(directory_page(provider, client, origin, connector, username, None, StatusCode::OK));
     }
     let now = provider.clock.now();
@@ -165,12 +170,12 @@ pub(super) async fn send_upstream(
         }
         Err(error @ SealError::Crypto) => return Err(PageError::Internal(error.to_string())),
     };
-    let login_hint = match origin {
-        Origin::Authorization(interaction) => interaction.request().login_hint.as_deref(),
-        Origin::Device(_) => None,
+    let steps = Attempt {
+        state: &attempt.state,
+        nonce: &attempt.nonce,
+        code_verifier: &attempt.code_verifier,
+        login_hint: origin.login_hint(),
     };
-    let steps =
-        Attempt { state: &attempt.state, nonce: &attempt.nonce, code_verifier: &attempt.code_verifier, login_hint };
     let url = provider
         .upstreams
         .authorization_url(&connector.upstream, &callback_uri(provider, &connector.name), &steps, now)
