@@ -715,6 +715,24 @@ async fn a_closed_session_lists_its_grants_and_links_no_more(store: &dyn Session
     assert!(store.link_session_grant("sid-never", "g7", "app", t + 10).await.unwrap(), "the closing expires too");
 }
 
+async fn a_session_signed_in_to_again_keeps_its_grants_listed_past_its_first_expiry(
+    store: &dyn SessionEnds,
+    time: &Time,
+) {
+    let t = time.now();
+    assert!(store.link_session_grant("sid-again", "g1", "app", t + 2).await.unwrap());
+    store.keep_session_grants("sid-again", t + 10).await.unwrap();
+    store.keep_session_grants("sid-again", t + 1).await.unwrap();
+    store.keep_session_grants("sid-unlinked", t + 10).await.unwrap();
+    time.advance(3).await;
+    assert_eq!(
+        store.close_session_grants("sid-again", t + 10).await.unwrap(),
+        [link("g1", "app")],
+        "kept, never shortened"
+    );
+    assert!(store.link_session_grant("sid-unlinked", "g2", "app", t + 10).await.unwrap(), "keeping creates nothing");
+}
+
 async fn a_session_token_check_reads_the_session_end_with_the_deny_list(store: &dyn Store, time: &Time) {
     let t = time.now();
     store.revoke_token("jti-denied", t + 10).await.unwrap();
@@ -868,6 +886,7 @@ async fn keeps_the_contract(store: &dyn Store, time: &Time) {
     device_grants_are_found_by_user_code_swapped_only_from_what_is_stored_and_expire(store, time).await;
     active_sessions_counts_live_sessions_only(store, time).await;
     a_closed_session_lists_its_grants_and_links_no_more(store, time).await;
+    a_session_signed_in_to_again_keeps_its_grants_listed_past_its_first_expiry(store, time).await;
     a_session_token_check_reads_the_session_end_with_the_deny_list(store, time).await;
     logout_deliveries_are_queued_once_per_session_and_client_and_claimed_by_one(store, time.now()).await;
     the_user_index_lists_a_subjects_live_sessions_and_grants(store, time).await;

@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, HeaderValue};
 
 use super::browser::{self, SESSION_COOKIE};
 use super::error::PageError;
+use super::session_end;
 use super::state::Provider;
 use crate::audit::{self, AuditEvent, AuditFields};
 use crate::metrics::{Argon2Purpose, LoginResult};
@@ -126,10 +127,15 @@ pub async fn sign_in(
     Ok(SignIn::SignedIn { session, user, cookie })
 }
 
-/// A new SSO session for `subject`, who just authenticated (by password or through a
-/// connector), and the cookie that carries it. A new session id at every login, and the
-/// one this browser had before ends: a session id planted in or stolen from the browser
-/// never becomes a signed-in session.
+/// The SSO session of `subject`, who just authenticated (by password or through a
+/// connector), and the cookie that carries it. The cookie value is new at every login,
+/// so a session id planted in or stolen from the browser never becomes a signed-in
+/// session. What this browser held before decides the rest:
+/// - a session of the same subject is signed in to again: it keeps its `sid`, so the
+///   grants issued in it stay linked to it and the relying parties' ID tokens still name
+///   it, and a later logout ends them all;
+/// - a session of someone else ends as a logout would end it (its grants revoked, its
+///   clients told by back-channel logout), since no browser reaches it any more.
 pub async fn start_session(
     provider: &Provider,
     headers: &HeaderMap,
@@ -137,17 +143,38 @@ pub async fn start_session(
     client_id: Option<&str>,
     now: u64,
 ) -> Result<(Session, Option<HeaderValue>), PageError> {
-    if let Some(previous) = browser::cookie(headers, SESSION_COOKIE) {
-        provider.store.delete_session(&previous).await?;
-    }
+    let previous = match browser::cookie(headers, SESSION_COOKIE) {
+        Some(id) => provider.store.session(&id).await?,
+        None => None,
+    };
+    let continued = match previous {
+        Some(previous) if previous.subject == subject => {
+            provider.store.delete_session(&previous.id).await?;
+            Some(previous.sid)
+        }
+        Some(previous) => {
+            session_end::end_session(provider, &previous).await?;
+            None
+        }
+        None => None,
+    };
+    let signed_in_again = continued.is_some();
+    let sid = match continued {
+        Some(sid) => sid,
+        None => secrets::random_token(16)?,
+    };
     let session = Session {
         id: secrets::random_token(32)?,
-        sid: secrets::random_token(16)?,
+        sid,
         subject: subject.to_owned(),
         auth_time: now,
         csrf_token: secrets::random_token(32)?,
     };
-    provider.store.put_session(&session, now + provider.config.session_ttl).await?;
+    let expires_at = session_end::session_expires_at(provider, &session);
+    provider.store.put_session(&session, expires_at).await?;
+    if signed_in_again {
+        provider.store.keep_session_grants(&session.sid, expires_at).await?;
+    }
     provider.metrics.login(LoginResult::Success);
     audit::emit(AuditEvent::LoginSucceeded, AuditFields { client_id, ..AuditFields::default() }.subject(subject));
     let cookie = browser::set_cookie(provider, SESSION_COOKIE, &session.id, Some(provider.config.session_ttl));

@@ -549,6 +549,15 @@ impl SessionEnds for MemoryStore {
         Ok(grants)
     }
 
+    async fn keep_session_grants(&self, sid: &str, session_expires_at: u64) -> Result<(), StoreError> {
+        self.session_grants.upsert(sid, self.clock.now(), |entry| {
+            if let Some((_, expires_at)) = entry {
+                *expires_at = (*expires_at).max(session_expires_at);
+            }
+        });
+        Ok(())
+    }
+
     async fn remember_session_end(&self, sid: &str, ended_at: u64, expires_at: u64) -> Result<(), StoreError> {
         self.session_ends.put(sid, ended_at, expires_at, self.clock.now());
         Ok(())

@@ -399,6 +399,10 @@ store_ports! {
         /// before (and is returned here) or not at all. A second call returns the same
         /// grants, so an ending that failed halfway can be done again.
         async fn close_session_grants(&self, sid: &str, session_expires_at: u64) -> Result<Vec<SessionGrant>, StoreError>;
+        /// Keeps the grants linked to session `sid` listed until `session_expires_at` at
+        /// least: the session was signed in to again and lives on past its first expiry,
+        /// so ending it must still reach what was issued before. Nothing when none are.
+        async fn keep_session_grants(&self, sid: &str, session_expires_at: u64) -> Result<(), StoreError>;
         /// Remembers that session `sid` ended at `ended_at`, until `expires_at` (when the
         /// last access token issued in it expires).
         async fn remember_session_end(&self, sid: &str, ended_at: u64, expires_at: u64) -> Result<(), StoreError>;

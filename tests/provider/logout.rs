@@ -2,7 +2,10 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Browser, TestServer, hidden, location_base, location_param, webapp_request};
+use crate::harness::{
+    Browser, TestServer, fixtures_with, hidden, jwt_part, location_base, location_param, webapp_request,
+};
+use portcullis::provider::RegistrationPolicy;
 
 async fn prompt_none(browser: &Browser) -> Option<String> {
     let mut params = webapp_request("openid", "s", "n");
@@ -222,6 +225,79 @@ async fn logout_leaves_the_grants_of_the_users_other_sessions_alone() {
     assert!(server.introspect_active(on_phone["access_token"].as_str().unwrap()).await, "the other session lives");
     assert_eq!(prompt_none(&phone).await, None, "and stays signed in");
 }
+
+/// Signs in again in `browser` as `username` through `prompt=login` (consenting if asked)
+/// and exchanges the code; returns the token response.
+async fn sign_in_again_as(server: &TestServer, browser: &Browser, username: &str) -> Value {
+    let mut params = webapp_request("openid", "s2", "n2");
+    params.push(("prompt", "login"));
+    let page = browser.authorize(&params).await;
+    assert_eq!(page.status(), 200, "prompt=login shows the login form");
+    let mut redirect = browser.login(&page.text().await.unwrap(), username, "alice-password").await;
+    if redirect.status() == 200 {
+        redirect = browser.consent(&redirect.text().await.unwrap(), "allow").await;
+    }
+    let code = location_param(&redirect, "code").expect("a code");
+    let response = server.exchange(&code, &[]).await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// OIDC Core §11 and Back-Channel Logout 1.0 §2.4 (`sid`): signing in again in the same
+/// browser (`prompt=login`) continues the SSO session under its `sid`, so the grants issued
+/// before stay linked to it and the logout that ends it revokes them too; the cookie is
+/// new all the same.
+#[tokio::test]
+async fn oidc_core_11_signing_in_again_keeps_the_sid_so_the_logout_revokes_what_was_issued_before() {
+    let server = TestServer::start().await;
+    let browser = Browser::new(&server);
+    let before = server.webapp_tokens(&browser, "openid").await;
+    let alice = server.provider.store.user_by_username("alice").await.unwrap().unwrap();
+    let sessions_before = server.provider.store.user_sessions(&alice.subject).await.unwrap();
+    let again = sign_in_again_as(&server, &browser, "alice").await;
+    let sessions_after = server.provider.store.user_sessions(&alice.subject).await.unwrap();
+    let sid = |tokens: &Value| jwt_part(tokens["id_token"].as_str().unwrap(), 1)["sid"].clone();
+    assert!(sid(&before).is_string());
+    assert_eq!(sid(&again), sid(&before), "the same SSO session");
+    let [before_session] = &sessions_before[..] else { panic!("one session: {sessions_before:?}") };
+    let [after_session] = &sessions_after[..] else { panic!("still one session: {sessions_after:?}") };
+    assert_ne!(after_session.session_id, before_session.session_id, "under a new cookie value");
+    let (first_access, second_access) =
+        (before["access_token"].as_str().unwrap(), again["access_token"].as_str().unwrap());
+    assert!(server.introspect_active(first_access).await, "signing in again ends nothing");
+
+    logout_with_hint(&server, &browser, again["id_token"].as_str().unwrap()).await;
+
+    assert!(!server.introspect_active(first_access).await, "the grant from before the second sign-in is revoked");
+    assert!(!server.introspect_active(second_access).await);
+    assert_eq!(userinfo_status(&server, first_access).await, 401);
+}
+
+/// OIDC Core §11: another user signing in in the same browser ends the previous user's
+/// session as a logout would (its grants revoked), since no browser can reach it any more.
+#[tokio::test]
+async fn oidc_core_11_another_user_signing_in_in_the_same_browser_ends_the_previous_users_session() {
+    let folder = fixtures_with("second-user", BOB);
+    let server = TestServer::start_on(folder, RegistrationPolicy::Open).await;
+    let browser = Browser::new(&server);
+    let alices = server.webapp_tokens(&browser, "openid").await;
+    let bobs = sign_in_again_as(&server, &browser, "bob").await;
+    let subject = |tokens: &Value| jwt_part(tokens["id_token"].as_str().unwrap(), 1)["sub"].clone();
+    assert_ne!(subject(&bobs), subject(&alices), "bob signed in");
+    assert!(!server.introspect_active(alices["access_token"].as_str().unwrap()).await, "alice's session ended");
+    assert!(server.introspect_active(bobs["access_token"].as_str().unwrap()).await);
+    let alice = server.provider.store.user_by_username("alice").await.unwrap().unwrap();
+    assert_eq!(server.provider.store.user_sessions(&alice.subject).await.unwrap(), [], "alice has no session left");
+}
+
+/// A second user, with alice's password.
+const BOB: &str = r#"apiVersion: portcullis.dev/v1alpha1
+kind: OidcUser
+metadata: {name: bob, namespace: test}
+spec:
+  username: bob
+  passwordSecretRef: {name: alice-password, key: passwordHash}
+"#;
 
 /// Back-Channel Logout 1.0 §2.5: a client without a `backchannel_logout_uri` is sent no
 /// logout token.

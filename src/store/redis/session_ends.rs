@@ -9,6 +9,7 @@ use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use fred::interfaces::KeysInterface;
+use fred::types::ExpireOptions;
 use fred::types::scripts::Script;
 
 use super::connection::redis_error;
@@ -74,6 +75,13 @@ impl SessionEnds for RedisStore {
         }
         grants.sort();
         Ok(grants)
+    }
+
+    /// `EXPIREAT … GT`: only ever later, and nothing for a key that is gone.
+    async fn keep_session_grants(&self, sid: &str, session_expires_at: u64) -> Result<(), StoreError> {
+        let until = i64::try_from(session_expires_at).unwrap_or(i64::MAX);
+        let key = self.redis.key(SESSION_GRANTS, sid);
+        self.redis.pool.expire_at::<(), _>(key, until, Some(ExpireOptions::GT)).await.map_err(redis_error)
     }
 
     async fn remember_session_end(&self, sid: &str, ended_at: u64, expires_at: u64) -> Result<(), StoreError> {
