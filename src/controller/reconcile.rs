@@ -11,10 +11,10 @@ use url::Url;
 use super::manifests::DEFAULT_NAMESPACE;
 use crate::crd::{ApplicationType, OidcClient, OidcClientSpec, OidcUser, OidcUserSpec, SigningKey};
 use crate::model::{Address, ClientPolicy, ClientRecord, UserProfile, UserRecord};
-use crate::protocol::cors;
 use crate::protocol::federation::federated_subject;
 use crate::protocol::registration::CLIENT_ID_PREFIX;
 use crate::protocol::userinfo::{RESERVED_CLAIMS, STANDARD_SCOPES, is_standard_user_claim};
+use crate::protocol::{cors, redirect};
 use crate::secrets::{self, SecretError, SecretString};
 use crate::vocabulary::Scope;
 use crate::vocabulary::{GrantType, SigningAlgorithm, TokenEndpointAuthMethod};
@@ -336,23 +336,9 @@ fn check_uri(field: &'static str, uri: &str) -> Result<(), Problem> {
     }
 }
 
-/// Back-Channel Logout 1.0 §2.2 and Front-Channel Logout 1.0 §2: a logout URI is
-/// absolute, has no fragment and uses `https`; we allow `http` only to a loopback address
-/// (as RFC 8252 §7.3 does for redirects), where the logout token or the session id cannot
-/// cross a network.
+/// [`redirect::is_logout_uri`]: `https`, or `http` to a loopback address.
 fn check_logout_uri(field: &'static str, uri: &str) -> Result<(), Problem> {
-    check_uri(field, uri)?;
-    let allowed = Url::parse(uri).is_ok_and(|url| match url.scheme() {
-        "https" => true,
-        "http" => match url.host() {
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-            None => false,
-        },
-        _ => false,
-    });
-    if allowed { Ok(()) } else { Err(Problem::InvalidUri { field, uri: uri.to_owned() }) }
+    if redirect::is_logout_uri(uri) { Ok(()) } else { Err(Problem::InvalidUri { field, uri: uri.to_owned() }) }
 }
 
 pub(crate) fn parse_duration(

@@ -4,7 +4,7 @@
 //! A redirect URI that is missing or not registered is never redirected to: the error is
 //! shown to the user on an error page (RFC 6749 §4.1.2.1, RFC 9700 §4.1.3).
 
-use url::form_urlencoded;
+use url::{Url, form_urlencoded};
 
 use crate::model::ClientRecord;
 use crate::vocabulary::OAuthError;
@@ -34,6 +34,27 @@ impl RedirectUriError {
 impl From<RedirectUriError> for OAuthError {
     fn from(err: RedirectUriError) -> Self {
         OAuthError::invalid_request(err.description())
+    }
+}
+
+/// Back-Channel Logout 1.0 §2.2 and Front-Channel Logout 1.0 §2: a logout URI is
+/// absolute, has no fragment and uses `https`; `http` only to a loopback address (as
+/// RFC 8252 §7.3 allows for redirects), where the logout token or the session id cannot
+/// cross a network.
+pub fn is_logout_uri(uri: &str) -> bool {
+    let Ok(url) = Url::parse(uri) else { return false };
+    if url.fragment().is_some() || uri.contains('#') {
+        return false;
+    }
+    match url.scheme() {
+        "https" => true,
+        "http" => match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            None => false,
+        },
+        _ => false,
     }
 }
 

@@ -4,6 +4,7 @@
 use serde::Serialize;
 use url::Url;
 
+use super::redirect;
 use crate::vocabulary::ClientMetadata;
 use crate::vocabulary::{GrantType, ResponseType, Scope, TokenEndpointAuthMethod};
 
@@ -63,8 +64,24 @@ pub struct ValidatedMetadata {
     pub scope: Scope,
 }
 
-/// Validates registration metadata against the scopes the policy allows.
-pub fn validate(mut metadata: ClientMetadata, allowed_scopes: &Scope) -> Result<ValidatedMetadata, RegistrationError> {
+/// Who may register a back-channel logout URI: a URI the provider itself will POST to
+/// is a request into whatever network the provider sits in, so anonymous registrants may
+/// not name one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registrant {
+    /// Open registration: anyone.
+    Anonymous,
+    /// Registration with the operator's initial access token (RFC 7591 §3).
+    Trusted,
+}
+
+/// Validates registration metadata from `registrant` against the scopes the policy
+/// allows.
+pub fn validate(
+    mut metadata: ClientMetadata,
+    allowed_scopes: &Scope,
+    registrant: Registrant,
+) -> Result<ValidatedMetadata, RegistrationError> {
     if metadata.software_statement.is_some() {
         return Err(RegistrationError {
             code: RegistrationErrorCode::InvalidSoftwareStatement,
@@ -95,6 +112,7 @@ pub fn validate(mut metadata: ClientMetadata, allowed_scopes: &Scope) -> Result<
     }
     check_uris(&metadata.redirect_uris, native, "redirect_uris")?;
     check_uris(&metadata.post_logout_redirect_uris, native, "post_logout_redirect_uris")?;
+    check_logout_uris(&metadata, registrant)?;
     for (name, value) in [
         ("client_uri", &metadata.client_uri),
         ("logo_uri", &metadata.logo_uri),
@@ -128,6 +146,12 @@ pub fn validate(mut metadata: ClientMetadata, allowed_scopes: &Scope) -> Result<
     metadata.grant_types = Some(grant_types.iter().map(|g| g.as_str().to_owned()).collect());
     metadata.response_types = Some(response_types);
     metadata.application_type = Some(if native { "native" } else { "web" }.to_owned());
+    if metadata.backchannel_logout_uri.is_some() {
+        metadata.backchannel_logout_session_required.get_or_insert(false);
+    }
+    if metadata.frontchannel_logout_uri.is_some() {
+        metadata.frontchannel_logout_session_required.get_or_insert(false);
+    }
     metadata.scope = Some(scope.to_string());
     Ok(ValidatedMetadata { metadata, auth_method: declared, grant_types, scope })
 }
@@ -204,6 +228,29 @@ fn check_uris(uris: &[String], native: bool, field: &str) -> Result<(), Registra
     Ok(())
 }
 
+/// Back-Channel Logout 1.0 §2.2 and Front-Channel Logout 1.0 §2 (see
+/// [`redirect::is_logout_uri`]); a back-channel one only from a [`Registrant::Trusted`].
+fn check_logout_uris(metadata: &ClientMetadata, registrant: Registrant) -> Result<(), RegistrationError> {
+    for (name, value) in [
+        ("backchannel_logout_uri", &metadata.backchannel_logout_uri),
+        ("frontchannel_logout_uri", &metadata.frontchannel_logout_uri),
+    ] {
+        if let Some(uri) = value
+            && (uri.len() > MAX_STRING || !redirect::is_logout_uri(uri))
+        {
+            return Err(metadata_error(format!(
+                "{name} must be an absolute https URI without a fragment (http only to a loopback address)"
+            )));
+        }
+    }
+    if metadata.backchannel_logout_uri.is_some() && registrant == Registrant::Anonymous {
+        return Err(metadata_error(
+            "backchannel_logout_uri is accepted only from a registration with an initial access token",
+        ));
+    }
+    Ok(())
+}
+
 fn check_web_uri(name: &str, value: &str) -> Result<(), RegistrationError> {
     match Url::parse(value) {
         Ok(url) if matches!(url.scheme(), "https" | "http") && value.len() <= MAX_STRING => Ok(()),
@@ -257,7 +304,47 @@ mod tests {
     }
 
     fn check(json: serde_json::Value) -> Result<ValidatedMetadata, RegistrationError> {
-        validate(metadata(json), &allowed())
+        validate(metadata(json), &allowed(), Registrant::Anonymous)
+    }
+
+    #[test]
+    fn frontchannel_logout_2_a_registered_uri_is_https_or_loopback_http_and_echoed_with_its_default() {
+        for uri in ["https://app.example/logout?x=1", "http://127.0.0.1:9000/logout", "http://localhost/logout"] {
+            let valid =
+                check(serde_json::json!({"redirect_uris": ["https://app.example/cb"], "frontchannel_logout_uri": uri}))
+                    .unwrap();
+            assert_eq!(valid.metadata.frontchannel_logout_uri.as_deref(), Some(uri));
+            assert_eq!(valid.metadata.frontchannel_logout_session_required, Some(false), "§2: false when not given");
+        }
+        for uri in ["http://app.example/logout", "https://app.example/logout#x", "/logout", "javascript:alert(1)"] {
+            let err =
+                check(serde_json::json!({"redirect_uris": ["https://app.example/cb"], "frontchannel_logout_uri": uri}))
+                    .unwrap_err();
+            assert_eq!(err.code, RegistrationErrorCode::InvalidClientMetadata, "{uri}");
+        }
+        let plain = check(serde_json::json!({"redirect_uris": ["https://app.example/cb"]})).unwrap();
+        assert_eq!(plain.metadata.frontchannel_logout_session_required, None, "no URI, nothing added");
+    }
+
+    #[test]
+    fn backchannel_logout_2_2_a_uri_is_taken_from_trusted_registrants_only() {
+        let json = serde_json::json!({
+            "redirect_uris": ["https://app.example/cb"],
+            "backchannel_logout_uri": "https://app.example/backchannel",
+            "backchannel_logout_session_required": true,
+        });
+        let err = check(json.clone()).unwrap_err();
+        assert_eq!(err.code, RegistrationErrorCode::InvalidClientMetadata);
+        assert!(err.description.contains("initial access token"), "{}", err.description);
+        let valid = validate(metadata(json), &allowed(), Registrant::Trusted).unwrap();
+        assert_eq!(valid.metadata.backchannel_logout_uri.as_deref(), Some("https://app.example/backchannel"));
+        assert_eq!(valid.metadata.backchannel_logout_session_required, Some(true));
+        let insecure = serde_json::json!({
+            "redirect_uris": ["https://app.example/cb"],
+            "backchannel_logout_uri": "http://10.0.0.1/backchannel",
+        });
+        let err = validate(metadata(insecure), &allowed(), Registrant::Trusted).unwrap_err();
+        assert_eq!(err.code, RegistrationErrorCode::InvalidClientMetadata, "http only to loopback");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::model::{ClientPolicy, ClientRecord, Registration};
 use crate::protocol::cors::web_origins;
 use crate::protocol::endpoints;
 use crate::protocol::registration::{
-    CLIENT_ID_PREFIX, ClientInformation, RegistrationError, RegistrationErrorCode, validate,
+    CLIENT_ID_PREFIX, ClientInformation, Registrant, RegistrationError, RegistrationErrorCode, validate,
 };
 use crate::secrets;
 use crate::store::{Budget, ending};
@@ -107,7 +107,19 @@ async fn build(
     current: Option<&ClientRecord>,
     now: u64,
 ) -> Result<(ClientRecord, Option<String>, String), ApiError> {
-    let valid = validate(metadata, &provider.config.registration_scopes).map_err(ApiError::Registration)?;
+    // Under the token policy every registrant, RFC 7592 updates included, came with the
+    // operator's initial access token.
+    let registrant = match provider.config.registration {
+        RegistrationPolicy::Token(_) => Registrant::Trusted,
+        RegistrationPolicy::Open | RegistrationPolicy::Disabled => Registrant::Anonymous,
+    };
+    let valid = validate(metadata, &provider.config.registration_scopes, registrant).map_err(ApiError::Registration)?;
+    let policy = ClientPolicy {
+        backchannel_logout_uri: valid.metadata.backchannel_logout_uri.clone(),
+        frontchannel_logout_uri: valid.metadata.frontchannel_logout_uri.clone(),
+        frontchannel_logout_session_required: valid.metadata.frontchannel_logout_session_required == Some(true),
+        ..ClientPolicy::default()
+    };
     let (secret, secret_hash) = match (valid.auth_method, current.and_then(|c| c.secret_hash.clone())) {
         (Some(TokenEndpointAuthMethod::None), _) => (None, None),
         (_, Some(hash)) => (None, Some(hash)),
@@ -139,7 +151,7 @@ async fn build(
             access_token_hash: secrets::token_digest(&token),
             client_id_issued_at: issued_at,
         }),
-        policy: ClientPolicy::default(),
+        policy,
     };
     Ok((record, secret, token))
 }

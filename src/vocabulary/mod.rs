@@ -255,6 +255,16 @@ pub struct ClientMetadata {
     pub software_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub software_version: Option<String>,
+    /// Back-Channel Logout 1.0 §2.2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_session_required: Option<bool>,
+    /// Front-Channel Logout 1.0 §2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frontchannel_logout_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frontchannel_logout_session_required: Option<bool>,
     /// Not supported: its presence is refused (RFC 7591 §3.2.2).
     #[serde(default, skip_serializing)]
     pub software_statement: Option<serde_json::Value>,

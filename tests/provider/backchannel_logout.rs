@@ -7,7 +7,7 @@ use portcullis::provider::RegistrationPolicy;
 use serde_json::{Value, json};
 
 use crate::fixtures::fixtures_with_webapp;
-use crate::harness::{Browser, TestServer, jwt_part};
+use crate::harness::{Browser, TestServer, jwt_part, location_param};
 use crate::logout::logout_with_hint;
 use crate::logout_rp::LogoutRp;
 
@@ -100,4 +100,94 @@ async fn backchannel_logout_2_8_a_delivery_that_keeps_failing_is_given_up_after_
             .map(|d| json!(d.sid))
             .collect();
     assert_eq!(left, Vec::<Value>::new(), "nothing left queued");
+}
+
+const REGISTERED_CALLBACK: &str = "https://registered.example/cb";
+
+/// Registers a client through RFC 7591 with `metadata` (and the initial access token
+/// `token`, if any); the response's status and body.
+async fn register(server: &TestServer, token: Option<&str>, metadata: &Value) -> (u16, Value) {
+    let mut request = server.http.post(server.url("/register")).json(metadata);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+/// Signs alice in to the registered `client` and logs her out with the ID token as the
+/// hint; the logged-out page.
+async fn sign_in_and_out_of(server: &TestServer, client: &Value) -> (String, String) {
+    let (id, secret) = (client["client_id"].as_str().unwrap(), client["client_secret"].as_str().unwrap());
+    let params =
+        [("client_id", id), ("redirect_uri", REGISTERED_CALLBACK), ("response_type", "code"), ("scope", "openid")];
+    let browser = Browser::new(server);
+    let code = location_param(&browser.sign_in(&params).await, "code").expect("a code");
+    let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REGISTERED_CALLBACK)];
+    let tokens: Value = server.post_basic("/token", id, secret, &form).await.json().await.unwrap();
+    let id_token = tokens["id_token"].as_str().unwrap().to_owned();
+    let logout = browser.http.get(server.url("/logout")).query(&[("id_token_hint", &id_token)]).send().await.unwrap();
+    assert_eq!(logout.status(), 200, "signed out, no redirect asked for");
+    (id_token, logout.text().await.unwrap())
+}
+
+/// Back-Channel Logout 1.0 §2.2 through RFC 7591: a client registered with the operator's
+/// initial access token names its back-channel logout URI, sees it echoed and gets its
+/// logout token; open registration refuses the URI with `invalid_client_metadata`, since
+/// the provider would POST wherever an anonymous registrant pointed it.
+#[tokio::test]
+async fn backchannel_logout_2_2_a_uri_registered_with_the_initial_access_token_gets_the_logout_token() {
+    let rp = LogoutRp::start(0).await;
+    let metadata = json!({
+        "redirect_uris": [REGISTERED_CALLBACK],
+        "backchannel_logout_uri": rp.uri,
+        "backchannel_logout_session_required": true,
+    });
+    let open = TestServer::start().await;
+    let (status, refused) = register(&open, None, &metadata).await;
+    assert_eq!((status, refused["error"].as_str()), (400, Some("invalid_client_metadata")), "{refused}");
+
+    let server = TestServer::start_with(RegistrationPolicy::Token("initial-token".into())).await;
+    let (status, client) = register(&server, Some("initial-token"), &metadata).await;
+    assert_eq!(status, 201, "{client}");
+    assert_eq!(
+        (&client["backchannel_logout_uri"], &client["backchannel_logout_session_required"]),
+        (&json!(rp.uri), &json!(true))
+    );
+    let (id_token, _) = sign_in_and_out_of(&server, &client).await;
+    let delivered = rp.wait_for(1).await;
+    assert_eq!(delivered.len(), 1);
+    let claims = jwt_part(&delivered[0], 1);
+    assert_eq!(claims["aud"], client["client_id"], "for the registered client");
+    assert_eq!(claims["sid"], jwt_part(&id_token, 1)["sid"]);
+    let read = server
+        .http
+        .get(client["registration_client_uri"].as_str().unwrap())
+        .bearer_auth(client["registration_access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let read: Value = read.json().await.unwrap();
+    assert_eq!(read["backchannel_logout_uri"], json!(rp.uri), "RFC 7592 §2.1 reads it back");
+}
+
+/// Front-Channel Logout 1.0 §2 through RFC 7591: even an open registration may name a
+/// front-channel logout URI (the browser loads it, not the provider); the logged-out page
+/// frames it with `iss` and `sid` when the client requires them.
+#[tokio::test]
+async fn frontchannel_logout_2_a_self_registered_client_is_framed_at_logout() {
+    let server = TestServer::start().await;
+    let metadata = json!({
+        "redirect_uris": [REGISTERED_CALLBACK],
+        "frontchannel_logout_uri": "https://registered.example/frontchannel",
+        "frontchannel_logout_session_required": true,
+    });
+    let (status, client) = register(&server, None, &metadata).await;
+    assert_eq!(status, 201, "{client}");
+    assert_eq!(client["frontchannel_logout_session_required"], true);
+    let (id_token, page) = sign_in_and_out_of(&server, &client).await;
+    let sid = jwt_part(&id_token, 1)["sid"].as_str().unwrap().to_owned();
+    let iss = url::form_urlencoded::byte_serialize(server.base.as_bytes()).collect::<String>();
+    let frame = format!(r#"<iframe src="https://registered.example/frontchannel?iss={iss}&#38;sid={sid}""#);
+    assert!(page.contains(&frame), "{page}");
 }
