@@ -27,7 +27,7 @@ use crate::clock::Clock;
 use crate::keys::{KeyError, SharedKeyring};
 use crate::model::{ClientRecord, ConnectorRecord, UserRecord};
 use crate::protocol::federation::federated_subject;
-use crate::secrets::token_digest;
+use crate::secrets::{self, token_digest};
 use crate::store::{Store, StoreError, ending};
 
 /// Why a folder could not be applied.
@@ -55,6 +55,8 @@ pub enum ApplyError {
     Fingerprint { origin: Origin, source: serde_json::Error },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("no random value to claim a revoke-sessions annotation with: {0}")]
+    Random(secrets::SecretError),
 }
 
 impl From<ManifestError> for ApplyError {
@@ -132,9 +134,12 @@ pub struct Folder {
     clients: BTreeMap<String, DeclaredClient>,
     /// As applied: stamped with their `updated_at`.
     users: BTreeMap<String, UserRecord>,
-    /// The `portcullis.dev/revoke-sessions` values acted on, by username. Kept in memory
-    /// only: a process that starts with the annotation in the folder acts on it once more.
+    /// The `portcullis.dev/revoke-sessions` values seen handled, by username, so that a
+    /// look asks the store about each value once.
     revocations_handled: BTreeMap<String, String>,
+    /// This process's claim to handle a `revoke-sessions` value (see
+    /// [`Folder::first_to_revoke`]), made at the first value it sees.
+    revocation_claim: Option<String>,
     connectors: BTreeMap<String, ConnectorRecord>,
     keys: Keys,
     clock: Clock,
@@ -156,10 +161,25 @@ impl Folder {
             clients: BTreeMap::new(),
             users: BTreeMap::new(),
             revocations_handled: BTreeMap::new(),
+            revocation_claim: None,
             connectors: BTreeMap::new(),
             keys: Keys::new(keyring, keys_retire_after, clock.clone()),
             clock,
         }
+    }
+
+    /// Whether this process acts on `value` of `username`'s `revoke-sessions` annotation:
+    /// a claim in the store, shared by every replica reading the folder and outliving each,
+    /// names the process that acts on it, so a second replica or a restart does not end
+    /// the sessions made since all over again. The claim is this process's for its whole
+    /// life, so an ending that failed is redone by the next look.
+    async fn first_to_revoke(&mut self, store: &dyn Store, username: &str, value: &str) -> Result<bool, ApplyError> {
+        let mine = match &self.revocation_claim {
+            Some(mine) => mine.clone(),
+            None => self.revocation_claim.insert(secrets::random_token(16).map_err(ApplyError::Random)?).clone(),
+        };
+        let name = format!("revoke-sessions:{}", token_digest(&format!("{username}\0{value}")));
+        Ok(store.claim(&name, &mine).await? == mine)
     }
 
     /// Validates a whole set: every resource reconciles, ids, usernames and connector
@@ -306,7 +326,9 @@ impl Folder {
             if revocation_to_handle(Some(value), handled).is_some()
                 && let Some(record) = users.get(username)
             {
-                end_users(store, &[&record.subject], now, REVOKE_SESSIONS_ANNOTATION).await?;
+                if self.first_to_revoke(store, username, value).await? {
+                    end_users(store, &[&record.subject], now, REVOKE_SESSIONS_ANNOTATION).await?;
+                }
                 self.revocations_handled.insert(username.clone(), value.clone());
             }
         }
@@ -591,6 +613,31 @@ mod tests {
         let plan = folder.plan(&users_with_revocation("second")).unwrap();
         folder.apply(plan, &store, false).await.unwrap();
         assert!(!holds_something(&store, "ann").await, "a new value acts again");
+    }
+
+    /// A second replica reading the same folder, or this one restarted, finds the value
+    /// handled in the store: the sessions made since it was handled stay.
+    #[tokio::test]
+    async fn a_revoke_sessions_value_handled_by_one_process_is_not_acted_on_by_the_next() {
+        let store = MemoryStore::new(Clock::system());
+        let now = Clock::system().now();
+        let mut first = folder();
+        let plan = first.plan(&users_with_revocation("once")).unwrap();
+        first.apply(plan, &store, true).await.unwrap();
+        signed_in(&store, "ann", "after", now).await;
+
+        let mut restarted = folder();
+        let plan = restarted.plan(&users_with_revocation("once")).unwrap();
+        restarted.apply(plan, &store, true).await.unwrap();
+        assert!(holds_something(&store, "ann").await, "handled before this process started");
+
+        let plan = restarted.plan(&users_with_revocation("twice")).unwrap();
+        restarted.apply(plan, &store, false).await.unwrap();
+        assert!(!holds_something(&store, "ann").await, "a new value is acted on by whoever sees it first");
+        signed_in(&store, "ann", "after-twice", now).await;
+        let plan = first.plan(&users_with_revocation("twice")).unwrap();
+        first.apply(plan, &store, false).await.unwrap();
+        assert!(holds_something(&store, "ann").await, "and by nobody else");
     }
 
     #[test]
